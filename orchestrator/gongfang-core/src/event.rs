@@ -1,0 +1,59 @@
+//! Typed game events: what happened in the drill, for the web feed, metrics and audit.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ServiceId, StoreIdx, TeamId, Tick};
+use crate::verdict::Verdict;
+
+/// One thing that happened in the game. Serialised with a `type` tag for the websocket feed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GameEvent {
+    /// A tick began.
+    TickOpened { tick: Tick },
+    /// A tick's actions all finished and its verdicts are final.
+    TickClosed { tick: Tick },
+    /// A team's service changed status at a tick close.
+    VerdictChanged {
+        tick: Tick,
+        team: TeamId,
+        service: ServiceId,
+        from: Option<Verdict>,
+        to: Verdict,
+        /// The public message of the action that decided the verdict.
+        message: String,
+    },
+    /// An attacker's submission of a victim's flag was accepted and stored.
+    FlagCaptured {
+        tick: Tick,
+        attacker: TeamId,
+        victim: TeamId,
+        service: ServiceId,
+        store: StoreIdx,
+        /// The tick the captured flag was planted in.
+        planted: Tick,
+    },
+    /// The first capture of any flag of a service in the drill.
+    FirstBlood { tick: Tick, attacker: TeamId, victim: TeamId, service: ServiceId },
+    /// Scores for a tick were computed and stored.
+    ScoresUpdated { tick: Tick },
+    /// The drill was paused by an organiser.
+    Paused,
+    /// The drill was resumed by an organiser.
+    Resumed,
+    /// An organiser posted an announcement.
+    Announcement { id: i64, title: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_a_type_tag() {
+        let e = GameEvent::FirstBlood { tick: Tick(3), attacker: TeamId(1), victim: TeamId(2), service: ServiceId(1) };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(json, r#"{"type":"first_blood","tick":3,"attacker":1,"victim":2,"service":1}"#);
+        assert_eq!(serde_json::from_str::<GameEvent>(&json).unwrap(), e);
+    }
+}

@@ -1,0 +1,312 @@
+//! The scenario as the rest of Gongfang sees it: validated, typed, no TOML left.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::ids::{ServiceId, TeamId};
+
+/// A whole drill: who plays, what is attacked, how time and points work.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    pub drill: Drill,
+    pub submission: Submission,
+    pub teams: Vec<Team>,
+    pub services: Vec<Service>,
+}
+
+/// Names, timing, flags and scoring of the drill.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drill {
+    /// A short machine name; labels containers and names the database file.
+    pub slug: String,
+    pub name: Names,
+    /// When tick 0 starts; `None` means when an organiser starts the drill.
+    pub start: Option<DateTime<Utc>>,
+    /// How long the drill runs.
+    pub duration: Duration,
+    /// Length of one tick.
+    pub tick: Duration,
+    /// Longest a single checker action may take.
+    pub checker_timeout: Duration,
+    /// How many ticks a flag stays valid for submission (and is read back by `get`).
+    pub flag_lifetime: u32,
+    pub flag_prefix: String,
+    #[serde(skip)]
+    pub secret: SecretSource,
+    pub scoring: ScoringFormula,
+}
+
+/// A name in English and in Traditional Chinese.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Names {
+    pub en: String,
+    pub zh: String,
+}
+
+/// Where the scenario's secret comes from. Inline secrets are for demos only.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Inline(String),
+    Env(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            SecretSource::Env(name) => f.debug_tuple("Env").field(name).finish(),
+            SecretSource::File(path) => f.debug_tuple("File").field(path).finish(),
+        }
+    }
+}
+
+/// How points are computed from captures, losses and SLA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoringFormula {
+    /// FAUST CTF's formula (the default).
+    Faust,
+    /// ForcAD's Elo-like formula.
+    Forcad,
+    /// saarCTF's formula.
+    Saarctf,
+}
+
+impl ScoringFormula {
+    pub const NAMES: [&'static str; 3] = ["faust", "forcad", "saarctf"];
+
+    pub fn from_name(name: &str) -> Option<ScoringFormula> {
+        match name {
+            "faust" => Some(ScoringFormula::Faust),
+            "forcad" => Some(ScoringFormula::Forcad),
+            "saarctf" => Some(ScoringFormula::Saarctf),
+            _ => None,
+        }
+    }
+}
+
+/// How flags are submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Submission {
+    /// How the TCP server tells teams apart.
+    pub identify: Identify,
+    /// Most flags per second one team may submit over HTTP (`None`: unlimited).
+    pub rate_limit: Option<u32>,
+    /// Most concurrent TCP connections one team may hold.
+    pub max_connections: u32,
+}
+
+/// How a TCP submission connection is attributed to a team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Identify {
+    /// By the source address, matched against the teams' networks.
+    Address,
+    /// By a token line sent before the flags.
+    Token,
+}
+
+/// What a team does in the drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Red team: attacks, has no services of its own.
+    Attacker,
+    /// Blue team: defends its services, submits no flags.
+    Defender,
+    /// Symmetric attack-defence: both.
+    Both,
+}
+
+impl Role {
+    pub const NAMES: [&'static str; 3] = ["attacker", "defender", "both"];
+
+    pub fn from_name(name: &str) -> Option<Role> {
+        match name {
+            "attacker" => Some(Role::Attacker),
+            "defender" => Some(Role::Defender),
+            "both" => Some(Role::Both),
+            _ => None,
+        }
+    }
+
+    /// Whether the team has service instances (and so flags of its own).
+    pub fn defends(self) -> bool {
+        matches!(self, Role::Defender | Role::Both)
+    }
+
+    /// Whether the team may submit flags.
+    pub fn attacks(self) -> bool {
+        matches!(self, Role::Attacker | Role::Both)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Attacker => "attacker",
+            Role::Defender => "defender",
+            Role::Both => "both",
+        }
+    }
+}
+
+/// A team and where its machines live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Team {
+    pub id: TeamId,
+    pub slug: String,
+    pub name: Names,
+    pub role: Role,
+    /// The team's network; its service instances get addresses in it, and TCP submissions
+    /// from it are attributed to the team.
+    pub network: Ipv4Net,
+    /// The NOP team: a defender that never attacks, whose flags prove a service exploitable.
+    pub nop: bool,
+}
+
+/// A vulnerable service every defending team runs a copy of.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Service {
+    pub id: ServiceId,
+    pub slug: String,
+    pub name: Names,
+    pub source: ImageSource,
+    /// Ports attackers and the checker may reach.
+    pub ports: Vec<u16>,
+    /// The checker component, resolved against the scenario's folder.
+    pub checker: PathBuf,
+    pub flag_stores: u8,
+    pub limits: Limits,
+    pub patch_mode: PatchMode,
+}
+
+/// Where a service's container image comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageSource {
+    /// A local image, by name.
+    Image(String),
+    /// A build context folder, resolved against the scenario's folder.
+    Build(PathBuf),
+}
+
+/// Resource limits of one service instance.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Limits {
+    pub cpus: f64,
+    pub memory_bytes: u64,
+    pub pids: u32,
+}
+
+/// How defenders patch their service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PatchMode {
+    /// Teams get a shell in their own containers and patch live.
+    Vulnbox,
+    /// Teams upload a patched image or overlay, verified before deployment.
+    Submit,
+}
+
+/// An IPv4 network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ipv4Net {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Net {
+    /// Parses `a.b.c.d/n`; the address must be the network's first address.
+    pub fn parse(s: &str) -> Result<Ipv4Net, String> {
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("`{s}` has no `/prefix`"))?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| format!("`{addr}` is not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("`/{prefix}` is not a prefix length between 0 and 32"))?;
+        let net = Ipv4Net { addr, prefix };
+        if net.network() != addr {
+            return Err(format!("`{s}` has host bits set; the network is {}/{prefix}", net.network()));
+        }
+        Ok(net)
+    }
+
+    fn mask(self) -> u32 {
+        if self.prefix == 0 { 0 } else { u32::MAX << (32 - self.prefix) }
+    }
+
+    /// The first address of the network.
+    pub fn network(self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    }
+
+    pub fn contains(self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & self.mask() == u32::from(self.network())
+    }
+
+    pub fn overlaps(self, other: Ipv4Net) -> bool {
+        self.contains(other.network()) || other.contains(self.network())
+    }
+
+    /// The `n`-th address of the network (0 is the network address itself).
+    pub fn host(self, n: u32) -> Option<Ipv4Addr> {
+        let size = if self.prefix == 0 { u64::from(u32::MAX) + 1 } else { 1u64 << (32 - self.prefix) };
+        (u64::from(n) < size).then(|| Ipv4Addr::from(u32::from(self.network()) + n))
+    }
+}
+
+impl std::fmt::Display for Ipv4Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Serialize for Ipv4Net {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Scenario {
+    pub fn team(&self, id: TeamId) -> Option<&Team> {
+        self.teams.iter().find(|t| t.id == id)
+    }
+
+    pub fn service(&self, id: ServiceId) -> Option<&Service> {
+        self.services.iter().find(|s| s.id == id)
+    }
+
+    /// The team whose network holds `ip`, for attributing TCP submissions.
+    pub fn team_by_address(&self, ip: Ipv4Addr) -> Option<&Team> {
+        self.teams.iter().find(|t| t.network.contains(ip))
+    }
+
+    /// Teams that run service instances.
+    pub fn defenders(&self) -> impl Iterator<Item = &Team> {
+        self.teams.iter().filter(|t| t.role.defends())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks() {
+        let a = Ipv4Net::parse("10.60.1.0/24").unwrap();
+        let b = Ipv4Net::parse("10.60.0.0/16").unwrap();
+        let c = Ipv4Net::parse("10.60.2.0/24").unwrap();
+        assert!(a.overlaps(b) && b.overlaps(a));
+        assert!(!a.overlaps(c));
+        assert_eq!(a.host(2), Some(Ipv4Addr::new(10, 60, 1, 2)));
+        assert_eq!(a.host(256), None);
+        assert!(Ipv4Net::parse("10.60.1.5/24").unwrap_err().contains("host bits"));
+        assert!(Ipv4Net::parse("10.60.1.0").is_err());
+        assert!(Ipv4Net::parse("10.60.1.0/33").is_err());
+    }
+}
