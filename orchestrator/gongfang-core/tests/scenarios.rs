@@ -1,0 +1,104 @@
+//! Scenario validation as an organiser meets it: every broken file under `scenarios/broken`
+//! must produce exactly the error text in its snapshot, and the shipped examples must parse.
+
+use std::path::{Path, PathBuf};
+
+use gongfang_core::scenario::{self, Identify, ImageSource, Probe, Role, ScoringFormula};
+
+/// Files exist unless their path says `missing`; only `GONGFANG_SECRET` is set.
+struct TestProbe;
+
+impl Probe for TestProbe {
+    fn is_file(&self, path: &Path) -> bool {
+        !path.to_string_lossy().contains("missing")
+    }
+    fn is_dir(&self, path: &Path) -> bool {
+        !path.to_string_lossy().contains("missing")
+    }
+    fn env_var_set(&self, name: &str) -> bool {
+        name == "GONGFANG_SECRET"
+    }
+}
+
+fn errors_of(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/broken").join(name);
+    let src = std::fs::read_to_string(&path).unwrap();
+    let shown = PathBuf::from("broken").join(name);
+    match scenario::parse(&src, &shown, &TestProbe) {
+        Ok(_) => panic!("{name} was accepted"),
+        Err(problems) => problems.to_string(),
+    }
+}
+
+macro_rules! broken {
+    ($($test:ident => $file:literal,)*) => {$(
+        #[test]
+        fn $test() {
+            insta::assert_snapshot!(errors_of($file));
+        }
+    )*};
+}
+
+broken! {
+    syntax_error => "syntax_error.toml",
+    unknown_keys => "unknown_keys.toml",
+    duplicate_team_slug => "duplicate_team_slug.toml",
+    duplicate_team_id => "duplicate_team_id.toml",
+    tick_shorter_than_timeout => "tick_shorter_than_timeout.toml",
+    missing_checker => "missing_checker.toml",
+    overlapping_networks => "overlapping_networks.toml",
+    missing_keys => "missing_keys.toml",
+    wrong_types => "wrong_types.toml",
+    bad_values => "bad_values.toml",
+    no_secret => "no_secret.toml",
+    secret_env_unset => "secret_env_unset.toml",
+    secret_twice => "secret_twice.toml",
+    no_attacker => "no_attacker.toml",
+    no_defender => "no_defender.toml",
+    end_before_start => "end_before_start.toml",
+    start_without_zone => "start_without_zone.toml",
+    bad_slug_and_network => "bad_slug_and_network.toml",
+    empty => "empty.toml",
+    wrong_shapes => "wrong_shapes.toml",
+}
+
+#[test]
+fn every_broken_file_has_a_test() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/broken");
+    let files = std::fs::read_dir(dir).unwrap().count();
+    let source = include_str!("scenarios.rs");
+    assert_eq!(files, source.matches(".toml\",\n").count(), "add a broken! line for each file");
+}
+
+#[test]
+fn minimal_scenario_fills_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/valid_minimal.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let s = scenario::parse(&src, &path, &TestProbe).unwrap();
+    assert_eq!(s.drill.flag_prefix, "GONGFANG");
+    assert_eq!(s.drill.flag_lifetime, 5);
+    assert_eq!(s.drill.tick.as_secs(), 60);
+    assert_eq!(s.drill.checker_timeout.as_secs(), 20, "a third of the tick by default");
+    assert_eq!(s.drill.scoring, ScoringFormula::Faust);
+    assert_eq!(s.drill.name.zh, "Test", "the Chinese name falls back to the English one");
+    assert_eq!(s.submission.identify, Identify::Address);
+    assert!(s.teams.iter().all(|t| t.role == Role::Both && !t.nop));
+    assert_eq!(s.services[0].limits.memory_bytes, 512 << 20);
+    assert_eq!(s.services[0].checker, path.parent().unwrap().join("notes.wasm"));
+}
+
+#[test]
+fn example_scenario_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/example/scenario.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    // The example's checkers and build folders are outputs of challenge builds; only the
+    // model is under test here.
+    let s = scenario::parse(&src, &path, &scenario::AssumeEverythingExists).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(s.drill.name.zh, "攻防演練範例");
+    assert_eq!(s.teams.len(), 3);
+    assert_eq!(s.teams.iter().filter(|t| t.nop).count(), 1);
+    assert_eq!(s.submission.identify, Identify::Token);
+    assert!(matches!(s.services[0].source, ImageSource::Build(_)));
+    assert_eq!(s.services[1].ports, vec![9000, 9001]);
+    assert_eq!(s.services[1].id.0, 2);
+}
