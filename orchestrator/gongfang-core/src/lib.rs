@@ -6,6 +6,7 @@
 pub mod event;
 pub mod flag;
 pub mod ids;
+pub mod plan;
 pub mod scenario;
 pub mod verdict;
 
