@@ -150,6 +150,13 @@ impl FlagCodec {
         })
     }
 
+    /// A number derived from the secret and `label`, unpredictable to anyone without the
+    /// secret: seeds for checker schedules and checker data, so teams cannot foresee them.
+    pub fn derive_seed(&self, label: &[u8]) -> u64 {
+        let tag = self.tag(&[b"seed:", label].concat());
+        u64::from_be_bytes(tag[..8].try_into().expect("8 bytes"))
+    }
+
     fn tag(&self, data: &[u8]) -> [u8; 32] {
         let mut mac = self.mac.clone();
         mac.update(data);

@@ -8,6 +8,7 @@ pub mod flag;
 pub mod ids;
 pub mod plan;
 pub mod scenario;
+pub mod scoring;
 pub mod verdict;
 
 pub use flag::{FlagCodec, FlagError, FlagInfo};

@@ -103,27 +103,17 @@ pub fn plan_tick(input: &PlanInput<'_>) -> Vec<PlannedAction> {
     out
 }
 
-/// The result of one action, as far as the tick's verdict cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionResult {
-    pub action: Action,
-    pub verdict: Verdict,
-    pub public_message: String,
-}
-
-/// The tick's verdict for one team × service: the worst of its actions, with that action's
-/// public message. No results at all (the engine could not run any) is `CheckerError`: our
-/// failure, never the team's.
-pub fn tick_verdict(results: &[ActionResult]) -> (Verdict, String) {
+/// The tick's verdict for one team × service from its actions' `(verdict, public message)`:
+/// the worst, with that action's message (the first such on ties). No results at all (the
+/// engine could not run any) is `CheckerError`: our failure, never the team's.
+pub fn tick_verdict<'a>(results: impl IntoIterator<Item = (Verdict, &'a str)>) -> (Verdict, String) {
     results
-        .iter()
-        .fold(None::<&ActionResult>, |worst, r| match worst {
-            Some(w) if w.verdict.worst(r.verdict) == w.verdict => Some(w),
+        .into_iter()
+        .fold(None::<(Verdict, &str)>, |worst, r| match worst {
+            Some(w) if w.0.worst(r.0) == w.0 => Some(w),
             _ => Some(r),
         })
-        .map_or((Verdict::CheckerError, "no checker result for this tick".to_owned()), |w| {
-            (w.verdict, w.public_message.clone())
-        })
+        .map_or((Verdict::CheckerError, "no checker result for this tick".to_owned()), |(v, m)| (v, m.to_owned()))
 }
 
 /// Which tick is running at `elapsed` since the drill's start, if any.
@@ -230,11 +220,14 @@ mod tests {
 
     #[test]
     fn verdict_is_the_worst_action_with_its_message() {
-        let r = |verdict, msg: &str| ActionResult { action: Action::Check, verdict, public_message: msg.into() };
-        assert_eq!(tick_verdict(&[r(Verdict::Ok, ""), r(Verdict::Corrupt, "flag gone"), r(Verdict::CheckerError, "oops")]), (Verdict::Corrupt, "flag gone".into()));
-        assert_eq!(tick_verdict(&[r(Verdict::Ok, ""), r(Verdict::CheckerError, "internal")]).0, Verdict::CheckerError);
-        assert_eq!(tick_verdict(&[r(Verdict::Down, "timeout"), r(Verdict::Mumble, "bad")]), (Verdict::Down, "timeout".into()));
-        assert_eq!(tick_verdict(&[]).0, Verdict::CheckerError);
+        assert_eq!(
+            tick_verdict([(Verdict::Ok, ""), (Verdict::Corrupt, "flag gone"), (Verdict::CheckerError, "oops")]),
+            (Verdict::Corrupt, "flag gone".into())
+        );
+        assert_eq!(tick_verdict([(Verdict::Ok, ""), (Verdict::CheckerError, "internal")]).0, Verdict::CheckerError);
+        assert_eq!(tick_verdict([(Verdict::Down, "timeout"), (Verdict::Mumble, "bad")]), (Verdict::Down, "timeout".into()));
+        assert_eq!(tick_verdict([(Verdict::Ok, "first"), (Verdict::Ok, "second")]).1, "first");
+        assert_eq!(tick_verdict([]).0, Verdict::CheckerError);
     }
 
     #[test]

@@ -91,14 +91,14 @@ fn minimal_scenario_fills_defaults() {
 fn example_scenario_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/example/scenario.toml");
     let src = std::fs::read_to_string(&path).unwrap();
-    // The example's checkers and build folders are outputs of challenge builds; only the
-    // model is under test here.
+    // The example's checker is an output of the guests' build (the CLI test validates it on
+    // disk); only the model is under test here.
     let s = scenario::parse(&src, &path, &scenario::AssumeEverythingExists).unwrap_or_else(|p| panic!("{p}"));
     assert_eq!(s.drill.name.zh, "攻防演練範例");
     assert_eq!(s.teams.len(), 3);
     assert_eq!(s.teams.iter().filter(|t| t.nop).count(), 1);
     assert_eq!(s.submission.identify, Identify::Token);
-    assert!(matches!(s.services[0].source, ImageSource::Build(_)));
-    assert_eq!(s.services[1].ports, vec![9000, 9001]);
-    assert_eq!(s.services[1].id.0, 2);
+    assert!(matches!(&s.services[0].source, ImageSource::Image(name) if name == "gongfang/kv:latest"));
+    assert_eq!(s.services[0].ports, vec![7000]);
+    assert_eq!(s.services[0].id.0, 1);
 }

@@ -5,7 +5,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod checker;
+mod down;
+mod migrate;
 mod scenario_file;
+mod team;
 mod validate;
 
 /// Gongfang (攻防): attack-and-defence cyber drills.
@@ -20,6 +24,14 @@ struct Cli {
 enum Command {
     /// Check a scenario file and report every problem in it.
     Validate(validate::Args),
+    /// Create or update the database schema.
+    Migrate(migrate::Args),
+    /// List teams, add an ad-hoc team, or issue a team's submission token.
+    Team(team::Args),
+    /// Remove every container, network and volume of a drill.
+    Down(down::Args),
+    /// Test a checker component against a live service.
+    Checker(checker::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +44,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
+        Command::Migrate(args) => migrate::run(args),
+        Command::Team(args) => team::run(args),
+        Command::Down(args) => down::run(args),
+        Command::Checker(args) => checker::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,146 @@
+//! How long scoring takes at scale: one tick of 500 teams × 10 services with ~20 captures per
+//! team, per formula, next to recomputing a whole 100-tick drill from its events.
+//!
+//! Run with `cargo bench -p gongfang-core --bench scoring`. Prints medians; no assertions.
+//! Times are the thread's CPU time where Linux reports it (`/proc/thread-self/schedstat`), so
+//! a busy machine does not inflate them; elsewhere, wall-clock time.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use gongfang_core::scenario::{Role, ScoringFormula};
+use gongfang_core::scoring::{Capture, ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents, recompute};
+use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
+
+const TEAMS: u16 = 500;
+const SERVICES: u8 = 10;
+const STORES: u8 = 2;
+const CAPTURES_PER_TEAM: u64 = 20;
+const LIFETIME: u32 = 5;
+const TICKS: u32 = 100;
+const RUNS: usize = 21;
+
+/// splitmix64: reproducible games without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % n
+    }
+}
+
+fn game() -> (Vec<ScoredTeam>, Vec<ScoredService>, Vec<TickEvents>) {
+    let teams: Vec<ScoredTeam> =
+        (1..=TEAMS).map(|id| ScoredTeam { id: TeamId(id), role: Role::Both, nop: id == TEAMS }).collect();
+    let services: Vec<ScoredService> =
+        (1..=SERVICES).map(|id| ScoredService { id: ServiceId(id), flag_stores: STORES }).collect();
+    let mut rng = Rng(42);
+    let mut seen = std::collections::HashSet::new();
+    let ticks = (0..TICKS)
+        .map(|t| {
+            let mut verdicts = Vec::new();
+            for team in &teams {
+                for s in &services {
+                    let verdict = if rng.below(10) < 8 { Verdict::Ok } else { Verdict::ALL[rng.below(5) as usize] };
+                    verdicts.push(ServiceVerdict { team: team.id, service: s.id, verdict });
+                }
+            }
+            let mut captures = Vec::new();
+            // Attacks concentrate on the weaker half of the field, so flags get many captures.
+            for a in teams.iter().filter(|t| !t.nop) {
+                for _ in 0..CAPTURES_PER_TEAM {
+                    let victim = TeamId(1 + (TEAMS / 2) + rng.below(u64::from(TEAMS / 2)) as u16);
+                    let c = Capture {
+                        attacker: a.id,
+                        victim,
+                        service: ServiceId(1 + rng.below(u64::from(SERVICES)) as u8),
+                        store: StoreIdx(rng.below(u64::from(STORES)) as u8),
+                        planted: Tick(t.saturating_sub(rng.below(u64::from(LIFETIME)) as u32)),
+                        submitted: Tick(t),
+                    };
+                    if victim != a.id && seen.insert((c.attacker, c.victim, c.service, c.store, c.planted)) {
+                        captures.push(c);
+                    }
+                }
+            }
+            TickEvents { tick: Tick(t), verdicts, captures }
+        })
+        .collect();
+    (teams, services, ticks)
+}
+
+/// A stopwatch over the calling thread's CPU time, falling back to the wall clock.
+struct Stopwatch {
+    cpu: Option<u64>,
+    wall: Instant,
+}
+
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch { cpu: thread_cpu_ns(), wall: Instant::now() }
+    }
+
+    fn elapsed(&self) -> Duration {
+        match (self.cpu, thread_cpu_ns()) {
+            (Some(a), Some(b)) => Duration::from_nanos(b - a),
+            _ => self.wall.elapsed(),
+        }
+    }
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn main() {
+    let (teams, services, ticks) = game();
+    let captures: usize = ticks.iter().map(|t| t.captures.len()).sum();
+    println!(
+        "game: {TEAMS} teams × {SERVICES} services, {TICKS} ticks, {} captures/tick on average",
+        captures / ticks.len()
+    );
+    // Score tick 50 of a drill already 50 ticks in: flags have history, captures move buckets.
+    let warm = 50usize;
+    for formula in [ScoringFormula::Faust, ScoringFormula::Forcad, ScoringFormula::Saarctf] {
+        let mut base = Scorer::new(formula, &teams, &services).unwrap();
+        for t in &ticks[..warm] {
+            base.close_tick(t).unwrap();
+        }
+        let one_tick: Vec<Duration> = (0..RUNS)
+            .map(|_| {
+                let mut s = base.clone();
+                let start = Stopwatch::start();
+                black_box(s.close_tick(&ticks[warm]).unwrap());
+                start.elapsed()
+            })
+            .collect();
+        let full: Vec<Duration> = (0..5)
+            .map(|_| {
+                let start = Stopwatch::start();
+                black_box(recompute(formula, &teams, &services, &ticks).unwrap());
+                start.elapsed()
+            })
+            .collect();
+        let (one, all) = (median(one_tick), median(full));
+        println!(
+            "{formula:?}: one tick {:.2} ms (target ≤ 20 ms); recompute {TICKS} ticks {:.1} ms = {:.1}× one tick",
+            ms(one),
+            ms(all),
+            all.as_secs_f64() / one.as_secs_f64()
+        );
+    }
+}

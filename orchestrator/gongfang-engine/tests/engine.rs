@@ -1,0 +1,208 @@
+//! The engine over a real SQLite store in simulated time, with an in-test checker runner that
+//! plays a flag-keeping service whose failures the test switches on per tick.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
+use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
+use gongfang_engine::{
+    ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Engine, EngineConfig, ManualClock, Target,
+};
+use gongfang_store::Store;
+use tokio::sync::broadcast;
+
+const SCENARIO: &str = r#"
+[drill]
+slug = "engine-test"
+name = "Engine test"
+duration = "10m"
+tick = "60s"
+checker_timeout = "10s"
+flag_lifetime = 3
+secret = "engine-test-secret-0123456789"
+
+[[team]]
+id = 1
+slug = "alpha"
+name = "Alpha"
+network = "10.60.1.0/24"
+
+[[team]]
+id = 2
+slug = "bravo"
+name = "Bravo"
+network = "10.60.2.0/24"
+
+[[service]]
+slug = "notes"
+name = "Notes"
+image = "notes:latest"
+ports = [8080]
+checker = "notes.wasm"
+flag_stores = 2
+"#;
+
+/// What the simulated services do wrong, by (team, tick).
+#[derive(Default)]
+struct Faults {
+    down: HashSet<(u16, u32)>,
+    garbage: HashSet<(u16, u32)>,
+    /// Loses every flag at the start of this tick.
+    wipe: HashSet<(u16, u32)>,
+}
+
+#[derive(Clone, Default)]
+struct SimulatedServices {
+    flags: Arc<Mutex<HashMap<u16, HashSet<String>>>>,
+    faults: Arc<Faults>,
+}
+
+impl CheckerRunner for SimulatedServices {
+    async fn run(&self, r: ActionRequest) -> ActionOutcome {
+        let ok = |msg: &str| ActionOutcome {
+            verdict: Verdict::Ok,
+            public_message: msg.into(),
+            private_log: vec![],
+            flag_id: None,
+            state: None,
+        };
+        let bad = |verdict, msg: &str| ActionOutcome { verdict, ..ok(msg) };
+        let key = (r.team.0, r.tick.0);
+        if self.faults.down.contains(&key) {
+            return bad(Verdict::Down, "connection refused");
+        }
+        if self.faults.garbage.contains(&key) {
+            return bad(Verdict::Mumble, "unexpected answer to LIST");
+        }
+        let mut flags = self.flags.lock().unwrap();
+        let team_flags = flags.entry(r.team.0).or_default();
+        if self.faults.wipe.contains(&key) {
+            team_flags.clear();
+        }
+        match r.kind {
+            ActionKind::Check => ok(""),
+            ActionKind::Put { flag, store } => {
+                team_flags.insert(flag);
+                ActionOutcome { flag_id: Some(format!("user-{}-{}", r.tick.0, store.0)), state: Some(vec![7]), ..ok("") }
+            }
+            ActionKind::Get { flag, state, .. } => {
+                assert_eq!(state, vec![7], "get receives the state put returned");
+                if team_flags.contains(&flag) { ok("") } else { bad(Verdict::Corrupt, "flag not found") }
+            }
+        }
+    }
+}
+
+fn scenario() -> Arc<Scenario> {
+    Arc::new(scenario::parse(SCENARIO, Path::new("engine.toml"), &AssumeEverythingExists).unwrap())
+}
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
+}
+
+async fn engine(store: &Store, runner: SimulatedServices) -> Engine<ManualClock, SimulatedServices> {
+    let s = scenario();
+    store.sync_scenario(&s).await.unwrap();
+    let cfg = EngineConfig { secret: b"engine-test-secret-0123456789".to_vec(), scenario: s, start: start(), max_concurrency: 8, older_gets: 1 };
+    let (events, _) = broadcast::channel(1024);
+    let targets = |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
+    Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await.unwrap()
+}
+
+async fn store(dir: &tempfile::TempDir) -> Store {
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("engine.db").display());
+    Store::connect_and_migrate(&url).await.unwrap()
+}
+
+#[tokio::test]
+async fn verdicts_follow_the_service_tick_by_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let faults = Faults {
+        down: [(2, 3), (2, 4), (2, 5)].into(),
+        garbage: [(1, 7)].into(),
+        wipe: [(1, 5)].into(),
+    };
+    let runner = SimulatedServices { faults: Arc::new(faults), ..Default::default() };
+    let mut engine = engine(&store, runner).await;
+    let mut table = Vec::new();
+    for t in 0..9 {
+        let report = engine.play_tick(Tick(t)).await.unwrap();
+        let v = |team| report.verdicts[&(TeamId(team), ServiceId(1))].0.as_str();
+        table.push(format!("{t}: {} {}", v(1), v(2)));
+    }
+    assert_eq!(
+        table,
+        [
+            "0: ok ok",
+            "1: ok ok",
+            "2: ok ok",
+            "3: ok down",
+            "4: ok down",
+            "5: corrupt down",
+            "6: corrupt ok",
+            "7: mumble ok",
+            "8: ok ok",
+        ],
+        "team 1 loses its flags in tick 5 (the gets of ticks 5 and 6 still ask for them) and answers garbage in tick 7; team 2 is down in ticks 3 to 5"
+    );
+    // Tick 6's gets ask for tick 5's flag (planted after the wipe: present) and a sampled
+    // older one (tick 4's or earlier, wiped): corrupt. By tick 8, all flags in the lifetime
+    // were planted after the wipe.
+    let scores = store.scores_for_tick(Tick(8)).await.unwrap();
+    let sla = |team| scores.iter().find(|r| r.team == TeamId(team)).unwrap().sla;
+    assert_eq!(sla(1), sla(2), "each team failed three of nine ticks");
+    assert!(sla(1) > 0.0);
+    assert_eq!(store.list_ticks().await.unwrap().iter().filter(|t| t.is_scored()).count(), 9);
+}
+
+#[tokio::test]
+async fn a_restarted_engine_continues_and_scores_like_an_uninterrupted_one() {
+    let faults = || Arc::new(Faults { down: [(1, 2)].into(), ..Default::default() });
+
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = store(&straight_dir).await;
+    let mut e = engine(&straight, SimulatedServices { faults: faults(), ..Default::default() }).await;
+    for t in 0..6 {
+        e.play_tick(Tick(t)).await.unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let resumed = store(&dir).await;
+    let services = SimulatedServices { faults: faults(), ..Default::default() };
+    let mut e = engine(&resumed, services.clone()).await;
+    for t in 0..3 {
+        e.play_tick(Tick(t)).await.unwrap();
+    }
+    drop(e);
+    let mut e = engine(&resumed, services).await;
+    assert_eq!(e.next_tick(), Tick(3), "the restarted engine knows where the drill is");
+    for t in 3..6 {
+        e.play_tick(Tick(t)).await.unwrap();
+    }
+    let a = straight.list_scores().await.unwrap();
+    let b = resumed.list_scores().await.unwrap();
+    assert_eq!(a.len(), 12);
+    assert_eq!(a, b);
+}
+
+#[tokio::test]
+async fn run_plays_the_whole_drill_in_simulated_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let e = engine(&store, SimulatedServices::default()).await;
+    let ticks = e.current_tick();
+    tokio::time::timeout(Duration::from_secs(120), e.run(std::future::pending())).await.unwrap().unwrap();
+    assert_eq!(*ticks.borrow(), None, "no tick runs after the end");
+    let scored = store.list_ticks().await.unwrap();
+    assert_eq!(scored.len(), 10, "a 10 minute drill of 60 s ticks has 10 ticks");
+    assert!(scored.iter().all(|t| t.is_scored()));
+    let last = store.scores_for_tick(Tick(9)).await.unwrap();
+    assert!(last.iter().all(|r| r.sla > 0.0 && r.attack == 0.0));
+}

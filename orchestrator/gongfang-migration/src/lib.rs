@@ -1,0 +1,21 @@
+//! Gongfang's database schema, as migrations that run identically on SQLite and PostgreSQL.
+//!
+//! Only portable column types are used (integers, doubles, text, booleans, blobs, timestamps
+//! with time zone) and every constraint the application relies on for correctness (unique
+//! submissions, one score row per tick and team) lives in the schema, not in code.
+
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_initial;
+
+/// Every migration of the schema, oldest first.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,45 @@
+//! The one error type of the storage layer.
+
+use sea_orm::DbErr;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL names no database this build can use.
+    #[error("unsupported database URL `{0}`; use sqlite://PATH?mode=rwc or postgres://USER@HOST:PORT/DB")]
+    UnsupportedUrl(String),
+    /// The database could not be reached or opened. The URL is shown without its password.
+    #[error("cannot open database {url}: {source}")]
+    Connect { url: String, source: DbErr },
+    /// Applying the schema migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(DbErr),
+    /// Any other database failure.
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    /// No team has this slug.
+    #[error("no team with slug `{0}`")]
+    UnknownTeam(String),
+    /// A team with this id or slug is already stored.
+    #[error("a team with {field} `{value}` already exists")]
+    TeamExists { field: &'static str, value: String },
+    /// An account with this name is already stored.
+    #[error("an account named `{0}` already exists")]
+    AccountExists(String),
+    /// A stored value does not decode into its domain type (edited by hand, or a newer schema).
+    #[error("corrupt {table} row {key}: {detail}")]
+    Corrupt { table: &'static str, key: String, detail: String },
+    /// Hashing a secret failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    /// A blocking task (argon2) panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Results of this crate.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) fn corrupt(table: &'static str, key: impl ToString, detail: impl ToString) -> StoreError {
+    StoreError::Corrupt { table, key: key.to_string(), detail: detail.to_string() }
+}

@@ -1,0 +1,253 @@
+//! Organisers' records: the audit log, announcements, the drill's paused/current-tick state
+//! and organiser/judge accounts.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use gongfang_core::Tick;
+use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+
+use crate::entity::{accounts, announcements, audit_log, drill_state};
+use crate::error::{Result, StoreError, corrupt};
+use crate::{Store, secret};
+
+/// One line of the audit log: who did what, when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub detail: serde_json::Value,
+}
+
+/// A message from the organisers to everyone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcement {
+    pub id: i64,
+    pub title: String,
+    pub body: String,
+    pub posted_at: DateTime<Utc>,
+    pub author: String,
+}
+
+/// The drill's mutable state, shared by every process that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DrillState {
+    pub paused: bool,
+    pub current_tick: Option<Tick>,
+}
+
+/// What an account may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AccountRole {
+    Organiser,
+    Judge,
+}
+
+impl AccountRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountRole::Organiser => "organiser",
+            AccountRole::Judge => "judge",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AccountRole> {
+        match name {
+            "organiser" => Some(AccountRole::Organiser),
+            "judge" => Some(AccountRole::Judge),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for AccountRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An organiser's or judge's account (never its password or hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub role: AccountRole,
+}
+
+const DRILL_STATE_ROW: i32 = 1;
+
+fn audit_from_row(r: audit_log::Model) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: i64::from(r.id),
+        at: r.at,
+        actor: r.actor,
+        action: r.action,
+        detail: serde_json::from_str(&r.detail).map_err(|e| corrupt("audit_log", r.id, e))?,
+    })
+}
+
+fn account_from_row(r: &accounts::Model) -> Result<Account> {
+    Ok(Account {
+        id: i64::from(r.id),
+        name: r.name.clone(),
+        role: AccountRole::from_name(&r.role)
+            .ok_or_else(|| corrupt("accounts", &r.name, format!("unknown role `{}`", r.role)))?,
+    })
+}
+
+impl Store {
+    // ---- audit log ----
+
+    /// Appends a line to the audit log. `detail` must never hold a secret.
+    pub async fn append_audit(
+        &self,
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<AuditEntry> {
+        let row = audit_log::ActiveModel {
+            at: Set(at),
+            actor: Set(actor.to_owned()),
+            action: Set(action.to_owned()),
+            detail: Set(detail.to_string()),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        audit_from_row(row)
+    }
+
+    /// The audit log, oldest first, starting after entry `after` (`None`: from the start),
+    /// at most `limit` entries.
+    pub async fn list_audit(&self, after: Option<i64>, limit: u64) -> Result<Vec<AuditEntry>> {
+        let mut query = audit_log::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(audit_log::Column::Id.gt(after));
+        }
+        query
+            .order_by_asc(audit_log::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(audit_from_row)
+            .collect()
+    }
+
+    // ---- announcements ----
+
+    pub async fn post_announcement(
+        &self,
+        at: DateTime<Utc>,
+        author: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<Announcement> {
+        let r = announcements::ActiveModel {
+            title: Set(title.to_owned()),
+            body: Set(body.to_owned()),
+            posted_at: Set(at),
+            author: Set(author.to_owned()),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(Announcement { id: i64::from(r.id), title: r.title, body: r.body, posted_at: r.posted_at, author: r.author })
+    }
+
+    /// Every announcement, newest first.
+    pub async fn list_announcements(&self) -> Result<Vec<Announcement>> {
+        let rows = announcements::Entity::find().order_by_desc(announcements::Column::Id).all(&self.db).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Announcement {
+                id: i64::from(r.id),
+                title: r.title,
+                body: r.body,
+                posted_at: r.posted_at,
+                author: r.author,
+            })
+            .collect())
+    }
+
+    // ---- drill state ----
+
+    pub async fn drill_state(&self) -> Result<DrillState> {
+        let Some(row) = drill_state::Entity::find_by_id(DRILL_STATE_ROW).one(&self.db).await? else {
+            return Ok(DrillState::default());
+        };
+        let current_tick = row
+            .current_tick
+            .map(|t| u32::try_from(t).map(Tick).map_err(|_| corrupt("drill_state", row.id, "negative tick")))
+            .transpose()?;
+        Ok(DrillState { paused: row.paused, current_tick })
+    }
+
+    /// Stores the whole drill state.
+    pub async fn set_drill_state(&self, state: DrillState, at: DateTime<Utc>) -> Result<()> {
+        let tick = state.current_tick.map(|t| i32::try_from(t.0).unwrap_or(i32::MAX));
+        let upsert = Query::insert()
+            .into_table(drill_state::Entity)
+            .columns([
+                drill_state::Column::Id,
+                drill_state::Column::Paused,
+                drill_state::Column::CurrentTick,
+                drill_state::Column::UpdatedAt,
+            ])
+            .values_panic([DRILL_STATE_ROW.into(), state.paused.into(), tick.into(), at.into()])
+            .on_conflict(
+                OnConflict::column(drill_state::Column::Id)
+                    .update_columns([
+                        drill_state::Column::Paused,
+                        drill_state::Column::CurrentTick,
+                        drill_state::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .to_owned();
+        self.db.execute(&upsert).await?;
+        Ok(())
+    }
+
+    // ---- accounts ----
+
+    /// Creates an account; the password is stored as an argon2id hash only.
+    pub async fn create_account(&self, name: &str, role: AccountRole, password: &str) -> Result<Account> {
+        if accounts::Entity::find().filter(accounts::Column::Name.eq(name)).one(&self.db).await?.is_some() {
+            return Err(StoreError::AccountExists(name.to_owned()));
+        }
+        let hash = secret::hash(password.to_owned()).await?;
+        let row = accounts::ActiveModel {
+            name: Set(name.to_owned()),
+            role: Set(role.as_str().to_owned()),
+            password_hash: Set(hash),
+            created_at: Set(Utc::now()),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        account_from_row(&row)
+    }
+
+    /// The account if `name` exists and `password` is its password. An unknown name costs
+    /// the same argon2 time as a wrong password.
+    pub async fn verify_account(&self, name: &str, password: &str) -> Result<Option<Account>> {
+        match accounts::Entity::find().filter(accounts::Column::Name.eq(name)).one(&self.db).await? {
+            Some(row) => {
+                if secret::verify(password.to_owned(), row.password_hash.clone()).await? {
+                    Ok(Some(account_from_row(&row)?))
+                } else {
+                    Ok(None)
+                }
+            }
+            None => {
+                secret::verify_nothing(password.to_owned()).await?;
+                Ok(None)
+            }
+        }
+    }
+}

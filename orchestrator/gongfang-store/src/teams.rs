@@ -1,0 +1,219 @@
+//! Teams and services: syncing them from the scenario, ad-hoc teams, and team tokens.
+
+use gongfang_core::TeamId;
+use gongfang_core::scenario::{Ipv4Net, Names, Role, Scenario, Team};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::entity::{services, teams};
+use crate::error::{Result, StoreError, corrupt};
+use crate::secret::{self, TeamToken};
+use crate::Store;
+
+/// A stored team: the scenario's view of it, plus whether it has been issued a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamRecord {
+    pub team: Team,
+    pub has_token: bool,
+}
+
+/// What [`Store::sync_scenario`] changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub teams_added: usize,
+    pub teams_updated: usize,
+    pub services_added: usize,
+    pub services_updated: usize,
+}
+
+/// A token just issued to a team. The token is in clear only here, once.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub team: TeamId,
+    pub token: TeamToken,
+}
+
+fn team_from_row(row: teams::Model) -> Result<TeamRecord> {
+    let key = row.slug.clone();
+    let id = u16::try_from(row.id).map_err(|_| corrupt("teams", &key, format!("id {} out of range", row.id)))?;
+    let role = Role::from_name(&row.role).ok_or_else(|| corrupt("teams", &key, format!("unknown role `{}`", row.role)))?;
+    let network = Ipv4Net::parse(&row.network).map_err(|e| corrupt("teams", &key, e))?;
+    Ok(TeamRecord {
+        team: Team {
+            id: TeamId(id),
+            slug: row.slug,
+            name: Names { en: row.name_en, zh: row.name_zh },
+            role,
+            network,
+            nop: row.nop,
+        },
+        has_token: row.token_hash.is_some(),
+    })
+}
+
+fn team_columns(team: &Team, row: &mut teams::ActiveModel) {
+    row.slug = Set(team.slug.clone());
+    row.name_en = Set(team.name.en.clone());
+    row.name_zh = Set(team.name.zh.clone());
+    row.role = Set(team.role.as_str().to_owned());
+    row.network = Set(team.network.to_string());
+    row.nop = Set(team.nop);
+}
+
+impl Store {
+    /// Makes the stored teams and services match the scenario: inserts missing ones and
+    /// updates names, roles, networks of existing ones (matched by id). Tokens are kept.
+    /// Teams or services no longer in the scenario are left alone: their history stays.
+    #[tracing::instrument(skip_all)]
+    pub async fn sync_scenario(&self, scenario: &Scenario) -> Result<SyncReport> {
+        let txn = self.write_txn().await?;
+        let mut report = SyncReport::default();
+        for team in &scenario.teams {
+            match teams::Entity::find_by_id(i32::from(team.id.0)).one(&txn).await? {
+                None => {
+                    let mut row = teams::ActiveModel {
+                        id: Set(i32::from(team.id.0)),
+                        token_hash: Set(None),
+                        token_prefix: Set(None),
+                        ..Default::default()
+                    };
+                    team_columns(team, &mut row);
+                    row.insert(&txn).await?;
+                    report.teams_added += 1;
+                }
+                Some(existing) => {
+                    let same = existing.slug == team.slug
+                        && existing.name_en == team.name.en
+                        && existing.name_zh == team.name.zh
+                        && existing.role == team.role.as_str()
+                        && existing.network == team.network.to_string()
+                        && existing.nop == team.nop;
+                    if !same {
+                        let mut row: teams::ActiveModel = existing.into();
+                        team_columns(team, &mut row);
+                        row.update(&txn).await?;
+                        report.teams_updated += 1;
+                    }
+                }
+            }
+        }
+        for service in &scenario.services {
+            let id = i32::from(service.id.0);
+            match services::Entity::find_by_id(id).one(&txn).await? {
+                None => {
+                    services::ActiveModel {
+                        id: Set(id),
+                        slug: Set(service.slug.clone()),
+                        name_en: Set(service.name.en.clone()),
+                        name_zh: Set(service.name.zh.clone()),
+                    }
+                    .insert(&txn)
+                    .await?;
+                    report.services_added += 1;
+                }
+                Some(existing) => {
+                    if existing.slug != service.slug
+                        || existing.name_en != service.name.en
+                        || existing.name_zh != service.name.zh
+                    {
+                        let mut row: services::ActiveModel = existing.into();
+                        row.slug = Set(service.slug.clone());
+                        row.name_en = Set(service.name.en.clone());
+                        row.name_zh = Set(service.name.zh.clone());
+                        row.update(&txn).await?;
+                        report.services_updated += 1;
+                    }
+                }
+            }
+        }
+        txn.commit().await?;
+        tracing::info!(?report, "scenario synced to database");
+        Ok(report)
+    }
+
+    /// Every stored team, by id.
+    pub async fn list_teams(&self) -> Result<Vec<TeamRecord>> {
+        teams::Entity::find().order_by_asc(teams::Column::Id).all(&self.db).await?.into_iter().map(team_from_row).collect()
+    }
+
+    /// The team with this slug, if any.
+    pub async fn team_by_slug(&self, slug: &str) -> Result<Option<TeamRecord>> {
+        teams::Entity::find().filter(teams::Column::Slug.eq(slug)).one(&self.db).await?.map(team_from_row).transpose()
+    }
+
+    /// Stores a team that is not in the scenario. Fails if its id or slug is taken.
+    #[tracing::instrument(skip_all, fields(team = %team.slug))]
+    pub async fn add_team(&self, team: &Team) -> Result<()> {
+        let txn = self.write_txn().await?;
+        if teams::Entity::find_by_id(i32::from(team.id.0)).one(&txn).await?.is_some() {
+            return Err(StoreError::TeamExists { field: "id", value: team.id.to_string() });
+        }
+        if teams::Entity::find().filter(teams::Column::Slug.eq(&team.slug)).one(&txn).await?.is_some() {
+            return Err(StoreError::TeamExists { field: "slug", value: team.slug.clone() });
+        }
+        let mut row = teams::ActiveModel {
+            id: Set(i32::from(team.id.0)),
+            token_hash: Set(None),
+            token_prefix: Set(None),
+            ..Default::default()
+        };
+        team_columns(team, &mut row);
+        row.insert(&txn).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Issues a new token to the team with this slug, replacing any previous one. Only the
+    /// argon2id hash and a short lookup prefix are stored; the token is returned once.
+    #[tracing::instrument(skip_all, fields(team = %slug))]
+    pub async fn issue_token(&self, slug: &str) -> Result<IssuedToken> {
+        let existing = teams::Entity::find()
+            .filter(teams::Column::Slug.eq(slug))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::UnknownTeam(slug.to_owned()))?;
+        let token = TeamToken::generate();
+        let hash = secret::hash(token.expose().to_owned()).await?;
+        let id = existing.id;
+        let mut row: teams::ActiveModel = existing.into();
+        row.token_hash = Set(Some(hash));
+        row.token_prefix = Set(Some(token.prefix().to_owned()));
+        row.update(&self.db).await?;
+        tracing::info!("team token issued");
+        let team = TeamId(u16::try_from(id).map_err(|_| corrupt("teams", slug, "id out of range"))?);
+        Ok(IssuedToken { team, token })
+    }
+
+    /// The team a presented token belongs to, or `None`. A miss costs about as much time as
+    /// a hit: one argon2 verification either way.
+    pub async fn verify_token(&self, presented: &str) -> Result<Option<TeamId>> {
+        let candidates = match secret::presented_prefix(presented) {
+            Some(prefix) => teams::Entity::find()
+                .filter(teams::Column::TokenPrefix.eq(prefix))
+                .all(&self.db)
+                .await?,
+            None => Vec::new(),
+        };
+        if candidates.is_empty() {
+            secret::verify_nothing(presented.to_owned()).await?;
+            return Ok(None);
+        }
+        for row in candidates {
+            let Some(hash) = row.token_hash else { continue };
+            if secret::verify(presented.to_owned(), hash).await? {
+                let id = u16::try_from(row.id).map_err(|_| corrupt("teams", &row.slug, "id out of range"))?;
+                return Ok(Some(TeamId(id)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The stored token hash of a team (a PHC string), for audits and tests; never the token.
+    pub async fn token_hash(&self, slug: &str) -> Result<Option<String>> {
+        let row = teams::Entity::find()
+            .filter(teams::Column::Slug.eq(slug))
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| StoreError::UnknownTeam(slug.to_owned()))?;
+        Ok(row.token_hash)
+    }
+}

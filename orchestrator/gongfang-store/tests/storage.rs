@@ -1,0 +1,381 @@
+//! Storage behaviour on real databases: every test runs once on SQLite and once on PostgreSQL.
+
+mod common;
+
+use anyhow::{Context, ensure};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use gongfang_core::scenario::Role;
+use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
+use gongfang_store::{
+    AccountRole, CheckAction, CheckResult, DrillState, NewSubmission, PlantedFlag, ScoreRow, Store, StoreError,
+    SubmissionOutcome, TOKEN_LEN,
+};
+
+use common::{TestDb, scenario};
+
+backend_tests!(
+    migrations_twice_are_a_noop,
+    scenario_sync_is_idempotent,
+    scenario_sync_updates_names_and_roles,
+    add_team_rejects_taken_id_and_slug,
+    tokens_are_shown_once_and_stored_hashed,
+    submissions_dedupe,
+    submissions_concurrent_same_flag,
+    scores_upsert_and_list,
+    audit_append_and_list,
+    ticks_lifecycle,
+    flags_and_flag_ids,
+    check_results_round_trip,
+    announcements_and_drill_state,
+    accounts_verify,
+);
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 4, 9, 0, 0).unwrap()
+}
+
+async fn synced(db: &TestDb) -> anyhow::Result<()> {
+    db.store.sync_scenario(&scenario()).await?;
+    Ok(())
+}
+
+async fn migrations_twice_are_a_noop(db: TestDb) -> anyhow::Result<()> {
+    let before = db.store.applied_migrations().await?;
+    ensure!(!before.is_empty(), "no migration recorded");
+    synced(&db).await?;
+    db.store.migrate().await?;
+    // A second process migrating the same database changes nothing either.
+    let other = Store::connect_and_migrate(&db.url).await?;
+    ensure!(other.applied_migrations().await? == before, "migrations changed on re-run");
+    ensure!(other.list_teams().await?.len() == 5, "re-running migrations lost rows");
+    other.close().await?;
+    Ok(())
+}
+
+async fn scenario_sync_is_idempotent(db: TestDb) -> anyhow::Result<()> {
+    let s = scenario();
+    let first = db.store.sync_scenario(&s).await?;
+    ensure!(first.teams_added == 5 && first.services_added == 2, "first sync: {first:?}");
+    let second = db.store.sync_scenario(&s).await?;
+    ensure!(second == Default::default(), "second sync changed something: {second:?}");
+    let teams = db.store.list_teams().await?;
+    let stored: Vec<_> = teams.iter().map(|t| t.team.clone()).collect();
+    ensure!(stored == s.teams, "stored teams differ from the scenario: {stored:?}");
+    ensure!(teams.iter().all(|t| !t.has_token), "a synced team has a token");
+    Ok(())
+}
+
+async fn scenario_sync_updates_names_and_roles(db: TestDb) -> anyhow::Result<()> {
+    let mut s = scenario();
+    db.store.sync_scenario(&s).await?;
+    let issued = db.store.issue_token("blue-one").await?;
+    s.teams[2].name.zh = "藍隊一".to_owned();
+    s.teams[2].role = Role::Both;
+    s.teams.push(common::team(6, "late", Role::Defender));
+    s.services[0].name.en = "Notes v2".to_owned();
+    let report = db.store.sync_scenario(&s).await?;
+    ensure!(
+        (report.teams_added, report.teams_updated, report.services_added, report.services_updated) == (1, 1, 0, 1),
+        "report {report:?}"
+    );
+    let blue = db.store.team_by_slug("blue-one").await?.context("blue-one missing")?;
+    ensure!(blue.team.role == Role::Both && blue.team.name.zh == "藍隊一", "not updated: {blue:?}");
+    ensure!(blue.has_token, "sync dropped the team's token");
+    ensure!(db.store.verify_token(issued.token.expose()).await? == Some(TeamId(3)), "token no longer verifies");
+    Ok(())
+}
+
+async fn add_team_rejects_taken_id_and_slug(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    let mut dup_id = common::team(3, "fresh", Role::Defender);
+    let err = db.store.add_team(&dup_id).await.unwrap_err();
+    ensure!(matches!(err, StoreError::TeamExists { field: "id", .. }), "got {err}");
+    dup_id.id = TeamId(42);
+    dup_id.slug = "purple".to_owned();
+    let err = db.store.add_team(&dup_id).await.unwrap_err();
+    ensure!(matches!(err, StoreError::TeamExists { field: "slug", .. }), "got {err}");
+    dup_id.slug = "fresh".to_owned();
+    db.store.add_team(&dup_id).await?;
+    ensure!(db.store.team_by_slug("fresh").await?.map(|t| t.team.id) == Some(TeamId(42)), "fresh team not stored");
+    Ok(())
+}
+
+async fn tokens_are_shown_once_and_stored_hashed(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    let err = db.store.issue_token("nobody").await.unwrap_err();
+    ensure!(matches!(err, StoreError::UnknownTeam(_)), "got {err}");
+
+    let red = db.store.issue_token("red-one").await?;
+    let blue = db.store.issue_token("blue-one").await?;
+    ensure!(red.team == TeamId(1) && blue.team == TeamId(3), "wrong teams");
+    ensure!(red.token.expose().len() == TOKEN_LEN, "token length");
+    ensure!(red.token != blue.token, "two teams got the same token");
+    ensure!(!format!("{red:?}").contains(red.token.expose()), "Debug shows the token");
+
+    let hash = db.store.token_hash("red-one").await?.context("no hash stored")?;
+    ensure!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "unexpected hash format {hash}");
+    ensure!(!hash.contains(red.token.expose()), "token stored in clear");
+
+    ensure!(db.store.verify_token(red.token.expose()).await? == Some(TeamId(1)), "right token rejected");
+    ensure!(db.store.verify_token(blue.token.expose()).await? == Some(TeamId(3)), "right token rejected");
+    // Same lookup prefix, wrong rest: must go through argon2 and fail.
+    let mut forged = red.token.expose().to_owned();
+    let last = if forged.ends_with('A') { "B" } else { "A" };
+    forged.replace_range(TOKEN_LEN - 1.., last);
+    ensure!(db.store.verify_token(&forged).await?.is_none(), "forged token accepted");
+    ensure!(db.store.verify_token("not a token").await?.is_none(), "garbage accepted");
+    ensure!(db.store.verify_token("").await?.is_none(), "empty token accepted");
+
+    // Reissuing replaces the old token.
+    let again = db.store.issue_token("red-one").await?;
+    ensure!(db.store.verify_token(red.token.expose()).await?.is_none(), "old token still valid");
+    ensure!(db.store.verify_token(again.token.expose()).await? == Some(TeamId(1)), "new token rejected");
+    let teams = db.store.list_teams().await?;
+    let with_token: Vec<_> = teams.iter().filter(|t| t.has_token).map(|t| t.team.slug.as_str()).collect();
+    ensure!(with_token == ["red-one", "blue-one"], "has_token wrong: {with_token:?}");
+    Ok(())
+}
+
+fn sub(attacker: u16, flag: &str, victim: u16) -> NewSubmission {
+    NewSubmission {
+        attacker: TeamId(attacker),
+        flag: flag.to_owned(),
+        victim: TeamId(victim),
+        service: ServiceId(1),
+        store: StoreIdx(0),
+        tick_planted: Tick(2),
+        tick_submitted: Tick(3),
+        submitted_at: t0(),
+    }
+}
+
+async fn submissions_dedupe(db: TestDb) -> anyhow::Result<()> {
+    use SubmissionOutcome::{Duplicate as D, New as N};
+    synced(&db).await?;
+    ensure!(db.store.insert_submissions(&[]).await?.is_empty(), "empty batch");
+    let first = db
+        .store
+        .insert_submissions(&[
+            sub(1, "GF{a}", 3),
+            sub(2, "GF{a}", 3), // another attacker may submit the same flag
+            sub(1, "GF{a}", 3), // duplicate inside the batch
+            sub(1, "GF{b}", 4),
+            sub(1, "GF{b}", 4),
+        ])
+        .await?;
+    ensure!(first == [N, N, D, N, D], "first batch: {first:?}");
+    let second = db.store.insert_submissions(&[sub(1, "GF{b}", 4), sub(5, "GF{b}", 4), sub(2, "GF{a}", 3)]).await?;
+    ensure!(second == [D, N, D], "second batch: {second:?}");
+    ensure!(db.store.count_submissions().await? == 4, "row count");
+
+    // A batch larger than one statement's chunk, with duplicates across chunks.
+    let big: Vec<_> = (0..1300).map(|i| sub(5, &format!("GF{{big{}}}", i % 1000), 3)).collect();
+    let outcomes = db.store.insert_submissions(&big).await?;
+    let new = outcomes.iter().filter(|o| **o == N).count();
+    ensure!(new == 1000, "big batch: {new} new");
+    ensure!(outcomes[..1000].iter().all(|o| *o == N) && outcomes[1000..].iter().all(|o| *o == D), "order");
+
+    let stored = db.store.submissions_in_tick(Tick(3)).await?;
+    ensure!(stored.len() == 1004, "stored {}", stored.len());
+    ensure!(stored[0].submission == sub(1, "GF{a}", 3), "round trip: {:?}", stored[0]);
+
+    // A batch that breaks a constraint stores nothing at all.
+    let bad = db.store.insert_submissions(&[sub(1, "GF{c}", 3), sub(99, "GF{c}", 3)]).await;
+    ensure!(bad.is_err(), "unknown attacker accepted");
+    ensure!(db.store.count_submissions().await? == 1004, "failed batch left rows behind");
+    Ok(())
+}
+
+async fn submissions_concurrent_same_flag(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            // Every task races on the contested flag, each with one flag of its own.
+            store.insert_submissions(&[sub(1, &format!("GF{{own{i}}}"), 3), sub(1, "GF{contested}", 3)]).await
+        }));
+    }
+    let mut new_contested = 0;
+    for task in tasks {
+        let outcomes = task.await??;
+        ensure!(outcomes[0] == SubmissionOutcome::New, "own flag not new");
+        if outcomes[1] == SubmissionOutcome::New {
+            new_contested += 1;
+        }
+    }
+    ensure!(new_contested == 1, "contested flag new {new_contested} times");
+    ensure!(db.store.count_submissions().await? == 33, "row count");
+    Ok(())
+}
+
+fn score(tick: u32, team: u16, attack: f64, defence: f64, sla: f64) -> ScoreRow {
+    ScoreRow { tick: Tick(tick), team: TeamId(team), attack, defence, sla, total: attack + defence + sla }
+}
+
+async fn scores_upsert_and_list(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    db.store.upsert_scores(&[score(1, 3, 0.0, -1.5, 10.0), score(1, 1, 12.25, 0.0, 0.0)]).await?;
+    db.store.upsert_scores(&[score(2, 1, 3.0, 0.0, 0.0)]).await?;
+    // Recomputing tick 1 replaces its rows.
+    db.store.upsert_scores(&[score(1, 3, 0.0, -2.0, 9.5)]).await?;
+    let tick1 = db.store.scores_for_tick(Tick(1)).await?;
+    ensure!(tick1 == [score(1, 1, 12.25, 0.0, 0.0), score(1, 3, 0.0, -2.0, 9.5)], "tick 1: {tick1:?}");
+    let all = db.store.list_scores().await?;
+    ensure!(all.len() == 3 && all[2] == score(2, 1, 3.0, 0.0, 0.0), "all: {all:?}");
+    ensure!(db.store.scores_for_tick(Tick(9)).await?.is_empty(), "tick 9 has scores");
+    Ok(())
+}
+
+async fn audit_append_and_list(db: TestDb) -> anyhow::Result<()> {
+    let a = db.store.append_audit(t0(), "alice", "team.token", &serde_json::json!({"team": "red-one"})).await?;
+    let b = db
+        .store
+        .append_audit(t0() + Duration::seconds(5), "bob", "drill.pause", &serde_json::json!({"reason": "網路"}))
+        .await?;
+    ensure!(b.id > a.id, "ids not increasing");
+    let all = db.store.list_audit(None, 100).await?;
+    ensure!(all == [a.clone(), b.clone()], "list: {all:?}");
+    ensure!(all[1].detail["reason"] == "網路" && all[1].at == t0() + Duration::seconds(5), "round trip");
+    ensure!(db.store.list_audit(Some(a.id), 100).await? == [b], "after");
+    ensure!(db.store.list_audit(None, 1).await? == [a], "limit");
+    Ok(())
+}
+
+async fn ticks_lifecycle(db: TestDb) -> anyhow::Result<()> {
+    ensure!(db.store.latest_tick().await?.is_none(), "fresh database has a tick");
+    ensure!(db.store.open_tick(Tick(0), t0()).await?, "open 0");
+    ensure!(!db.store.open_tick(Tick(0), t0() + Duration::seconds(1)).await?, "reopened 0");
+    ensure!(!db.store.close_tick(Tick(7), t0()).await?, "closed a tick never opened");
+    ensure!(!db.store.mark_tick_scored(Tick(7), t0()).await?, "scored a tick never opened");
+    let open = db.store.tick(Tick(0)).await?.context("tick 0 missing")?;
+    ensure!(open.opened_at == t0() && !open.is_closed() && !open.is_scored(), "open: {open:?}");
+    let closed_at = t0() + Duration::seconds(60);
+    ensure!(db.store.close_tick(Tick(0), closed_at).await?, "close 0");
+    ensure!(!db.store.close_tick(Tick(0), closed_at + Duration::seconds(1)).await?, "closed twice");
+    ensure!(db.store.open_tick(Tick(1), closed_at).await?, "open 1");
+    ensure!(db.store.mark_tick_scored(Tick(0), closed_at + Duration::seconds(2)).await?, "score 0");
+    ensure!(!db.store.mark_tick_scored(Tick(0), closed_at + Duration::seconds(3)).await?, "scored twice");
+    let t = db.store.tick(Tick(0)).await?.context("tick 0 missing")?;
+    ensure!(t.closed_at == Some(closed_at) && t.scored_at == Some(closed_at + Duration::seconds(2)), "{t:?}");
+    ensure!(db.store.latest_tick().await?.map(|t| t.tick) == Some(Tick(1)), "latest");
+    ensure!(db.store.list_ticks().await?.len() == 2, "list");
+    Ok(())
+}
+
+async fn flags_and_flag_ids(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    let mut planted = Vec::new();
+    for tick in 0..4u32 {
+        for team in [3u16, 4] {
+            let f = PlantedFlag {
+                tick: Tick(tick),
+                team: TeamId(team),
+                service: ServiceId(1),
+                store: StoreIdx(0),
+                flag: format!("GF{{{tick}-{team}}}"),
+                flag_id: (team == 3).then(|| format!("user{tick}")),
+                state: Some(vec![0, 255, tick as u8]),
+                planted_at: t0() + Duration::seconds(i64::from(tick) * 60),
+            };
+            db.store.record_flag(&f).await?;
+            planted.push(f);
+        }
+    }
+    let got = db.store.planted_flag(Tick(2), TeamId(3), ServiceId(1), StoreIdx(0)).await?;
+    ensure!(got.as_ref() == Some(&planted[4]), "planted flag: {got:?}");
+    ensure!(db.store.planted_flag(Tick(2), TeamId(3), ServiceId(2), StoreIdx(0)).await?.is_none(), "wrong service");
+
+    let ids = db.store.flag_ids(Tick(1), Tick(2)).await?;
+    let got: Vec<_> = ids.iter().map(|h| (h.tick.0, h.team.0, h.flag_id.as_str())).collect();
+    ensure!(got == [(1, 3, "user1"), (2, 3, "user2")], "flag ids: {got:?}");
+
+    // A retried put replaces the hint and state instead of failing.
+    let mut retried = planted[4].clone();
+    retried.flag_id = Some("user2-retry".to_owned());
+    retried.state = None;
+    db.store.record_flag(&retried).await?;
+    let got = db.store.planted_flag(Tick(2), TeamId(3), ServiceId(1), StoreIdx(0)).await?;
+    ensure!(got == Some(retried), "retried put: {got:?}");
+    Ok(())
+}
+
+async fn check_results_round_trip(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    let mut results = Vec::new();
+    for (i, (action, verdict)) in
+        [(CheckAction::Put, Verdict::Ok), (CheckAction::Get, Verdict::Corrupt), (CheckAction::Check, Verdict::CheckerError)]
+            .into_iter()
+            .enumerate()
+    {
+        let r = CheckResult {
+            tick: Tick(4),
+            team: TeamId(if i == 2 { 4 } else { 3 }),
+            service: ServiceId(2),
+            action,
+            store: (action != CheckAction::Check).then_some(StoreIdx(1)),
+            verdict,
+            message: format!("message {i}"),
+            log: format!("private log {i}\nline two"),
+            duration_ms: 1234 + i as u64,
+            recorded_at: t0(),
+        };
+        db.store.record_check(&r).await?;
+        results.push(r);
+    }
+    ensure!(db.store.check_results(Tick(4), None).await? == results, "all results");
+    ensure!(db.store.check_results(Tick(4), Some(TeamId(4))).await? == results[2..], "team 4");
+    ensure!(db.store.check_results(Tick(5), None).await?.is_empty(), "tick 5");
+    Ok(())
+}
+
+async fn announcements_and_drill_state(db: TestDb) -> anyhow::Result<()> {
+    let a = db.store.post_announcement(t0(), "alice", "Welcome", "歡迎").await?;
+    let b = db.store.post_announcement(t0() + Duration::seconds(9), "bob", "Pause", "Lunch").await?;
+    ensure!(db.store.list_announcements().await? == [b, a], "announcements newest first");
+
+    ensure!(db.store.drill_state().await? == DrillState::default(), "fresh drill state");
+    let s = DrillState { paused: true, current_tick: Some(Tick(17)) };
+    db.store.set_drill_state(s, t0()).await?;
+    db.store.set_drill_state(s, t0()).await?;
+    ensure!(db.store.drill_state().await? == s, "drill state");
+    Ok(())
+}
+
+async fn accounts_verify(db: TestDb) -> anyhow::Result<()> {
+    let judge = db.store.create_account("judy", AccountRole::Judge, "correct horse").await?;
+    ensure!(judge.role == AccountRole::Judge, "role");
+    let err = db.store.create_account("judy", AccountRole::Organiser, "x").await.unwrap_err();
+    ensure!(matches!(err, StoreError::AccountExists(_)), "got {err}");
+    ensure!(db.store.verify_account("judy", "correct horse").await? == Some(judge), "right password");
+    ensure!(db.store.verify_account("judy", "wrong").await?.is_none(), "wrong password");
+    ensure!(db.store.verify_account("nobody", "correct horse").await?.is_none(), "unknown name");
+    Ok(())
+}
+
+/// SQLite runs in WAL mode, so readers (the scoreboard) never block the flag writer.
+#[tokio::test]
+async fn sqlite_uses_wal() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("drill.db");
+    let store = Store::connect_and_migrate(&format!("sqlite://{}?mode=rwc", path.display())).await?;
+    store.sync_scenario(&scenario()).await?;
+    let wal = dir.path().join("drill.db-wal");
+    ensure!(wal.exists(), "no write-ahead log next to the database");
+    store.close().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused_without_leaking_passwords() {
+    let err = Store::connect("mysql://root:hunter2@db/gf").await.unwrap_err();
+    ensure_msg(&err.to_string(), "unsupported database URL");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let err = Store::connect("postgres://gf:hunter2@127.0.0.1:1/gf").await.unwrap_err();
+    assert!(matches!(err, StoreError::Connect { .. }), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+fn ensure_msg(msg: &str, want: &str) {
+    assert!(msg.contains(want), "`{msg}` does not say `{want}`");
+}

@@ -1,0 +1,196 @@
+//! Every answer a submission can get, with its protocol code and messages: the one table.
+//!
+//! TCP messages follow FAUST CTF's server; HTTP messages contain the words DestructiveFarm and
+//! similar farms classify on (`accepted`, `invalid flag`, `too old`, `your own`,
+//! `already submitted`; `game not started`, `game over`, `try again later` keep a flag queued).
+
+use std::fmt;
+
+/// The FAUST / ENOWARS answer codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Code {
+    Ok,
+    Dup,
+    Own,
+    Old,
+    Inv,
+    Err,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Ok => "OK",
+            Code::Dup => "DUP",
+            Code::Own => "OWN",
+            Code::Old => "OLD",
+            Code::Inv => "INV",
+            Code::Err => "ERR",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The verdict on one submitted flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Answer {
+    /// Stored and committed; it scores.
+    Accepted,
+    /// This team submitted this flag before.
+    Duplicate,
+    /// The flag belongs to the submitting team.
+    Own,
+    /// The flag's lifetime is over.
+    Old,
+    /// Not a flag of this drill (shape, tag, or no such victim).
+    Invalid,
+    /// A flag of the NOP team, which exists only to prove services exploitable.
+    Nop,
+    /// The line exceeded the length limit; it was not read in full.
+    TooLong,
+    /// The drill has not started.
+    NotStarted,
+    /// The drill is paused.
+    Paused,
+    /// The drill has ended.
+    Over,
+    /// The team is a defender only; defenders do not submit flags.
+    NotAttacker,
+    /// Our storage failed; the flag was not stored and may be submitted again.
+    Unavailable,
+}
+
+/// One row of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reply {
+    pub code: Code,
+    /// After `FLAG CODE ` on a TCP line.
+    pub tcp: &'static str,
+    /// The `msg` of an HTTP answer item.
+    pub http: &'static str,
+}
+
+impl Answer {
+    /// Every answer, in a stable order (for docs and tests).
+    pub const ALL: [Answer; 12] = [
+        Answer::Accepted,
+        Answer::Duplicate,
+        Answer::Own,
+        Answer::Old,
+        Answer::Invalid,
+        Answer::Nop,
+        Answer::TooLong,
+        Answer::NotStarted,
+        Answer::Paused,
+        Answer::Over,
+        Answer::NotAttacker,
+        Answer::Unavailable,
+    ];
+
+    /// The table.
+    pub const fn reply(self) -> Reply {
+        let (code, tcp, http) = match self {
+            Answer::Accepted => (Code::Ok, "Accepted", "Accepted"),
+            Answer::Duplicate => (Code::Dup, "You already submitted this flag", "Denied: flag already submitted"),
+            Answer::Own => (Code::Own, "This is your own flag", "Denied: flag is your own"),
+            Answer::Old => (Code::Old, "This flag is too old", "Denied: flag is too old"),
+            Answer::Invalid => (Code::Inv, "Invalid flag", "Denied: invalid flag"),
+            Answer::Nop => (
+                Code::Inv,
+                "You cannot submit flags of a NOP team",
+                "Denied: invalid flag, you cannot submit flags of a NOP team",
+            ),
+            Answer::TooLong => (Code::Inv, "Invalid flag: line too long", "Denied: invalid flag, too long"),
+            Answer::NotStarted => {
+                (Code::Err, "Competition has not started yet", "Denied: game not started, try again later")
+            }
+            Answer::Paused => (Code::Err, "Competition is paused", "Denied: game paused, try again later"),
+            Answer::Over => (Code::Err, "Competition is over", "Denied: game over"),
+            Answer::NotAttacker => (
+                Code::Err,
+                "Your team is a defender and cannot submit flags",
+                "Denied: your team is a defender and cannot submit flags",
+            ),
+            Answer::Unavailable => (
+                Code::Err,
+                "Internal error, flag not stored, try again later",
+                "Denied: internal error, try again later",
+            ),
+        };
+        Reply { code, tcp, http }
+    }
+
+    pub fn code(self) -> Code {
+        self.reply().code
+    }
+
+    /// Whether the flag is now stored and counted for this team (`OK` or `DUP`).
+    pub fn is_stored(self) -> bool {
+        matches!(self, Answer::Accepted | Answer::Duplicate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The words farms classify on, checked the way DestructiveFarm does (lowercase substring,
+    /// queued words first).
+    #[test]
+    fn http_messages_classify_as_farms_expect() {
+        const QUEUED: [&str; 6] =
+            ["timeout", "game not started", "try again later", "game over", "is not up", "no such flag"];
+        const ACCEPTED: [&str; 2] = ["accepted", "congrat"];
+        const REJECTED: [&str; 9] = [
+            "bad",
+            "wrong",
+            "expired",
+            "unknown",
+            "your own",
+            "too old",
+            "not in database",
+            "already submitted",
+            "invalid flag",
+        ];
+        let class = |msg: &str| {
+            let m = msg.to_lowercase();
+            if QUEUED.iter().any(|w| m.contains(w)) {
+                "queued"
+            } else if ACCEPTED.iter().any(|w| m.contains(w)) {
+                "accepted"
+            } else if REJECTED.iter().any(|w| m.contains(w)) {
+                "rejected"
+            } else {
+                "unknown"
+            }
+        };
+        for a in Answer::ALL {
+            let expected = match a {
+                Answer::Accepted => "accepted",
+                Answer::NotStarted | Answer::Paused | Answer::Over | Answer::Unavailable => "queued",
+                // A defender's flags never count; no farm word fits, and that is honest.
+                Answer::NotAttacker => "unknown",
+                _ => "rejected",
+            };
+            assert_eq!(class(a.reply().http), expected, "{a:?}");
+            // The TCP message in ForcAD mode is classified the same way.
+            if a != Answer::NotAttacker && a != Answer::Nop {
+                let tcp_class = class(a.reply().tcp);
+                assert!(tcp_class == expected || (expected == "queued" && tcp_class == "unknown"), "{a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn codes_are_the_protocol_words() {
+        assert_eq!(Answer::Accepted.code().as_str(), "OK");
+        assert_eq!(Answer::Nop.reply().tcp, "You cannot submit flags of a NOP team");
+        assert_eq!(Answer::Over.reply().tcp, "Competition is over");
+        assert!(Answer::ALL.iter().all(|a| !a.reply().tcp.contains('\n')));
+    }
+}

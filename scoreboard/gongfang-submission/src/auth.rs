@@ -1,0 +1,150 @@
+//! Team tokens and per-team limits: a cache of verified tokens, HTTP rate limits and TCP
+//! connection counts.
+//!
+//! Verifying a token is one argon2id hash (tens of milliseconds, on purpose), far too slow
+//! for every HTTP request of a farm. A token verified once is remembered for a while by its
+//! SHA-256, so the clear token is never kept; re-issuing a token takes effect within the TTL.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gongfang_core::TeamId;
+use sha2::{Digest, Sha256};
+
+use crate::error::SubmissionError;
+use crate::sink::SubmissionSink;
+
+/// Verified tokens, by their hash.
+#[derive(Debug)]
+pub(crate) struct TokenCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<[u8; 32], (TeamId, Instant)>>,
+}
+
+impl TokenCache {
+    pub fn new(ttl: Duration) -> TokenCache {
+        TokenCache { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    pub async fn verify(&self, sink: &dyn SubmissionSink, token: &str) -> Result<Option<TeamId>, SubmissionError> {
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = Instant::now();
+        if let Some(&(team, at)) = self.entries.lock().expect("token cache poisoned").get(&key)
+            && now.duration_since(at) < self.ttl
+        {
+            return Ok(Some(team));
+        }
+        let team = sink.verify_token(token).await?;
+        let mut entries = self.entries.lock().expect("token cache poisoned");
+        match team {
+            Some(team) => {
+                entries.insert(key, (team, now));
+            }
+            None => {
+                entries.remove(&key);
+            }
+        }
+        Ok(team)
+    }
+}
+
+/// A token bucket per team: `rate` flags per second, bursts up to one second's worth.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    rate: Option<u32>,
+    buckets: Mutex<HashMap<TeamId, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    pub fn new(rate: Option<u32>) -> RateLimiter {
+        RateLimiter { rate, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    /// Charges `flags` to `team`; `Err(wait)` says how long until it would pass.
+    pub fn charge(&self, team: TeamId, flags: usize, now: Instant) -> Result<(), Duration> {
+        let Some(rate) = self.rate else { return Ok(()) };
+        let rate = f64::from(rate.max(1));
+        let mut buckets = self.buckets.lock().expect("rate limiter poisoned");
+        let (tokens, at) = buckets.entry(team).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(rate);
+        *at = now;
+        // A request larger than the bucket passes when the bucket is full and leaves a debt,
+        // so a low limit still admits full-size requests, just less often.
+        let need = (flags as f64).min(rate);
+        if *tokens + 1e-9 < need {
+            return Err(Duration::from_secs_f64((need - *tokens) / rate));
+        }
+        *tokens -= flags as f64;
+        Ok(())
+    }
+}
+
+/// Open TCP connections per team.
+#[derive(Debug)]
+pub(crate) struct ConnectionCounter {
+    max: u32,
+    open: Mutex<HashMap<TeamId, Arc<AtomicU32>>>,
+}
+
+/// Held while a connection is open; gives its slot back when dropped.
+#[derive(Debug)]
+pub(crate) struct ConnectionSlot(Arc<AtomicU32>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl ConnectionCounter {
+    pub fn new(max: u32) -> ConnectionCounter {
+        ConnectionCounter { max, open: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    pub fn try_open(&self, team: TeamId) -> Option<ConnectionSlot> {
+        let counter = self.open.lock().expect("connection counter poisoned").entry(team).or_default().clone();
+        let admitted =
+            counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1)).is_ok();
+        admitted.then_some(ConnectionSlot(counter))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_refills_over_time() {
+        let limiter = RateLimiter::new(Some(10));
+        let t0 = Instant::now();
+        let team = TeamId(1);
+        assert!(limiter.charge(team, 10, t0).is_ok());
+        let wait = limiter.charge(team, 5, t0).unwrap_err();
+        assert!(wait > Duration::from_millis(400) && wait <= Duration::from_millis(500), "{wait:?}");
+        assert!(limiter.charge(team, 5, t0 + Duration::from_millis(500)).is_ok());
+        // Another team has its own bucket.
+        assert!(limiter.charge(TeamId(2), 10, t0).is_ok());
+        // A request above the bucket size passes when full, then the team waits its debt off.
+        assert!(limiter.charge(TeamId(3), 100, t0).is_ok());
+        assert!(limiter.charge(TeamId(3), 1, t0 + Duration::from_secs(5)).is_err());
+        assert!(limiter.charge(TeamId(3), 1, t0 + Duration::from_secs(10)).is_ok());
+        assert!(RateLimiter::new(None).charge(team, 1_000_000, t0).is_ok());
+    }
+
+    #[test]
+    fn connection_slots_are_returned() {
+        let counter = ConnectionCounter::new(2);
+        let a = counter.try_open(TeamId(1)).unwrap();
+        let _b = counter.try_open(TeamId(1)).unwrap();
+        assert!(counter.try_open(TeamId(1)).is_none());
+        assert!(counter.try_open(TeamId(2)).is_some());
+        drop(a);
+        assert!(counter.try_open(TeamId(1)).is_some());
+    }
+}

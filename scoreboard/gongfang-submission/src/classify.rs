@@ -1,0 +1,86 @@
+//! The pure part of the pipeline: everything that can be decided without the database.
+//!
+//! Order matters and follows FAUST CTF: game phase and the attacker's role first (they say
+//! nothing about the flag), then format and HMAC, expiry, own flag, NOP team. What survives is
+//! a capture candidate, which only the unique constraint can tell from a duplicate.
+
+use std::collections::HashMap;
+
+use gongfang_core::scenario::{Role, Scenario};
+use gongfang_core::{FlagCodec, FlagInfo, TeamId};
+
+use crate::answer::Answer;
+use crate::clock::{GameClock, Phase};
+
+/// What the classifier needs to know about a team.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TeamFacts {
+    pub role: Role,
+    pub nop: bool,
+}
+
+/// Decides answers from the scenario alone. Shared read-only by every connection.
+#[derive(Debug)]
+pub(crate) struct Classifier {
+    codec: FlagCodec,
+    lifetime: u32,
+    teams: HashMap<TeamId, TeamFacts>,
+}
+
+/// The classifier's decision on one submitted line or item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Classified {
+    /// Decided without the database.
+    Final(Answer),
+    /// A valid flag of another team; storage decides between accepted and duplicate.
+    Capture(FlagInfo),
+}
+
+impl Classifier {
+    pub fn new(scenario: &Scenario, codec: FlagCodec) -> Classifier {
+        let teams = scenario.teams.iter().map(|t| (t.id, TeamFacts { role: t.role, nop: t.nop })).collect();
+        Classifier { codec, lifetime: scenario.drill.flag_lifetime, teams }
+    }
+
+    pub fn team(&self, id: TeamId) -> Option<TeamFacts> {
+        self.teams.get(&id).copied()
+    }
+
+    /// Whether `attacker` may submit at all now: the answer for every flag if not.
+    pub fn gate(&self, attacker: TeamId, clock: GameClock) -> Option<Answer> {
+        match clock.phase {
+            Phase::NotStarted => return Some(Answer::NotStarted),
+            Phase::Paused => return Some(Answer::Paused),
+            Phase::Over => return Some(Answer::Over),
+            Phase::Running => {}
+        }
+        match self.team(attacker) {
+            Some(facts) if facts.role.attacks() => None,
+            _ => Some(Answer::NotAttacker),
+        }
+    }
+
+    /// Classifies one flag (already stripped of its line ending) submitted by `attacker`.
+    pub fn classify(&self, attacker: TeamId, flag: &[u8], clock: GameClock) -> Classified {
+        if let Some(answer) = self.gate(attacker, clock) {
+            return Classified::Final(answer);
+        }
+        // Flags are ASCII; anything else (invalid UTF-8, NUL bytes) is simply not a flag.
+        let Ok(flag) = std::str::from_utf8(flag) else { return Classified::Final(Answer::Invalid) };
+        let Ok(info) = self.codec.parse(flag) else { return Classified::Final(Answer::Invalid) };
+        if info.is_expired(clock.tick, self.lifetime) {
+            return Classified::Final(Answer::Old);
+        }
+        if info.team == attacker {
+            return Classified::Final(Answer::Own);
+        }
+        match self.team(info.team) {
+            // A correctly signed flag of a team the scenario no longer has, or of an attacker
+            // with no services: nothing a checker planted.
+            None => Classified::Final(Answer::Invalid),
+            Some(victim) if !victim.role.defends() => Classified::Final(Answer::Invalid),
+            Some(victim) if victim.nop => Classified::Final(Answer::Nop),
+            Some(_) => Classified::Capture(info),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The HTTP front end: `PUT /flags` as ForcAD and HackerDom serve it and DestructiveFarm
+//! submits to it. Request errors are JSON `{"error": …}` with the status from one table.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::put;
+use serde::Serialize;
+
+use crate::answer::Answer;
+use crate::state::{SubmissionState, Verdict};
+
+/// The header carrying the team token.
+pub const TOKEN_HEADER: &str = "X-Team-Token";
+
+/// The routes of flag submission, to be merged into the web application.
+pub fn router(state: SubmissionState) -> Router {
+    Router::new().route("/flags", put(put_flags)).with_state(state)
+}
+
+/// Why a whole request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RequestError {
+    MissingToken,
+    BadToken,
+    TooLarge(usize),
+    BadJson(String),
+    TooManyFlags { got: usize, max: usize },
+    RateLimited { retry_after_secs: u64 },
+    Unavailable,
+}
+
+impl RequestError {
+    /// The table: status and message of each refusal.
+    fn parts(&self) -> (StatusCode, String) {
+        match self {
+            RequestError::MissingToken => {
+                (StatusCode::UNAUTHORIZED, format!("missing {TOKEN_HEADER} header with your team token"))
+            }
+            RequestError::BadToken => (StatusCode::UNAUTHORIZED, "invalid team token".to_owned()),
+            RequestError::TooLarge(max) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {max} bytes"))
+            }
+            RequestError::BadJson(why) => {
+                (StatusCode::BAD_REQUEST, format!("body must be a JSON array of flag strings: {why}"))
+            }
+            RequestError::TooManyFlags { got, max } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, format!("{got} flags in one request; at most {max}"))
+            }
+            RequestError::RateLimited { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("rate limit exceeded, try again later (in {retry_after_secs} s)"),
+            ),
+            RequestError::Unavailable => {
+                (StatusCode::SERVICE_UNAVAILABLE, "internal error, try again later".to_owned())
+            }
+        }
+    }
+}
+
+impl IntoResponse for RequestError {
+    fn into_response(self) -> Response {
+        let (status, error) = self.parts();
+        let mut response = (status, axum::Json(serde_json::json!({ "error": error }))).into_response();
+        if let RequestError::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+/// One item of the answer.
+#[derive(Debug, Serialize)]
+struct FlagAnswer {
+    flag: String,
+    msg: &'static str,
+}
+
+async fn put_flags(State(state): State<SubmissionState>, headers: HeaderMap, body: Body) -> Response {
+    match submit(&state, &headers, body).await {
+        Ok(answers) => axum::Json(answers).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn submit(state: &SubmissionState, headers: &HeaderMap, body: Body) -> Result<Vec<FlagAnswer>, RequestError> {
+    let token = headers
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(RequestError::MissingToken)?;
+    let team = match state.team_by_token(token).await {
+        Ok(Some(team)) => team,
+        Ok(None) => return Err(RequestError::BadToken),
+        Err(error) => {
+            tracing::error!(%error, "token verification failed");
+            return Err(RequestError::Unavailable);
+        }
+    };
+    let max_body = state.settings().http_max_body;
+    let bytes = axum::body::to_bytes(body, max_body).await.map_err(|_| RequestError::TooLarge(max_body))?;
+    let flags: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| RequestError::BadJson(e.to_string()))?;
+    let max = state.settings().http_max_flags;
+    if flags.len() > max {
+        return Err(RequestError::TooManyFlags { got: flags.len(), max });
+    }
+    if let Err(wait) = state.inner.rate.charge(team, flags.len(), Instant::now()) {
+        return Err(RequestError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 });
+    }
+    let clock = state.clock();
+    let mut verdicts = Vec::with_capacity(flags.len());
+    for flag in &flags {
+        verdicts.push(state.submit(team, flag.trim().as_bytes(), clock).await);
+    }
+    let mut answers = Vec::with_capacity(flags.len());
+    for (flag, verdict) in flags.into_iter().zip(verdicts) {
+        let answer: Answer = match verdict {
+            Verdict::Now(a) => a,
+            later => later.resolve().await,
+        };
+        answers.push(FlagAnswer { flag, msg: answer.reply().http });
+    }
+    Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_errors_map_to_client_statuses() {
+        assert_eq!(RequestError::BadToken.parts().0, StatusCode::UNAUTHORIZED);
+        assert_eq!(RequestError::TooLarge(1).parts().0, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(RequestError::BadJson(String::new()).parts().0, StatusCode::BAD_REQUEST);
+        assert_eq!(RequestError::RateLimited { retry_after_secs: 1 }.parts().0, StatusCode::TOO_MANY_REQUESTS);
+        assert!(RequestError::RateLimited { retry_after_secs: 1 }.parts().1.contains("try again later"));
+    }
+}

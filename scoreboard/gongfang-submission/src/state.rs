@@ -1,0 +1,204 @@
+//! The shared state of a submission server: scenario facts, limits, the writer handle.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gongfang_core::event::GameEvent;
+use gongfang_core::scenario::{Identify, Scenario};
+use gongfang_core::{FlagCodec, FlagInfo, TeamId};
+use gongfang_store::NewSubmission;
+use tokio::sync::{broadcast, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::answer::Answer;
+use crate::auth::{ConnectionCounter, RateLimiter, TokenCache};
+use crate::classify::{Classified, Classifier};
+use crate::clock::GameClock;
+use crate::error::SubmissionError;
+use crate::sink::SubmissionSink;
+use crate::writer::{Writer, WriterConfig};
+
+/// Limits and tuning. The scenario's `[submission]` table supplies identification, the HTTP
+/// rate limit and connections per team; the rest has sensible defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Longest accepted TCP line, without its line ending. Flags are about 45 bytes.
+    pub max_line: usize,
+    /// A TCP connection with nothing pending that sends no complete line for this long, or
+    /// does not read its answers for this long, is closed.
+    pub idle_timeout: Duration,
+    /// Flags one TCP connection may have in flight (pipelined) before the server stops reading.
+    pub pipeline_window: usize,
+    /// Rows one team may have waiting for a commit, over all its connections.
+    pub team_queue: usize,
+    /// How long the writer waits for more rows before committing a small batch.
+    pub linger: Duration,
+    /// Most rows per transaction.
+    pub max_batch: usize,
+    /// Most rows the writer takes from one team before serving the next.
+    pub quantum: usize,
+    /// Most flags in one HTTP request.
+    pub http_max_flags: usize,
+    /// Largest HTTP request body.
+    pub http_max_body: usize,
+    /// How long a verified team token is trusted without asking the store again.
+    pub token_ttl: Duration,
+    /// How long a token-mode TCP client has to send its token.
+    pub token_timeout: Duration,
+    /// The first banner line of the TCP server.
+    pub banner: String,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            max_line: 256,
+            idle_timeout: Duration::from_secs(120),
+            pipeline_window: 4096,
+            team_queue: 20_000,
+            linger: Duration::from_millis(1),
+            max_batch: 5_000,
+            quantum: 500,
+            http_max_flags: 100,
+            http_max_body: 64 * 1024,
+            token_ttl: Duration::from_secs(60),
+            token_timeout: Duration::from_secs(30),
+            banner: "Gongfang flag submission server".to_owned(),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub settings: Settings,
+    pub identify: Identify,
+    pub classifier: Classifier,
+    pub scenario: Scenario,
+    pub clock: watch::Receiver<GameClock>,
+    pub writer: Arc<Writer>,
+    pub sink: Arc<dyn SubmissionSink>,
+    pub tokens: TokenCache,
+    pub rate: RateLimiter,
+    pub connections: ConnectionCounter,
+}
+
+/// Everything the TCP and HTTP front ends share. Cheap to clone.
+#[derive(Clone)]
+pub struct SubmissionState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SubmissionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubmissionState").field("identify", &self.inner.identify).finish_non_exhaustive()
+    }
+}
+
+impl SubmissionState {
+    /// Builds the pipeline and spawns its group-commit writer on the current runtime.
+    ///
+    /// Loads which services have been captured already (for first blood), so call it after
+    /// the store is migrated. The returned task ends after [`SubmissionState::close`] once
+    /// every queued row is answered.
+    pub async fn start(
+        scenario: &Scenario,
+        codec: FlagCodec,
+        sink: Arc<dyn SubmissionSink>,
+        clock: watch::Receiver<GameClock>,
+        events: broadcast::Sender<GameEvent>,
+        settings: Settings,
+    ) -> Result<(SubmissionState, JoinHandle<()>), SubmissionError> {
+        let now = clock.borrow().tick;
+        let captured = sink.captured_services(now).await?;
+        let config = WriterConfig {
+            linger: settings.linger,
+            max_batch: settings.max_batch.max(1),
+            quantum: settings.quantum.max(1),
+            team_queue: settings.team_queue.max(1),
+        };
+        let writer = Arc::new(Writer::new(scenario.teams.iter().map(|t| t.id), config));
+        let task = tokio::spawn(writer.clone().run(sink.clone(), events, captured));
+        let inner = Inner {
+            identify: scenario.submission.identify,
+            classifier: Classifier::new(scenario, codec),
+            rate: RateLimiter::new(scenario.submission.rate_limit),
+            connections: ConnectionCounter::new(scenario.submission.max_connections),
+            tokens: TokenCache::new(settings.token_ttl),
+            scenario: scenario.clone(),
+            settings,
+            clock,
+            writer,
+            sink,
+        };
+        Ok((SubmissionState { inner: Arc::new(inner) }, task))
+    }
+
+    /// Stops the writer once what is queued is committed; later submissions get `ERR`.
+    pub fn close(&self) {
+        self.inner.writer.close();
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The team a presented token belongs to (cached after the first argon2 verification).
+    pub async fn team_by_token(&self, token: &str) -> Result<Option<TeamId>, SubmissionError> {
+        self.inner.tokens.verify(&*self.inner.sink, token).await
+    }
+
+    /// The team whose network holds `ip`.
+    pub fn team_by_address(&self, ip: Ipv4Addr) -> Option<TeamId> {
+        self.inner.scenario.team_by_address(ip).map(|t| t.id)
+    }
+
+    pub(crate) fn clock(&self) -> GameClock {
+        *self.inner.clock.borrow()
+    }
+
+    /// Runs one flag through the pipeline.
+    pub(crate) async fn submit(&self, attacker: TeamId, flag: &[u8], clock: GameClock) -> Verdict {
+        match self.inner.classifier.classify(attacker, flag, clock) {
+            Classified::Final(answer) => Verdict::Now(answer),
+            Classified::Capture(info) => Verdict::Later(self.enqueue(attacker, flag, info, clock).await),
+        }
+    }
+
+    async fn enqueue(
+        &self,
+        attacker: TeamId,
+        flag: &[u8],
+        info: FlagInfo,
+        clock: GameClock,
+    ) -> oneshot::Receiver<Answer> {
+        let row = NewSubmission {
+            attacker,
+            // Classification proved it is a valid (ASCII) flag.
+            flag: String::from_utf8_lossy(flag).into_owned(),
+            victim: info.team,
+            service: info.service,
+            store: info.store,
+            tick_planted: info.tick,
+            tick_submitted: clock.tick,
+            submitted_at: chrono::Utc::now(),
+        };
+        self.inner.writer.enqueue(row).await
+    }
+}
+
+/// An answer now, or after the commit.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    Now(Answer),
+    Later(oneshot::Receiver<Answer>),
+}
+
+impl Verdict {
+    pub async fn resolve(self) -> Answer {
+        match self {
+            Verdict::Now(a) => a,
+            // The writer drops a reply only when it is gone: the flag was not stored.
+            Verdict::Later(rx) => rx.await.unwrap_or(Answer::Unavailable),
+        }
+    }
+}

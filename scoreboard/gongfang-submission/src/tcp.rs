@@ -1,0 +1,391 @@
+//! The TCP front end: FAUST CTF / ENOWARS line protocol, with ForcAD's token greeting when the
+//! scenario identifies teams by token.
+//!
+//! One task per connection reads lines, classifies each at once, and answers strictly in
+//! submission order: verdicts that need no database are written immediately when nothing is
+//! waiting before them; otherwise they queue behind the pending commits. Bounded everywhere:
+//! line length, flags in flight per connection, idle time, connections per team.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+
+use gongfang_core::TeamId;
+use gongfang_core::scenario::Identify;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::answer::Answer;
+use crate::error::SubmissionError;
+use crate::state::{SubmissionState, Verdict};
+
+/// The last banner line FAUST-style clients wait for (followed by an empty line).
+pub const BANNER_LAST_LINE: &str = "One flag per line please!";
+/// ForcAD's greeting in token mode.
+pub const TOKEN_GREETING: &str = "Welcome! Please, enter your team token:";
+/// ForcAD's invitation after a valid token.
+pub const TOKEN_ACCEPTED: &str = "Now enter your flags, one in a line:";
+
+/// Read buffer size; a line longer than the limit is discarded as it streams, so one
+/// connection never holds more than this.
+const READ_BUFFER: usize = 64 * 1024;
+/// How much of an over-long or binary line is echoed back.
+const ECHO_MAX: usize = 64;
+
+/// Serves submissions on `listener` until `shutdown` resolves; then stops accepting, lets every
+/// connection answer what it has read, and returns when all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    state: SubmissionState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SubmissionError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(connection(state.clone(), stream, peer, stop_rx.clone()));
+                }
+                Err(error) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(%error, "accepting a submission connection failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn connection(state: SubmissionState, stream: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    match session(&state, stream, peer, stop).await {
+        Ok(()) => tracing::debug!(%peer, "submission connection closed"),
+        Err(error) => tracing::debug!(%peer, %error, "submission connection ended"),
+    }
+}
+
+/// One item read from the client.
+enum Item {
+    /// A complete line, without its line ending, as a range of the read buffer.
+    Line(Range<usize>),
+    /// A line over the limit; carries the echo of its start.
+    TooLong(Vec<u8>),
+}
+
+/// Line framing over the read half, with a hard cap on line length.
+struct Lines {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    max: usize,
+    /// Inside an over-long line: bytes are dropped until its newline. Holds its echo.
+    discarding: Option<Vec<u8>>,
+    eof: bool,
+}
+
+impl Lines {
+    fn new(max: usize) -> Lines {
+        Lines {
+            buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            max: max.clamp(1, READ_BUFFER / 2),
+            discarding: None,
+            eof: false,
+        }
+    }
+
+    fn line(&self, range: Range<usize>) -> &[u8] {
+        &self.buf[range]
+    }
+
+    /// The next complete line already buffered.
+    fn next(&mut self) -> Option<Item> {
+        let window = &self.buf[self.start..self.end];
+        if let Some(i) = window.iter().position(|&b| b == b'\n') {
+            let line_start = self.start;
+            self.start += i + 1;
+            if let Some(echo) = self.discarding.take() {
+                return Some(Item::TooLong(echo));
+            }
+            return Some(self.item(line_start..line_start + i));
+        }
+        if self.discarding.is_none() && self.end - self.start > self.max + 1 {
+            self.discarding = Some(echo(&self.buf[self.start..self.start + ECHO_MAX.min(self.max)]).into_owned());
+        }
+        if self.discarding.is_some() {
+            self.start = self.end;
+            if self.eof {
+                return self.discarding.take().map(Item::TooLong);
+            }
+            return None;
+        }
+        if self.eof && self.start < self.end {
+            // The client closed after a last line without a newline: still a submission.
+            let range = self.start..self.end;
+            self.start = self.end;
+            return Some(self.item(range));
+        }
+        None
+    }
+
+    fn item(&self, mut range: Range<usize>) -> Item {
+        if range.end > range.start && self.buf[range.end - 1] == b'\r' {
+            range.end -= 1;
+        }
+        if range.len() > self.max {
+            Item::TooLong(echo(&self.buf[range.start..range.start + ECHO_MAX.min(self.max)]).into_owned())
+        } else {
+            Item::Line(range)
+        }
+    }
+
+    /// Reads more bytes; `Ok(false)` at end of stream.
+    async fn fill(&mut self, rd: &mut OwnedReadHalf) -> io::Result<bool> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let n = rd.read(&mut self.buf[self.end..]).await?;
+        self.end += n;
+        if n == 0 {
+            self.eof = true;
+        }
+        Ok(n > 0)
+    }
+
+    /// The next line, reading as needed; `None` at end of stream.
+    async fn read_item(&mut self, rd: &mut OwnedReadHalf) -> io::Result<Option<Item>> {
+        loop {
+            if let Some(item) = self.next() {
+                return Ok(Some(item));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            self.fill(rd).await?;
+        }
+    }
+}
+
+/// What is echoed before the code: the flag itself for anything flag-like; bytes that are not
+/// printable ASCII become `?`, so binary input never reaches a client's terminal.
+fn echo(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if line.iter().all(|b| (0x20..0x7f).contains(b)) {
+        std::borrow::Cow::Borrowed(line)
+    } else {
+        std::borrow::Cow::Owned(line.iter().map(|&b| if (0x20..0x7f).contains(&b) { b } else { b'?' }).collect())
+    }
+}
+
+fn write_answer(out: &mut Vec<u8>, echo: &[u8], answer: Answer) {
+    let reply = answer.reply();
+    out.extend_from_slice(echo);
+    out.push(b' ');
+    out.extend_from_slice(reply.code.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reply.tcp.as_bytes());
+    out.push(b'\n');
+}
+
+async fn send(wr: &mut OwnedWriteHalf, bytes: &[u8], state: &SubmissionState) -> io::Result<()> {
+    match tokio::time::timeout(state.settings().idle_timeout, wr.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "client does not read its answers")),
+    }
+}
+
+async fn identify(
+    state: &SubmissionState,
+    lines: &mut Lines,
+    rd: &mut OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    peer: SocketAddr,
+) -> io::Result<Option<TeamId>> {
+    match state.inner.identify {
+        Identify::Address => {
+            let ip = match peer.ip() {
+                IpAddr::V4(ip) => Some(ip),
+                IpAddr::V6(ip) => ip.to_ipv4_mapped(),
+            };
+            match ip.and_then(|ip| state.team_by_address(ip)) {
+                Some(team) => Ok(Some(team)),
+                None => {
+                    let msg = format!("Your address {} is in no team's network, goodbye\n", peer.ip());
+                    send(wr, msg.as_bytes(), state).await?;
+                    Ok(None)
+                }
+            }
+        }
+        Identify::Token => {
+            send(wr, format!("{TOKEN_GREETING}\n").as_bytes(), state).await?;
+            let token = loop {
+                let read = tokio::time::timeout(state.settings().token_timeout, lines.read_item(rd)).await;
+                match read {
+                    Err(_) => {
+                        send(wr, b"Timed out waiting for the team token, goodbye\n", state).await?;
+                        return Ok(None);
+                    }
+                    Ok(Ok(None)) => return Ok(None),
+                    Ok(Ok(Some(Item::TooLong(_)))) => break None,
+                    Ok(Ok(Some(Item::Line(r)))) => {
+                        let line = lines.line(r);
+                        if line.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        break std::str::from_utf8(line).ok().map(|t| t.trim().to_owned());
+                    }
+                    Ok(Err(e)) => return Err(e),
+                }
+            };
+            let team = match token {
+                Some(token) => match state.team_by_token(&token).await {
+                    Ok(team) => team,
+                    Err(error) => {
+                        tracing::error!(%error, "token verification failed");
+                        send(wr, b"Internal error, try again later\n", state).await?;
+                        return Ok(None);
+                    }
+                },
+                None => None,
+            };
+            if team.is_none() {
+                tracing::info!(%peer, "submission with an invalid team token");
+                send(wr, b"Invalid team token, goodbye\n", state).await?;
+            }
+            Ok(team)
+        }
+    }
+}
+
+async fn session(
+    state: &SubmissionState,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> io::Result<()> {
+    let settings = state.settings();
+    let (mut rd, mut wr) = stream.into_split();
+    let mut lines = Lines::new(settings.max_line);
+    let Some(team) = identify(state, &mut lines, &mut rd, &mut wr, peer).await? else {
+        let _ = wr.shutdown().await;
+        return Ok(());
+    };
+    let Some(_slot) = state.inner.connections.try_open(team) else {
+        let msg = format!("Too many connections for your team (at most {}), goodbye\n", state.inner.connections.max());
+        send(&mut wr, msg.as_bytes(), state).await?;
+        let _ = wr.shutdown().await;
+        return Ok(());
+    };
+    let banner = match state.inner.identify {
+        Identify::Address => format!("{}\n{BANNER_LAST_LINE}\n\n", settings.banner),
+        Identify::Token => format!("{TOKEN_ACCEPTED}\n{BANNER_LAST_LINE}\n\n"),
+    };
+    send(&mut wr, banner.as_bytes(), state).await?;
+    tracing::debug!(%peer, %team, "submission connection open");
+
+    let window = settings.pipeline_window.max(1);
+    let mut out: Vec<u8> = Vec::with_capacity(READ_BUFFER);
+    let mut pending: VecDeque<(Vec<u8>, Verdict)> = VecDeque::new();
+    let mut stopping = false;
+    loop {
+        // Classify everything already read, as far as the window allows.
+        let clock = state.clock();
+        while pending.len() < window {
+            let Some(item) = lines.next() else { break };
+            let (echo_bytes, verdict) = match item {
+                Item::Line(range) => {
+                    let line = lines.line(range);
+                    // Empty lines are keep-alives of some clients: no answer.
+                    if line.iter().all(u8::is_ascii_whitespace) {
+                        continue;
+                    }
+                    let verdict = state.submit(team, line, clock).await;
+                    (echo(line), verdict)
+                }
+                Item::TooLong(echo_bytes) => (echo_bytes.into(), Verdict::Now(Answer::TooLong)),
+            };
+            match verdict {
+                Verdict::Now(answer) if pending.is_empty() => write_answer(&mut out, &echo_bytes, answer),
+                verdict => pending.push_back((echo_bytes.into_owned(), verdict)),
+            }
+            if out.len() >= READ_BUFFER {
+                send(&mut wr, &out, state).await?;
+                out.clear();
+            }
+        }
+        // Answer, in order, whatever is decided at the head of the queue.
+        while let Some((_, verdict)) = pending.front_mut() {
+            let answer = match verdict {
+                Verdict::Now(answer) => *answer,
+                Verdict::Later(rx) => match rx.try_recv() {
+                    Ok(answer) => answer,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) => break,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Answer::Unavailable,
+                },
+            };
+            let (echo_bytes, _) = pending.pop_front().expect("front exists");
+            write_answer(&mut out, &echo_bytes, answer);
+        }
+        if !out.is_empty() {
+            send(&mut wr, &out, state).await?;
+            out.clear();
+        }
+        if (lines.eof || stopping) && pending.is_empty() {
+            break;
+        }
+        let can_read = !lines.eof && !stopping && pending.len() < window;
+        let idle = pending.is_empty();
+        tokio::select! {
+            answer = head(&mut pending) => {
+                let (echo_bytes, _) = pending.pop_front().expect("head was pending");
+                write_answer(&mut out, &echo_bytes, answer);
+            }
+            read = lines.fill(&mut rd), if can_read => { read?; }
+            changed = stop.changed(), if !stopping => {
+                // Also when the server is gone: finish what was read, then close.
+                let _ = changed;
+                stopping = true;
+            }
+            () = tokio::time::sleep(settings.idle_timeout), if idle => {
+                tracing::debug!(%peer, "closing idle submission connection");
+                break;
+            }
+        }
+    }
+    let _ = wr.shutdown().await;
+    Ok(())
+}
+
+/// Resolves with the answer of the head of the queue once its commit is done.
+async fn head(pending: &mut VecDeque<(Vec<u8>, Verdict)>) -> Answer {
+    match pending.front_mut() {
+        Some((_, Verdict::Later(rx))) => rx.await.unwrap_or(Answer::Unavailable),
+        Some((_, Verdict::Now(answer))) => *answer,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_keeps_flags_and_masks_binary() {
+        assert_eq!(&*echo(b"GONGFANG{abc-_}"), b"GONGFANG{abc-_}");
+        assert_eq!(&*echo(b"a\0b\xffc"), b"a?b?c");
+    }
+}
