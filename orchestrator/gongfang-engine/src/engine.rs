@@ -51,7 +51,7 @@ pub struct EngineConfig {
 pub struct TickReport {
     pub tick: Tick,
     /// Final verdict and public message per defending team × service.
-    pub verdicts: HashMap<(TeamId, ServiceId), (Verdict, String)>,
+    pub verdicts: Verdicts,
     pub scores: TickScores,
 }
 
@@ -100,7 +100,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             if !record.is_scored() {
                 break;
             }
-            let events = stored_events(&store, s, record.tick).await?;
+            let (events, _) = stored_events(&store, s, record.tick).await?;
             for v in &events.verdicts {
                 last_verdicts.insert((v.team, v.service), v.verdict);
             }
@@ -220,7 +220,6 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
                 semaphore: semaphore.clone(),
                 timeout: s.drill.checker_timeout,
                 seed: self.seed,
-                scenario: s.clone(),
             };
             let at = tick_start + chrono::Duration::from_std(planned.offset).expect("offset fits");
             tasks.spawn(async move {
@@ -258,28 +257,19 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         // Submissions from now on count for the next tick.
         self.current.send_replace(Some(tick.next()));
         self.store.close_tick(tick, self.clock.now()).await?;
-        let events = stored_events(&self.store, &s, tick).await?;
-        let mut verdicts = HashMap::new();
-        let results = self.store.check_results(tick, None).await?;
+        let (events, verdicts) = stored_events(&self.store, &s, tick).await?;
         for v in &events.verdicts {
-            let (verdict, message) = tick_verdict(
-                results
-                    .iter()
-                    .filter(|r| r.team == v.team && r.service == v.service)
-                    .map(|r| (r.verdict, r.message.as_str())),
-            );
-            let previous = self.last_verdicts.insert((v.team, v.service), verdict);
-            if previous != Some(verdict) {
+            let previous = self.last_verdicts.insert((v.team, v.service), v.verdict);
+            if previous != Some(v.verdict) {
                 let _ = self.events.send(GameEvent::VerdictChanged {
                     tick,
                     team: v.team,
                     service: v.service,
                     from: previous,
-                    to: verdict,
-                    message: message.clone(),
+                    to: v.verdict,
+                    message: verdicts[&(v.team, v.service)].1.clone(),
                 });
             }
-            verdicts.insert((v.team, v.service), (verdict, message));
         }
         let _ = self.events.send(GameEvent::TickClosed { tick });
 
@@ -305,17 +295,25 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
     }
 }
 
+/// Final verdict and public message per defending team × service.
+type Verdicts = HashMap<(TeamId, ServiceId), (Verdict, String)>;
+
 /// A tick's verdicts and captures as the store holds them: what scoring sees, both live and
-/// when replaying after a restart.
-async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<TickEvents, EngineError> {
+/// when replaying after a restart. The tick's results are read once and grouped once.
+async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<(TickEvents, Verdicts), EngineError> {
     let results = store.check_results(tick, None).await?;
+    let mut by_cell: HashMap<(TeamId, ServiceId), Vec<(Verdict, &str)>> = HashMap::new();
+    for r in &results {
+        by_cell.entry((r.team, r.service)).or_default().push((r.verdict, r.message.as_str()));
+    }
     let mut verdicts = Vec::new();
+    let mut judged = Verdicts::new();
     for team in s.defenders() {
         for service in &s.services {
-            let (verdict, _) = tick_verdict(
-                results.iter().filter(|r| r.team == team.id && r.service == service.id).map(|r| (r.verdict, r.message.as_str())),
-            );
+            let cell = (team.id, service.id);
+            let (verdict, message) = tick_verdict(by_cell.remove(&cell).unwrap_or_default());
             verdicts.push(ServiceVerdict { team: team.id, service: service.id, verdict });
+            judged.insert(cell, (verdict, message));
         }
     }
     let captures = store
@@ -331,7 +329,7 @@ async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<TickEv
             submitted: s.submission.tick_submitted,
         })
         .collect();
-    Ok(TickEvents { tick, verdicts, captures })
+    Ok((TickEvents { tick, verdicts, captures }, judged))
 }
 
 /// What one action task needs, cloned out of the engine so tasks run concurrently.
@@ -344,7 +342,6 @@ struct ActionContext<C: Clock, R: CheckerRunner> {
     semaphore: Arc<Semaphore>,
     timeout: Duration,
     seed: u64,
-    scenario: Arc<Scenario>,
 }
 
 impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
@@ -399,7 +396,6 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
                 })
                 .await?;
         }
-        let _ = &self.scenario;
         self.store
             .record_check(&CheckResult {
                 tick,

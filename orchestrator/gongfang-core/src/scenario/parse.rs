@@ -146,7 +146,7 @@ impl Walker<'_, '_> {
         let teams = self.list(&top, "team", "add a team: [[team]] with id, slug, name, network", Self::team);
         let services =
             self.list(&top, "service", "add a service: [[service]] with slug, name, image or build, ports, checker", Self::service);
-        self.cross_checks(&top, &teams, &services);
+        self.cross_checks(&teams, &services);
         let drill = drill?;
         let submission = submission?;
         let teams = teams.into_iter().map(|(t, _)| t).collect::<Option<Vec<_>>>()?;
@@ -317,7 +317,6 @@ impl Walker<'_, '_> {
     /// Checks that span teams or services: duplicates, overlaps, the mix of roles.
     fn cross_checks(
         &mut self,
-        top: &Tab<'_, '_>,
         teams: &[(Option<Team>, Range<usize>)],
         services: &[(Option<Service>, Range<usize>)],
     ) {
@@ -365,7 +364,6 @@ impl Walker<'_, '_> {
                 self.c.error(&at, "no team attacks: every team is a defender or the NOP team", Some("give at least one team role = \"attacker\" or \"both\"".into()));
             }
         }
-        let _ = top;
     }
 
     // ---- structure ------------------------------------------------------------------------
