@@ -23,6 +23,10 @@ use crate::runner::{ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Tar
 /// runner's own timeout (which can say more) normally fires first.
 const RUNNER_GRACE: Duration = Duration::from_secs(2);
 
+/// Longest the engine holds finished action results before storing them, so attack info
+/// (flag ids) and organisers' views follow a tick while it runs.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Why the engine stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -44,6 +48,54 @@ pub struct EngineConfig {
     pub max_concurrency: usize,
     /// Older flags read back per store and tick, besides the newest.
     pub older_gets: usize,
+    /// Action results stored per database write (at least every second while a tick runs).
+    pub write_batch: usize,
+    /// Told of each step of a tick's life; crash tests stop the process at chosen steps.
+    pub hook: StepHook,
+}
+
+impl EngineConfig {
+    /// A configuration with the usual limits: 64 actions at once, one older flag read back
+    /// per store, results stored 500 at a time, no step observer.
+    pub fn new(scenario: Arc<Scenario>, secret: Vec<u8>, start: DateTime<Utc>) -> EngineConfig {
+        EngineConfig { scenario, secret, start, max_concurrency: 64, older_gets: 1, write_batch: 500, hook: StepHook::default() }
+    }
+}
+
+/// Steps in a tick's life after which the engine's state is durable, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// A batch of the open tick's action results (and planted flags) was stored; `stored`
+    /// counts the tick's results stored so far.
+    ResultsStored { tick: Tick, stored: usize },
+    /// The tick was closed: its verdicts are final, its scores not yet stored.
+    Closed { tick: Tick },
+    /// The tick's scores were stored; the tick is not yet marked scored.
+    ScoresStored { tick: Tick },
+    /// The tick is marked scored: done.
+    Scored { tick: Tick },
+}
+
+/// An observer of [`Step`]s. The default observes nothing.
+#[derive(Clone, Default)]
+pub struct StepHook(Option<Arc<dyn Fn(Step) + Send + Sync>>);
+
+impl StepHook {
+    pub fn new(f: impl Fn(Step) + Send + Sync + 'static) -> StepHook {
+        StepHook(Some(Arc::new(f)))
+    }
+
+    fn notify(&self, step: Step) {
+        if let Some(f) = &self.0 {
+            f(step);
+        }
+    }
+}
+
+impl std::fmt::Debug for StepHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "StepHook(set)" } else { "StepHook(none)" })
+    }
 }
 
 /// What one closed tick came to, for callers that drive the engine tick by tick.
@@ -70,6 +122,8 @@ pub struct Engine<C: Clock, R: CheckerRunner> {
     current: watch::Sender<Option<Tick>>,
     scorer: Scorer,
     last_verdicts: HashMap<(TeamId, ServiceId), Verdict>,
+    /// Whether the last tick passed paused, to announce pause and resume once each.
+    paused: bool,
 }
 
 impl<C: Clock, R: CheckerRunner> std::fmt::Debug for Engine<C, R> {
@@ -120,6 +174,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             current: watch::Sender::new(None),
             scorer,
             last_verdicts,
+            paused: false,
         })
     }
 
@@ -154,8 +209,13 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
                 let next = self.scorer.next_tick();
                 let last = Tick(u32::try_from(drill.duration.as_millis() / drill.tick.as_millis()).unwrap_or(u32::MAX));
                 match due {
-                    // Ticks that passed while the engine was away (or paused) are closed now.
+                    // Ticks that passed while the engine was away are closed now.
                     Some(due) if next < due => self.close_missed(next).await.map(|_| true),
+                    // The store is ahead of the clock (it was set back): wait for the next tick.
+                    Some(due) if next > due => {
+                        self.clock.sleep_until(self.tick_start(next)).await;
+                        Ok(true)
+                    }
                     None if next < last => self.close_missed(next).await.map(|_| true),
                     None => Ok(false),
                     Some(due) => {
@@ -184,9 +244,24 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
     /// Opens, plays, closes and scores one tick.
     #[instrument(skip(self), fields(tick = tick.0))]
     pub async fn play_tick(&mut self, tick: Tick) -> Result<TickReport, EngineError> {
-        if self.store.drill_state().await?.paused {
+        let paused = self.store.drill_state().await?.paused;
+        if paused != self.paused {
+            self.paused = paused;
+            let _ = self.events.send(if paused { GameEvent::Paused } else { GameEvent::Resumed });
+        }
+        if paused {
             info!("drill paused: tick passes without checks");
             return self.close_missed(tick).await;
+        }
+        match self.store.tick(tick).await? {
+            // Closed before a crash, not yet scored: only the scoring is left to do.
+            Some(record) if record.is_closed() => return self.close_tick(tick).await,
+            // Opened before a crash: play it again from the start, replacing its results.
+            Some(_) => {
+                let dropped = self.store.discard_open_tick_results(tick).await?;
+                info!(dropped, "replaying a tick interrupted by a restart");
+            }
+            None => {}
         }
         let started = Instant::now();
         self.store.open_tick(tick, self.clock.now()).await?;
@@ -207,6 +282,18 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             older_gets: self.cfg.older_gets,
         });
 
+        // Every flag a `get` of this tick may read, fetched once.
+        let planted: HashMap<FlagSlot, PlantedFlag> = match tick.0.checked_sub(1) {
+            None => HashMap::new(),
+            Some(last) => self
+                .store
+                .planted_flags(Tick(tick.0.saturating_sub(s.drill.flag_lifetime)), Tick(last))
+                .await?
+                .into_iter()
+                .map(|f| ((f.tick, f.team, f.service, f.store), f))
+                .collect(),
+        };
+        let planted = Arc::new(planted);
         let semaphore = Arc::new(Semaphore::new(self.cfg.max_concurrency.max(1)));
         let mut tasks = JoinSet::new();
         let tick_start = self.tick_start(tick);
@@ -214,7 +301,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             let ctx = ActionContext {
                 clock: self.clock.clone(),
                 runner: self.runner.clone(),
-                store: self.store.clone(),
+                planted: planted.clone(),
                 targets: self.targets.clone(),
                 codec: self.codec.clone(),
                 semaphore: semaphore.clone(),
@@ -227,19 +314,43 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
                 ctx.perform(tick, planned.team, planned.service, planned.action).await
             });
         }
-        while let Some(done) = tasks.join_next().await {
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tasks.abort_all();
-                    return Err(e);
-                }
-                Err(join) => warn!(error = %join, "a checker action task failed"),
+        let mut batch = ResultBatch::default();
+        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    None => break,
+                    Some(Ok(Some((result, flag)))) => {
+                        batch.results.push(result);
+                        batch.flags.extend(flag);
+                        if batch.results.len() >= self.cfg.write_batch.max(1) {
+                            self.store_results(tick, &mut batch).await?;
+                        }
+                    }
+                    Some(Ok(None)) => {}
+                    Some(Err(join)) => warn!(error = %join, "a checker action task failed"),
+                },
+                _ = flush.tick() => self.store_results(tick, &mut batch).await?,
             }
         }
+        self.store_results(tick, &mut batch).await?;
         let report = self.close_tick(tick).await?;
         info!(elapsed_ms = started.elapsed().as_millis() as u64, "tick closed");
         Ok(report)
+    }
+
+    /// Stores what the batch holds, in one transaction.
+    async fn store_results(&self, tick: Tick, batch: &mut ResultBatch) -> Result<(), EngineError> {
+        if batch.results.is_empty() {
+            return Ok(());
+        }
+        self.store.record_tick_results(&batch.flags, &batch.results).await?;
+        batch.stored += batch.results.len();
+        batch.flags.clear();
+        batch.results.clear();
+        self.cfg.hook.notify(Step::ResultsStored { tick, stored: batch.stored });
+        Ok(())
     }
 
     /// Closes a tick in which no actions ran (the engine was down or the drill paused): every
@@ -257,6 +368,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         // Submissions from now on count for the next tick.
         self.current.send_replace(Some(tick.next()));
         self.store.close_tick(tick, self.clock.now()).await?;
+        self.cfg.hook.notify(Step::Closed { tick });
         let (events, verdicts) = stored_events(&self.store, &s, tick).await?;
         for v in &events.verdicts {
             let previous = self.last_verdicts.insert((v.team, v.service), v.verdict);
@@ -289,10 +401,24 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         // Scores are a function of the stored events, so writing them again after a crash
         // between these two steps stores the same numbers: closed and scored exactly once.
         self.store.upsert_scores(&rows).await?;
+        self.cfg.hook.notify(Step::ScoresStored { tick });
         self.store.mark_tick_scored(tick, self.clock.now()).await?;
+        self.cfg.hook.notify(Step::Scored { tick });
         let _ = self.events.send(GameEvent::ScoresUpdated { tick });
         Ok(TickReport { tick, verdicts, scores })
     }
+}
+
+/// Where a planted flag sits: planted in tick, team, service, flag store.
+type FlagSlot = (Tick, TeamId, ServiceId, gongfang_core::StoreIdx);
+
+/// Finished action results not yet stored.
+#[derive(Default)]
+struct ResultBatch {
+    flags: Vec<PlantedFlag>,
+    results: Vec<CheckResult>,
+    /// Results of the tick stored so far.
+    stored: usize,
 }
 
 /// Final verdict and public message per defending team × service.
@@ -336,7 +462,7 @@ async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<(TickE
 struct ActionContext<C: Clock, R: CheckerRunner> {
     clock: Arc<C>,
     runner: Arc<R>,
-    store: Store,
+    planted: Arc<HashMap<FlagSlot, PlantedFlag>>,
     targets: Arc<Targets>,
     codec: FlagCodec,
     semaphore: Arc<Semaphore>,
@@ -345,7 +471,15 @@ struct ActionContext<C: Clock, R: CheckerRunner> {
 }
 
 impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
-    async fn perform(self, tick: Tick, team: TeamId, service: ServiceId, action: Action) -> Result<(), EngineError> {
+    /// Runs one action; its result, and the flag it planted if it was a successful `put`.
+    /// `None` when there was nothing to do (a `get` of a flag that was never planted).
+    async fn perform(
+        self,
+        tick: Tick,
+        team: TeamId,
+        service: ServiceId,
+        action: Action,
+    ) -> Option<(CheckResult, Option<PlantedFlag>)> {
         let _permit = self.semaphore.acquire().await.expect("semaphore never closed");
         let (kind, store_idx) = match action {
             Action::Check => (ActionKind::Check, None),
@@ -355,10 +489,8 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
             }
             Action::Get { store, planted } => {
                 // A flag whose put failed was never planted: there is nothing to read back.
-                let Some(p) = self.store.planted_flag(planted, team, service, store).await? else {
-                    return Ok(());
-                };
-                (ActionKind::Get { store, flag: p.flag, state: p.state.unwrap_or_default() }, Some(store))
+                let p = self.planted.get(&(planted, team, service, store))?;
+                (ActionKind::Get { store, flag: p.flag.clone(), state: p.state.clone().unwrap_or_default() }, Some(store))
             }
         };
         let started = Instant::now();
@@ -382,38 +514,35 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
             }
         };
         let duration_ms = started.elapsed().as_millis() as u64;
-        if let (ActionKind::Put { store, flag }, Verdict::Ok) = (&kind, outcome.verdict) {
-            self.store
-                .record_flag(&PlantedFlag {
-                    tick,
-                    team,
-                    service,
-                    store: *store,
-                    flag: flag.clone(),
-                    flag_id: outcome.flag_id.clone(),
-                    state: outcome.state.clone(),
-                    planted_at: self.clock.now(),
-                })
-                .await?;
-        }
-        self.store
-            .record_check(&CheckResult {
+        let planted = match (&kind, outcome.verdict) {
+            (ActionKind::Put { store, flag }, Verdict::Ok) => Some(PlantedFlag {
                 tick,
                 team,
                 service,
-                action: match action {
-                    Action::Check => CheckAction::Check,
-                    Action::Put { .. } => CheckAction::Put,
-                    Action::Get { .. } => CheckAction::Get,
-                },
-                store: store_idx,
-                verdict: outcome.verdict,
-                message: outcome.public_message,
-                log: outcome.private_log.join("\n"),
-                duration_ms,
-                recorded_at: self.clock.now(),
-            })
-            .await?;
-        Ok(())
+                store: *store,
+                flag: flag.clone(),
+                flag_id: outcome.flag_id.clone(),
+                state: outcome.state.clone(),
+                planted_at: self.clock.now(),
+            }),
+            _ => None,
+        };
+        let result = CheckResult {
+            tick,
+            team,
+            service,
+            action: match action {
+                Action::Check => CheckAction::Check,
+                Action::Put { .. } => CheckAction::Put,
+                Action::Get { .. } => CheckAction::Get,
+            },
+            store: store_idx,
+            verdict: outcome.verdict,
+            message: outcome.public_message,
+            log: outcome.private_log.join("\n"),
+            duration_ms,
+            recorded_at: self.clock.now(),
+        };
+        Some((result, planted))
     }
 }

@@ -10,5 +10,5 @@ mod engine;
 mod runner;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineConfig, EngineError, TickReport};
+pub use engine::{Engine, EngineConfig, EngineError, Step, StepHook, TickReport};
 pub use runner::{ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Target};

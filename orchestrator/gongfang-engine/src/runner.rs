@@ -52,7 +52,7 @@ impl ActionOutcome {
     pub fn checker_error(why: impl Into<String>) -> ActionOutcome {
         ActionOutcome {
             verdict: Verdict::CheckerError,
-            public_message: "internal checker error".into(),
+            public_message: "the checker failed; this does not count against you".into(),
             private_log: vec![why.into()],
             flag_id: None,
             state: None,

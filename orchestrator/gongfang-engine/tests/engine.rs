@@ -109,7 +109,8 @@ fn start() -> DateTime<Utc> {
 async fn engine(store: &Store, runner: SimulatedServices) -> Engine<ManualClock, SimulatedServices> {
     let s = scenario();
     store.sync_scenario(&s).await.unwrap();
-    let cfg = EngineConfig { secret: b"engine-test-secret-0123456789".to_vec(), scenario: s, start: start(), max_concurrency: 8, older_gets: 1 };
+    let mut cfg = EngineConfig::new(s, b"engine-test-secret-0123456789".to_vec(), start());
+    cfg.max_concurrency = 8;
     let (events, _) = broadcast::channel(1024);
     let targets = |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
     Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await.unwrap()

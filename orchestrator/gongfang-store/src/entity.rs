@@ -186,6 +186,7 @@ pub mod drill_state {
         pub paused: bool,
         pub current_tick: Option<i32>,
         pub updated_at: DateTimeUtc,
+        pub started_at: Option<DateTimeUtc>,
     }
     no_relations!();
 }

@@ -29,6 +29,27 @@ pub enum StoreError {
     /// A stored value does not decode into its domain type (edited by hand, or a newer schema).
     #[error("corrupt {table} row {key}: {detail}")]
     Corrupt { table: &'static str, key: String, detail: String },
+    /// The engine tried to replace the results of a tick that is already closed.
+    #[error("tick {0} is closed; its checker results are final")]
+    TickClosed(u32),
+    /// No report has this id.
+    #[error("no report {0}")]
+    UnknownReport(i64),
+    /// A team asked about a report another team filed.
+    #[error("report {0} was filed by another team")]
+    NotYourReport(i64),
+    /// The report is not in the state the operation needs (e.g. ruling a report twice).
+    #[error("report {report} is {status}; {what}")]
+    ReportState { report: i64, status: &'static str, what: &'static str },
+    /// The judge who made the first ruling tried to rule the appeal.
+    #[error("judge `{judge}` made the first ruling of report {report}; another judge must rule the appeal")]
+    SameJudge { report: i64, judge: String },
+    /// The account is not a judge.
+    #[error("account `{0}` is not a judge")]
+    NotAJudge(String),
+    /// A report, ruling or appeal breaks the scenario's rules.
+    #[error("{0}")]
+    ReportRule(#[from] gongfang_core::report::ReportError),
     /// Hashing a secret failed.
     #[error("password hashing failed: {0}")]
     Hash(String),

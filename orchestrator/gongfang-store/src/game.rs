@@ -1,6 +1,5 @@
 //! The game's records: ticks, planted flags, checker results, submissions and scores.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -12,12 +11,12 @@ use sea_orm::{
 };
 
 use crate::entity::{check_results, flags, scores, submissions, ticks};
-use crate::error::{Result, corrupt};
-use crate::Store;
+use crate::error::{Result, StoreError, corrupt};
+use crate::{Backend, Store};
 
-/// Rows per INSERT statement of a submission batch: 8 bound values each, far below both
-/// databases' limits on bound parameters, and large enough that statement overhead vanishes.
-const SUBMISSION_CHUNK: usize = 500;
+/// Rows per INSERT statement of the engine's result batches: at most 10 bound values each,
+/// under SQLite's limit of 32,766 bound parameters per statement.
+const RESULT_CHUNK: usize = 1_000;
 
 /// A tick's lifecycle as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +158,57 @@ pub struct ScoreRow {
 fn tick_i32(t: Tick) -> i32 {
     // Ticks count minutes of a drill at most; 2^31 of them is beyond any drill.
     i32::try_from(t.0).unwrap_or(i32::MAX)
+}
+
+/// The unique key of a submission; batches are sorted by it.
+fn submission_key(s: &NewSubmission) -> (u16, &[u8]) {
+    (s.attacker.0, s.flag.as_bytes())
+}
+
+/// Rows per SQLite INSERT statement, at most: 8 bound values each, 8,192 in all, far under
+/// SQLite's limit of 32,766 bound parameters per statement.
+const SQLITE_INSERT_ROWS: usize = 1024;
+
+/// The SQLite statement inserting the next rows of a batch with `left` rows to go, and how
+/// many rows it takes: the largest power of two up to [`SQLITE_INSERT_ROWS`], so a batch of
+/// any size uses at most 11 distinct texts, each prepared once per connection.
+fn sqlite_insert_for(left: usize) -> (&'static str, usize) {
+    static TEXTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        (0..=SQLITE_INSERT_ROWS.ilog2())
+            .map(|bits| {
+                let rows = 1usize << bits;
+                let mut sql = String::with_capacity(160 + rows * 18);
+                sql.push_str(
+                    "INSERT INTO submissions (attacker, flag, victim, service, store, tick_planted, \
+                     tick_submitted, submitted_at) VALUES ",
+                );
+                for i in 0..rows {
+                    sql.push_str(if i == 0 { "(?,?,?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?,?,?)" });
+                }
+                sql.push_str(" ON CONFLICT (attacker, flag) DO NOTHING");
+                sql
+            })
+            .collect()
+    });
+    let bits = left.min(SQLITE_INSERT_ROWS).ilog2();
+    (TEXTS[bits as usize].as_str(), 1 << bits)
+}
+
+/// Marks the row of `unique` (in key order) that the database returned as inserted.
+fn mark_inserted(unique: &[&NewSubmission], inserted: &mut [bool], attacker: i32, flag: &str) -> Result<()> {
+    let key = (u16::try_from(attacker).unwrap_or(u16::MAX), flag.as_bytes());
+    match unique.binary_search_by(|u| submission_key(u).cmp(&key)) {
+        Ok(at) => {
+            inserted[at] = true;
+            Ok(())
+        }
+        Err(_) => Err(corrupt("submissions", format!("({attacker}, {flag})"), "inserted a row that was not in the batch")),
+    }
+}
+
+/// A driver error, as the rest of the store reports database failures.
+fn sqlx_error(e: sea_orm::sqlx::Error) -> StoreError {
+    StoreError::Db(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e))))
 }
 
 fn de<T: TryFrom<i32>>(table: &'static str, key: impl fmt::Display, what: &str, v: i32) -> Result<T> {
@@ -387,6 +437,105 @@ impl Store {
         Ok(())
     }
 
+    /// Stores a slice of a tick's work in one transaction: the flags its `put`s planted and
+    /// the results of its actions. The engine writes a tick in a few such batches instead of a
+    /// commit per action, so a tick of thousands of actions costs a few fsyncs.
+    pub async fn record_tick_results(&self, planted: &[PlantedFlag], results: &[CheckResult]) -> Result<()> {
+        if planted.is_empty() && results.is_empty() {
+            return Ok(());
+        }
+        let txn = self.write_txn().await?;
+        for chunk in planted.chunks(RESULT_CHUNK) {
+            let mut insert = Query::insert();
+            insert.into_table(flags::Entity).columns([
+                flags::Column::Tick,
+                flags::Column::Team,
+                flags::Column::Service,
+                flags::Column::Store,
+                flags::Column::Flag,
+                flags::Column::FlagId,
+                flags::Column::State,
+                flags::Column::PlantedAt,
+            ]);
+            for flag in chunk {
+                insert.values_panic([
+                    tick_i32(flag.tick).into(),
+                    i32::from(flag.team.0).into(),
+                    i32::from(flag.service.0).into(),
+                    i32::from(flag.store.0).into(),
+                    flag.flag.clone().into(),
+                    flag.flag_id.clone().into(),
+                    flag.state.clone().into(),
+                    flag.planted_at.into(),
+                ]);
+            }
+            insert.on_conflict(
+                OnConflict::column(flags::Column::Flag)
+                    .update_columns([flags::Column::FlagId, flags::Column::State, flags::Column::PlantedAt])
+                    .to_owned(),
+            );
+            txn.execute(&insert).await?;
+        }
+        for chunk in results.chunks(RESULT_CHUNK) {
+            let mut insert = Query::insert();
+            insert.into_table(check_results::Entity).columns([
+                check_results::Column::Tick,
+                check_results::Column::Team,
+                check_results::Column::Service,
+                check_results::Column::Action,
+                check_results::Column::Store,
+                check_results::Column::Verdict,
+                check_results::Column::Message,
+                check_results::Column::Log,
+                check_results::Column::DurationMs,
+                check_results::Column::RecordedAt,
+            ]);
+            for r in chunk {
+                insert.values_panic([
+                    tick_i32(r.tick).into(),
+                    i32::from(r.team.0).into(),
+                    i32::from(r.service.0).into(),
+                    r.action.as_str().into(),
+                    r.store.map(|s| i32::from(s.0)).into(),
+                    r.verdict.as_str().into(),
+                    r.message.clone().into(),
+                    r.log.clone().into(),
+                    i64::try_from(r.duration_ms).unwrap_or(i64::MAX).into(),
+                    r.recorded_at.into(),
+                ]);
+            }
+            txn.execute(&insert).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets the results of a tick that never closed, before the engine plays it again
+    /// after a restart: the replay's actions replace them, so none is counted twice.
+    /// Refuses a closed tick, whose results are final.
+    pub async fn discard_open_tick_results(&self, tick: Tick) -> Result<u64> {
+        if self.tick(tick).await?.is_some_and(|t| t.is_closed()) {
+            return Err(crate::error::StoreError::TickClosed(tick.0));
+        }
+        let done = check_results::Entity::delete_many()
+            .filter(check_results::Column::Tick.eq(tick_i32(tick)))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected)
+    }
+
+    /// Every flag planted in ticks `from..=to`, for the engine's `get`s of one tick.
+    pub async fn planted_flags(&self, from: Tick, to: Tick) -> Result<Vec<PlantedFlag>> {
+        flags::Entity::find()
+            .filter(flags::Column::Tick.between(tick_i32(from), tick_i32(to)))
+            .order_by_asc(flags::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(flag_from_row)
+            .collect()
+    }
+
     /// Checker results of a tick, optionally of one team, in the order they were recorded.
     pub async fn check_results(&self, tick: Tick, team: Option<TeamId>) -> Result<Vec<CheckResult>> {
         let mut query = check_results::Entity::find().filter(check_results::Column::Tick.eq(tick_i32(tick)));
@@ -398,68 +547,131 @@ impl Store {
 
     // ---- submissions ----
 
-    /// Stores a batch of submissions in one transaction and says, for each, whether it is new
-    /// or the attacker had submitted that flag before (earlier in this batch, in an earlier
-    /// batch, or concurrently). The unique (attacker, flag) constraint decides, so the answer
-    /// is right under any concurrency: of many writers racing with one flag, exactly one
-    /// gets `New`.
+    /// Stores a batch of submissions atomically and says, for each, whether it is new or the
+    /// attacker had submitted that flag before (earlier in this batch, in an earlier batch, or
+    /// concurrently). The unique (attacker, flag) constraint decides, so the answer is right
+    /// under any concurrency: of many writers racing with one flag, exactly one gets `New`.
+    /// Returns only once the batch is durably committed.
+    ///
+    /// The whole batch is one statement with a constant text, prepared once per connection and
+    /// reused: on PostgreSQL the columns travel as eight arrays (`UNNEST`), on SQLite as one
+    /// JSON array (`json_each`). Rows go in (attacker, flag) order, so batches committed
+    /// concurrently take their row locks in one order and cannot deadlock.
     #[tracing::instrument(skip_all, fields(rows = batch.len()))]
     pub async fn insert_submissions(&self, batch: &[NewSubmission]) -> Result<Vec<SubmissionOutcome>> {
-        let mut outcomes = Vec::with_capacity(batch.len());
         if batch.is_empty() {
-            return Ok(outcomes);
+            return Ok(Vec::new());
         }
-        let txn = self.write_txn().await?;
-        for chunk in batch.chunks(SUBMISSION_CHUNK) {
-            let mut insert = Query::insert();
-            insert.into_table(submissions::Entity).columns([
-                submissions::Column::Attacker,
-                submissions::Column::Flag,
-                submissions::Column::Victim,
-                submissions::Column::Service,
-                submissions::Column::Store,
-                submissions::Column::TickPlanted,
-                submissions::Column::TickSubmitted,
-                submissions::Column::SubmittedAt,
-            ]);
-            for s in chunk {
-                insert.values_panic([
-                    i32::from(s.attacker.0).into(),
-                    s.flag.clone().into(),
-                    i32::from(s.victim.0).into(),
-                    i32::from(s.service.0).into(),
-                    i32::from(s.store.0).into(),
-                    tick_i32(s.tick_planted).into(),
-                    tick_i32(s.tick_submitted).into(),
-                    s.submitted_at.into(),
-                ]);
-            }
-            insert
-                .on_conflict(
-                    OnConflict::columns([submissions::Column::Attacker, submissions::Column::Flag])
-                        .do_nothing()
-                        .to_owned(),
-                )
-                .returning(Query::returning().columns([submissions::Column::Attacker, submissions::Column::Flag]));
-            // RETURNING yields exactly the rows inserted; a pair seen twice in the chunk is
-            // inserted once, so its first occurrence is the new one.
-            let mut inserted: HashSet<(i32, String)> = HashSet::new();
-            for row in txn.query_all(&insert).await? {
-                let attacker: i32 = row.try_get("", "attacker")?;
-                let flag: String = row.try_get("", "flag")?;
-                inserted.insert((attacker, flag));
-            }
-            for s in chunk {
-                let key = (i32::from(s.attacker.0), s.flag.clone());
-                outcomes.push(if inserted.remove(&key) {
-                    SubmissionOutcome::New
-                } else {
-                    SubmissionOutcome::Duplicate
-                });
+        // The distinct (attacker, flag) pairs in key order; a pair seen again in this batch
+        // is a duplicate of its first occurrence without asking the database.
+        let mut order: Vec<usize> = (0..batch.len()).collect();
+        order.sort_by(|&a, &b| submission_key(&batch[a]).cmp(&submission_key(&batch[b])));
+        let mut first = vec![false; batch.len()];
+        let mut unique: Vec<&NewSubmission> = Vec::with_capacity(batch.len());
+        for &i in &order {
+            if unique.last().is_none_or(|last| submission_key(last) != submission_key(&batch[i])) {
+                first[i] = true;
+                unique.push(&batch[i]);
             }
         }
-        txn.commit().await?;
-        Ok(outcomes)
+        let inserted = match self.backend {
+            Backend::Postgres => self.insert_unique_postgres(&unique).await?,
+            Backend::Sqlite => self.insert_unique_sqlite(&unique).await?,
+        };
+        Ok(batch
+            .iter()
+            .zip(first)
+            .map(|(s, first)| {
+                let new = first
+                    && unique
+                        .binary_search_by(|u| submission_key(u).cmp(&submission_key(s)))
+                        .is_ok_and(|at| inserted[at]);
+                if new { SubmissionOutcome::New } else { SubmissionOutcome::Duplicate }
+            })
+            .collect())
+    }
+
+    /// PostgreSQL: one autocommitted `INSERT … SELECT FROM UNNEST(arrays)`. Says which of
+    /// `unique` (distinct, in key order) were inserted.
+    async fn insert_unique_postgres(&self, unique: &[&NewSubmission]) -> Result<Vec<bool>> {
+        const SQL: &str = "INSERT INTO submissions \
+             (attacker, flag, victim, service, store, tick_planted, tick_submitted, submitted_at) \
+             SELECT * FROM UNNEST($1::int4[], $2::text[], $3::int4[], $4::int4[], $5::int4[], $6::int4[], \
+             $7::int4[], $8::timestamptz[]) \
+             ON CONFLICT (attacker, flag) DO NOTHING RETURNING attacker, flag";
+        let column = |f: fn(&NewSubmission) -> i32| unique.iter().map(|s| f(s)).collect::<Vec<i32>>();
+        let rows = sea_orm::sqlx::query(SQL)
+            .bind(column(|s| i32::from(s.attacker.0)))
+            .bind(unique.iter().map(|s| s.flag.as_str()).collect::<Vec<&str>>())
+            .bind(column(|s| i32::from(s.victim.0)))
+            .bind(column(|s| i32::from(s.service.0)))
+            .bind(column(|s| i32::from(s.store.0)))
+            .bind(column(|s| tick_i32(s.tick_planted)))
+            .bind(column(|s| tick_i32(s.tick_submitted)))
+            .bind(unique.iter().map(|s| s.submitted_at).collect::<Vec<DateTime<Utc>>>())
+            .fetch_all(self.db.get_postgres_connection_pool())
+            .await
+            .map_err(sqlx_error)?;
+        let mut inserted = vec![false; unique.len()];
+        for row in &rows {
+            use sea_orm::sqlx::Row;
+            let attacker: i32 = row.try_get(0).map_err(sqlx_error)?;
+            let flag: &str = row.try_get(1).map_err(sqlx_error)?;
+            mark_inserted(unique, &mut inserted, attacker, flag)?;
+        }
+        Ok(inserted)
+    }
+
+    /// SQLite: in one `BEGIN IMMEDIATE` transaction, multi-row `INSERT … VALUES` statements
+    /// of 1024, 512, …, 1 rows with bound values, each text prepared once per connection and
+    /// cached, and no `RETURNING`. Says which of `unique` (distinct, in key order) were
+    /// inserted.
+    ///
+    /// `RETURNING` would hand every inserted row from sqlx's SQLite thread to the caller as a
+    /// message of its own, which costs more than inserting it. Instead: ids grow, and the
+    /// transaction holds the write lock, so the rows with an id above the largest one before
+    /// the insert are exactly the rows it inserted. When it inserted every row (the usual
+    /// case) nothing is read back; otherwise one aggregate row lists the inserted keys.
+    async fn insert_unique_sqlite(&self, unique: &[&NewSubmission]) -> Result<Vec<bool>> {
+        const LAST_ID: &str = "SELECT coalesce(max(id), 0) FROM submissions";
+        const INSERTED_SINCE: &str =
+            "SELECT json_group_array(json_array(attacker, flag)) FROM submissions WHERE id > ?1";
+        let pool = self.db.get_sqlite_connection_pool();
+        let mut txn = pool.begin_with("BEGIN IMMEDIATE").await.map_err(sqlx_error)?;
+        let (before,): (i64,) = sea_orm::sqlx::query_as(LAST_ID).fetch_one(&mut *txn).await.map_err(sqlx_error)?;
+        let mut affected = 0;
+        let mut rest = unique;
+        while !rest.is_empty() {
+            let (sql, rows) = sqlite_insert_for(rest.len());
+            let (chunk, tail) = rest.split_at(rows);
+            rest = tail;
+            let mut query = sea_orm::sqlx::query(sql);
+            for s in chunk {
+                query = query
+                    .bind(i32::from(s.attacker.0))
+                    .bind(s.flag.as_str())
+                    .bind(i32::from(s.victim.0))
+                    .bind(i32::from(s.service.0))
+                    .bind(i32::from(s.store.0))
+                    .bind(tick_i32(s.tick_planted))
+                    .bind(tick_i32(s.tick_submitted))
+                    .bind(s.submitted_at);
+            }
+            affected += query.execute(&mut *txn).await.map_err(sqlx_error)?.rows_affected();
+        }
+        let mut inserted = vec![true; unique.len()];
+        if usize::try_from(affected).ok() != Some(unique.len()) {
+            inserted.fill(false);
+            let (list,): (String,) =
+                sea_orm::sqlx::query_as(INSERTED_SINCE).bind(before).fetch_one(&mut *txn).await.map_err(sqlx_error)?;
+            let keys: Vec<(i32, String)> = serde_json::from_str(&list)
+                .map_err(|e| corrupt("submissions", format!("ids above {before}"), e))?;
+            for (attacker, flag) in keys {
+                mark_inserted(unique, &mut inserted, attacker, &flag)?;
+            }
+        }
+        txn.commit().await.map_err(sqlx_error)?;
+        Ok(inserted)
     }
 
     /// Submissions made during `tick`, in the order they were stored.
@@ -478,6 +690,23 @@ impl Store {
     pub async fn count_submissions(&self) -> Result<u64> {
         use sea_orm::PaginatorTrait;
         Ok(submissions::Entity::find().count(&self.db).await?)
+    }
+
+    /// Services of which at least one flag has been captured, ascending: what a restarted
+    /// submission server needs to announce first blood once per service and drill.
+    ///
+    /// One probe of the (victim, service) index per team and service, so the cost depends on
+    /// the scenario's size, not on how many submissions are stored.
+    pub async fn captured_services(&self) -> Result<Vec<ServiceId>> {
+        const SQL: &str = "SELECT s.id FROM services s WHERE EXISTS (SELECT 1 FROM teams t WHERE EXISTS \
+             (SELECT 1 FROM submissions x WHERE x.victim = t.id AND x.service = s.id)) ORDER BY s.id";
+        let statement = sea_orm::Statement::from_string(self.db.get_database_backend(), SQL);
+        let mut services = Vec::new();
+        for row in self.db.query_all_raw(statement).await? {
+            let id: i32 = row.try_get("", "id")?;
+            services.push(ServiceId(de("services", id, "id", id)?));
+        }
+        Ok(services)
     }
 
     // ---- scores ----

@@ -37,6 +37,8 @@ pub struct Announcement {
 pub struct DrillState {
     pub paused: bool,
     pub current_tick: Option<Tick>,
+    /// When tick 0 started, once the drill has started.
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// What an account may do.
@@ -184,7 +186,7 @@ impl Store {
             .current_tick
             .map(|t| u32::try_from(t).map(Tick).map_err(|_| corrupt("drill_state", row.id, "negative tick")))
             .transpose()?;
-        Ok(DrillState { paused: row.paused, current_tick })
+        Ok(DrillState { paused: row.paused, current_tick, started_at: row.started_at })
     }
 
     /// Stores the whole drill state.
@@ -197,14 +199,16 @@ impl Store {
                 drill_state::Column::Paused,
                 drill_state::Column::CurrentTick,
                 drill_state::Column::UpdatedAt,
+                drill_state::Column::StartedAt,
             ])
-            .values_panic([DRILL_STATE_ROW.into(), state.paused.into(), tick.into(), at.into()])
+            .values_panic([DRILL_STATE_ROW.into(), state.paused.into(), tick.into(), at.into(), state.started_at.into()])
             .on_conflict(
                 OnConflict::column(drill_state::Column::Id)
                     .update_columns([
                         drill_state::Column::Paused,
                         drill_state::Column::CurrentTick,
                         drill_state::Column::UpdatedAt,
+                        drill_state::Column::StartedAt,
                     ])
                     .to_owned(),
             )

@@ -26,6 +26,7 @@ backend_tests!(
     ticks_lifecycle,
     flags_and_flag_ids,
     check_results_round_trip,
+    tick_results_batch_and_replay,
     announcements_and_drill_state,
     accounts_verify,
 );
@@ -329,13 +330,62 @@ async fn check_results_round_trip(db: TestDb) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn tick_results_batch_and_replay(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    db.store.open_tick(Tick(2), t0()).await?;
+    let flags: Vec<PlantedFlag> = (0..1500u32)
+        .map(|i| PlantedFlag {
+            tick: Tick(2),
+            team: TeamId(3),
+            service: ServiceId(1),
+            store: StoreIdx(0),
+            flag: format!("GONGFANG{{batch{i:05}}}"),
+            flag_id: (i % 2 == 0).then(|| format!("user-{i}")),
+            state: Some(vec![i as u8, 7]),
+            planted_at: t0(),
+        })
+        .collect();
+    // More rows than one statement takes, so the chunking is exercised.
+    let results: Vec<CheckResult> = (0..2500u64)
+        .map(|i| CheckResult {
+            tick: Tick(2),
+            team: TeamId(4),
+            service: ServiceId(2),
+            action: CheckAction::Get,
+            store: Some(StoreIdx(1)),
+            verdict: if i == 7 { Verdict::Mumble } else { Verdict::Ok },
+            message: format!("m{i}"),
+            log: String::new(),
+            duration_ms: i,
+            recorded_at: t0(),
+        })
+        .collect();
+    db.store.record_tick_results(&flags, &results).await?;
+    // Planting the same flags again (a replayed tick) keeps one row per flag.
+    db.store.record_tick_results(&flags[..10], &[]).await?;
+    let planted = db.store.planted_flags(Tick(1), Tick(2)).await?;
+    ensure!(planted == flags, "planted flags read back in order, once each");
+    ensure!(db.store.planted_flags(Tick(3), Tick(9)).await?.is_empty(), "no flags in later ticks");
+    ensure!(db.store.check_results(Tick(2), None).await? == results, "results read back in order");
+
+    // A tick that never closed can be replayed: its results are dropped first.
+    ensure!(db.store.discard_open_tick_results(Tick(2)).await? == 2500, "all of the tick's results dropped");
+    ensure!(db.store.check_results(Tick(2), None).await?.is_empty(), "none left");
+    db.store.record_tick_results(&[], &results[..3]).await?;
+    db.store.close_tick(Tick(2), t0()).await?;
+    let err = db.store.discard_open_tick_results(Tick(2)).await.unwrap_err();
+    ensure!(matches!(err, StoreError::TickClosed(2)), "a closed tick's results are final, got {err}");
+    ensure!(db.store.check_results(Tick(2), None).await?.len() == 3, "closed tick kept its results");
+    Ok(())
+}
+
 async fn announcements_and_drill_state(db: TestDb) -> anyhow::Result<()> {
     let a = db.store.post_announcement(t0(), "alice", "Welcome", "歡迎").await?;
     let b = db.store.post_announcement(t0() + Duration::seconds(9), "bob", "Pause", "Lunch").await?;
     ensure!(db.store.list_announcements().await? == [b, a], "announcements newest first");
 
     ensure!(db.store.drill_state().await? == DrillState::default(), "fresh drill state");
-    let s = DrillState { paused: true, current_tick: Some(Tick(17)) };
+    let s = DrillState { paused: true, current_tick: Some(Tick(17)), started_at: Some(t0()) };
     db.store.set_drill_state(s, t0()).await?;
     db.store.set_drill_state(s, t0()).await?;
     ensure!(db.store.drill_state().await? == s, "drill state");
