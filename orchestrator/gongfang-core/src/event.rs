@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ServiceId, StoreIdx, TeamId, Tick};
+use crate::report::{ReportKind, RulingStage};
 use crate::verdict::Verdict;
 
 /// One thing that happened in the game. Serialised with a `type` tag for the websocket feed.
@@ -43,6 +44,19 @@ pub enum GameEvent {
     Resumed,
     /// An organiser posted an announcement.
     Announcement { id: i64, title: String },
+    /// A judge ruled on a report (or on its appeal). Only the fact and the points are public;
+    /// the report's content stays with the filing team and the judges.
+    ReportRuled {
+        report: i64,
+        /// The filing team.
+        team: TeamId,
+        kind: ReportKind,
+        /// Whether this is the first ruling or the ruling on an appeal.
+        stage: RulingStage,
+        valid: bool,
+        /// What the report is worth after this ruling.
+        points: u32,
+    },
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod event;
 pub mod flag;
 pub mod ids;
 pub mod plan;
+pub mod report;
 pub mod scenario;
 pub mod scoring;
 pub mod verdict;

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use gongfang_core::scenario::{self, Identify, ImageSource, Probe, Role, ScoringFormula};
+use std::time::Duration;
+
+use gongfang_core::scenario::{self, Identify, ImageSource, Probe, ReportRules, ReportScoring, Role, ScoringFormula};
 
 /// Files exist unless their path says `missing`; only `GONGFANG_SECRET` is set.
 struct TestProbe;
@@ -60,6 +62,11 @@ broken! {
     bad_slug_and_network => "bad_slug_and_network.toml",
     empty => "empty.toml",
     wrong_shapes => "wrong_shapes.toml",
+    only_nop_attacks => "only_nop_attacks.toml",
+    bad_reports => "bad_reports.toml",
+    reports_worth_nothing => "reports_worth_nothing.toml",
+    red_blue_without_reports => "red_blue_without_reports.toml",
+    reports_not_a_table => "reports_not_a_table.toml",
 }
 
 #[test]
@@ -85,6 +92,8 @@ fn minimal_scenario_fills_defaults() {
     assert!(s.teams.iter().all(|t| t.role == Role::Both && !t.nop));
     assert_eq!(s.services[0].limits.memory_bytes, 512 << 20);
     assert_eq!(s.services[0].checker, path.parent().unwrap().join("notes.wasm"));
+    assert_eq!(s.reports, ReportRules::default(), "no [reports] table: reports off");
+    assert!(!s.reports.enabled);
 }
 
 #[test]
@@ -101,4 +110,34 @@ fn example_scenario_parses() {
     assert!(matches!(&s.services[0].source, ImageSource::Image(name) if name == "gongfang/kv:latest"));
     assert_eq!(s.services[0].ports, vec![7000]);
     assert_eq!(s.services[0].id.0, 1);
+}
+
+#[test]
+fn redblue_example_parses_with_reports() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    let s = scenario::parse(&src, &path, &scenario::AssumeEverythingExists).unwrap_or_else(|p| panic!("{p}"));
+    let roles: Vec<Role> = s.teams.iter().map(|t| t.role).collect();
+    assert!(roles.contains(&Role::Attacker) && roles.contains(&Role::Defender));
+    assert!(!roles.contains(&Role::Both), "a red/blue drill has no symmetric teams");
+    let r = &s.reports;
+    assert!(r.enabled);
+    assert_eq!((r.attack_max_points, r.defence_max_points), (100, 60));
+    assert_eq!(r.scoring, ReportScoring::RedBlue);
+    assert_eq!(r.max_window, Duration::from_secs(6 * 3600));
+    assert_eq!(r.appeal_window, Duration::from_secs(2 * 3600));
+    assert_eq!(r.max_evidence_bytes, 16 << 20);
+}
+
+#[test]
+fn an_empty_reports_table_turns_reports_on_with_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/valid_minimal.toml");
+    let src = std::fs::read_to_string(&path).unwrap() + "\n[reports]\n";
+    let s = scenario::parse(&src, &path, &TestProbe).unwrap();
+    assert_eq!(s.reports, ReportRules { enabled: true, ..ReportRules::default() });
+    let src = src + "report_weight = 2\nmax_evidence = \"1MiB\"\nscoring = \"red-blue\"\n";
+    let s = scenario::parse(&src, &path, &TestProbe).unwrap();
+    assert_eq!(s.reports.weight, 2.0);
+    assert_eq!(s.reports.max_evidence_bytes, 1 << 20);
+    assert_eq!(s.reports.scoring, ReportScoring::RedBlue);
 }

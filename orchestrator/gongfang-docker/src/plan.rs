@@ -361,6 +361,7 @@ mod tests {
             submission: Submission { identify: Identify::Address, rate_limit: None, max_connections: 1 },
             teams,
             services,
+            reports: Default::default(),
         }
     }
 

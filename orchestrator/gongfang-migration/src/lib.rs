@@ -8,6 +8,9 @@ pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m20261121_000001_initial;
+mod m20261121_000002_drill_start;
+mod m20261122_000001_reports;
+mod m20261123_000001_submission_references;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -16,6 +19,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261121_000001_initial::Migration)]
+        vec![
+            Box::new(m20261121_000001_initial::Migration),
+            Box::new(m20261121_000002_drill_start::Migration),
+            Box::new(m20261122_000001_reports::Migration),
+            Box::new(m20261123_000001_submission_references::Migration),
+        ]
     }
 }

@@ -8,6 +8,7 @@ mod entity;
 mod error;
 mod game;
 mod ops;
+pub mod reports;
 mod secret;
 mod teams;
 

@@ -16,6 +16,8 @@ pub struct Scenario {
     pub submission: Submission,
     pub teams: Vec<Team>,
     pub services: Vec<Service>,
+    /// Attack and defence reports and their judging (`[reports]`; off when absent).
+    pub reports: ReportRules,
 }
 
 /// Names, timing, flags and scoring of the drill.
@@ -210,6 +212,78 @@ pub enum PatchMode {
     Vulnbox,
     /// Teams upload a patched image or overlay, verified before deployment.
     Submit,
+}
+
+/// Attack and defence reports: whether teams file them, what a valid one may earn, the time
+/// rules, and how report points combine with flag points. The scenario's `[reports]` table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportRules {
+    /// Whether teams may file reports at all. `false` when the scenario has no `[reports]`.
+    pub enabled: bool,
+    /// Most points a judge may award one valid attack report (0: attack reports are refused).
+    pub attack_max_points: u32,
+    /// Most points a judge may award one valid defence report (0: defence reports are refused).
+    pub defence_max_points: u32,
+    /// How report points combine with the points of the drill's flag formula.
+    pub scoring: ReportScoring,
+    /// Report points are multiplied by this before they are added to a team's total.
+    pub weight: f64,
+    /// Longest time window one report may state.
+    pub max_window: Duration,
+    /// How long after the drill's end teams may still file reports.
+    pub filing_grace: Duration,
+    /// How long after a ruling the filing team may appeal it (once).
+    pub appeal_window: Duration,
+    /// Most bytes of evidence files one report may carry, all files together.
+    pub max_evidence_bytes: u64,
+}
+
+impl Default for ReportRules {
+    /// Reports off; the values a `[reports]` table starts from.
+    fn default() -> ReportRules {
+        ReportRules {
+            enabled: false,
+            attack_max_points: 100,
+            defence_max_points: 100,
+            scoring: ReportScoring::Formula,
+            weight: 1.0,
+            max_window: Duration::from_secs(6 * 3600),
+            filing_grace: Duration::from_secs(2 * 3600),
+            appeal_window: Duration::from_secs(2 * 3600),
+            max_evidence_bytes: 16 << 20,
+        }
+    }
+}
+
+/// How ruled-valid report points combine with flag points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportScoring {
+    /// The drill's flag formula in full (attack, defence and SLA) plus weighted report points:
+    /// a symmetric attack-defence drill where reports are a bonus.
+    Formula,
+    /// Reports plus captures: weighted report points plus the formula's attack and defence
+    /// (flags captured and lost), without SLA. A red-team / blue-team drill.
+    RedBlue,
+}
+
+impl ReportScoring {
+    pub const NAMES: [&'static str; 2] = ["formula", "red-blue"];
+
+    pub fn from_name(name: &str) -> Option<ReportScoring> {
+        match name {
+            "formula" => Some(ReportScoring::Formula),
+            "red-blue" => Some(ReportScoring::RedBlue),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportScoring::Formula => "formula",
+            ReportScoring::RedBlue => "red-blue",
+        }
+    }
 }
 
 /// An IPv4 network in CIDR notation.

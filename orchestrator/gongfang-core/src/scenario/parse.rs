@@ -71,7 +71,7 @@ pub fn parse(src: &str, file: &Path, probe: &dyn Probe) -> Result<Scenario, Prob
     }
 }
 
-const TOP_KEYS: &[&str] = &["drill", "submission", "team", "service"];
+const TOP_KEYS: &[&str] = &["drill", "submission", "team", "service", "reports"];
 const DRILL_KEYS: &[&str] = &[
     "slug",
     "name",
@@ -104,6 +104,19 @@ const SERVICE_KEYS: &[&str] = &[
     "pids",
     "patch_mode",
 ];
+const REPORT_KEYS: &[&str] = &[
+    "enabled",
+    "attack_max_points",
+    "defence_max_points",
+    "scoring",
+    "report_weight",
+    "max_window",
+    "filing_grace",
+    "appeal_window",
+    "max_evidence",
+];
+/// Most points one report may be worth: generous, yet far from overflowing any sum.
+const MAX_REPORT_POINTS: u32 = 1_000_000;
 const IDENTIFY_NAMES: [&str; 2] = ["address", "token"];
 const PATCH_MODE_NAMES: [&str; 2] = ["vulnbox", "submit"];
 
@@ -146,12 +159,17 @@ impl Walker<'_, '_> {
         let teams = self.list(&top, "team", "add a team: [[team]] with id, slug, name, network", Self::team);
         let services =
             self.list(&top, "service", "add a service: [[service]] with slug, name, image or build, ports, checker", Self::service);
+        let reports = match self.table_at(&top, "reports", false) {
+            Some(t) => self.reports(&t),
+            None => Some(ReportRules::default()),
+        };
         self.cross_checks(&teams, &services);
         let drill = drill?;
         let submission = submission?;
         let teams = teams.into_iter().map(|(t, _)| t).collect::<Option<Vec<_>>>()?;
         let services = services.into_iter().map(|(s, _)| s).collect::<Option<Vec<_>>>()?;
-        Some(Scenario { drill, submission, teams, services })
+        let reports = reports?;
+        Some(Scenario { drill, submission, teams, services, reports })
     }
 
     // ---- sections -------------------------------------------------------------------------
@@ -311,6 +329,51 @@ impl Walker<'_, '_> {
             flag_stores: u8::try_from(flag_stores?).expect("range-checked"),
             limits: Limits { cpus: cpus?, memory_bytes: memory?, pids: pids? },
             patch_mode: if patch_mode? == "submit" { PatchMode::Submit } else { PatchMode::Vulnbox },
+        })
+    }
+
+    /// The `[reports]` table: present means reports are on unless `enabled = false`.
+    fn reports(&mut self, t: &Tab<'_, '_>) -> Option<ReportRules> {
+        self.unknown_keys(t, REPORT_KEYS, "keys");
+        let d = ReportRules::default();
+        let enabled = self.boolean(t, "enabled", true);
+        let attack_max = self.int(t, "attack_max_points", Some(d.attack_max_points), 0..=MAX_REPORT_POINTS);
+        let defence_max = self.int(t, "defence_max_points", Some(d.defence_max_points), 0..=MAX_REPORT_POINTS);
+        let scoring = self
+            .choice(t, "scoring", &ReportScoring::NAMES, Some(d.scoring.as_str()))
+            .map(|s| ReportScoring::from_name(&s).expect("choice returns a listed name"));
+        let weight = self.report_weight(t, d.weight);
+        let max_window = self.duration(t, "max_window", Some(d.max_window));
+        let filing_grace = self.duration(t, "filing_grace", Some(d.filing_grace));
+        let appeal_window = self.duration(t, "appeal_window", Some(d.appeal_window));
+        let max_evidence = self.evidence_limit(t, d.max_evidence_bytes);
+
+        if let (Some(true), Some(0), Some(0)) = (enabled, attack_max, defence_max) {
+            let at = t.get("defence_max_points").map_or(t.at.clone(), |v| v.span());
+            self.c.error(
+                &at,
+                "reports are on, but both `attack_max_points` and `defence_max_points` are 0, so no report can earn points",
+                Some("give at least one kind a maximum above 0, or set enabled = false".into()),
+            );
+        }
+        if let (Some(false), Some(ReportScoring::RedBlue)) = (enabled, scoring) {
+            let at = t.get("scoring").map_or(t.at.clone(), |v| v.span());
+            self.c.error(
+                &at,
+                "scoring = \"red-blue\" ranks teams on reports, but reports are off (enabled = false)",
+                Some("set enabled = true, or use scoring = \"formula\"".into()),
+            );
+        }
+        Some(ReportRules {
+            enabled: enabled?,
+            attack_max_points: attack_max?,
+            defence_max_points: defence_max?,
+            scoring: scoring?,
+            weight: weight?,
+            max_window: max_window.flatten()?,
+            filing_grace: filing_grace.flatten()?,
+            appeal_window: appeal_window.flatten()?,
+            max_evidence_bytes: max_evidence?,
         })
     }
 
@@ -624,7 +687,7 @@ impl Walker<'_, '_> {
                         if self.probe.is_file(&path) {
                             Some(SecretSource::File(path))
                         } else {
-                            self.c.error(&v.span(), format!("secret file `{s}` does not exist"), Some(format!("create it (relative paths start from the scenario's folder) or fix the path")));
+                            self.c.error(&v.span(), format!("secret file `{s}` does not exist"), Some("create it (relative paths start from the scenario's folder) or fix the path".to_owned()));
                             None
                         }
                     }
@@ -686,7 +749,7 @@ impl Walker<'_, '_> {
             };
             let help = match (key, kind) {
                 ("checker", _) => "build the checker first (cargo build --release --target wasm32-wasip2) or fix the path; relative paths start from the scenario's folder".to_owned(),
-                _ => format!("fix the path; relative paths start from the scenario's folder"),
+                _ => "fix the path; relative paths start from the scenario's folder".to_owned(),
             };
             self.c.error(&t.get(key).expect("read").span(), format!("{key} {what} `{s}` does not exist"), Some(help));
             return None;
@@ -740,6 +803,44 @@ impl Walker<'_, '_> {
             Some(n) => Some(n),
             None => {
                 self.c.error(&v.span(), "`cpus` must be more than 0 and at most 64", Some("e.g. cpus = 0.5".into()));
+                None
+            }
+        }
+    }
+
+    fn report_weight(&mut self, t: &Tab<'_, '_>, default: f64) -> Option<f64> {
+        let Some(v) = t.get("report_weight") else { return Some(default) };
+        let n = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
+            DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|n| n as f64),
+            _ => {
+                self.wrong_type(v, "report_weight", "a number", Some("write it without quotes, e.g. report_weight = 1.5".into()));
+                return None;
+            }
+        };
+        match n.filter(|n| n.is_finite() && *n > 0.0 && *n <= 1000.0) {
+            Some(n) => Some(n),
+            None => {
+                self.c.error(
+                    &v.span(),
+                    "`report_weight` must be more than 0 and at most 1000",
+                    Some("1 adds report points as they are; to leave reports out of the score, set enabled = false".into()),
+                );
+                None
+            }
+        }
+    }
+
+    fn evidence_limit(&mut self, t: &Tab<'_, '_>, default: u64) -> Option<u64> {
+        let Some(s) = self.string(t, "max_evidence", false, "max_evidence = \"16MiB\"")? else { return Some(default) };
+        match parse_bytes(&s).filter(|b| (1 << 10..=1 << 30).contains(b)) {
+            Some(b) => Some(b),
+            None => {
+                self.c.error(
+                    &t.get("max_evidence").expect("read").span(),
+                    format!("`max_evidence` \"{s}\" is not a size between 1KiB and 1GiB"),
+                    Some("write a number with a unit: KiB, MiB or GiB, e.g. \"16MiB\"".into()),
+                );
                 None
             }
         }

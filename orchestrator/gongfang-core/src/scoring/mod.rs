@@ -15,6 +15,7 @@
 //! defence and SLA. The formulas themselves are described in `docs/scoring.md`.
 
 mod formulas;
+mod reports;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -26,6 +27,7 @@ use crate::scenario::{Role, ScoringFormula, Service, Team};
 use crate::verdict::Verdict;
 
 pub use formulas::{FORCAD_DEFAULT_SCORE, FORCAD_GAME_HARDNESS, FORCAD_INFLATION, RANK_PRECISION};
+pub use reports::{Award, ReportPoints, ReportTally, Standing, Standings, recompute_standings, standings};
 
 /// What scoring needs to know about a team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -176,6 +178,14 @@ pub enum ScoringError {
     PlantedLater { tick: Tick, planted: Tick },
     #[error("tick {tick}: team {attacker} captured the same flag of team {victim} twice")]
     DuplicateCapture { tick: Tick, attacker: TeamId, victim: TeamId },
+    #[error("report {report}: an appeal ruling comes before the report's first ruling")]
+    AppealBeforeRuling { report: i64 },
+    #[error("report {report} is ruled twice at the same stage")]
+    DuplicateRuling { report: i64 },
+    #[error("report {report}: its rulings disagree about the filing team or the kind")]
+    RulingsDisagree { report: i64 },
+    #[error("report {report}: team {team} is not in the scenario")]
+    UnknownReportTeam { report: i64, team: TeamId },
 }
 
 /// A flag, by indices into the scorer's team and service lists. The derived order (victim,

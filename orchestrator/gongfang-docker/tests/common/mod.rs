@@ -115,6 +115,7 @@ pub fn scenario(drill: &str, teams: Vec<Team>, services: Vec<Service>) -> Scenar
         submission: Submission { identify: Identify::Address, rate_limit: None, max_connections: 16 },
         teams,
         services,
+        reports: Default::default(),
     }
 }
 

@@ -166,5 +166,6 @@ pub fn scenario() -> Scenario {
             team(5, "purple", Role::Both),
         ],
         services: vec![service(1, "notes"), service(2, "bank")],
+        reports: Default::default(),
     }
 }

@@ -75,6 +75,7 @@ pub fn scenario(identify: Identify, lifetime: u32, max_connections: u32, rate_li
             team(5, "delta", Role::Both, "10.60.5.0/24", false),
         ],
         services: vec![service(1, "notes"), service(2, "vault")],
+        reports: Default::default(),
     }
 }
 

@@ -1,0 +1,184 @@
+//! Report points on top of flag points: a team's standing is its flag score (from
+//! [`Scorer`](super::Scorer)) combined with the points of its ruled-valid reports, as the
+//! scenario's `[reports]` table says.
+//!
+//! Exactness: report points are integers, summed per team in any order with the same result;
+//! the only floating-point steps are one multiplication by the weight and one addition to the
+//! flag score, in a fixed order. A ruling counts from the tick it was made in, so replaying the
+//! stored ticks and rulings gives every tick's standings bit for bit.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ScoredService, ScoredTeam, Scorer, ScoringError, TeamScore, TickEvents, TickScores};
+use crate::ids::{TeamId, Tick};
+use crate::report::{ReportKind, RulingStage};
+use crate::scenario::{ReportRules, ReportScoring, ScoringFormula};
+
+/// A ruling's effect on the score: what the report is worth after it (0 when ruled invalid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Award {
+    pub report: i64,
+    /// The filing team.
+    pub team: TeamId,
+    pub kind: ReportKind,
+    pub stage: RulingStage,
+    pub points: u32,
+    /// The tick during which the ruling was made; it counts from that tick's standings on.
+    pub tick: Tick,
+}
+
+/// A team's points from ruled-valid reports, by kind (before the weight).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ReportPoints {
+    pub attack: u64,
+    pub defence: u64,
+}
+
+impl ReportPoints {
+    pub fn total(self) -> u64 {
+        self.attack + self.defence
+    }
+
+    fn slot(&mut self, kind: ReportKind) -> &mut u64 {
+        match kind {
+            ReportKind::Attack => &mut self.attack,
+            ReportKind::Defence => &mut self.defence,
+        }
+    }
+}
+
+/// The latest ruling of every report, and each team's report points. An appeal ruling
+/// replaces the first ruling's points.
+#[derive(Debug, Clone, Default)]
+pub struct ReportTally {
+    /// Per report: filing team, kind, latest stage, points.
+    reports: BTreeMap<i64, (TeamId, ReportKind, RulingStage, u32)>,
+    teams: BTreeMap<TeamId, ReportPoints>,
+}
+
+impl ReportTally {
+    pub fn new() -> ReportTally {
+        ReportTally::default()
+    }
+
+    /// Applies one ruling. A report's first ruling must come before its appeal ruling, and
+    /// each at most once; on error nothing changes.
+    pub fn apply(&mut self, a: &Award) -> Result<(), ScoringError> {
+        let old = self.reports.get(&a.report).copied();
+        match (old, a.stage) {
+            (None, RulingStage::First) => {}
+            (None, RulingStage::Appeal) => return Err(ScoringError::AppealBeforeRuling { report: a.report }),
+            (Some((team, kind, RulingStage::First, _)), RulingStage::Appeal) if team == a.team && kind == a.kind => {}
+            (Some((_, _, RulingStage::First, _)), RulingStage::Appeal) => {
+                return Err(ScoringError::RulingsDisagree { report: a.report });
+            }
+            (Some(_), _) => return Err(ScoringError::DuplicateRuling { report: a.report }),
+        }
+        let points = self.teams.entry(a.team).or_default();
+        let slot = points.slot(a.kind);
+        if let Some((_, _, _, before)) = old {
+            *slot -= u64::from(before);
+        }
+        *slot += u64::from(a.points);
+        self.reports.insert(a.report, (a.team, a.kind, a.stage, a.points));
+        Ok(())
+    }
+
+    /// A team's report points (zero for a team without rulings).
+    pub fn points(&self, team: TeamId) -> ReportPoints {
+        self.teams.get(&team).copied().unwrap_or_default()
+    }
+
+    /// What a report is worth now, if it has been ruled.
+    pub fn report_points(&self, report: i64) -> Option<u32> {
+        self.reports.get(&report).map(|r| r.3)
+    }
+}
+
+/// One team's place on the board: flag score, report points, and the total they make.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Standing {
+    pub team: TeamId,
+    /// The flag formula's score.
+    pub flags: TeamScore,
+    /// Points of ruled-valid reports, before the weight.
+    pub reports: ReportPoints,
+    /// The report points counted in the total: weight × points (0 while reports are off).
+    pub report_score: f64,
+    /// What the team is ranked by.
+    pub total: f64,
+}
+
+/// Every team's standing after a tick, in team id order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standings {
+    pub tick: Tick,
+    pub teams: Vec<Standing>,
+}
+
+impl Standings {
+    pub fn team(&self, id: TeamId) -> Option<&Standing> {
+        self.teams.binary_search_by_key(&id, |t| t.team).ok().map(|i| &self.teams[i])
+    }
+
+    /// All teams, best first; equal totals keep team id order.
+    pub fn ranking(&self) -> Vec<TeamId> {
+        let mut order: Vec<&Standing> = self.teams.iter().collect();
+        order.sort_by(|a, b| b.total.total_cmp(&a.total).then(a.team.cmp(&b.team)));
+        order.into_iter().map(|t| t.team).collect()
+    }
+}
+
+/// Combines a tick's flag scores with the report points ruled so far.
+///
+/// `formula`: total = attack + defence + SLA + weight × report points.
+/// `red-blue`: total = attack + defence + weight × report points (SLA is shown, not counted).
+pub fn standings(rules: &ReportRules, flags: &TickScores, tally: &ReportTally) -> Standings {
+    let teams = flags
+        .teams
+        .iter()
+        .map(|t| {
+            let reports = tally.points(t.team);
+            let report_score = if rules.enabled { rules.weight * reports.total() as f64 } else { 0.0 };
+            let counted = match rules.scoring {
+                ReportScoring::Formula => t.score.total,
+                ReportScoring::RedBlue => t.score.attack + t.score.defence,
+            };
+            Standing { team: t.team, flags: t.score, reports, report_score, total: counted + report_score }
+        })
+        .collect();
+    Standings { tick: flags.tick, teams }
+}
+
+/// Recomputes every closed tick's standings from the stored ticks and rulings, for audits and
+/// replays. Rulings are applied in the tick they were made in, in (report, stage) order
+/// within a tick, so the order they are listed in does not matter. Rulings of ticks after
+/// the last one given appear in no standings.
+pub fn recompute_standings(
+    formula: ScoringFormula,
+    teams: &[ScoredTeam],
+    services: &[ScoredService],
+    ticks: &[TickEvents],
+    rules: &ReportRules,
+    awards: &[Award],
+) -> Result<Vec<Standings>, ScoringError> {
+    let mut scorer = Scorer::new(formula, teams, services)?;
+    if let Some(a) = awards.iter().find(|a| !teams.iter().any(|t| t.id == a.team)) {
+        return Err(ScoringError::UnknownReportTeam { report: a.report, team: a.team });
+    }
+    let mut awards = awards.to_vec();
+    awards.sort_by_key(|a| (a.tick, a.report, a.stage));
+    let mut pending = awards.iter().peekable();
+    let mut tally = ReportTally::new();
+    let mut out = Vec::with_capacity(ticks.len());
+    for events in ticks {
+        let flags = scorer.close_tick(events)?;
+        while let Some(a) = pending.next_if(|a| a.tick <= events.tick) {
+            tally.apply(a)?;
+        }
+        out.push(standings(rules, &flags, &tally));
+    }
+    Ok(out)
+}

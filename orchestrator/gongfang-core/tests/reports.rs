@@ -1,0 +1,341 @@
+//! Reports as the domain sees them: which drafts pass, every rule that refuses one, and how
+//! ruled points join flag points, replayed exactly from the stored rulings.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use gongfang_core::report::{
+    CheckedReport, Filing, ReportDraft, ReportError, ReportKind, ReportProblem, RulingStage, check_appeal, check_report,
+};
+use gongfang_core::scenario::{self, ReportRules, ReportScoring, Role, Scenario, ScoringFormula};
+use gongfang_core::scoring::{
+    Award, Capture, ReportTally, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents,
+    recompute_standings, standings,
+};
+use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
+
+fn redblue() -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    scenario::parse(&src, &path, &scenario::AssumeEverythingExists).unwrap()
+}
+
+fn started() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 1, 0, 0).unwrap()
+}
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    started() + chrono::Duration::minutes(minutes)
+}
+
+const RED: TeamId = TeamId(1);
+const BLUE: TeamId = TeamId(11);
+
+fn attack() -> ReportDraft {
+    ReportDraft {
+        kind: "attack".into(),
+        target_team: Some("moda".into()),
+        service: Some("kv".into()),
+        from: Some(at(30)),
+        to: Some(at(45)),
+        technique: "default admin password on the registry's admin port".into(),
+        attack_id: Some("T1078.001".into()),
+        description: "Logged in as admin/admin and read every key.".into(),
+        evidence: Some("$ nc 10.60.11.2 7000\nGET flag\n".into()),
+        ..Default::default()
+    }
+}
+
+fn defence() -> ReportDraft {
+    ReportDraft {
+        kind: "defence".into(),
+        service: Some("kv".into()),
+        from: Some(at(30)),
+        to: Some(at(50)),
+        technique: "blocked a brute-force on the admin port".into(),
+        attack_id: Some("T1110".into()),
+        description: "fail2ban banned 10.60.1.9 after 20 failed logins.".into(),
+        traced_address: Some("10.60.1.9".into()),
+        traced_team: Some("red-firm".into()),
+        ..Default::default()
+    }
+}
+
+fn file(
+    s: &Scenario,
+    filer: TeamId,
+    draft: &ReportDraft,
+    now: DateTime<Utc>,
+) -> Result<CheckedReport, Vec<ReportProblem>> {
+    check_report(draft, &Filing { scenario: s, filer, now, started: Some(started()) })
+}
+
+/// The problems of a refused draft, as (field, code) pairs.
+fn refused(s: &Scenario, filer: TeamId, draft: &ReportDraft, now: DateTime<Utc>) -> Vec<(&'static str, &'static str)> {
+    file(s, filer, draft, now).expect_err("the draft was accepted").iter().map(|p| (p.field, p.error.code())).collect()
+}
+
+#[test]
+fn good_reports_resolve_their_slugs() {
+    let s = redblue();
+    let a = file(&s, RED, &attack(), at(60)).unwrap();
+    assert_eq!((a.kind, a.target_team, a.service), (ReportKind::Attack, Some(BLUE), ServiceId(1)));
+    assert_eq!(a.attack_id.as_ref().map(|t| t.as_str()), Some("T1078.001"));
+    let d = file(&s, BLUE, &defence(), at(60)).unwrap();
+    assert_eq!((d.kind, d.target_team, d.traced_team), (ReportKind::Defence, None, Some(RED)));
+    assert_eq!(d.traced_address, Some("10.60.1.9".parse().unwrap()));
+}
+
+#[test]
+fn roles_decide_the_kind() {
+    let s = redblue();
+    assert_eq!(refused(&s, BLUE, &attack(), at(60)), vec![("kind", "kind_not_for_role"), ("target_team", "own_team")]);
+    let mut d = defence();
+    d.traced_team = None;
+    assert_eq!(refused(&s, RED, &d, at(60)), vec![("kind", "kind_not_for_role")]);
+    let e = file(&s, RED, &d, at(60)).unwrap_err().remove(0).error;
+    assert!(e.to_string().contains("role `attacker` cannot file defence reports"), "{e}");
+}
+
+#[test]
+fn targets_must_be_real_defending_teams() {
+    let s = redblue();
+    let mut r = attack();
+    r.target_team = Some("nobody".into());
+    assert_eq!(refused(&s, RED, &r, at(60)), vec![("target_team", "unknown_team")]);
+    r.target_team = Some("red-academy".into());
+    assert_eq!(refused(&s, RED, &r, at(60)), vec![("target_team", "target_not_defending")]);
+    r.target_team = None;
+    r.service = Some("mail".into());
+    assert_eq!(refused(&s, RED, &r, at(60)), vec![("target_team", "missing_field"), ("service", "unknown_service")]);
+    let mut d = defence();
+    d.traced_team = Some("nhi".into());
+    d.traced_address = Some("somewhere".into());
+    d.target_team = Some("moi".into());
+    assert_eq!(
+        refused(&s, BLUE, &d, at(60)),
+        vec![
+            ("target_team", "not_for_kind"),
+            ("traced_address", "bad_address"),
+            ("traced_team", "traced_not_attacking")
+        ]
+    );
+    let mut a = attack();
+    a.traced_team = Some("moi".into());
+    assert_eq!(refused(&s, RED, &a, at(60)), vec![("traced_team", "not_for_kind")]);
+}
+
+#[test]
+fn time_windows() {
+    let s = redblue();
+    let mut r = attack();
+    // A window ending an hour from now: not yet happened.
+    r.to = Some(at(120));
+    let problems = file(&s, RED, &r, at(60)).unwrap_err();
+    assert_eq!(problems[0].error.code(), "window_in_future");
+    assert!(problems[0].error.to_string().contains("report only what has happened"));
+    // A clock a few seconds fast is fine.
+    r.to = Some(at(60) + chrono::Duration::seconds(30));
+    assert!(file(&s, RED, &r, at(60)).is_ok());
+    r.from = Some(at(50));
+    r.to = Some(at(40));
+    assert_eq!(refused(&s, RED, &r, at(60)), vec![("to", "window_reversed")]);
+    r.from = Some(at(-5));
+    r.to = Some(at(10));
+    assert_eq!(refused(&s, RED, &r, at(60)), vec![("from", "window_before_start")]);
+    r.from = Some(at(10));
+    r.to = Some(at(10 + 6 * 60 + 1));
+    assert_eq!(refused(&s, RED, &r, at(24 * 60)), vec![("to", "window_too_long")]);
+    r.from = None;
+    assert_eq!(refused(&s, RED, &r, at(60)), vec![("from", "missing_field")]);
+    // Filing closes two hours after the 60-hour drill.
+    let r = attack();
+    assert!(file(&s, RED, &r, at(62 * 60)).is_ok());
+    assert_eq!(refused(&s, RED, &r, at(62 * 60 + 1)), vec![("", "filing_closed")]);
+    let not_started = check_report(&r, &Filing { scenario: &s, filer: RED, now: at(60), started: None });
+    assert_eq!(not_started.unwrap_err()[0].error, ReportError::NotStarted);
+}
+
+#[test]
+fn attack_ids_are_checked() {
+    let s = redblue();
+    let mut r = attack();
+    r.attack_id = Some("T9999".into());
+    assert_eq!(refused(&s, RED, &r, at(60)), vec![("attack_id", "unknown_technique")]);
+    r.attack_id = Some("1190".into());
+    assert_eq!(refused(&s, RED, &r, at(60)), vec![("attack_id", "technique_syntax")]);
+    r.attack_id = Some("  ".into());
+    assert!(file(&s, RED, &r, at(60)).unwrap().attack_id.is_none(), "a blank id is no id");
+}
+
+#[test]
+fn text_fields_are_required_and_bounded() {
+    let s = redblue();
+    let mut r = attack();
+    r.kind = "attak".into();
+    r.technique = " ".into();
+    r.description = "x".repeat(20_001);
+    assert_eq!(
+        refused(&s, RED, &r, at(60)),
+        vec![("kind", "unknown_kind"), ("technique", "missing_field"), ("description", "too_long")]
+    );
+}
+
+#[test]
+fn reports_off_or_a_kind_off() {
+    let mut s = redblue();
+    s.reports.defence_max_points = 0;
+    assert_eq!(refused(&s, BLUE, &defence(), at(60)), vec![("kind", "kind_off")]);
+    s.reports.enabled = false;
+    assert_eq!(refused(&s, RED, &attack(), at(60)), vec![("", "reports_off")]);
+}
+
+#[test]
+fn appeals_close() {
+    let rules = ReportRules { appeal_window: Duration::from_secs(3600), ..ReportRules::default() };
+    assert_eq!(check_appeal(at(0), at(60), "the exploit is in the pcap", &rules), Ok(()));
+    assert!(matches!(check_appeal(at(0), at(61), "late", &rules), Err(ReportError::AppealClosed { .. })));
+    assert_eq!(check_appeal(at(0), at(1), "", &rules), Err(ReportError::Missing("reason")));
+}
+
+// ---- scoring ------------------------------------------------------------------------------
+
+fn teams() -> Vec<ScoredTeam> {
+    vec![
+        ScoredTeam { id: RED, role: Role::Attacker, nop: false },
+        ScoredTeam { id: BLUE, role: Role::Defender, nop: false },
+    ]
+}
+
+fn services() -> Vec<ScoredService> {
+    vec![ScoredService { id: ServiceId(1), flag_stores: 1 }]
+}
+
+/// Tick t: blue's service is up; in tick 1 red captures blue's tick-0 flag.
+fn ticks(n: u32) -> Vec<TickEvents> {
+    (0..n)
+        .map(|t| TickEvents {
+            tick: Tick(t),
+            verdicts: vec![ServiceVerdict { team: BLUE, service: ServiceId(1), verdict: Verdict::Ok }],
+            captures: if t == 1 {
+                vec![Capture {
+                    attacker: RED,
+                    victim: BLUE,
+                    service: ServiceId(1),
+                    store: StoreIdx(0),
+                    planted: Tick(0),
+                    submitted: Tick(1),
+                }]
+            } else {
+                vec![]
+            },
+        })
+        .collect()
+}
+
+fn award(report: i64, team: TeamId, kind: ReportKind, stage: RulingStage, points: u32, tick: u32) -> Award {
+    Award { report, team, kind, stage, points, tick: Tick(tick) }
+}
+
+/// FAUST, two teams: a capture is worth 1 + 1/1 = 2 to red and costs blue 1^0.75 = 1;
+/// blue's SLA is √2 per up tick.
+#[test]
+fn red_blue_counts_reports_and_captures_but_not_sla() {
+    let rules = ReportRules { enabled: true, scoring: ReportScoring::RedBlue, weight: 0.5, ..ReportRules::default() };
+    let awards = [
+        award(1, RED, ReportKind::Attack, RulingStage::First, 40, 1),
+        award(2, BLUE, ReportKind::Defence, RulingStage::First, 30, 2),
+        award(3, BLUE, ReportKind::Defence, RulingStage::First, 0, 2),
+    ];
+    let s = recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(3), &rules, &awards).unwrap();
+    let red = |t: usize| *s[t].team(RED).unwrap();
+    let blue = |t: usize| *s[t].team(BLUE).unwrap();
+    assert_eq!(red(0).total, 0.0);
+    assert_eq!((red(1).reports.attack, red(1).report_score, red(1).total), (40, 20.0, 2.0 + 20.0));
+    assert_eq!(blue(1).total, -1.0, "SLA is not counted: only the lost flag");
+    assert!(blue(1).flags.sla > 0.0, "but it is still shown");
+    assert_eq!((blue(2).reports.defence, blue(2).total), (30, -1.0 + 15.0));
+    assert_eq!(s[2].ranking(), vec![RED, BLUE]);
+}
+
+#[test]
+fn formula_mode_adds_weighted_reports_to_the_whole_formula() {
+    let rules = ReportRules { enabled: true, scoring: ReportScoring::Formula, weight: 2.0, ..ReportRules::default() };
+    let awards = [award(7, BLUE, ReportKind::Defence, RulingStage::First, 5, 0)];
+    let s = recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(1), &rules, &awards).unwrap();
+    let blue = s[0].team(BLUE).unwrap();
+    assert_eq!(blue.total, 2f64.sqrt() + 10.0);
+    // Reports off: the same rulings count for nothing.
+    let off = ReportRules { enabled: false, ..rules };
+    let s = recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(1), &off, &awards).unwrap();
+    assert_eq!(s[0].team(BLUE).unwrap().total, 2f64.sqrt());
+}
+
+#[test]
+fn an_appeal_ruling_replaces_the_first() {
+    let mut tally = ReportTally::new();
+    tally.apply(&award(1, RED, ReportKind::Attack, RulingStage::First, 0, 0)).unwrap();
+    tally.apply(&award(2, RED, ReportKind::Attack, RulingStage::First, 10, 0)).unwrap();
+    assert_eq!(tally.points(RED).attack, 10);
+    tally.apply(&award(1, RED, ReportKind::Attack, RulingStage::Appeal, 25, 1)).unwrap();
+    assert_eq!(tally.points(RED).attack, 35);
+    assert_eq!(tally.report_points(1), Some(25));
+    assert_eq!(
+        tally.apply(&award(1, RED, ReportKind::Attack, RulingStage::Appeal, 5, 2)),
+        Err(ScoringError::DuplicateRuling { report: 1 })
+    );
+    assert_eq!(
+        tally.apply(&award(9, RED, ReportKind::Attack, RulingStage::Appeal, 5, 2)),
+        Err(ScoringError::AppealBeforeRuling { report: 9 })
+    );
+    assert_eq!(
+        tally.apply(&award(2, BLUE, ReportKind::Attack, RulingStage::Appeal, 5, 2)),
+        Err(ScoringError::RulingsDisagree { report: 2 })
+    );
+    assert_eq!(tally.points(RED).attack, 35, "refused rulings change nothing");
+}
+
+#[test]
+fn replay_is_exact_whatever_order_rulings_are_stored_in() {
+    let rules = ReportRules { enabled: true, scoring: ReportScoring::RedBlue, weight: 0.3, ..ReportRules::default() };
+    let mut awards = Vec::new();
+    for i in 0..60i64 {
+        let (team, kind) = if i % 3 == 0 { (BLUE, ReportKind::Defence) } else { (RED, ReportKind::Attack) };
+        let tick = u32::try_from(i % 7).unwrap();
+        awards.push(award(i, team, kind, RulingStage::First, u32::try_from(i * 7 % 41).unwrap(), tick));
+        if i % 4 == 0 {
+            awards.push(award(i, team, kind, RulingStage::Appeal, u32::try_from(i % 13).unwrap(), tick + 1));
+        }
+    }
+    let events = ticks(9);
+    // Live: close each tick, apply that tick's rulings as they were made, combine.
+    let mut scorer = Scorer::new(ScoringFormula::Faust, &teams(), &services()).unwrap();
+    let mut tally = ReportTally::new();
+    let mut live = Vec::new();
+    for ev in &events {
+        let flags = scorer.close_tick(ev).unwrap();
+        for a in awards.iter().filter(|a| a.tick == ev.tick) {
+            tally.apply(a).unwrap();
+        }
+        live.push(standings(&rules, &flags, &tally));
+    }
+    let mut shuffled = awards.clone();
+    shuffled.reverse();
+    shuffled.rotate_left(17);
+    let replayed =
+        recompute_standings(ScoringFormula::Faust, &teams(), &services(), &events, &rules, &shuffled).unwrap();
+    assert_eq!(replayed, live);
+    let last = replayed.last().unwrap().team(RED).unwrap();
+    assert_eq!(last.total.to_bits(), (last.flags.attack + last.flags.defence + last.report_score).to_bits());
+}
+
+#[test]
+fn rulings_for_unknown_teams_are_refused() {
+    let rules = ReportRules { enabled: true, ..ReportRules::default() };
+    let awards = [award(1, TeamId(99), ReportKind::Attack, RulingStage::First, 1, 0)];
+    assert_eq!(
+        recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(1), &rules, &awards),
+        Err(ScoringError::UnknownReportTeam { report: 1, team: TeamId(99) })
+    );
+}

@@ -1,0 +1,791 @@
+//! Attack and defence reports: filing with evidence files, the judges' queue, rulings and the
+//! single appeal, and the records judges compare a report with (captures, checker results).
+//!
+//! Every change of a report's state is one transaction with a conditional update on its
+//! status (and a unique (report, stage) key on rulings), so two judges racing on one report
+//! cannot both rule it. Each ruling and appeal is written to the audit log in the same
+//! transaction: there is no ruling without its audit line.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use gongfang_core::report::{
+    CheckedReport, Decision, ReportKind, RulingStage, TechniqueId, TimeWindow, check_appeal, check_decision,
+};
+use gongfang_core::scenario::ReportRules;
+use gongfang_core::scoring::Award;
+use gongfang_core::{ServiceId, TeamId, Tick};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use sha2::{Digest, Sha256};
+
+use crate::entity::{audit_log, check_results, drill_state, submissions, ticks};
+use crate::error::{Result, StoreError, corrupt};
+use crate::ops::{Account, AccountRole};
+use crate::{CheckResult, NewSubmission, Store, StoredSubmission};
+
+/// Entities of the report tables (`m20261122_000001_reports`). Private to this module.
+#[allow(missing_debug_implementations)]
+mod entity {
+    pub mod reports {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "reports")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            pub team: i32,
+            pub kind: String,
+            pub target_team: Option<i32>,
+            pub service: i32,
+            pub window_from: DateTimeUtc,
+            pub window_to: DateTimeUtc,
+            pub technique: String,
+            pub attack_id: Option<String>,
+            pub description: String,
+            pub evidence_text: String,
+            pub traced_address: Option<String>,
+            pub traced_team: Option<i32>,
+            pub filed_at: DateTimeUtc,
+            pub status: String,
+            pub appeal_reason: Option<String>,
+            pub appealed_at: Option<DateTimeUtc>,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    pub mod report_evidence {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "report_evidence")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            pub report: i32,
+            pub file_name: String,
+            pub content_type: String,
+            pub size: i64,
+            pub sha256: String,
+            pub data: Vec<u8>,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    pub mod report_rulings {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "report_rulings")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            pub report: i32,
+            pub stage: String,
+            pub judge: String,
+            pub judge_account: i32,
+            pub valid: bool,
+            pub points: i32,
+            pub reason: String,
+            pub tick: i32,
+            pub ruled_at: DateTimeUtc,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+}
+
+use entity::{report_evidence, report_rulings, reports};
+
+/// Where a report is in its life: filed → ruled → (appealed → final).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReportStatus {
+    /// Filed, waiting for a judge.
+    Pending,
+    /// Ruled once; the team may still appeal until the scenario's appeal window closes.
+    Ruled,
+    /// Appealed, waiting for a second judge.
+    Appealed,
+    /// The appeal was ruled: nothing can change any more.
+    Final,
+}
+
+impl ReportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Pending => "pending",
+            ReportStatus::Ruled => "ruled",
+            ReportStatus::Appealed => "appealed",
+            ReportStatus::Final => "final",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ReportStatus> {
+        match name {
+            "pending" => Some(ReportStatus::Pending),
+            "ruled" => Some(ReportStatus::Ruled),
+            "appealed" => Some(ReportStatus::Appealed),
+            "final" => Some(ReportStatus::Final),
+            _ => None,
+        }
+    }
+}
+
+/// An evidence file as a team uploads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvidence {
+    /// The file's name as uploaded, without any folder.
+    pub file_name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// What is known about a stored evidence file, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceInfo {
+    pub id: i64,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: u64,
+    /// Hex SHA-256 of the bytes, computed when stored.
+    pub sha256: String,
+}
+
+/// A stored evidence file with its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub report: i64,
+    pub info: EvidenceInfo,
+    pub data: Vec<u8>,
+}
+
+/// A judge's ruling as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruling {
+    pub stage: RulingStage,
+    /// The judge's account name and id.
+    pub judge: String,
+    pub judge_id: i64,
+    pub decision: Decision,
+    /// The tick during which it was made (it counts in scores from that tick on).
+    pub tick: Tick,
+    pub ruled_at: DateTime<Utc>,
+}
+
+/// A team's appeal of the first ruling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appeal {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A stored report with its evidence list, rulings and appeal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRecord {
+    pub id: i64,
+    /// The filing team.
+    pub team: TeamId,
+    pub report: CheckedReport,
+    pub filed_at: DateTime<Utc>,
+    pub status: ReportStatus,
+    pub evidence: Vec<EvidenceInfo>,
+    /// The first ruling, then the appeal's, as made.
+    pub rulings: Vec<Ruling>,
+    pub appeal: Option<Appeal>,
+}
+
+impl ReportRecord {
+    pub fn ruling(&self, stage: RulingStage) -> Option<&Ruling> {
+        self.rulings.iter().find(|r| r.stage == stage)
+    }
+
+    /// The ruling in force: the appeal's if there is one, else the first.
+    pub fn latest_ruling(&self) -> Option<&Ruling> {
+        self.ruling(RulingStage::Appeal).or_else(|| self.ruling(RulingStage::First))
+    }
+
+    /// What the report is worth now (0 until ruled valid).
+    pub fn points(&self) -> u32 {
+        self.latest_ruling().map_or(0, |r| r.decision.points)
+    }
+}
+
+fn id32(id: i64) -> i32 {
+    i32::try_from(id).unwrap_or(i32::MAX)
+}
+
+fn tick_i32(t: Tick) -> i32 {
+    i32::try_from(t.0).unwrap_or(i32::MAX)
+}
+
+fn team_of(table: &'static str, key: i32, v: i32) -> Result<TeamId> {
+    u16::try_from(v).map(TeamId).map_err(|_| corrupt(table, key, format!("team {v} out of range")))
+}
+
+fn report_from_rows(
+    r: reports::Model,
+    evidence: Vec<report_evidence::Model>,
+    rulings: Vec<report_rulings::Model>,
+) -> Result<ReportRecord> {
+    let key = r.id;
+    let bad = |detail: String| corrupt("reports", key, detail);
+    let kind = ReportKind::from_name(&r.kind).ok_or_else(|| bad(format!("unknown kind `{}`", r.kind)))?;
+    let status = ReportStatus::from_name(&r.status).ok_or_else(|| bad(format!("unknown status `{}`", r.status)))?;
+    let attack_id =
+        r.attack_id.as_deref().map(|id| TechniqueId::parse(id).map_err(|e| bad(e.to_string()))).transpose()?;
+    let traced_address = r
+        .traced_address
+        .as_deref()
+        .map(|a| a.parse::<IpAddr>().map_err(|_| bad(format!("bad traced address `{a}`"))))
+        .transpose()?;
+    let service =
+        u8::try_from(r.service).map(ServiceId).map_err(|_| bad(format!("service {} out of range", r.service)))?;
+    let report = CheckedReport {
+        kind,
+        target_team: r.target_team.map(|t| team_of("reports", key, t)).transpose()?,
+        service,
+        window: TimeWindow { from: r.window_from, to: r.window_to },
+        technique: r.technique,
+        attack_id,
+        description: r.description,
+        evidence: r.evidence_text,
+        traced_address,
+        traced_team: r.traced_team.map(|t| team_of("reports", key, t)).transpose()?,
+    };
+    let evidence = evidence.into_iter().map(evidence_info).collect::<Result<Vec<_>>>()?;
+    let mut rulings = rulings.into_iter().map(ruling_from_row).collect::<Result<Vec<_>>>()?;
+    rulings.sort_by_key(|r| r.stage);
+    let appeal = match (r.appeal_reason, r.appealed_at) {
+        (Some(reason), Some(at)) => Some(Appeal { reason, at }),
+        _ => None,
+    };
+    Ok(ReportRecord {
+        id: i64::from(key),
+        team: team_of("reports", key, r.team)?,
+        report,
+        filed_at: r.filed_at,
+        status,
+        evidence,
+        rulings,
+        appeal,
+    })
+}
+
+fn evidence_info(e: report_evidence::Model) -> Result<EvidenceInfo> {
+    Ok(EvidenceInfo {
+        id: i64::from(e.id),
+        file_name: e.file_name,
+        content_type: e.content_type,
+        size: u64::try_from(e.size).map_err(|_| corrupt("report_evidence", e.id, "negative size"))?,
+        sha256: e.sha256,
+    })
+}
+
+fn ruling_from_row(r: report_rulings::Model) -> Result<Ruling> {
+    let bad = |detail: String| corrupt("report_rulings", r.id, detail);
+    Ok(Ruling {
+        stage: RulingStage::from_name(&r.stage).ok_or_else(|| bad(format!("unknown stage `{}`", r.stage)))?,
+        judge: r.judge.clone(),
+        judge_id: i64::from(r.judge_account),
+        decision: Decision {
+            valid: r.valid,
+            points: u32::try_from(r.points).map_err(|_| bad("negative points".into()))?,
+            reason: r.reason.clone(),
+        },
+        tick: Tick(u32::try_from(r.tick).map_err(|_| bad("negative tick".into()))?),
+        ruled_at: r.ruled_at,
+    })
+}
+
+fn submission_from_row(r: submissions::Model) -> Result<StoredSubmission> {
+    let key = r.id;
+    let small = |what: &str, v: i32| corrupt("submissions", key, format!("{what} {v} out of range"));
+    let team = |what: &str, v: i32| u16::try_from(v).map(TeamId).map_err(|_| small(what, v));
+    let tick = |what: &str, v: i32| u32::try_from(v).map(Tick).map_err(|_| small(what, v));
+    Ok(StoredSubmission {
+        id: i64::from(key),
+        submission: NewSubmission {
+            attacker: team("attacker", r.attacker)?,
+            flag: r.flag,
+            victim: team("victim", r.victim)?,
+            service: u8::try_from(r.service).map(ServiceId).map_err(|_| small("service", r.service))?,
+            store: u8::try_from(r.store).map(gongfang_core::StoreIdx).map_err(|_| small("store", r.store))?,
+            tick_planted: tick("tick_planted", r.tick_planted)?,
+            tick_submitted: tick("tick_submitted", r.tick_submitted)?,
+            submitted_at: r.submitted_at,
+        },
+    })
+}
+
+fn check_from_row(r: check_results::Model) -> Result<CheckResult> {
+    let key = r.id;
+    let bad = |detail: String| corrupt("check_results", key, detail);
+    Ok(CheckResult {
+        tick: Tick(u32::try_from(r.tick).map_err(|_| bad("negative tick".into()))?),
+        team: u16::try_from(r.team).map(TeamId).map_err(|_| bad("team out of range".into()))?,
+        service: u8::try_from(r.service).map(ServiceId).map_err(|_| bad("service out of range".into()))?,
+        action: r.action.parse().map_err(bad)?,
+        store: r
+            .store
+            .map(|s| u8::try_from(s).map(gongfang_core::StoreIdx).map_err(|_| bad("store out of range".into())))
+            .transpose()?,
+        verdict: r.verdict.parse().map_err(|e: gongfang_core::verdict::UnknownVerdict| bad(e.to_string()))?,
+        message: r.message,
+        log: r.log,
+        duration_ms: u64::try_from(r.duration_ms).map_err(|_| bad("negative duration".into()))?,
+        recorded_at: r.recorded_at,
+    })
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Store {
+    /// Stores a checked report and its evidence files in one transaction.
+    #[tracing::instrument(skip_all, fields(team = %team, kind = %report.kind, files = evidence.len()))]
+    pub async fn file_report(
+        &self,
+        team: TeamId,
+        report: &CheckedReport,
+        evidence: &[NewEvidence],
+        at: DateTime<Utc>,
+    ) -> Result<ReportRecord> {
+        let txn = self.write_txn().await?;
+        let row = reports::ActiveModel {
+            team: Set(i32::from(team.0)),
+            kind: Set(report.kind.as_str().to_owned()),
+            target_team: Set(report.target_team.map(|t| i32::from(t.0))),
+            service: Set(i32::from(report.service.0)),
+            window_from: Set(report.window.from),
+            window_to: Set(report.window.to),
+            technique: Set(report.technique.clone()),
+            attack_id: Set(report.attack_id.as_ref().map(|t| t.as_str().to_owned())),
+            description: Set(report.description.clone()),
+            evidence_text: Set(report.evidence.clone()),
+            traced_address: Set(report.traced_address.map(|a| a.to_string())),
+            traced_team: Set(report.traced_team.map(|t| i32::from(t.0))),
+            filed_at: Set(at),
+            status: Set(ReportStatus::Pending.as_str().to_owned()),
+            appeal_reason: Set(None),
+            appealed_at: Set(None),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        for file in evidence {
+            report_evidence::ActiveModel {
+                report: Set(row.id),
+                file_name: Set(file.file_name.clone()),
+                content_type: Set(file.content_type.clone()),
+                size: Set(i64::try_from(file.data.len()).unwrap_or(i64::MAX)),
+                sha256: Set(sha256_hex(&file.data)),
+                data: Set(file.data.clone()),
+                ..Default::default()
+            }
+            .insert(&txn)
+            .await?;
+        }
+        let record = load(&txn, row.id).await?.ok_or(StoreError::UnknownReport(i64::from(row.id)))?;
+        txn.commit().await?;
+        tracing::info!(report = record.id, "report filed");
+        Ok(record)
+    }
+
+    /// One report, whoever filed it.
+    pub async fn report(&self, id: i64) -> Result<Option<ReportRecord>> {
+        load(&self.db, id32(id)).await
+    }
+
+    /// One report, only if `team` filed it: `NotYourReport` otherwise.
+    pub async fn team_report(&self, team: TeamId, id: i64) -> Result<ReportRecord> {
+        let record = self.report(id).await?.ok_or(StoreError::UnknownReport(id))?;
+        if record.team != team {
+            return Err(StoreError::NotYourReport(id));
+        }
+        Ok(record)
+    }
+
+    /// Every report a team filed, newest first.
+    pub async fn reports_of_team(&self, team: TeamId) -> Result<Vec<ReportRecord>> {
+        let rows = reports::Entity::find()
+            .filter(reports::Column::Team.eq(i32::from(team.0)))
+            .order_by_desc(reports::Column::Id)
+            .all(&self.db)
+            .await?;
+        self.with_details(rows).await
+    }
+
+    /// Every report, oldest first, optionally only those in one state: for organisers.
+    pub async fn list_reports(&self, status: Option<ReportStatus>) -> Result<Vec<ReportRecord>> {
+        let mut query = reports::Entity::find();
+        if let Some(status) = status {
+            query = query.filter(reports::Column::Status.eq(status.as_str()));
+        }
+        let rows = query.order_by_asc(reports::Column::Id).all(&self.db).await?;
+        self.with_details(rows).await
+    }
+
+    /// The judges' queue: reports waiting for a first ruling or an appeal ruling, oldest first.
+    pub async fn report_queue(&self) -> Result<Vec<ReportRecord>> {
+        let rows = reports::Entity::find()
+            .filter(reports::Column::Status.is_in([ReportStatus::Pending.as_str(), ReportStatus::Appealed.as_str()]))
+            .order_by_asc(reports::Column::Id)
+            .all(&self.db)
+            .await?;
+        self.with_details(rows).await
+    }
+
+    async fn with_details(&self, rows: Vec<reports::Model>) -> Result<Vec<ReportRecord>> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<i32> = rows.iter().map(|r| r.id).collect();
+        let mut evidence = Vec::new();
+        let mut rulings = Vec::new();
+        // Bounded IN lists: far below either database's limit on bound parameters.
+        for chunk in ids.chunks(500) {
+            evidence.extend(evidence_infos(&self.db, chunk).await?);
+            rulings.extend(
+                report_rulings::Entity::find()
+                    .filter(report_rulings::Column::Report.is_in(chunk.iter().copied()))
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        rows.into_iter()
+            .map(|r| {
+                let id = r.id;
+                let ev = evidence.iter().filter(|e| e.report == id).cloned().collect();
+                let ru = rulings.iter().filter(|x| x.report == id).cloned().collect();
+                report_from_rows(r, ev, ru)
+            })
+            .collect()
+    }
+
+    /// A judge's first ruling of a pending report, checked against the scenario's maximum
+    /// for its kind, and audited. The ruling counts from the current tick.
+    #[tracing::instrument(skip_all, fields(report = id, judge = %judge.name))]
+    pub async fn rule_report(
+        &self,
+        id: i64,
+        judge: &Account,
+        decision: &Decision,
+        rules: &ReportRules,
+        at: DateTime<Utc>,
+    ) -> Result<ReportRecord> {
+        self.rule(id, judge, decision, rules, at, RulingStage::First).await
+    }
+
+    /// A second judge's ruling of an appealed report; it replaces the first ruling's points
+    /// and makes the report final. Audited.
+    #[tracing::instrument(skip_all, fields(report = id, judge = %judge.name))]
+    pub async fn rule_appeal(
+        &self,
+        id: i64,
+        judge: &Account,
+        decision: &Decision,
+        rules: &ReportRules,
+        at: DateTime<Utc>,
+    ) -> Result<ReportRecord> {
+        self.rule(id, judge, decision, rules, at, RulingStage::Appeal).await
+    }
+
+    async fn rule(
+        &self,
+        id: i64,
+        judge: &Account,
+        decision: &Decision,
+        rules: &ReportRules,
+        at: DateTime<Utc>,
+        stage: RulingStage,
+    ) -> Result<ReportRecord> {
+        if judge.role != AccountRole::Judge {
+            return Err(StoreError::NotAJudge(judge.name.clone()));
+        }
+        let (from, to, what) = match stage {
+            RulingStage::First => (ReportStatus::Pending, ReportStatus::Ruled, "only a pending report can be ruled"),
+            RulingStage::Appeal => {
+                (ReportStatus::Appealed, ReportStatus::Final, "only an appealed report can have its appeal ruled")
+            }
+        };
+        let txn = self.write_txn().await?;
+        let before = load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?;
+        check_decision(before.report.kind, decision, rules)?;
+        if stage == RulingStage::Appeal
+            && let Some(first) = before.ruling(RulingStage::First)
+            && first.judge_id == judge.id
+        {
+            return Err(StoreError::SameJudge { report: id, judge: judge.name.clone() });
+        }
+        let moved = reports::Entity::update_many()
+            .col_expr(reports::Column::Status, to.as_str().into())
+            .filter(reports::Column::Id.eq(id32(id)))
+            .filter(reports::Column::Status.eq(from.as_str()))
+            .exec(&txn)
+            .await?;
+        if moved.rows_affected != 1 {
+            return Err(StoreError::ReportState { report: id, status: before.status.as_str(), what });
+        }
+        let tick = current_tick(&txn).await?;
+        report_rulings::ActiveModel {
+            report: Set(id32(id)),
+            stage: Set(stage.as_str().to_owned()),
+            judge: Set(judge.name.clone()),
+            judge_account: Set(id32(judge.id)),
+            valid: Set(decision.valid),
+            points: Set(i32::try_from(decision.points).unwrap_or(i32::MAX)),
+            reason: Set(decision.reason.trim().to_owned()),
+            tick: Set(tick_i32(tick)),
+            ruled_at: Set(at),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        let action = match stage {
+            RulingStage::First => "report.rule",
+            RulingStage::Appeal => "report.rule-appeal",
+        };
+        audit(
+            &txn,
+            at,
+            &judge.name,
+            action,
+            serde_json::json!({
+                "report": id,
+                "team": before.team.0,
+                "kind": before.report.kind.as_str(),
+                "stage": stage.as_str(),
+                "valid": decision.valid,
+                "points": decision.points,
+                "reason": decision.reason.trim(),
+                "judge_account": judge.id,
+                "tick": tick.0,
+            }),
+        )
+        .await?;
+        let record = load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?;
+        txn.commit().await?;
+        tracing::info!(valid = decision.valid, points = decision.points, ?stage, "report ruled");
+        Ok(record)
+    }
+
+    /// The filing team's one appeal of a ruled report, while the scenario's appeal window is
+    /// open. Audited with the team as the actor.
+    #[tracing::instrument(skip_all, fields(report = id, team = %team))]
+    pub async fn appeal_report(
+        &self,
+        id: i64,
+        team: TeamId,
+        reason: &str,
+        rules: &ReportRules,
+        at: DateTime<Utc>,
+    ) -> Result<ReportRecord> {
+        let txn = self.write_txn().await?;
+        let before = load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?;
+        if before.team != team {
+            return Err(StoreError::NotYourReport(id));
+        }
+        let what = "only a ruled report can be appealed, and only once";
+        let first = before.ruling(RulingStage::First).ok_or(StoreError::ReportState {
+            report: id,
+            status: before.status.as_str(),
+            what,
+        })?;
+        if before.status != ReportStatus::Ruled {
+            return Err(StoreError::ReportState { report: id, status: before.status.as_str(), what });
+        }
+        check_appeal(first.ruled_at, at, reason, rules)?;
+        let moved = reports::Entity::update_many()
+            .col_expr(reports::Column::Status, ReportStatus::Appealed.as_str().into())
+            .col_expr(reports::Column::AppealReason, reason.trim().into())
+            .col_expr(reports::Column::AppealedAt, at.into())
+            .filter(reports::Column::Id.eq(id32(id)))
+            .filter(reports::Column::Status.eq(ReportStatus::Ruled.as_str()))
+            .exec(&txn)
+            .await?;
+        if moved.rows_affected != 1 {
+            return Err(StoreError::ReportState { report: id, status: before.status.as_str(), what });
+        }
+        audit(
+            &txn,
+            at,
+            &format!("team:{}", team.0),
+            "report.appeal",
+            serde_json::json!({ "report": id, "team": team.0, "reason": reason.trim() }),
+        )
+        .await?;
+        let record = load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?;
+        txn.commit().await?;
+        Ok(record)
+    }
+
+    /// One evidence file of a report, with its bytes.
+    pub async fn evidence(&self, report: i64, evidence: i64) -> Result<Option<Evidence>> {
+        let Some(row) = report_evidence::Entity::find_by_id(id32(evidence))
+            .filter(report_evidence::Column::Report.eq(id32(report)))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let report = i64::from(row.report);
+        let data = row.data.clone();
+        Ok(Some(Evidence { report, info: evidence_info(row)?, data }))
+    }
+
+    /// Every ruling as a score award, in the order made: what scoring adds to flag points.
+    pub async fn report_awards(&self) -> Result<Vec<Award>> {
+        let rulings = report_rulings::Entity::find().order_by_asc(report_rulings::Column::Id).all(&self.db).await?;
+        let reports: Vec<(i32, i32, String)> = reports::Entity::find()
+            .select_only()
+            .columns([reports::Column::Id, reports::Column::Team, reports::Column::Kind])
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rulings
+            .into_iter()
+            .map(|r| {
+                let (_, team, kind) = reports
+                    .iter()
+                    .find(|(id, _, _)| *id == r.report)
+                    .ok_or_else(|| corrupt("report_rulings", r.id, "ruling of a missing report"))?;
+                let kind = ReportKind::from_name(kind).ok_or_else(|| corrupt("reports", r.report, "unknown kind"))?;
+                let team = team_of("reports", r.report, *team)?;
+                let report = i64::from(r.report);
+                let ruling = ruling_from_row(r)?;
+                Ok(Award { report, team, kind, stage: ruling.stage, points: ruling.decision.points, tick: ruling.tick })
+            })
+            .collect()
+    }
+
+    /// Accepted submissions of `victim`'s flags submitted between `from` and `to` (both
+    /// included), optionally only by `attacker` and of `service`, oldest first.
+    pub async fn captures_between(
+        &self,
+        attacker: Option<TeamId>,
+        victim: TeamId,
+        service: Option<ServiceId>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<StoredSubmission>> {
+        let mut query = submissions::Entity::find()
+            .filter(submissions::Column::Victim.eq(i32::from(victim.0)))
+            .filter(submissions::Column::SubmittedAt.between(from, to));
+        if let Some(a) = attacker {
+            query = query.filter(submissions::Column::Attacker.eq(i32::from(a.0)));
+        }
+        if let Some(s) = service {
+            query = query.filter(submissions::Column::Service.eq(i32::from(s.0)));
+        }
+        let rows = query
+            .order_by_asc(submissions::Column::SubmittedAt)
+            .order_by_asc(submissions::Column::Id)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(submission_from_row).collect()
+    }
+
+    /// Checker results of one team × service recorded between `from` and `to` (both
+    /// included), oldest first.
+    pub async fn check_results_between(
+        &self,
+        team: TeamId,
+        service: ServiceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<CheckResult>> {
+        let rows = check_results::Entity::find()
+            .filter(check_results::Column::Team.eq(i32::from(team.0)))
+            .filter(check_results::Column::Service.eq(i32::from(service.0)))
+            .filter(check_results::Column::RecordedAt.between(from, to))
+            .order_by_asc(check_results::Column::RecordedAt)
+            .order_by_asc(check_results::Column::Id)
+            .all(&self.db)
+            .await?;
+        rows.into_iter().map(check_from_row).collect()
+    }
+}
+
+/// A report with its evidence list and rulings.
+async fn load(db: &impl ConnectionTrait, id: i32) -> Result<Option<ReportRecord>> {
+    let Some(row) = reports::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
+    let evidence = evidence_infos(db, &[id]).await?;
+    let rulings = report_rulings::Entity::find().filter(report_rulings::Column::Report.eq(id)).all(db).await?;
+    report_from_rows(row, evidence, rulings).map(Some)
+}
+
+/// Evidence rows of some reports without their bytes (which can be megabytes each).
+async fn evidence_infos(db: &impl ConnectionTrait, reports: &[i32]) -> Result<Vec<report_evidence::Model>> {
+    let rows: Vec<(i32, i32, String, String, i64, String)> = report_evidence::Entity::find()
+        .select_only()
+        .columns([
+            report_evidence::Column::Id,
+            report_evidence::Column::Report,
+            report_evidence::Column::FileName,
+            report_evidence::Column::ContentType,
+            report_evidence::Column::Size,
+            report_evidence::Column::Sha256,
+        ])
+        .filter(report_evidence::Column::Report.is_in(reports.iter().copied()))
+        .order_by_asc(report_evidence::Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, report, file_name, content_type, size, sha256)| report_evidence::Model {
+            id,
+            report,
+            file_name,
+            content_type,
+            size,
+            sha256,
+            data: Vec::new(),
+        })
+        .collect())
+}
+
+/// The tick a ruling made now counts from: the latest opened tick, else the drill state's,
+/// else tick 0 (a ruling before the drill starts counts from its first tick).
+async fn current_tick(txn: &DatabaseTransaction) -> Result<Tick> {
+    if let Some(t) = ticks::Entity::find().order_by_desc(ticks::Column::Tick).one(txn).await? {
+        return Ok(Tick(u32::try_from(t.tick).map_err(|_| corrupt("ticks", t.tick, "negative tick"))?));
+    }
+    let state = drill_state::Entity::find().one(txn).await?;
+    let tick = state.and_then(|s| s.current_tick).and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+    Ok(Tick(tick))
+}
+
+async fn audit(
+    txn: &DatabaseTransaction,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    audit_log::ActiveModel {
+        at: Set(at),
+        actor: Set(actor.to_owned()),
+        action: Set(action.to_owned()),
+        detail: Set(detail.to_string()),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}

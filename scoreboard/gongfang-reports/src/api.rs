@@ -1,0 +1,279 @@
+//! The routes: teams file, list, read and appeal their own reports; judges log in, work the
+//! queue (each report beside what the platform recorded), and rule. Every ruling is audited by
+//! the store and published as a [`GameEvent::ReportRuled`] carrying only the fact and points.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use gongfang_core::event::GameEvent;
+use gongfang_core::report::{Decision, Filing, RulingStage, check_report};
+use gongfang_store::reports::{ReportRecord, ReportStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{self, Caller};
+use crate::error::ReportsError;
+use crate::matching::{Context, context};
+use crate::state::ReportsState;
+use crate::upload::{self, json_body};
+use crate::view::{Audience, ReportView, report_view};
+
+/// The report and judging routes, to be merged into the web application.
+pub fn router(state: ReportsState) -> Router {
+    let filing_limit = usize::try_from(upload::filing_limit(&state)).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/api/reports", post(file).get(list_own).layer(DefaultBodyLimit::max(filing_limit)))
+        .route("/api/reports/{id}", get(read))
+        .route("/api/reports/{id}/evidence/{evidence}", get(evidence))
+        .route("/api/reports/{id}/appeal", post(appeal))
+        .route("/api/judge/login", post(login))
+        .route("/api/judge/queue", get(queue))
+        .route("/api/judge/reports", get(list_all))
+        .route("/api/judge/reports/{id}", get(judge_read))
+        .route("/api/judge/reports/{id}/ruling", post(rule))
+        .route("/api/judge/reports/{id}/appeal-ruling", post(rule_appeal))
+        .with_state(state)
+}
+
+type Reply<T> = Result<T, ReportsError>;
+
+fn parse_id(raw: &str, what: &str) -> Reply<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ReportsError::BadRequest(format!("`{raw}` is not a {what} id; ids are positive integers")))
+}
+
+async fn file(State(state): State<ReportsState>, req: Request) -> Reply<(StatusCode, axum::Json<ReportView>)> {
+    let team = auth::team(&state, req.headers()).await?;
+    let s = state.scenario();
+    if !s.reports.enabled {
+        return Err(ReportsError::ReportsOff);
+    }
+    if s.team(team).is_none() {
+        return Err(ReportsError::NotInScenario(team.0));
+    }
+    let (draft, files) = upload::read_filing(&state, req).await?;
+    let now = state.now();
+    let started = state.started().await?;
+    let checked = check_report(&draft, &Filing { scenario: s, filer: team, now, started })
+        .map_err(|problems| ReportsError::InvalidReport { problems })?;
+    let record = state.store().file_report(team, &checked, &files, now).await?;
+    Ok((StatusCode::CREATED, axum::Json(report_view(s, &record, now, Audience::Team))))
+}
+
+async fn list_own(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<axum::Json<Vec<ReportView>>> {
+    let team = auth::team(&state, &headers).await?;
+    let now = state.now();
+    let list = state.store().reports_of_team(team).await?;
+    Ok(axum::Json(list.iter().map(|r| report_view(state.scenario(), r, now, Audience::Team)).collect()))
+}
+
+/// A report its filing team (or a judge) may see.
+async fn visible(state: &ReportsState, caller: &Caller, id: i64) -> Reply<ReportRecord> {
+    match caller {
+        Caller::Team(team) => Ok(state.store().team_report(*team, id).await?),
+        Caller::Judge(_) => state.store().report(id).await?.ok_or(ReportsError::UnknownReport(id)),
+    }
+}
+
+fn audience(caller: &Caller) -> Audience {
+    match caller {
+        Caller::Team(_) => Audience::Team,
+        Caller::Judge(_) => Audience::Judge,
+    }
+}
+
+async fn read(
+    State(state): State<ReportsState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply<axum::Json<ReportView>> {
+    let id = parse_id(&id, "report")?;
+    let caller = auth::caller(&state, &headers).await?;
+    let record = visible(&state, &caller, id).await?;
+    Ok(axum::Json(report_view(state.scenario(), &record, state.now(), audience(&caller))))
+}
+
+async fn evidence(
+    State(state): State<ReportsState>,
+    Path((id, evidence)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Reply<Response> {
+    let (id, evidence) = (parse_id(&id, "report")?, parse_id(&evidence, "evidence")?);
+    let caller = auth::caller(&state, &headers).await?;
+    visible(&state, &caller, id).await?;
+    let file =
+        state.store().evidence(id, evidence).await?.ok_or(ReportsError::UnknownEvidence { report: id, evidence })?;
+    let name: String = file
+        .info
+        .file_name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+        .collect();
+    let mut response = Response::new(Body::from(file.data));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&file.info.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    // Evidence is whatever a team uploaded: never let a browser run it.
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    h.insert("Content-Security-Policy", HeaderValue::from_static("sandbox"));
+    Ok(response)
+}
+
+/// An appeal, as a team sends it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppealBody {
+    reason: String,
+}
+
+async fn appeal(
+    State(state): State<ReportsState>,
+    Path(id): Path<String>,
+    req: Request,
+) -> Reply<axum::Json<ReportView>> {
+    let id = parse_id(&id, "report")?;
+    let team = auth::team(&state, req.headers()).await?;
+    let (parts, body) = req.into_parts();
+    let body: AppealBody = json_body(&parts.headers, body, state.settings().max_json_body).await?;
+    let now = state.now();
+    let record = state.store().appeal_report(id, team, &body.reason, &state.scenario().reports, now).await?;
+    Ok(axum::Json(report_view(state.scenario(), &record, now, Audience::Team)))
+}
+
+/// A judge's login.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    name: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Login").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// A judge's session.
+#[derive(Debug, Serialize)]
+struct Session {
+    /// Send as `Authorization: Bearer <token>`.
+    token: String,
+    expires_at: DateTime<Utc>,
+    judge: String,
+}
+
+async fn login(State(state): State<ReportsState>, req: Request) -> Reply<axum::Json<Session>> {
+    let (parts, body) = req.into_parts();
+    let login: Login = json_body(&parts.headers, body, 16 * 1024).await?;
+    let account =
+        state.store().verify_account(&login.name, &login.password).await?.ok_or(ReportsError::BadCredentials)?;
+    if account.role != gongfang_store::AccountRole::Judge {
+        return Err(ReportsError::JudgesOnly);
+    }
+    let now = state.now();
+    let ttl = chrono::Duration::from_std(state.settings().session_ttl).unwrap_or(chrono::Duration::hours(12));
+    let expires_at = now + ttl;
+    let judge = account.name.clone();
+    let token = state.inner.sessions.open(account, expires_at, now);
+    tracing::info!(%judge, "judge logged in");
+    Ok(axum::Json(Session { token, expires_at, judge }))
+}
+
+/// A report beside what the platform recorded around it.
+#[derive(Debug, Serialize)]
+struct Judged {
+    report: ReportView,
+    context: Context,
+}
+
+async fn queue(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<axum::Json<Vec<Judged>>> {
+    auth::judge(&state, &headers).await?;
+    let now = state.now();
+    let mut out = Vec::new();
+    for record in state.store().report_queue().await? {
+        let context = context(&state, &record).await?;
+        out.push(Judged { report: report_view(state.scenario(), &record, now, Audience::Judge), context });
+    }
+    Ok(axum::Json(out))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list_all(
+    State(state): State<ReportsState>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Reply<axum::Json<Vec<ReportView>>> {
+    auth::judge(&state, &headers).await?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(ReportStatus::from_name(s).ok_or_else(|| {
+            ReportsError::BadRequest(format!("unknown status `{s}`; use pending, ruled, appealed or final"))
+        })?),
+    };
+    let now = state.now();
+    let list = state.store().list_reports(status).await?;
+    Ok(axum::Json(list.iter().map(|r| report_view(state.scenario(), r, now, Audience::Judge)).collect()))
+}
+
+async fn judge_read(
+    State(state): State<ReportsState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply<axum::Json<Judged>> {
+    let id = parse_id(&id, "report")?;
+    auth::judge(&state, &headers).await?;
+    let record = state.store().report(id).await?.ok_or(ReportsError::UnknownReport(id))?;
+    let context = context(&state, &record).await?;
+    Ok(axum::Json(Judged { report: report_view(state.scenario(), &record, state.now(), Audience::Judge), context }))
+}
+
+async fn rule(state: State<ReportsState>, id: Path<String>, req: Request) -> Reply<axum::Json<ReportView>> {
+    ruling(state, id, req, RulingStage::First).await
+}
+
+async fn rule_appeal(state: State<ReportsState>, id: Path<String>, req: Request) -> Reply<axum::Json<ReportView>> {
+    ruling(state, id, req, RulingStage::Appeal).await
+}
+
+async fn ruling(
+    State(state): State<ReportsState>,
+    Path(id): Path<String>,
+    req: Request,
+    stage: RulingStage,
+) -> Reply<axum::Json<ReportView>> {
+    let id = parse_id(&id, "report")?;
+    let judge = auth::judge(&state, req.headers()).await?;
+    let (parts, body) = req.into_parts();
+    let decision: Decision = json_body(&parts.headers, body, state.settings().max_json_body).await?;
+    let now = state.now();
+    let rules = &state.scenario().reports;
+    let record = match stage {
+        RulingStage::First => state.store().rule_report(id, &judge, &decision, rules, now).await?,
+        RulingStage::Appeal => state.store().rule_appeal(id, &judge, &decision, rules, now).await?,
+    };
+    state.publish(GameEvent::ReportRuled {
+        report: record.id,
+        team: record.team,
+        kind: record.report.kind,
+        stage,
+        valid: decision.valid,
+        points: record.points(),
+    });
+    Ok(axum::Json(report_view(state.scenario(), &record, now, Audience::Judge)))
+}

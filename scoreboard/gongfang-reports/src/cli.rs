@@ -1,0 +1,190 @@
+//! The organisers' commands for reports, as library functions the `gongfang` binary wires in:
+//! `gongfang judge add` creates a judge account, `gongfang report list|show` reads reports.
+//! Each returns the text to print.
+
+use std::fmt::Write as _;
+use std::io::BufRead;
+
+use chrono::Utc;
+use gongfang_core::scenario::Scenario;
+use gongfang_store::reports::{ReportRecord, ReportStatus};
+use gongfang_store::{AccountRole, Store};
+
+use crate::error::ReportsError;
+use crate::view::{service_slug, team_slug};
+
+/// Shortest judge password accepted.
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// `gongfang judge …`
+#[derive(clap::Subcommand)]
+pub enum JudgeCommand {
+    /// Create a judge account. The password comes from GONGFANG_JUDGE_PASSWORD, or else the
+    /// first line of standard input; it is stored as an argon2id hash only.
+    Add {
+        /// The judge's login name.
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "GONGFANG_JUDGE_PASSWORD", hide_env_values = true, hide = true)]
+        password: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for JudgeCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JudgeCommand::Add { name, .. } => f.debug_struct("Add").field("name", name).finish_non_exhaustive(),
+        }
+    }
+}
+
+/// `gongfang report …`
+#[derive(Debug, clap::Subcommand)]
+pub enum ReportCommand {
+    /// List reports, oldest first.
+    List {
+        /// Only reports in this state: pending, ruled, appealed or final.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one report with its evidence, rulings and appeal.
+    Show {
+        /// The report's id.
+        id: i64,
+    },
+}
+
+/// Runs a `judge` command; `actor` (the organiser) goes into the audit log.
+pub async fn run_judge(cmd: JudgeCommand, store: &Store, actor: &str) -> Result<String, ReportsError> {
+    match cmd {
+        JudgeCommand::Add { name, password } => {
+            let password = match password {
+                Some(p) => p,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line)?;
+                    line.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            add_judge(store, &name, &password, actor).await
+        }
+    }
+}
+
+/// Creates a judge account and audits it (never the password).
+pub async fn add_judge(store: &Store, name: &str, password: &str, actor: &str) -> Result<String, ReportsError> {
+    let name = name.trim();
+    if name.is_empty() || name.contains(':') || name.chars().count() > 64 {
+        return Err(ReportsError::BadRequest("a judge name is 1 to 64 characters, without `:`".into()));
+    }
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ReportsError::BadRequest(format!(
+            "a judge's password must be at least {MIN_PASSWORD_CHARS} characters; use a passphrase"
+        )));
+    }
+    let account = store.create_account(name, AccountRole::Judge, password).await?;
+    store
+        .append_audit(
+            Utc::now(),
+            actor,
+            "judge.add",
+            &serde_json::json!({ "account": account.id, "name": account.name }),
+        )
+        .await?;
+    Ok(format!("judge `{}` created (account {})\n", account.name, account.id))
+}
+
+/// Runs a `report` command; slugs come from the scenario when one is given.
+pub async fn run_report(cmd: ReportCommand, store: &Store, scenario: &Scenario) -> Result<String, ReportsError> {
+    match cmd {
+        ReportCommand::List { status } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some(s) => Some(ReportStatus::from_name(s).ok_or_else(|| {
+                    ReportsError::BadRequest(format!("unknown status `{s}`; use pending, ruled, appealed or final"))
+                })?),
+            };
+            Ok(report_table(scenario, &store.list_reports(status).await?))
+        }
+        ReportCommand::Show { id } => {
+            let r = store.report(id).await?.ok_or(ReportsError::UnknownReport(id))?;
+            Ok(report_detail(scenario, &r))
+        }
+    }
+}
+
+/// One line per report.
+pub fn report_table(s: &Scenario, reports: &[ReportRecord]) -> String {
+    let mut out = format!(
+        "{:>5}  {:<16} {:<8} {:<16} {:<12} {:<9} {:>6}  filed\n",
+        "id", "team", "kind", "target", "service", "status", "points"
+    );
+    for r in reports {
+        let target = r.report.target_team.map_or_else(|| "-".to_owned(), |t| team_slug(s, t));
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<16} {:<8} {:<16} {:<12} {:<9} {:>6}  {}",
+            r.id,
+            team_slug(s, r.team),
+            r.report.kind.as_str(),
+            target,
+            service_slug(s, r.report.service),
+            r.status.as_str(),
+            r.points(),
+            r.filed_at.to_rfc3339()
+        );
+    }
+    let _ = write!(out, "{} report{}", reports.len(), if reports.len() == 1 { "" } else { "s" });
+    out.push('\n');
+    out
+}
+
+/// Everything about one report, for organisers.
+pub fn report_detail(s: &Scenario, r: &ReportRecord) -> String {
+    let c = &r.report;
+    let mut out = String::new();
+    let _ = writeln!(out, "report {} ({} report by {}), {}", r.id, c.kind, team_slug(s, r.team), r.status.as_str());
+    if let Some(t) = c.target_team {
+        let _ = writeln!(out, "target:      {}", team_slug(s, t));
+    }
+    let _ = writeln!(out, "service:     {}", service_slug(s, c.service));
+    let _ = writeln!(out, "window:      {} .. {}", c.window.from.to_rfc3339(), c.window.to.to_rfc3339());
+    let _ = writeln!(
+        out,
+        "technique:   {}{}",
+        c.technique,
+        c.attack_id.as_ref().map_or(String::new(), |t| format!(" ({t})"))
+    );
+    if let Some(a) = c.traced_address {
+        let _ = writeln!(out, "traced from: {a}");
+    }
+    if let Some(t) = c.traced_team {
+        let _ = writeln!(out, "traced team: {}", team_slug(s, t));
+    }
+    let _ = writeln!(out, "filed:       {}", r.filed_at.to_rfc3339());
+    let _ = writeln!(out, "\n{}", c.description);
+    if !c.evidence.is_empty() {
+        let _ = writeln!(out, "\nevidence:\n{}", c.evidence);
+    }
+    for e in &r.evidence {
+        let _ =
+            writeln!(out, "file {}: {} ({}, {} bytes, sha256 {})", e.id, e.file_name, e.content_type, e.size, e.sha256);
+    }
+    for ruling in &r.rulings {
+        let d = &ruling.decision;
+        let _ = writeln!(
+            out,
+            "{} ruling by {} at {}: {} {} points{}",
+            ruling.stage.as_str(),
+            ruling.judge,
+            ruling.ruled_at.to_rfc3339(),
+            if d.valid { "valid," } else { "invalid," },
+            d.points,
+            if d.reason.is_empty() { String::new() } else { format!(": {}", d.reason) }
+        );
+    }
+    if let Some(a) = &r.appeal {
+        let _ = writeln!(out, "appealed at {}: {}", a.at.to_rfc3339(), a.reason);
+    }
+    out
+}

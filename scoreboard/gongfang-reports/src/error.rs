@@ -1,0 +1,159 @@
+//! The crate's one error type, and the table that gives each error its stable code and HTTP
+//! status. Every message says what was wrong and how to put it right.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gongfang_core::report::{ReportError, ReportProblem};
+use gongfang_store::StoreError;
+use serde_json::json;
+
+/// Why a request (or a CLI command) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportsError {
+    #[error(
+        "no credentials: teams send their token in the X-Team-Token header; judges use HTTP basic \
+         authentication or a bearer token from POST /api/judge/login"
+    )]
+    Unauthenticated,
+    #[error("the team token is not valid; check it, or ask the organisers for a new one")]
+    BadToken,
+    #[error("wrong judge name or password, or the session has expired; log in again")]
+    BadCredentials,
+    #[error("only judges may do this; teams cannot rule on reports or see the judges' queue")]
+    JudgesOnly,
+    #[error("only teams file and appeal reports; send your team token in the X-Team-Token header")]
+    TeamsOnly,
+    #[error("report {0} was filed by another team; a team sees only its own reports and evidence")]
+    NotYourReport(i64),
+    #[error("team {0} is not in this drill's scenario, so it cannot file reports")]
+    NotInScenario(u16),
+    #[error("this drill takes no reports (the scenario has no [reports] table, or it is disabled)")]
+    ReportsOff,
+    #[error("no report {0}")]
+    UnknownReport(i64),
+    #[error("report {report} has no evidence file {evidence}")]
+    UnknownEvidence { report: i64, evidence: i64 },
+    #[error(
+        "send the report as application/json, or as multipart/form-data with a `report` part (the \
+         JSON) and `evidence` file parts; got content type `{0}`"
+    )]
+    UnsupportedMediaType(String),
+    #[error("evidence file `{file}` has content type `{content_type}`, which is not accepted; use one of: {allowed}")]
+    EvidenceType { file: String, content_type: String, allowed: String },
+    #[error(
+        "evidence file `{file}` says it is {content_type}, but its bytes are not; send it with the type it really has"
+    )]
+    EvidenceMismatch { file: String, content_type: String },
+    #[error("the request is larger than {limit} bytes; a report's evidence files may total {evidence_limit} bytes")]
+    TooLarge { limit: u64, evidence_limit: u64 },
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("the report was not filed: {}", problems.iter().map(|p| p.error.to_string()).collect::<Vec<_>>().join("; "))]
+    InvalidReport { problems: Vec<ReportProblem> },
+    #[error("{0}")]
+    Rule(ReportError),
+    #[error("{0}")]
+    WrongState(String),
+    #[error("{0}")]
+    SameJudge(String),
+    #[error("storage failed: {0}")]
+    Store(StoreError),
+    #[error("cannot read the password from standard input: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl ReportsError {
+    /// The table: every error's HTTP status and stable code.
+    pub fn parts(&self) -> (StatusCode, &'static str) {
+        use ReportsError::*;
+        match self {
+            Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            BadToken => (StatusCode::UNAUTHORIZED, "bad_token"),
+            BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            JudgesOnly => (StatusCode::FORBIDDEN, "judges_only"),
+            TeamsOnly => (StatusCode::FORBIDDEN, "teams_only"),
+            NotYourReport(_) => (StatusCode::FORBIDDEN, "not_your_report"),
+            NotInScenario(_) => (StatusCode::FORBIDDEN, "not_in_scenario"),
+            ReportsOff => (StatusCode::FORBIDDEN, "reports_off"),
+            UnknownReport(_) => (StatusCode::NOT_FOUND, "unknown_report"),
+            UnknownEvidence { .. } => (StatusCode::NOT_FOUND, "unknown_evidence"),
+            UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            EvidenceType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "evidence_type"),
+            EvidenceMismatch { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "evidence_mismatch"),
+            TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            InvalidReport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_report"),
+            Rule(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
+            WrongState(_) => (StatusCode::CONFLICT, "wrong_state"),
+            SameJudge(_) => (StatusCode::CONFLICT, "same_judge"),
+            Store(_) | Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl From<StoreError> for ReportsError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::UnknownReport(id) => ReportsError::UnknownReport(id),
+            StoreError::NotYourReport(id) => ReportsError::NotYourReport(id),
+            StoreError::ReportRule(rule) => ReportsError::Rule(rule),
+            StoreError::NotAJudge(_) => ReportsError::JudgesOnly,
+            e @ StoreError::ReportState { .. } => ReportsError::WrongState(e.to_string()),
+            e @ StoreError::SameJudge { .. } => ReportsError::SameJudge(e.to_string()),
+            e => ReportsError::Store(e),
+        }
+    }
+}
+
+impl From<ReportError> for ReportsError {
+    fn from(e: ReportError) -> Self {
+        ReportsError::Rule(e)
+    }
+}
+
+impl IntoResponse for ReportsError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = match &self {
+            ReportsError::Store(e) => {
+                tracing::error!(error = %e, "report request failed in storage");
+                "internal error; try again, and tell the organisers if it persists".to_owned()
+            }
+            other => other.to_string(),
+        };
+        let mut body = json!({ "error": { "code": code, "message": message } });
+        if let ReportsError::InvalidReport { problems } = &self {
+            body["error"]["problems"] = problems
+                .iter()
+                .map(|p| json!({ "field": p.field, "code": p.error.code(), "message": p.error.to_string() }))
+                .collect();
+        }
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gongfang judges\""));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_gives_client_errors_for_client_mistakes() {
+        assert_eq!(ReportsError::NotYourReport(1).parts(), (StatusCode::FORBIDDEN, "not_your_report"));
+        assert_eq!(ReportsError::TooLarge { limit: 1, evidence_limit: 1 }.parts().0, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            ReportsError::UnsupportedMediaType("text/plain".into()).parts().0,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let e = ReportsError::Rule(ReportError::ReasonRequired);
+        assert_eq!(e.parts(), (StatusCode::UNPROCESSABLE_ENTITY, "reason_required"));
+        let e: ReportsError = StoreError::SameJudge { report: 3, judge: "ana".into() }.into();
+        assert_eq!(e.parts(), (StatusCode::CONFLICT, "same_judge"));
+        assert!(e.to_string().contains("another judge must rule the appeal"), "{e}");
+    }
+}

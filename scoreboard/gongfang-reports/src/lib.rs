@@ -1,0 +1,30 @@
+//! Attack and defence reports over HTTP, and the judging panel.
+//!
+//! Red teams file *attack* reports and blue teams *defence* reports (JSON, or multipart with
+//! evidence files), see their own reports and rulings, and may appeal a ruling once. Judges
+//! (accounts with the judge role) log in, see a queue of pending and appealed reports, each
+//! beside what the platform recorded around its window (captures, checker verdict changes,
+//! container logs through a [`LogSource`]) with a suggested match, and rule. Rulings are
+//! audited by the store and published as [`GameEvent::ReportRuled`](gongfang_core::event::GameEvent)
+//! with only the fact and the points: a report's content stays with its team and the judges.
+//!
+//! Errors map to stable codes and HTTP statuses in one table ([`ReportsError::parts`]).
+//! The routes are described in `docs/reports.md`.
+
+mod api;
+mod auth;
+pub mod cli;
+mod error;
+mod logs;
+mod matching;
+mod state;
+mod upload;
+mod view;
+
+pub use api::router;
+pub use auth::TOKEN_HEADER;
+pub use error::ReportsError;
+pub use logs::{LogFuture, LogLine, LogSource, NoLogs};
+pub use matching::{CaptureView, Context, Strength, Suggestion, VerdictChange};
+pub use state::{DEFAULT_EVIDENCE_TYPES, Now, ReportsState, Settings, SystemNow};
+pub use view::{AppealView, EvidenceView, ReportView, RulingView};

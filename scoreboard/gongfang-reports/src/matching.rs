@@ -1,0 +1,198 @@
+//! What the platform recorded around a report's window, shown to judges beside it: captures of
+//! the target's flags by the filing team (or of the filer's flags, for a defence report),
+//! changes of the service's checker verdict, the service's container logs, and a suggested
+//! match saying how well the records back the report.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use gongfang_core::plan::tick_verdict;
+use gongfang_core::report::ReportKind;
+use gongfang_core::{TeamId, Tick, Verdict};
+use gongfang_store::reports::ReportRecord;
+use serde::Serialize;
+
+use crate::error::ReportsError;
+use crate::logs::LogLine;
+use crate::state::ReportsState;
+use crate::view::{service_slug, team_slug};
+
+/// The records around one report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Context {
+    /// The span searched: the report's window widened by a margin of ticks on either side.
+    pub searched_from: DateTime<Utc>,
+    pub searched_to: DateTime<Utc>,
+    pub captures: Vec<CaptureView>,
+    pub verdict_changes: Vec<VerdictChange>,
+    pub logs: Vec<LogLine>,
+    /// Why there are no logs, when the log source failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs_error: Option<String>,
+    pub suggestion: Suggestion,
+}
+
+/// An accepted flag submission.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureView {
+    pub attacker: String,
+    pub victim: String,
+    pub service: String,
+    pub store: u8,
+    pub tick_planted: Tick,
+    pub tick_submitted: Tick,
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// The service's tick verdict changed.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerdictChange {
+    pub tick: Tick,
+    /// When the tick's first checker result was recorded.
+    pub at: DateTime<Utc>,
+    /// `None`: no earlier tick was recorded.
+    pub from: Option<Verdict>,
+    pub to: Verdict,
+    /// The public message of the action that decided the verdict.
+    pub message: String,
+}
+
+/// How well the records back a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strength {
+    /// Captures of the very flags the report is about: objective evidence.
+    Strong,
+    /// No capture, but the service failed in the window.
+    Weak,
+    /// Nothing recorded that backs the report.
+    None,
+}
+
+/// The platform's suggestion to the judge, with why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Suggestion {
+    pub strength: Strength,
+    pub summary: String,
+}
+
+fn widen(t: DateTime<Utc>, ticks: u32, tick: std::time::Duration, later: bool) -> DateTime<Utc> {
+    let d = chrono::Duration::from_std(tick * ticks).unwrap_or(chrono::Duration::zero());
+    if later { t + d } else { t - d }
+}
+
+/// Gathers what the platform recorded around `r`'s window.
+pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Context, ReportsError> {
+    let s = state.scenario();
+    let c = &r.report;
+    let tick = s.drill.tick;
+    let margin = state.settings().match_margin_ticks;
+    let searched_from = widen(c.window.from, margin, tick, false);
+    let searched_to = widen(c.window.to, margin, tick, true);
+    // Whose service and flags matter, and whose captures.
+    let (owner, attacker): (TeamId, Option<TeamId>) = match c.kind {
+        ReportKind::Attack => (c.target_team.unwrap_or(r.team), Some(r.team)),
+        ReportKind::Defence => (r.team, c.traced_team),
+    };
+    let store = state.store();
+    let captures: Vec<CaptureView> = store
+        .captures_between(attacker, owner, Some(c.service), searched_from, searched_to)
+        .await?
+        .into_iter()
+        .map(|x| {
+            let x = x.submission;
+            CaptureView {
+                attacker: team_slug(s, x.attacker),
+                victim: team_slug(s, x.victim),
+                service: service_slug(s, x.service),
+                store: x.store.0,
+                tick_planted: x.tick_planted,
+                tick_submitted: x.tick_submitted,
+                submitted_at: x.submitted_at,
+            }
+        })
+        .collect();
+
+    // One extra tick before the span, to know what the first verdict changed from.
+    let results =
+        store.check_results_between(owner, c.service, widen(searched_from, 1, tick, false), searched_to).await?;
+    let mut by_tick: BTreeMap<Tick, Vec<&gongfang_store::CheckResult>> = BTreeMap::new();
+    for x in &results {
+        by_tick.entry(x.tick).or_default().push(x);
+    }
+    let mut verdict_changes = Vec::new();
+    let mut previous: Option<Verdict> = None;
+    for (tick, list) in &by_tick {
+        let (verdict, message) = tick_verdict(list.iter().map(|x| (x.verdict, x.message.as_str())));
+        let at = list.iter().map(|x| x.recorded_at).min().unwrap_or(searched_from);
+        let changed = previous.is_none_or(|p| p != verdict) && !(previous.is_none() && verdict == Verdict::Ok);
+        if changed && at >= searched_from {
+            verdict_changes.push(VerdictChange { tick: *tick, at, from: previous, to: verdict, message });
+        }
+        previous = Some(verdict);
+    }
+
+    let (mut logs, mut logs_error) = (Vec::new(), None);
+    if let (Some(team), Some(service)) = (s.team(owner), s.service(c.service)) {
+        match state.inner.logs.logs(team, service, searched_from, searched_to, state.settings().max_log_lines).await {
+            Ok(mut lines) => {
+                lines.truncate(state.settings().max_log_lines);
+                logs = lines;
+            }
+            Err(e) => logs_error = Some(e),
+        }
+    }
+
+    let suggestion = suggest(state, r, owner, &captures, &verdict_changes);
+    Ok(Context { searched_from, searched_to, captures, verdict_changes, logs, logs_error, suggestion })
+}
+
+fn suggest(
+    state: &ReportsState,
+    r: &ReportRecord,
+    owner: TeamId,
+    captures: &[CaptureView],
+    changes: &[VerdictChange],
+) -> Suggestion {
+    let s = state.scenario();
+    let c = &r.report;
+    let (owner_slug, service) = (team_slug(s, owner), service_slug(s, c.service));
+    let by = match (c.kind, c.traced_team) {
+        (ReportKind::Attack, _) => format!(" by {}", team_slug(s, r.team)),
+        (ReportKind::Defence, Some(t)) => format!(" by {}", team_slug(s, t)),
+        (ReportKind::Defence, None) => String::new(),
+    };
+    if let (Some(first), Some(last)) = (captures.first(), captures.last()) {
+        let n = captures.len();
+        let meaning = match c.kind {
+            ReportKind::Attack => "the capture backs the reported break-in",
+            ReportKind::Defence => "an attack did happen; check that the report detected or blocked it",
+        };
+        return Suggestion {
+            strength: Strength::Strong,
+            summary: format!(
+                "{n} capture{} of {owner_slug}'s {service} flags{by} between {} and {}: {meaning}",
+                if n == 1 { "" } else { "s" },
+                first.submitted_at.to_rfc3339(),
+                last.submitted_at.to_rfc3339(),
+            ),
+        };
+    }
+    if let Some(fail) = changes.iter().find(|v| v.to.is_teams_fault()) {
+        return Suggestion {
+            strength: Strength::Weak,
+            summary: format!(
+                "no capture{by} recorded, but {owner_slug}'s {service} went {} in tick {} ({})",
+                fail.to.as_str(),
+                fail.tick,
+                fail.at.to_rfc3339()
+            ),
+        };
+    }
+    Suggestion {
+        strength: Strength::None,
+        summary: format!(
+            "nothing recorded backs this report: no capture of {owner_slug}'s {service} flags{by} and no service failure around the window"
+        ),
+    }
+}

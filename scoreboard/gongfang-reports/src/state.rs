@@ -1,0 +1,212 @@
+//! What the report routes share: the store, the scenario, the event channel, the clock, the
+//! log source, judges' sessions and the limits.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use gongfang_core::event::GameEvent;
+use gongfang_core::scenario::Scenario;
+use gongfang_store::{Account, Store};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use tokio::sync::broadcast;
+
+use crate::logs::{LogSource, NoLogs};
+
+/// The time of day, injected so tests can say when "now" is.
+pub trait Now: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemNow;
+
+impl Now for SystemNow {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Content types accepted for evidence files unless [`Settings::evidence_types`] says otherwise.
+pub const DEFAULT_EVIDENCE_TYPES: &[&str] = &[
+    "text/plain",
+    "text/csv",
+    "application/json",
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/zip",
+    "application/gzip",
+    "application/vnd.tcpdump.pcap",
+    "application/x-pcapng",
+];
+
+/// Limits and tuning of the report routes; the scenario's `[reports]` table gives the rest.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Largest JSON request body (a report without files, a ruling, an appeal).
+    pub max_json_body: usize,
+    /// Room for the multipart framing and the `report` part, on top of the evidence limit.
+    pub multipart_overhead: u64,
+    /// Most evidence files per report.
+    pub max_files: usize,
+    /// Evidence content types accepted (lowercase, without parameters).
+    pub evidence_types: Vec<String>,
+    /// How long a judge's login session lasts.
+    pub session_ttl: Duration,
+    /// Records searched around a report's window: this many ticks on either side.
+    pub match_margin_ticks: u32,
+    /// Most container log lines shown beside one report.
+    pub max_log_lines: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            max_json_body: 1 << 20,
+            multipart_overhead: 1 << 20,
+            max_files: 20,
+            evidence_types: DEFAULT_EVIDENCE_TYPES.iter().map(|s| (*s).to_owned()).collect(),
+            session_ttl: Duration::from_secs(12 * 3600),
+            match_margin_ticks: 1,
+            max_log_lines: 200,
+        }
+    }
+}
+
+/// Everything the report routes share. Cheap to clone.
+#[derive(Clone)]
+pub struct ReportsState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub store: Store,
+    pub scenario: Arc<Scenario>,
+    pub events: broadcast::Sender<GameEvent>,
+    pub now: Arc<dyn Now>,
+    pub logs: Arc<dyn LogSource>,
+    pub settings: Settings,
+    pub sessions: Sessions,
+}
+
+impl std::fmt::Debug for ReportsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportsState").field("drill", &self.inner.scenario.drill.slug).finish_non_exhaustive()
+    }
+}
+
+impl ReportsState {
+    /// State for the report routes: rulings are published on `events`; the clock is the
+    /// system's and no container logs are shown until [`ReportsState::with_logs`] says where
+    /// they come from.
+    pub fn new(store: Store, scenario: Arc<Scenario>, events: broadcast::Sender<GameEvent>) -> ReportsState {
+        ReportsState {
+            inner: Arc::new(Inner {
+                store,
+                scenario,
+                events,
+                now: Arc::new(SystemNow),
+                logs: Arc::new(NoLogs),
+                settings: Settings::default(),
+                sessions: Sessions::default(),
+            }),
+        }
+    }
+
+    fn rebuild(self, f: impl FnOnce(&mut Inner)) -> ReportsState {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            store: shared.store.clone(),
+            scenario: shared.scenario.clone(),
+            events: shared.events.clone(),
+            now: shared.now.clone(),
+            logs: shared.logs.clone(),
+            settings: shared.settings.clone(),
+            sessions: Sessions::default(),
+        });
+        let mut inner = inner;
+        f(&mut inner);
+        ReportsState { inner: Arc::new(inner) }
+    }
+
+    /// Uses `now` as the clock (tests, replays).
+    pub fn with_clock(self, now: Arc<dyn Now>) -> ReportsState {
+        self.rebuild(|i| i.now = now)
+    }
+
+    /// Shows the target's container logs from `logs` beside each report.
+    pub fn with_logs(self, logs: Arc<dyn LogSource>) -> ReportsState {
+        self.rebuild(|i| i.logs = logs)
+    }
+
+    pub fn with_settings(self, settings: Settings) -> ReportsState {
+        self.rebuild(|i| i.settings = settings)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn scenario(&self) -> &Scenario {
+        &self.inner.scenario
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.inner.now.now()
+    }
+
+    /// When tick 0 started: the scenario's fixed start, else what the engine stored.
+    pub(crate) async fn started(&self) -> Result<Option<DateTime<Utc>>, gongfang_store::StoreError> {
+        if let Some(start) = self.inner.scenario.drill.start {
+            return Ok(Some(start));
+        }
+        Ok(self.inner.store.drill_state().await?.started_at)
+    }
+
+    /// Publishes a game event; having no subscriber is fine.
+    pub(crate) fn publish(&self, event: GameEvent) {
+        let _ = self.inner.events.send(event);
+    }
+}
+
+/// Judges' login sessions, in memory: a restart logs every judge out. Only a hash of each
+/// session token is kept.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    by_hash: Mutex<HashMap<TokenHash, Session>>,
+}
+
+type TokenHash = [u8; 32];
+/// A judge and when the session ends.
+type Session = (Account, DateTime<Utc>);
+
+impl Sessions {
+    /// Opens a session for `judge` until `until`; returns its bearer token.
+    pub fn open(&self, judge: Account, until: DateTime<Utc>, now: DateTime<Utc>) -> String {
+        let bytes: [u8; 32] = rand::rng().random();
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, expires)| *expires > now);
+        map.insert(hash(&token), (judge, until));
+        token
+    }
+
+    /// The judge a bearer token belongs to, if its session is still open.
+    pub fn get(&self, token: &str, now: DateTime<Utc>) -> Option<Account> {
+        let map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&hash(token)).filter(|(_, expires)| *expires > now).map(|(a, _)| a.clone())
+    }
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}

@@ -1,0 +1,142 @@
+//! The JSON shapes of reports: what the filing team sees (rulings without the judge's name)
+//! and what judges see (everything).
+
+use chrono::{DateTime, Utc};
+use gongfang_core::report::{RulingStage, appeal_deadline};
+use gongfang_core::scenario::Scenario;
+use gongfang_core::{ServiceId, TeamId};
+use gongfang_store::reports::{EvidenceInfo, ReportRecord, ReportStatus, Ruling};
+use serde::Serialize;
+
+/// Who a view is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Audience {
+    Team,
+    Judge,
+}
+
+/// A report as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportView {
+    pub id: i64,
+    /// The filing team's slug.
+    pub team: String,
+    pub kind: &'static str,
+    pub target_team: Option<String>,
+    pub service: String,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub technique: String,
+    pub attack_id: Option<String>,
+    pub description: String,
+    pub evidence_text: String,
+    pub traced_address: Option<String>,
+    pub traced_team: Option<String>,
+    pub filed_at: DateTime<Utc>,
+    /// `pending`, `ruled`, `appealed` or `final` (a ruling whose appeal window has closed is final).
+    pub status: &'static str,
+    /// What the report is worth now.
+    pub points: u32,
+    pub evidence: Vec<EvidenceView>,
+    pub rulings: Vec<RulingView>,
+    pub appeal: Option<AppealView>,
+    /// Until when the first ruling may be appealed (once ruled).
+    pub appeal_deadline: Option<DateTime<Utc>>,
+    /// Whether the filing team may appeal now.
+    pub can_appeal: bool,
+}
+
+/// An evidence file, without its bytes.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvidenceView {
+    pub id: i64,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Where to download it (same authentication as the report).
+    pub url: String,
+}
+
+/// A ruling.
+#[derive(Debug, Clone, Serialize)]
+pub struct RulingView {
+    pub stage: RulingStage,
+    pub valid: bool,
+    pub points: u32,
+    pub reason: String,
+    pub ruled_at: DateTime<Utc>,
+    /// The judge; shown to judges only, so the panel rules without pressure from teams.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judge: Option<String>,
+}
+
+/// The team's appeal.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppealView {
+    pub reason: String,
+    pub at: DateTime<Utc>,
+}
+
+pub(crate) fn team_slug(s: &Scenario, id: TeamId) -> String {
+    s.team(id).map_or_else(|| format!("team-{}", id.0), |t| t.slug.clone())
+}
+
+pub(crate) fn service_slug(s: &Scenario, id: ServiceId) -> String {
+    s.service(id).map_or_else(|| format!("service-{}", id.0), |t| t.slug.clone())
+}
+
+pub(crate) fn report_view(s: &Scenario, r: &ReportRecord, now: DateTime<Utc>, audience: Audience) -> ReportView {
+    let deadline = r.ruling(RulingStage::First).map(|f| appeal_deadline(f.ruled_at, &s.reports));
+    let window_open = deadline.is_some_and(|d| now <= d);
+    let status = match r.status {
+        ReportStatus::Ruled if !window_open => "final",
+        other => other.as_str(),
+    };
+    let c = &r.report;
+    ReportView {
+        id: r.id,
+        team: team_slug(s, r.team),
+        kind: c.kind.as_str(),
+        target_team: c.target_team.map(|t| team_slug(s, t)),
+        service: service_slug(s, c.service),
+        from: c.window.from,
+        to: c.window.to,
+        technique: c.technique.clone(),
+        attack_id: c.attack_id.as_ref().map(|t| t.as_str().to_owned()),
+        description: c.description.clone(),
+        evidence_text: c.evidence.clone(),
+        traced_address: c.traced_address.map(|a| a.to_string()),
+        traced_team: c.traced_team.map(|t| team_slug(s, t)),
+        filed_at: r.filed_at,
+        status,
+        points: r.points(),
+        evidence: r.evidence.iter().map(|e| evidence_view(r.id, e)).collect(),
+        rulings: r.rulings.iter().map(|x| ruling_view(x, audience)).collect(),
+        appeal: r.appeal.as_ref().map(|a| AppealView { reason: a.reason.clone(), at: a.at }),
+        appeal_deadline: deadline,
+        can_appeal: r.status == ReportStatus::Ruled && window_open,
+    }
+}
+
+fn evidence_view(report: i64, e: &EvidenceInfo) -> EvidenceView {
+    EvidenceView {
+        id: e.id,
+        file_name: e.file_name.clone(),
+        content_type: e.content_type.clone(),
+        size: e.size,
+        sha256: e.sha256.clone(),
+        url: format!("/api/reports/{report}/evidence/{}", e.id),
+    }
+}
+
+fn ruling_view(r: &Ruling, audience: Audience) -> RulingView {
+    RulingView {
+        stage: r.stage,
+        valid: r.decision.valid,
+        points: r.decision.points,
+        reason: r.decision.reason.clone(),
+        ruled_at: r.ruled_at,
+        judge: (audience == Audience::Judge).then(|| r.judge.clone()),
+    }
+}

@@ -1,0 +1,74 @@
+//! The organisers' report commands as the binary runs them: creating a judge (audited, with a
+//! usable password) and listing and showing reports.
+
+mod common;
+
+use gongfang_core::report::{CheckedReport, Decision, ReportKind, TimeWindow};
+use gongfang_core::{ServiceId, TeamId};
+use gongfang_reports::ReportsError;
+use gongfang_reports::cli::{JudgeCommand, ReportCommand, add_judge, run_judge, run_report};
+use gongfang_store::{AccountRole, Store};
+
+use common::{MODA, RED_FIRM, at, redblue};
+
+async fn store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("drill.db").display());
+    let store = Store::connect_and_migrate(&url).await.unwrap();
+    store.sync_scenario(&redblue()).await.unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn judge_add_creates_an_audited_judge_that_can_log_in() {
+    let (_dir, store) = store().await;
+    let cmd = JudgeCommand::Add { name: "ana".into(), password: Some("correct horse battery".into()) };
+    assert!(!format!("{cmd:?}").contains("horse"), "the password stays out of Debug");
+    let out = run_judge(cmd, &store, "olga").await.unwrap();
+    assert!(out.contains("judge `ana` created"), "{out}");
+    let judge = store.verify_account("ana", "correct horse battery").await.unwrap().expect("can log in");
+    assert_eq!(judge.role, AccountRole::Judge);
+    let audit = store.list_audit(None, 10).await.unwrap();
+    assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str()), ("olga", "judge.add"));
+    assert!(!audit[0].detail.to_string().contains("horse"), "no password in the audit log");
+
+    let short = add_judge(&store, "bo", "short", "olga").await.unwrap_err();
+    assert!(matches!(short, ReportsError::BadRequest(ref m) if m.contains("at least 12")), "{short}");
+    let taken = add_judge(&store, "ana", "another long password", "olga").await.unwrap_err();
+    assert!(taken.to_string().contains("already exists"), "{taken}");
+}
+
+#[tokio::test]
+async fn report_list_and_show() {
+    let (_dir, store) = store().await;
+    let s = redblue();
+    let report = CheckedReport {
+        kind: ReportKind::Attack,
+        target_team: Some(MODA),
+        service: ServiceId(1),
+        window: TimeWindow { from: at(10), to: at(20) },
+        technique: "weak password".into(),
+        attack_id: None,
+        description: "admin/admin".into(),
+        evidence: String::new(),
+        traced_address: None,
+        traced_team: None,
+    };
+    let filed = store.file_report(RED_FIRM, &report, &[], at(30)).await.unwrap();
+    let ana = store.create_account("ana", AccountRole::Judge, "correct horse battery").await.unwrap();
+    let decision = Decision { valid: true, points: 25, reason: "confirmed".into() };
+    store.rule_report(filed.id, &ana, &decision, &s.reports, at(40)).await.unwrap();
+    store.file_report(TeamId(2), &report, &[], at(31)).await.unwrap();
+
+    let all = run_report(ReportCommand::List { status: None }, &store, &s).await.unwrap();
+    assert!(all.contains("red-firm") && all.contains("red-academy") && all.ends_with("2 reports\n"), "{all}");
+    let pending = run_report(ReportCommand::List { status: Some("pending".into()) }, &store, &s).await.unwrap();
+    assert!(!pending.contains("red-firm") && pending.ends_with("1 report\n"), "{pending}");
+    let bad = run_report(ReportCommand::List { status: Some("lost".into()) }, &store, &s).await.unwrap_err();
+    assert!(bad.to_string().contains("use pending, ruled, appealed or final"), "{bad}");
+    let shown = run_report(ReportCommand::Show { id: filed.id }, &store, &s).await.unwrap();
+    assert!(shown.contains("target:      moda") && shown.contains("first ruling by ana"), "{shown}");
+    assert!(shown.contains("valid, 25 points: confirmed"), "{shown}");
+    let missing = run_report(ReportCommand::Show { id: 999 }, &store, &s).await.unwrap_err();
+    assert!(matches!(missing, ReportsError::UnknownReport(999)));
+}
