@@ -1,0 +1,330 @@
+// Gongfang scoreboard: renders /api/scoreboard once, then follows /ws live without reloading.
+// Plain browser JavaScript, no build step. Every value from the server goes into the page as
+// text (textContent / attributes), never as HTML.
+'use strict';
+
+(function () {
+  const VERDICTS = {
+    ok: 'OK',
+    mumble: 'MUMBLE',
+    corrupt: 'CORRUPT',
+    down: 'DOWN',
+    'checker-error': 'CHECKER ERROR',
+  };
+  const ROLES = { attacker: 'red team', defender: 'blue team', both: null };
+  const PHASES = { not_started: 'not started', running: 'running', paused: 'paused', over: 'over' };
+  const FEED_MAX = 30;
+
+  const state = {
+    board: null,
+    clock: null,
+    skew: 0, // server clock minus ours, in ms
+    retries: 0,
+    refetchTimer: null,
+    fetching: false,
+    fetchAgain: false,
+  };
+  // Read by the browser test; harmless for everyone else.
+  const probe = (window.__gongfang = { ready: false, renders: 0, snapshots: 0, events: 0, connected: false });
+
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === 'class') node.className = value;
+      else node.setAttribute(key, String(value));
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) node.append(child);
+    }
+    return node;
+  }
+
+  const fmt = (n) => Number(n).toFixed(2);
+  const team = (id) => state.board && state.board.teams.find((t) => t.id === id);
+  const service = (id) => state.board && state.board.services.find((s) => s.id === id);
+  const teamName = (id) => (team(id) ? team(id).name : `team ${id}`);
+  const serviceName = (id) => (service(id) ? service(id).name : `service ${id}`);
+  const zh = (thing) =>
+    thing.name_zh && thing.name_zh !== thing.name ? el('span', { class: 'zh', lang: 'zh-Hant' }, thing.name_zh) : null;
+
+  // ---- rendering ----
+
+  function render() {
+    const b = state.board;
+    document.title = `${b.drill.name} · Scoreboard`;
+    $('drill-name').textContent = b.drill.name;
+    $('drill-name-zh').textContent = b.drill.name_zh !== b.drill.name ? b.drill.name_zh : '';
+    $('scored-tick').textContent = b.tick === null ? '–' : b.tick;
+    $('status-tick').textContent = b.status_tick === null ? '–' : b.status_tick;
+
+    const head = $('ranking-head');
+    head.querySelectorAll('th.service').forEach((n) => n.remove());
+    for (const s of b.services) {
+      head.append(el('th', { scope: 'col', class: 'service', 'data-service': s.slug }, s.name, zh(s)));
+    }
+    $('ranking-body').replaceChildren(...b.teams.map(teamRow));
+    renderFirstBloods();
+    renderClock();
+    $('problem').hidden = true;
+    probe.renders += 1;
+    probe.ready = true;
+  }
+
+  function teamRow(t) {
+    const row = el('tr', {
+      'data-team': t.slug,
+      'data-team-id': t.id,
+      'data-rank': t.rank,
+      'data-role': t.role,
+      'data-nop': String(t.nop),
+    });
+    row.append(el('td', { class: 'rank num' }, String(t.rank)));
+    const name = el('td', { class: 'team-name' }, t.name, zh(t));
+    if (t.nop) name.append(el('span', { class: 'tag' }, 'NOP'));
+    if (ROLES[t.role]) name.append(el('span', { class: 'tag' }, ROLES[t.role]));
+    row.append(name);
+    for (const key of ['attack', 'defence', 'sla', 'total']) {
+      row.append(el('td', { class: `num ${key}`, 'data-score': key, 'data-value': t[key] }, fmt(t[key])));
+    }
+    const cells = new Map(t.services.map((c) => [c.service, c]));
+    for (const s of state.board.services) row.append(statusCell(t, s, cells.get(s.id), false));
+    return row;
+  }
+
+  function statusCell(t, s, cell, changed) {
+    if (!cell) {
+      return el('td', { class: 'status none', 'data-team': t.slug, 'data-service': s.slug, title: 'no service of its own' }, '—');
+    }
+    const verdict = cell.verdict || 'none';
+    const label = cell.verdict ? VERDICTS[cell.verdict] || cell.verdict : 'PENDING';
+    const title = cell.verdict
+      ? `${t.name} · ${s.name}: ${label}${cell.message ? ` — ${cell.message}` : ''}`
+      : `${t.name} · ${s.name}: no tick closed yet`;
+    return el(
+      'td',
+      { class: changed ? 'status changed' : 'status', 'data-team': t.slug, 'data-service': s.slug, 'data-verdict': verdict, title },
+      label,
+    );
+  }
+
+  function renderFirstBloods() {
+    const list = $('first-bloods');
+    const items = state.board.first_bloods.map((f) =>
+      el(
+        'li',
+        { 'data-service': service(f.service) ? service(f.service).slug : f.service, 'data-attacker': f.attacker },
+        el('span', { class: 'when' }, `tick ${f.tick}`),
+        `${serviceName(f.service)}: ${teamName(f.attacker)} against ${teamName(f.victim)}`,
+      ),
+    );
+    if (items.length === 0) items.push(el('li', { class: 'empty' }, 'No service has been exploited yet.'));
+    list.replaceChildren(...items);
+  }
+
+  function renderClock() {
+    const c = state.clock;
+    const tick = c && c.tick !== null ? c.tick : state.board && state.board.tick;
+    const node = $('tick');
+    node.textContent = tick === null || tick === undefined ? '–' : tick;
+    node.setAttribute('data-tick', tick === null || tick === undefined ? '' : tick);
+    const phase = $('phase');
+    phase.textContent = c ? PHASES[c.phase] || c.phase : '–';
+    phase.setAttribute('data-phase', c ? c.phase : '');
+    renderCountdown();
+  }
+
+  function renderCountdown() {
+    const c = state.clock;
+    const node = $('countdown');
+    if (!c || !c.next_tick_at || c.phase === 'over') {
+      node.textContent = '–';
+      return;
+    }
+    const left = Math.max(0, Date.parse(c.next_tick_at) - (Date.now() + state.skew));
+    const s = Math.ceil(left / 1000);
+    node.textContent = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+  }
+
+  function feed(tick, text) {
+    const list = $('feed');
+    list.prepend(el('li', {}, tick === null || tick === undefined ? '' : el('span', { class: 'when' }, `tick ${tick}`), text));
+    while (list.children.length > FEED_MAX) list.lastElementChild.remove();
+  }
+
+  function problem(text) {
+    const node = $('problem');
+    node.textContent = text;
+    node.hidden = false;
+  }
+
+  // ---- data ----
+
+  function applyBoard(board) {
+    state.board = board;
+    setClock(board.clock);
+    render();
+  }
+
+  function setClock(clock) {
+    state.clock = clock;
+    state.skew = Date.parse(clock.now) - Date.now();
+    if (state.board) renderClock();
+  }
+
+  async function fetchBoard() {
+    if (state.fetching) {
+      state.fetchAgain = true;
+      return;
+    }
+    state.fetching = true;
+    try {
+      const res = await fetch('/api/scoreboard', { cache: 'no-store' });
+      const body = await res.json();
+      if (!res.ok) throw new Error(body.error ? body.error.message : `HTTP ${res.status}`);
+      applyBoard(body);
+    } catch (e) {
+      problem(`Scoreboard data unavailable (${e.message}); retrying.`);
+      scheduleFetch(3000);
+    } finally {
+      state.fetching = false;
+      if (state.fetchAgain) {
+        state.fetchAgain = false;
+        fetchBoard();
+      }
+    }
+  }
+
+  // Many spectators hear the same event at once; a little jitter spreads their requests.
+  function scheduleFetch(base) {
+    if (state.refetchTimer !== null) return;
+    state.refetchTimer = setTimeout(() => {
+      state.refetchTimer = null;
+      fetchBoard();
+    }, base + Math.random() * 250);
+  }
+
+  function onVerdict(e) {
+    const b = state.board;
+    if (!b || (b.status_tick !== null && e.tick < b.status_tick)) return;
+    const t = team(e.team);
+    const s = service(e.service);
+    const cell = t && s && t.services.find((c) => c.service === e.service);
+    if (!cell) return;
+    cell.verdict = e.to;
+    cell.message = e.message;
+    const old = document.querySelector(
+      `td.status[data-team="${CSS.escape(t.slug)}"][data-service="${CSS.escape(s.slug)}"]`,
+    );
+    if (old) old.replaceWith(statusCell(t, s, cell, true));
+  }
+
+  function onFirstBlood(e) {
+    const b = state.board;
+    if (!b || b.first_bloods.some((f) => f.service === e.service)) return;
+    b.first_bloods.push({ service: e.service, attacker: e.attacker, victim: e.victim, tick: e.tick });
+    b.first_bloods.sort((x, y) => x.service - y.service);
+    renderFirstBloods();
+  }
+
+  function handle(msg) {
+    probe.events += 1;
+    switch (msg.type) {
+      case 'snapshot':
+        probe.snapshots += 1;
+        applyBoard(msg);
+        break;
+      case 'clock':
+        setClock(msg);
+        break;
+      case 'tick_opened':
+        feed(msg.tick, 'Tick started');
+        scheduleFetch(50);
+        break;
+      case 'tick_closed':
+        feed(msg.tick, 'Tick closed');
+        scheduleFetch(50);
+        break;
+      case 'scores_updated':
+        feed(msg.tick, 'Scores updated');
+        scheduleFetch(50);
+        break;
+      case 'verdict_changed':
+        onVerdict(msg);
+        feed(
+          msg.tick,
+          `${teamName(msg.team)} · ${serviceName(msg.service)}: ${VERDICTS[msg.from] || 'new'} → ${VERDICTS[msg.to] || msg.to}`,
+        );
+        break;
+      case 'flag_captured':
+        feed(msg.tick, `${teamName(msg.attacker)} captured a flag of ${teamName(msg.victim)} in ${serviceName(msg.service)}`);
+        break;
+      case 'first_blood':
+        onFirstBlood(msg);
+        feed(msg.tick, `First blood on ${serviceName(msg.service)}: ${teamName(msg.attacker)}`);
+        break;
+      case 'paused':
+        feed(null, 'Drill paused');
+        break;
+      case 'resumed':
+        feed(null, 'Drill resumed');
+        break;
+      case 'announcement': {
+        const node = $('announcement');
+        node.textContent = `Announcement: ${msg.title}`;
+        node.hidden = false;
+        feed(null, `Announcement: ${msg.title}`);
+        break;
+      }
+      case 'report_ruled':
+        feed(
+          null,
+          `${teamName(msg.team)}'s ${msg.kind} report ruled ${msg.valid ? 'valid' : 'invalid'}` +
+            `${msg.stage === 'appeal' ? ' on appeal' : ''} (${msg.points} points)`,
+        );
+        break;
+      case 'error':
+        problem(`Live feed error: ${msg.message}`);
+        break;
+      default:
+        break; // a newer server's event; ignore it
+    }
+  }
+
+  function setLive(live) {
+    probe.connected = live;
+    const node = $('live');
+    node.setAttribute('data-live', String(live));
+    node.textContent = live ? 'live' : 'reconnecting…';
+  }
+
+  function connect() {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(`${scheme}//${location.host}/ws`);
+    socket.onopen = () => {
+      state.retries = 0;
+      setLive(true);
+    };
+    socket.onmessage = (m) => {
+      let msg;
+      try {
+        msg = JSON.parse(m.data);
+      } catch (e) {
+        return;
+      }
+      handle(msg);
+    };
+    socket.onclose = () => {
+      setLive(false);
+      const delay = Math.min(10000, 500 * 2 ** state.retries) + Math.random() * 500;
+      state.retries += 1;
+      setTimeout(connect, delay);
+    };
+    socket.onerror = () => socket.close();
+  }
+
+  setInterval(renderCountdown, 250);
+  fetchBoard().finally(connect);
+})();

@@ -1,0 +1,150 @@
+//! The JSON endpoints: `/api/scoreboard` for spectators, `/api/attack-info` (and the same
+//! body at `/attack.json`) for the teams' exploit scripts.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
+use serde::Serialize;
+
+use crate::board::{Scoreboard, ServiceView};
+use crate::error::WebError;
+use crate::state::WebState;
+
+/// `GET /api/scoreboard`.
+pub(crate) async fn scoreboard(State(state): State<WebState>) -> Result<Response, WebError> {
+    let board = state.board().await?;
+    let body = Scoreboard { board: &board, clock: state.clock().view(Utc::now()) };
+    Ok(no_store(Json(body)))
+}
+
+/// `GET /api/attack-info` and `GET /attack.json`.
+pub(crate) async fn attack_info(State(state): State<WebState>) -> Result<Response, WebError> {
+    let board = state.board().await?;
+    let inner = &state.inner;
+    let lifetime = inner.scenario.drill.flag_lifetime;
+    let tick = state.clock().tick.or(board.latest_tick);
+    // A flag planted in tick p is accepted while the current tick is below p + lifetime.
+    let flag_ticks = tick.map(|t| TickRange { from: Tick(t.0.saturating_sub(lifetime.saturating_sub(1))), to: t });
+    let hints = match flag_ticks {
+        Some(r) => inner.store.flag_ids(r.from, r.to).await?,
+        None => Vec::new(),
+    };
+
+    let slugs: BTreeMap<ServiceId, &str> = board.services.iter().map(|s| (s.id, s.slug.as_str())).collect();
+    let mut targets: BTreeMap<TeamId, TargetTeam> = BTreeMap::new();
+    for team in board.teams.iter().filter(|t| t.role.defends()) {
+        let services = board
+            .services
+            .iter()
+            .map(|service| {
+                let verdict = team.services.iter().find(|c| c.service == service.id).and_then(|c| c.verdict);
+                let endpoint = inner.endpoints.iter().find(|e| e.team == team.id && e.service == service.id);
+                let target = TargetService {
+                    host: endpoint.map(|e| e.host.clone()),
+                    ports: endpoint.map(|e| e.ports.clone()).unwrap_or_default(),
+                    addresses: endpoint
+                        .map(|e| e.ports.iter().map(|p| address(&e.host, *p)).collect())
+                        .unwrap_or_default(),
+                    up: verdict == Some(Verdict::Ok),
+                    verdict,
+                    flag_ids: BTreeMap::new(),
+                };
+                (service.slug.clone(), target)
+            })
+            .collect();
+        targets.insert(
+            team.id,
+            TargetTeam {
+                id: team.id,
+                slug: team.slug.clone(),
+                name: team.name.clone(),
+                name_zh: team.name_zh.clone(),
+                nop: team.nop,
+                services,
+            },
+        );
+    }
+    for hint in hints {
+        let Some(slug) = slugs.get(&hint.service) else { continue };
+        let Some(target) = targets.get_mut(&hint.team).and_then(|t| t.services.get_mut(*slug)) else { continue };
+        target.flag_ids.entry(hint.tick.0).or_default().insert(hint.store.0, hint.flag_id);
+    }
+
+    let body = AttackInfo {
+        tick,
+        flag_lifetime: lifetime,
+        flag_ticks,
+        services: &board.services,
+        teams: targets.into_values().collect(),
+    };
+    Ok(no_store(Json(body)))
+}
+
+/// `host:port`, with an IPv6 host in brackets.
+fn address(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+/// Live data must never be served from a browser's or proxy's cache.
+fn no_store(body: impl IntoResponse) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+#[derive(Debug, Serialize)]
+struct AttackInfo<'a> {
+    /// The current tick.
+    tick: Option<Tick>,
+    flag_lifetime: u32,
+    /// The ticks whose flags are still accepted, and so whose flag ids are listed.
+    flag_ticks: Option<TickRange>,
+    services: &'a [ServiceView],
+    /// Every defending team, by id.
+    teams: Vec<TargetTeam>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+struct TickRange {
+    from: Tick,
+    to: Tick,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetTeam {
+    id: TeamId,
+    slug: String,
+    name: String,
+    name_zh: String,
+    /// The NOP team: its flags are worth nothing, but they show a service is exploitable.
+    nop: bool,
+    /// By service slug.
+    services: BTreeMap<String, TargetService>,
+}
+
+#[derive(Debug, Serialize)]
+struct TargetService {
+    host: Option<String>,
+    ports: Vec<u16>,
+    /// `host:port` for each port.
+    addresses: Vec<String>,
+    /// Whether the last closed tick's verdict was `ok`.
+    up: bool,
+    verdict: Option<Verdict>,
+    /// Flag ids by planting tick, then by flag store.
+    flag_ids: BTreeMap<u32, BTreeMap<u8, String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_bracket_ipv6_hosts() {
+        assert_eq!(address("10.60.1.2", 8080), "10.60.1.2:8080");
+        assert_eq!(address("fd00::2", 80), "[fd00::2]:80");
+    }
+}

@@ -1,0 +1,288 @@
+//! The scoreboard's data: ranking, status grid and first bloods, read from the store.
+//!
+//! [`load`] builds a [`Board`] from a handful of queries; the state caches it (see
+//! `state.rs`) so thousands of spectators refreshing at a tick's close cost one load.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use gongfang_core::plan::tick_verdict;
+use gongfang_core::scenario::{Role, Scenario};
+use gongfang_core::scoring::{ReportTally, TeamScore, TeamTick, TickScores, standings};
+use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
+use gongfang_store::{ScoreRow, Store};
+use serde::Serialize;
+
+use crate::clock::ClockView;
+use crate::error::WebError;
+
+/// Everything `/api/scoreboard` shows except the clock, which changes on its own.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Board {
+    pub drill: DrillView,
+    /// The latest tick whose scores are stored; the ranking is as of this tick.
+    pub tick: Option<Tick>,
+    /// The latest closed tick; the status grid shows its verdicts.
+    pub status_tick: Option<Tick>,
+    /// The latest tick opened, closed or not.
+    #[serde(skip)]
+    pub latest_tick: Option<Tick>,
+    pub services: Vec<ServiceView>,
+    /// Best first.
+    pub teams: Vec<TeamView>,
+    /// The first capture of each service, by service id.
+    pub first_bloods: Vec<FirstBloodView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct DrillView {
+    pub slug: String,
+    pub name: String,
+    pub name_zh: String,
+    pub flag_lifetime: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ServiceView {
+    pub id: ServiceId,
+    pub slug: String,
+    pub name: String,
+    pub name_zh: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TeamView {
+    pub id: TeamId,
+    pub slug: String,
+    pub name: String,
+    pub name_zh: String,
+    pub role: Role,
+    pub nop: bool,
+    /// 1 = best; every team has its own rank, ties broken by team id.
+    pub rank: u32,
+    pub attack: f64,
+    pub defence: f64,
+    pub sla: f64,
+    /// Points of ruled-valid reports as counted in `total` (weighted); 0 without reports.
+    pub reports: f64,
+    /// What the team is ranked by: the flag formula's total (or, in a red/blue drill, its
+    /// attack and defence) plus `reports`.
+    pub total: f64,
+    /// The status of each service in [`Board::status_tick`]; empty for teams without services.
+    pub services: Vec<CellView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct CellView {
+    pub service: ServiceId,
+    /// `None` until a tick has closed.
+    pub verdict: Option<Verdict>,
+    /// The checker's public message for the verdict.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct FirstBloodView {
+    pub service: ServiceId,
+    pub attacker: TeamId,
+    pub victim: TeamId,
+    pub tick: Tick,
+    pub at: DateTime<Utc>,
+}
+
+/// `/api/scoreboard`'s body: the board and the clock.
+#[derive(Debug, Serialize)]
+pub(crate) struct Scoreboard<'a> {
+    #[serde(flatten)]
+    pub board: &'a Board,
+    pub clock: ClockView,
+}
+
+/// The websocket's first message (and the answer to a lag): the scoreboard with a type tag.
+#[derive(Debug, Serialize)]
+pub(crate) struct Snapshot<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(flatten)]
+    pub scoreboard: Scoreboard<'a>,
+}
+
+/// Which services have been captured, scanned from the stored submissions tick by tick.
+///
+/// Ticks well in the past cannot gain submissions, so their findings are kept and never read
+/// again; only the last two ticks are re-read on each load.
+#[derive(Debug, Default)]
+pub(crate) struct FirstBloodScan {
+    /// Every tick up to this one is scanned for good.
+    settled: Option<Tick>,
+    /// First bloods found in settled ticks.
+    found: BTreeMap<ServiceId, FirstBloodView>,
+}
+
+impl FirstBloodScan {
+    /// First bloods of `services` in submissions up to tick `upto`; ticks up to `settle`
+    /// are remembered as final.
+    async fn update(
+        &mut self,
+        store: &Store,
+        services: &[ServiceId],
+        upto: Tick,
+        settle: Option<Tick>,
+    ) -> Result<Vec<FirstBloodView>, WebError> {
+        let mut found = self.found.clone();
+        let start = self.settled.map_or(0, |t| t.0 + 1);
+        for t in start..=upto.0 {
+            if services.iter().all(|s| found.contains_key(s)) {
+                break;
+            }
+            let tick = Tick(t);
+            for s in store.submissions_in_tick(tick).await? {
+                let s = s.submission;
+                if services.contains(&s.service) {
+                    found.entry(s.service).or_insert(FirstBloodView {
+                        service: s.service,
+                        attacker: s.attacker,
+                        victim: s.victim,
+                        tick: s.tick_submitted,
+                        at: s.submitted_at,
+                    });
+                }
+            }
+            if settle.is_some_and(|settle| tick <= settle) {
+                self.found.clone_from(&found);
+                self.settled = Some(tick);
+            }
+        }
+        Ok(found.into_values().collect())
+    }
+}
+
+/// Reads the board from the store. `current` is the clock's running tick, which may be one
+/// ahead of the latest stored tick (the engine moves submissions to the next tick when it
+/// closes one, before it opens the next).
+pub(crate) async fn load(
+    store: &Store,
+    scenario: &Scenario,
+    current: Option<Tick>,
+    scan: &mut FirstBloodScan,
+) -> Result<Board, WebError> {
+    let teams = store.list_teams().await?;
+    let ticks = store.list_ticks().await?;
+    let latest_tick = ticks.last().map(|t| t.tick);
+    let tick = ticks.iter().rev().find(|t| t.is_scored()).map(|t| t.tick);
+    let status_tick = ticks.iter().rev().find(|t| t.is_closed()).map(|t| t.tick);
+
+    let scores: HashMap<TeamId, ScoreRow> = match tick {
+        Some(t) => store.scores_for_tick(t).await?.into_iter().map(|r| (r.team, r)).collect(),
+        None => HashMap::new(),
+    };
+    let results = match status_tick {
+        Some(t) => store.check_results(t, None).await?,
+        None => Vec::new(),
+    };
+    let mut by_cell: HashMap<(TeamId, ServiceId), Vec<(Verdict, &str)>> = HashMap::new();
+    for r in &results {
+        by_cell.entry((r.team, r.service)).or_default().push((r.verdict, r.message.as_str()));
+    }
+
+    let service_ids: Vec<ServiceId> = scenario.services.iter().map(|s| s.id).collect();
+    let scan_to = match (latest_tick, current) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let first_bloods = match scan_to {
+        Some(upto) => {
+            let settle = latest_tick.and_then(|t| t.0.checked_sub(2)).map(Tick);
+            scan.update(store, &service_ids, upto, settle).await?
+        }
+        None => Vec::new(),
+    };
+
+    // One ordering rule for the whole platform: the core's, total first, ties by team id.
+    let scored: Vec<TeamTick> = teams
+        .iter()
+        .map(|t| {
+            let row = scores.get(&t.team.id);
+            let score = row.map_or(TeamScore::default(), |r| TeamScore {
+                attack: r.attack,
+                defence: r.defence,
+                sla: r.sla,
+                total: r.total,
+            });
+            TeamTick { team: t.team.id, score, services: Vec::new() }
+        })
+        .collect();
+    // Report points count from the ruling on, on top of the stored flag scores.
+    let mut tally = ReportTally::new();
+    if scenario.reports.enabled {
+        for award in store.report_awards().await? {
+            tally.apply(&award).map_err(|e| WebError::Inconsistent(e.to_string()))?;
+        }
+    }
+    let standings = standings(&scenario.reports, &TickScores { tick: tick.unwrap_or(Tick(0)), teams: scored.clone() }, &tally);
+    let order = standings.ranking();
+    let position: HashMap<TeamId, u32> = order.iter().enumerate().map(|(i, id)| (*id, i as u32 + 1)).collect();
+
+    let mut views: Vec<TeamView> = teams
+        .into_iter()
+        .zip(scored)
+        .map(|(record, s)| {
+            let team = record.team;
+            let services = if team.role.defends() {
+                service_ids
+                    .iter()
+                    .map(|&service| match status_tick {
+                        Some(_) => {
+                            let (verdict, message) =
+                                tick_verdict(by_cell.remove(&(team.id, service)).unwrap_or_default());
+                            CellView { service, verdict: Some(verdict), message }
+                        }
+                        None => CellView { service, verdict: None, message: String::new() },
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            TeamView {
+                rank: position[&team.id],
+                id: team.id,
+                slug: team.slug,
+                name: team.name.en,
+                name_zh: team.name.zh,
+                role: team.role,
+                nop: team.nop,
+                attack: s.score.attack,
+                defence: s.score.defence,
+                sla: s.score.sla,
+                reports: standings.team(team.id).map_or(0.0, |st| st.report_score),
+                total: standings.team(team.id).map_or(s.score.total, |st| st.total),
+                services,
+            }
+        })
+        .collect();
+    views.sort_by_key(|t| t.rank);
+
+    Ok(Board {
+        drill: DrillView {
+            slug: scenario.drill.slug.clone(),
+            name: scenario.drill.name.en.clone(),
+            name_zh: scenario.drill.name.zh.clone(),
+            flag_lifetime: scenario.drill.flag_lifetime,
+        },
+        tick,
+        status_tick,
+        latest_tick,
+        services: scenario
+            .services
+            .iter()
+            .map(|s| ServiceView {
+                id: s.id,
+                slug: s.slug.clone(),
+                name: s.name.en.clone(),
+                name_zh: s.name.zh.clone(),
+            })
+            .collect(),
+        teams: views,
+        first_bloods,
+    })
+}

@@ -1,0 +1,92 @@
+//! The one error type of the scoreboard web, and the one table mapping it to HTTP answers.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Why the scoreboard could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The database failed or is unreachable; the page retries on its own.
+    #[error("the scoreboard's database is unavailable: {0}")]
+    Store(#[from] gongfang_store::StoreError),
+    /// So many spectators are connected that this one is turned away.
+    #[error("too many live connections ({limit}); try again in a minute")]
+    TooManyConnections { limit: usize },
+    /// No page or endpoint at this path.
+    #[error("no such page: {0}; the scoreboard serves /, /api/scoreboard, /api/attack-info, /attack.json and /ws")]
+    NotFound(String),
+    /// The stored rulings cannot be scored (edited by hand, or a bug).
+    #[error("the stored report rulings are inconsistent: {0}")]
+    Inconsistent(String),
+    /// Building a JSON answer failed (a bug, never the client's fault).
+    #[error("could not encode the answer: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// The listener failed while serving.
+    #[error("serving the scoreboard failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl WebError {
+    /// The stable error code and HTTP status of each error: the one table clients rely on.
+    ///
+    /// | code | status | when |
+    /// |---|---|---|
+    /// | `store_unavailable` | 503 | the database failed; retry shortly |
+    /// | `too_many_connections` | 503 | the live-connection limit is reached |
+    /// | `not_found` | 404 | unknown path |
+    /// | `internal` | 500 | a bug in the scoreboard |
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        match self {
+            WebError::Store(_) => ("store_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            WebError::TooManyConnections { .. } => ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE),
+            WebError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: String,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        if status.is_server_error() {
+            tracing::warn!(error = %self, code, "scoreboard request failed");
+        }
+        // A store error's text may carry SQL details; spectators get a plain sentence.
+        let message = match &self {
+            WebError::Store(_) => "the scoreboard's database is unavailable; try again in a few seconds".to_owned(),
+            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => "internal error; the organisers have been told".to_owned(),
+            other => other.to_string(),
+        };
+        (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        let cases = [
+            (WebError::Store(gongfang_store::StoreError::UnknownTeam("x".into())), "store_unavailable", 503),
+            (WebError::TooManyConnections { limit: 3 }, "too_many_connections", 503),
+            (WebError::NotFound("/x".into()), "not_found", 404),
+        ];
+        for (error, code, status) in cases {
+            assert_eq!(error.code_and_status(), (code, StatusCode::from_u16(status).unwrap()));
+        }
+    }
+}

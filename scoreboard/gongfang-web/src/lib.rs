@@ -1,0 +1,80 @@
+//! Gongfang's public scoreboard web: the page spectators watch, the JSON teams' scripts read,
+//! and a websocket that streams the game as it happens.
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET /` | the scoreboard page (HTML, script and style embedded in the binary) |
+//! | `GET /api/scoreboard` | ranking, status grid, first bloods and clock as JSON |
+//! | `GET /api/attack-info`, `GET /attack.json` | targets, addresses, status and flag ids |
+//! | `GET /ws` | a snapshot, then every [`GameEvent`](gongfang_core::event::GameEvent) as JSON |
+//!
+//! The web only reads the store. It learns that something changed from the game's event
+//! channel, caches the scoreboard between changes, and serves every spectator from that one
+//! cache and that one channel. The formats are described in `docs/scoreboard.md`.
+
+mod api;
+mod assets;
+mod board;
+mod clock;
+mod error;
+mod state;
+mod ws;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub use clock::{ClockPhase, DrillClock, Schedule};
+pub use error::WebError;
+pub use state::{ServiceEndpoint, WebSettings, WebState};
+
+/// The scoreboard's routes, ready to serve or to merge into a larger router.
+pub fn router(state: WebState) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/static/app.js", get(assets::script))
+        .route("/static/app.css", get(assets::style))
+        .route("/api/scoreboard", get(api::scoreboard))
+        .route("/api/attack-info", get(api::attack_info))
+        .route("/attack.json", get(api::attack_info))
+        .route("/ws", get(ws::upgrade))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the scoreboard on `listener` until `shutdown` resolves; live connections are then
+/// closed with "going away", so browsers reconnect to the next server.
+pub async fn serve(
+    listener: TcpListener,
+    state: WebState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebError> {
+    serve_with(listener, state, Router::new(), shutdown).await
+}
+
+/// [`serve`] with more routes on the same port: a running drill adds `PUT /flags` there.
+/// `extra` must not set a fallback of its own.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: WebState,
+    extra: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebError> {
+    let closing = state.inner.closing.clone();
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "scoreboard listening");
+    }
+    axum::serve(listener, router(state).merge(extra))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.send_replace(true);
+        })
+        .await?;
+    Ok(())
+}
+
+async fn not_found(uri: axum::http::Uri) -> WebError {
+    WebError::NotFound(uri.path().to_owned())
+}

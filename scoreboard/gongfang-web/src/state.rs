@@ -1,0 +1,263 @@
+//! What every request shares: the scenario, the store, the event feed, the clock, and a
+//! cache that turns a stampede of spectators into one database load per change.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use gongfang_core::event::GameEvent;
+use gongfang_core::scenario::Scenario;
+use gongfang_core::{ServiceId, TeamId};
+use gongfang_store::Store;
+use tokio::sync::{Mutex, Semaphore, broadcast, oneshot, watch};
+
+use crate::board::{self, Board, FirstBloodScan};
+use crate::clock::DrillClock;
+use crate::error::WebError;
+
+/// Where one team's copy of a service can be reached, as the binary knows it from the
+/// orchestrator's network plan. Shown to attackers in `/api/attack-info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEndpoint {
+    pub team: TeamId,
+    pub service: ServiceId,
+    /// An IP address or host name, without port.
+    pub host: String,
+    /// The service's ports on that host.
+    pub ports: Vec<u16>,
+}
+
+/// Tunables of the web server; [`WebSettings::default`] suits a drill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebSettings {
+    /// A websocket client whose socket does not take a message within this time is dropped.
+    pub send_timeout: Duration,
+    /// Most websocket connections at once; more are answered `503 too_many_connections`.
+    pub max_connections: usize,
+    /// Longest a cached scoreboard is served without re-reading the store, for changes that
+    /// come with no event (another process editing the database).
+    pub max_age: Duration,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        WebSettings { send_timeout: Duration::from_secs(10), max_connections: 20_000, max_age: Duration::from_secs(5) }
+    }
+}
+
+/// The scoreboard web's shared state. Cheap to clone; build it inside a Tokio runtime.
+#[derive(Clone)]
+pub struct WebState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("drill", &self.inner.scenario.drill.slug)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub scenario: Arc<Scenario>,
+    pub store: Store,
+    pub events: broadcast::Sender<GameEvent>,
+    pub clock: watch::Receiver<DrillClock>,
+    pub endpoints: Vec<ServiceEndpoint>,
+    pub settings: WebSettings,
+    pub connections: Arc<Semaphore>,
+    /// Set to `true` when the server shuts down; live connections then say goodbye.
+    pub closing: watch::Sender<bool>,
+    fresh: Arc<Freshness>,
+    cached: RwLock<Option<Cached>>,
+    /// Held while loading, so concurrent requests wait for one load instead of each loading.
+    loading: Mutex<FirstBloodScan>,
+    /// Dropped with the state, which stops the listener task.
+    _stop: oneshot::Sender<()>,
+}
+
+struct Cached {
+    stamp: Stamp,
+    at: Instant,
+    board: Arc<Board>,
+}
+
+impl WebState {
+    /// The state of a scoreboard for `scenario`, reading `store`, relaying `events` and
+    /// showing `clock`. `endpoints` lists every defending team's service addresses.
+    ///
+    /// Spawns a small task that follows `events` to know when the store has changed; it ends
+    /// when the state is dropped.
+    pub fn new(
+        scenario: Arc<Scenario>,
+        store: Store,
+        events: broadcast::Sender<GameEvent>,
+        clock: watch::Receiver<DrillClock>,
+        endpoints: Vec<ServiceEndpoint>,
+        settings: WebSettings,
+    ) -> WebState {
+        let fresh = Arc::new(Freshness::default());
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(follow(events.subscribe(), fresh.clone(), stopped));
+        WebState {
+            inner: Arc::new(Inner {
+                scenario,
+                store,
+                events,
+                clock,
+                endpoints,
+                connections: Arc::new(Semaphore::new(settings.max_connections)),
+                settings,
+                closing: watch::Sender::new(false),
+                fresh,
+                cached: RwLock::new(None),
+                loading: Mutex::new(FirstBloodScan::default()),
+                _stop: stop,
+            }),
+        }
+    }
+
+    /// The clock as the engine last published it.
+    pub(crate) fn clock(&self) -> DrillClock {
+        *self.inner.clock.borrow()
+    }
+
+    /// Notes an event the store's change came with, so the next read reloads.
+    pub(crate) fn note(&self, event: &GameEvent) {
+        self.inner.fresh.note(event);
+    }
+
+    /// The board, from the cache when no change has been noted since it was loaded.
+    pub(crate) async fn board(&self) -> Result<Arc<Board>, WebError> {
+        let inner = &self.inner;
+        if let Some(board) = self.cached_if_fresh() {
+            return Ok(board);
+        }
+        let mut scan = inner.loading.lock().await;
+        // Whoever held the lock before may just have loaded it.
+        if let Some(board) = self.cached_if_fresh() {
+            return Ok(board);
+        }
+        // Taken before reading: a change noted during the load makes the result stale at once.
+        let stamp = inner.fresh.stamp();
+        let current = self.clock().tick;
+        let board = Arc::new(board::load(&inner.store, &inner.scenario, current, &mut scan).await?);
+        let mut cached = inner.cached.write().unwrap_or_else(PoisonError::into_inner);
+        *cached = Some(Cached { stamp, at: Instant::now(), board: board.clone() });
+        Ok(board)
+    }
+
+    fn cached_if_fresh(&self) -> Option<Arc<Board>> {
+        let inner = &self.inner;
+        let cached = inner.cached.read().unwrap_or_else(PoisonError::into_inner);
+        let c = cached.as_ref()?;
+        (c.stamp == inner.fresh.stamp() && c.at.elapsed() < inner.settings.max_age).then(|| c.board.clone())
+    }
+}
+
+/// What the store has seen happen, as far as the events tell. Every update is idempotent and
+/// monotone (a maximum, a set union), so the listener task and each websocket connection can
+/// all note the same event without causing more than one reload.
+#[derive(Debug, Default)]
+struct Freshness {
+    /// `4 × tick + step` of the latest tick event: 1 opened, 2 closed, 3 scored.
+    tick_step: AtomicU64,
+    /// Services with a first blood (a bit per service id).
+    first_bloods: [AtomicU64; 4],
+    /// Bumped when events may have been missed.
+    resync: AtomicU64,
+}
+
+type Stamp = (u64, [u64; 4], u64);
+
+impl Freshness {
+    fn note(&self, event: &GameEvent) {
+        let step = |tick: gongfang_core::Tick, step: u64| u64::from(tick.0) * 4 + step;
+        match event {
+            GameEvent::TickOpened { tick } => {
+                self.tick_step.fetch_max(step(*tick, 1), Ordering::AcqRel);
+            }
+            GameEvent::TickClosed { tick } | GameEvent::VerdictChanged { tick, .. } => {
+                self.tick_step.fetch_max(step(*tick, 2), Ordering::AcqRel);
+            }
+            GameEvent::ScoresUpdated { tick } => {
+                self.tick_step.fetch_max(step(*tick, 3), Ordering::AcqRel);
+            }
+            GameEvent::FirstBlood { service, .. } => {
+                let bit = usize::from(service.0);
+                self.first_bloods[bit / 64].fetch_or(1 << (bit % 64), Ordering::AcqRel);
+            }
+            // A ruling changes a team's report points, hence its total and rank.
+            GameEvent::ReportRuled { .. } => {
+                self.resync.fetch_add(1, Ordering::AcqRel);
+            }
+            // Captures count at the next `ScoresUpdated`; other events do not touch the
+            // board (and whatever slips past is caught by `WebSettings::max_age`).
+            _ => {}
+        }
+    }
+
+    fn stamp(&self) -> Stamp {
+        (
+            self.tick_step.load(Ordering::Acquire),
+            std::array::from_fn(|i| self.first_bloods[i].load(Ordering::Acquire)),
+            self.resync.load(Ordering::Acquire),
+        )
+    }
+}
+
+/// Follows the event feed so the cache knows about changes even when no browser is connected.
+async fn follow(mut events: broadcast::Receiver<GameEvent>, fresh: Arc<Freshness>, mut stop: oneshot::Receiver<()>) {
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            event = events.recv() => match event {
+                Ok(event) => fresh.note(&event),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    fresh.resync.fetch_add(1, Ordering::AcqRel);
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gongfang_core::Tick;
+
+    use super::*;
+
+    #[test]
+    fn noting_an_event_twice_changes_the_stamp_once() {
+        let f = Freshness::default();
+        let before = f.stamp();
+        f.note(&GameEvent::ScoresUpdated { tick: Tick(3) });
+        let after = f.stamp();
+        assert_ne!(before, after);
+        f.note(&GameEvent::ScoresUpdated { tick: Tick(3) });
+        f.note(&GameEvent::TickClosed { tick: Tick(3) });
+        assert_eq!(f.stamp(), after, "repeats and older steps are no change");
+        f.note(&GameEvent::TickOpened { tick: Tick(4) });
+        assert_ne!(f.stamp(), after);
+        let opened = f.stamp();
+        f.note(&GameEvent::FirstBlood {
+            tick: Tick(4),
+            attacker: TeamId(1),
+            victim: TeamId(2),
+            service: ServiceId(200),
+        });
+        assert_ne!(f.stamp(), opened);
+        f.note(&GameEvent::FlagCaptured {
+            tick: Tick(4),
+            attacker: TeamId(1),
+            victim: TeamId(2),
+            service: ServiceId(1),
+            store: gongfang_core::StoreIdx(0),
+            planted: Tick(3),
+        });
+        assert_eq!(f.stamp().0, opened.0);
+    }
+}

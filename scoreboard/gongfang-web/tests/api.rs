@@ -1,0 +1,170 @@
+//! The JSON endpoints against a real store and a real listening server: `/api/scoreboard`,
+//! `/api/attack-info` and `/attack.json`, the page's assets, and the error table.
+
+mod common;
+
+use anyhow::Result;
+use common::*;
+use gongfang_core::event::GameEvent;
+use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
+use gongfang_store::NewSubmission;
+use gongfang_web::WebSettings;
+use serde_json::{Value, json};
+
+fn team<'a>(board: &'a Value, slug: &str) -> &'a Value {
+    board["teams"].as_array().unwrap().iter().find(|t| t["slug"] == slug).unwrap_or_else(|| panic!("no team {slug}"))
+}
+
+fn cell<'a>(board: &'a Value, slug: &str, service: u64) -> &'a Value {
+    team(board, slug)["services"].as_array().unwrap().iter().find(|c| c["service"] == service).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoreboard_shows_the_latest_scored_tick() -> Result<()> {
+    let app = App::start(64, WebSettings::default()).await?;
+    let answer = get(app.addr, "/api/scoreboard").await?;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    assert_eq!(answer.header("cache-control"), Some("no-store"));
+    let board = answer.json()?;
+
+    assert_eq!(board["tick"], 1, "tick 2 is running, tick 1 is the last scored");
+    assert_eq!(board["status_tick"], 1);
+    let order: Vec<&str> = board["teams"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    // moda 8, red 3.5, then moi and nop both at 2: the lower team id first.
+    assert_eq!(order, ["moda", "red", "moi", "nop"]);
+    let ranks: Vec<u64> = board["teams"].as_array().unwrap().iter().map(|t| t["rank"].as_u64().unwrap()).collect();
+    assert_eq!(ranks, [1, 2, 3, 4]);
+    assert_eq!(team(&board, "moda")["total"], 8.0);
+    assert_eq!(team(&board, "moi")["defence"], -2.0);
+
+    // The worst action decides, with its message; a checker error alone stays a checker error.
+    assert_eq!(cell(&board, "moda", 1)["verdict"], "corrupt");
+    assert_eq!(cell(&board, "moda", 1)["message"], "dataset from tick 0 is missing");
+    assert_eq!(cell(&board, "nop", 1)["verdict"], "checker-error");
+    assert_eq!(cell(&board, "moi", 2)["verdict"], "down");
+    // Tick 2's `mumble` is not final yet.
+    assert_eq!(cell(&board, "moda", 2)["verdict"], "ok");
+    assert_eq!(team(&board, "red")["services"], json!([]), "an attacker has no services");
+
+    assert_eq!(
+        board["first_bloods"],
+        json!([
+            {"service": 1, "attacker": 1, "victim": 2, "tick": 1, "at": "2026-11-21T01:01:15Z"},
+            {"service": 2, "attacker": 4, "victim": 2, "tick": 1, "at": "2026-11-21T01:01:10Z"},
+        ])
+    );
+    assert_eq!(board["clock"]["tick"], 2);
+    assert_eq!(board["clock"]["next_tick_at"], "2026-11-21T01:03:00Z");
+
+    insta::assert_json_snapshot!("scoreboard", without_now(board));
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_info_lists_defenders_addresses_status_and_flag_ids() -> Result<()> {
+    let app = App::start(64, WebSettings::default()).await?;
+    let answer = get(app.addr, "/api/attack-info").await?;
+    assert_eq!(answer.status, 200);
+    let info = answer.json()?;
+    let same = get(app.addr, "/attack.json").await?;
+    assert_eq!(same.json()?, info, "/attack.json is the same document");
+
+    let slugs: Vec<&str> = info["teams"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, ["moda", "moi", "nop"], "the red team defends nothing, so it is no target");
+    let nop = &info["teams"][2];
+    assert_eq!(nop["nop"], true);
+    let moi_kv = &info["teams"][1]["services"]["kv"];
+    assert_eq!(moi_kv["up"], false);
+    assert_eq!(moi_kv["verdict"], "down");
+    assert_eq!(moi_kv["addresses"], json!(["10.60.2.3:7000", "10.60.2.3:7001"]));
+    assert_eq!(info["teams"][0]["services"]["kv"]["up"], true);
+    // Lifetime 3 at tick 2: flags of ticks 0, 1 and 2 are still accepted.
+    assert_eq!(info["flag_ticks"], json!({"from": 0, "to": 2}));
+    assert_eq!(
+        info["teams"][0]["services"]["opendata"]["flag_ids"]["2"],
+        json!({"0": "user-2-1-1-0", "1": "user-2-1-1-1"})
+    );
+    insta::assert_json_snapshot!("attack_info", info);
+
+    // Three ticks later, tick 0's and 1's flags have expired and are no longer listed.
+    app.clock.send_replace(clock_at(5));
+    let later = get(app.addr, "/api/attack-info").await?.json()?;
+    assert_eq!(later["flag_ticks"], json!({"from": 3, "to": 5}));
+    assert_eq!(later["teams"][0]["services"]["opendata"]["flag_ids"], json!({}));
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoreboard_follows_the_store_when_events_say_it_changed() -> Result<()> {
+    let app = App::start(64, WebSettings::default()).await?;
+    let before = get(app.addr, "/api/scoreboard").await?.json()?;
+    assert_eq!(before["tick"], 1);
+
+    close_tick_two(&app.store).await?;
+    // A later capture of kv, which already has its first blood.
+    app.store
+        .insert_submissions(&[NewSubmission {
+            attacker: TeamId(2),
+            flag: "GONGFANG{t2-team1-svc2-store0}".into(),
+            victim: TeamId(1),
+            service: ServiceId(2),
+            store: StoreIdx(0),
+            tick_planted: Tick(2),
+            tick_submitted: Tick(3),
+            submitted_at: at(185),
+        }])
+        .await?;
+    app.events.send(GameEvent::TickClosed { tick: Tick(2) })?;
+    app.events.send(GameEvent::ScoresUpdated { tick: Tick(2) })?;
+
+    let after = eventually("the scoreboard to show tick 2", || async {
+        let board = get(app.addr, "/api/scoreboard").await?.json()?;
+        Ok((board["tick"] == 2).then_some(board))
+    })
+    .await?;
+    assert_eq!(team(&after, "moda")["total"], 21.0);
+    assert_eq!(cell(&after, "moda", 2)["verdict"], "mumble");
+    // The kv first blood stays red's (tick 1); the later capture is no first blood.
+    assert_eq!(after["first_bloods"][1]["attacker"], 4);
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_and_assets_are_served_from_the_binary() -> Result<()> {
+    let app = App::start(64, WebSettings::default()).await?;
+    let page = get(app.addr, "/").await?;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    let html = String::from_utf8(page.body)?;
+    assert!(html.contains(r#"<script src="/static/app.js" defer></script>"#));
+    assert!(!html.contains("http://") && !html.contains("https://"), "no external resources");
+    assert!(
+        page.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("content-security-policy") && v.contains("'self'"))
+    );
+    let script = get(app.addr, "/static/app.js").await?;
+    assert_eq!(script.header("content-type"), Some("text/javascript; charset=utf-8"));
+    assert!(String::from_utf8(script.body)?.contains("/api/scoreboard"));
+    let style = get(app.addr, "/static/app.css").await?;
+    assert_eq!(style.status, 200);
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_answer_with_a_stable_code() -> Result<()> {
+    let app = App::start(64, WebSettings::default()).await?;
+    let missing = get(app.addr, "/api/nothing-here").await?;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()?["error"]["code"], "not_found");
+
+    // A database that went away: nothing is cached yet, so the read fails.
+    app.store.clone().close().await?;
+    let down = get(app.addr, "/api/scoreboard").await?;
+    assert_eq!(down.status, 503);
+    let body = down.json()?;
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    assert!(body["error"]["message"].as_str().unwrap().contains("try again"));
+    let attack = get(app.addr, "/api/attack-info").await?;
+    assert_eq!(attack.status, 503);
+    app.stop().await
+}

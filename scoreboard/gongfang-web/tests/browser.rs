@@ -1,0 +1,293 @@
+//! The scoreboard page in a real browser: headless Chromium, driven over the Chrome DevTools
+//! Protocol, renders the ranking and the status grid, then updates after a tick closes without
+//! reloading. A screenshot is written to the workspace's `target/gongfang-web-scoreboard.png`.
+//!
+//! Without Chromium the test is skipped with a notice, unless `GONGFANG_REQUIRE_BROWSER=1`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+use base64::Engine as _;
+use chrono::Utc;
+use common::*;
+use futures::{SinkExt, StreamExt};
+use gongfang_core::Tick;
+use gongfang_core::event::GameEvent;
+use gongfang_web::{DrillClock, WebSettings};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// The flags the drill's CI runs Chromium with; the two debugging flags are added per run.
+const CHROMIUM_FLAGS: [&str; 4] = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
+
+fn find_chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A headless Chromium, killed when dropped.
+struct Browser {
+    child: Child,
+    profile: tempfile::TempDir,
+    cdp: Cdp,
+}
+
+impl Browser {
+    async fn launch(binary: &Path) -> Result<Browser> {
+        let profile = tempfile::tempdir()?;
+        let log = std::fs::File::create(profile.path().join("chromium.log"))?;
+        let child = Command::new(binary)
+            .args(CHROMIUM_FLAGS)
+            .arg("--remote-debugging-port=0")
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        // Chromium writes the port it picked and the browser's websocket path to this file.
+        let port_file = profile.path().join("DevToolsActivePort");
+        let log_path = profile.path().join("chromium.log");
+        let endpoint = eventually("Chromium's DevToolsActivePort", || async {
+            let Ok(text) = std::fs::read_to_string(&port_file) else { return Ok(None) };
+            let mut lines = text.lines();
+            match (lines.next(), lines.next()) {
+                (Some(port), Some(path)) if !port.is_empty() && path.starts_with('/') => {
+                    Ok(Some(format!("ws://127.0.0.1:{}{path}", port.trim())))
+                }
+                _ => Ok(None),
+            }
+        })
+        .await
+        .with_context(|| format!("Chromium log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default()))?;
+        let (socket, _) = tokio::time::timeout(WAIT, connect_async(&endpoint)).await??;
+        Ok(Browser { child, profile, cdp: Cdp { socket, next_id: 0, session: None, problems: Vec::new() } })
+    }
+
+    async fn close(mut self) -> Result<()> {
+        self.cdp.session = None;
+        // The browser may drop the socket before it answers; either way it is going.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.cdp.call("Browser.close", json!({}))).await;
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            self.child.kill().await?;
+        }
+        drop(self.profile);
+        Ok(())
+    }
+}
+
+/// A Chrome DevTools Protocol client over one websocket, with flattened sessions.
+struct Cdp {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    /// The page's session, once attached; commands go to the browser without one.
+    session: Option<String>,
+    /// Exceptions and error-level log entries the page produced.
+    problems: Vec<String>,
+}
+
+impl Cdp {
+    async fn call(&mut self, method: &str, params: Value) -> Result<Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut command = json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = &self.session {
+            command["sessionId"] = json!(session);
+        }
+        self.socket.send(Message::Text(command.to_string().into())).await?;
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let message = self.socket.next().await.context("DevTools socket closed")??;
+                let Message::Text(text) = message else { continue };
+                let value: Value = serde_json::from_str(&text)?;
+                if value["id"] == id {
+                    if let Some(error) = value.get("error") {
+                        bail!("{method} failed: {error}");
+                    }
+                    return Ok(value["result"].clone());
+                }
+                self.note_event(&value);
+            }
+        })
+        .await
+        .with_context(|| format!("{method} got no answer"))?
+    }
+
+    fn note_event(&mut self, value: &Value) {
+        match value["method"].as_str() {
+            Some("Runtime.exceptionThrown") => {
+                self.problems.push(format!("exception: {}", value["params"]["exceptionDetails"]));
+            }
+            Some("Log.entryAdded") if value["params"]["entry"]["level"] == "error" => {
+                self.problems.push(format!("log: {}", value["params"]["entry"]["text"]));
+            }
+            _ => {}
+        }
+    }
+
+    /// Evaluates `expression` in the page and returns its value as JSON.
+    async fn eval(&mut self, expression: &str) -> Result<Value> {
+        let result = self.call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true })).await?;
+        if let Some(details) = result.get("exceptionDetails") {
+            bail!("`{expression}` threw: {details}");
+        }
+        Ok(result["result"]["value"].clone())
+    }
+}
+
+/// What the test reads off the rendered page.
+const READ_PAGE: &str = r#"(() => {
+  if (!document.getElementById('ranking-body')) return { ready: false }; // still about:blank
+  const rows = [...document.querySelectorAll('#ranking-body tr')];
+  const cell = (team, service) =>
+    document.querySelector(`td.status[data-team="${team}"][data-service="${service}"]`);
+  const total = (team) => document.querySelector(`tr[data-team="${team}"] td[data-score="total"]`).textContent;
+  return {
+    ready: !!(window.__gongfang && window.__gongfang.ready && window.__gongfang.connected),
+    snapshots: window.__gongfang ? window.__gongfang.snapshots : 0,
+    teams: rows.map((r) => r.dataset.team),
+    names: rows.map((r) => r.querySelector('.team-name').firstChild.textContent),
+    zh: rows.map((r) => (r.querySelector('.team-name .zh') || {}).textContent || null),
+    services: [...document.querySelectorAll('th.service')].map((th) => th.dataset.service),
+    moda_total: rows.length ? total('moda') : null,
+    moda_opendata: rows.length ? { verdict: cell('moda', 'opendata').dataset.verdict,
+                                  title: cell('moda', 'opendata').title,
+                                  text: cell('moda', 'opendata').textContent } : null,
+    moda_kv: rows.length ? cell('moda', 'kv').dataset.verdict : null,
+    moi_kv: rows.length ? cell('moi', 'kv').dataset.verdict : null,
+    tick: document.getElementById('tick').textContent,
+    scored: document.getElementById('scored-tick').textContent,
+    countdown: document.getElementById('countdown').textContent,
+    first_bloods: [...document.querySelectorAll('#first-bloods li[data-service]')].map((li) => li.dataset.service),
+    marker: window.__marker === undefined ? null : window.__marker,
+  };
+})()"#;
+
+/// The engine's clock at `tick`, started `elapsed` seconds ago by the real clock, so the
+/// countdown in the screenshot is a real one.
+fn live_clock(tick: u32, elapsed: i64) -> DrillClock {
+    let started = Utc::now() - chrono::Duration::seconds(elapsed);
+    DrillClock {
+        tick: Some(Tick(tick)),
+        tick_started_at: Some(started),
+        drill_starts_at: Some(started - chrono::Duration::seconds(60 * i64::from(tick))),
+        drill_ends_at: Some(started + chrono::Duration::hours(8)),
+        ..clock_at(tick)
+    }
+}
+
+fn seconds_left(countdown: &str) -> Option<u32> {
+    let (m, s) = countdown.split_once(':')?;
+    Some(m.parse::<u32>().ok()? * 60 + s.parse::<u32>().ok()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_renders_and_updates_live_in_chromium() -> Result<()> {
+    let Some(chromium) = find_chromium() else {
+        if std::env::var("GONGFANG_REQUIRE_BROWSER").as_deref() == Ok("1") {
+            bail!("GONGFANG_REQUIRE_BROWSER=1 but no `chromium` on PATH; install it: apt-get install chromium");
+        }
+        eprintln!("SKIPPED browser test: no `chromium` on PATH (apt-get install chromium to run it)");
+        return Ok(());
+    };
+    let app = App::start(256, WebSettings::default()).await?;
+    app.clock.send_replace(live_clock(2, 20));
+    let mut browser = Browser::launch(&chromium).await?;
+    let outcome = drive(&mut browser.cdp, &app).await;
+    let problems = std::mem::take(&mut browser.cdp.problems);
+    browser.close().await?;
+    app.stop().await?;
+    outcome?;
+    ensure!(problems.is_empty(), "the page reported problems: {problems:#?}");
+    Ok(())
+}
+
+async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
+    let target = cdp.call("Target.createTarget", json!({ "url": "about:blank" })).await?;
+    let attached =
+        cdp.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true })).await?;
+    cdp.session = Some(attached["sessionId"].as_str().context("no session id")?.to_owned());
+    cdp.call("Runtime.enable", json!({})).await?;
+    cdp.call("Log.enable", json!({})).await?;
+    cdp.call("Page.enable", json!({})).await?;
+    cdp.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+    )
+    .await?;
+    cdp.call("Page.navigate", json!({ "url": app.url("/") })).await?;
+
+    let mut page = Value::Null;
+    for _ in 0..200 {
+        page = cdp.eval(READ_PAGE).await?;
+        if page["ready"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(page["ready"] == true, "the page never finished loading: {page}");
+
+    assert_eq!(page["teams"], json!(["moda", "red", "moi", "nop"]));
+    assert_eq!(page["names"][0], "Ministry of Digital Affairs");
+    assert_eq!(page["zh"][0], "數位發展部");
+    assert_eq!(page["services"], json!(["opendata", "kv"]));
+    assert_eq!(page["moda_total"], "8.00");
+    assert_eq!(page["moda_opendata"]["verdict"], "corrupt");
+    assert_eq!(page["moda_opendata"]["text"], "CORRUPT");
+    assert!(
+        page["moda_opendata"]["title"].as_str().unwrap().contains("dataset from tick 0 is missing"),
+        "the public message is the cell's hover text: {}",
+        page["moda_opendata"]["title"]
+    );
+    assert_eq!(page["moi_kv"], "down");
+    assert_eq!(page["moda_kv"], "ok");
+    assert_eq!(page["tick"], "2");
+    assert_eq!(page["scored"], "1");
+    assert_eq!(page["first_bloods"], json!(["opendata", "kv"]));
+    let left = seconds_left(page["countdown"].as_str().unwrap()).context("countdown is not m:ss")?;
+    assert!((30..=41).contains(&left), "20 s into a 60 s tick, {left} s left");
+
+    // Mark this page load, then let the engine close tick 2 and move on to tick 3.
+    cdp.eval("window.__marker = 1").await?;
+    close_tick_two(&app.store).await?;
+    app.clock.send_replace(live_clock(3, 0));
+    app.events.send(GameEvent::TickClosed { tick: Tick(2) })?;
+    app.events.send(GameEvent::ScoresUpdated { tick: Tick(2) })?;
+
+    let mut updated = Value::Null;
+    for _ in 0..200 {
+        updated = cdp.eval(READ_PAGE).await?;
+        if updated["scored"] == "2" && updated["tick"] == "3" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(updated["scored"], "2", "the page did not pick up the closed tick: {updated}");
+    assert_eq!(updated["tick"], "3");
+    assert_eq!(updated["moda_total"], "21.00");
+    assert_eq!(updated["moda_kv"], "mumble");
+    assert_eq!(updated["moi_kv"], "ok");
+    assert_eq!(updated["marker"], 1, "the page was reloaded");
+    assert_eq!(updated["snapshots"], 1, "the socket was not reconnected");
+
+    let shot = cdp.call("Page.captureScreenshot", json!({ "format": "png" })).await?;
+    let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().context("no image data")?)?;
+    ensure!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is not a PNG");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
+    std::fs::create_dir_all(&target)?;
+    let file = target.join("gongfang-web-scoreboard.png");
+    std::fs::write(&file, &png)?;
+    eprintln!("screenshot: {}", file.display());
+    Ok(())
+}
