@@ -20,7 +20,12 @@ const FIXTURES: &[&str] = &[
     "block-read",
     "log-flood",
     "trap",
+    "flaky",
 ];
+
+/// Challenges whose checker is a member of the guests workspace (`challenges/NAME/checker`,
+/// package `NAME-checker`); each becomes a constant `NAME_CHECKER` with its component's path.
+const CHALLENGE_CHECKERS: &[&str] = &["opendata"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
@@ -34,6 +39,10 @@ fn main() {
     println!("cargo:rerun-if-changed={}", guests.join("checker-sdk").display());
     println!("cargo:rerun-if-changed={}", guests.join("fixtures").display());
     println!("cargo:rerun-if-changed={}", sandbox.join("wit").display());
+    let challenges = sandbox.parent().expect("sandbox/ lives in the repository root").join("challenges");
+    for name in CHALLENGE_CHECKERS {
+        println!("cargo:rerun-if-changed={}", challenges.join(name).join("checker").display());
+    }
 
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
@@ -66,6 +75,13 @@ fn main() {
         writeln!(all, "    ({name:?}, {constant}),").expect("write to a String");
     }
     all.push_str("];\n");
+    for name in CHALLENGE_CHECKERS {
+        let file = release.join(format!("{}_checker.wasm", name.replace('-', "_")));
+        assert!(file.is_file(), "cargo built no component at {}", file.display());
+        let constant = format!("{}_CHECKER", name.replace('-', "_").to_uppercase());
+        writeln!(code, "/// The `{name}` challenge's checker component.\npub const {constant}: &str = {:?};", file.display().to_string())
+            .expect("write to a String");
+    }
     code.push_str(&all);
     std::fs::write(out_dir.join("components.rs"), code).expect("write components.rs");
 }

@@ -4,7 +4,7 @@
 
 pub mod service;
 
-/// Paths of the built fixture components.
+/// Paths of the built fixture components and of the challenges' checkers.
 pub mod components {
     include!(concat!(env!("OUT_DIR"), "/components.rs"));
 }
