@@ -4,12 +4,15 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use gongfang::scenario_file;
 
 mod checker;
 mod down;
 mod migrate;
-mod scenario_file;
+mod pause;
+mod reports;
 mod team;
+mod up;
 mod validate;
 
 /// Gongfang (攻防): attack-and-defence cyber drills.
@@ -22,6 +25,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a drill on this machine: images, containers, engine, flag submission, scoreboard.
+    /// Without a scenario, the demo drill.
+    Up(up::Args),
+    /// Run the platform (engine, flag submission, scoreboard) for services already running.
+    Serve(up::Args),
     /// Check a scenario file and report every problem in it.
     Validate(validate::Args),
     /// Create or update the database schema.
@@ -32,6 +40,14 @@ enum Command {
     Down(down::Args),
     /// Test a checker component against a live service.
     Checker(checker::Args),
+    /// Create judge accounts (the judging panel rules on teams' reports).
+    Judge(reports::JudgeArgs),
+    /// List and read the teams' attack and defence reports.
+    Report(reports::ReportArgs),
+    /// Pause a running drill from the next tick on (audited).
+    Pause(pause::Args),
+    /// Resume a paused drill from the next tick on (audited).
+    Resume(pause::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,11 +59,17 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Up(args) => up::run(args, true),
+        Command::Serve(args) => up::run(args, false),
         Command::Validate(args) => validate::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Team(args) => team::run(args),
         Command::Down(args) => down::run(args),
         Command::Checker(args) => checker::run(args),
+        Command::Judge(args) => reports::judge(args),
+        Command::Report(args) => reports::report(args),
+        Command::Pause(args) => pause::run(args, true),
+        Command::Resume(args) => pause::run(args, false),
     };
     match result {
         Ok(code) => code,

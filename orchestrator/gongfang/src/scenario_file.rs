@@ -39,7 +39,6 @@ pub fn load(path: &Path) -> Result<Scenario, LoadError> {
 }
 
 /// The scenario's secret bytes, from wherever it says they live.
-#[allow(dead_code)] // used by the subcommands that mint flags
 pub fn resolve_secret(source: &SecretSource) -> anyhow::Result<Vec<u8>> {
     let secret = match source {
         SecretSource::Inline(s) => s.clone(),

@@ -1,0 +1,209 @@
+//! A running drill: the engine, both flag submission servers and the scoreboard web, wired
+//! over one store and one event channel, until a shutdown signal. `gongfang up` and
+//! `gongfang serve` are thin shells around [`run`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use gongfang_core::event::GameEvent;
+use gongfang_core::scenario::Scenario;
+use gongfang_core::{FlagCodec, ServiceId, TeamId, Tick};
+use gongfang_engine::{Engine, EngineConfig, SystemClock, Target};
+use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
+use gongfang_store::Store;
+use gongfang_submission::{GameClock, Phase, SubmissionState};
+use gongfang_web::{DrillClock, Schedule, ServiceEndpoint, WebSettings, WebState};
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tracing::{info, warn};
+
+use crate::checker_runner::SandboxRunner;
+
+/// Where each defending team's services answer: (team, service) -> address and ports.
+pub type Addresses = BTreeMap<(TeamId, ServiceId), Target>;
+
+/// What a running drill needs beyond the scenario.
+pub struct DrillConfig {
+    pub scenario: Arc<Scenario>,
+    /// The scenario's secret, resolved.
+    pub secret: Vec<u8>,
+    pub store: Store,
+    pub addresses: Addresses,
+    /// The scoreboard web and `PUT /flags`.
+    pub web: TcpListener,
+    /// The FAUST-protocol flag submission.
+    pub submit_tcp: TcpListener,
+    /// Where compiled checkers are cached between runs.
+    pub checker_cache: Option<PathBuf>,
+    /// Where judges read the teams' service logs from.
+    pub logs: Arc<dyn gongfang_reports::LogSource>,
+}
+
+impl std::fmt::Debug for DrillConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret.
+        f.debug_struct("DrillConfig")
+            .field("drill", &self.scenario.drill.slug)
+            .field("web", &self.web.local_addr().ok())
+            .field("submit_tcp", &self.submit_tcp.local_addr().ok())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The moment tick 0 starts: the scenario's start, else the one stored when this drill first
+/// ran, else now (stored, so a restart continues the same drill).
+pub async fn start_time(scenario: &Scenario, store: &Store) -> anyhow::Result<DateTime<Utc>> {
+    if let Some(start) = scenario.drill.start {
+        return Ok(start);
+    }
+    let mut state = store.drill_state().await?;
+    if let Some(started) = state.started_at {
+        return Ok(started);
+    }
+    let now = Utc::now();
+    state.started_at = Some(now);
+    store.set_drill_state(state, now).await?;
+    Ok(now)
+}
+
+/// Runs the drill until it ends or `shutdown` resolves, then stops every part cleanly: the
+/// engine between actions, the submission servers after answering what they accepted.
+pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let DrillConfig { scenario, secret, store, addresses, web, submit_tcp, checker_cache, logs } = cfg;
+    let start = start_time(&scenario, &store).await?;
+    let (events, _) = broadcast::channel::<GameEvent>(4096);
+
+    let limits = ActionLimits { timeout: scenario.drill.checker_timeout, ..ActionLimits::default() };
+    let sandbox = Sandbox::new(SandboxConfig { cache_dir: checker_cache, limits, ..SandboxConfig::default() })?;
+    let runner = SandboxRunner::load(&sandbox, &scenario).context("cannot load the checkers")?;
+
+    let engine_cfg = EngineConfig::new(scenario.clone(), secret.clone(), start);
+    let targets = {
+        let addresses = addresses.clone();
+        move |team: TeamId, service: ServiceId| addresses.get(&(team, service)).cloned()
+    };
+    let engine = Engine::resume(engine_cfg, SystemClock, runner, store.clone(), targets, events.clone()).await?;
+
+    // The submission servers' view of the game: the engine's tick, and the organisers' pause.
+    let (clock_tx, clock_rx) = watch::channel(GameClock { tick: engine.next_tick(), phase: Phase::NotStarted });
+    let schedule = Schedule { start, tick_length: scenario.drill.tick, duration: scenario.drill.duration };
+    let (web_clock_tx, web_clock_rx) = watch::channel(DrillClock::unscheduled(scenario.drill.tick));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (over_tx, over_rx) = watch::channel(false);
+    let clocks = Clocks { submission: clock_tx, web: web_clock_tx, schedule };
+    let bridge = tokio::spawn(bridge_clock(engine.current_tick(), store.clone(), clocks, over_rx, stop_rx.clone()));
+
+    let codec = FlagCodec::new(&scenario.drill.flag_prefix, &secret);
+    let sink = Arc::new(store.clone());
+    let (submission, writer) = SubmissionState::start(
+        &scenario,
+        codec,
+        sink,
+        clock_rx,
+        events.clone(),
+        gongfang_submission::Settings::default(),
+    )
+    .await?;
+
+    let endpoints = addresses
+        .iter()
+        .map(|(&(team, service), t)| ServiceEndpoint { team, service, host: t.address.to_string(), ports: t.ports.clone() })
+        .collect();
+    let web_state = WebState::new(scenario.clone(), store.clone(), events.clone(), web_clock_rx, endpoints, WebSettings::default());
+    let reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone()).with_logs(logs);
+    let extra = gongfang_submission::http::router(submission.clone()).merge(gongfang_reports::router(reports));
+    let web_task = tokio::spawn(gongfang_web::serve_with(web, web_state, extra, wait_for(stop_rx.clone())));
+    let tcp_task = tokio::spawn(gongfang_submission::tcp::serve(submit_tcp, submission.clone(), wait_for(stop_rx.clone())));
+
+    let mut engine_task = tokio::spawn(engine.run(wait_for(stop_rx.clone())));
+    tokio::pin!(shutdown);
+    let finished = tokio::select! {
+        () = &mut shutdown => None,
+        result = &mut engine_task => Some(result),
+    };
+    if finished.is_some() {
+        // The drill is over: flags are refused from now on, the scoreboard stays up.
+        let _ = over_tx.send(true);
+        info!("the drill is over; the scoreboard stays up until Ctrl-C");
+        shutdown.await;
+    }
+    info!("shutting down");
+    let _ = stop_tx.send(true);
+    let engine_result = match finished {
+        Some(result) => result,
+        None => engine_task.await,
+    };
+    submission.close();
+    let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
+    let _ = tcp_task.await;
+    let _ = web_task.await;
+    let _ = bridge.await;
+    match engine_result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(join) => Err(anyhow::anyhow!("the engine task failed: {join}")),
+    }
+}
+
+/// Resolves once `stop` turns true.
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The game clock as each server wants it.
+struct Clocks {
+    submission: watch::Sender<GameClock>,
+    web: watch::Sender<DrillClock>,
+    schedule: Schedule,
+}
+
+/// Turns the engine's running tick and the stored pause flag into the submission servers'
+/// [`GameClock`] and the scoreboard's [`DrillClock`].
+async fn bridge_clock(
+    mut current: watch::Receiver<Option<Tick>>,
+    store: Store,
+    clocks: Clocks,
+    mut over: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut poll = tokio::time::interval(Duration::from_secs(1));
+    let mut engine_running = true;
+    loop {
+        let paused = match store.drill_state().await {
+            Ok(state) => state.paused,
+            Err(e) => {
+                warn!(error = %e, "cannot read the drill state; keeping the last one");
+                clocks.submission.borrow().phase == Phase::Paused
+            }
+        };
+        let tick = *current.borrow();
+        let next = match tick {
+            _ if *over.borrow() => GameClock { tick: tick.unwrap_or(clocks.submission.borrow().tick), phase: Phase::Over },
+            Some(tick) => GameClock { tick, phase: if paused { Phase::Paused } else { Phase::Running } },
+            None => GameClock { tick: Tick(0), phase: Phase::NotStarted },
+        };
+        clocks.submission.send_if_modified(|c| {
+            let changed = *c != next;
+            *c = next;
+            changed
+        });
+        let shown = if *over.borrow() { None } else { tick };
+        let web = clocks.schedule.clock(shown, paused, Utc::now());
+        clocks.web.send_if_modified(|c| {
+            let changed = *c != web;
+            *c = web;
+            changed
+        });
+        tokio::select! {
+            _ = poll.tick() => {}
+            // The engine drops its end when the drill is over: stop listening, keep going.
+            changed = current.changed(), if engine_running => engine_running = changed.is_ok(),
+            changed = over.changed(), if !*over.borrow() => if changed.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}

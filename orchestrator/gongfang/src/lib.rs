@@ -1,0 +1,6 @@
+//! The organisers' binary as a library: the pieces `main` wires together that tests also drive
+//! (the checker runner over the wasm sandbox, the running drill, scenario files).
+
+pub mod checker_runner;
+pub mod drill;
+pub mod scenario_file;

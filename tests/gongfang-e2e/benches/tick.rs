@@ -1,0 +1,113 @@
+//! One tick of a 500-team × 10-service drill: the engine dispatching every `put`, `get` and
+//! `check` through real wasm checkers in the sandbox to a local key-value stub service, and
+//! storing every result in SQLite, timed from opening the tick to its scores being stored.
+//! Beside it, in the same run, the same checker as a Python script spawned per action (what
+//! Python-based platforms do), measured on a sample and scaled to the tick's action count at
+//! the same parallelism.
+//!
+//! Run with `cargo bench -p gongfang-e2e --bench tick`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{TimeZone, Utc};
+use gongfang::checker_runner::SandboxRunner;
+use gongfang_core::scenario::{self, AssumeEverythingExists};
+use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
+use gongfang_engine::{Engine, EngineConfig, ManualClock, Target};
+use gongfang_sandbox::{Sandbox, SandboxConfig};
+use gongfang_store::Store;
+use gongfang_test_programs::{KvService, components};
+use tokio::sync::broadcast;
+
+const TEAMS: u16 = 500;
+const SERVICES: u8 = 10;
+const PYTHON_SAMPLE: usize = 200;
+const CONCURRENCY: usize = 64;
+
+fn scenario_text() -> String {
+    let mut s = String::from(
+        "[drill]\nslug = \"bench\"\nname = \"Tick benchmark\"\nduration = \"1h\"\ntick = \"60s\"\n\
+         checker_timeout = \"10s\"\nflag_lifetime = 5\nsecret = \"tick-benchmark-secret-0123456789\"\n\n",
+    );
+    for i in 1..=TEAMS {
+        let (a, b) = (100 + i / 250, i % 250);
+        s.push_str(&format!("[[team]]\nid = {i}\nslug = \"t{i}\"\nname = \"Team {i}\"\nnetwork = \"10.{a}.{b}.0/24\"\n\n"));
+    }
+    for j in 1..=SERVICES {
+        s.push_str(&format!(
+            "[[service]]\nslug = \"s{j}\"\nname = \"Service {j}\"\nimage = \"kv:latest\"\nports = [7000]\nchecker = \"{}\"\n\n",
+            components::GOOD
+        ));
+    }
+    s
+}
+
+fn main() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let dir = tempfile::tempdir()?;
+    let (wasm_times, actions, stub) = runtime.block_on(async {
+        let stub = KvService::start(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
+        let addr = stub.addr();
+        let s = Arc::new(scenario::parse(&scenario_text(), Path::new("bench.toml"), &AssumeEverythingExists)?);
+        let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: CONCURRENCY as u32, ..Default::default() })?;
+        let runner = SandboxRunner::load(&sandbox, &s)?;
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+        let store = Store::connect_and_migrate(&url).await?;
+        store.sync_scenario(&s).await?;
+        let start = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
+        let mut cfg = EngineConfig::new(s.clone(), b"tick-benchmark-secret-0123456789".to_vec(), start);
+        cfg.max_concurrency = CONCURRENCY;
+        let targets = move |_: TeamId, _: ServiceId| Some(Target { address: addr.ip(), ports: vec![addr.port()] });
+        let (events, _) = broadcast::channel(1 << 16);
+        let mut engine = Engine::resume(cfg, ManualClock::starting_at(start), runner, store.clone(), targets, events).await?;
+        let mut times = Vec::new();
+        let mut actions = 0;
+        for t in 0..3 {
+            let started = Instant::now();
+            let report = engine.play_tick(Tick(t)).await?;
+            times.push(started.elapsed());
+            let results = store.check_results(Tick(t), None).await?;
+            anyhow::ensure!(report.verdicts.values().all(|(v, _)| *v == Verdict::Ok), "every service ok in tick {t}");
+            actions = results.len();
+            println!("tick {t}: {} actions in {:.2} s", results.len(), times[t as usize].as_secs_f64());
+        }
+        anyhow::Ok((times, actions, stub))
+    })?;
+
+    // The Python alternative, against the same stub, one process per action.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches").join("kv_checker.py");
+    let found = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output()?;
+    anyhow::ensure!(found.status.success(), "python3 is needed for this benchmark");
+    let python3 = String::from_utf8(found.stdout)?.trim().to_owned();
+    let addr = stub.addr();
+    let started = Instant::now();
+    for i in 0..PYTHON_SAMPLE {
+        let action = ["put", "get", "check"][i % 3];
+        let key = format!("bench-{}", i - i % 3);
+        let status = Command::new(&python3)
+            .arg(&script)
+            .args([addr.ip().to_string(), addr.port().to_string(), action.to_owned(), key, "GONGFANG{value}".to_owned()])
+            .stdin(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.code() == Some(101), "python checker failed on {action}: {status}");
+    }
+    let per_action = started.elapsed() / PYTHON_SAMPLE as u32;
+    // Spread over both cores, as a platform running checkers in parallel would.
+    let python_tick = per_action.mul_f64(actions as f64 / 2.0);
+    let wasm_tick = *wasm_times.last().unwrap();
+    println!();
+    println!("one tick of {TEAMS} teams x {SERVICES} services ({actions} checker actions, results stored in SQLite)");
+    println!("  engine + wasm sandbox:        {:>8.2} s", wasm_tick.as_secs_f64());
+    println!(
+        "  python3 process per action:  {:>8.2} s (scaled from {PYTHON_SAMPLE} actions at {:.1} ms each, 2 in parallel)",
+        python_tick.as_secs_f64(),
+        per_action.as_secs_f64() * 1e3
+    );
+    println!("  ratio: {:.1}x faster; target ≤ 10 s per tick", python_tick.as_secs_f64() / wasm_tick.as_secs_f64());
+    drop(runtime);
+    Ok(())
+}

@@ -1,0 +1,246 @@
+//! A twenty-tick game in simulated time: four teams × two services, real wasm checkers in the
+//! sandbox against real service processes, a real SQLite store. The test breaks services on
+//! purpose (stops one, deletes a flag, makes one answer garbage) and a checker breaks itself;
+//! the verdict table that comes out is asserted cell by cell.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use gongfang::checker_runner::SandboxRunner;
+use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
+use gongfang_core::scoring::{ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents};
+use gongfang_core::{FlagCodec, ServiceId, StoreIdx, TeamId, Tick, Verdict};
+use gongfang_e2e::ServiceProcess;
+use gongfang_engine::{Engine, EngineConfig, ManualClock, Target};
+use gongfang_sandbox::{ActionCtx, ActionLimits, Sandbox, SandboxConfig};
+use gongfang_store::{NewSubmission, Store};
+use gongfang_test_programs::components;
+use tokio::sync::broadcast;
+
+const SECRET: &str = "game-test-secret-0123456789abcdef";
+const TICKS: u32 = 20;
+const KV: ServiceId = ServiceId(1);
+const NOTES: ServiceId = ServiceId(2);
+
+fn scenario_text(kv_checker: &str, notes_checker: &str) -> String {
+    let teams: String = (1..=4)
+        .map(|i| format!("[[team]]\nid = {i}\nslug = \"team{i}\"\nname = \"Team {i}\"\nnetwork = \"10.61.{i}.0/24\"\n\n"))
+        .collect();
+    format!(
+        r#"
+[drill]
+slug = "game-test"
+name = "Twenty-tick game"
+duration = "20m"
+tick = "60s"
+checker_timeout = "5s"
+flag_lifetime = 5
+secret = "{SECRET}"
+
+{teams}
+[[service]]
+slug = "kv"
+name = "Key-value registry"
+image = "kv:latest"
+ports = [7000]
+checker = "{kv_checker}"
+
+[[service]]
+slug = "notes"
+name = "Notes (its checker has a bug at ticks 12 and 15)"
+image = "kv:latest"
+ports = [7000]
+checker = "{notes_checker}"
+"#
+    )
+}
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
+}
+
+/// The verdict every cell should have, given what the test does.
+fn expected(tick: u32, team: u16, service: ServiceId) -> Verdict {
+    match (tick, team, service) {
+        // The notes checker panics at tick 12 and spins at tick 15: our fault, for everyone.
+        (12 | 15, _, NOTES) => Verdict::CheckerError,
+        // Team 2's kv process is stopped before tick 5 and started again before tick 8.
+        (5..=7, 2, KV) => Verdict::Down,
+        // The flag team 3's kv got at tick 9 is deleted before tick 10 and put back after it.
+        (10, 3, KV) => Verdict::Corrupt,
+        // Team 4's notes answer garbage during tick 17.
+        (17, 4, NOTES) => Verdict::Mumble,
+        _ => Verdict::Ok,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let text = scenario_text(components::GOOD, components::FLAKY);
+    let scenario: Arc<Scenario> = Arc::new(scenario::parse(&text, Path::new("game.toml"), &AssumeEverythingExists)?);
+
+    // One real process per team × service.
+    let program = PathBuf::from(env!("CARGO_BIN_EXE_gongfang-kv-service"));
+    let mut services: BTreeMap<(u16, ServiceId), ServiceProcess> = BTreeMap::new();
+    for team in 1..=4u16 {
+        for service in [KV, NOTES] {
+            let data = dir.path().join(format!("team{team}-{}.log", service.0));
+            let any_port = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+            services.insert((team, service), ServiceProcess::start(&program, any_port, &data)?);
+        }
+    }
+    let addrs: BTreeMap<(TeamId, ServiceId), SocketAddr> =
+        services.iter().map(|(&(team, service), p)| ((TeamId(team), service), p.addr())).collect();
+    let targets = move |team: TeamId, service: ServiceId| {
+        addrs.get(&(team, service)).map(|a| Target { address: a.ip(), ports: vec![a.port()] })
+    };
+
+    let limits = ActionLimits { timeout: Duration::from_secs(5), cpu_time: Duration::from_millis(300), ..Default::default() };
+    let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: 64, limits, ..Default::default() })?;
+    let runner = SandboxRunner::load(&sandbox, &scenario)?;
+    let exploit = sandbox.load(components::GOOD)?;
+
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("game.db").display());
+    let store = Store::connect_and_migrate(&url).await?;
+    store.sync_scenario(&scenario).await?;
+    let (events, _) = broadcast::channel(4096);
+    let mut cfg = EngineConfig::new(scenario.clone(), SECRET.as_bytes().to_vec(), start());
+    cfg.max_concurrency = 16;
+    let mut engine = Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await?;
+    let codec = FlagCodec::new(&scenario.drill.flag_prefix, SECRET.as_bytes());
+
+    let mut table: BTreeMap<(u32, u16, ServiceId), Verdict> = BTreeMap::new();
+    let mut captured = 0;
+    for t in 0..TICKS {
+        let tick = Tick(t);
+        match t {
+            5 => services.get_mut(&(2, KV)).unwrap().stop(),
+            8 => services.get_mut(&(2, KV)).unwrap().restart()?,
+            10 => {
+                let key = planted_key(&store, Tick(9), TeamId(3), KV).await?;
+                assert_eq!(services[&(3, KV)].command(&format!("DEL {key}"))?, "DELETED");
+            }
+            17 => assert_eq!(services[&(4, NOTES)].command("MODE garbage")?, "OK"),
+            18 => assert_eq!(services[&(4, NOTES)].command("MODE normal")?, "OK"),
+            _ => {}
+        }
+        // Team 1 attacks team 2's kv with the reference exploit every third tick, using the
+        // public flag id of the previous tick's flag, and "submits" what it finds.
+        if t % 3 == 2 {
+            let hints = store.flag_ids(Tick(t - 1), Tick(t - 1)).await?;
+            let hint = hints.iter().find(|h| h.team == TeamId(2) && h.service == KV);
+            if let Some(hint) = hint {
+                let target = services[&(2, KV)].addr();
+                let ctx = ActionCtx { team: TeamId(2), tick, seed: u64::from(t) };
+                let got = exploit.exploit(&gongfang_sandbox::Target::from_addr(target), &ctx, StoreIdx(0), &hint.flag_id).await;
+                for flag in got.flags {
+                    let info = codec.parse(&flag)?;
+                    let row = NewSubmission {
+                        attacker: TeamId(1),
+                        flag,
+                        victim: info.team,
+                        service: info.service,
+                        store: info.store,
+                        tick_planted: info.tick,
+                        tick_submitted: tick,
+                        submitted_at: start(),
+                    };
+                    store.insert_submissions(&[row]).await?;
+                    captured += 1;
+                }
+            }
+        }
+        let report = engine.play_tick(tick).await?;
+        if t == 10 {
+            // Put the deleted flag back: only tick 10 may see it missing.
+            let (key, flag) = planted(&store, Tick(9), TeamId(3), KV).await?;
+            assert_eq!(services[&(3, KV)].command(&format!("PUT {key} {flag}"))?, "OK");
+        }
+        for ((team, service), (verdict, _)) in &report.verdicts {
+            table.insert((t, team.0, *service), *verdict);
+        }
+    }
+
+    // The whole table, cell by cell.
+    let mut wrong = Vec::new();
+    for t in 0..TICKS {
+        for team in 1..=4u16 {
+            for service in [KV, NOTES] {
+                let want = expected(t, team, service);
+                let got = table.get(&(t, team, service)).copied();
+                if got != Some(want) {
+                    wrong.push(format!("tick {t} team {team} service {}: expected {want}, got {got:?}", service.0));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "verdicts differ from the expected table:\n{}", wrong.join("\n"));
+    // Attempts at ticks 2, 5, 8, 11, 14 and 17; at 5 the target is stopped, and at 8 it has
+    // no flag from tick 7, when it was down.
+    assert_eq!(captured, 4, "the exploit captures a flag on every attempt against a live target");
+
+    // Public messages: a checker failure never blames the team.
+    let results = store.check_results(Tick(12), Some(TeamId(1))).await?;
+    let notes: Vec<_> = results.iter().filter(|r| r.service == NOTES).collect();
+    assert!(!notes.is_empty() && notes.iter().all(|r| r.verdict == Verdict::CheckerError));
+    assert!(notes.iter().all(|r| r.message == "the checker failed; this does not count against you"), "{notes:?}");
+    assert!(notes.iter().all(|r| r.log.contains("checker trapped")), "the private log says why: {notes:?}");
+
+    // No SLA lost to the checker's bug: team 1, hit only by it, has the SLA of a perfect game.
+    let last = store.scores_for_tick(Tick(TICKS - 1)).await?;
+    let team1 = last.iter().find(|r| r.team == TeamId(1)).unwrap();
+    assert_eq!(team1.sla, perfect_sla(&scenario, TeamId(1))?, "checker errors cost team 1 SLA");
+    for team in [2, 3, 4] {
+        let row = last.iter().find(|r| r.team == TeamId(team)).unwrap();
+        assert!(row.sla < team1.sla, "team {team} lost SLA for its own faults");
+    }
+    // Team 1 gained attack points, team 2 lost defence points.
+    assert!(team1.attack > 0.0);
+    assert!(last.iter().find(|r| r.team == TeamId(2)).unwrap().defence < 0.0);
+
+    // The final scoreboard, rounded so the snapshot reads well.
+    let board: Vec<String> = last
+        .iter()
+        .map(|r| {
+            format!("team {}: attack {:.4} defence {:.4} sla {:.4} total {:.4}", r.team.0, r.attack, r.defence, r.sla, r.total)
+        })
+        .collect();
+    insta::assert_yaml_snapshot!("scoreboard_after_20_ticks", board);
+    Ok(())
+}
+
+/// The SLA `team` earns when every tick of every service is `ok`.
+fn perfect_sla(s: &Scenario, team: TeamId) -> anyhow::Result<f64> {
+    let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
+    let services: Vec<ScoredService> = s.services.iter().map(ScoredService::from).collect();
+    let mut scorer = Scorer::new(s.drill.scoring, &teams, &services)?;
+    let mut sla = 0.0;
+    for t in 0..TICKS {
+        let verdicts = s
+            .teams
+            .iter()
+            .flat_map(|tm| s.services.iter().map(move |sv| ServiceVerdict { team: tm.id, service: sv.id, verdict: Verdict::Ok }))
+            .collect();
+        let scores = scorer.close_tick(&TickEvents { tick: Tick(t), verdicts, captures: vec![] })?;
+        sla = scores.team(team).unwrap().score.sla;
+    }
+    Ok(sla)
+}
+
+/// The key and flag of the flag planted at `tick` (the checker uses the flag id as the key).
+async fn planted(store: &Store, tick: Tick, team: TeamId, service: ServiceId) -> anyhow::Result<(String, String)> {
+    let flag = store
+        .planted_flag(tick, team, service, StoreIdx(0))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no flag planted at tick {} for team {} service {}", tick.0, team.0, service.0))?;
+    Ok((flag.flag_id.unwrap_or_default(), flag.flag))
+}
+
+async fn planted_key(store: &Store, tick: Tick, team: TeamId, service: ServiceId) -> anyhow::Result<String> {
+    Ok(planted(store, tick, team, service).await?.0)
+}
