@@ -3,4 +3,5 @@
 
 pub mod checker_runner;
 pub mod drill;
+pub mod judge_logs;
 pub mod scenario_file;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::Utc;
 use gongfang::drill::{self, Addresses, DrillConfig};
+use gongfang::judge_logs::DockerLogs;
 use gongfang::scenario_file;
 use gongfang_core::scenario::Scenario;
 use gongfang_docker::{Backend, Engine, Orchestrator, Plan, Runtime, Settings};
@@ -69,6 +70,15 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
 
     let settings = Settings::default();
     let plan = gongfang_docker::plan(&scenario, &settings)?;
+    // Judges read the teams' service logs from Docker when there is one.
+    let logs: Arc<dyn gongfang_reports::LogSource> = match Engine::connect(Backend::Docker) {
+        Ok(engine) => Arc::new(DockerLogs::new(&engine, &slug)),
+        Err(e) if !containers => {
+            tracing::warn!(error = %e, "no Docker engine: judges will see no service logs");
+            Arc::new(gongfang_reports::NoLogs)
+        }
+        Err(e) => return Err(e.into()),
+    };
     if containers {
         let orchestrator = Orchestrator::new(Engine::connect(Backend::Docker)?, settings);
         println!("building images and starting the teams' containers ...");
@@ -126,7 +136,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         web,
         submit_tcp: submit,
         checker_cache: Some(cache),
-        logs: Arc::new(gongfang_reports::NoLogs),
+        logs,
     };
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
