@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
 use gongfang_core::plan::{Action, PlanInput, plan_tick, tick_at, tick_verdict};
 use gongfang_core::scenario::Scenario;
-use gongfang_core::scoring::{Capture, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores};
+use gongfang_core::scoring::{
+    Capture, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores,
+};
 use gongfang_core::{FlagCodec, FlagInfo, ServiceId, TeamId, Tick, Verdict};
 use gongfang_store::{CheckAction, CheckResult, PlantedFlag, ScoreRow, Store, StoreError};
 use tokio::sync::{Semaphore, broadcast, watch};
@@ -58,7 +60,15 @@ impl EngineConfig {
     /// A configuration with the usual limits: 64 actions at once, one older flag read back
     /// per store, results stored 500 at a time, no step observer.
     pub fn new(scenario: Arc<Scenario>, secret: Vec<u8>, start: DateTime<Utc>) -> EngineConfig {
-        EngineConfig { scenario, secret, start, max_concurrency: 64, older_gets: 1, write_batch: 500, hook: StepHook::default() }
+        EngineConfig {
+            scenario,
+            secret,
+            start,
+            max_concurrency: 64,
+            older_gets: 1,
+            write_batch: 500,
+            hook: StepHook::default(),
+        }
     }
 }
 
@@ -128,7 +138,10 @@ pub struct Engine<C: Clock, R: CheckerRunner> {
 
 impl<C: Clock, R: CheckerRunner> std::fmt::Debug for Engine<C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("drill", &self.cfg.scenario.drill.slug).field("next_tick", &self.scorer.next_tick()).finish_non_exhaustive()
+        f.debug_struct("Engine")
+            .field("drill", &self.cfg.scenario.drill.slug)
+            .field("next_tick", &self.scorer.next_tick())
+            .finish_non_exhaustive()
     }
 }
 
@@ -490,14 +503,18 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
             Action::Get { store, planted } => {
                 // A flag whose put failed was never planted: there is nothing to read back.
                 let p = self.planted.get(&(planted, team, service, store))?;
-                (ActionKind::Get { store, flag: p.flag.clone(), state: p.state.clone().unwrap_or_default() }, Some(store))
+                (
+                    ActionKind::Get { store, flag: p.flag.clone(), state: p.state.clone().unwrap_or_default() },
+                    Some(store),
+                )
             }
         };
         let started = Instant::now();
         let outcome = match (self.targets)(team, service) {
             None => ActionOutcome::checker_error(format!("no address known for team {team} service {service}")),
             Some(target) => {
-                let label = format!("{}:{}:{}:{}:{:?}", tick.0, team.0, service.0, action.name(), store_idx.map(|s| s.0));
+                let label =
+                    format!("{}:{}:{}:{}:{:?}", tick.0, team.0, service.0, action.name(), store_idx.map(|s| s.0));
                 let request = ActionRequest {
                     service,
                     team,

@@ -90,7 +90,13 @@ struct Deterministic {
 
 impl CheckerRunner for Deterministic {
     async fn run(&self, r: ActionRequest) -> ActionOutcome {
-        let ok = ActionOutcome { verdict: Verdict::Ok, public_message: String::new(), private_log: vec![], flag_id: None, state: None };
+        let ok = ActionOutcome {
+            verdict: Verdict::Ok,
+            public_message: String::new(),
+            private_log: vec![],
+            flag_id: None,
+            state: None,
+        };
         let verdict = match (r.team.0, r.service.0, r.tick.0) {
             (2, 1, 4..=5) => Verdict::Down,
             (3, 2, 6) => Verdict::Mumble,
@@ -105,10 +111,15 @@ impl CheckerRunner for Deterministic {
             },
             ActionKind::Check if (r.team.0, r.service.0) == (1, 1) && r.tick.0 >= 1 => {
                 let planted = Tick(r.tick.0 - 1);
-                let flag = self.codec.mint(FlagInfo { tick: planted, team: TeamId(1), service: ServiceId(1), store: StoreIdx(0) });
+                let flag = self.codec.mint(FlagInfo {
+                    tick: planted,
+                    team: TeamId(1),
+                    service: ServiceId(1),
+                    store: StoreIdx(0),
+                });
                 let rows: Vec<NewSubmission> = [2u16, 3]
                     .iter()
-                    .filter(|&&attacker| attacker == 2 || r.tick.0 % 2 == 0)
+                    .filter(|&&attacker| attacker == 2 || r.tick.0.is_multiple_of(2))
                     .map(|&attacker| NewSubmission {
                         attacker: TeamId(attacker),
                         flag: flag.clone(),
@@ -167,12 +178,15 @@ fn engine_process() {
                 }
             });
         }
-        let runner = Deterministic { store: store.clone(), codec: FlagCodec::new(&s.drill.flag_prefix, SECRET.as_bytes()) };
-        let targets = |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
+        let runner =
+            Deterministic { store: store.clone(), codec: FlagCodec::new(&s.drill.flag_prefix, SECRET.as_bytes()) };
+        let targets =
+            |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
         let (events, _) = broadcast::channel(1024);
         // A restarted process starts its clock at the drill's start again; the engine skips
         // to the first tick the store has not scored.
-        let engine = Engine::resume(cfg, ManualClock::starting_at(start()), runner, store, targets, events).await.unwrap();
+        let engine =
+            Engine::resume(cfg, ManualClock::starting_at(start()), runner, store, targets, events).await.unwrap();
         engine.run(std::future::pending()).await.unwrap();
         println!("{OVER}");
     });
@@ -296,6 +310,10 @@ async fn killed_at_every_step_the_drill_ends_as_if_never_killed() {
     // Three puts per team and tick, but for team 2's notes (two stores) down in ticks 4 and 5
     // and team 3's permits answering garbage in tick 6.
     assert_eq!(planted.len(), (3 * 3 * TICKS - 2 * 2 - 1) as usize, "every successful put planted once");
-    assert_eq!(flags(b.planted_flags(Tick(0), Tick(TICKS)).await.unwrap()), planted, "re-minted flags equal the planted ones");
+    assert_eq!(
+        flags(b.planted_flags(Tick(0), Tick(TICKS)).await.unwrap()),
+        planted,
+        "re-minted flags equal the planted ones"
+    );
     assert_eq!(b.count_submissions().await.unwrap(), a.count_submissions().await.unwrap());
 }

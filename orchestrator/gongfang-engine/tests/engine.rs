@@ -88,7 +88,11 @@ impl CheckerRunner for SimulatedServices {
             ActionKind::Check => ok(""),
             ActionKind::Put { flag, store } => {
                 team_flags.insert(flag);
-                ActionOutcome { flag_id: Some(format!("user-{}-{}", r.tick.0, store.0)), state: Some(vec![7]), ..ok("") }
+                ActionOutcome {
+                    flag_id: Some(format!("user-{}-{}", r.tick.0, store.0)),
+                    state: Some(vec![7]),
+                    ..ok("")
+                }
             }
             ActionKind::Get { flag, state, .. } => {
                 assert_eq!(state, vec![7], "get receives the state put returned");
@@ -112,7 +116,8 @@ async fn engine(store: &Store, runner: SimulatedServices) -> Engine<ManualClock,
     let mut cfg = EngineConfig::new(s, b"engine-test-secret-0123456789".to_vec(), start());
     cfg.max_concurrency = 8;
     let (events, _) = broadcast::channel(1024);
-    let targets = |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
+    let targets =
+        |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
     Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await.unwrap()
 }
 
@@ -125,11 +130,7 @@ async fn store(dir: &tempfile::TempDir) -> Store {
 async fn verdicts_follow_the_service_tick_by_tick() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(&dir).await;
-    let faults = Faults {
-        down: [(2, 3), (2, 4), (2, 5)].into(),
-        garbage: [(1, 7)].into(),
-        wipe: [(1, 5)].into(),
-    };
+    let faults = Faults { down: [(2, 3), (2, 4), (2, 5)].into(), garbage: [(1, 7)].into(), wipe: [(1, 5)].into() };
     let runner = SimulatedServices { faults: Arc::new(faults), ..Default::default() };
     let mut engine = engine(&store, runner).await;
     let mut table = Vec::new();

@@ -17,7 +17,10 @@ enum DrillState {
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.alter_table(
-            Table::alter().table(DrillState::Table).add_column(timestamp_with_time_zone_null(DrillState::StartedAt)).take(),
+            Table::alter()
+                .table(DrillState::Table)
+                .add_column(timestamp_with_time_zone_null(DrillState::StartedAt))
+                .take(),
         )
         .await
     }

@@ -6,7 +6,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use gongfang_core::Tick;
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use crate::entity::{accounts, announcements, audit_log, drill_state};
 use crate::error::{Result, StoreError, corrupt};
@@ -201,7 +203,13 @@ impl Store {
                 drill_state::Column::UpdatedAt,
                 drill_state::Column::StartedAt,
             ])
-            .values_panic([DRILL_STATE_ROW.into(), state.paused.into(), tick.into(), at.into(), state.started_at.into()])
+            .values_panic([
+                DRILL_STATE_ROW.into(),
+                state.paused.into(),
+                tick.into(),
+                at.into(),
+                state.started_at.into(),
+            ])
             .on_conflict(
                 OnConflict::column(drill_state::Column::Id)
                     .update_columns([

@@ -4,10 +4,10 @@ use gongfang_core::TeamId;
 use gongfang_core::scenario::{Ipv4Net, Names, Role, Scenario, Team};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::Store;
 use crate::entity::{services, teams};
 use crate::error::{Result, StoreError, corrupt};
 use crate::secret::{self, TeamToken};
-use crate::Store;
 
 /// A stored team: the scenario's view of it, plus whether it has been issued a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,8 @@ pub struct IssuedToken {
 fn team_from_row(row: teams::Model) -> Result<TeamRecord> {
     let key = row.slug.clone();
     let id = u16::try_from(row.id).map_err(|_| corrupt("teams", &key, format!("id {} out of range", row.id)))?;
-    let role = Role::from_name(&row.role).ok_or_else(|| corrupt("teams", &key, format!("unknown role `{}`", row.role)))?;
+    let role =
+        Role::from_name(&row.role).ok_or_else(|| corrupt("teams", &key, format!("unknown role `{}`", row.role)))?;
     let network = Ipv4Net::parse(&row.network).map_err(|e| corrupt("teams", &key, e))?;
     Ok(TeamRecord {
         team: Team {
@@ -132,7 +133,13 @@ impl Store {
 
     /// Every stored team, by id.
     pub async fn list_teams(&self) -> Result<Vec<TeamRecord>> {
-        teams::Entity::find().order_by_asc(teams::Column::Id).all(&self.db).await?.into_iter().map(team_from_row).collect()
+        teams::Entity::find()
+            .order_by_asc(teams::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(team_from_row)
+            .collect()
     }
 
     /// The team with this slug, if any.
@@ -187,10 +194,7 @@ impl Store {
     /// a hit: one argon2 verification either way.
     pub async fn verify_token(&self, presented: &str) -> Result<Option<TeamId>> {
         let candidates = match secret::presented_prefix(presented) {
-            Some(prefix) => teams::Entity::find()
-                .filter(teams::Column::TokenPrefix.eq(prefix))
-                .all(&self.db)
-                .await?,
+            Some(prefix) => teams::Entity::find().filter(teams::Column::TokenPrefix.eq(prefix)).all(&self.db).await?,
             None => Vec::new(),
         };
         if candidates.is_empty() {

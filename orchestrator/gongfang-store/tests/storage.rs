@@ -304,10 +304,13 @@ async fn flags_and_flag_ids(db: TestDb) -> anyhow::Result<()> {
 async fn check_results_round_trip(db: TestDb) -> anyhow::Result<()> {
     synced(&db).await?;
     let mut results = Vec::new();
-    for (i, (action, verdict)) in
-        [(CheckAction::Put, Verdict::Ok), (CheckAction::Get, Verdict::Corrupt), (CheckAction::Check, Verdict::CheckerError)]
-            .into_iter()
-            .enumerate()
+    for (i, (action, verdict)) in [
+        (CheckAction::Put, Verdict::Ok),
+        (CheckAction::Get, Verdict::Corrupt),
+        (CheckAction::Check, Verdict::CheckerError),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let r = CheckResult {
             tick: Tick(4),

@@ -85,7 +85,8 @@ async fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let target = Target { ip: addr.ip(), ports };
 
     let limits = ActionLimits { timeout: Duration::from_secs(args.timeout.max(1)), ..ActionLimits::default() };
-    let config = SandboxConfig { cache_dir: args.cache_dir.clone(), max_concurrent_actions: 4, limits, ..Default::default() };
+    let config =
+        SandboxConfig { cache_dir: args.cache_dir.clone(), max_concurrent_actions: 4, limits, ..Default::default() };
     let sandbox = Sandbox::new(config)?;
     let checker = sandbox.load(&args.component)?;
     let info = checker.info().await.context("the checker's `info` failed")?;
@@ -118,8 +119,17 @@ async fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         for store in 0..info.flag_stores {
-            run_store(&checker, &target, &codec, &ctx(&format!("put:{store}")), StoreIdx(store), args.action, info.has_exploit, &mut tally)
-                .await;
+            run_store(
+                &checker,
+                &target,
+                &codec,
+                &ctx(&format!("put:{store}")),
+                StoreIdx(store),
+                args.action,
+                info.has_exploit,
+                &mut tally,
+            )
+            .await;
         }
     }
     println!("\n{} action(s): {}", tally.total, tally.summary());
@@ -151,7 +161,8 @@ async fn run_store(
     let wants_exploit = which == Which::Exploit || (which == Which::All && has_exploit);
     if wants_exploit {
         let exploit_ctx = ActionCtx { seed: ctx.seed ^ 0xe8b, ..*ctx };
-        let mut exploit = checker.exploit(target, &exploit_ctx, store, put.flag_id.as_deref().unwrap_or_default()).await;
+        let mut exploit =
+            checker.exploit(target, &exploit_ctx, store, put.flag_id.as_deref().unwrap_or_default()).await;
         if exploit.verdict == Verdict::Ok && !exploit.flags.contains(&flag) {
             exploit.private_log.push(format!("the exploit did not capture the flag just planted ({flag})"));
             tally.failed += 1;

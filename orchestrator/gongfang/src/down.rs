@@ -31,7 +31,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, None) => unreachable!("clap requires one of --scenario and --drill"),
     };
     let backend = Backend::from_name(&args.backend).expect("clap checked the name");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
+    let rt =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let engine = Engine::connect(backend)?;
     let orch = Orchestrator::new(engine, Settings { backend, ..Settings::default() });
     let t = rt.block_on(orch.down(&drill))?;

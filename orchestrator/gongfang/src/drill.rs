@@ -111,13 +111,20 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
 
     let endpoints = addresses
         .iter()
-        .map(|(&(team, service), t)| ServiceEndpoint { team, service, host: t.address.to_string(), ports: t.ports.clone() })
+        .map(|(&(team, service), t)| ServiceEndpoint {
+            team,
+            service,
+            host: t.address.to_string(),
+            ports: t.ports.clone(),
+        })
         .collect();
-    let web_state = WebState::new(scenario.clone(), store.clone(), events.clone(), web_clock_rx, endpoints, WebSettings::default());
+    let web_state =
+        WebState::new(scenario.clone(), store.clone(), events.clone(), web_clock_rx, endpoints, WebSettings::default());
     let reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone()).with_logs(logs);
     let extra = gongfang_submission::http::router(submission.clone()).merge(gongfang_reports::router(reports));
     let web_task = tokio::spawn(gongfang_web::serve_with(web, web_state, extra, wait_for(stop_rx.clone())));
-    let tcp_task = tokio::spawn(gongfang_submission::tcp::serve(submit_tcp, submission.clone(), wait_for(stop_rx.clone())));
+    let tcp_task =
+        tokio::spawn(gongfang_submission::tcp::serve(submit_tcp, submission.clone(), wait_for(stop_rx.clone())));
 
     let mut engine_task = tokio::spawn(engine.run(wait_for(stop_rx.clone())));
     tokio::pin!(shutdown);
@@ -182,7 +189,9 @@ async fn bridge_clock(
         };
         let tick = *current.borrow();
         let next = match tick {
-            _ if *over.borrow() => GameClock { tick: tick.unwrap_or(clocks.submission.borrow().tick), phase: Phase::Over },
+            _ if *over.borrow() => {
+                GameClock { tick: tick.unwrap_or(clocks.submission.borrow().tick), phase: Phase::Over }
+            }
             Some(tick) => GameClock { tick, phase: if paused { Phase::Paused } else { Phase::Running } },
             None => GameClock { tick: Tick(0), phase: Phase::NotStarted },
         };

@@ -33,8 +33,8 @@ pub enum LoadError {
 
 /// Reads and validates the scenario at `path`.
 pub fn load(path: &Path) -> Result<Scenario, LoadError> {
-    let src = std::fs::read_to_string(path)
-        .map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
+    let src =
+        std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.display().to_string(), source })?;
     scenario::parse(&src, path, &FsProbe).map_err(LoadError::Invalid)
 }
 
@@ -42,7 +42,9 @@ pub fn load(path: &Path) -> Result<Scenario, LoadError> {
 pub fn resolve_secret(source: &SecretSource) -> anyhow::Result<Vec<u8>> {
     let secret = match source {
         SecretSource::Inline(s) => s.clone(),
-        SecretSource::Env(name) => std::env::var(name).with_context(|| format!("environment variable {name} is not set"))?,
+        SecretSource::Env(name) => {
+            std::env::var(name).with_context(|| format!("environment variable {name} is not set"))?
+        }
         SecretSource::File(path) => std::fs::read_to_string(path)
             .with_context(|| format!("cannot read secret file {}", path.display()))?
             .trim_end()

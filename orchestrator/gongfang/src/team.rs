@@ -191,13 +191,15 @@ fn validate_new_team(args: &AddArgs) -> anyhow::Result<Team> {
     if name_zh.is_empty() {
         bail!("--name-zh must not be empty (leave it out to reuse the English name)");
     }
-    let role = Role::from_name(args.role.trim()).with_context(|| {
-        format!("--role `{}` is not a role; use one of {}", args.role, Role::NAMES.join(", "))
-    })?;
+    let role = Role::from_name(args.role.trim())
+        .with_context(|| format!("--role `{}` is not a role; use one of {}", args.role, Role::NAMES.join(", ")))?;
     let network = Ipv4Net::parse(args.network.trim())
         .map_err(|e| anyhow::anyhow!("--network: {e}; write it like 10.60.7.0/24"))?;
     if network.prefix < 8 || network.prefix > 30 {
-        bail!("--network {network} is too {}; use a prefix between /8 and /30", if network.prefix < 8 { "large" } else { "small" });
+        bail!(
+            "--network {network} is too {}; use a prefix between /8 and /30",
+            if network.prefix < 8 { "large" } else { "small" }
+        );
     }
     if args.nop && !role.defends() {
         bail!("--nop needs a defending team: use --role defender (the NOP team never attacks)");

@@ -91,13 +91,22 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             report.networks_created.len()
         );
         store
-            .append_audit(Utc::now(), "gongfang up", "drill.up", &json!({ "created": report.created.len(), "recreated": report.recreated.len() }))
+            .append_audit(
+                Utc::now(),
+                "gongfang up",
+                "drill.up",
+                &json!({ "created": report.created.len(), "recreated": report.recreated.len() }),
+            )
             .await?;
     }
     let addresses = addresses(&scenario, &plan);
 
-    let web = TcpListener::bind(args.web).await.with_context(|| format!("cannot listen on {} for the scoreboard", args.web))?;
-    let submit = TcpListener::bind(args.submit).await.with_context(|| format!("cannot listen on {} for flag submission", args.submit))?;
+    let web = TcpListener::bind(args.web)
+        .await
+        .with_context(|| format!("cannot listen on {} for the scoreboard", args.web))?;
+    let submit = TcpListener::bind(args.submit)
+        .await
+        .with_context(|| format!("cannot listen on {} for flag submission", args.submit))?;
     let web_addr = web.local_addr()?;
     let submit_addr = submit.local_addr()?;
 
@@ -125,7 +134,10 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         }
     }
     println!();
-    println!("Ctrl-C stops the platform; the containers keep running. `gongfang down --scenario {}` removes them.", path.display());
+    println!(
+        "Ctrl-C stops the platform; the containers keep running. `gongfang down --scenario {}` removes them.",
+        path.display()
+    );
 
     let cache = args.checker_cache.clone().unwrap_or_else(|| PathBuf::from(".gongfang-cache"));
     let cfg = DrillConfig {
@@ -179,7 +191,9 @@ async fn prepare_demo() -> anyhow::Result<PathBuf> {
             .status()
             .context("cannot run cargo to build the demo's checker")?;
         if !status.success() {
-            bail!("building the demo's checker failed ({status}); is the target installed? `rustup target add wasm32-wasip2`");
+            bail!(
+                "building the demo's checker failed ({status}); is the target installed? `rustup target add wasm32-wasip2`"
+            );
         }
     }
     let engine = Engine::connect(Backend::Docker)?;

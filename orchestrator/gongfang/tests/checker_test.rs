@@ -7,11 +7,7 @@ use std::process::Output;
 use gongfang_test_programs::{KvService, components};
 
 async fn gongfang(args: Vec<String>) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_gongfang"))
-        .args(args)
-        .output()
-        .await
-        .expect("run gongfang")
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_gongfang")).args(args).output().await.expect("run gongfang")
 }
 
 fn args(target: SocketAddr, extra: &[&str]) -> Vec<String> {

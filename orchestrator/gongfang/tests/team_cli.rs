@@ -33,8 +33,22 @@ fn fails(url: &str, args: &[&str]) -> String {
 }
 
 const ADD_BLUE: &[&str] = &[
-    "team", "add", "--slug", "blue-07", "--id", "7", "--name-en", "Blue Seven", "--name-zh", "藍七", "--role",
-    "defender", "--network", "10.60.7.0/24", "--actor", "carol",
+    "team",
+    "add",
+    "--slug",
+    "blue-07",
+    "--id",
+    "7",
+    "--name-en",
+    "Blue Seven",
+    "--name-zh",
+    "藍七",
+    "--role",
+    "defender",
+    "--network",
+    "10.60.7.0/24",
+    "--actor",
+    "carol",
 ];
 
 #[test]

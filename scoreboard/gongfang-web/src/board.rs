@@ -219,7 +219,8 @@ pub(crate) async fn load(
             tally.apply(&award).map_err(|e| WebError::Inconsistent(e.to_string()))?;
         }
     }
-    let standings = standings(&scenario.reports, &TickScores { tick: tick.unwrap_or(Tick(0)), teams: scored.clone() }, &tally);
+    let standings =
+        standings(&scenario.reports, &TickScores { tick: tick.unwrap_or(Tick(0)), teams: scored.clone() }, &tally);
     let order = standings.ranking();
     let position: HashMap<TeamId, u32> = order.iter().enumerate().map(|(i, id)| (*id, i as u32 + 1)).collect();
 

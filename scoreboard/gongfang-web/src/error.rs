@@ -42,7 +42,9 @@ impl WebError {
             WebError::Store(_) => ("store_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             WebError::TooManyConnections { .. } => ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE),
             WebError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
-            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => {
+                ("internal", StatusCode::INTERNAL_SERVER_ERROR)
+            }
         }
     }
 }
@@ -67,7 +69,9 @@ impl IntoResponse for WebError {
         // A store error's text may carry SQL details; spectators get a plain sentence.
         let message = match &self {
             WebError::Store(_) => "the scoreboard's database is unavailable; try again in a few seconds".to_owned(),
-            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => "internal error; the organisers have been told".to_owned(),
+            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => {
+                "internal error; the organisers have been told".to_owned()
+            }
             other => other.to_string(),
         };
         (status, Json(ErrorBody { error: ErrorDetail { code, message } })).into_response()

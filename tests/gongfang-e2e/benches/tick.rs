@@ -35,7 +35,9 @@ fn scenario_text() -> String {
     );
     for i in 1..=TEAMS {
         let (a, b) = (100 + i / 250, i % 250);
-        s.push_str(&format!("[[team]]\nid = {i}\nslug = \"t{i}\"\nname = \"Team {i}\"\nnetwork = \"10.{a}.{b}.0/24\"\n\n"));
+        s.push_str(&format!(
+            "[[team]]\nid = {i}\nslug = \"t{i}\"\nname = \"Team {i}\"\nnetwork = \"10.{a}.{b}.0/24\"\n\n"
+        ));
     }
     for j in 1..=SERVICES {
         s.push_str(&format!(
@@ -63,7 +65,8 @@ fn main() -> anyhow::Result<()> {
         cfg.max_concurrency = CONCURRENCY;
         let targets = move |_: TeamId, _: ServiceId| Some(Target { address: addr.ip(), ports: vec![addr.port()] });
         let (events, _) = broadcast::channel(1 << 16);
-        let mut engine = Engine::resume(cfg, ManualClock::starting_at(start), runner, store.clone(), targets, events).await?;
+        let mut engine =
+            Engine::resume(cfg, ManualClock::starting_at(start), runner, store.clone(), targets, events).await?;
         let mut times = Vec::new();
         let mut actions = 0;
         for t in 0..3 {
@@ -90,7 +93,13 @@ fn main() -> anyhow::Result<()> {
         let key = format!("bench-{}", i - i % 3);
         let status = Command::new(&python3)
             .arg(&script)
-            .args([addr.ip().to_string(), addr.port().to_string(), action.to_owned(), key, "GONGFANG{value}".to_owned()])
+            .args([
+                addr.ip().to_string(),
+                addr.port().to_string(),
+                action.to_owned(),
+                key,
+                "GONGFANG{value}".to_owned(),
+            ])
             .stdin(Stdio::null())
             .status()?;
         anyhow::ensure!(status.code() == Some(101), "python checker failed on {action}: {status}");

@@ -48,10 +48,16 @@ fn gongfang_binary() -> anyhow::Result<PathBuf> {
 
 fn scenario(dir: &Path) -> anyhow::Result<PathBuf> {
     let service = repo().join("challenges/opendata/service");
-    let teams: String = [(1, "moda", "Ministry of Digital Affairs"), (2, "moi", "Ministry of the Interior"), (3, "moenv", "Ministry of Environment")]
-        .iter()
-        .map(|(id, slug, name)| format!("[[team]]\nid = {id}\nslug = \"{slug}\"\nname = \"{name}\"\nnetwork = \"10.83.{id}.0/24\"\n\n"))
-        .collect();
+    let teams: String = [
+        (1, "moda", "Ministry of Digital Affairs"),
+        (2, "moi", "Ministry of the Interior"),
+        (3, "moenv", "Ministry of Environment"),
+    ]
+    .iter()
+    .map(|(id, slug, name)| {
+        format!("[[team]]\nid = {id}\nslug = \"{slug}\"\nname = \"{name}\"\nnetwork = \"10.83.{id}.0/24\"\n\n")
+    })
+    .collect();
     let text = format!(
         r#"[drill]
 slug = "{DRILL}"
@@ -133,7 +139,9 @@ impl Up {
                 .context("gongfang up did not print its addresses within 300 s")?;
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                ["scoreboard:", url] => printed.web = url.trim_start_matches("http://").trim_end_matches('/').to_owned(),
+                ["scoreboard:", url] => {
+                    printed.web = url.trim_start_matches("http://").trim_end_matches('/').to_owned()
+                }
                 ["flag", "submission:", "nc", ip, port, ..] => printed.submit = format!("{ip}:{port}"),
                 ["team", id, _slug, "token", token, ..] => {
                     team = id.parse()?;
@@ -204,11 +212,7 @@ async fn put_flags(web: &str, token: &str, flags: &[String]) -> anyhow::Result<V
 }
 
 /// Polls `/api/scoreboard` until `done` holds.
-async fn wait_for_board(
-    web: &str,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> anyhow::Result<Value> {
+async fn wait_for_board(web: &str, what: &str, done: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let board = get_json(web, "/api/scoreboard").await?;
@@ -339,7 +343,8 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
     let (mut captured, mut scored) = (false, false);
     while !(captured && scored) {
         let left = deadline.saturating_duration_since(Instant::now());
-        let event = tokio::time::timeout(left, events.recv()).await.context("no capture and score event on the feed")?;
+        let event =
+            tokio::time::timeout(left, events.recv()).await.context("no capture and score event on the feed")?;
         let event = event.context("the feed closed")?;
         match event["type"].as_str() {
             Some("flag_captured") if event["attacker"] == 1 && event["victim"] == 2 => captured = true,
@@ -358,8 +363,11 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
     let rows = store.scores_for_tick(tick).await?;
     ensure!(rows.len() == 3, "three teams scored at tick {}", tick.0);
     for row in rows {
-        let team = board["teams"].as_array().unwrap().iter().find(|t| t["id"] == row.team.0).context("team on the board")?;
-        for (field, stored) in [("attack", row.attack), ("defence", row.defence), ("sla", row.sla), ("total", row.total)] {
+        let team =
+            board["teams"].as_array().unwrap().iter().find(|t| t["id"] == row.team.0).context("team on the board")?;
+        for (field, stored) in
+            [("attack", row.attack), ("defence", row.defence), ("sla", row.sla), ("total", row.total)]
+        {
             let shown = team[field].as_f64().context("a number")?;
             ensure!((shown - stored).abs() < 1e-9, "team {} {field}: board {shown}, database {stored}", row.team.0);
         }

@@ -28,7 +28,9 @@ const NOTES: ServiceId = ServiceId(2);
 
 fn scenario_text(kv_checker: &str, notes_checker: &str) -> String {
     let teams: String = (1..=4)
-        .map(|i| format!("[[team]]\nid = {i}\nslug = \"team{i}\"\nname = \"Team {i}\"\nnetwork = \"10.61.{i}.0/24\"\n\n"))
+        .map(|i| {
+            format!("[[team]]\nid = {i}\nslug = \"team{i}\"\nname = \"Team {i}\"\nnetwork = \"10.61.{i}.0/24\"\n\n")
+        })
         .collect();
     format!(
         r#"
@@ -100,7 +102,8 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
         addrs.get(&(team, service)).map(|a| Target { address: a.ip(), ports: vec![a.port()] })
     };
 
-    let limits = ActionLimits { timeout: Duration::from_secs(5), cpu_time: Duration::from_millis(300), ..Default::default() };
+    let limits =
+        ActionLimits { timeout: Duration::from_secs(5), cpu_time: Duration::from_millis(300), ..Default::default() };
     let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: 64, limits, ..Default::default() })?;
     let runner = SandboxRunner::load(&sandbox, &scenario)?;
     let exploit = sandbox.load(components::GOOD)?;
@@ -111,7 +114,8 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     let (events, _) = broadcast::channel(4096);
     let mut cfg = EngineConfig::new(scenario.clone(), SECRET.as_bytes().to_vec(), start());
     cfg.max_concurrency = 16;
-    let mut engine = Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await?;
+    let mut engine =
+        Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await?;
     let codec = FlagCodec::new(&scenario.drill.flag_prefix, SECRET.as_bytes());
 
     let mut table: BTreeMap<(u32, u16, ServiceId), Verdict> = BTreeMap::new();
@@ -137,7 +141,9 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
             if let Some(hint) = hint {
                 let target = services[&(2, KV)].addr();
                 let ctx = ActionCtx { team: TeamId(2), tick, seed: u64::from(t) };
-                let got = exploit.exploit(&gongfang_sandbox::Target::from_addr(target), &ctx, StoreIdx(0), &hint.flag_id).await;
+                let got = exploit
+                    .exploit(&gongfang_sandbox::Target::from_addr(target), &ctx, StoreIdx(0), &hint.flag_id)
+                    .await;
                 for flag in got.flags {
                     let info = codec.parse(&flag)?;
                     let row = NewSubmission {
@@ -207,7 +213,10 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     let board: Vec<String> = last
         .iter()
         .map(|r| {
-            format!("team {}: attack {:.4} defence {:.4} sla {:.4} total {:.4}", r.team.0, r.attack, r.defence, r.sla, r.total)
+            format!(
+                "team {}: attack {:.4} defence {:.4} sla {:.4} total {:.4}",
+                r.team.0, r.attack, r.defence, r.sla, r.total
+            )
         })
         .collect();
     insta::assert_yaml_snapshot!("scoreboard_after_20_ticks", board);
@@ -224,7 +233,9 @@ fn perfect_sla(s: &Scenario, team: TeamId) -> anyhow::Result<f64> {
         let verdicts = s
             .teams
             .iter()
-            .flat_map(|tm| s.services.iter().map(move |sv| ServiceVerdict { team: tm.id, service: sv.id, verdict: Verdict::Ok }))
+            .flat_map(|tm| {
+                s.services.iter().map(move |sv| ServiceVerdict { team: tm.id, service: sv.id, verdict: Verdict::Ok })
+            })
             .collect();
         let scores = scorer.close_tick(&TickEvents { tick: Tick(t), verdicts, captures: vec![] })?;
         sla = scores.team(team).unwrap().score.sla;
@@ -234,10 +245,9 @@ fn perfect_sla(s: &Scenario, team: TeamId) -> anyhow::Result<f64> {
 
 /// The key and flag of the flag planted at `tick` (the checker uses the flag id as the key).
 async fn planted(store: &Store, tick: Tick, team: TeamId, service: ServiceId) -> anyhow::Result<(String, String)> {
-    let flag = store
-        .planted_flag(tick, team, service, StoreIdx(0))
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no flag planted at tick {} for team {} service {}", tick.0, team.0, service.0))?;
+    let flag = store.planted_flag(tick, team, service, StoreIdx(0)).await?.ok_or_else(|| {
+        anyhow::anyhow!("no flag planted at tick {} for team {} service {}", tick.0, team.0, service.0)
+    })?;
     Ok((flag.flag_id.unwrap_or_default(), flag.flag))
 }
 

@@ -62,7 +62,10 @@ where
     let store = Store::connect_and_migrate(&url).await.expect("open and migrate PostgreSQL");
     let result = tokio::spawn(body(TestDb { store, url })).await;
     // The body's store clones are dropped with its task; FORCE ends any straggling session.
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.expect("drop test database");
+    admin
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .await
+        .expect("drop test database");
     admin.close().await.ok();
     finish(result);
 }
