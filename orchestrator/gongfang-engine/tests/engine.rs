@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
+use gongfang_core::event::GameEvent;
 use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
 use gongfang_engine::{
     ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Engine, EngineConfig, ManualClock, Target,
@@ -207,4 +208,47 @@ async fn run_plays_the_whole_drill_in_simulated_time() {
     assert!(scored.iter().all(|t| t.is_scored()));
     let last = store.scores_for_tick(Tick(9)).await.unwrap();
     assert!(last.iter().all(|r| r.sla > 0.0 && r.attack == 0.0));
+}
+
+#[tokio::test]
+async fn a_paused_drill_runs_no_checks_and_costs_no_sla() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let s = scenario();
+    store.sync_scenario(&s).await.unwrap();
+    let cfg = EngineConfig::new(s, b"engine-test-secret-0123456789".to_vec(), start());
+    let (events, mut feed) = broadcast::channel(1024);
+    let targets =
+        |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
+    let runner = SimulatedServices::default();
+    let mut e = Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events)
+        .await
+        .unwrap();
+    let mut state = store.drill_state().await.unwrap();
+    for t in 0..6 {
+        // An organiser pauses before tick 2 and resumes before tick 4.
+        if t == 2 || t == 4 {
+            state.paused = t == 2;
+            store.set_drill_state(state, start()).await.unwrap();
+        }
+        let report = e.play_tick(Tick(t)).await.unwrap();
+        let verdict = report.verdicts[&(TeamId(1), ServiceId(1))].0;
+        let want = if (2..4).contains(&t) { Verdict::CheckerError } else { Verdict::Ok };
+        assert_eq!(verdict, want, "tick {t}");
+        let checks = store.check_results(Tick(t), None).await.unwrap();
+        assert_eq!(checks.is_empty(), (2..4).contains(&t), "tick {t}: checks run only while not paused");
+    }
+    let mut announced = Vec::new();
+    while let Ok(event) = feed.try_recv() {
+        if matches!(event, GameEvent::Paused | GameEvent::Resumed) {
+            announced.push(event);
+        }
+    }
+    assert_eq!(announced, [GameEvent::Paused, GameEvent::Resumed], "pause and resume announced once each");
+    // Paused ticks count as `checker-error`, i.e. as ok for SLA: nobody lost anything.
+    let scores = store.scores_for_tick(Tick(5)).await.unwrap();
+    let sla: Vec<f64> = scores.iter().map(|r| r.sla).collect();
+    assert_eq!(sla[0], sla[1]);
+    let unpaused = store.scores_for_tick(Tick(1)).await.unwrap()[0].sla / 2.0;
+    assert_eq!(sla[0], unpaused * 6.0, "six ticks of SLA, paused ones included");
 }

@@ -13,9 +13,9 @@ use crate::migrate::DatabaseArgs;
 pub struct Args {
     #[command(flatten)]
     pub db: DatabaseArgs,
-    /// Who is acting, for the audit log.
-    #[arg(long, env = "GONGFANG_ORGANISER", default_value = "organiser")]
-    pub by: String,
+    /// Who is doing this, for the audit log (default: the `USER` environment variable).
+    #[arg(long, env = "USER", default_value = "organiser")]
+    pub actor: String,
     /// Why, for the audit log (e.g. "network maintenance").
     #[arg(long, default_value = "")]
     pub reason: String,
@@ -36,7 +36,7 @@ pub fn run(args: Args, paused: bool) -> anyhow::Result<ExitCode> {
         let now = Utc::now();
         store.set_drill_state(state, now).await?;
         let action = if paused { "drill.pause" } else { "drill.resume" };
-        store.append_audit(now, &args.by, action, &json!({ "reason": args.reason })).await?;
+        store.append_audit(now, &args.actor, action, &json!({ "reason": args.reason })).await?;
         println!("the drill is now {word} (from the next tick on); recorded in the audit log");
         store.close().await?;
         Ok(ExitCode::SUCCESS)

@@ -13,9 +13,9 @@ use crate::migrate::DatabaseArgs;
 pub struct JudgeArgs {
     #[command(flatten)]
     pub db: DatabaseArgs,
-    /// Who is acting, for the audit log.
-    #[arg(long, env = "GONGFANG_ORGANISER", default_value = "organiser")]
-    pub by: String,
+    /// Who is doing this, for the audit log (default: the `USER` environment variable).
+    #[arg(long, env = "USER", default_value = "organiser")]
+    pub actor: String,
     #[command(subcommand)]
     pub command: JudgeCommand,
 }
@@ -35,7 +35,7 @@ pub fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let store = args.db.open().await?;
-        println!("{}", run_judge(args.command, &store, &args.by).await?);
+        println!("{}", run_judge(args.command, &store, &args.actor).await?);
         store.close().await?;
         Ok(ExitCode::SUCCESS)
     })
