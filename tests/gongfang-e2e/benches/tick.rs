@@ -7,6 +7,7 @@
 //!
 //! Run with `cargo bench -p gongfang-e2e --bench tick`.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -51,9 +52,16 @@ fn scenario_text() -> String {
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let dir = tempfile::tempdir()?;
-    let (wasm_times, actions, stub) = runtime.block_on(async {
-        let stub = KvService::start(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
-        let addr = stub.addr();
+    let (wasm_times, actions, stubs) = runtime.block_on(async {
+        // One stub service per team × service, as in a drill: 5,000 listeners on loopback.
+        let mut stubs = HashMap::new();
+        for team in 1..=TEAMS {
+            for service in 1..=SERVICES {
+                let stub = KvService::start(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
+                stubs.insert((TeamId(team), ServiceId(service)), stub);
+            }
+        }
+        let addrs: HashMap<(TeamId, ServiceId), SocketAddr> = stubs.iter().map(|(k, v)| (*k, v.addr())).collect();
         let s = Arc::new(scenario::parse(&scenario_text(), Path::new("bench.toml"), &AssumeEverythingExists)?);
         let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: CONCURRENCY as u32, ..Default::default() })?;
         let runner = SandboxRunner::load(&sandbox, &s)?;
@@ -63,7 +71,9 @@ fn main() -> anyhow::Result<()> {
         let start = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
         let mut cfg = EngineConfig::new(s.clone(), b"tick-benchmark-secret-0123456789".to_vec(), start);
         cfg.max_concurrency = CONCURRENCY;
-        let targets = move |_: TeamId, _: ServiceId| Some(Target { address: addr.ip(), ports: vec![addr.port()] });
+        let targets = move |team: TeamId, service: ServiceId| {
+            addrs.get(&(team, service)).map(|a| Target { address: a.ip(), ports: vec![a.port()] })
+        };
         let (events, _) = broadcast::channel(1 << 16);
         let mut engine =
             Engine::resume(cfg, ManualClock::starting_at(start), runner, store.clone(), targets, events).await?;
@@ -74,11 +84,15 @@ fn main() -> anyhow::Result<()> {
             let report = engine.play_tick(Tick(t)).await?;
             times.push(started.elapsed());
             let results = store.check_results(Tick(t), None).await?;
+            if let Some(bad) = results.iter().find(|r| r.verdict != Verdict::Ok) {
+                let count = results.iter().filter(|r| r.verdict != Verdict::Ok).count();
+                anyhow::bail!("tick {t}: {count} actions not ok, e.g. {bad:?}");
+            }
             anyhow::ensure!(report.verdicts.values().all(|(v, _)| *v == Verdict::Ok), "every service ok in tick {t}");
             actions = results.len();
             println!("tick {t}: {} actions in {:.2} s", results.len(), times[t as usize].as_secs_f64());
         }
-        anyhow::Ok((times, actions, stub))
+        anyhow::Ok((times, actions, stubs))
     })?;
 
     // The Python alternative, against the same stub, one process per action.
@@ -86,7 +100,7 @@ fn main() -> anyhow::Result<()> {
     let found = Command::new("python3").args(["-c", "import sys; print(sys.executable)"]).output()?;
     anyhow::ensure!(found.status.success(), "python3 is needed for this benchmark");
     let python3 = String::from_utf8(found.stdout)?.trim().to_owned();
-    let addr = stub.addr();
+    let addr = stubs[&(TeamId(1), ServiceId(1))].addr();
     let started = Instant::now();
     for i in 0..PYTHON_SAMPLE {
         let action = ["put", "get", "check"][i % 3];
