@@ -6,9 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entity::{check_results, flags, scores, submissions, ticks};
 use crate::error::{Result, StoreError, corrupt};
@@ -202,7 +200,9 @@ fn mark_inserted(unique: &[&NewSubmission], inserted: &mut [bool], attacker: i32
             inserted[at] = true;
             Ok(())
         }
-        Err(_) => Err(corrupt("submissions", format!("({attacker}, {flag})"), "inserted a row that was not in the batch")),
+        Err(_) => {
+            Err(corrupt("submissions", format!("({attacker}, {flag})"), "inserted a row that was not in the batch"))
+        }
     }
 }
 
@@ -331,7 +331,13 @@ impl Store {
     }
 
     pub async fn list_ticks(&self) -> Result<Vec<TickRecord>> {
-        ticks::Entity::find().order_by_asc(ticks::Column::Tick).all(&self.db).await?.into_iter().map(tick_from_row).collect()
+        ticks::Entity::find()
+            .order_by_asc(ticks::Column::Tick)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(tick_from_row)
+            .collect()
     }
 
     // ---- flags ----
@@ -664,8 +670,8 @@ impl Store {
             inserted.fill(false);
             let (list,): (String,) =
                 sea_orm::sqlx::query_as(INSERTED_SINCE).bind(before).fetch_one(&mut *txn).await.map_err(sqlx_error)?;
-            let keys: Vec<(i32, String)> = serde_json::from_str(&list)
-                .map_err(|e| corrupt("submissions", format!("ids above {before}"), e))?;
+            let keys: Vec<(i32, String)> =
+                serde_json::from_str(&list).map_err(|e| corrupt("submissions", format!("ids above {before}"), e))?;
             for (attacker, flag) in keys {
                 mark_inserted(unique, &mut inserted, attacker, &flag)?;
             }

@@ -1,26 +1,32 @@
 //! Submission benchmark over loopback with several TCP clients, on SQLite and PostgreSQL:
 //! valid flags accepted and durably committed per second (group commit) beside a
 //! one-commit-per-flag baseline in the same run, invalid flags rejected per second, and verdict
-//! latency at a steady 20k flags/s.
+//! latency at a steady 20k flags/s. Two breakdown phases say where the time of a valid flag
+//! goes: the server with a sink that stores nothing (TCP, classify, queues, writer), and the
+//! store's batch insert called directly (statement, binds, database, commit).
 //!
 //! `cargo bench -p gongfang-submission --bench submit`; PostgreSQL when
-//! `GONGFANG_TEST_POSTGRES_URL` is set. Pin to two cores with `taskset -c 0,1`.
+//! `GONGFANG_TEST_POSTGRES_URL` is set. `GONGFANG_BENCH_ONLY=invalid,pipeline,store,valid,latency`
+//! runs a subset (for profiling); `GONGFANG_BENCH_VALID`, `_BASELINE`, `_INVALID` set the sizes;
+//! `RUST_LOG=gongfang_submission=trace` logs every batch's size and commit time to stderr;
+//! `GONGFANG_BENCH_COMMITS_IN_FLIGHT=N` overrides how many batches commit at once.
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/common/fixture.rs"]
 mod fixture;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gongfang_core::Tick;
 use gongfang_core::scenario::Identify;
-use gongfang_store::Store;
-use gongfang_submission::{GameClock, Settings, SubmissionState};
+use gongfang_core::{ServiceId, TeamId, Tick};
+use gongfang_store::{NewSubmission, Store, SubmissionOutcome};
+use gongfang_submission::{GameClock, Settings, SinkFuture, SubmissionSink, SubmissionState};
 use sea_orm::ConnectionTrait;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot, watch};
 
@@ -32,48 +38,73 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// A fresh database of a backend.
+/// Fresh databases of a backend; PostgreSQL ones are dropped at the end of the run.
+struct Databases {
+    postgres: Option<String>,
+    created: Vec<String>,
+}
+
+/// A fresh database: its URL, and the directory that holds it for SQLite.
 struct Db {
     url: String,
     _dir: Option<tempfile::TempDir>,
 }
 
-async fn fresh_db(backend: &str, n: usize) -> Db {
-    if backend == "sqlite" {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
-        return Db { url, _dir: Some(dir) };
+impl Databases {
+    async fn fresh(&mut self, backend: &str) -> Db {
+        if backend == "sqlite" {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
+            return Db { url, _dir: Some(dir) };
+        }
+        let base = self.postgres.as_deref().expect("PostgreSQL configured");
+        let name = format!("gf_sub_bench_{}_{}", std::process::id(), self.created.len());
+        let admin = sea_orm::Database::connect(base).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        admin.close().await.unwrap();
+        self.created.push(name.clone());
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let authority = rest.split('/').next().unwrap();
+        Db { url: format!("{scheme}://{authority}/{name}"), _dir: None }
     }
-    let base = std::env::var("GONGFANG_TEST_POSTGRES_URL").unwrap();
-    let name = format!("gf_sub_bench_{}_{n}", std::process::id());
-    let admin = sea_orm::Database::connect(&base).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    admin.close().await.unwrap();
-    let (scheme, rest) = base.split_once("://").unwrap();
-    let authority = rest.split('/').next().unwrap();
-    Db { url: format!("{scheme}://{authority}/{name}"), _dir: None }
+
+    async fn drop_all(&mut self) {
+        let Some(base) = self.postgres.as_deref() else { return };
+        let admin = sea_orm::Database::connect(base).await.unwrap();
+        for name in self.created.drain(..) {
+            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
+        }
+        admin.close().await.unwrap();
+    }
+}
+
+/// A sink that stores nothing and says every row is new: the pipeline without a database.
+struct NullSink;
+
+impl SubmissionSink for NullSink {
+    fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
+        Box::pin(async move { Ok(vec![SubmissionOutcome::New; batch.len()]) })
+    }
+    fn verify_token<'a>(&'a self, _: &'a str) -> SinkFuture<'a, Option<TeamId>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
+        Box::pin(async { Ok(HashSet::new()) })
+    }
 }
 
 struct Server {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
-    store: Store,
-    _db: Db,
+    _clock: watch::Sender<GameClock>,
 }
 
-async fn server(db: Db, settings: Settings) -> Server {
+async fn server(sink: Arc<dyn SubmissionSink>, settings: Settings) -> Server {
     let scenario = fixture::scenario(Identify::Address, LIFETIME, 1_000, None);
-    let store = Store::connect_and_migrate(&db.url).await.unwrap();
-    store.sync_scenario(&scenario).await.unwrap();
-    let (_clock_tx, clock) = watch::channel(GameClock::running(Tick(NOW)));
-    // Keep the clock alive for the server's lifetime.
-    std::mem::forget(_clock_tx);
+    let (clock_tx, clock) = watch::channel(GameClock::running(Tick(NOW)));
     let (events, _) = broadcast::channel(16);
-    let (state, _) =
-        SubmissionState::start(&scenario, fixture::codec(), Arc::new(store.clone()), clock, events, settings)
-            .await
-            .unwrap();
+    let (state, _) = SubmissionState::start(&scenario, fixture::codec(), sink, clock, events, settings).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = oneshot::channel::<()>();
@@ -84,31 +115,69 @@ async fn server(db: Db, settings: Settings) -> Server {
         .await
         .unwrap();
     });
-    Server { addr, stop, task, store, _db: db }
+    Server { addr, stop, task, _clock: clock_tx }
+}
+
+async fn store_on(db: &Db) -> Store {
+    let scenario = fixture::scenario(Identify::Address, LIFETIME, 1_000, None);
+    let store = Store::connect_and_migrate(&db.url).await.unwrap();
+    store.sync_scenario(&scenario).await.unwrap();
+    store
 }
 
 impl Server {
-    async fn stop(self) -> Store {
+    async fn stop(self) {
         let _ = self.stop.send(());
         self.task.await.unwrap();
-        self.store
     }
 }
 
-async fn connect(addr: SocketAddr) -> (BufReader<tokio::net::tcp::OwnedReadHalf>, tokio::net::tcp::OwnedWriteHalf) {
+/// Reads answer lines in large chunks (the client must cost far less than the server) and
+/// calls `each` with every complete line, newline included.
+struct Answers {
+    rd: OwnedReadHalf,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Answers {
+    fn new(rd: OwnedReadHalf) -> Answers {
+        Answers { rd, buf: vec![0; 1 << 16], start: 0, end: 0 }
+    }
+
+    async fn lines(&mut self, mut n: usize, mut each: impl FnMut(&[u8])) {
+        while n > 0 {
+            while n > 0 {
+                let Some(i) = self.buf[self.start..self.end].iter().position(|&b| b == b'\n') else { break };
+                each(&self.buf[self.start..=self.start + i]);
+                self.start += i + 1;
+                n -= 1;
+            }
+            if n == 0 {
+                break;
+            }
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            let read = self.rd.read(&mut self.buf[self.end..]).await.unwrap();
+            assert!(read > 0, "server closed with {n} answers missing");
+            self.end += read;
+        }
+    }
+}
+
+async fn connect(addr: SocketAddr) -> (Answers, OwnedWriteHalf) {
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let (r, w) = stream.into_split();
-    let mut r = BufReader::with_capacity(1 << 16, r);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        r.read_line(&mut line).await.unwrap();
-        if line == "\n" {
-            break;
-        }
+    let mut answers = Answers::new(r);
+    // The banner ends with an empty line.
+    let mut done = false;
+    while !done {
+        answers.lines(1, |l| done = l == b"\n").await;
     }
-    (r, w)
+    (answers, w)
 }
 
 /// Sends every client's lines as fast as possible and counts answers that end with `expect`.
@@ -127,14 +196,7 @@ async fn blast(addr: SocketAddr, per_client: Vec<Vec<u8>>, lines_per_client: usi
                 w
             });
             let mut matched = 0usize;
-            let mut line = Vec::with_capacity(128);
-            for _ in 0..lines_per_client {
-                line.clear();
-                r.read_until(b'\n', &mut line).await.unwrap();
-                if line.ends_with(expect) {
-                    matched += 1;
-                }
-            }
+            r.lines(lines_per_client, |line| matched += usize::from(line.ends_with(expect))).await;
             drop(sender.await.unwrap());
             matched
         });
@@ -148,14 +210,21 @@ async fn blast(addr: SocketAddr, per_client: Vec<Vec<u8>>, lines_per_client: usi
     (lines_per_client * CLIENTS) as f64 / elapsed.as_secs_f64()
 }
 
-fn valid_payloads(total: usize) -> Vec<Vec<u8>> {
+fn valid_flags(total: usize) -> Vec<String> {
     let codec = fixture::codec();
+    (0..total).map(|n| fixture::nth_flag(&codec, n as u64, 0)).collect()
+}
+
+fn valid_payloads(total: usize) -> Vec<Vec<u8>> {
+    let flags = valid_flags(total);
     let per = total / CLIENTS;
-    (0..CLIENTS)
-        .map(|k| {
+    flags
+        .chunks(per)
+        .take(CLIENTS)
+        .map(|chunk| {
             let mut bytes = Vec::with_capacity(per * 48);
-            for n in k * per..(k + 1) * per {
-                bytes.extend_from_slice(fixture::nth_flag(&codec, n as u64, 0).as_bytes());
+            for f in chunk {
+                bytes.extend_from_slice(f.as_bytes());
                 bytes.push(b'\n');
             }
             bytes
@@ -163,17 +232,59 @@ fn valid_payloads(total: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Valid flags per second, committed; checks the rows are really there.
-async fn valid_rate(backend: &str, n: usize, total: usize, settings: Settings) -> f64 {
-    let s = server(fresh_db(backend, n).await, settings).await;
+/// Valid flags per second through the whole server into `sink`.
+async fn server_rate(sink: Arc<dyn SubmissionSink>, total: usize, settings: Settings) -> f64 {
+    let s = server(sink, settings).await;
     let rate = blast(s.addr, valid_payloads(total), total / CLIENTS, b" OK Accepted\n").await;
-    let store = s.stop().await;
+    s.stop().await;
+    rate
+}
+
+/// Valid flags per second, committed; checks the rows are really there.
+async fn valid_rate(dbs: &mut Databases, backend: &str, total: usize, settings: Settings) -> f64 {
+    let db = dbs.fresh(backend).await;
+    let store = store_on(&db).await;
+    let rate = server_rate(Arc::new(store.clone()), total, settings).await;
     assert_eq!(store.count_submissions().await.unwrap() as usize, total / CLIENTS * CLIENTS);
+    store.close().await.unwrap();
+    rate
+}
+
+/// The store alone: `total` rows in batches of `batch`, one after another, as the writer
+/// would hand them over. Rows per second.
+async fn store_rate(dbs: &mut Databases, backend: &str, total: usize, batch: usize) -> f64 {
+    let db = dbs.fresh(backend).await;
+    let store = store_on(&db).await;
+    let codec = fixture::codec();
+    let rows: Vec<NewSubmission> = (0..total)
+        .map(|n| {
+            let flag = fixture::nth_flag(&codec, n as u64, 0);
+            let info = codec.parse(&flag).unwrap();
+            NewSubmission {
+                attacker: fixture::ALPHA,
+                flag,
+                victim: info.team,
+                service: info.service,
+                store: info.store,
+                tick_planted: info.tick,
+                tick_submitted: Tick(NOW),
+                submitted_at: chrono::Utc::now(),
+            }
+        })
+        .collect();
+    let start = Instant::now();
+    for chunk in rows.chunks(batch) {
+        let outcomes = store.insert_submissions(chunk).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == SubmissionOutcome::New));
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(store.count_submissions().await.unwrap() as usize, total);
+    store.close().await.unwrap();
     rate
 }
 
 async fn invalid_rate(total: usize) -> f64 {
-    let s = server(fresh_db("sqlite", 0).await, Settings::default()).await;
+    let s = server(Arc::new(NullSink), Settings::default()).await;
     let codec = fixture::codec();
     let per = total / CLIENTS;
     let payloads = (0..CLIENTS)
@@ -200,8 +311,16 @@ async fn invalid_rate(total: usize) -> f64 {
 }
 
 /// Verdict latency of valid flags sent at a steady `rate` per second for `seconds`.
-async fn latency(backend: &str, n: usize, rate: usize, seconds: u64) -> (Duration, Duration, Duration, f64) {
-    let s = server(fresh_db(backend, n).await, Settings::default()).await;
+async fn latency(
+    dbs: &mut Databases,
+    backend: &str,
+    rate: usize,
+    seconds: u64,
+    settings: Settings,
+) -> (Duration, Duration, Duration, f64) {
+    let db = dbs.fresh(backend).await;
+    let store = store_on(&db).await;
+    let s = server(Arc::new(store.clone()), settings).await;
     let codec = Arc::new(fixture::codec());
     let per_ms = rate / CLIENTS / 1000;
     let ticks = seconds * 1000;
@@ -233,15 +352,13 @@ async fn latency(backend: &str, n: usize, rate: usize, seconds: u64) -> (Duratio
         let expected = per_ms * ticks as usize;
         tasks.spawn(async move {
             let mut samples = Vec::with_capacity(expected);
-            let mut line = Vec::new();
             let mut ok = 0;
-            for _ in 0..expected {
-                line.clear();
-                r.read_until(b'\n', &mut line).await.unwrap();
+            r.lines(expected, |line| {
                 let at = sent.lock().unwrap().pop_front().unwrap();
                 samples.push(at.elapsed());
                 ok += usize::from(line.ends_with(b" OK Accepted\n"));
-            }
+            })
+            .await;
             drop(sender.await.unwrap());
             assert_eq!(ok, expected);
             samples
@@ -254,6 +371,7 @@ async fn latency(backend: &str, n: usize, rate: usize, seconds: u64) -> (Duratio
     }
     let achieved = all.len() as f64 / start.elapsed().as_secs_f64();
     s.stop().await;
+    store.close().await.unwrap();
     all.sort();
     let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
     (pct(0.5), pct(0.99), *all.last().unwrap(), achieved)
@@ -264,36 +382,66 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
+    if let Ok(filter) = std::env::var("RUST_LOG") {
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
         let valid = env_usize("GONGFANG_BENCH_VALID", 200_000);
         let baseline = env_usize("GONGFANG_BENCH_BASELINE", 4_000);
         let invalid = env_usize("GONGFANG_BENCH_INVALID", 2_000_000);
+        let only = std::env::var("GONGFANG_BENCH_ONLY").ok();
+        let run = |phase: &str| only.as_deref().is_none_or(|o| o.split(',').any(|p| p.trim() == phase));
+        let mut dbs = Databases { postgres: std::env::var("GONGFANG_TEST_POSTGRES_URL").ok(), created: Vec::new() };
         let mut backends = vec!["sqlite"];
-        if std::env::var("GONGFANG_TEST_POSTGRES_URL").is_ok() {
+        if dbs.postgres.is_some() {
             backends.push("postgres");
         } else {
             println!("(PostgreSQL skipped: set GONGFANG_TEST_POSTGRES_URL to include it)");
         }
+        let defaults = Settings {
+            commits_in_flight: std::env::var("GONGFANG_BENCH_COMMITS_IN_FLIGHT").ok().and_then(|v| v.parse().ok()),
+            ..Settings::default()
+        };
+        let max_batch = defaults.max_batch;
         println!("cores available: {}", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
         println!("{CLIENTS} TCP clients over loopback, server and clients on one 2-thread runtime\n");
-        let rate = invalid_rate(invalid).await;
-        println!("invalid flags rejected: {rate:>12.0} flags/s  ({invalid} lines, half bad tag, half malformed)");
-        for (i, backend) in backends.iter().enumerate() {
-            let group = valid_rate(backend, 10 * i + 1, valid, Settings::default()).await;
-            let one_by_one = Settings { max_batch: 1, linger: Duration::ZERO, ..Settings::default() };
-            let single = valid_rate(backend, 10 * i + 2, baseline, one_by_one).await;
+        if run("invalid") {
+            let rate = invalid_rate(invalid).await;
+            println!("invalid flags rejected: {rate:>12.0} flags/s  ({invalid} lines, half bad tag, half malformed)");
+        }
+        if run("pipeline") {
+            let rate = server_rate(Arc::new(NullSink), valid, defaults.clone()).await;
             println!(
-                "{backend:>8}: valid flags committed: group commit {group:>10.0} flags/s ({valid} flags) | one commit per flag {single:>8.0} flags/s ({baseline} flags) | ratio {:.1}x",
-                group / single
-            );
-            let (p50, p99, max, achieved) = latency(backend, 10 * i + 3, 20_000, 5).await;
-            println!(
-                "{backend:>8}: verdict latency at a steady 20k flags/s (achieved {achieved:.0}/s, 5 s): p50 {} p99 {} max {}",
-                ms(p50),
-                ms(p99),
-                ms(max)
+                "valid flags through the server, no database (TCP, classify, queues, writer): {rate:>10.0} flags/s ({valid} flags)"
             );
         }
+        for backend in &backends {
+            if run("store") {
+                let rate = store_rate(&mut dbs, backend, valid, max_batch).await;
+                println!(
+                    "{backend:>8}: store alone, insert_submissions in batches of {max_batch}: {rate:>10.0} rows/s ({valid} rows)"
+                );
+            }
+            if run("valid") {
+                let group = valid_rate(&mut dbs, backend, valid, defaults.clone()).await;
+                let one_by_one = Settings { max_batch: 1, linger: Duration::ZERO, ..defaults.clone() };
+                let single = valid_rate(&mut dbs, backend, baseline, one_by_one).await;
+                println!(
+                    "{backend:>8}: valid flags committed: group commit {group:>10.0} flags/s ({valid} flags) | one commit per flag {single:>8.0} flags/s ({baseline} flags) | ratio {:.1}x",
+                    group / single
+                );
+            }
+            if run("latency") {
+                let (p50, p99, max, achieved) = latency(&mut dbs, backend, 20_000, 5, defaults.clone()).await;
+                println!(
+                    "{backend:>8}: verdict latency at a steady 20k flags/s (achieved {achieved:.0}/s, 5 s): p50 {} p99 {} max {}",
+                    ms(p50),
+                    ms(p99),
+                    ms(max)
+                );
+            }
+        }
+        dbs.drop_all().await;
     });
 }

@@ -113,9 +113,10 @@ async fn submit(state: &SubmissionState, headers: &HeaderMap, body: Body) -> Res
         return Err(RequestError::RateLimited { retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64 });
     }
     let clock = state.clock();
+    let received = chrono::Utc::now();
     let mut verdicts = Vec::with_capacity(flags.len());
     for flag in &flags {
-        verdicts.push(state.submit(team, flag.trim().as_bytes(), clock).await);
+        verdicts.push(state.submit(team, flag.trim().as_bytes(), clock, received).await);
     }
     let mut answers = Vec::with_capacity(flags.len());
     for (flag, verdict) in flags.into_iter().zip(verdicts) {

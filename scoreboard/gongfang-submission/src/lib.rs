@@ -26,5 +26,5 @@ mod writer;
 pub use answer::{Answer, Code};
 pub use clock::{GameClock, Phase};
 pub use error::SubmissionError;
-pub use sink::{CapturedServicesFromStore, SinkFuture, SubmissionSink};
+pub use sink::{SinkFuture, SubmissionSink};
 pub use state::{Settings, SubmissionState};

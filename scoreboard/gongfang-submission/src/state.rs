@@ -4,9 +4,10 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{Identify, Scenario};
-use gongfang_core::{FlagCodec, FlagInfo, TeamId};
+use gongfang_core::{FlagCodec, TeamId};
 use gongfang_store::NewSubmission;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -32,12 +33,15 @@ pub struct Settings {
     pub pipeline_window: usize,
     /// Rows one team may have waiting for a commit, over all its connections.
     pub team_queue: usize,
-    /// How long the writer waits for more rows before committing a small batch.
+    /// After an idle spell, how long the writer waits for more rows before committing a small
+    /// batch. Rows that arrive while a commit runs go out as soon as it ends, without waiting.
     pub linger: Duration,
     /// Most rows per transaction.
     pub max_batch: usize,
     /// Most rows the writer takes from one team before serving the next.
     pub quantum: usize,
+    /// Batches committed at once; `None` asks the storage (2 on PostgreSQL, 1 on SQLite).
+    pub commits_in_flight: Option<usize>,
     /// Most flags in one HTTP request.
     pub http_max_flags: usize,
     /// Largest HTTP request body.
@@ -60,6 +64,7 @@ impl Default for Settings {
             linger: Duration::from_millis(1),
             max_batch: 5_000,
             quantum: 500,
+            commits_in_flight: None,
             http_max_flags: 100,
             http_max_body: 64 * 1024,
             token_ttl: Duration::from_secs(60),
@@ -108,13 +113,13 @@ impl SubmissionState {
         events: broadcast::Sender<GameEvent>,
         settings: Settings,
     ) -> Result<(SubmissionState, JoinHandle<()>), SubmissionError> {
-        let now = clock.borrow().tick;
-        let captured = sink.captured_services(now).await?;
+        let captured = sink.captured_services().await?;
         let config = WriterConfig {
             linger: settings.linger,
             max_batch: settings.max_batch.max(1),
             quantum: settings.quantum.max(1),
             team_queue: settings.team_queue.max(1),
+            in_flight: settings.commits_in_flight.unwrap_or_else(|| sink.commits_in_flight()).max(1),
         };
         let writer = Arc::new(Writer::new(scenario.teams.iter().map(|t| t.id), config));
         let task = tokio::spawn(writer.clone().run(sink.clone(), events, captured));
@@ -156,33 +161,32 @@ impl SubmissionState {
         *self.inner.clock.borrow()
     }
 
-    /// Runs one flag through the pipeline.
-    pub(crate) async fn submit(&self, attacker: TeamId, flag: &[u8], clock: GameClock) -> Verdict {
-        match self.inner.classifier.classify(attacker, flag, clock) {
-            Classified::Final(answer) => Verdict::Now(answer),
-            Classified::Capture(info) => Verdict::Later(self.enqueue(attacker, flag, info, clock).await),
-        }
-    }
-
-    async fn enqueue(
+    /// Runs one flag, received at `received`, through the pipeline.
+    pub(crate) async fn submit(
         &self,
         attacker: TeamId,
         flag: &[u8],
-        info: FlagInfo,
         clock: GameClock,
-    ) -> oneshot::Receiver<Answer> {
-        let row = NewSubmission {
-            attacker,
-            // Classification proved it is a valid (ASCII) flag.
-            flag: String::from_utf8_lossy(flag).into_owned(),
-            victim: info.team,
-            service: info.service,
-            store: info.store,
-            tick_planted: info.tick,
-            tick_submitted: clock.tick,
-            submitted_at: chrono::Utc::now(),
-        };
-        self.inner.writer.enqueue(row).await
+        received: DateTime<Utc>,
+    ) -> Verdict {
+        match self.inner.classifier.classify(attacker, flag, clock) {
+            Classified::Final(answer) => Verdict::Now(answer),
+            Classified::Capture(info) => {
+                // Classification parsed it as a flag, so it is ASCII.
+                let Ok(flag) = std::str::from_utf8(flag) else { return Verdict::Now(Answer::Invalid) };
+                let row = NewSubmission {
+                    attacker,
+                    flag: flag.to_owned(),
+                    victim: info.team,
+                    service: info.service,
+                    store: info.store,
+                    tick_planted: info.tick,
+                    tick_submitted: clock.tick,
+                    submitted_at: received,
+                };
+                Verdict::Later(self.inner.writer.enqueue(row).await)
+            }
+        }
     }
 }
 

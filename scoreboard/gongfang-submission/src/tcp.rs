@@ -299,11 +299,13 @@ async fn session(
 
     let window = settings.pipeline_window.max(1);
     let mut out: Vec<u8> = Vec::with_capacity(READ_BUFFER);
-    let mut pending: VecDeque<(Vec<u8>, Verdict)> = VecDeque::new();
+    let mut pending = Pending::default();
     let mut stopping = false;
     loop {
-        // Classify everything already read, as far as the window allows.
+        // Classify everything already read, as far as the window allows. Lines of one read
+        // share its clock reading and receive time.
         let clock = state.clock();
+        let received = chrono::Utc::now();
         while pending.len() < window {
             let Some(item) = lines.next() else { break };
             let (echo_bytes, verdict) = match item {
@@ -313,14 +315,14 @@ async fn session(
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    let verdict = state.submit(team, line, clock).await;
+                    let verdict = state.submit(team, line, clock, received).await;
                     (echo(line), verdict)
                 }
                 Item::TooLong(echo_bytes) => (echo_bytes.into(), Verdict::Now(Answer::TooLong)),
             };
             match verdict {
                 Verdict::Now(answer) if pending.is_empty() => write_answer(&mut out, &echo_bytes, answer),
-                verdict => pending.push_back((echo_bytes.into_owned(), verdict)),
+                verdict => pending.push(&echo_bytes, verdict),
             }
             if out.len() >= READ_BUFFER {
                 send(&mut wr, &out, state).await?;
@@ -328,7 +330,7 @@ async fn session(
             }
         }
         // Answer, in order, whatever is decided at the head of the queue.
-        while let Some((_, verdict)) = pending.front_mut() {
+        while let Some(verdict) = pending.front_mut() {
             let answer = match verdict {
                 Verdict::Now(answer) => *answer,
                 Verdict::Later(rx) => match rx.try_recv() {
@@ -337,8 +339,7 @@ async fn session(
                     Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Answer::Unavailable,
                 },
             };
-            let (echo_bytes, _) = pending.pop_front().expect("front exists");
-            write_answer(&mut out, &echo_bytes, answer);
+            pending.pop_front(&mut out, answer);
         }
         if !out.is_empty() {
             send(&mut wr, &out, state).await?;
@@ -350,10 +351,7 @@ async fn session(
         let can_read = !lines.eof && !stopping && pending.len() < window;
         let idle = pending.is_empty();
         tokio::select! {
-            answer = head(&mut pending) => {
-                let (echo_bytes, _) = pending.pop_front().expect("head was pending");
-                write_answer(&mut out, &echo_bytes, answer);
-            }
+            answer = pending.head() => pending.pop_front(&mut out, answer),
             read = lines.fill(&mut rd), if can_read => { read?; }
             changed = stop.changed(), if !stopping => {
                 // Also when the server is gone: finish what was read, then close.
@@ -370,12 +368,57 @@ async fn session(
     Ok(())
 }
 
-/// Resolves with the answer of the head of the queue once its commit is done.
-async fn head(pending: &mut VecDeque<(Vec<u8>, Verdict)>) -> Answer {
-    match pending.front_mut() {
-        Some((_, Verdict::Later(rx))) => rx.await.unwrap_or(Answer::Unavailable),
-        Some((_, Verdict::Now(answer))) => *answer,
-        None => std::future::pending().await,
+/// Verdicts not answered yet, in submission order, with their echoes kept back to back in
+/// one buffer: no allocation per flag.
+#[derive(Default)]
+struct Pending {
+    echoes: Vec<u8>,
+    /// Where the echo of the front entry starts.
+    start: usize,
+    /// Each entry's echo length and verdict.
+    entries: VecDeque<(usize, Verdict)>,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn push(&mut self, echo: &[u8], verdict: Verdict) {
+        self.echoes.extend_from_slice(echo);
+        self.entries.push_back((echo.len(), verdict));
+    }
+
+    fn front_mut(&mut self) -> Option<&mut Verdict> {
+        self.entries.front_mut().map(|(_, v)| v)
+    }
+
+    /// Writes the front entry's answer line to `out` and drops the entry.
+    fn pop_front(&mut self, out: &mut Vec<u8>, answer: Answer) {
+        let Some((len, _)) = self.entries.pop_front() else { return };
+        write_answer(out, &self.echoes[self.start..self.start + len], answer);
+        self.start += len;
+        if self.entries.is_empty() {
+            self.echoes.clear();
+            self.start = 0;
+        } else if self.start >= READ_BUFFER && self.start * 2 >= self.echoes.len() {
+            // Under steady pipelining the queue never empties: reclaim the answered part.
+            self.echoes.drain(..self.start);
+            self.start = 0;
+        }
+    }
+
+    /// Resolves with the answer of the front entry once its commit is done.
+    async fn head(&mut self) -> Answer {
+        match self.entries.front_mut() {
+            Some((_, Verdict::Later(rx))) => rx.await.unwrap_or(Answer::Unavailable),
+            Some((_, Verdict::Now(answer))) => *answer,
+            None => std::future::pending().await,
+        }
     }
 }
 

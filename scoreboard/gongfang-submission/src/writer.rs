@@ -2,9 +2,11 @@
 //!
 //! Connections put capture candidates into their team's queue and wait on a oneshot. One writer
 //! task drains the queues round-robin, a bounded quantum per team per round, so a team flooding
-//! the server delays others by at most one quantum; it commits the batch in one transaction and
-//! only then answers. Each team's queue is bounded by a semaphore whose permit travels with the
-//! row, so a flood pushes back on its own connections, not on memory or on other teams.
+//! the server delays others by at most one quantum; it hands each batch to the sink, which
+//! commits it atomically, and only then answers. A few batches may be committing at once when
+//! the database gains from it. Each team's queue is bounded by a semaphore whose permit travels
+//! with the row, so a flood pushes back on its own connections, not on memory or on other
+//! teams.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -14,16 +16,17 @@ use gongfang_core::event::GameEvent;
 use gongfang_core::{ServiceId, TeamId};
 use gongfang_store::{NewSubmission, SubmissionOutcome};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
+use tokio::task::JoinSet;
 
 use crate::answer::Answer;
+use crate::error::SubmissionError;
 use crate::sink::SubmissionSink;
 
 /// A row waiting for its commit.
 struct Pending {
     row: NewSubmission,
     reply: oneshot::Sender<Answer>,
-    // Released when the row is answered: the team may then queue another.
-    _permit: OwnedSemaphorePermit,
+    permit: OwnedSemaphorePermit,
 }
 
 #[derive(Default)]
@@ -42,6 +45,8 @@ pub(crate) struct WriterConfig {
     pub max_batch: usize,
     pub quantum: usize,
     pub team_queue: usize,
+    /// Batches being committed at once (at least 1).
+    pub in_flight: usize,
 }
 
 /// The handle connections enqueue through.
@@ -56,6 +61,19 @@ impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writer").field("config", &self.config).finish_non_exhaustive()
     }
+}
+
+/// A batch handed to the sink: the rows, and who waits for each.
+struct Batch {
+    rows: Vec<NewSubmission>,
+    waiters: Vec<Waiter>,
+}
+
+/// Who waits for a row's answer, and the queue slot it holds until then.
+struct Waiter {
+    reply: oneshot::Sender<Answer>,
+    // Released when the row is answered: the team may then queue another.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Writer {
@@ -85,7 +103,7 @@ impl Writer {
         let team = row.attacker;
         let queue = q.teams.entry(team).or_default();
         let was_empty = queue.is_empty();
-        queue.push_back(Pending { row, reply, _permit: permit });
+        queue.push_back(Pending { row, reply, permit });
         if was_empty {
             q.ring.push_back(team);
         }
@@ -102,20 +120,24 @@ impl Writer {
     }
 
     /// Takes up to `max_batch` rows round-robin, at most `quantum` per team per round.
-    fn drain(&self) -> Vec<Pending> {
+    fn drain(&self) -> Batch {
         let mut q = self.queues.lock().expect("queue lock poisoned");
-        let mut batch = Vec::with_capacity(q.total.min(self.config.max_batch));
-        while batch.len() < self.config.max_batch {
+        let size = q.total.min(self.config.max_batch);
+        let mut batch = Batch { rows: Vec::with_capacity(size), waiters: Vec::with_capacity(size) };
+        while batch.rows.len() < self.config.max_batch {
             let Some(team) = q.ring.pop_front() else { break };
-            let room = self.config.max_batch - batch.len();
+            let room = self.config.max_batch - batch.rows.len();
             let queue = q.teams.get_mut(&team).expect("ring names only queued teams");
             let take = queue.len().min(self.config.quantum).min(room);
-            batch.extend(queue.drain(..take));
+            for p in queue.drain(..take) {
+                batch.rows.push(p.row);
+                batch.waiters.push(Waiter { reply: p.reply, _permit: p.permit });
+            }
             if !queue.is_empty() {
                 q.ring.push_back(team);
             }
         }
-        q.total -= batch.len();
+        q.total -= batch.rows.len();
         batch
     }
 
@@ -125,86 +147,99 @@ impl Writer {
     }
 
     /// The writer task: runs until closed and drained.
+    ///
+    /// Up to `in_flight` batches are committed at once (PostgreSQL overlaps one batch's
+    /// commit with the next one's work; SQLite has one writer at a time anyway). Rows that
+    /// arrive while a commit runs form the next batch as soon as a slot is free; only after
+    /// an idle spell does the writer linger, so a burst's first flag does not commit alone.
     pub async fn run(
         self: Arc<Self>,
         sink: Arc<dyn SubmissionSink>,
         events: broadcast::Sender<GameEvent>,
         mut captured: HashSet<ServiceId>,
     ) {
+        let depth = self.config.in_flight.max(1);
+        let mut commits: JoinSet<(Batch, Result<Vec<SubmissionOutcome>, SubmissionError>)> = JoinSet::new();
+        let mut idle = true;
         loop {
             let (total, closed) = self.queued();
-            if total == 0 {
+            if total > 0 && commits.len() < depth {
+                if idle
+                    && commits.is_empty()
+                    && total < self.config.max_batch
+                    && !closed
+                    && !self.config.linger.is_zero()
+                {
+                    // Group commit: give concurrent submitters a moment to join this batch.
+                    tokio::time::sleep(self.config.linger).await;
+                }
+                idle = false;
+                let batch = self.drain();
+                let sink = sink.clone();
+                commits.spawn(async move {
+                    let started = std::time::Instant::now();
+                    let result = sink.insert_batch(&batch.rows).await;
+                    tracing::trace!(
+                        rows = batch.rows.len(),
+                        elapsed_us = started.elapsed().as_micros() as u64,
+                        "batch committed"
+                    );
+                    (batch, result)
+                });
+                continue;
+            }
+            if total == 0 && commits.is_empty() {
                 if closed {
                     break;
                 }
+                idle = true;
                 self.notify.notified().await;
                 continue;
             }
-            // Group commit: give concurrent submitters a moment to join this transaction.
-            if total < self.config.max_batch && !closed && !self.config.linger.is_zero() {
-                tokio::time::sleep(self.config.linger).await;
-            }
-            let batch = self.drain();
-            if !batch.is_empty() {
-                commit(&*sink, batch, &events, &mut captured).await;
+            tokio::select! {
+                Some(done) = commits.join_next() => match done {
+                    Ok((batch, result)) => answer(batch, result, &events, &mut captured),
+                    // Its waiters were dropped with it: they answer ERR, nothing was claimed.
+                    Err(error) => tracing::error!(%error, "a submission commit task failed"),
+                },
+                () = self.notify.notified(), if commits.len() < depth => {}
             }
         }
         tracing::debug!("submission writer stopped");
     }
 }
 
-/// Commits one batch and answers every row of it.
-async fn commit(
-    sink: &dyn SubmissionSink,
-    batch: Vec<Pending>,
+/// Answers every row of a committed (or failed) batch, in batch order.
+fn answer(
+    batch: Batch,
+    result: Result<Vec<SubmissionOutcome>, SubmissionError>,
     events: &broadcast::Sender<GameEvent>,
     captured: &mut HashSet<ServiceId>,
 ) {
-    // A pair seen twice in one batch is stored once; later copies are duplicates whatever
-    // the store says about the first.
-    let mut first: HashMap<(TeamId, &str), usize> = HashMap::with_capacity(batch.len());
-    let mut unique_idx = Vec::with_capacity(batch.len());
-    let mut copy_of = vec![None; batch.len()];
-    for (i, p) in batch.iter().enumerate() {
-        match first.get(&(p.row.attacker, p.row.flag.as_str())) {
-            Some(&j) => copy_of[i] = Some(j),
-            None => {
-                first.insert((p.row.attacker, p.row.flag.as_str()), i);
-                unique_idx.push(i);
-            }
-        }
-    }
-    drop(first);
-    let rows: Vec<NewSubmission> = unique_idx.iter().map(|&i| batch[i].row.clone()).collect();
-    let started = std::time::Instant::now();
-    let result = sink.insert_batch(&rows).await;
-    let mut answers = vec![Answer::Unavailable; batch.len()];
-    match result {
+    let outcomes = match result {
+        Ok(outcomes) if outcomes.len() == batch.rows.len() => Some(outcomes),
         Ok(outcomes) => {
-            tracing::trace!(rows = rows.len(), elapsed_us = started.elapsed().as_micros() as u64, "batch committed");
-            for (&i, outcome) in unique_idx.iter().zip(outcomes) {
-                answers[i] = match outcome {
-                    SubmissionOutcome::New => Answer::Accepted,
-                    SubmissionOutcome::Duplicate => Answer::Duplicate,
-                };
-            }
-            for (i, copy) in copy_of.iter().enumerate() {
-                if copy.is_some() {
-                    answers[i] = Answer::Duplicate;
-                }
-            }
+            let error = SubmissionError::OutcomeCount { expected: batch.rows.len(), got: outcomes.len() };
+            tracing::error!(%error, "submission batch answered wrongly");
+            None
         }
         Err(error) => {
             // Nothing of this batch is stored: every row gets ERR and may be resubmitted.
-            tracing::error!(%error, rows = batch.len(), "submission batch failed");
+            tracing::error!(%error, rows = batch.rows.len(), "submission batch failed");
+            None
         }
-    }
-    for (p, answer) in batch.into_iter().zip(answers) {
-        if answer == Answer::Accepted {
-            publish_capture(&p.row, events, captured);
-        }
+    };
+    for (i, (row, waiter)) in batch.rows.iter().zip(batch.waiters).enumerate() {
+        let answer = match outcomes.as_ref().map(|o| o[i]) {
+            Some(SubmissionOutcome::New) => {
+                publish_capture(row, events, captured);
+                Answer::Accepted
+            }
+            Some(SubmissionOutcome::Duplicate) => Answer::Duplicate,
+            None => Answer::Unavailable,
+        };
         // The submitter may have gone away; its flag is stored regardless.
-        let _ = p.reply.send(answer);
+        let _ = waiter.reply.send(answer);
     }
 }
 
@@ -237,19 +272,45 @@ mod tests {
     use crate::error::SubmissionError;
     use crate::sink::SinkFuture;
 
-    /// Records the attackers of each batch; every row is new.
+    /// Records the rows of each batch and, like the store, says a row is new the first time
+    /// its (attacker, flag) is seen.
     #[derive(Default)]
-    struct Recording(Mutex<Vec<Vec<(TeamId, String)>>>);
+    struct Recording(Mutex<Recorded>);
+
+    type Key = (TeamId, String);
+
+    #[derive(Default)]
+    struct Recorded {
+        batches: Vec<Vec<Key>>,
+        seen: HashSet<Key>,
+    }
+
+    impl Recording {
+        fn batches(&self) -> Vec<Vec<Key>> {
+            self.0.lock().unwrap().batches.clone()
+        }
+    }
 
     impl SubmissionSink for Recording {
         fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
-            self.0.lock().unwrap().push(batch.iter().map(|r| (r.attacker, r.flag.clone())).collect());
-            Box::pin(async move { Ok(vec![SubmissionOutcome::New; batch.len()]) })
+            let mut state = self.0.lock().unwrap();
+            state.batches.push(batch.iter().map(|r| (r.attacker, r.flag.clone())).collect());
+            let outcomes = batch
+                .iter()
+                .map(|r| {
+                    if state.seen.insert((r.attacker, r.flag.clone())) {
+                        SubmissionOutcome::New
+                    } else {
+                        SubmissionOutcome::Duplicate
+                    }
+                })
+                .collect();
+            Box::pin(async move { Ok(outcomes) })
         }
         fn verify_token<'a>(&'a self, _: &'a str) -> SinkFuture<'a, Option<TeamId>> {
             Box::pin(async { Ok(None) })
         }
-        fn captured_services(&self, _: Tick) -> SinkFuture<'_, HashSet<ServiceId>> {
+        fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
             Box::pin(async { Err(SubmissionError::Closed) })
         }
     }
@@ -268,7 +329,7 @@ mod tests {
     }
 
     fn config() -> WriterConfig {
-        WriterConfig { linger: Duration::ZERO, max_batch: 100, quantum: 10, team_queue: 100_000 }
+        WriterConfig { linger: Duration::ZERO, max_batch: 100, quantum: 10, team_queue: 100_000, in_flight: 1 }
     }
 
     #[tokio::test]
@@ -293,7 +354,7 @@ mod tests {
         }
         writer.close();
         task.await.unwrap();
-        let batches = sink.0.lock().unwrap().clone();
+        let batches = sink.batches();
         // Team 2 queued behind 10,000 rows, yet all its rows went into the first commit.
         assert_eq!(batches[0].iter().filter(|(t, _)| *t == TeamId(2)).count(), 5);
         assert!(batches.iter().all(|b| b.len() <= 100));
@@ -314,8 +375,12 @@ mod tests {
         assert_eq!(other_team.await.unwrap(), Answer::Accepted);
         writer.close();
         task.await.unwrap();
-        let batches = sink.0.lock().unwrap().clone();
-        assert_eq!(batches, vec![vec![(TeamId(1), "F7".to_owned()), (TeamId(2), "F7".to_owned())]]);
+        let batches = sink.batches();
+        // The sink sees every row and decides; the writer maps its outcomes back in order.
+        assert_eq!(
+            batches,
+            vec![vec![(TeamId(1), "F7".to_owned()), (TeamId(1), "F7".to_owned()), (TeamId(2), "F7".to_owned())]]
+        );
         // Two captures, one first blood for the service.
         let mut kinds = Vec::new();
         while let Ok(e) = rx.try_recv() {
@@ -337,7 +402,7 @@ mod tests {
             fn verify_token<'a>(&'a self, _: &'a str) -> SinkFuture<'a, Option<TeamId>> {
                 Box::pin(async { Ok(None) })
             }
-            fn captured_services(&self, _: Tick) -> SinkFuture<'_, HashSet<ServiceId>> {
+            fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
                 Box::pin(async { Ok(HashSet::new()) })
             }
         }
@@ -355,5 +420,115 @@ mod tests {
         task.await.unwrap();
         // Once closed, nothing is queued any more.
         assert_eq!(writer.enqueue(row(1, 2)).await.await.unwrap(), Answer::Unavailable);
+    }
+
+    /// Holds every commit until the test releases it, and notes when each started.
+    struct Gate {
+        started: Mutex<Vec<tokio::time::Instant>>,
+        release: Semaphore,
+        calls: Notify,
+    }
+
+    impl Gate {
+        fn new() -> Gate {
+            Gate { started: Mutex::new(Vec::new()), release: Semaphore::new(0), calls: Notify::new() }
+        }
+
+        /// Waits until `n` commits have started.
+        async fn started(&self, n: usize) -> Vec<tokio::time::Instant> {
+            loop {
+                let notified = self.calls.notified();
+                let started = self.started.lock().unwrap().clone();
+                if started.len() >= n {
+                    return started;
+                }
+                notified.await;
+            }
+        }
+    }
+
+    impl SubmissionSink for Gate {
+        fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
+            Box::pin(async move {
+                self.started.lock().unwrap().push(tokio::time::Instant::now());
+                self.calls.notify_waiters();
+                self.release.acquire().await.unwrap().forget();
+                Ok(vec![SubmissionOutcome::New; batch.len()])
+            })
+        }
+        fn verify_token<'a>(&'a self, _: &'a str) -> SinkFuture<'a, Option<TeamId>> {
+            Box::pin(async { Ok(None) })
+        }
+        fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
+            Box::pin(async { Ok(HashSet::new()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn two_batches_commit_at_once_when_allowed() {
+        for in_flight in [1, 2] {
+            let writer = Arc::new(Writer::new([TeamId(1)], WriterConfig { max_batch: 1, in_flight, ..config() }));
+            let a = writer.enqueue(row(1, 1)).await;
+            let b = writer.enqueue(row(1, 2)).await;
+            let c = writer.enqueue(row(1, 3)).await;
+            let gate = Arc::new(Gate::new());
+            let (events, _) = broadcast::channel(16);
+            let task = tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new()));
+            gate.started(in_flight).await;
+            // Let the writer start whatever else it would start before looking.
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(gate.started.lock().unwrap().len(), in_flight, "commits started with {in_flight} allowed");
+            gate.release.add_permits(3);
+            for rx in [a, b, c] {
+                assert_eq!(rx.await.unwrap(), Answer::Accepted);
+            }
+            writer.close();
+            task.await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn lingers_after_an_idle_spell() {
+        let linger = Duration::from_millis(200);
+        let writer = Arc::new(Writer::new([TeamId(1)], WriterConfig { linger, ..config() }));
+        let gate = Arc::new(Gate::new());
+        gate.release.add_permits(1);
+        let (events, _) = broadcast::channel(16);
+        let task = tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new()));
+        let enqueued = tokio::time::Instant::now();
+        let first = writer.enqueue(row(1, 1)).await;
+        assert_eq!(first.await.unwrap(), Answer::Accepted);
+        let started = gate.started(1).await;
+        assert!(started[0] - enqueued >= linger, "the first flag after idling waits for company");
+        writer.close();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn does_not_linger_behind_a_commit() {
+        // Were the writer to linger here, the test would time out long before the linger ends.
+        let config = WriterConfig { linger: Duration::from_secs(3600), max_batch: 2, ..config() };
+        let writer = Arc::new(Writer::new([TeamId(1)], config));
+        // A full batch goes out at once, lingering or not.
+        let full = [writer.enqueue(row(1, 1)).await, writer.enqueue(row(1, 2)).await];
+        let gate = Arc::new(Gate::new());
+        let (events, _) = broadcast::channel(16);
+        let task = tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new()));
+        gate.started(1).await;
+        // One flag arrives while that batch commits: it goes out as soon as the commit ends.
+        let late = writer.enqueue(row(1, 3)).await;
+        gate.release.add_permits(2);
+        let answers = async {
+            for rx in full {
+                assert_eq!(rx.await.unwrap(), Answer::Accepted);
+            }
+            late.await.unwrap()
+        };
+        let late = tokio::time::timeout(Duration::from_secs(20), answers).await.expect("no linger behind a commit");
+        assert_eq!(late, Answer::Accepted);
+        writer.close();
+        task.await.unwrap();
     }
 }
