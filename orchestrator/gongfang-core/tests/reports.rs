@@ -36,7 +36,7 @@ fn attack() -> ReportDraft {
     ReportDraft {
         kind: "attack".into(),
         target_team: Some("moda".into()),
-        service: Some("kv".into()),
+        service: Some("opendata".into()),
         from: Some(at(30)),
         to: Some(at(45)),
         technique: "default admin password on the registry's admin port".into(),
@@ -50,7 +50,7 @@ fn attack() -> ReportDraft {
 fn defence() -> ReportDraft {
     ReportDraft {
         kind: "defence".into(),
-        service: Some("kv".into()),
+        service: Some("opendata".into()),
         from: Some(at(30)),
         to: Some(at(50)),
         technique: "blocked a brute-force on the admin port".into(),

@@ -1,7 +1,8 @@
 //! `gongfang up [SCENARIO]` and `gongfang serve SCENARIO`: run a drill on this machine.
 //!
-//! `up` does everything: with no scenario it runs the demo drill (`challenges/opendata`),
-//! building its checker and base image when they are missing; it builds the scenario's
+//! `up` does everything: with no scenario it runs the demo drill (`challenges/opendata`); for
+//! a scenario built on this repository's material it first builds the checkers and the demo's
+//! base image when they are missing; it builds the scenario's
 //! images, starts the teams' containers, then the engine, the submission servers and the
 //! scoreboard, and prints where everything is. `serve` runs the same platform against
 //! services someone else started (the addresses are the same pure function of the scenario).
@@ -18,7 +19,7 @@ use chrono::Utc;
 use gongfang::drill::{self, Addresses, DrillConfig};
 use gongfang::judge_logs::DockerLogs;
 use gongfang::scenario_file;
-use gongfang_core::scenario::Scenario;
+use gongfang_core::scenario::{AssumeEverythingExists, ImageSource, Scenario};
 use gongfang_docker::{Backend, Engine, Orchestrator, Plan, Runtime, Settings};
 use gongfang_engine::Target;
 use gongfang_store::Store;
@@ -58,9 +59,12 @@ pub fn run(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
 async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     let path = match &args.scenario {
         Some(path) => path.clone(),
-        None if containers => prepare_demo().await?,
+        None if containers => demo_scenario()?,
         None => bail!("`gongfang serve` needs a scenario file (`gongfang up` without one runs the demo)"),
     };
+    if containers {
+        prepare_repository_material(&path).await?;
+    }
     let scenario = Arc::new(scenario_file::load(&path)?);
     let secret = scenario_file::resolve_secret(&scenario.drill.secret)?;
     let slug = scenario.drill.slug.clone();
@@ -172,32 +176,51 @@ fn addresses(scenario: &Scenario, plan: &Plan) -> Addresses {
     out
 }
 
-/// Finds the demo scenario and makes what it needs that a fresh clone lacks: the checker
-/// component and the service's base image.
-async fn prepare_demo() -> anyhow::Result<PathBuf> {
+/// The demo scenario of the repository this command runs in.
+fn demo_scenario() -> anyhow::Result<PathBuf> {
     let root = repository_root().context(
         "`gongfang up` without a scenario runs the demo drill from the repository: \
          run it inside the repository's folder, or name a scenario file",
     )?;
-    let scenario = root.join(DEMO_SCENARIO);
-    let checker = root.join("sandbox/guests/target/wasm32-wasip2/release/opendata_checker.wasm");
-    if !checker.is_file() {
-        println!("building the demo's checker (wasm32-wasip2) ...");
+    Ok(root.join(DEMO_SCENARIO))
+}
+
+/// Makes what a scenario built on this repository's material needs and a fresh clone lacks:
+/// checker components built from `sandbox/guests`, and the base image the demo service's
+/// Dockerfile starts from. Anything else a scenario lacks is reported by its validation.
+async fn prepare_repository_material(path: &Path) -> anyhow::Result<()> {
+    let Ok(src) = std::fs::read_to_string(path) else { return Ok(()) };
+    // Validation proper comes later and reports every problem; here only the paths matter.
+    let Ok(scenario) = gongfang_core::scenario::parse(&src, path, &AssumeEverythingExists) else { return Ok(()) };
+    let Some(root) = path
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.ancestors().find(|dir| dir.join("sandbox/guests/Cargo.toml").is_file()).map(Path::to_path_buf))
+    else {
+        return Ok(());
+    };
+    let guest_built = |c: &Path| c.to_string_lossy().contains("sandbox/guests/target/wasm32-wasip2/release/");
+    if scenario.services.iter().any(|s| guest_built(&s.checker) && !s.checker.is_file()) {
+        println!("building the checkers in sandbox/guests (wasm32-wasip2) ...");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
             .arg(root.join("sandbox/guests/Cargo.toml"))
             .env_remove("CARGO_TARGET_DIR")
             .status()
-            .context("cannot run cargo to build the demo's checker")?;
+            .context("cannot run cargo to build the checkers")?;
         if !status.success() {
             bail!(
-                "building the demo's checker failed ({status}); is the target installed? `rustup target add wasm32-wasip2`"
+                "building the checkers failed ({status}); is the target installed? `rustup target add wasm32-wasip2`"
             );
         }
     }
-    let engine = Engine::connect(Backend::Docker)?;
-    if engine.image_id(DEMO_BASE_IMAGE).await?.is_none() {
+    let needs_base = scenario.services.iter().any(|s| match &s.source {
+        ImageSource::Build(dir) => std::fs::read_to_string(dir.join("Dockerfile"))
+            .is_ok_and(|d| d.lines().any(|l| l.trim() == format!("FROM {DEMO_BASE_IMAGE}"))),
+        ImageSource::Image(_) => false,
+    });
+    if needs_base && Engine::connect(Backend::Docker)?.image_id(DEMO_BASE_IMAGE).await?.is_none() {
         println!("building the base image {DEMO_BASE_IMAGE} with debootstrap (about a minute) ...");
         let status = Command::new("bash")
             .arg(root.join("infra/base-image/build.sh"))
@@ -208,7 +231,7 @@ async fn prepare_demo() -> anyhow::Result<PathBuf> {
             bail!("building {DEMO_BASE_IMAGE} failed ({status}); it needs root and the debootstrap package");
         }
     }
-    Ok(scenario)
+    Ok(())
 }
 
 /// The repository folder: the current folder or one above it that holds the demo scenario.

@@ -30,7 +30,7 @@ fn attack(target: &str, from: i64, to: i64) -> Value {
     json!({
         "kind": "attack",
         "target_team": target,
-        "service": "kv",
+        "service": "opendata",
         "from": at(from),
         "to": at(to),
         "technique": "default admin password on the registry",
@@ -43,7 +43,7 @@ fn attack(target: &str, from: i64, to: i64) -> Value {
 fn defence(traced: Option<&str>, from: i64, to: i64) -> Value {
     json!({
         "kind": "defence",
-        "service": "kv",
+        "service": "opendata",
         "from": at(from),
         "to": at(to),
         "technique": "blocked brute force on the admin port",
@@ -259,7 +259,7 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
 }
 
 async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result<()> {
-    // red-firm captured moda's tick-20 kv flag at minute 41 (tick 20 runs 40:00–42:00);
+    // red-firm captured moda's tick-20 opendata flag at minute 41 (tick 20 runs 40:00–42:00);
     // red-academy captured nhi's flag, but at minute 60, far from its report's window.
     let capture = |attacker: TeamId, victim: TeamId, flag: &str, minutes: i64| NewSubmission {
         attacker,
@@ -274,7 +274,7 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
     app.store
         .insert_submissions(&[capture(RED_FIRM, MODA, "GONGFANG{a}", 41), capture(RED_ACADEMY, NHI, "GONGFANG{b}", 60)])
         .await?;
-    // moi's kv was up in tick 17 and down in tick 20.
+    // moi's opendata was up in tick 17 and down in tick 20.
     let check = |tick: u32, minutes: i64, verdict: Verdict| CheckResult {
         tick: Tick(tick),
         team: MOI,
@@ -312,11 +312,11 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
     let hit = entry(ids[0]);
     let caps = hit["context"]["captures"].as_array().unwrap();
     ensure!(caps.len() == 1, "{hit}");
-    ensure!(caps[0]["attacker"] == "red-firm" && caps[0]["victim"] == "moda" && caps[0]["service"] == "kv", "{hit}");
+    ensure!(caps[0]["attacker"] == "red-firm" && caps[0]["victim"] == "moda" && caps[0]["service"] == "opendata", "{hit}");
     ensure!(caps[0]["submitted_at"] == json!(at(41)) && caps[0]["tick_planted"] == 20, "{hit}");
     ensure!(hit["context"]["suggestion"]["strength"] == "strong", "{hit}");
     ensure!(
-        hit["context"]["suggestion"]["summary"].as_str().unwrap().contains("1 capture of moda's kv flags by red-firm")
+        hit["context"]["suggestion"]["summary"].as_str().unwrap().contains("1 capture of moda's opendata flags by red-firm")
     );
 
     let miss = entry(ids[1]);

@@ -27,6 +27,9 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 const DRILL: &str = "e2e-up";
+
+/// The drills of this file run one after the other: they share the base image and two cores.
+static ONE_DRILL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const BASE_IMAGE: &str = "gongfang/python:bookworm";
 
 fn repo() -> PathBuf {
@@ -186,13 +189,13 @@ impl Drop for Up {
     }
 }
 
-/// Removes the drill's containers, networks, images and firewall rules, even after a failure.
-struct Teardown;
+/// Removes a drill's containers, networks, images and firewall rules, even after a failure.
+struct Teardown(&'static str);
 
 impl Drop for Teardown {
     fn drop(&mut self) {
         if let Ok(binary) = gongfang_binary() {
-            let _ = Command::new(binary).args(["down", "--drill", DRILL]).status();
+            let _ = Command::new(binary).args(["down", "--drill", self.0]).status();
         }
     }
 }
@@ -232,12 +235,12 @@ fn all_ok(board: &Value) -> bool {
     (1..=3).all(|t| verdict(board, t) == Some("ok"))
 }
 
-/// Runs the team-written exploit against team 2 and returns the flags it printed.
-fn exploit(web: &str, target: &str) -> anyhow::Result<Vec<String>> {
+/// Runs the team-written exploit against `team` and returns the flags it printed.
+fn exploit(web: &str, target: &str, team: u16) -> anyhow::Result<Vec<String>> {
     let (host, port) = target.rsplit_once(':').context("address has a port")?;
     let out = Command::new("python3")
         .arg(repo().join("challenges/opendata/exploit/exploit.py"))
-        .args([host, port, "--attack-info", &format!("http://{web}/api/attack-info"), "--team", "2"])
+        .args([host, port, "--attack-info", &format!("http://{web}/api/attack-info"), "--team", &team.to_string()])
         .output()?;
     ensure!(out.status.success(), "exploit.py failed: {}", String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8(out.stdout)?.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
@@ -268,6 +271,7 @@ fn patch_team2() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_drill_end_to_end() -> anyhow::Result<()> {
+    let _one = ONE_DRILL_AT_A_TIME.lock().await;
     if !docker_available() {
         if std::env::var("GONGFANG_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
             bail!("Docker is required (GONGFANG_REQUIRE_DOCKER=1) but not reachable");
@@ -283,7 +287,7 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
 
     let dir = tempfile::tempdir()?;
     let scenario = scenario(dir.path())?;
-    let _teardown = Teardown;
+    let _teardown = Teardown(DRILL);
     let up = Up::start(dir.path(), &scenario)?;
     let web = up.printed.web.clone();
 
@@ -304,7 +308,7 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
     });
 
     // Team 1 attacks team 2 with the reference exploit.
-    let flags = exploit(&web, &up.printed.services[&2])?;
+    let flags = exploit(&web, &up.printed.services[&2], 2)?;
     ensure!(flags.len() >= 2, "the exploit stole flags from team 2: {flags:?}");
     let token = up.printed.tokens.get(&1).context("team 1's token was printed")?.clone();
 
@@ -381,7 +385,7 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
         b["status_tick"].as_u64().is_some_and(|t| t >= patched_at + 2) && all_ok(b)
     })
     .await?;
-    let after = exploit(&web, &up.printed.services[&2])?;
+    let after = exploit(&web, &up.printed.services[&2], 2)?;
     ensure!(after.is_empty(), "the patched service still leaks flags: {after:?}");
 
     // Ctrl-C stops cleanly; running the command again resumes the same drill.
@@ -394,6 +398,86 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
         b["tick"].as_u64().is_some_and(|t| t > last) && b["teams"][0]["total"].as_f64().is_some()
     })
     .await?;
+    up.stop()?;
+    Ok(())
+}
+
+/// The red/blue example runs: attacker-only teams get no containers and may submit flags,
+/// defender-only teams get the services and may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_blue_example_runs() -> anyhow::Result<()> {
+    let _one = ONE_DRILL_AT_A_TIME.lock().await;
+    if !docker_available() {
+        if std::env::var("GONGFANG_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+            bail!("Docker is required (GONGFANG_REQUIRE_DOCKER=1) but not reachable");
+        }
+        eprintln!("skipping: no Docker engine");
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    // The example as shipped, with short ticks, its own slug and networks, absolute paths.
+    let example = std::fs::read_to_string(repo().join("challenges/redblue/scenario.toml"))?;
+    let text = example
+        .replace("slug = \"redblue\"", "slug = \"e2e-redblue\"")
+        .replace("tick = \"120s\"", "tick = \"8s\"")
+        .replace("checker_timeout = \"30s\"", "checker_timeout = \"3s\"")
+        .replace("10.60.", "10.84.")
+        .replace(
+            "build = \"../opendata/service\"",
+            &format!("build = \"{}\"", repo().join("challenges/opendata/service").display()),
+        )
+        .replace(
+            "checker = \"../../sandbox/guests/target/wasm32-wasip2/release/opendata_checker.wasm\"",
+            &format!("checker = \"{}\"", components::OPENDATA_CHECKER),
+        );
+    ensure!(
+        text.contains("e2e-redblue") && text.contains("tick = \"8s\"") && text.contains(components::OPENDATA_CHECKER),
+        "{text}"
+    );
+    let scenario = dir.path().join("redblue.toml");
+    std::fs::write(&scenario, text)?;
+    let status = Command::new("bash")
+        .arg(repo().join("infra/base-image/build.sh"))
+        .args(["--tag", BASE_IMAGE, "--include=python3"])
+        .status()?;
+    ensure!(status.success(), "cannot build {BASE_IMAGE}");
+
+    let _teardown = Teardown("e2e-redblue");
+    let up = Up::start(dir.path(), &scenario)?;
+    let web = up.printed.web.clone();
+    ensure!(
+        up.printed.services.keys().copied().collect::<Vec<_>>() == [11, 12, 13],
+        "services only for the blue teams: {:?}",
+        up.printed.services
+    );
+    let containers =
+        Command::new("docker").args(["ps", "-q", "--filter", "label=gongfang.drill=e2e-redblue"]).output()?;
+    ensure!(String::from_utf8(containers.stdout)?.lines().count() == 3, "one container per blue team");
+
+    let board = wait_for_board(&web, "the blue teams' services ok", |b| {
+        b["tick"].as_u64().is_some() && [11, 12, 13].iter().all(|&t| verdict(b, t) == Some("ok"))
+    })
+    .await?;
+    let red = board["teams"].as_array().context("teams")?.iter().find(|t| t["id"] == 1).context("red team 1")?;
+    ensure!(red["services"].as_array().is_some_and(Vec::is_empty), "red teams have no services: {red}");
+
+    // A red team steals from a blue team and submits; a blue team may not submit at all.
+    let flags = exploit(&web, &up.printed.services[&11], 11)?;
+    ensure!(!flags.is_empty(), "the exploit stole flags from a blue team");
+    let answers = put_flags(&web, &up.printed.tokens[&1], &flags[..1]).await?;
+    ensure!(answers[0]["msg"].as_str().is_some_and(|m| m.contains("Accepted")), "red team's flag: {answers}");
+    let (status, body) = http(
+        &web,
+        "PUT",
+        "/flags",
+        &[("X-Team-Token", &up.printed.tokens[&12])],
+        serde_json::to_string(&flags[..1])?.as_bytes(),
+    )
+    .await?;
+    ensure!(
+        status == 200 && !body.contains("Accepted") && body.contains("defend"),
+        "a defender-only team's submission is refused, saying why: {status} {body}"
+    );
     up.stop()?;
     Ok(())
 }
