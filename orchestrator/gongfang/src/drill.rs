@@ -132,12 +132,13 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         () = &mut shutdown => None,
         result = &mut engine_task => Some(result),
     };
-    if finished.is_some() {
+    if let Some(Ok(Ok(()))) = &finished {
         // The drill is over: flags are refused from now on, the scoreboard stays up.
         let _ = over_tx.send(true);
         info!("the drill is over; the scoreboard stays up until Ctrl-C");
         shutdown.await;
     }
+    // An engine that failed stops everything: its error is returned below.
     info!("shutting down");
     let _ = stop_tx.send(true);
     let engine_result = match finished {
