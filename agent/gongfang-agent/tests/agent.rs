@@ -1,0 +1,105 @@
+//! The agent end to end: the built `gongfang-agent` binary against the real reports and flag
+//! routes over a real SQLite store, as a red team files a report with a screenshot, lists it,
+//! and meets the server's refusals.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use gongfang_core::scenario::{self, AssumeEverythingExists};
+use gongfang_reports::ReportsState;
+use gongfang_store::{DrillState, Store};
+use tokio::sync::broadcast;
+
+/// Runs the agent as `red-firm` against `server`.
+async fn agent(server: String, token: String, args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_gongfang-agent"))
+            .args(&args)
+            .env("GONGFANG_SERVER", server)
+            .env("GONGFANG_TOKEN", token)
+            .output()
+            .expect("run gongfang-agent")
+    })
+    .await
+    .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_red_team_files_a_report_with_evidence_and_lists_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Store::connect_and_migrate(&format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display())).await.unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
+    let s =
+        Arc::new(scenario::parse(&std::fs::read_to_string(&path).unwrap(), &path, &AssumeEverythingExists).unwrap());
+    store.sync_scenario(&s).await.unwrap();
+    let token = store.issue_token("red-firm").await.unwrap().token.expose().to_owned();
+    let started = Utc::now() - Duration::hours(1);
+    store
+        .set_drill_state(DrillState { paused: false, current_tick: None, started_at: Some(started) }, started)
+        .await
+        .unwrap();
+    let (events, _) = broadcast::channel(16);
+    let app = gongfang_reports::router(ReportsState::new(store.clone(), s, events));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let shot = dir.path().join("admin-panel.png");
+    std::fs::write(&shot, b"\x89PNG\r\n\x1a\n0000IHDR-not-a-real-picture").unwrap();
+    let window = |m: i64| (Utc::now() - Duration::minutes(m)).to_rfc3339();
+    let mut file: Vec<String> = [
+        "report",
+        "file",
+        "--kind",
+        "attack",
+        "--target-team",
+        "moda",
+        "--service",
+        "opendata",
+        "--technique",
+        "IDOR on dataset downloads",
+        "--attack-id",
+        "T1190",
+        "--description",
+        "Downloaded private datasets by id.",
+        "--evidence",
+        "GET /api/datasets/17/download -> 200",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    file.extend(["--from".into(), window(50), "--to".into(), window(40), "--file".into(), shot.display().to_string()]);
+    let out = agent(server.clone(), token.clone(), file.clone()).await;
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("filed: #1 attack pending opendata"), "{}", text(&out.stdout));
+
+    // Stored with its evidence file, exactly.
+    let stored = store.report(1).await.unwrap().expect("report 1 stored");
+    assert_eq!(stored.evidence.len(), 1, "{stored:?}");
+    let evidence = store.evidence(1, stored.evidence[0].id).await.unwrap().expect("evidence stored");
+    assert_eq!(evidence.data, std::fs::read(&shot).unwrap());
+
+    let out = agent(server.clone(), token.clone(), vec!["report".into(), "list".into()]).await;
+    assert_eq!(text(&out.stdout).trim(), "#1 attack pending opendata points 0", "{}", text(&out.stderr));
+
+    // The server's refusals reach the user as they are, and nothing is stored.
+    let mut bad = file.clone();
+    let id = bad.iter().position(|a| a == "T1190").unwrap();
+    bad[id] = "T9999".into();
+    let out = agent(server.clone(), token.clone(), bad).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("T9999"), "says which id is wrong: {}", text(&out.stderr));
+    let out = agent(server.clone(), "not-a-token".into(), vec!["report".into(), "list".into()]).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("401"), "{}", text(&out.stderr));
+    assert_eq!(store.list_reports(None).await.unwrap().len(), 1, "refused reports are not stored");
+
+    let out = agent("https://example".into(), token, vec!["report".into(), "list".into()]).await;
+    assert!(text(&out.stderr).contains("plain HTTP"), "{}", text(&out.stderr));
+}
