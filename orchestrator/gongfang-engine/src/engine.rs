@@ -82,8 +82,6 @@ pub enum Step {
     Closed { tick: Tick },
     /// The tick's scores were stored; the tick is not yet marked scored.
     ScoresStored { tick: Tick },
-    /// The tick is marked scored: done.
-    Scored { tick: Tick },
 }
 
 /// An observer of [`Step`]s. The default observes nothing.
@@ -416,7 +414,6 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         self.store.upsert_scores(&rows).await?;
         self.cfg.hook.notify(Step::ScoresStored { tick });
         self.store.mark_tick_scored(tick, self.clock.now()).await?;
-        self.cfg.hook.notify(Step::Scored { tick });
         let _ = self.events.send(GameEvent::ScoresUpdated { tick });
         Ok(TickReport { tick, verdicts, scores })
     }

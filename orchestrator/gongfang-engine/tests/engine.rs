@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
 use gongfang_core::event::GameEvent;
+use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
 use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
 use gongfang_engine::{
     ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Engine, EngineConfig, ManualClock, Target,
@@ -221,9 +221,8 @@ async fn a_paused_drill_runs_no_checks_and_costs_no_sla() {
     let targets =
         |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
     let runner = SimulatedServices::default();
-    let mut e = Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events)
-        .await
-        .unwrap();
+    let mut e =
+        Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await.unwrap();
     let mut state = store.drill_state().await.unwrap();
     for t in 0..6 {
         // An organiser pauses before tick 2 and resumes before tick 4.

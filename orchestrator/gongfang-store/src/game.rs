@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entity::{check_results, flags, scores, submissions, ticks};
 use crate::error::{Result, StoreError, corrupt};
@@ -345,36 +345,7 @@ impl Store {
     /// Stores a planted flag. Planting the same flag again (a retried `put`) replaces its
     /// flag id and state.
     pub async fn record_flag(&self, flag: &PlantedFlag) -> Result<()> {
-        let insert = Query::insert()
-            .into_table(flags::Entity)
-            .columns([
-                flags::Column::Tick,
-                flags::Column::Team,
-                flags::Column::Service,
-                flags::Column::Store,
-                flags::Column::Flag,
-                flags::Column::FlagId,
-                flags::Column::State,
-                flags::Column::PlantedAt,
-            ])
-            .values_panic([
-                tick_i32(flag.tick).into(),
-                i32::from(flag.team.0).into(),
-                i32::from(flag.service.0).into(),
-                i32::from(flag.store.0).into(),
-                flag.flag.clone().into(),
-                flag.flag_id.clone().into(),
-                flag.state.clone().into(),
-                flag.planted_at.into(),
-            ])
-            .on_conflict(
-                OnConflict::column(flags::Column::Flag)
-                    .update_columns([flags::Column::FlagId, flags::Column::State, flags::Column::PlantedAt])
-                    .to_owned(),
-            )
-            .to_owned();
-        self.db.execute(&insert).await?;
-        Ok(())
+        self.record_tick_results(std::slice::from_ref(flag), &[]).await
     }
 
     /// The flag planted in this slot, for `get`.
@@ -424,23 +395,9 @@ impl Store {
 
     // ---- checker results ----
 
+    /// Stores one checker action's result.
     pub async fn record_check(&self, result: &CheckResult) -> Result<()> {
-        check_results::ActiveModel {
-            tick: Set(tick_i32(result.tick)),
-            team: Set(i32::from(result.team.0)),
-            service: Set(i32::from(result.service.0)),
-            action: Set(result.action.as_str().to_owned()),
-            store: Set(result.store.map(|s| i32::from(s.0))),
-            verdict: Set(result.verdict.as_str().to_owned()),
-            message: Set(result.message.clone()),
-            log: Set(result.log.clone()),
-            duration_ms: Set(i64::try_from(result.duration_ms).unwrap_or(i64::MAX)),
-            recorded_at: Set(result.recorded_at),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await?;
-        Ok(())
+        self.record_tick_results(&[], std::slice::from_ref(result)).await
     }
 
     /// Stores a slice of a tick's work in one transaction: the flags its `put`s planted and

@@ -95,7 +95,14 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     let (stop_tx, stop_rx) = watch::channel(false);
     let (over_tx, over_rx) = watch::channel(false);
     let clocks = Clocks { submission: clock_tx, web: web_clock_tx, schedule };
-    let bridge = tokio::spawn(bridge_clock(engine.current_tick(), store.clone(), clocks, over_rx, stop_rx.clone()));
+    let bridge = tokio::spawn(bridge_clock(
+        engine.current_tick(),
+        events.subscribe(),
+        store.clone(),
+        clocks,
+        over_rx,
+        stop_rx.clone(),
+    ));
 
     let codec = FlagCodec::new(&scenario.drill.flag_prefix, &secret);
     let sink = Arc::new(store.clone());
@@ -169,25 +176,20 @@ struct Clocks {
     schedule: Schedule,
 }
 
-/// Turns the engine's running tick and the stored pause flag into the submission servers'
-/// [`GameClock`] and the scoreboard's [`DrillClock`].
+/// Turns the engine's running tick and its pause announcements into the submission servers'
+/// [`GameClock`] and the scoreboard's [`DrillClock`]. The engine reads the organisers' pause
+/// flag at each tick start and says so on the event feed; the clocks follow what it does.
 async fn bridge_clock(
     mut current: watch::Receiver<Option<Tick>>,
+    mut events: broadcast::Receiver<GameEvent>,
     store: Store,
     clocks: Clocks,
     mut over: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut poll = tokio::time::interval(Duration::from_secs(1));
     let mut engine_running = true;
+    let mut paused = false;
     loop {
-        let paused = match store.drill_state().await {
-            Ok(state) => state.paused,
-            Err(e) => {
-                warn!(error = %e, "cannot read the drill state; keeping the last one");
-                clocks.submission.borrow().phase == Phase::Paused
-            }
-        };
         let tick = *current.borrow();
         let next = match tick {
             _ if *over.borrow() => {
@@ -208,12 +210,27 @@ async fn bridge_clock(
             *c = web;
             changed
         });
+        let is_over = *over.borrow();
+        let mut resync = false;
         tokio::select! {
-            _ = poll.tick() => {}
+            event = events.recv() => match event {
+                Ok(GameEvent::Paused) => paused = true,
+                Ok(GameEvent::Resumed) => paused = false,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => resync = true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
             // The engine drops its end when the drill is over: stop listening, keep going.
             changed = current.changed(), if engine_running => engine_running = changed.is_ok(),
-            changed = over.changed(), if !*over.borrow() => if changed.is_err() { return },
+            changed = over.changed(), if !is_over => if changed.is_err() { return },
             _ = stop.wait_for(|s| *s) => return,
+        }
+        if resync {
+            // Missed events: what the engine acts on is the stored flag.
+            match store.drill_state().await {
+                Ok(state) => paused = state.paused,
+                Err(e) => warn!(error = %e, "cannot read the drill state; keeping the last one"),
+            }
         }
     }
 }

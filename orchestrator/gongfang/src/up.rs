@@ -75,16 +75,21 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     let settings = Settings::default();
     let plan = gongfang_docker::plan(&scenario, &settings)?;
     // Judges read the teams' service logs from Docker when there is one.
-    let logs: Arc<dyn gongfang_reports::LogSource> = match Engine::connect(Backend::Docker) {
-        Ok(engine) => Arc::new(DockerLogs::new(&engine, &slug)),
+    // One engine connection: the containers (`up`) and the judges' view of their logs.
+    let docker = match Engine::connect(Backend::Docker) {
+        Ok(engine) => Some(engine),
         Err(e) if !containers => {
             tracing::warn!(error = %e, "no Docker engine: judges will see no service logs");
-            Arc::new(gongfang_reports::NoLogs)
+            None
         }
         Err(e) => return Err(e.into()),
     };
-    if containers {
-        let orchestrator = Orchestrator::new(Engine::connect(Backend::Docker)?, settings);
+    let logs: Arc<dyn gongfang_reports::LogSource> = match &docker {
+        Some(engine) => Arc::new(DockerLogs::new(engine, &slug)),
+        None => Arc::new(gongfang_reports::NoLogs),
+    };
+    if let (true, Some(engine)) = (containers, docker) {
+        let orchestrator = Orchestrator::new(engine, settings);
         println!("building images and starting the teams' containers ...");
         let report = orchestrator.up(&scenario).await?;
         println!(
