@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang::checker_runner::SandboxRunner;
+use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
-use gongfang_core::scoring::{ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents};
+use gongfang_core::scoring::{Capture, ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents, recompute};
 use gongfang_core::{FlagCodec, ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_e2e::ServiceProcess;
 use gongfang_engine::{Engine, EngineConfig, ManualClock, Target};
@@ -208,6 +209,49 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     // Team 1 gained attack points, team 2 lost defence points.
     assert!(team1.attack > 0.0);
     assert!(last.iter().find(|r| r.team == TeamId(2)).unwrap().defence < 0.0);
+
+    // An audit: every stored score equals a recomputation from the stored events alone.
+    let mut ticks = Vec::new();
+    for t in 0..TICKS {
+        let results = store.check_results(Tick(t), None).await?;
+        let mut verdicts = Vec::new();
+        for team in &scenario.teams {
+            for service in &scenario.services {
+                let actions = results
+                    .iter()
+                    .filter(|r| r.team == team.id && r.service == service.id)
+                    .map(|r| (r.verdict, r.message.as_str()));
+                verdicts.push(ServiceVerdict { team: team.id, service: service.id, verdict: tick_verdict(actions).0 });
+            }
+        }
+        let captures = store
+            .submissions_in_tick(Tick(t))
+            .await?
+            .into_iter()
+            .map(|s| Capture {
+                attacker: s.submission.attacker,
+                victim: s.submission.victim,
+                service: s.submission.service,
+                store: s.submission.store,
+                planted: s.submission.tick_planted,
+                submitted: s.submission.tick_submitted,
+            })
+            .collect();
+        ticks.push(TickEvents { tick: Tick(t), verdicts, captures });
+    }
+    let teams: Vec<ScoredTeam> = scenario.teams.iter().map(ScoredTeam::from).collect();
+    let services: Vec<ScoredService> = scenario.services.iter().map(ScoredService::from).collect();
+    let recomputed = recompute(scenario.drill.scoring, &teams, &services, &ticks)?;
+    let stored = store.list_scores().await?;
+    assert_eq!(stored.len(), recomputed.len() * 4);
+    for tick in &recomputed {
+        for t in &tick.teams {
+            let row = stored.iter().find(|r| r.tick == tick.tick && r.team == t.team).expect("a stored row");
+            let got = (row.attack, row.defence, row.sla, row.total);
+            let want = (t.score.attack, t.score.defence, t.score.sla, t.score.total);
+            assert_eq!(got, want, "tick {} team {}: stored scores equal the recomputation", tick.tick.0, t.team.0);
+        }
+    }
 
     // The final scoreboard, rounded so the snapshot reads well.
     let board: Vec<String> = last
