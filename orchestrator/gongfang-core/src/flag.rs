@@ -127,9 +127,7 @@ impl FlagCodec {
             return Err(FlagError::Malformed);
         }
         let mut raw = [0u8; RAW_LEN];
-        let n = URL_SAFE_NO_PAD
-            .decode_slice(body, &mut raw)
-            .map_err(|_| FlagError::Malformed)?;
+        let n = URL_SAFE_NO_PAD.decode_slice(body, &mut raw).map_err(|_| FlagError::Malformed)?;
         if n != RAW_LEN {
             return Err(FlagError::Malformed);
         }
@@ -193,7 +191,8 @@ mod tests {
         assert_eq!(c.mint(info()), codec().mint(info()));
         let other = FlagInfo { store: StoreIdx(0), ..info() };
         assert_ne!(c.mint(info()), c.mint(other));
-        let edge = FlagInfo { tick: Tick(u32::MAX), team: TeamId(u16::MAX), service: ServiceId(255), store: StoreIdx(255) };
+        let edge =
+            FlagInfo { tick: Tick(u32::MAX), team: TeamId(u16::MAX), service: ServiceId(255), store: StoreIdx(255) };
         assert_eq!(c.parse(&c.mint(edge)), Ok(edge));
     }
 
@@ -258,8 +257,7 @@ mod tests {
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         for _ in 0..100_000 {
             // Well-shaped bodies exercise the tag check, not only the shape check.
-            let body: String =
-                (0..BODY_LEN).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect();
+            let body: String = (0..BODY_LEN).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect();
             let candidate = format!("GONGFANG{{{body}}}");
             assert!(c.parse(&candidate).is_err(), "accepted random {candidate}");
         }

@@ -83,7 +83,12 @@ pub fn plan_tick(input: &PlanInput<'_>) -> Vec<PlannedAction> {
                 let oldest = input.tick.0.saturating_sub(input.flag_lifetime.saturating_sub(1));
                 if input.tick.0 > oldest {
                     let newest = Tick(input.tick.0 - 1);
-                    out.push(PlannedAction { team, service, action: Action::Get { store, planted: newest }, offset: at(&mut rng) });
+                    out.push(PlannedAction {
+                        team,
+                        service,
+                        action: Action::Get { store, planted: newest },
+                        offset: at(&mut rng),
+                    });
                     // Older flags: sample distinct ticks in [oldest, newest).
                     let mut older: Vec<u32> = (oldest..newest.0).collect();
                     for _ in 0..input.older_gets.min(older.len()) {
@@ -225,7 +230,10 @@ mod tests {
             (Verdict::Corrupt, "flag gone".into())
         );
         assert_eq!(tick_verdict([(Verdict::Ok, ""), (Verdict::CheckerError, "internal")]).0, Verdict::CheckerError);
-        assert_eq!(tick_verdict([(Verdict::Down, "timeout"), (Verdict::Mumble, "bad")]), (Verdict::Down, "timeout".into()));
+        assert_eq!(
+            tick_verdict([(Verdict::Down, "timeout"), (Verdict::Mumble, "bad")]),
+            (Verdict::Down, "timeout".into())
+        );
         assert_eq!(tick_verdict([(Verdict::Ok, "first"), (Verdict::Ok, "second")]).1, "first");
         assert_eq!(tick_verdict([]).0, Verdict::CheckerError);
     }

@@ -26,13 +26,8 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every verdict, in a stable order (for tables and tests).
-    pub const ALL: [Verdict; 5] = [
-        Verdict::Ok,
-        Verdict::Mumble,
-        Verdict::Corrupt,
-        Verdict::Down,
-        Verdict::CheckerError,
-    ];
+    pub const ALL: [Verdict; 5] =
+        [Verdict::Ok, Verdict::Mumble, Verdict::Corrupt, Verdict::Down, Verdict::CheckerError];
 
     /// How bad a verdict is when combining a tick's actions: the worst one wins.
     ///
@@ -86,10 +81,7 @@ impl FromStr for Verdict {
     type Err = UnknownVerdict;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Verdict::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownVerdict(s.to_owned()))
+        Verdict::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| UnknownVerdict(s.to_owned()))
     }
 }
 

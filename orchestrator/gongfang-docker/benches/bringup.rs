@@ -22,11 +22,19 @@ async fn all_accepting(addresses: &[Ipv4Addr], limit: Duration) -> Duration {
     let start = Instant::now();
     let mut pending: Vec<Ipv4Addr> = addresses.to_vec();
     while !pending.is_empty() {
-        assert!(start.elapsed() < limit, "{} services never came up: {:?}", pending.len(), &pending[..pending.len().min(5)]);
+        assert!(
+            start.elapsed() < limit,
+            "{} services never came up: {:?}",
+            pending.len(),
+            &pending[..pending.len().min(5)]
+        );
         let checks = pending.iter().map(|ip| async move {
-            let ok = tokio::time::timeout(Duration::from_millis(300), tokio::net::TcpStream::connect(SocketAddr::from((*ip, 8080))))
-                .await
-                .is_ok_and(|r| r.is_ok());
+            let ok = tokio::time::timeout(
+                Duration::from_millis(300),
+                tokio::net::TcpStream::connect(SocketAddr::from((*ip, 8080))),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
             (*ip, ok)
         });
         let results = futures::future::join_all(checks).await;
@@ -58,7 +66,11 @@ fn main() {
         vec![service(1, "web", ctx.clone()), service(2, "api", ctx.clone()), service(3, "store", ctx)],
     );
     let engine = Engine::connect(Backend::Docker).unwrap();
-    let settings = Settings { private_pool: Ipv4Net::parse("10.255.0.0/16").unwrap(), services: BTreeMap::new(), ..Settings::default() };
+    let settings = Settings {
+        private_pool: Ipv4Net::parse("10.255.0.0/16").unwrap(),
+        services: BTreeMap::new(),
+        ..Settings::default()
+    };
     let orch = Orchestrator::new(engine, settings);
     let plan = orch.plan(&s).unwrap();
     let addresses: Vec<Ipv4Addr> = plan.instances.iter().filter_map(|i| i.game.as_ref().map(|g| g.address)).collect();

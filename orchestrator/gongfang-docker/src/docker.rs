@@ -7,13 +7,13 @@ use std::path::Path;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkingConfig,
+    ContainerCreateBody, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder,
-    RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder, RemoveVolumeOptionsBuilder, RestartContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures::StreamExt;
 use tracing::{debug, info};
@@ -45,7 +45,12 @@ fn status_is(e: &bollard::errors::Error, code: u16) -> bool {
     matches!(e, bollard::errors::Error::DockerResponseServerError { status_code, .. } if *status_code == code)
 }
 
-pub(crate) async fn build_image(docker: &Docker, tag: &str, context: &Path, labels: HashMap<String, String>) -> Result<String> {
+pub(crate) async fn build_image(
+    docker: &Docker,
+    tag: &str,
+    context: &Path,
+    labels: HashMap<String, String>,
+) -> Result<String> {
     let tar = crate::image::tar_context(context)?;
     let options = BuildImageOptionsBuilder::new().t(tag).rm(true).forcerm(true).labels(&labels).build();
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
@@ -60,7 +65,10 @@ pub(crate) async fn build_image(docker: &Docker, tag: &str, context: &Path, labe
             tail.push(line);
         }
     }
-    let id = image_id(docker, tag).await?.ok_or_else(|| Error::Build { tag: tag.to_owned(), message: format!("no image after the build: {}", tail.concat()) })?;
+    let id = image_id(docker, tag).await?.ok_or_else(|| Error::Build {
+        tag: tag.to_owned(),
+        message: format!("no image after the build: {}", tail.concat()),
+    })?;
     info!(tag, id, "image built");
     Ok(id)
 }
@@ -116,7 +124,13 @@ pub(crate) async fn list_networks(docker: &Docker, drill: &str) -> Result<Vec<Ex
         .map_err(Error::docker("list networks"))?;
     Ok(nets
         .into_iter()
-        .map(|n| Existing { name: n.name.unwrap_or_default(), id: n.id.unwrap_or_default(), labels: n.labels.unwrap_or_default(), running: true, networks: None })
+        .map(|n| Existing {
+            name: n.name.unwrap_or_default(),
+            id: n.id.unwrap_or_default(),
+            labels: n.labels.unwrap_or_default(),
+            running: true,
+            networks: None,
+        })
         .collect())
 }
 
@@ -203,7 +217,9 @@ impl Runtime for DockerRuntime {
             env: Some(spec.env.clone()),
             labels: Some(spec.labels(drill, image_id)),
             host_config: Some(host_config),
-            networking_config: Some(NetworkingConfig { endpoints_config: Some(HashMap::from([(first.network.clone(), endpoint(first))])) }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(first.network.clone(), endpoint(first))])),
+            }),
             ..Default::default()
         };
         self.docker
@@ -213,7 +229,10 @@ impl Runtime for DockerRuntime {
         // The engine takes one network at creation (API 1.41); the rest are joined before start.
         for att in attachments {
             self.docker
-                .connect_network(&att.network, NetworkConnectRequest { container: spec.name.clone(), endpoint_config: Some(endpoint(att)) })
+                .connect_network(
+                    &att.network,
+                    NetworkConnectRequest { container: spec.name.clone(), endpoint_config: Some(endpoint(att)) },
+                )
                 .await
                 .map_err(Error::docker(format!("connect {} to {}", spec.name, att.network)))?;
         }
@@ -227,10 +246,18 @@ impl Runtime for DockerRuntime {
         Ok(list
             .into_iter()
             .map(|c| Existing {
-                name: c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_owned()).unwrap_or_default(),
+                name: c
+                    .names
+                    .unwrap_or_default()
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_owned())
+                    .unwrap_or_default(),
                 id: c.id.unwrap_or_default(),
                 labels: c.labels.unwrap_or_default(),
-                running: matches!(c.state, Some(ContainerSummaryStateEnum::RUNNING) | Some(ContainerSummaryStateEnum::RESTARTING)),
+                running: matches!(
+                    c.state,
+                    Some(ContainerSummaryStateEnum::RUNNING) | Some(ContainerSummaryStateEnum::RESTARTING)
+                ),
                 networks: c.network_settings.and_then(|n| n.networks).map(|n| n.into_keys().collect()),
             })
             .collect())
@@ -255,7 +282,11 @@ impl Runtime for DockerRuntime {
     }
 
     async fn restart(&self, name: &str) -> Result<()> {
-        match self.docker.restart_container(name, Some(RestartContainerOptionsBuilder::new().t(STOP_GRACE).build())).await {
+        match self
+            .docker
+            .restart_container(name, Some(RestartContainerOptionsBuilder::new().t(STOP_GRACE).build()))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Err(Error::NotFound(name.to_owned())),
             Err(e) => Err(Error::docker(format!("restart {name}"))(e)),
@@ -303,7 +334,11 @@ impl Runtime for DockerRuntime {
     }
 
     async fn remove(&self, name: &str) -> Result<()> {
-        match self.docker.remove_container(name, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build())).await {
+        match self
+            .docker
+            .remove_container(name, Some(RemoveContainerOptionsBuilder::new().force(true).v(true).build()))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
             // Already being removed by an earlier, interrupted run.

@@ -83,7 +83,8 @@ impl Firewall {
 
     /// Whether the drill's chains exist.
     pub async fn installed(&self) -> Result<bool> {
-        Ok(iptables(&["-w", "-n", "-L", &self.input_chain()]).await?.0 || iptables(&["-w", "-n", "-L", &self.forward_chain()]).await?.0)
+        Ok(iptables(&["-w", "-n", "-L", &self.input_chain()]).await?.0
+            || iptables(&["-w", "-n", "-L", &self.forward_chain()]).await?.0)
     }
 
     /// Packets the drill's rules have rejected so far: (to the host, forwarded elsewhere).
@@ -108,14 +109,18 @@ async fn iptables(args: &[&str]) -> Result<(bool, String)> {
         command: format!("{IPTABLES} {}", args.join(" ")),
         message: format!("{e} (is iptables installed?)"),
     })?;
-    let text = if out.status.success() { String::from_utf8_lossy(&out.stdout) } else { String::from_utf8_lossy(&out.stderr) };
+    let text =
+        if out.status.success() { String::from_utf8_lossy(&out.stdout) } else { String::from_utf8_lossy(&out.stderr) };
     Ok((out.status.success(), text.into_owned()))
 }
 
 async fn run(args: &[&str]) -> Result<()> {
     match iptables(args).await? {
         (true, _) => Ok(()),
-        (false, message) => Err(Error::Firewall { command: format!("{IPTABLES} {}", args.join(" ")), message: message.trim().to_owned() }),
+        (false, message) => Err(Error::Firewall {
+            command: format!("{IPTABLES} {}", args.join(" ")),
+            message: message.trim().to_owned(),
+        }),
     }
 }
 

@@ -46,7 +46,8 @@ impl Hardening {
     pub fn resolve(limits: &Limits, overrides: &HardeningOverrides) -> Hardening {
         let mut tmpfs = BTreeMap::from([(DEFAULT_TMPFS.0.to_owned(), DEFAULT_TMPFS.1.to_owned())]);
         tmpfs.extend(overrides.tmpfs.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut cap_add: Vec<String> = overrides.cap_add.iter().map(|c| c.to_uppercase().trim_start_matches("CAP_").to_owned()).collect();
+        let mut cap_add: Vec<String> =
+            overrides.cap_add.iter().map(|c| c.to_uppercase().trim_start_matches("CAP_").to_owned()).collect();
         cap_add.sort();
         cap_add.dedup();
         Hardening {
@@ -77,7 +78,10 @@ impl Hardening {
             privileged: Some(false),
             binds: Some(Vec::new()),
             mounts: Some(Vec::new()),
-            restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
             ..Default::default()
         }
     }

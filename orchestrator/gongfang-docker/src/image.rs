@@ -28,7 +28,8 @@ mod tests {
         std::fs::write(dir.path().join("bin/app"), "x").unwrap();
         let bytes = tar_context(dir.path()).unwrap();
         let mut archive = tar::Archive::new(&bytes[..]);
-        let names: Vec<String> = archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        let names: Vec<String> =
+            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
         assert!(names.iter().any(|n| n.ends_with("Dockerfile")), "{names:?}");
         assert!(names.iter().any(|n| n.ends_with("bin/app")), "{names:?}");
     }

@@ -195,7 +195,11 @@ pub fn drill_tag(drill: &str) -> String {
 }
 
 fn build_tag(drill: &str, service: &str, component: &str) -> String {
-    if component == "main" { format!("gongfang/{drill}-{service}:latest") } else { format!("gongfang/{drill}-{service}-{component}:latest") }
+    if component == "main" {
+        format!("gongfang/{drill}-{service}:latest")
+    } else {
+        format!("gongfang/{drill}-{service}-{component}:latest")
+    }
 }
 
 fn image_of(source: &ImageSource, drill: &str, service: &str, component: &str) -> String {
@@ -217,11 +221,17 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
             return Err(Error::Plan(format!("networks of teams `{}` and `{}` overlap", team.slug, other.slug)));
         }
         if settings.private_pool.overlaps(team.network) {
-            return Err(Error::Plan(format!("team `{}`'s network {} overlaps the private pool {}", team.slug, team.network, settings.private_pool)));
+            return Err(Error::Plan(format!(
+                "team `{}`'s network {} overlaps the private pool {}",
+                team.slug, team.network, settings.private_pool
+            )));
         }
         let game_name = format!("gf-{drill}-{}", team.slug);
         let gateway = team.network.host(1).filter(|_| team.network.prefix <= 30).ok_or_else(|| {
-            Error::Plan(format!("team `{}`'s network {} is too small for a gateway and a service", team.slug, team.network))
+            Error::Plan(format!(
+                "team `{}`'s network {} is too small for a gateway and a service",
+                team.slug, team.network
+            ))
         })?;
         networks.push(NetworkSpec {
             name: game_name.clone(),
@@ -233,19 +243,33 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
         });
         for service in &scenario.services {
             let sid = u32::from(service.id.0);
-            let address = team.network.host(sid + 1).filter(|a| Some(*a) != team.network.host((1u32 << (32 - team.network.prefix)) - 1)).ok_or_else(|| {
-                Error::Plan(format!("team `{}`'s network {} has no address for service `{}` (id {sid})", team.slug, team.network, service.slug))
-            })?;
+            let address = team
+                .network
+                .host(sid + 1)
+                .filter(|a| Some(*a) != team.network.host((1u32 << (32 - team.network.prefix)) - 1))
+                .ok_or_else(|| {
+                    Error::Plan(format!(
+                        "team `{}`'s network {} has no address for service `{}` (id {sid})",
+                        team.slug, team.network, service.slug
+                    ))
+                })?;
             let extras = settings.services.get(&service.slug).cloned().unwrap_or_default();
             let main_name = format!("gf-{drill}-{}-{}", team.slug, service.slug);
             let mut private = None;
             if !extras.sidecars.is_empty() {
                 if !(1..PRIVATE_PER_TEAM).contains(&sid) {
-                    return Err(Error::Plan(format!("service `{}` has sidecars but id {sid}; only services 1..{} may", service.slug, PRIVATE_PER_TEAM - 1)));
+                    return Err(Error::Plan(format!(
+                        "service `{}` has sidecars but id {sid}; only services 1..{} may",
+                        service.slug,
+                        PRIVATE_PER_TEAM - 1
+                    )));
                 }
                 let index = u32::from(team.id.0) * PRIVATE_PER_TEAM + sid;
                 let subnet = private_subnet(settings.private_pool, index).ok_or_else(|| {
-                    Error::Plan(format!("the private pool {} has no network #{index} for team `{}` (id {}); use a larger pool", settings.private_pool, team.slug, team.id.0))
+                    Error::Plan(format!(
+                        "the private pool {} has no network #{index} for team `{}` (id {}); use a larger pool",
+                        settings.private_pool, team.slug, team.id.0
+                    ))
                 })?;
                 let net_name = format!("{main_name}-private");
                 networks.push(NetworkSpec {
@@ -257,7 +281,11 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
                     bridge: format!("gf{tag}p{index}"),
                 });
                 if extras.sidecars.len() > 12 {
-                    return Err(Error::Plan(format!("service `{}` has {} sidecars; at most 12 fit its private network", service.slug, extras.sidecars.len())));
+                    return Err(Error::Plan(format!(
+                        "service `{}` has {} sidecars; at most 12 fit its private network",
+                        service.slug,
+                        extras.sidecars.len()
+                    )));
                 }
                 for (k, sidecar) in extras.sidecars.iter().enumerate() {
                     instances.push(InstanceSpec {
@@ -278,7 +306,11 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
                         hardening: Hardening::resolve(&service.limits, &sidecar.hardening),
                     });
                 }
-                private = Some(Attachment { network: net_name, address: subnet.host(2).expect("a /28"), aliases: vec![service.slug.clone()] });
+                private = Some(Attachment {
+                    network: net_name,
+                    address: subnet.host(2).expect("a /28"),
+                    aliases: vec![service.slug.clone()],
+                });
             }
             instances.push(InstanceSpec {
                 name: main_name,
@@ -327,7 +359,14 @@ mod tests {
     }
 
     fn team(id: u16, slug: &str, role: Role, net: &str) -> Team {
-        Team { id: TeamId(id), slug: slug.into(), name: names(), role, network: Ipv4Net::parse(net).unwrap(), nop: false }
+        Team {
+            id: TeamId(id),
+            slug: slug.into(),
+            name: names(),
+            role,
+            network: Ipv4Net::parse(net).unwrap(),
+            nop: false,
+        }
     }
 
     fn service(id: u8, slug: &str) -> Service {
@@ -366,14 +405,26 @@ mod tests {
     }
 
     fn with_db() -> Settings {
-        let db = Sidecar { name: "db".into(), source: ImageSource::Image("pg".into()), env: vec![], hardening: Default::default() };
-        Settings { services: BTreeMap::from([("web".into(), ServiceExtras { sidecars: vec![db], ..Default::default() })]), ..Settings::default() }
+        let db = Sidecar {
+            name: "db".into(),
+            source: ImageSource::Image("pg".into()),
+            env: vec![],
+            hardening: Default::default(),
+        };
+        Settings {
+            services: BTreeMap::from([("web".into(), ServiceExtras { sidecars: vec![db], ..Default::default() })]),
+            ..Settings::default()
+        }
     }
 
     #[test]
     fn addresses_follow_the_documented_layout() {
         let s = scenario(
-            vec![team(1, "a", Role::Both, "10.60.1.0/24"), team(7, "b", Role::Defender, "10.60.7.0/24"), team(9, "red", Role::Attacker, "10.60.9.0/24")],
+            vec![
+                team(1, "a", Role::Both, "10.60.1.0/24"),
+                team(7, "b", Role::Defender, "10.60.7.0/24"),
+                team(9, "red", Role::Attacker, "10.60.9.0/24"),
+            ],
             vec![service(1, "web"), service(2, "api")],
         );
         let p = plan(&s, &with_db()).unwrap();
@@ -403,13 +454,18 @@ mod tests {
         assert_ne!(i.config_hash("sha256:1"), i.config_hash("sha256:2"), "a rebuilt image makes it stale");
         let mut s2 = s.clone();
         s2.services[0].limits.pids = 50;
-        assert_ne!(plan(&s2, &Settings::default()).unwrap().instances[0].config_hash("sha256:1"), i.config_hash("sha256:1"));
+        assert_ne!(
+            plan(&s2, &Settings::default()).unwrap().instances[0].config_hash("sha256:1"),
+            i.config_hash("sha256:1")
+        );
     }
 
     #[test]
     fn impossible_layouts_are_refused() {
         let tiny = scenario(vec![team(1, "a", Role::Both, "10.60.1.0/30")], vec![service(1, "web"), service(2, "api")]);
-        assert!(matches!(plan(&tiny, &Settings::default()), Err(Error::Plan(m)) if m.contains("no address for service `api`")));
+        assert!(
+            matches!(plan(&tiny, &Settings::default()), Err(Error::Plan(m)) if m.contains("no address for service `api`"))
+        );
         let overlap = scenario(vec![team(1, "a", Role::Both, "10.250.1.0/24")], vec![service(1, "web")]);
         assert!(matches!(plan(&overlap, &Settings::default()), Err(Error::Plan(m)) if m.contains("private pool")));
         let many = scenario(vec![team(300, "a", Role::Both, "10.60.1.0/24")], vec![service(1, "web")]);

@@ -81,7 +81,9 @@ impl<R: Runtime> Orchestrator<R> {
                     let labels = HashMap::from([(labels::DRILL.to_owned(), plan.drill.clone())]);
                     self.runtime.build_image(image, dir, labels).await?
                 }
-                ImageSource::Image(name) => self.runtime.image_id(name).await?.ok_or_else(|| Error::ImageMissing(name.clone()))?,
+                ImageSource::Image(name) => {
+                    self.runtime.image_id(name).await?.ok_or_else(|| Error::ImageMissing(name.clone()))?
+                }
             };
             ids.insert(image.to_owned(), id);
         }
@@ -102,10 +104,14 @@ impl<R: Runtime> Orchestrator<R> {
         let existing_nets = self.runtime.list_networks(drill).await?;
         let existing = self.runtime.list(drill).await?;
 
-        let wanted_nets: HashMap<&str, String> = plan.networks.iter().map(|n| (n.name.as_str(), n.config_hash())).collect();
+        let wanted_nets: HashMap<&str, String> =
+            plan.networks.iter().map(|n| (n.name.as_str(), n.config_hash())).collect();
         let stale_nets: BTreeSet<String> = existing_nets
             .iter()
-            .filter(|n| wanted_nets.get(n.name.as_str()) != Some(&n.labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default()))
+            .filter(|n| {
+                wanted_nets.get(n.name.as_str())
+                    != Some(&n.labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default())
+            })
             .map(|n| n.name.clone())
             .collect();
 
@@ -169,7 +175,8 @@ impl<R: Runtime> Orchestrator<R> {
             self.runtime.remove_network(name).await?;
             report.networks_removed.push(name.clone());
         }
-        let present: BTreeSet<&str> = existing_nets.iter().map(|n| n.name.as_str()).filter(|n| !stale_nets.contains(*n)).collect();
+        let present: BTreeSet<&str> =
+            existing_nets.iter().map(|n| n.name.as_str()).filter(|n| !stale_nets.contains(*n)).collect();
         for net in &plan.networks {
             if !present.contains(net.name.as_str()) {
                 self.runtime.create_network(drill, net).await?;
@@ -207,7 +214,8 @@ impl<R: Runtime> Orchestrator<R> {
     /// changes and data are gone.
     pub async fn reset(&self, scenario: &Scenario, team: &str, service: &str) -> Result<Vec<String>> {
         let plan = self.plan(scenario)?;
-        let specs: Vec<&InstanceSpec> = plan.instances.iter().filter(|i| i.team == team && i.service == service).collect();
+        let specs: Vec<&InstanceSpec> =
+            plan.instances.iter().filter(|i| i.team == team && i.service == service).collect();
         if specs.is_empty() {
             return Err(Error::NotFound(format!("{team}/{service}")));
         }

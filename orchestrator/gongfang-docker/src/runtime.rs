@@ -60,7 +60,12 @@ pub struct InstanceState {
 /// in [`crate::labels`]; names are unique per drill.
 pub trait Runtime: Send + Sync {
     /// Builds `tag` from a build folder (sent as a tar context); returns the image id.
-    fn build_image(&self, tag: &str, context: &Path, labels: HashMap<String, String>) -> impl Future<Output = Result<String>> + Send;
+    fn build_image(
+        &self,
+        tag: &str,
+        context: &Path,
+        labels: HashMap<String, String>,
+    ) -> impl Future<Output = Result<String>> + Send;
     /// The id of a local image, `None` if the engine does not have it.
     fn image_id(&self, name: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Creates the network if it is missing; an existing one of the same name is kept.

@@ -9,12 +9,14 @@ use std::path::Path;
 
 use bollard::Docker;
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, Ipam, IpamConfig, Limit, Mount, MountTmpfsOptions, MountType, NetworkAttachmentConfig,
-    NetworkCreateRequest, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecPrivileges, TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources,
-    TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    EndpointSpec, EndpointSpecModeEnum, Ipam, IpamConfig, Limit, Mount, MountTmpfsOptions, MountType,
+    NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecPlacement, TaskSpecPlacementPreferences,
+    TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
-use bollard::query_parameters::{ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder, UpdateServiceOptionsBuilder};
+use bollard::query_parameters::{
+    ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder, UpdateServiceOptionsBuilder,
+};
 use futures::StreamExt;
 use tracing::info;
 
@@ -54,7 +56,10 @@ impl SwarmRuntime {
         ServiceSpec {
             name: Some(spec.name.clone()),
             labels: Some(labels.clone()),
-            mode: Some(ServiceSpecMode { replicated: Some(ServiceSpecModeReplicated { replicas: Some(replicas) }), ..Default::default() }),
+            mode: Some(ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated { replicas: Some(replicas) }),
+                ..Default::default()
+            }),
             endpoint_spec: Some(EndpointSpec { mode: Some(EndpointSpecModeEnum::VIP), ..Default::default() }),
             task_template: Some(TaskSpec {
                 container_spec: Some(TaskSpecContainerSpec {
@@ -65,16 +70,27 @@ impl SwarmRuntime {
                     user: Some(h.user.clone()),
                     read_only: Some(h.read_only_rootfs),
                     capability_drop: Some(vec!["ALL".to_owned()]),
-                    capability_add: (!h.cap_add.is_empty()).then(|| h.cap_add.iter().map(|c| format!("CAP_{c}")).collect()),
-                    privileges: Some(TaskSpecContainerSpecPrivileges { no_new_privileges: Some(true), ..Default::default() }),
+                    capability_add: (!h.cap_add.is_empty())
+                        .then(|| h.cap_add.iter().map(|c| format!("CAP_{c}")).collect()),
+                    privileges: Some(TaskSpecContainerSpecPrivileges {
+                        no_new_privileges: Some(true),
+                        ..Default::default()
+                    }),
                     mounts: Some(tmpfs),
                     ..Default::default()
                 }),
                 resources: Some(TaskSpecResources {
-                    limits: Some(Limit { nano_cpus: Some(h.nano_cpus), memory_bytes: Some(h.memory_bytes), pids: Some(h.pids) }),
+                    limits: Some(Limit {
+                        nano_cpus: Some(h.nano_cpus),
+                        memory_bytes: Some(h.memory_bytes),
+                        pids: Some(h.pids),
+                    }),
                     ..Default::default()
                 }),
-                restart_policy: Some(TaskSpecRestartPolicy { condition: Some(TaskSpecRestartPolicyConditionEnum::ANY), ..Default::default() }),
+                restart_policy: Some(TaskSpecRestartPolicy {
+                    condition: Some(TaskSpecRestartPolicyConditionEnum::ANY),
+                    ..Default::default()
+                }),
                 placement: Some(TaskSpecPlacement {
                     preferences: Some(vec![TaskSpecPlacementPreferences {
                         spread: Some(TaskSpecPlacementSpread { spread_descriptor: Some("node.id".to_owned()) }),
@@ -83,7 +99,11 @@ impl SwarmRuntime {
                 }),
                 networks: Some(
                     spec.attachments()
-                        .map(|a| NetworkAttachmentConfig { target: Some(a.network.clone()), aliases: Some(a.aliases.clone()), ..Default::default() })
+                        .map(|a| NetworkAttachmentConfig {
+                            target: Some(a.network.clone()),
+                            aliases: Some(a.aliases.clone()),
+                            ..Default::default()
+                        })
                         .collect(),
                 ),
                 ..Default::default()
@@ -103,19 +123,26 @@ impl SwarmRuntime {
                 Err(e) if is_not_found(&e) => return Err(Error::NotFound(name.to_owned())),
                 Err(e) => return Err(Error::docker(format!("inspect service {name}"))(e)),
             };
-            let version = service.version.and_then(|v| v.index).ok_or_else(|| Error::Swarm(format!("service {name} has no version")))?;
+            let version = service
+                .version
+                .and_then(|v| v.index)
+                .ok_or_else(|| Error::Swarm(format!("service {name} has no version")))?;
             let mut spec = service.spec.ok_or_else(|| Error::Swarm(format!("service {name} has no spec")))?;
             let current = spec.mode.as_ref().and_then(|m| m.replicated.as_ref()).and_then(|r| r.replicas);
             if !force && replicas.is_some() && current == replicas {
                 return Ok(());
             }
             if let Some(r) = replicas {
-                spec.mode = Some(ServiceSpecMode { replicated: Some(ServiceSpecModeReplicated { replicas: Some(r) }), ..Default::default() });
+                spec.mode = Some(ServiceSpecMode {
+                    replicated: Some(ServiceSpecModeReplicated { replicas: Some(r) }),
+                    ..Default::default()
+                });
             }
             if force && let Some(t) = spec.task_template.as_mut() {
                 t.force_update = Some(t.force_update.unwrap_or(0) + 1);
             }
-            let options = UpdateServiceOptionsBuilder::new().version(i32::try_from(version).unwrap_or(i32::MAX)).build();
+            let options =
+                UpdateServiceOptionsBuilder::new().version(i32::try_from(version).unwrap_or(i32::MAX)).build();
             match self.docker.update_service(name, spec, options, None).await {
                 Ok(_) => return Ok(()),
                 Err(e) if attempt < 10 && e.to_string().contains("out of sequence") => {
@@ -156,7 +183,11 @@ impl Runtime for SwarmRuntime {
             attachable: Some(true),
             ipam: Some(Ipam {
                 driver: Some("default".to_owned()),
-                config: Some(vec![IpamConfig { subnet: Some(spec.subnet.to_string()), gateway: Some(spec.gateway.to_string()), ..Default::default() }]),
+                config: Some(vec![IpamConfig {
+                    subnet: Some(spec.subnet.to_string()),
+                    gateway: Some(spec.gateway.to_string()),
+                    ..Default::default()
+                }]),
                 options: None,
             }),
             labels: Some(spec.labels(drill)),
@@ -198,7 +229,10 @@ impl Runtime for SwarmRuntime {
     async fn create(&self, drill: &str, spec: &InstanceSpec, image_id: &str) -> Result<()> {
         // A service runs once created; `start` after it finds one replica wanted and is a no-op.
         let service = Self::service_spec(drill, spec, image_id, 1);
-        self.docker.create_service(service, None).await.map_err(Error::docker(format!("create service {}", spec.name)))?;
+        self.docker
+            .create_service(service, None)
+            .await
+            .map_err(Error::docker(format!("create service {}", spec.name)))?;
         Ok(())
     }
 
@@ -210,7 +244,13 @@ impl Runtime for SwarmRuntime {
             .map(|s| {
                 let spec = s.spec.unwrap_or_default();
                 let replicas = spec.mode.and_then(|m| m.replicated).and_then(|r| r.replicas).unwrap_or(0);
-                Existing { name: spec.name.unwrap_or_default(), id: s.id.unwrap_or_default(), labels: spec.labels.unwrap_or_default(), running: replicas > 0, networks: None }
+                Existing {
+                    name: spec.name.unwrap_or_default(),
+                    id: s.id.unwrap_or_default(),
+                    labels: spec.labels.unwrap_or_default(),
+                    running: replicas > 0,
+                    networks: None,
+                }
             })
             .collect())
     }
@@ -234,7 +274,10 @@ impl Runtime for SwarmRuntime {
             Err(e) => return Err(Error::docker(format!("inspect service {name}"))(e)),
         };
         let raw = serde_json::to_value(&service).unwrap_or_default();
-        let filters = HashMap::from([("service".to_owned(), vec![name.to_owned()]), ("desired-state".to_owned(), vec!["running".to_owned()])]);
+        let filters = HashMap::from([
+            ("service".to_owned(), vec![name.to_owned()]),
+            ("desired-state".to_owned(), vec!["running".to_owned()]),
+        ]);
         let tasks = self
             .docker
             .list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build()))

@@ -10,7 +10,10 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder,
+};
 use common::{DrillGuard, ask, drill, engine, scenario, service, service_context, team};
 use gongfang_core::scenario::{ImageSource, Ipv4Net, Role};
 use gongfang_docker::{Backend, Engine, Firewall, Orchestrator, Runtime, ServiceExtras, Settings, Sidecar, labels};
@@ -19,7 +22,12 @@ use serde_json::Value;
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn settings(pool: &str) -> Settings {
-    let db = Sidecar { name: "db".into(), source: ImageSource::Build(service_context()), env: vec![], hardening: Default::default() };
+    let db = Sidecar {
+        name: "db".into(),
+        source: ImageSource::Build(service_context()),
+        env: vec![],
+        hardening: Default::default(),
+    };
     Settings {
         private_pool: Ipv4Net::parse(pool).unwrap(),
         services: BTreeMap::from([("web".to_owned(), ServiceExtras { sidecars: vec![db], ..Default::default() })]),
@@ -30,9 +38,16 @@ fn settings(pool: &str) -> Settings {
 async fn remaining(engine: &Engine, drill: &str) -> (usize, usize, usize) {
     let d = engine.docker();
     let f = labels::drill_filter(drill);
-    let c = d.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&f).build())).await.unwrap().len();
+    let c =
+        d.list_containers(Some(ListContainersOptionsBuilder::new().all(true).filters(&f).build())).await.unwrap().len();
     let n = d.list_networks(Some(ListNetworksOptionsBuilder::new().filters(&f).build())).await.unwrap().len();
-    let v = d.list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&f).build())).await.unwrap().volumes.unwrap_or_default().len();
+    let v = d
+        .list_volumes(Some(ListVolumesOptionsBuilder::new().filters(&f).build()))
+        .await
+        .unwrap()
+        .volumes
+        .unwrap_or_default()
+        .len();
     (c, n, v)
 }
 
@@ -80,9 +95,29 @@ async fn three_teams_isolated_hardened_reset_and_torn_down() {
     }
     let a_web = Ipv4Addr::new(10, 61, 1, 2);
     let b_web = Ipv4Addr::new(10, 61, 2, 2);
-    let a_db = plan.instances.iter().find(|i| i.team == "alpha" && i.component == "db").unwrap().private.as_ref().unwrap().address;
-    let b_db = plan.instances.iter().find(|i| i.team == "bravo" && i.component == "db").unwrap().private.as_ref().unwrap().address;
-    assert_eq!(a_db, Ipv4Addr::new(10, 251, 1, 19), "alpha (id 1), web (id 1): private /28 #17 = 10.251.1.16/28, db at its host 3");
+    let a_db = plan
+        .instances
+        .iter()
+        .find(|i| i.team == "alpha" && i.component == "db")
+        .unwrap()
+        .private
+        .as_ref()
+        .unwrap()
+        .address;
+    let b_db = plan
+        .instances
+        .iter()
+        .find(|i| i.team == "bravo" && i.component == "db")
+        .unwrap()
+        .private
+        .as_ref()
+        .unwrap()
+        .address;
+    assert_eq!(
+        a_db,
+        Ipv4Addr::new(10, 251, 1, 19),
+        "alpha (id 1), web (id 1): private /28 #17 = 10.251.1.16/28, db at its host 3"
+    );
     // The db is on its private network only: it has no game address.
     let db_state = engine.inspect(&format!("gf-{drill}-bravo-web-db")).await.unwrap();
     assert_eq!(db_state.addresses.len(), 1, "{:?}", db_state.addresses);
@@ -99,8 +134,14 @@ async fn three_teams_isolated_hardened_reset_and_torn_down() {
     let port = platform.local_addr().unwrap().port();
     let gateway = Ipv4Addr::new(10, 61, 1, 1);
     assert!(std::net::TcpStream::connect((gateway, port)).is_ok(), "the platform port must be open to the host itself");
-    assert!(asks(format!("CONNECT {gateway}:{port}")).await.starts_with("FAIL"), "a team container reached the platform's port");
-    assert!(asks("UNIX /var/run/docker.sock".into()).await.starts_with("FAIL"), "the Docker socket is inside a team container");
+    assert!(
+        asks(format!("CONNECT {gateway}:{port}")).await.starts_with("FAIL"),
+        "a team container reached the platform's port"
+    );
+    assert!(
+        asks("UNIX /var/run/docker.sock".into()).await.starts_with("FAIL"),
+        "the Docker socket is inside a team container"
+    );
     // "Outside": a container on Docker's default bridge, which has a NATed way out.
     let outside = format!("gf-{drill}-outside");
     let d = engine.docker();
@@ -116,14 +157,18 @@ async fn three_teams_isolated_hardened_reset_and_torn_down() {
     .await
     .unwrap();
     d.start_container(&outside, None).await.unwrap();
-    let outside_ip: Ipv4Addr = d.inspect_container(&outside, None).await.unwrap().network_settings.unwrap().networks.unwrap()["bridge"]
-        .ip_address
-        .clone()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let outside_ip: Ipv4Addr =
+        d.inspect_container(&outside, None).await.unwrap().network_settings.unwrap().networks.unwrap()["bridge"]
+            .ip_address
+            .clone()
+            .unwrap()
+            .parse()
+            .unwrap();
     assert_eq!(blocking(move || ask(outside_ip, "PING", PATIENCE)).await, "PONG 65534", "the outside stand-in is up");
-    assert!(asks(format!("CONNECT {outside_ip}:8080")).await.starts_with("FAIL"), "a team container reached the outside");
+    assert!(
+        asks(format!("CONNECT {outside_ip}:8080")).await.starts_with("FAIL"),
+        "a team container reached the outside"
+    );
     let (in1, fwd1) = fw.rejected().await.unwrap();
     assert!(in1 > in0, "the host rules rejected nothing ({in0} -> {in1})");
     assert!(fwd1 > fwd0, "the forward rules rejected nothing ({fwd0} -> {fwd1})");
@@ -134,7 +179,11 @@ async fn three_teams_isolated_hardened_reset_and_torn_down() {
         let hc = &raw["HostConfig"];
         assert_eq!(hc["CapDrop"], serde_json::json!(["ALL"]), "{}", spec.name);
         assert!(hc["CapAdd"].is_null() || hc["CapAdd"] == serde_json::json!([]), "{}: {}", spec.name, hc["CapAdd"]);
-        assert!(hc["SecurityOpt"].as_array().unwrap().iter().any(|o| o.as_str().unwrap().starts_with("no-new-privileges")), "{}", spec.name);
+        assert!(
+            hc["SecurityOpt"].as_array().unwrap().iter().any(|o| o.as_str().unwrap().starts_with("no-new-privileges")),
+            "{}",
+            spec.name
+        );
         assert_eq!(hc["ReadonlyRootfs"], true, "{}", spec.name);
         assert!(hc["Tmpfs"]["/tmp"].is_string(), "{}", spec.name);
         assert_eq!(hc["Privileged"], false, "{}", spec.name);
@@ -160,7 +209,11 @@ async fn three_teams_isolated_hardened_reset_and_torn_down() {
     assert!(after.running);
     assert_eq!(blocking(move || ask(a_web, "GET", PATIENCE)).await, "EMPTY");
     assert_eq!(blocking(move || ask(b_web, "GET", PATIENCE)).await, "bravo-secret");
-    assert_eq!(blocking(move || ask(a_web, &format!("CONNECT {a_db}:8080"), PATIENCE)).await, "OPEN", "reset app rejoined its private network");
+    assert_eq!(
+        blocking(move || ask(a_web, &format!("CONNECT {a_db}:8080"), PATIENCE)).await,
+        "OPEN",
+        "reset app rejoined its private network"
+    );
 
     // Teardown: nothing labelled with the drill is left, firewall included.
     let t = orch.down(&drill).await.unwrap();
@@ -169,7 +222,10 @@ async fn three_teams_isolated_hardened_reset_and_torn_down() {
     assert!(t.firewall);
     assert_eq!(t.images, 3, "the web, web-db and api tags built for the drill: {t:?}");
     assert_eq!(remaining(&engine, &drill).await, (0, 0, 0));
-    let images = d.list_images(Some(ListImagesOptionsBuilder::new().filters(&labels::drill_filter(&drill)).build())).await.unwrap();
+    let images = d
+        .list_images(Some(ListImagesOptionsBuilder::new().filters(&labels::drill_filter(&drill)).build()))
+        .await
+        .unwrap();
     assert!(images.is_empty(), "{images:?}");
     assert!(!fw.installed().await.unwrap());
 }
@@ -182,7 +238,11 @@ async fn reconcile_is_idempotent_after_a_kill_and_follows_changes() {
     let ctx = ImageSource::Build(service_context());
     let mut s = scenario(
         &drill,
-        vec![team(1, "alpha", Role::Both, "10.62.1.0/24"), team(2, "bravo", Role::Both, "10.62.2.0/24"), team(3, "charlie", Role::Both, "10.62.3.0/24")],
+        vec![
+            team(1, "alpha", Role::Both, "10.62.1.0/24"),
+            team(2, "bravo", Role::Both, "10.62.2.0/24"),
+            team(3, "charlie", Role::Both, "10.62.3.0/24"),
+        ],
         vec![service(1, "web", ctx.clone()), service(2, "api", ctx)],
     );
     let orch = Orchestrator::new(engine.clone(), Settings { concurrency: 2, ..settings("10.252.0.0/16") });
@@ -206,7 +266,8 @@ async fn reconcile_is_idempotent_after_a_kill_and_follows_changes() {
     let partial = engine.list(&drill).await.unwrap().len();
 
     let report = orch.up(&s).await.unwrap();
-    let names = |list: Vec<gongfang_docker::Existing>| list.into_iter().map(|e| (e.name, e.running)).collect::<Vec<_>>();
+    let names =
+        |list: Vec<gongfang_docker::Existing>| list.into_iter().map(|e| (e.name, e.running)).collect::<Vec<_>>();
     let now = names(engine.list(&drill).await.unwrap());
     assert_eq!(now.len(), 9, "duplicates or missing after a killed run (had {partial}): {now:?}");
     assert_eq!(now.iter().map(|(n, _)| n.clone()).collect::<BTreeSet<_>>(), expected);
@@ -266,7 +327,10 @@ async fn a_missing_image_is_a_clear_error_and_creates_nothing() {
         vec![team(1, "alpha", Role::Both, "10.65.1.0/24")],
         vec![service(1, "web", ImageSource::Image("gongfang/no-such-image:never".into()))],
     );
-    let orch = Orchestrator::new(engine.clone(), Settings { private_pool: Ipv4Net::parse("10.253.0.0/16").unwrap(), ..Settings::default() });
+    let orch = Orchestrator::new(
+        engine.clone(),
+        Settings { private_pool: Ipv4Net::parse("10.253.0.0/16").unwrap(), ..Settings::default() },
+    );
     let err = orch.up(&s).await.unwrap_err();
     assert!(matches!(err, gongfang_docker::Error::ImageMissing(ref n) if n == "gongfang/no-such-image:never"), "{err}");
     assert_eq!(remaining(&engine, &drill).await, (0, 0, 0));

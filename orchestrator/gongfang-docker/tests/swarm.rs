@@ -49,7 +49,11 @@ async fn single_node_swarm_runs_the_scenario_as_services() {
     let created = match d.inspect_swarm().await {
         Ok(_) => false,
         Err(_) => match d
-            .init_swarm(SwarmInitRequest { listen_addr: Some("127.0.0.1:2377".into()), advertise_addr: Some("127.0.0.1".into()), ..Default::default() })
+            .init_swarm(SwarmInitRequest {
+                listen_addr: Some("127.0.0.1:2377".into()),
+                advertise_addr: Some("127.0.0.1".into()),
+                ..Default::default()
+            })
             .await
         {
             Ok(_) => true,
@@ -71,7 +75,11 @@ async fn single_node_swarm_runs_the_scenario_as_services() {
         vec![team(1, "alpha", Role::Both, "10.63.1.0/24"), team(2, "bravo", Role::Both, "10.63.2.0/24")],
         vec![service(1, "web", ctx)],
     );
-    let settings = Settings { backend: Backend::Swarm, private_pool: Ipv4Net::parse("10.254.0.0/16").unwrap(), ..Settings::default() };
+    let settings = Settings {
+        backend: Backend::Swarm,
+        private_pool: Ipv4Net::parse("10.254.0.0/16").unwrap(),
+        ..Settings::default()
+    };
     let orch = Orchestrator::new(engine.clone(), settings);
     let plan = orch.plan(&s).unwrap();
     let report = orch.up(&s).await.unwrap();
@@ -109,9 +117,13 @@ async fn single_node_swarm_runs_the_scenario_as_services() {
         assert_eq!(spec["Resources"]["Limits"]["MemoryBytes"], 64 << 20);
         assert_eq!(spec["Placement"]["Preferences"][0]["Spread"]["SpreadDescriptor"], "node.id");
         // And the engine applied it to the task's container.
-        let filters = std::collections::HashMap::from([("service".to_owned(), vec![name.clone()]), ("desired-state".to_owned(), vec!["running".to_owned()])]);
+        let filters = std::collections::HashMap::from([
+            ("service".to_owned(), vec![name.clone()]),
+            ("desired-state".to_owned(), vec!["running".to_owned()]),
+        ]);
         let tasks = d.list_tasks(Some(ListTasksOptionsBuilder::new().filters(&filters).build())).await.unwrap();
-        let cid = tasks.iter().find_map(|t| t.status.as_ref()?.container_status.as_ref()?.container_id.clone()).unwrap();
+        let cid =
+            tasks.iter().find_map(|t| t.status.as_ref()?.container_status.as_ref()?.container_id.clone()).unwrap();
         let c = d.inspect_container(&cid, None).await.unwrap();
         let hc = c.host_config.unwrap();
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_owned()]));
@@ -134,7 +146,10 @@ async fn single_node_swarm_runs_the_scenario_as_services() {
 
     let t = orch.down(&drill).await.unwrap();
     assert_eq!((t.containers, t.networks), (2, 2), "{t:?}");
-    let left = d.list_services(Some(ListServicesOptionsBuilder::new().filters(&labels::drill_filter(&drill)).build())).await.unwrap();
+    let left = d
+        .list_services(Some(ListServicesOptionsBuilder::new().filters(&labels::drill_filter(&drill)).build()))
+        .await
+        .unwrap();
     assert!(left.is_empty());
     assert!(engine.list_networks(&drill).await.unwrap().is_empty());
 }

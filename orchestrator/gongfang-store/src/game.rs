@@ -193,6 +193,41 @@ fn sqlite_insert_for(left: usize) -> (&'static str, usize) {
 }
 
 /// Marks the row of `unique` (in key order) that the database returned as inserted.
+/// The start of PostgreSQL's batch insert: the columns of a batch as eight arrays, bound by
+/// [`bind_columns`].
+macro_rules! postgres_insert_submissions {
+    () => {
+        "INSERT INTO submissions \
+         (attacker, flag, victim, service, store, tick_planted, tick_submitted, submitted_at) \
+         SELECT * FROM UNNEST($1::int4[], $2::text[], $3::int4[], $4::int4[], $5::int4[], $6::int4[], \
+         $7::int4[], $8::timestamptz[])"
+    };
+}
+
+/// `sql` with the columns of `rows` bound as the arrays `$1` to `$8` of
+/// [`postgres_insert_submissions`].
+fn bind_columns(
+    sql: &'static str,
+    rows: &[&NewSubmission],
+) -> sea_orm::sqlx::query::Query<'static, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments> {
+    let column = |f: fn(&NewSubmission) -> i32| rows.iter().map(|s| f(s)).collect::<Vec<i32>>();
+    sea_orm::sqlx::query(sql)
+        .bind(column(|s| i32::from(s.attacker.0)))
+        .bind(rows.iter().map(|s| s.flag.clone()).collect::<Vec<String>>())
+        .bind(column(|s| i32::from(s.victim.0)))
+        .bind(column(|s| i32::from(s.service.0)))
+        .bind(column(|s| i32::from(s.store.0)))
+        .bind(column(|s| tick_i32(s.tick_planted)))
+        .bind(column(|s| tick_i32(s.tick_submitted)))
+        .bind(rows.iter().map(|s| s.submitted_at).collect::<Vec<DateTime<Utc>>>())
+}
+
+/// Whether `e` is the unique (attacker, flag) constraint refusing a row.
+fn is_duplicate_submission(e: &sea_orm::sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation() && d.constraint() == Some("uq_submissions_attacker_flag"))
+}
+
 fn mark_inserted(unique: &[&NewSubmission], inserted: &mut [bool], attacker: i32, flag: &str) -> Result<()> {
     let key = (u16::try_from(attacker).unwrap_or(u16::MAX), flag.as_bytes());
     match unique.binary_search_by(|u| submission_key(u).cmp(&key)) {
@@ -516,12 +551,32 @@ impl Store {
     /// under any concurrency: of many writers racing with one flag, exactly one gets `New`.
     /// Returns only once the batch is durably committed.
     ///
-    /// The whole batch is one statement with a constant text, prepared once per connection and
-    /// reused: on PostgreSQL the columns travel as eight arrays (`UNNEST`), on SQLite as one
-    /// JSON array (`json_each`). Rows go in (attacker, flag) order, so batches committed
-    /// concurrently take their row locks in one order and cannot deadlock.
-    #[tracing::instrument(skip_all, fields(rows = batch.len()))]
+    /// On PostgreSQL the batch is one statement whose columns travel as eight arrays
+    /// (`UNNEST`), on SQLite a few multi-row `INSERT`s in one transaction; every text is
+    /// prepared once per connection and reused. Rows go in (attacker, flag) order, so batches
+    /// committed concurrently take their row locks in one order and cannot deadlock.
     pub async fn insert_submissions(&self, batch: &[NewSubmission]) -> Result<Vec<SubmissionOutcome>> {
+        self.insert_submissions_expecting(batch, false).await
+    }
+
+    /// [`Store::insert_submissions`] for a batch whose caller has answered the duplicates it
+    /// knows of itself, so its rows are expected to be new: the same answers and guarantees,
+    /// cheaper on PostgreSQL while the expectation holds. The rows then go in with a plain
+    /// `INSERT`, which spares `ON CONFLICT`'s extra probe of the unique index per row and the
+    /// reading back of which rows were inserted. Should a row be stored already (by another
+    /// server on the same database, or by a batch the caller had not seen committed), the
+    /// unique constraint fails the statement, which has then stored nothing, and the batch is
+    /// inserted again as [`Store::insert_submissions`] does.
+    pub async fn insert_new_submissions(&self, batch: &[NewSubmission]) -> Result<Vec<SubmissionOutcome>> {
+        self.insert_submissions_expecting(batch, true).await
+    }
+
+    #[tracing::instrument(skip_all, fields(rows = batch.len(), expect_new))]
+    async fn insert_submissions_expecting(
+        &self,
+        batch: &[NewSubmission],
+        expect_new: bool,
+    ) -> Result<Vec<SubmissionOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -538,6 +593,14 @@ impl Store {
             }
         }
         let inserted = match self.backend {
+            Backend::Postgres if expect_new => match self.insert_new_postgres(&unique).await {
+                Ok(()) => vec![true; unique.len()],
+                Err(e) if is_duplicate_submission(&e) => {
+                    tracing::debug!("a batch expected to be new held a stored flag; inserting it again");
+                    self.insert_unique_postgres(&unique).await?
+                }
+                Err(e) => return Err(sqlx_error(e)),
+            },
             Backend::Postgres => self.insert_unique_postgres(&unique).await?,
             Backend::Sqlite => self.insert_unique_sqlite(&unique).await?,
         };
@@ -554,27 +617,15 @@ impl Store {
             .collect())
     }
 
-    /// PostgreSQL: one autocommitted `INSERT … SELECT FROM UNNEST(arrays)`. Says which of
-    /// `unique` (distinct, in key order) were inserted.
+    /// PostgreSQL: one autocommitted `INSERT … SELECT FROM UNNEST(arrays) ON CONFLICT DO
+    /// NOTHING`. Says which of `unique` (distinct, in key order) were inserted.
     async fn insert_unique_postgres(&self, unique: &[&NewSubmission]) -> Result<Vec<bool>> {
-        const SQL: &str = "INSERT INTO submissions \
-             (attacker, flag, victim, service, store, tick_planted, tick_submitted, submitted_at) \
-             SELECT * FROM UNNEST($1::int4[], $2::text[], $3::int4[], $4::int4[], $5::int4[], $6::int4[], \
-             $7::int4[], $8::timestamptz[]) \
-             ON CONFLICT (attacker, flag) DO NOTHING RETURNING attacker, flag";
-        let column = |f: fn(&NewSubmission) -> i32| unique.iter().map(|s| f(s)).collect::<Vec<i32>>();
-        let rows = sea_orm::sqlx::query(SQL)
-            .bind(column(|s| i32::from(s.attacker.0)))
-            .bind(unique.iter().map(|s| s.flag.as_str()).collect::<Vec<&str>>())
-            .bind(column(|s| i32::from(s.victim.0)))
-            .bind(column(|s| i32::from(s.service.0)))
-            .bind(column(|s| i32::from(s.store.0)))
-            .bind(column(|s| tick_i32(s.tick_planted)))
-            .bind(column(|s| tick_i32(s.tick_submitted)))
-            .bind(unique.iter().map(|s| s.submitted_at).collect::<Vec<DateTime<Utc>>>())
-            .fetch_all(self.db.get_postgres_connection_pool())
-            .await
-            .map_err(sqlx_error)?;
+        const SQL: &str = concat!(
+            postgres_insert_submissions!(),
+            " ON CONFLICT (attacker, flag) DO NOTHING RETURNING attacker, flag"
+        );
+        let rows =
+            bind_columns(SQL, unique).fetch_all(self.db.get_postgres_connection_pool()).await.map_err(sqlx_error)?;
         let mut inserted = vec![false; unique.len()];
         for row in &rows {
             use sea_orm::sqlx::Row;
@@ -583,6 +634,13 @@ impl Store {
             mark_inserted(unique, &mut inserted, attacker, flag)?;
         }
         Ok(inserted)
+    }
+
+    /// PostgreSQL: the same statement without `ON CONFLICT`, for rows expected to be new. Fails
+    /// as a whole, storing nothing, if one of them is stored already.
+    async fn insert_new_postgres(&self, unique: &[&NewSubmission]) -> std::result::Result<(), sea_orm::sqlx::Error> {
+        const SQL: &str = postgres_insert_submissions!();
+        bind_columns(SQL, unique).execute(self.db.get_postgres_connection_pool()).await.map(drop)
     }
 
     /// SQLite: in one `BEGIN IMMEDIATE` transaction, multi-row `INSERT … VALUES` statements
@@ -649,6 +707,23 @@ impl Store {
             .collect()
     }
 
+    /// Submissions of flags planted in `tick` or later: the flags that may still be
+    /// submitted, when `tick` is the oldest tick whose flags have not expired. Read by a
+    /// submission server when it starts, so it can answer their resubmissions itself.
+    pub async fn submissions_planted_since(&self, tick: Tick) -> Result<Vec<StoredSubmission>> {
+        submissions::Entity::find()
+            .filter(submissions::Column::TickPlanted.gte(tick_i32(tick)))
+            // Implied (a flag is submitted after it is planted); it lets the tick index narrow
+            // the scan to the newest rows.
+            .filter(submissions::Column::TickSubmitted.gte(tick_i32(tick)))
+            .order_by_asc(submissions::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(submission_from_row)
+            .collect()
+    }
+
     /// How many submissions are stored in all.
     pub async fn count_submissions(&self) -> Result<u64> {
         use sea_orm::PaginatorTrait;
@@ -658,12 +733,19 @@ impl Store {
     /// Services of which at least one flag has been captured, ascending: what a restarted
     /// submission server needs to announce first blood once per service and drill.
     ///
-    /// One probe of the (victim, service) index per team and service, so the cost depends on
-    /// the scenario's size, not on how many submissions are stored.
+    /// The cost depends on the scenario's size, not on how many submissions are stored: on
+    /// SQLite one probe of the (victim, service) index per team and service; on PostgreSQL,
+    /// which has no such index (it cost too much per stored flag), a read of
+    /// `captured_services`, which a trigger keeps as submissions are inserted.
     pub async fn captured_services(&self) -> Result<Vec<ServiceId>> {
-        const SQL: &str = "SELECT s.id FROM services s WHERE EXISTS (SELECT 1 FROM teams t WHERE EXISTS \
-             (SELECT 1 FROM submissions x WHERE x.victim = t.id AND x.service = s.id)) ORDER BY s.id";
-        let statement = sea_orm::Statement::from_string(self.db.get_database_backend(), SQL);
+        let sql = match self.backend {
+            Backend::Sqlite => {
+                "SELECT s.id FROM services s WHERE EXISTS (SELECT 1 FROM teams t WHERE EXISTS \
+                 (SELECT 1 FROM submissions x WHERE x.victim = t.id AND x.service = s.id)) ORDER BY s.id"
+            }
+            Backend::Postgres => "SELECT service AS id FROM captured_services ORDER BY service",
+        };
+        let statement = sea_orm::Statement::from_string(self.db.get_database_backend(), sql);
         let mut services = Vec::new();
         for row in self.db.query_all_raw(statement).await? {
             let id: i32 = row.try_get("", "id")?;

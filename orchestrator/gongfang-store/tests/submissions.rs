@@ -1,8 +1,9 @@
 //! The submission insert path on real databases (SQLite and PostgreSQL): batches of every size
 //! the statements are split into, duplicates within and across batches, odd flag text,
 //! atomicity, concurrent batches in opposite orders, the references to teams and services
-//! (foreign keys on SQLite, statement-level triggers on PostgreSQL), and the captured-services
-//! query that first blood is decided from.
+//! (foreign keys on SQLite, statement-level triggers on PostgreSQL), the captured-services
+//! query that first blood is decided from, and the migration that changed the table's indexes
+//! under stored rows.
 
 mod common;
 
@@ -20,7 +21,9 @@ backend_tests!(
     odd_flag_text_round_trips_and_dedupes,
     a_failing_row_stores_nothing_of_its_batch,
     concurrent_batches_in_opposite_orders_all_complete,
+    batches_expected_new_get_the_same_answers_when_they_are_not,
     captured_services_come_from_the_store,
+    the_index_migration_keeps_what_was_stored,
     references_are_enforced_by_the_schema,
 );
 
@@ -165,6 +168,31 @@ async fn concurrent_batches_in_opposite_orders_all_complete(db: TestDb) -> anyho
     Ok(())
 }
 
+/// `insert_new_submissions` is a hint to the store, never a promise: a stored flag in the
+/// batch, or the same flag inserted concurrently, still gets exactly one `New`.
+async fn batches_expected_new_get_the_same_answers_when_they_are_not(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    db.store.insert_submissions(&[sub(1, "GF{a}", 3, 1)]).await?;
+    let outcomes =
+        db.store.insert_new_submissions(&[sub(1, "GF{a}", 3, 1), sub(1, "GF{b}", 3, 1), sub(1, "GF{b}", 3, 1)]).await?;
+    ensure!(
+        outcomes == [SubmissionOutcome::Duplicate, SubmissionOutcome::New, SubmissionOutcome::Duplicate],
+        "a stored flag in the batch: {outcomes:?}"
+    );
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = db.store.clone();
+        racing.spawn(async move { store.insert_new_submissions(&[sub(2, "GF{c}", 3, 1)]).await });
+    }
+    let mut new = 0;
+    while let Some(outcomes) = racing.join_next().await {
+        new += usize::from(outcomes?? == [SubmissionOutcome::New]);
+    }
+    ensure!(new == 1, "{new} of 8 concurrent inserts of one flag were new");
+    ensure!(db.store.count_submissions().await? == 3, "row count");
+    Ok(())
+}
+
 async fn captured_services_come_from_the_store(db: TestDb) -> anyhow::Result<()> {
     synced(&db).await?;
     ensure!(db.store.captured_services().await?.is_empty(), "nothing captured yet");
@@ -176,6 +204,34 @@ async fn captured_services_come_from_the_store(db: TestDb) -> anyhow::Result<()>
     let reopened = Store::connect(&db.url).await?;
     ensure!(reopened.captured_services().await? == [ServiceId(1), ServiceId(2)], "after reopening");
     reopened.close().await?;
+    Ok(())
+}
+
+/// The migration that changed the submissions' indexes (BRIN, byte-order flags, and the
+/// `captured_services` table on PostgreSQL), undone and redone under stored rows: what was
+/// captured before it is still captured after it, and a stored flag is still a duplicate.
+async fn the_index_migration_keeps_what_was_stored(db: TestDb) -> anyhow::Result<()> {
+    use gongfang_migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+    const MIGRATION: &str = "m20261124_000001_submission_indexes";
+    synced(&db).await?;
+    db.store.insert_submissions(&[sub(1, "GF{a}", 3, 2)]).await?;
+    let raw = sea_orm::Database::connect(db.url.as_str()).await?;
+    let steps = Migrator::migrations().iter().rev().position(|m| m.name() == MIGRATION).map(|i| i + 1);
+    let steps = steps.ok_or_else(|| anyhow::anyhow!("{MIGRATION} is not among the migrations"))?;
+    Migrator::down(&raw, Some(u32::try_from(steps)?)).await?;
+    // A row stored by the older schema.
+    raw.execute_unprepared(
+        "INSERT INTO submissions (attacker, flag, victim, service, store, tick_planted, tick_submitted, submitted_at) \
+         VALUES (2, 'GF{b}', 4, 1, 1, 7, 8, '2026-05-04T09:00:00Z')",
+    )
+    .await?;
+    Migrator::up(&raw, None).await?;
+    raw.close().await?;
+    ensure!(db.store.captured_services().await? == [ServiceId(1), ServiceId(2)], "captures from both schemas");
+    let outcomes = db.store.insert_submissions(&[sub(2, "GF{b}", 4, 1), sub(2, "GF{c}", 4, 1)]).await?;
+    ensure!(outcomes == [SubmissionOutcome::Duplicate, SubmissionOutcome::New], "after the migration: {outcomes:?}");
+    ensure!(db.store.count_submissions().await? == 3, "row count");
     Ok(())
 }
 

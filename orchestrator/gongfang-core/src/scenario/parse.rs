@@ -157,8 +157,12 @@ impl Walker<'_, '_> {
             None => Some(Submission { identify: Identify::Address, rate_limit: None, max_connections: 16 }),
         };
         let teams = self.list(&top, "team", "add a team: [[team]] with id, slug, name, network", Self::team);
-        let services =
-            self.list(&top, "service", "add a service: [[service]] with slug, name, image or build, ports, checker", Self::service);
+        let services = self.list(
+            &top,
+            "service",
+            "add a service: [[service]] with slug, name, image or build, ports, checker",
+            Self::service,
+        );
         let reports = match self.table_at(&top, "reports", false) {
             Some(t) => self.reports(&t),
             None => Some(ReportRules::default()),
@@ -187,14 +191,18 @@ impl Walker<'_, '_> {
         let flag_lifetime = self.int(t, "flag_lifetime", Some(5), 1..=1000);
         let flag_prefix = self.flag_prefix(t);
         let secret = self.secret(t);
-        let scoring = self.choice(t, "scoring", &ScoringFormula::NAMES, Some("faust")).map(|s| {
-            ScoringFormula::from_name(&s).expect("choice returns a listed name")
-        });
+        let scoring = self
+            .choice(t, "scoring", &ScoringFormula::NAMES, Some("faust"))
+            .map(|s| ScoringFormula::from_name(&s).expect("choice returns a listed name"));
 
         // How long: `duration`, or `end` after `start`.
         let duration = match (duration.flatten(), t.get("duration"), t.get("end")) {
             (Some(d), Some(_), Some(end_v)) => {
-                self.c.error(&end_v.span(), format!("{} sets both `duration` and `end`", t.name), Some("keep one of them".into()));
+                self.c.error(
+                    &end_v.span(),
+                    format!("{} sets both `duration` and `end`", t.name),
+                    Some("keep one of them".into()),
+                );
                 Some(d)
             }
             (Some(d), Some(_), None) => Some(d),
@@ -230,7 +238,11 @@ impl Walker<'_, '_> {
             && tk < Duration::from_secs(1)
             && let Some(v) = t.get("tick")
         {
-            self.c.error(&v.span(), "`tick` is shorter than one second", Some("use at least \"10s\"; 60s to 180s is usual".into()));
+            self.c.error(
+                &v.span(),
+                "`tick` is shorter than one second",
+                Some("use at least \"10s\"; 60s to 180s is usual".into()),
+            );
         }
         let checker_timeout = match (checker_timeout.flatten(), tick) {
             (Some(ct), Some(tk)) if ct >= tk => {
@@ -238,7 +250,10 @@ impl Walker<'_, '_> {
                 self.c.error(
                     &v.span(),
                     format!("`checker_timeout` ({}) is not shorter than `tick` ({})", show(ct), show(tk)),
-                    Some("every checker action must finish within its tick: make tick longer or checker_timeout shorter".into()),
+                    Some(
+                        "every checker action must finish within its tick: make tick longer or checker_timeout shorter"
+                            .into(),
+                    ),
                 );
                 None
             }
@@ -378,11 +393,7 @@ impl Walker<'_, '_> {
     }
 
     /// Checks that span teams or services: duplicates, overlaps, the mix of roles.
-    fn cross_checks(
-        &mut self,
-        teams: &[(Option<Team>, Range<usize>)],
-        services: &[(Option<Service>, Range<usize>)],
-    ) {
+    fn cross_checks(&mut self, teams: &[(Option<Team>, Range<usize>)], services: &[(Option<Service>, Range<usize>)]) {
         let mut ids: HashMap<TeamId, usize> = HashMap::new();
         let mut slugs: HashMap<&str, usize> = HashMap::new();
         let mut nets: Vec<(Ipv4Net, usize)> = Vec::new();
@@ -390,11 +401,19 @@ impl Walker<'_, '_> {
             let Some(team) = team else { continue };
             if let Some(first) = ids.insert(team.id, at.start) {
                 let line = self.c.line_of(first);
-                self.c.error(at, format!("duplicate team id {}", team.id), Some(format!("team id {} is already used on line {line}; give each team its own id", team.id)));
+                self.c.error(
+                    at,
+                    format!("duplicate team id {}", team.id),
+                    Some(format!("team id {} is already used on line {line}; give each team its own id", team.id)),
+                );
             }
             if let Some(first) = slugs.insert(&team.slug, at.start) {
                 let line = self.c.line_of(first);
-                self.c.error(at, format!("duplicate team slug `{}`", team.slug), Some(format!("`{}` is already used on line {line}; slugs must be unique", team.slug)));
+                self.c.error(
+                    at,
+                    format!("duplicate team slug `{}`", team.slug),
+                    Some(format!("`{}` is already used on line {line}; slugs must be unique", team.slug)),
+                );
             }
             if let Some((other, first)) = nets.iter().find(|(n, _)| n.overlaps(team.network)) {
                 let line = self.c.line_of(*first);
@@ -411,7 +430,11 @@ impl Walker<'_, '_> {
             let Some(service) = service else { continue };
             if let Some(first) = service_slugs.insert(&service.slug, at.start) {
                 let line = self.c.line_of(first);
-                self.c.error(at, format!("duplicate service slug `{}`", service.slug), Some(format!("`{}` is already used on line {line}; slugs must be unique", service.slug)));
+                self.c.error(
+                    at,
+                    format!("duplicate service slug `{}`", service.slug),
+                    Some(format!("`{}` is already used on line {line}; slugs must be unique", service.slug)),
+                );
             }
         }
         if services.len() > usize::from(u8::MAX) {
@@ -421,10 +444,18 @@ impl Walker<'_, '_> {
         if !known.is_empty() && known.len() == teams.len() {
             let at = teams[0].1.clone();
             if !known.iter().any(|t| t.role.defends()) {
-                self.c.error(&at, "no team defends: every team's role is `attacker`", Some("give at least one team role = \"defender\" or \"both\"".into()));
+                self.c.error(
+                    &at,
+                    "no team defends: every team's role is `attacker`",
+                    Some("give at least one team role = \"defender\" or \"both\"".into()),
+                );
             }
             if !known.iter().any(|t| t.role.attacks() && !t.nop) {
-                self.c.error(&at, "no team attacks: every team is a defender or the NOP team", Some("give at least one team role = \"attacker\" or \"both\"".into()));
+                self.c.error(
+                    &at,
+                    "no team attacks: every team is a defender or the NOP team",
+                    Some("give at least one team role = \"attacker\" or \"both\"".into()),
+                );
             }
         }
     }
@@ -453,9 +484,15 @@ impl Walker<'_, '_> {
             return None;
         };
         match v.get_ref() {
-            DeValue::Table(table) => Some(Tab { table, at: self.key_span(parent, key).unwrap_or(v.span()), name: format!("[{key}]") }),
+            DeValue::Table(table) => {
+                Some(Tab { table, at: self.key_span(parent, key).unwrap_or(v.span()), name: format!("[{key}]") })
+            }
             other => {
-                self.c.error(&v.span(), format!("`{key}` must be a table, found {}", other.type_str()), Some(format!("write it as a [{key}] section")));
+                self.c.error(
+                    &v.span(),
+                    format!("`{key}` must be a table, found {}", other.type_str()),
+                    Some(format!("write it as a [{key}] section")),
+                );
                 None
             }
         }
@@ -477,7 +514,11 @@ impl Walker<'_, '_> {
             return Vec::new();
         };
         let DeValue::Array(items) = v.get_ref() else {
-            self.c.error(&v.span(), format!("`{key}` must be an array of tables"), Some(format!("write each entry as a [[{key}]] section")));
+            self.c.error(
+                &v.span(),
+                format!("`{key}` must be an array of tables"),
+                Some(format!("write each entry as a [[{key}]] section")),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -489,7 +530,11 @@ impl Walker<'_, '_> {
                     out.push((read(self, &tab, i), at));
                 }
                 other => {
-                    self.c.error(&at, format!("each `{key}` entry must be a table, found {}", other.type_str()), Some(format!("write each entry as a [[{key}]] section")));
+                    self.c.error(
+                        &at,
+                        format!("each `{key}` entry must be a table, found {}", other.type_str()),
+                        Some(format!("write each entry as a [[{key}]] section")),
+                    );
                     out.push((None, at));
                 }
             }
@@ -522,7 +567,11 @@ impl Walker<'_, '_> {
             None => Some(None),
             Some(v) => match v.get_ref().as_str() {
                 Some(s) if s.trim().is_empty() => {
-                    self.c.error(&v.span(), format!("`{key}` is empty"), Some(format!("give `{key}` a value, or remove it")));
+                    self.c.error(
+                        &v.span(),
+                        format!("`{key}` is empty"),
+                        Some(format!("give `{key}` a value, or remove it")),
+                    );
                     None
                 }
                 Some(s) => Some(Some(s.to_owned())),
@@ -546,7 +595,10 @@ impl Walker<'_, '_> {
                 self.c.error(
                     &v.span(),
                     format!("`{key}` \"{s}\" is not a valid slug"),
-                    Some("use 1 to 32 lowercase letters, digits and '-', starting with a letter, e.g. \"open-data\"".into()),
+                    Some(
+                        "use 1 to 32 lowercase letters, digits and '-', starting with a letter, e.g. \"open-data\""
+                            .into(),
+                    ),
                 );
                 return None;
             }
@@ -554,7 +606,13 @@ impl Walker<'_, '_> {
         Some(s)
     }
 
-    fn int(&mut self, t: &Tab<'_, '_>, key: &str, default: Option<u32>, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
+    fn int(
+        &mut self,
+        t: &Tab<'_, '_>,
+        key: &str,
+        default: Option<u32>,
+        range: std::ops::RangeInclusive<u32>,
+    ) -> Option<u32> {
         let Some(v) = t.get(key) else {
             if default.is_none() {
                 self.missing(t, key, &format!("`{key} = {}`", range.start()));
@@ -562,7 +620,12 @@ impl Walker<'_, '_> {
             return default;
         };
         let Some(i) = v.get_ref().as_integer() else {
-            self.wrong_type(v, key, "an integer", Some(format!("write a number without quotes, e.g. {key} = {}", range.start())));
+            self.wrong_type(
+                v,
+                key,
+                "an integer",
+                Some(format!("write a number without quotes, e.g. {key} = {}", range.start())),
+            );
             return None;
         };
         match u32::from_str_radix(i.as_str(), i.radix()).ok().filter(|n| range.contains(n)) {
@@ -578,7 +641,12 @@ impl Walker<'_, '_> {
         match t.get(key) {
             None => Some(default),
             Some(v) => v.get_ref().as_bool().or_else(|| {
-                self.wrong_type(v, key, "true or false", Some(format!("write {key} = true or {key} = false, without quotes")));
+                self.wrong_type(
+                    v,
+                    key,
+                    "true or false",
+                    Some(format!("write {key} = true or {key} = false, without quotes")),
+                );
                 None
             }),
         }
@@ -621,7 +689,12 @@ impl Walker<'_, '_> {
             DeValue::Datetime(d) => d.to_string(),
             DeValue::String(s) => s.to_string(),
             _ => {
-                self.wrong_type(v, key, "a date and time", Some(format!("write it like {key} = 2026-11-21T09:00:00+08:00")));
+                self.wrong_type(
+                    v,
+                    key,
+                    "a date and time",
+                    Some(format!("write it like {key} = 2026-11-21T09:00:00+08:00")),
+                );
                 return None;
             }
         };
@@ -640,7 +713,8 @@ impl Walker<'_, '_> {
 
     fn flag_prefix(&mut self, t: &Tab<'_, '_>) -> Option<String> {
         let s = self.string(t, "flag_prefix", false, "")?.unwrap_or_else(|| "GONGFANG".into());
-        let ok = (1..=16).contains(&s.len()) && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        let ok =
+            (1..=16).contains(&s.len()) && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
         if !ok {
             let v = t.get("flag_prefix").expect("only a given prefix can be wrong");
             self.c.error(
@@ -654,7 +728,8 @@ impl Walker<'_, '_> {
     }
 
     fn secret(&mut self, t: &Tab<'_, '_>) -> Option<SecretSource> {
-        let given: Vec<&str> = ["secret", "secret_env", "secret_file"].into_iter().filter(|k| t.get(k).is_some()).collect();
+        let given: Vec<&str> =
+            ["secret", "secret_env", "secret_file"].into_iter().filter(|k| t.get(k).is_some()).collect();
         match given.as_slice() {
             [] => {
                 self.c.error(
@@ -669,7 +744,11 @@ impl Walker<'_, '_> {
                 let v = t.get(key).expect("given");
                 match *key {
                     "secret" if s.len() < 16 => {
-                        self.c.error(&v.span(), "`secret` is shorter than 16 characters", Some("use a long random string, e.g. from `openssl rand -hex 32`".into()));
+                        self.c.error(
+                            &v.span(),
+                            "`secret` is shorter than 16 characters",
+                            Some("use a long random string, e.g. from `openssl rand -hex 32`".into()),
+                        );
                         None
                     }
                     "secret" => Some(SecretSource::Inline(s)),
@@ -687,7 +766,14 @@ impl Walker<'_, '_> {
                         if self.probe.is_file(&path) {
                             Some(SecretSource::File(path))
                         } else {
-                            self.c.error(&v.span(), format!("secret file `{s}` does not exist"), Some("create it (relative paths start from the scenario's folder) or fix the path".to_owned()));
+                            self.c.error(
+                                &v.span(),
+                                format!("secret file `{s}` does not exist"),
+                                Some(
+                                    "create it (relative paths start from the scenario's folder) or fix the path"
+                                        .to_owned(),
+                                ),
+                            );
                             None
                         }
                     }
@@ -695,7 +781,11 @@ impl Walker<'_, '_> {
             }
             _ => {
                 let v = t.get(given[1]).expect("given");
-                self.c.error(&v.span(), format!("the secret is given more than once ({})", given.join(", ")), Some("keep exactly one of secret, secret_env, secret_file".into()));
+                self.c.error(
+                    &v.span(),
+                    format!("the secret is given more than once ({})", given.join(", ")),
+                    Some("keep exactly one of secret, secret_env, secret_file".into()),
+                );
                 None
             }
         }
@@ -706,11 +796,19 @@ impl Walker<'_, '_> {
         match Ipv4Net::parse(&s) {
             Ok(n) if n.prefix <= 29 => Some(n),
             Ok(_) => {
-                self.c.error(&t.get("network").expect("read").span(), format!("network {s} is too small for services"), Some("use a /29 or larger, e.g. a /24".into()));
+                self.c.error(
+                    &t.get("network").expect("read").span(),
+                    format!("network {s} is too small for services"),
+                    Some("use a /29 or larger, e.g. a /24".into()),
+                );
                 None
             }
             Err(why) => {
-                self.c.error(&t.get("network").expect("read").span(), format!("`network` is not valid: {why}"), Some("write it in CIDR notation, e.g. \"10.60.1.0/24\"".into()));
+                self.c.error(
+                    &t.get("network").expect("read").span(),
+                    format!("`network` is not valid: {why}"),
+                    Some("write it in CIDR notation, e.g. \"10.60.1.0/24\"".into()),
+                );
                 None
             }
         }
@@ -719,13 +817,21 @@ impl Walker<'_, '_> {
     fn image_source(&mut self, t: &Tab<'_, '_>) -> Option<ImageSource> {
         match (t.get("image"), t.get("build")) {
             (Some(_), Some(b)) => {
-                self.c.error(&b.span(), format!("{} sets both `image` and `build`", t.name), Some("keep `image` for a local image or `build` for a build folder, not both".into()));
+                self.c.error(
+                    &b.span(),
+                    format!("{} sets both `image` and `build`", t.name),
+                    Some("keep `image` for a local image or `build` for a build folder, not both".into()),
+                );
                 None
             }
             (Some(_), None) => self.string(t, "image", true, "")?.map(ImageSource::Image),
             (None, Some(_)) => self.path(t, "build", PathKind::Dir).map(ImageSource::Build),
             (None, None) => {
-                self.c.error(&t.at, format!("{} has no `image` or `build`", t.name), Some("add build = \"path/to/service\" (a folder with a Dockerfile) or image = \"name:tag\"".into()));
+                self.c.error(
+                    &t.at,
+                    format!("{} has no `image` or `build`", t.name),
+                    Some("add build = \"path/to/service\" (a folder with a Dockerfile) or image = \"name:tag\"".into()),
+                );
                 None
             }
         }
@@ -767,13 +873,21 @@ impl Walker<'_, '_> {
             return None;
         };
         if items.is_empty() {
-            self.c.error(&v.span(), "`ports` is empty", Some("list the ports attackers and the checker use, e.g. ports = [8080]".into()));
+            self.c.error(
+                &v.span(),
+                "`ports` is empty",
+                Some("list the ports attackers and the checker use, e.g. ports = [8080]".into()),
+            );
             return None;
         }
         let mut ports = Vec::new();
         let mut ok = true;
         for item in items.iter() {
-            let port = item.get_ref().as_integer().and_then(|i| u16::from_str_radix(i.as_str(), i.radix()).ok()).filter(|p| *p > 0);
+            let port = item
+                .get_ref()
+                .as_integer()
+                .and_then(|i| u16::from_str_radix(i.as_str(), i.radix()).ok())
+                .filter(|p| *p > 0);
             match port {
                 Some(p) if ports.contains(&p) => {
                     self.c.error(&item.span(), format!("port {p} is listed twice"), None);
@@ -814,7 +928,12 @@ impl Walker<'_, '_> {
             DeValue::Float(f) => f.as_str().parse::<f64>().ok(),
             DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix()).ok().map(|n| n as f64),
             _ => {
-                self.wrong_type(v, "report_weight", "a number", Some("write it without quotes, e.g. report_weight = 1.5".into()));
+                self.wrong_type(
+                    v,
+                    "report_weight",
+                    "a number",
+                    Some("write it without quotes, e.g. report_weight = 1.5".into()),
+                );
                 return None;
             }
         };
@@ -824,7 +943,10 @@ impl Walker<'_, '_> {
                 self.c.error(
                     &v.span(),
                     "`report_weight` must be more than 0 and at most 1000",
-                    Some("1 adds report points as they are; to leave reports out of the score, set enabled = false".into()),
+                    Some(
+                        "1 adds report points as they are; to leave reports out of the score, set enabled = false"
+                            .into(),
+                    ),
                 );
                 None
             }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use gongfang_core::ids::{ServiceId, TeamId};
 use gongfang_core::scenario::{
-    Drill, Identify, ImageSource, Ipv4Net, Limits, Names, PatchMode, Role, Scenario, ScoringFormula, SecretSource, Service, Submission,
-    Team,
+    Drill, Identify, ImageSource, Ipv4Net, Limits, Names, PatchMode, Role, Scenario, ScoringFormula, SecretSource,
+    Service, Submission, Team,
 };
 use gongfang_docker::{Backend, Engine, Orchestrator, Settings};
 
@@ -81,7 +81,14 @@ pub fn names(en: &str) -> Names {
 }
 
 pub fn team(id: u16, slug: &str, role: Role, network: &str) -> Team {
-    Team { id: TeamId(id), slug: slug.to_owned(), name: names(slug), role, network: Ipv4Net::parse(network).unwrap(), nop: false }
+    Team {
+        id: TeamId(id),
+        slug: slug.to_owned(),
+        name: names(slug),
+        role,
+        network: Ipv4Net::parse(network).unwrap(),
+        nop: false,
+    }
 }
 
 pub fn service(id: u8, slug: &str, source: ImageSource) -> Service {
@@ -135,7 +142,8 @@ impl Drop for DrillGuard {
         let (drill, backend) = (self.drill.clone(), self.backend);
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            let orch = Orchestrator::new(Engine::connect(backend).unwrap(), Settings { backend, ..Settings::default() });
+            let orch =
+                Orchestrator::new(Engine::connect(backend).unwrap(), Settings { backend, ..Settings::default() });
             if let Err(e) = rt.block_on(orch.down(&drill)) {
                 eprintln!("cleanup of {drill} failed: {e}");
             }
