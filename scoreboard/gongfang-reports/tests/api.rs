@@ -312,11 +312,17 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
     let hit = entry(ids[0]);
     let caps = hit["context"]["captures"].as_array().unwrap();
     ensure!(caps.len() == 1, "{hit}");
-    ensure!(caps[0]["attacker"] == "red-firm" && caps[0]["victim"] == "moda" && caps[0]["service"] == "opendata", "{hit}");
+    ensure!(
+        caps[0]["attacker"] == "red-firm" && caps[0]["victim"] == "moda" && caps[0]["service"] == "opendata",
+        "{hit}"
+    );
     ensure!(caps[0]["submitted_at"] == json!(at(41)) && caps[0]["tick_planted"] == 20, "{hit}");
     ensure!(hit["context"]["suggestion"]["strength"] == "strong", "{hit}");
     ensure!(
-        hit["context"]["suggestion"]["summary"].as_str().unwrap().contains("1 capture of moda's opendata flags by red-firm")
+        hit["context"]["suggestion"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("1 capture of moda's opendata flags by red-firm")
     );
 
     let miss = entry(ids[1]);

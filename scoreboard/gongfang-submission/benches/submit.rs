@@ -9,7 +9,8 @@
 //! `GONGFANG_TEST_POSTGRES_URL` is set. `GONGFANG_BENCH_ONLY=invalid,pipeline,store,valid,latency`
 //! runs a subset (for profiling); `GONGFANG_BENCH_VALID`, `_BASELINE`, `_INVALID` set the sizes;
 //! `RUST_LOG=gongfang_submission=trace` logs every batch's size and commit time to stderr;
-//! `GONGFANG_BENCH_COMMITS_IN_FLIGHT=N` overrides how many batches commit at once.
+//! `GONGFANG_BENCH_COMMITS_IN_FLIGHT=N` overrides how many batches commit at once and
+//! `GONGFANG_BENCH_MAX_BATCH=N` the largest batch.
 #![allow(clippy::print_stdout)]
 
 #[path = "../tests/common/fixture.rs"]
@@ -82,7 +83,7 @@ impl Databases {
 struct NullSink;
 
 impl SubmissionSink for NullSink {
-    fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
+    fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission], _: bool) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
         Box::pin(async move { Ok(vec![SubmissionOutcome::New; batch.len()]) })
     }
     fn verify_token<'a>(&'a self, _: &'a str) -> SinkFuture<'a, Option<TeamId>> {
@@ -90,6 +91,9 @@ impl SubmissionSink for NullSink {
     }
     fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
         Box::pin(async { Ok(HashSet::new()) })
+    }
+    fn submissions_planted_since(&self, _: Tick) -> SinkFuture<'_, Vec<NewSubmission>> {
+        Box::pin(async { Ok(Vec::new()) })
     }
 }
 
@@ -401,6 +405,7 @@ fn main() {
         }
         let defaults = Settings {
             commits_in_flight: std::env::var("GONGFANG_BENCH_COMMITS_IN_FLIGHT").ok().and_then(|v| v.parse().ok()),
+            max_batch: env_usize("GONGFANG_BENCH_MAX_BATCH", Settings::default().max_batch),
             ..Settings::default()
         };
         let max_batch = defaults.max_batch;

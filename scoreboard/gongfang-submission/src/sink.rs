@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use gongfang_core::{ServiceId, TeamId};
+use gongfang_core::{ServiceId, TeamId, Tick};
 use gongfang_store::{Backend, NewSubmission, Store, SubmissionOutcome};
 
 use crate::error::SubmissionError;
@@ -17,7 +17,13 @@ pub trait SubmissionSink: Send + Sync + 'static {
     /// Stores `batch` atomically; for each row, in order, whether it is new or a duplicate of
     /// (attacker, flag): stored before, or earlier in the same batch. Must return only after
     /// the commit is durable, and must stay right when several batches run at once.
-    fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>>;
+    /// `expect_new` says the writer knows none of the rows to be stored or being stored: a
+    /// hint the sink may optimise for, never a promise it may rely on.
+    fn insert_batch<'a>(
+        &'a self,
+        batch: &'a [NewSubmission],
+        expect_new: bool,
+    ) -> SinkFuture<'a, Vec<SubmissionOutcome>>;
 
     /// How many batches are best committed at once. One by default; more where the database
     /// overlaps one commit's flush with the next batch's work.
@@ -32,12 +38,24 @@ pub trait SubmissionSink: Send + Sync + 'static {
     /// announced once per drill even across restarts. Asked once, when a server starts; the
     /// writer keeps the set up to date from then on, so each capture costs one set lookup.
     fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>>;
+
+    /// The stored submissions of flags planted in tick `since` or later, so a starting server
+    /// answers resubmissions of flags that may still be submitted without asking again.
+    fn submissions_planted_since(&self, since: Tick) -> SinkFuture<'_, Vec<NewSubmission>>;
 }
 
 impl SubmissionSink for Store {
-    fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
+    fn insert_batch<'a>(
+        &'a self,
+        batch: &'a [NewSubmission],
+        expect_new: bool,
+    ) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
         Box::pin(async move {
-            let outcomes = self.insert_submissions(batch).await?;
+            let outcomes = if expect_new {
+                self.insert_new_submissions(batch).await?
+            } else {
+                self.insert_submissions(batch).await?
+            };
             if outcomes.len() != batch.len() {
                 return Err(SubmissionError::OutcomeCount { expected: batch.len(), got: outcomes.len() });
             }
@@ -61,5 +79,11 @@ impl SubmissionSink for Store {
 
     fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
         Box::pin(async move { Ok(Store::captured_services(self).await?.into_iter().collect()) })
+    }
+
+    fn submissions_planted_since(&self, since: Tick) -> SinkFuture<'_, Vec<NewSubmission>> {
+        Box::pin(async move {
+            Ok(Store::submissions_planted_since(self, since).await?.into_iter().map(|s| s.submission).collect())
+        })
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{Identify, Scenario};
-use gongfang_core::{FlagCodec, TeamId};
+use gongfang_core::{FlagCodec, TeamId, Tick};
 use gongfang_store::NewSubmission;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -18,7 +18,7 @@ use crate::classify::{Classified, Classifier};
 use crate::clock::GameClock;
 use crate::error::SubmissionError;
 use crate::sink::SubmissionSink;
-use crate::writer::{Writer, WriterConfig};
+use crate::writer::{StoredCaptures, Writer, WriterConfig};
 
 /// Limits and tuning. The scenario's `[submission]` table supplies identification, the HTTP
 /// rate limit and connections per team; the rest has sensible defaults.
@@ -114,6 +114,14 @@ impl SubmissionState {
         settings: Settings,
     ) -> Result<(SubmissionState, JoinHandle<()>), SubmissionError> {
         let captured = sink.captured_services().await?;
+        // The flags that may still be submitted were planted in the last `lifetime` ticks.
+        let lifetime = scenario.drill.flag_lifetime;
+        let oldest_valid = Tick(clock.borrow().tick.0.saturating_sub(lifetime.saturating_sub(1)));
+        let mut stored = StoredCaptures::new(lifetime);
+        for row in sink.submissions_planted_since(oldest_valid).await? {
+            stored.insert(&row);
+        }
+        tracing::debug!(since = %oldest_valid, captures = stored.len(), "stored captures of valid flags loaded");
         let config = WriterConfig {
             linger: settings.linger,
             max_batch: settings.max_batch.max(1),
@@ -122,7 +130,7 @@ impl SubmissionState {
             in_flight: settings.commits_in_flight.unwrap_or_else(|| sink.commits_in_flight()).max(1),
         };
         let writer = Arc::new(Writer::new(scenario.teams.iter().map(|t| t.id), config));
-        let task = tokio::spawn(writer.clone().run(sink.clone(), events, captured));
+        let task = tokio::spawn(writer.clone().run(sink.clone(), events, captured, stored));
         let inner = Inner {
             identify: scenario.submission.identify,
             classifier: Classifier::new(scenario, codec),

@@ -7,13 +7,17 @@
 //! the database gains from it. Each team's queue is bounded by a semaphore whose permit travels
 //! with the row, so a flood pushes back on its own connections, not on memory or on other
 //! teams.
+//!
+//! The writer also remembers which captures of still-valid flags are stored, so a resubmitted
+//! flag is answered `DUP` without a round trip to the database, and the batches it does send
+//! are expected to be new, which the store inserts more cheaply (and checks all the same).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gongfang_core::event::GameEvent;
-use gongfang_core::{ServiceId, TeamId};
+use gongfang_core::{ServiceId, TeamId, Tick};
 use gongfang_store::{NewSubmission, SubmissionOutcome};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 use tokio::task::JoinSet;
@@ -47,6 +51,61 @@ pub(crate) struct WriterConfig {
     pub team_queue: usize,
     /// Batches being committed at once (at least 1).
     pub in_flight: usize,
+}
+
+/// A capture as the store's unique constraint names it: the attacker and the flag.
+type CaptureKey = (TeamId, Box<str>);
+
+fn capture_key(row: &NewSubmission) -> CaptureKey {
+    (row.attacker, row.flag.as_str().into())
+}
+
+/// Stored captures of flags that have not expired, grouped by the tick each flag was planted
+/// in so they can be forgotten as they expire: a flag that has expired is answered `OLD`
+/// before it reaches the writer, so remembering its captures would only cost memory.
+#[derive(Debug)]
+pub(crate) struct StoredCaptures {
+    lifetime: u32,
+    by_planted: BTreeMap<Tick, HashSet<CaptureKey>>,
+}
+
+impl StoredCaptures {
+    /// Remembers nothing yet; flags live for `lifetime` ticks.
+    pub fn new(lifetime: u32) -> StoredCaptures {
+        StoredCaptures { lifetime, by_planted: BTreeMap::new() }
+    }
+
+    /// Remembers that `row` is stored.
+    pub fn insert(&mut self, row: &NewSubmission) {
+        self.by_planted.entry(row.tick_planted).or_default().insert(capture_key(row));
+    }
+
+    fn contains(&self, row: &NewSubmission) -> bool {
+        self.by_planted.get(&row.tick_planted).is_some_and(|keys| keys.contains(&capture_key(row)))
+    }
+
+    /// Forgets the captures of flags that have expired by tick `now`.
+    fn forget_expired(&mut self, now: Tick) {
+        while let Some(entry) = self.by_planted.first_entry() {
+            if u64::from(entry.key().0) + u64::from(self.lifetime) > u64::from(now.0) {
+                break;
+            }
+            entry.remove();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_planted.values().map(HashSet::len).sum()
+    }
+}
+
+/// What the writer knows of stored captures, kept up to date as it answers.
+struct Known {
+    /// Services captured at least once: first blood is announced once per service.
+    services: HashSet<ServiceId>,
+    stored: StoredCaptures,
+    /// Captures in the batches being committed, with how many of those batches hold each.
+    committing: HashMap<CaptureKey, usize>,
 }
 
 /// The handle connections enqueue through.
@@ -152,12 +211,17 @@ impl Writer {
     /// commit with the next one's work; SQLite has one writer at a time anyway). Rows that
     /// arrive while a commit runs form the next batch as soon as a slot is free; only after
     /// an idle spell does the writer linger, so a burst's first flag does not commit alone.
+    ///
+    /// `captured` and `stored` are what the store held when the server started: the services
+    /// captured so far, and the captures of flags that may still be submitted.
     pub async fn run(
         self: Arc<Self>,
         sink: Arc<dyn SubmissionSink>,
         events: broadcast::Sender<GameEvent>,
-        mut captured: HashSet<ServiceId>,
+        captured: HashSet<ServiceId>,
+        stored: StoredCaptures,
     ) {
+        let mut known = Known { services: captured, stored, committing: HashMap::new() };
         let depth = self.config.in_flight.max(1);
         let mut commits: JoinSet<(Batch, Result<Vec<SubmissionOutcome>, SubmissionError>)> = JoinSet::new();
         let mut idle = true;
@@ -174,11 +238,11 @@ impl Writer {
                     tokio::time::sleep(self.config.linger).await;
                 }
                 idle = false;
-                let batch = self.drain();
+                let Some((batch, expect_new)) = known.answer_stored(self.drain()) else { continue };
                 let sink = sink.clone();
                 commits.spawn(async move {
                     let started = std::time::Instant::now();
-                    let result = sink.insert_batch(&batch.rows).await;
+                    let result = sink.insert_batch(&batch.rows, expect_new).await;
                     tracing::trace!(
                         rows = batch.rows.len(),
                         elapsed_us = started.elapsed().as_micros() as u64,
@@ -198,7 +262,7 @@ impl Writer {
             }
             tokio::select! {
                 Some(done) = commits.join_next() => match done {
-                    Ok((batch, result)) => answer(batch, result, &events, &mut captured),
+                    Ok((batch, result)) => known.answer(batch, result, &events),
                     // Its waiters were dropped with it: they answer ERR, nothing was claimed.
                     Err(error) => tracing::error!(%error, "a submission commit task failed"),
                 },
@@ -209,13 +273,65 @@ impl Writer {
     }
 }
 
-/// Answers every row of a committed (or failed) batch, in batch order.
+impl Known {
+    /// Answers `DUP` to the rows of `batch` known to be stored and returns the others, if any,
+    /// with whether they are expected to be new: none of them is being committed already.
+    fn answer_stored(&mut self, batch: Batch) -> Option<(Batch, bool)> {
+        if let Some(newest) = batch.rows.iter().map(|r| r.tick_submitted).max() {
+            self.stored.forget_expired(newest);
+        }
+        let mut rest =
+            Batch { rows: Vec::with_capacity(batch.rows.len()), waiters: Vec::with_capacity(batch.rows.len()) };
+        for (row, waiter) in batch.rows.into_iter().zip(batch.waiters) {
+            if self.stored.contains(&row) {
+                let _ = waiter.reply.send(Answer::Duplicate);
+            } else {
+                rest.rows.push(row);
+                rest.waiters.push(waiter);
+            }
+        }
+        if rest.rows.is_empty() {
+            return None;
+        }
+        // A flag twice in this batch does not count: the store sees that without the database.
+        let expect_new = rest.rows.iter().all(|row| !self.committing.contains_key(&capture_key(row)));
+        for row in &rest.rows {
+            *self.committing.entry(capture_key(row)).or_default() += 1;
+        }
+        Some((rest, expect_new))
+    }
+
+    /// Answers every row of a committed (or failed) batch, in batch order.
+    fn answer(
+        &mut self,
+        batch: Batch,
+        result: Result<Vec<SubmissionOutcome>, SubmissionError>,
+        events: &broadcast::Sender<GameEvent>,
+    ) {
+        for row in &batch.rows {
+            let key = capture_key(row);
+            if let Some(count) = self.committing.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    self.committing.remove(&key);
+                }
+            }
+        }
+        let committed = answer(batch, result, events, &mut self.services);
+        for row in &committed {
+            self.stored.insert(row);
+        }
+    }
+}
+
+/// Answers every row of a committed (or failed) batch, in batch order, and returns the rows
+/// now stored (new or stored before).
 fn answer(
     batch: Batch,
     result: Result<Vec<SubmissionOutcome>, SubmissionError>,
     events: &broadcast::Sender<GameEvent>,
     captured: &mut HashSet<ServiceId>,
-) {
+) -> Vec<NewSubmission> {
     let outcomes = match result {
         Ok(outcomes) if outcomes.len() == batch.rows.len() => Some(outcomes),
         Ok(outcomes) => {
@@ -241,6 +357,7 @@ fn answer(
         // The submitter may have gone away; its flag is stored regardless.
         let _ = waiter.reply.send(answer);
     }
+    if outcomes.is_some() { batch.rows } else { Vec::new() }
 }
 
 fn publish_capture(row: &NewSubmission, events: &broadcast::Sender<GameEvent>, captured: &mut HashSet<ServiceId>) {
@@ -266,7 +383,7 @@ fn publish_capture(row: &NewSubmission, events: &broadcast::Sender<GameEvent>, c
 
 #[cfg(test)]
 mod tests {
-    use gongfang_core::{StoreIdx, Tick};
+    use gongfang_core::StoreIdx;
 
     use super::*;
     use crate::error::SubmissionError;
@@ -282,6 +399,7 @@ mod tests {
     #[derive(Default)]
     struct Recorded {
         batches: Vec<Vec<Key>>,
+        expect_new: Vec<bool>,
         seen: HashSet<Key>,
     }
 
@@ -292,9 +410,14 @@ mod tests {
     }
 
     impl SubmissionSink for Recording {
-        fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
+        fn insert_batch<'a>(
+            &'a self,
+            batch: &'a [NewSubmission],
+            expect_new: bool,
+        ) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
             let mut state = self.0.lock().unwrap();
             state.batches.push(batch.iter().map(|r| (r.attacker, r.flag.clone())).collect());
+            state.expect_new.push(expect_new);
             let outcomes = batch
                 .iter()
                 .map(|r| {
@@ -313,6 +436,9 @@ mod tests {
         fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
             Box::pin(async { Err(SubmissionError::Closed) })
         }
+        fn submissions_planted_since(&self, _: Tick) -> SinkFuture<'_, Vec<NewSubmission>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
     }
 
     fn row(attacker: u16, n: usize) -> NewSubmission {
@@ -327,6 +453,8 @@ mod tests {
             submitted_at: chrono::Utc::now(),
         }
     }
+
+    const LIFETIME: u32 = 5;
 
     fn config() -> WriterConfig {
         WriterConfig { linger: Duration::ZERO, max_batch: 100, quantum: 10, team_queue: 100_000, in_flight: 1 }
@@ -345,7 +473,8 @@ mod tests {
         }
         let sink = Arc::new(Recording::default());
         let (events, _) = broadcast::channel(16);
-        let task = tokio::spawn(writer.clone().run(sink.clone(), events, HashSet::new()));
+        let task =
+            tokio::spawn(writer.clone().run(sink.clone(), events, HashSet::new(), StoredCaptures::new(LIFETIME)));
         for rx in small {
             assert_eq!(rx.await.unwrap(), Answer::Accepted);
         }
@@ -369,7 +498,8 @@ mod tests {
         let other_team = writer.enqueue(row(2, 7)).await;
         let sink = Arc::new(Recording::default());
         let (events, mut rx) = broadcast::channel(16);
-        let task = tokio::spawn(writer.clone().run(sink.clone(), events, HashSet::new()));
+        let task =
+            tokio::spawn(writer.clone().run(sink.clone(), events, HashSet::new(), StoredCaptures::new(LIFETIME)));
         assert_eq!(first.await.unwrap(), Answer::Accepted);
         assert_eq!(again.await.unwrap(), Answer::Duplicate);
         assert_eq!(other_team.await.unwrap(), Answer::Accepted);
@@ -393,7 +523,11 @@ mod tests {
     async fn a_failed_commit_answers_err_and_later_writes_resume() {
         struct Failing(std::sync::atomic::AtomicBool);
         impl SubmissionSink for Failing {
-            fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
+            fn insert_batch<'a>(
+                &'a self,
+                batch: &'a [NewSubmission],
+                _: bool,
+            ) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
                 let fail = self.0.swap(false, std::sync::atomic::Ordering::SeqCst);
                 Box::pin(async move {
                     if fail { Err(SubmissionError::Closed) } else { Ok(vec![SubmissionOutcome::New; batch.len()]) }
@@ -405,6 +539,9 @@ mod tests {
             fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
                 Box::pin(async { Ok(HashSet::new()) })
             }
+            fn submissions_planted_since(&self, _: Tick) -> SinkFuture<'_, Vec<NewSubmission>> {
+                Box::pin(async { Ok(Vec::new()) })
+            }
         }
         let writer = Arc::new(Writer::new([TeamId(1)], config()));
         let lost = writer.enqueue(row(1, 1)).await;
@@ -413,6 +550,7 @@ mod tests {
             Arc::new(Failing(std::sync::atomic::AtomicBool::new(true))),
             events,
             HashSet::new(),
+            StoredCaptures::new(LIFETIME),
         ));
         assert_eq!(lost.await.unwrap(), Answer::Unavailable);
         assert_eq!(writer.enqueue(row(1, 1)).await.await.unwrap(), Answer::Accepted);
@@ -425,13 +563,19 @@ mod tests {
     /// Holds every commit until the test releases it, and notes when each started.
     struct Gate {
         started: Mutex<Vec<tokio::time::Instant>>,
+        expect_new: Mutex<Vec<bool>>,
         release: Semaphore,
         calls: Notify,
     }
 
     impl Gate {
         fn new() -> Gate {
-            Gate { started: Mutex::new(Vec::new()), release: Semaphore::new(0), calls: Notify::new() }
+            Gate {
+                started: Mutex::new(Vec::new()),
+                expect_new: Mutex::new(Vec::new()),
+                release: Semaphore::new(0),
+                calls: Notify::new(),
+            }
         }
 
         /// Waits until `n` commits have started.
@@ -448,8 +592,13 @@ mod tests {
     }
 
     impl SubmissionSink for Gate {
-        fn insert_batch<'a>(&'a self, batch: &'a [NewSubmission]) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
+        fn insert_batch<'a>(
+            &'a self,
+            batch: &'a [NewSubmission],
+            expect_new: bool,
+        ) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
             Box::pin(async move {
+                self.expect_new.lock().unwrap().push(expect_new);
                 self.started.lock().unwrap().push(tokio::time::Instant::now());
                 self.calls.notify_waiters();
                 self.release.acquire().await.unwrap().forget();
@@ -462,6 +611,9 @@ mod tests {
         fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {
             Box::pin(async { Ok(HashSet::new()) })
         }
+        fn submissions_planted_since(&self, _: Tick) -> SinkFuture<'_, Vec<NewSubmission>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
     }
 
     #[tokio::test]
@@ -473,7 +625,8 @@ mod tests {
             let c = writer.enqueue(row(1, 3)).await;
             let gate = Arc::new(Gate::new());
             let (events, _) = broadcast::channel(16);
-            let task = tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new()));
+            let task =
+                tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new(), StoredCaptures::new(LIFETIME)));
             gate.started(in_flight).await;
             // Let the writer start whatever else it would start before looking.
             for _ in 0..100 {
@@ -496,7 +649,8 @@ mod tests {
         let gate = Arc::new(Gate::new());
         gate.release.add_permits(1);
         let (events, _) = broadcast::channel(16);
-        let task = tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new()));
+        let task =
+            tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new(), StoredCaptures::new(LIFETIME)));
         let enqueued = tokio::time::Instant::now();
         let first = writer.enqueue(row(1, 1)).await;
         assert_eq!(first.await.unwrap(), Answer::Accepted);
@@ -515,7 +669,8 @@ mod tests {
         let full = [writer.enqueue(row(1, 1)).await, writer.enqueue(row(1, 2)).await];
         let gate = Arc::new(Gate::new());
         let (events, _) = broadcast::channel(16);
-        let task = tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new()));
+        let task =
+            tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new(), StoredCaptures::new(LIFETIME)));
         gate.started(1).await;
         // One flag arrives while that batch commits: it goes out as soon as the commit ends.
         let late = writer.enqueue(row(1, 3)).await;
@@ -530,5 +685,61 @@ mod tests {
         assert_eq!(late, Answer::Accepted);
         writer.close();
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stored_capture_is_answered_without_the_database() {
+        let writer = Arc::new(Writer::new([TeamId(1)], config()));
+        let mut stored = StoredCaptures::new(LIFETIME);
+        stored.insert(&row(1, 7));
+        let sink = Arc::new(Recording::default());
+        let (events, _) = broadcast::channel(16);
+        let task = tokio::spawn(writer.clone().run(sink.clone(), events, HashSet::new(), stored));
+        // Stored before the server started.
+        assert_eq!(writer.enqueue(row(1, 7)).await.await.unwrap(), Answer::Duplicate);
+        // Stored by this server.
+        assert_eq!(writer.enqueue(row(1, 8)).await.await.unwrap(), Answer::Accepted);
+        assert_eq!(writer.enqueue(row(1, 8)).await.await.unwrap(), Answer::Duplicate);
+        writer.close();
+        task.await.unwrap();
+        assert_eq!(sink.batches(), vec![vec![(TeamId(1), "F8".to_owned())]], "only the new flag reached the sink");
+        assert_eq!(sink.0.lock().unwrap().expect_new, vec![true]);
+    }
+
+    #[tokio::test]
+    async fn a_flag_being_committed_is_not_expected_new_in_the_next_batch() {
+        let writer = Arc::new(Writer::new([TeamId(1)], WriterConfig { max_batch: 2, in_flight: 2, ..config() }));
+        // One batch with a flag twice: that alone does not lower the expectation.
+        let first = [writer.enqueue(row(1, 1)).await, writer.enqueue(row(1, 1)).await];
+        let gate = Arc::new(Gate::new());
+        let (events, _) = broadcast::channel(16);
+        let task =
+            tokio::spawn(writer.clone().run(gate.clone(), events, HashSet::new(), StoredCaptures::new(LIFETIME)));
+        gate.started(1).await;
+        // The same flag again while the first batch commits.
+        let again = writer.enqueue(row(1, 1)).await;
+        gate.started(2).await;
+        gate.release.add_permits(2);
+        for rx in first {
+            rx.await.unwrap();
+        }
+        again.await.unwrap();
+        writer.close();
+        task.await.unwrap();
+        assert_eq!(*gate.expect_new.lock().unwrap(), vec![true, false]);
+    }
+
+    #[test]
+    fn captures_of_expired_flags_are_forgotten() {
+        let mut stored = StoredCaptures::new(LIFETIME);
+        for planted in [1, 2, 3] {
+            stored.insert(&NewSubmission { tick_planted: Tick(planted), ..row(1, planted as usize) });
+        }
+        stored.forget_expired(Tick(5));
+        assert_eq!(stored.len(), 3, "a flag planted in tick 1 is valid through tick 5");
+        stored.forget_expired(Tick(6));
+        assert_eq!(stored.len(), 2);
+        assert!(!stored.contains(&NewSubmission { tick_planted: Tick(1), ..row(1, 1) }));
+        assert!(stored.contains(&NewSubmission { tick_planted: Tick(2), ..row(1, 2) }));
     }
 }
