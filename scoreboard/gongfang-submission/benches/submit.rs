@@ -255,7 +255,7 @@ async fn valid_rate(dbs: &mut Databases, backend: &str, total: usize, settings: 
 }
 
 /// The store alone: `total` rows in batches of `batch`, one after another, as the writer
-/// would hand them over. Rows per second.
+/// would hand them over (rows it expects to be new). Rows per second.
 async fn store_rate(dbs: &mut Databases, backend: &str, total: usize, batch: usize) -> f64 {
     let db = dbs.fresh(backend).await;
     let store = store_on(&db).await;
@@ -278,7 +278,7 @@ async fn store_rate(dbs: &mut Databases, backend: &str, total: usize, batch: usi
         .collect();
     let start = Instant::now();
     for chunk in rows.chunks(batch) {
-        let outcomes = store.insert_submissions(chunk).await.unwrap();
+        let outcomes = store.insert_new_submissions(chunk).await.unwrap();
         assert!(outcomes.iter().all(|o| *o == SubmissionOutcome::New));
     }
     let rate = total as f64 / start.elapsed().as_secs_f64();
@@ -425,7 +425,7 @@ fn main() {
             if run("store") {
                 let rate = store_rate(&mut dbs, backend, valid, max_batch).await;
                 println!(
-                    "{backend:>8}: store alone, insert_submissions in batches of {max_batch}: {rate:>10.0} rows/s ({valid} rows)"
+                    "{backend:>8}: store alone, insert_new_submissions in batches of {max_batch}: {rate:>10.0} rows/s ({valid} rows)"
                 );
             }
             if run("valid") {
