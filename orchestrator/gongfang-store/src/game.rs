@@ -192,7 +192,6 @@ fn sqlite_insert_for(left: usize) -> (&'static str, usize) {
     (TEXTS[bits as usize].as_str(), 1 << bits)
 }
 
-/// Marks the row of `unique` (in key order) that the database returned as inserted.
 /// The start of PostgreSQL's batch insert: the columns of a batch as eight arrays, bound by
 /// [`bind_columns`].
 macro_rules! postgres_insert_submissions {
@@ -228,6 +227,7 @@ fn is_duplicate_submission(e: &sea_orm::sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation() && d.constraint() == Some("uq_submissions_attacker_flag"))
 }
 
+/// Marks the row of `unique` (in key order) that the database returned as inserted.
 fn mark_inserted(unique: &[&NewSubmission], inserted: &mut [bool], attacker: i32, flag: &str) -> Result<()> {
     let key = (u16::try_from(attacker).unwrap_or(u16::MAX), flag.as_bytes());
     match unique.binary_search_by(|u| submission_key(u).cmp(&key)) {

@@ -102,9 +102,10 @@ impl std::fmt::Debug for SubmissionState {
 impl SubmissionState {
     /// Builds the pipeline and spawns its group-commit writer on the current runtime.
     ///
-    /// Loads which services have been captured already (for first blood), so call it after
-    /// the store is migrated. The returned task ends after [`SubmissionState::close`] once
-    /// every queued row is answered.
+    /// Loads which services have been captured already (for first blood) and the stored
+    /// captures of flags that may still be submitted (their resubmissions are answered without
+    /// the database), so call it after the store is migrated. The returned task ends after
+    /// [`SubmissionState::close`] once every queued row is answered.
     pub async fn start(
         scenario: &Scenario,
         codec: FlagCodec,

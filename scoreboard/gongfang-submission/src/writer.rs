@@ -53,20 +53,14 @@ pub(crate) struct WriterConfig {
     pub in_flight: usize,
 }
 
-/// A capture as the store's unique constraint names it: the attacker and the flag.
-type CaptureKey = (TeamId, Box<str>);
-
-fn capture_key(row: &NewSubmission) -> CaptureKey {
-    (row.attacker, row.flag.as_str().into())
-}
-
-/// Stored captures of flags that have not expired, grouped by the tick each flag was planted
-/// in so they can be forgotten as they expire: a flag that has expired is answered `OLD`
-/// before it reaches the writer, so remembering its captures would only cost memory.
+/// Stored captures of flags that have not expired, as the store's unique constraint names them
+/// (attacker and flag), grouped by the tick each flag was planted in so they can be forgotten
+/// as they expire: a flag that has expired is answered `OLD` before it reaches the writer, so
+/// remembering its captures would only cost memory.
 #[derive(Debug)]
 pub(crate) struct StoredCaptures {
     lifetime: u32,
-    by_planted: BTreeMap<Tick, HashSet<CaptureKey>>,
+    by_planted: BTreeMap<Tick, HashMap<TeamId, HashSet<Box<str>>>>,
 }
 
 impl StoredCaptures {
@@ -77,11 +71,17 @@ impl StoredCaptures {
 
     /// Remembers that `row` is stored.
     pub fn insert(&mut self, row: &NewSubmission) {
-        self.by_planted.entry(row.tick_planted).or_default().insert(capture_key(row));
+        let flags = self.by_planted.entry(row.tick_planted).or_default().entry(row.attacker).or_default();
+        if !flags.contains(row.flag.as_str()) {
+            flags.insert(row.flag.as_str().into());
+        }
     }
 
     fn contains(&self, row: &NewSubmission) -> bool {
-        self.by_planted.get(&row.tick_planted).is_some_and(|keys| keys.contains(&capture_key(row)))
+        self.by_planted
+            .get(&row.tick_planted)
+            .and_then(|teams| teams.get(&row.attacker))
+            .is_some_and(|flags| flags.contains(row.flag.as_str()))
     }
 
     /// Forgets the captures of flags that have expired by tick `now`.
@@ -95,7 +95,7 @@ impl StoredCaptures {
     }
 
     pub fn len(&self) -> usize {
-        self.by_planted.values().map(HashSet::len).sum()
+        self.by_planted.values().flat_map(HashMap::values).map(HashSet::len).sum()
     }
 }
 
