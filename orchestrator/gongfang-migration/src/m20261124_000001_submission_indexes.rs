@@ -17,11 +17,12 @@
 //! - keeps which services have been captured at least once in `captured_services`, the only
 //!   question the (victim, service) index answered without a time window (first blood, when a
 //!   submission server restarts). A statement-level trigger adds each inserted batch's
-//!   services there in the same transaction: a handful of index probes per batch, not per
-//!   row, in service order (and after the reference checks: a table's triggers fire in the
-//!   order of their names), so two batches that capture the same new services at once wait
-//!   for each other in one order and cannot deadlock. It only ever adds: a service stays
-//!   captured if its submissions are deleted.
+//!   services there in the same transaction: one pass over the batch's rows in memory and a
+//!   probe per distinct service, not an index entry per row. It runs after the reference
+//!   checks (a table's triggers fire in the order of their names) and inserts in service
+//!   order, so two batches that capture the same new services at once wait for each other in
+//!   one order and cannot deadlock. It only ever adds: a service stays captured if its
+//!   submissions are deleted.
 //!
 //! SQLite keeps its B-trees: there an index entry costs little (docs/benchmarks.md) and there is
 //! no BRIN.
