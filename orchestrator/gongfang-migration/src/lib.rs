@@ -6,6 +6,7 @@
 
 pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 mod m20261121_000001_initial;
 mod m20261121_000002_drill_start;
@@ -28,4 +29,13 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_submission_indexes::Migration),
         ]
     }
+}
+
+/// Runs `sql` on PostgreSQL and nothing on SQLite: for the changes that only PostgreSQL needs
+/// (its per-row costs differ from SQLite's; see each migration).
+async fn on_postgres(m: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if m.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    m.get_connection().execute_unprepared(sql).await.map(drop)
 }

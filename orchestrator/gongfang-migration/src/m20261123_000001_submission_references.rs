@@ -20,7 +20,6 @@
 //! keeps its foreign keys: it checks them with a direct index lookup, which costs little.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -142,16 +141,10 @@ DROP FUNCTION gongfang_no_truncate_under_submissions();
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if m.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        m.get_connection().execute_unprepared(UP).await.map(drop)
+        crate::on_postgres(m, UP).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if m.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        m.get_connection().execute_unprepared(DOWN).await.map(drop)
+        crate::on_postgres(m, DOWN).await
     }
 }

@@ -28,7 +28,6 @@
 //! no BRIN.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -84,16 +83,10 @@ ALTER TABLE submissions ALTER COLUMN flag TYPE text COLLATE "default";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if m.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        m.get_connection().execute_unprepared(UP).await.map(drop)
+        crate::on_postgres(m, UP).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        if m.get_database_backend() != DbBackend::Postgres {
-            return Ok(());
-        }
-        m.get_connection().execute_unprepared(DOWN).await.map(drop)
+        crate::on_postgres(m, DOWN).await
     }
 }

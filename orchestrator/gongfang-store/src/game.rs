@@ -584,11 +584,12 @@ impl Store {
         // is a duplicate of its first occurrence without asking the database.
         let mut order: Vec<usize> = (0..batch.len()).collect();
         order.sort_by(|&a, &b| submission_key(&batch[a]).cmp(&submission_key(&batch[b])));
-        let mut first = vec![false; batch.len()];
+        // Where each row's first occurrence stands in `unique`, for the rows that are one.
+        let mut first_at: Vec<Option<usize>> = vec![None; batch.len()];
         let mut unique: Vec<&NewSubmission> = Vec::with_capacity(batch.len());
         for &i in &order {
             if unique.last().is_none_or(|last| submission_key(last) != submission_key(&batch[i])) {
-                first[i] = true;
+                first_at[i] = Some(unique.len());
                 unique.push(&batch[i]);
             }
         }
@@ -604,15 +605,11 @@ impl Store {
             Backend::Postgres => self.insert_unique_postgres(&unique).await?,
             Backend::Sqlite => self.insert_unique_sqlite(&unique).await?,
         };
-        Ok(batch
-            .iter()
-            .zip(first)
-            .map(|(s, first)| {
-                let new = first
-                    && unique
-                        .binary_search_by(|u| submission_key(u).cmp(&submission_key(s)))
-                        .is_ok_and(|at| inserted[at]);
-                if new { SubmissionOutcome::New } else { SubmissionOutcome::Duplicate }
+        Ok(first_at
+            .into_iter()
+            .map(|at| match at {
+                Some(at) if inserted[at] => SubmissionOutcome::New,
+                _ => SubmissionOutcome::Duplicate,
             })
             .collect())
     }

@@ -31,11 +31,6 @@ impl SandboxRunner {
         }
         Ok(SandboxRunner { checkers })
     }
-
-    /// A runner over checkers loaded elsewhere.
-    pub fn from_checkers(checkers: HashMap<ServiceId, Checker>) -> SandboxRunner {
-        SandboxRunner { checkers }
-    }
 }
 
 impl CheckerRunner for SandboxRunner {

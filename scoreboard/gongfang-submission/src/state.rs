@@ -120,7 +120,7 @@ impl SubmissionState {
         let oldest_valid = Tick(clock.borrow().tick.0.saturating_sub(lifetime.saturating_sub(1)));
         let mut stored = StoredCaptures::new(lifetime);
         for row in sink.submissions_planted_since(oldest_valid).await? {
-            stored.insert(&row);
+            stored.insert(row);
         }
         tracing::debug!(since = %oldest_valid, captures = stored.len(), "stored captures of valid flags loaded");
         let config = WriterConfig {

@@ -70,11 +70,9 @@ impl StoredCaptures {
     }
 
     /// Remembers that `row` is stored.
-    pub fn insert(&mut self, row: &NewSubmission) {
+    pub fn insert(&mut self, row: NewSubmission) {
         let flags = self.by_planted.entry(row.tick_planted).or_default().entry(row.attacker).or_default();
-        if !flags.contains(row.flag.as_str()) {
-            flags.insert(row.flag.as_str().into());
-        }
+        flags.insert(row.flag.into_boxed_str());
     }
 
     fn contains(&self, row: &NewSubmission) -> bool {
@@ -227,7 +225,8 @@ impl Writer {
         let mut known =
             Known { services: captured, stored, committing: HashMap::new(), hasher: std::hash::RandomState::new() };
         let depth = self.config.in_flight.max(1);
-        let mut commits: JoinSet<(Batch, Result<Vec<SubmissionOutcome>, SubmissionError>)> = JoinSet::new();
+        type Committed = (Batch, Vec<u64>, Result<Vec<SubmissionOutcome>, SubmissionError>);
+        let mut commits: JoinSet<Committed> = JoinSet::new();
         let mut idle = true;
         loop {
             let (total, closed) = self.queued();
@@ -242,7 +241,7 @@ impl Writer {
                     tokio::time::sleep(self.config.linger).await;
                 }
                 idle = false;
-                let Some((batch, expect_new)) = known.answer_stored(self.drain()) else { continue };
+                let Some((batch, hashes, expect_new)) = known.answer_stored(self.drain()) else { continue };
                 let sink = sink.clone();
                 commits.spawn(async move {
                     let started = std::time::Instant::now();
@@ -252,7 +251,7 @@ impl Writer {
                         elapsed_us = started.elapsed().as_micros() as u64,
                         "batch committed"
                     );
-                    (batch, result)
+                    (batch, hashes, result)
                 });
                 continue;
             }
@@ -266,7 +265,7 @@ impl Writer {
             }
             tokio::select! {
                 Some(done) = commits.join_next() => match done {
-                    Ok((batch, result)) => known.answer(batch, result, &events),
+                    Ok((batch, hashes, result)) => known.answer(batch, hashes, result, &events),
                     // Its waiters were dropped with it: they answer ERR, nothing was claimed.
                     Err(error) => tracing::error!(%error, "a submission commit task failed"),
                 },
@@ -279,8 +278,9 @@ impl Writer {
 
 impl Known {
     /// Answers `DUP` to the rows of `batch` known to be stored and returns the others, if any,
-    /// with whether they are expected to be new: none of them is being committed already.
-    fn answer_stored(&mut self, batch: Batch) -> Option<(Batch, bool)> {
+    /// with their hashes (to release when they are answered) and whether they are expected to
+    /// be new: none of them is being committed already.
+    fn answer_stored(&mut self, batch: Batch) -> Option<(Batch, Vec<u64>, bool)> {
         if let Some(newest) = batch.rows.iter().map(|r| r.tick_submitted).max() {
             self.stored.forget_expired(newest);
         }
@@ -300,10 +300,10 @@ impl Known {
         // A flag twice in this batch does not count: the store sees that without the database.
         let hashes: Vec<u64> = rest.rows.iter().map(|row| self.hash(row)).collect();
         let expect_new = hashes.iter().all(|h| !self.committing.contains_key(h));
-        for h in hashes {
+        for &h in &hashes {
             *self.committing.entry(h).or_default() += 1;
         }
-        Some((rest, expect_new))
+        Some((rest, hashes, expect_new))
     }
 
     fn hash(&self, row: &NewSubmission) -> u64 {
@@ -311,15 +311,16 @@ impl Known {
         self.hasher.hash_one((row.attacker, row.flag.as_str()))
     }
 
-    /// Answers every row of a committed (or failed) batch, in batch order.
+    /// Answers every row of a committed (or failed) batch, in batch order; `hashes` are its
+    /// rows' from [`Known::answer_stored`].
     fn answer(
         &mut self,
         batch: Batch,
+        hashes: Vec<u64>,
         result: Result<Vec<SubmissionOutcome>, SubmissionError>,
         events: &broadcast::Sender<GameEvent>,
     ) {
-        for row in &batch.rows {
-            let h = self.hash(row);
+        for h in hashes {
             if let Some(count) = self.committing.get_mut(&h) {
                 *count -= 1;
                 if *count == 0 {
@@ -327,8 +328,7 @@ impl Known {
                 }
             }
         }
-        let committed = answer(batch, result, events, &mut self.services);
-        for row in &committed {
+        for row in answer(batch, result, events, &mut self.services) {
             self.stored.insert(row);
         }
     }
@@ -701,7 +701,7 @@ mod tests {
     async fn a_stored_capture_is_answered_without_the_database() {
         let writer = Arc::new(Writer::new([TeamId(1)], config()));
         let mut stored = StoredCaptures::new(LIFETIME);
-        stored.insert(&row(1, 7));
+        stored.insert(row(1, 7));
         let sink = Arc::new(Recording::default());
         let (events, _) = broadcast::channel(16);
         let task = tokio::spawn(writer.clone().run(sink.clone(), events, HashSet::new(), stored));
@@ -743,7 +743,7 @@ mod tests {
     fn captures_of_expired_flags_are_forgotten() {
         let mut stored = StoredCaptures::new(LIFETIME);
         for planted in [1, 2, 3] {
-            stored.insert(&NewSubmission { tick_planted: Tick(planted), ..row(1, planted as usize) });
+            stored.insert(NewSubmission { tick_planted: Tick(planted), ..row(1, planted as usize) });
         }
         stored.forget_expired(Tick(5));
         assert_eq!(stored.len(), 3, "a flag planted in tick 1 is valid through tick 5");
