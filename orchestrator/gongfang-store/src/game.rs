@@ -153,7 +153,7 @@ pub struct ScoreRow {
     pub total: f64,
 }
 
-fn tick_i32(t: Tick) -> i32 {
+pub(crate) fn tick_i32(t: Tick) -> i32 {
     // Ticks count minutes of a drill at most; 2^31 of them is beyond any drill.
     i32::try_from(t.0).unwrap_or(i32::MAX)
 }
@@ -246,7 +246,7 @@ fn sqlx_error(e: sea_orm::sqlx::Error) -> StoreError {
     StoreError::Db(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e))))
 }
 
-fn de<T: TryFrom<i32>>(table: &'static str, key: impl fmt::Display, what: &str, v: i32) -> Result<T> {
+pub(crate) fn de<T: TryFrom<i32>>(table: &'static str, key: impl fmt::Display, what: &str, v: i32) -> Result<T> {
     T::try_from(v).map_err(|_| corrupt(table, &key, format!("{what} {v} out of range")))
 }
 
@@ -272,7 +272,7 @@ fn flag_from_row(r: flags::Model) -> Result<PlantedFlag> {
     })
 }
 
-fn check_from_row(r: check_results::Model) -> Result<CheckResult> {
+pub(crate) fn check_from_row(r: check_results::Model) -> Result<CheckResult> {
     Ok(CheckResult {
         tick: Tick(de("check_results", r.id, "tick", r.tick)?),
         team: TeamId(de("check_results", r.id, "team", r.team)?),
@@ -287,7 +287,7 @@ fn check_from_row(r: check_results::Model) -> Result<CheckResult> {
     })
 }
 
-fn submission_from_row(r: submissions::Model) -> Result<StoredSubmission> {
+pub(crate) fn submission_from_row(r: submissions::Model) -> Result<StoredSubmission> {
     let key = r.id;
     Ok(StoredSubmission {
         id: i64::from(r.id),

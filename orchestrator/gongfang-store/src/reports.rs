@@ -23,8 +23,9 @@ use sha2::{Digest, Sha256};
 
 use crate::entity::{audit_log, check_results, drill_state, submissions, ticks};
 use crate::error::{Result, StoreError, corrupt};
+use crate::game::{check_from_row, de, submission_from_row, tick_i32};
 use crate::ops::{Account, AccountRole};
-use crate::{CheckResult, NewSubmission, Store, StoredSubmission};
+use crate::{CheckResult, Store, StoredSubmission};
 
 /// Entities of the report tables (`m20261122_000001_reports`). Private to this module.
 #[allow(missing_debug_implementations)]
@@ -228,14 +229,6 @@ fn id32(id: i64) -> i32 {
     i32::try_from(id).unwrap_or(i32::MAX)
 }
 
-fn tick_i32(t: Tick) -> i32 {
-    i32::try_from(t.0).unwrap_or(i32::MAX)
-}
-
-fn team_of(table: &'static str, key: i32, v: i32) -> Result<TeamId> {
-    u16::try_from(v).map(TeamId).map_err(|_| corrupt(table, key, format!("team {v} out of range")))
-}
-
 fn report_from_rows(
     r: reports::Model,
     evidence: Vec<report_evidence::Model>,
@@ -256,7 +249,7 @@ fn report_from_rows(
         u8::try_from(r.service).map(ServiceId).map_err(|_| bad(format!("service {} out of range", r.service)))?;
     let report = CheckedReport {
         kind,
-        target_team: r.target_team.map(|t| team_of("reports", key, t)).transpose()?,
+        target_team: r.target_team.map(|t| de("reports", key, "team", t).map(TeamId)).transpose()?,
         service,
         window: TimeWindow { from: r.window_from, to: r.window_to },
         technique: r.technique,
@@ -264,7 +257,7 @@ fn report_from_rows(
         description: r.description,
         evidence: r.evidence_text,
         traced_address,
-        traced_team: r.traced_team.map(|t| team_of("reports", key, t)).transpose()?,
+        traced_team: r.traced_team.map(|t| de("reports", key, "team", t).map(TeamId)).transpose()?,
     };
     let evidence = evidence.into_iter().map(evidence_info).collect::<Result<Vec<_>>>()?;
     let mut rulings = rulings.into_iter().map(ruling_from_row).collect::<Result<Vec<_>>>()?;
@@ -275,7 +268,7 @@ fn report_from_rows(
     };
     Ok(ReportRecord {
         id: i64::from(key),
-        team: team_of("reports", key, r.team)?,
+        team: TeamId(de("reports", key, "team", r.team)?),
         report,
         filed_at: r.filed_at,
         status,
@@ -308,46 +301,6 @@ fn ruling_from_row(r: report_rulings::Model) -> Result<Ruling> {
         },
         tick: Tick(u32::try_from(r.tick).map_err(|_| bad("negative tick".into()))?),
         ruled_at: r.ruled_at,
-    })
-}
-
-fn submission_from_row(r: submissions::Model) -> Result<StoredSubmission> {
-    let key = r.id;
-    let small = |what: &str, v: i32| corrupt("submissions", key, format!("{what} {v} out of range"));
-    let team = |what: &str, v: i32| u16::try_from(v).map(TeamId).map_err(|_| small(what, v));
-    let tick = |what: &str, v: i32| u32::try_from(v).map(Tick).map_err(|_| small(what, v));
-    Ok(StoredSubmission {
-        id: i64::from(key),
-        submission: NewSubmission {
-            attacker: team("attacker", r.attacker)?,
-            flag: r.flag,
-            victim: team("victim", r.victim)?,
-            service: u8::try_from(r.service).map(ServiceId).map_err(|_| small("service", r.service))?,
-            store: u8::try_from(r.store).map(gongfang_core::StoreIdx).map_err(|_| small("store", r.store))?,
-            tick_planted: tick("tick_planted", r.tick_planted)?,
-            tick_submitted: tick("tick_submitted", r.tick_submitted)?,
-            submitted_at: r.submitted_at,
-        },
-    })
-}
-
-fn check_from_row(r: check_results::Model) -> Result<CheckResult> {
-    let key = r.id;
-    let bad = |detail: String| corrupt("check_results", key, detail);
-    Ok(CheckResult {
-        tick: Tick(u32::try_from(r.tick).map_err(|_| bad("negative tick".into()))?),
-        team: u16::try_from(r.team).map(TeamId).map_err(|_| bad("team out of range".into()))?,
-        service: u8::try_from(r.service).map(ServiceId).map_err(|_| bad("service out of range".into()))?,
-        action: r.action.parse().map_err(bad)?,
-        store: r
-            .store
-            .map(|s| u8::try_from(s).map(gongfang_core::StoreIdx).map_err(|_| bad("store out of range".into())))
-            .transpose()?,
-        verdict: r.verdict.parse().map_err(|e: gongfang_core::verdict::UnknownVerdict| bad(e.to_string()))?,
-        message: r.message,
-        log: r.log,
-        duration_ms: u64::try_from(r.duration_ms).map_err(|_| bad("negative duration".into()))?,
-        recorded_at: r.recorded_at,
     })
 }
 
@@ -665,7 +618,7 @@ impl Store {
                     .find(|(id, _, _)| *id == r.report)
                     .ok_or_else(|| corrupt("report_rulings", r.id, "ruling of a missing report"))?;
                 let kind = ReportKind::from_name(kind).ok_or_else(|| corrupt("reports", r.report, "unknown kind"))?;
-                let team = team_of("reports", r.report, *team)?;
+                let team = TeamId(de("reports", r.report, "team", *team)?);
                 let report = i64::from(r.report);
                 let ruling = ruling_from_row(r)?;
                 Ok(Award { report, team, kind, stage: ruling.stage, points: ruling.decision.points, tick: ruling.tick })
