@@ -1,6 +1,13 @@
 //! The one error type of the storage layer.
+//!
+//! A failure the database reports reaches callers as a [`DatabaseError`]: it keeps the driver's
+//! message and source chain for people and logs, but no sea-orm or sqlx type leaves the crate.
+//! What a caller may act on (a taken name, an unknown row, a closed tick) has a variant of its
+//! own, so nothing outside needs to look inside a database error.
 
-use sea_orm::DbErr;
+use std::fmt;
+
+use sea_orm::{DbErr, SqlErr};
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -10,20 +17,23 @@ pub enum StoreError {
     UnsupportedUrl(String),
     /// The database could not be reached or opened. The URL is shown without its password.
     #[error("cannot open database {url}: {source}")]
-    Connect { url: String, source: DbErr },
+    Connect { url: String, source: DatabaseError },
     /// Applying the schema migrations failed.
     #[error("database migration failed: {0}")]
-    Migrate(DbErr),
-    /// Any other database failure.
+    Migrate(#[source] DatabaseError),
+    /// Any other database failure: the database is unreachable, a statement failed, a
+    /// constraint no operation expects refused a row.
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(#[from] DatabaseError),
     /// No team has this slug.
     #[error("no team with slug `{0}`")]
     UnknownTeam(String),
-    /// A team with this id or slug is already stored.
+    /// A team with this id or slug is already stored (also when another writer stored it
+    /// first, concurrently).
     #[error("a team with {field} `{value}` already exists")]
     TeamExists { field: &'static str, value: String },
-    /// An account with this name is already stored.
+    /// An account with this name is already stored (also when another writer stored it first,
+    /// concurrently).
     #[error("an account named `{0}` already exists")]
     AccountExists(String),
     /// A stored value does not decode into its domain type (edited by hand, or a newer schema).
@@ -56,6 +66,49 @@ pub enum StoreError {
     /// A blocking task (argon2) panicked or was cancelled.
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl From<DbErr> for StoreError {
+    /// Lets the crate's code use `?` on sea-orm calls; the error stays opaque to callers.
+    fn from(e: DbErr) -> Self {
+        StoreError::Db(DatabaseError(e))
+    }
+}
+
+/// A failure the database or its driver reported. Opaque on purpose: its message and source
+/// chain are for people and logs, and code that must tell failures apart matches a
+/// [`StoreError`] variant instead.
+pub struct DatabaseError(DbErr);
+
+impl DatabaseError {
+    pub(crate) fn new(e: DbErr) -> DatabaseError {
+        DatabaseError(e)
+    }
+}
+
+impl fmt::Debug for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for DatabaseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for DatabaseError {
+    // The driver's own message is already this error's; its causes follow.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Whether a unique key refused the row: what tells "already there" from other failures when
+/// a concurrent writer stored the same key between a check and an insert.
+pub(crate) fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Results of this crate.

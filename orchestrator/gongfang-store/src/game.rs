@@ -243,7 +243,7 @@ fn mark_inserted(unique: &[&NewSubmission], inserted: &mut [bool], attacker: i32
 
 /// A driver error, as the rest of the store reports database failures.
 fn sqlx_error(e: sea_orm::sqlx::Error) -> StoreError {
-    StoreError::Db(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e))))
+    StoreError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(std::sync::Arc::new(e))))
 }
 
 pub(crate) fn de<T: TryFrom<i32>>(table: &'static str, key: impl fmt::Display, what: &str, v: i32) -> Result<T> {

@@ -18,7 +18,7 @@ use gongfang_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
 
-pub use error::{Result, StoreError};
+pub use error::{DatabaseError, Result, StoreError};
 pub use game::{
     CheckAction, CheckResult, FlagIdHint, NewSubmission, PlantedFlag, ScoreRow, StoredSubmission, SubmissionOutcome,
     TickRecord,
@@ -74,7 +74,7 @@ impl Store {
         }
         let db = sea_orm::Database::connect(options)
             .await
-            .map_err(|source| StoreError::Connect { url: redact_url(url), source })?;
+            .map_err(|e| StoreError::Connect { url: redact_url(url), source: DatabaseError::new(e) })?;
         tracing::debug!(url = %redact_url(url), ?backend, "database opened");
         Ok(Store { db, backend })
     }
@@ -88,12 +88,13 @@ impl Store {
 
     /// Applies every pending migration; a no-op when the schema is current.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.db, None).await.map_err(StoreError::Migrate)
+        Migrator::up(&self.db, None).await.map_err(|e| StoreError::Migrate(DatabaseError::new(e)))
     }
 
     /// Names of the migrations already applied, oldest first.
     pub async fn applied_migrations(&self) -> Result<Vec<String>> {
-        let applied = Migrator::get_applied_migrations(&self.db).await.map_err(StoreError::Migrate)?;
+        let applied =
+            Migrator::get_applied_migrations(&self.db).await.map_err(|e| StoreError::Migrate(DatabaseError::new(e)))?;
         Ok(applied.iter().map(|m| m.name().to_owned()).collect())
     }
 

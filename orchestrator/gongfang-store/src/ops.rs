@@ -11,7 +11,7 @@ use sea_orm::{
 };
 
 use crate::entity::{accounts, announcements, audit_log, drill_state};
-use crate::error::{Result, StoreError, corrupt};
+use crate::error::{Result, StoreError, corrupt, is_unique_violation};
 use crate::{Store, secret};
 
 /// One line of the audit log: who did what, when.
@@ -241,7 +241,9 @@ impl Store {
             ..Default::default()
         }
         .insert(&self.db)
-        .await?;
+        .await
+        // Another writer may have taken the name while the password was being hashed.
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AccountExists(name.to_owned()) } else { e.into() })?;
         account_from_row(&row)
     }
 

@@ -6,7 +6,7 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 
 use crate::Store;
 use crate::entity::{services, teams};
-use crate::error::{Result, StoreError, corrupt};
+use crate::error::{Result, StoreError, corrupt, is_unique_violation};
 use crate::secret::{self, TeamToken};
 
 /// A stored team: the scenario's view of it, plus whether it has been issued a token.
@@ -164,7 +164,15 @@ impl Store {
             ..Default::default()
         };
         team_columns(team, &mut row);
-        row.insert(&txn).await?;
+        // On PostgreSQL another writer can store the same id or slug between the checks above
+        // and this insert; the unique keys refuse it, and the caller hears the same answer.
+        row.insert(&txn).await.map_err(|e| match is_unique_violation(&e) {
+            true if e.to_string().contains("slug") => {
+                StoreError::TeamExists { field: "slug", value: team.slug.clone() }
+            }
+            true => StoreError::TeamExists { field: "id", value: team.id.to_string() },
+            false => e.into(),
+        })?;
         txn.commit().await?;
         Ok(())
     }
