@@ -4,6 +4,7 @@
 //! (production) and offers a repository that speaks `gongfang-core`'s domain types. sea-orm
 //! types never leave this crate; the schema itself lives in `gongfang-migration`.
 
+mod databases;
 mod entity;
 mod error;
 mod game;
@@ -18,6 +19,7 @@ use gongfang_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
 
+pub use databases::database_url;
 pub use error::{DatabaseError, Result, StoreError};
 pub use game::{
     CheckAction, CheckResult, FlagIdHint, NewSubmission, PlantedFlag, ScoreRow, StoredSubmission, SubmissionOutcome,

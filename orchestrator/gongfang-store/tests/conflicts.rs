@@ -2,7 +2,8 @@
 //! caller can match on, never an opaque database failure.
 
 use anyhow::ensure;
-use gongfang_store::{AccountRole, Store, StoreError};
+use gongfang_core::AccountRole;
+use gongfang_store::{Store, StoreError};
 
 /// Accounts created at once under one name. Hashing the password leaves time between the
 /// check for the name and the insert, so several creations pass the check; the unique key

@@ -7,16 +7,21 @@ use std::time::Duration as StdDuration;
 
 use anyhow::{Context, ensure};
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use gongfang_core::AccountRole;
+use gongfang_core::Action;
+use gongfang_core::CheckResult;
+use gongfang_core::NewSubmission;
+use gongfang_core::report::ReportStatus;
 use gongfang_core::report::{CheckedReport, Decision, ReportError, ReportKind, RulingStage, TechniqueId, TimeWindow};
 use gongfang_core::scenario::ReportRules;
 use gongfang_core::scoring::Award;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
-use gongfang_store::reports::{NewEvidence, ReportStatus};
-use gongfang_store::{AccountRole, CheckAction, CheckResult, NewSubmission, StoreError};
+use gongfang_store::StoreError;
+use gongfang_store::reports::NewEvidence;
 
 use common::{TestDb, scenario};
 
-backend_tests!(
+gongfang_test_support::backend_tests!(
     filed_reports_keep_evidence_and_stay_with_their_team,
     lifecycle_filed_ruled_appealed_final,
     rulings_are_refused_when_they_break_a_rule,
@@ -266,7 +271,7 @@ async fn records_around_a_window(db: TestDb) -> anyhow::Result<()> {
         tick: Tick(u32::try_from(minutes).unwrap()),
         team: BLUE,
         service: ServiceId(1),
-        action: CheckAction::Check,
+        action: Action::Check,
         store: None,
         verdict,
         message: String::new(),

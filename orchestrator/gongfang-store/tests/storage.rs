@@ -4,16 +4,19 @@ mod common;
 
 use anyhow::{Context, ensure};
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use gongfang_core::AccountRole;
+use gongfang_core::Action;
+use gongfang_core::CheckResult;
+use gongfang_core::NewSubmission;
+use gongfang_core::PlantedFlag;
+use gongfang_core::ScoreRow;
 use gongfang_core::scenario::Role;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
-use gongfang_store::{
-    AccountRole, CheckAction, CheckResult, DrillState, NewSubmission, PlantedFlag, ScoreRow, Store, StoreError,
-    SubmissionOutcome, TOKEN_LEN,
-};
+use gongfang_store::{DrillState, Store, StoreError, SubmissionOutcome, TOKEN_LEN};
 
 use common::{TestDb, scenario};
 
-backend_tests!(
+gongfang_test_support::backend_tests!(
     migrations_twice_are_a_noop,
     scenario_sync_is_idempotent,
     scenario_sync_updates_names_and_roles,
@@ -304,20 +307,17 @@ async fn flags_and_flag_ids(db: TestDb) -> anyhow::Result<()> {
 async fn check_results_round_trip(db: TestDb) -> anyhow::Result<()> {
     synced(&db).await?;
     let mut results = Vec::new();
-    for (i, (action, verdict)) in [
-        (CheckAction::Put, Verdict::Ok),
-        (CheckAction::Get, Verdict::Corrupt),
-        (CheckAction::Check, Verdict::CheckerError),
-    ]
-    .into_iter()
-    .enumerate()
+    for (i, (action, verdict)) in
+        [(Action::Put, Verdict::Ok), (Action::Get, Verdict::Corrupt), (Action::Check, Verdict::CheckerError)]
+            .into_iter()
+            .enumerate()
     {
         let r = CheckResult {
             tick: Tick(4),
             team: TeamId(if i == 2 { 4 } else { 3 }),
             service: ServiceId(2),
             action,
-            store: (action != CheckAction::Check).then_some(StoreIdx(1)),
+            store: (action != Action::Check).then_some(StoreIdx(1)),
             verdict,
             message: format!("message {i}"),
             log: format!("private log {i}\nline two"),
@@ -354,7 +354,7 @@ async fn tick_results_batch_and_replay(db: TestDb) -> anyhow::Result<()> {
             tick: Tick(2),
             team: TeamId(4),
             service: ServiceId(2),
-            action: CheckAction::Get,
+            action: Action::Get,
             store: Some(StoreIdx(1)),
             verdict: if i == 7 { Verdict::Mumble } else { Verdict::Ok },
             message: format!("m{i}"),

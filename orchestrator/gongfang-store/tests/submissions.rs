@@ -11,12 +11,13 @@ use std::collections::HashSet;
 
 use anyhow::ensure;
 use chrono::{TimeZone, Utc};
+use gongfang_core::NewSubmission;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
-use gongfang_store::{NewSubmission, Store, SubmissionOutcome};
+use gongfang_store::{Store, SubmissionOutcome};
 
 use common::{TestDb, scenario};
 
-backend_tests!(
+gongfang_test_support::backend_tests!(
     batches_of_every_size_answer_each_row,
     odd_flag_text_round_trips_and_dedupes,
     a_failing_row_stores_nothing_of_its_batch,
