@@ -21,11 +21,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gongfang_core::NewSubmission;
+use gongfang_core::clock::DrillClock;
 use gongfang_core::scenario::Identify;
 use gongfang_core::{ServiceId, TeamId, Tick};
-use gongfang_store::{NewSubmission, Store, SubmissionOutcome};
-use gongfang_submission::{GameClock, Settings, SinkFuture, SubmissionSink, SubmissionState};
-use sea_orm::ConnectionTrait;
+use gongfang_store::{Store, SubmissionOutcome};
+use gongfang_submission::{Settings, SinkFuture, SubmissionSink, SubmissionState};
+use gongfang_test_support::{Backend, POSTGRES_URL_VAR, TestDb};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -39,44 +41,10 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-/// Fresh databases of a backend; PostgreSQL ones are dropped at the end of the run.
-struct Databases {
-    postgres: Option<String>,
-    created: Vec<String>,
-}
-
-/// A fresh database: its URL, and the directory that holds it for SQLite.
-struct Db {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl Databases {
-    async fn fresh(&mut self, backend: &str) -> Db {
-        if backend == "sqlite" {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
-            return Db { url, _dir: Some(dir) };
-        }
-        let base = self.postgres.as_deref().expect("PostgreSQL configured");
-        let name = format!("gf_sub_bench_{}_{}", std::process::id(), self.created.len());
-        let admin = sea_orm::Database::connect(base).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        admin.close().await.unwrap();
-        self.created.push(name.clone());
-        let (scheme, rest) = base.split_once("://").unwrap();
-        let authority = rest.split('/').next().unwrap();
-        Db { url: format!("{scheme}://{authority}/{name}"), _dir: None }
-    }
-
-    async fn drop_all(&mut self) {
-        let Some(base) = self.postgres.as_deref() else { return };
-        let admin = sea_orm::Database::connect(base).await.unwrap();
-        for name in self.created.drain(..) {
-            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}")).await.unwrap();
-        }
-        admin.close().await.unwrap();
-    }
+/// A fresh, migrated database of `backend`, removed when dropped.
+async fn fresh(backend: &str) -> TestDb {
+    let backend = if backend == "sqlite" { Backend::Sqlite } else { Backend::Postgres };
+    TestDb::new(backend).await.expect("PostgreSQL configured")
 }
 
 /// A sink that stores nothing and says every row is new: the pipeline without a database.
@@ -101,12 +69,12 @@ struct Server {
     addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
-    _clock: watch::Sender<GameClock>,
+    _clock: watch::Sender<DrillClock>,
 }
 
 async fn server(sink: Arc<dyn SubmissionSink>, settings: Settings) -> Server {
     let scenario = fixture::scenario(Identify::Address, LIFETIME, 1_000, None);
-    let (clock_tx, clock) = watch::channel(GameClock::running(Tick(NOW)));
+    let (clock_tx, clock) = watch::channel(DrillClock::running(Tick(NOW), Duration::from_secs(60)));
     let (events, _) = broadcast::channel(16);
     let (state, _) = SubmissionState::start(&scenario, fixture::codec(), sink, clock, events, settings).await.unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -122,9 +90,9 @@ async fn server(sink: Arc<dyn SubmissionSink>, settings: Settings) -> Server {
     Server { addr, stop, task, _clock: clock_tx }
 }
 
-async fn store_on(db: &Db) -> Store {
+async fn store_on(db: &TestDb) -> Store {
     let scenario = fixture::scenario(Identify::Address, LIFETIME, 1_000, None);
-    let store = Store::connect_and_migrate(&db.url).await.unwrap();
+    let store = db.store.clone();
     store.sync_scenario(&scenario).await.unwrap();
     store
 }
@@ -245,8 +213,8 @@ async fn server_rate(sink: Arc<dyn SubmissionSink>, total: usize, settings: Sett
 }
 
 /// Valid flags per second, committed; checks the rows are really there.
-async fn valid_rate(dbs: &mut Databases, backend: &str, total: usize, settings: Settings) -> f64 {
-    let db = dbs.fresh(backend).await;
+async fn valid_rate(backend: &str, total: usize, settings: Settings) -> f64 {
+    let db = fresh(backend).await;
     let store = store_on(&db).await;
     let rate = server_rate(Arc::new(store.clone()), total, settings).await;
     assert_eq!(store.count_submissions().await.unwrap() as usize, total / CLIENTS * CLIENTS);
@@ -256,8 +224,8 @@ async fn valid_rate(dbs: &mut Databases, backend: &str, total: usize, settings: 
 
 /// The store alone: `total` rows in batches of `batch`, one after another, as the writer
 /// would hand them over (rows it expects to be new). Rows per second.
-async fn store_rate(dbs: &mut Databases, backend: &str, total: usize, batch: usize) -> f64 {
-    let db = dbs.fresh(backend).await;
+async fn store_rate(backend: &str, total: usize, batch: usize) -> f64 {
+    let db = fresh(backend).await;
     let store = store_on(&db).await;
     let codec = fixture::codec();
     let rows: Vec<NewSubmission> = (0..total)
@@ -315,14 +283,8 @@ async fn invalid_rate(total: usize) -> f64 {
 }
 
 /// Verdict latency of valid flags sent at a steady `rate` per second for `seconds`.
-async fn latency(
-    dbs: &mut Databases,
-    backend: &str,
-    rate: usize,
-    seconds: u64,
-    settings: Settings,
-) -> (Duration, Duration, Duration, f64) {
-    let db = dbs.fresh(backend).await;
+async fn latency(backend: &str, rate: usize, seconds: u64, settings: Settings) -> (Duration, Duration, Duration, f64) {
+    let db = fresh(backend).await;
     let store = store_on(&db).await;
     let s = server(Arc::new(store.clone()), settings).await;
     let codec = Arc::new(fixture::codec());
@@ -396,9 +358,8 @@ fn main() {
         let invalid = env_usize("GONGFANG_BENCH_INVALID", 2_000_000);
         let only = std::env::var("GONGFANG_BENCH_ONLY").ok();
         let run = |phase: &str| only.as_deref().is_none_or(|o| o.split(',').any(|p| p.trim() == phase));
-        let mut dbs = Databases { postgres: std::env::var("GONGFANG_TEST_POSTGRES_URL").ok(), created: Vec::new() };
         let mut backends = vec!["sqlite"];
-        if dbs.postgres.is_some() {
+        if std::env::var(POSTGRES_URL_VAR).is_ok() {
             backends.push("postgres");
         } else {
             println!("(PostgreSQL skipped: set GONGFANG_TEST_POSTGRES_URL to include it)");
@@ -423,22 +384,22 @@ fn main() {
         }
         for backend in &backends {
             if run("store") {
-                let rate = store_rate(&mut dbs, backend, valid, max_batch).await;
+                let rate = store_rate(backend, valid, max_batch).await;
                 println!(
                     "{backend:>8}: store alone, insert_new_submissions in batches of {max_batch}: {rate:>10.0} rows/s ({valid} rows)"
                 );
             }
             if run("valid") {
-                let group = valid_rate(&mut dbs, backend, valid, defaults.clone()).await;
+                let group = valid_rate(backend, valid, defaults.clone()).await;
                 let one_by_one = Settings { max_batch: 1, linger: Duration::ZERO, ..defaults.clone() };
-                let single = valid_rate(&mut dbs, backend, baseline, one_by_one).await;
+                let single = valid_rate(backend, baseline, one_by_one).await;
                 println!(
                     "{backend:>8}: valid flags committed: group commit {group:>10.0} flags/s ({valid} flags) | one commit per flag {single:>8.0} flags/s ({baseline} flags) | ratio {:.1}x",
                     group / single
                 );
             }
             if run("latency") {
-                let (p50, p99, max, achieved) = latency(&mut dbs, backend, 20_000, 5, defaults.clone()).await;
+                let (p50, p99, max, achieved) = latency(backend, 20_000, 5, defaults.clone()).await;
                 println!(
                     "{backend:>8}: verdict latency at a steady 20k flags/s (achieved {achieved:.0}/s, 5 s): p50 {} p99 {} max {}",
                     ms(p50),
@@ -447,6 +408,5 @@ fn main() {
                 );
             }
         }
-        dbs.drop_all().await;
     });
 }

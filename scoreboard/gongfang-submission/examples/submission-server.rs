@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use gongfang_core::Tick;
+use gongfang_core::clock::DrillClock;
 use gongfang_core::scenario::Identify;
 use gongfang_store::Store;
-use gongfang_submission::{GameClock, Settings, SubmissionState};
+use gongfang_submission::{Settings, SubmissionState};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 
@@ -42,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let scenario = fixture::scenario(Identify::Address, lifetime, 1_000, None);
     let store = Store::connect_and_migrate(&db).await?;
     store.sync_scenario(&scenario).await?;
-    let (_clock, clock_rx) = watch::channel(GameClock::running(Tick(tick)));
+    let (_clock, clock_rx) = watch::channel(DrillClock::running(Tick(tick), std::time::Duration::from_secs(60)));
     let (events, _) = broadcast::channel(1024);
     let (state, _writer) =
         SubmissionState::start(&scenario, fixture::codec(), Arc::new(store), clock_rx, events, Settings::default())

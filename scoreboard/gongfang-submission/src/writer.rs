@@ -652,9 +652,10 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // In paused time the linger passes at once instead of holding the test up.
+    #[tokio::test(start_paused = true)]
     async fn lingers_after_an_idle_spell() {
-        let linger = Duration::from_millis(200);
+        let linger = Duration::from_secs(60);
         let writer = Arc::new(Writer::new([TeamId(1)], WriterConfig { linger, ..config() }));
         let gate = Arc::new(Gate::new());
         gate.release.add_permits(1);
@@ -670,9 +671,10 @@ mod tests {
         task.await.unwrap();
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn does_not_linger_behind_a_commit() {
-        // Were the writer to linger here, the test would time out long before the linger ends.
+        // Were the writer to linger here, the test would time out long before the linger ends
+        // (in paused time, at once).
         let config = WriterConfig { linger: Duration::from_secs(3600), max_batch: 2, ..config() };
         let writer = Arc::new(Writer::new([TeamId(1)], config));
         // A full batch goes out at once, lingering or not.

@@ -10,12 +10,15 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
+use common::Client;
 use common::fixture;
-use common::{Client, TestDb, postgres_db, sqlite_db};
 use gongfang_core::Tick;
 use gongfang_store::Store;
+use gongfang_test_support::TestDb;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
+
+gongfang_test_support::backend_tests!(acknowledged_flags_survive_sigkill);
 
 const TICK: u32 = 100;
 const LIFETIME: u32 = 100;
@@ -44,7 +47,7 @@ fn start(db: &TestDb) -> (Child, SocketAddr) {
     (child, tcp.parse().unwrap())
 }
 
-async fn crash_and_recover(db: TestDb) {
+async fn acknowledged_flags_survive_sigkill(db: TestDb) -> anyhow::Result<()> {
     let codec = fixture::codec();
     let (mut child, addr) = start(&db);
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -154,15 +157,5 @@ async fn crash_and_recover(db: TestDb) {
     assert_eq!(store.count_submissions().await.unwrap(), before);
     kill(Pid::from_raw(child.id() as i32), Signal::SIGKILL).unwrap();
     child.wait().unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_flags_survive_sigkill_on_sqlite() {
-    crash_and_recover(sqlite_db()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_flags_survive_sigkill_on_postgres() {
-    let Some(db) = postgres_db("durability").await else { return };
-    crash_and_recover(db).await;
+    Ok(())
 }

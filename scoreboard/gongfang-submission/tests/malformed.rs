@@ -7,13 +7,14 @@ mod common;
 use std::time::Duration;
 
 use common::fixture::{self, BRAVO, DELTA, LIFETIME};
-use common::{App, Client, spawn, sqlite_db};
+use common::{App, Client, spawn};
 use gongfang_core::scenario::Identify;
 use gongfang_submission::Settings;
+use gongfang_test_support::TestDb;
 use tokio::io::AsyncWriteExt;
 
-async fn app(settings: Settings) -> (App, common::TestDb) {
-    let db = sqlite_db();
+async fn app(settings: Settings) -> (App, TestDb) {
+    let db = TestDb::sqlite().await;
     let app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 50, None), settings).await;
     (app, db)
 }

@@ -5,11 +5,15 @@
 mod common;
 
 use common::fixture::{self, ALPHA, BRAVO, LIFETIME};
-use common::{Client, TestDb, postgres_db, spawn, sqlite_db};
+use common::{Client, spawn};
 use gongfang_core::scenario::Identify;
 use gongfang_submission::Settings;
+use gongfang_test_support::TestDb;
 
-async fn race(db: &TestDb) {
+gongfang_test_support::backend_tests!(same_flag_from_100_connections_scores_once);
+
+async fn same_flag_from_100_connections_scores_once(db: TestDb) -> anyhow::Result<()> {
+    let db = &db;
     let scenario = fixture::scenario(Identify::Address, LIFETIME, 200, None);
     let a = spawn(db, scenario.clone(), Settings::default()).await;
     let b = spawn(db, scenario, Settings::default()).await;
@@ -50,15 +54,5 @@ async fn race(db: &TestDb) {
     assert_eq!(rows, vec![(ALPHA, flag)]);
     a.shutdown().await;
     b.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_flag_from_100_connections_scores_once_on_sqlite() {
-    race(&sqlite_db()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn same_flag_from_100_connections_scores_once_on_postgres() {
-    let Some(db) = postgres_db("race").await else { return };
-    race(&db).await;
+    Ok(())
 }

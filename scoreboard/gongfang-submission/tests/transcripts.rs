@@ -4,11 +4,14 @@
 mod common;
 
 use common::fixture::{self, ALPHA, BRAVO, CHARLIE, DELTA, LIFETIME, NOP};
-use common::{Client, http, spawn, sqlite_db};
+use common::{Client, spawn};
+use gongfang_core::clock::Phase;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Identify;
 use gongfang_core::{ServiceId, TeamId, Tick};
-use gongfang_submission::{Phase, Settings};
+use gongfang_submission::Settings;
+use gongfang_test_support::TestDb;
+use gongfang_test_support::http::{Response, request};
 
 /// Records what was sent (`>`) and received (`<`).
 #[derive(Default)]
@@ -68,7 +71,7 @@ fn every_verdict() -> Vec<String> {
 
 #[tokio::test]
 async fn tcp_address_mode_transcript() {
-    let db = sqlite_db();
+    let db = TestDb::sqlite().await;
     let app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, None), Settings::default()).await;
     let mut t = Transcript::default();
     let mut c = Client::connect(app.tcp).await;
@@ -88,7 +91,7 @@ async fn tcp_address_mode_transcript() {
 
 #[tokio::test]
 async fn tcp_address_mode_refuses_unknown_networks_and_extra_connections() {
-    let db = sqlite_db();
+    let db = TestDb::sqlite().await;
     let mut scenario = fixture::scenario(Identify::Address, LIFETIME, 2, None);
     let app = spawn(&db, scenario.clone(), Settings::default()).await;
     let mut a = Client::connect(app.tcp).await;
@@ -114,7 +117,7 @@ async fn tcp_address_mode_refuses_unknown_networks_and_extra_connections() {
 
     // A scenario where loopback belongs to no team.
     scenario.teams[0].network = gongfang_core::scenario::Ipv4Net::parse("10.60.1.0/24").unwrap();
-    let db = sqlite_db();
+    let db = TestDb::sqlite().await;
     let app = spawn(&db, scenario, Settings::default()).await;
     let mut c = Client::connect(app.tcp).await;
     assert_eq!(c.rest().await, "Your address 127.0.0.1 is in no team's network, goodbye\n");
@@ -123,7 +126,7 @@ async fn tcp_address_mode_refuses_unknown_networks_and_extra_connections() {
 
 #[tokio::test]
 async fn tcp_token_mode_transcript() {
-    let db = sqlite_db();
+    let db = TestDb::sqlite().await;
     let app = spawn(&db, fixture::scenario(Identify::Token, LIFETIME, 10, None), Settings::default()).await;
     let mut t = Transcript::default();
 
@@ -177,37 +180,40 @@ fn pretty(body: &str) -> String {
     }
 }
 
-fn retry_after(head: &str) -> Option<String> {
-    head.lines()
-        .find_map(|l| l.strip_prefix("retry-after: ").or_else(|| l.strip_prefix("Retry-After: ")))
-        .map(str::to_owned)
+/// `PUT /flags` with `headers` and `body`.
+async fn put(app: &common::App, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    request(app.http, "PUT", "/flags", headers, body).await.expect("an answer to PUT /flags")
 }
 
 #[tokio::test]
 async fn http_transcript() {
-    let db = sqlite_db();
+    let db = TestDb::sqlite().await;
     let app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, None), Settings::default()).await;
     let alpha = app.tokens[&ALPHA].clone();
     let bravo = app.tokens[&BRAVO].clone();
     let mut t = String::new();
-    let mut put = async |note: &str, headers: &[(&str, &str)], body: &[u8]| {
-        let (status, _, answer) = http(app.http, "PUT", "/flags", headers, body).await;
-        t.push_str(&format!("# {note}\n{status}\n{}\n\n", pretty(&answer)));
+    let mut note_put = async |note: &str, headers: &[(&str, &str)], body: &[u8]| {
+        let answer = put(&app, headers, body).await;
+        t.push_str(&format!("# {note}\n{}\n{}\n\n", answer.status, pretty(&answer.text())));
     };
     let flags: Vec<String> = every_verdict().into_iter().filter(|f| !f.is_empty()).collect();
     let body = serde_json::to_vec(&flags).unwrap();
-    put("every verdict", &[("X-Team-Token", &alpha)], &body).await;
-    put("a defender", &[("X-Team-Token", &bravo)], &serde_json::to_vec(&[fixture::flag(10, DELTA, 1, 1)]).unwrap())
-        .await;
-    put("no token", &[], b"[]").await;
-    put("a wrong token", &[("X-Team-Token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")], b"[]").await;
-    put("not JSON", &[("X-Team-Token", &alpha)], b"GONGFANG{x}\n").await;
-    put("not an array of strings", &[("X-Team-Token", &alpha)], br#"{"flags": [1]}"#).await;
+    note_put("every verdict", &[("X-Team-Token", &alpha)], &body).await;
+    note_put(
+        "a defender",
+        &[("X-Team-Token", &bravo)],
+        &serde_json::to_vec(&[fixture::flag(10, DELTA, 1, 1)]).unwrap(),
+    )
+    .await;
+    note_put("no token", &[], b"[]").await;
+    note_put("a wrong token", &[("X-Team-Token", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")], b"[]").await;
+    note_put("not JSON", &[("X-Team-Token", &alpha)], b"GONGFANG{x}\n").await;
+    note_put("not an array of strings", &[("X-Team-Token", &alpha)], br#"{"flags": [1]}"#).await;
     let many: Vec<String> = (0..101).map(|i| format!("GONGFANG{{{i}}}")).collect();
-    put("101 flags", &[("X-Team-Token", &alpha)], &serde_json::to_vec(&many).unwrap()).await;
-    put("a 1 MB body", &[("X-Team-Token", &alpha)], &vec![b' '; 1 << 20]).await;
+    note_put("101 flags", &[("X-Team-Token", &alpha)], &serde_json::to_vec(&many).unwrap()).await;
+    note_put("a 1 MB body", &[("X-Team-Token", &alpha)], &vec![b' '; 1 << 20]).await;
     app.set_phase(Phase::Over);
-    put("game over", &[("X-Team-Token", &alpha)], &serde_json::to_vec(&[fixture::flag(10, DELTA, 1, 1)]).unwrap())
+    note_put("game over", &[("X-Team-Token", &alpha)], &serde_json::to_vec(&[fixture::flag(10, DELTA, 1, 1)]).unwrap())
         .await;
     insta::assert_snapshot!(t);
     app.shutdown().await;
@@ -215,29 +221,26 @@ async fn http_transcript() {
 
 #[tokio::test]
 async fn http_rate_limit_answers_429() {
-    let db = sqlite_db();
+    let db = TestDb::sqlite().await;
     let app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, Some(3)), Settings::default()).await;
     let alpha = app.tokens[&ALPHA].clone();
     let three: Vec<String> = (0..3).map(|i| fixture::flag(10, BRAVO, 1, i)).collect();
-    let (status, _, body) =
-        http(app.http, "PUT", "/flags", &[("X-Team-Token", &alpha)], &serde_json::to_vec(&three).unwrap()).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body.matches("Accepted").count(), 3);
-    let (status, head, body) =
-        http(app.http, "PUT", "/flags", &[("X-Team-Token", &alpha)], &serde_json::to_vec(&three).unwrap()).await;
-    assert_eq!(status, 429, "{body}");
-    assert!(body.contains("rate limit exceeded"), "{body}");
-    assert_eq!(retry_after(&head).as_deref(), Some("1"), "{head}");
+    let first = put(&app, &[("X-Team-Token", &alpha)], &serde_json::to_vec(&three).unwrap()).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.text().matches("Accepted").count(), 3);
+    let second = put(&app, &[("X-Team-Token", &alpha)], &serde_json::to_vec(&three).unwrap()).await;
+    assert_eq!(second.status, 429, "{}", second.text());
+    assert!(second.text().contains("rate limit exceeded"), "{}", second.text());
+    assert_eq!(second.header("retry-after"), Some("1"), "{second:?}");
     // Another team has its own budget.
     let bravo = app.tokens[&BRAVO].clone();
-    let (status, _, _) = http(app.http, "PUT", "/flags", &[("X-Team-Token", &bravo)], b"[]").await;
-    assert_eq!(status, 200);
+    assert_eq!(put(&app, &[("X-Team-Token", &bravo)], b"[]").await.status, 200);
     app.shutdown().await;
 }
 
 #[tokio::test]
 async fn captures_publish_events_and_one_first_blood_per_service() {
-    let db = sqlite_db();
+    let db = TestDb::sqlite().await;
     let mut app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, None), Settings::default()).await;
     let mut c = Client::connect(app.tcp).await;
     c.banner().await;

@@ -3,14 +3,9 @@
 // Shared by tests, the example server and the benchmark; each uses a part.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use gongfang_core::scenario::{
-    Drill, Identify, ImageSource, Ipv4Net, Limits, Names, PatchMode, Role, Scenario, ScoringFormula, SecretSource,
-    Service, Submission, Team,
-};
+use gongfang_core::scenario::{Identify, Role, Scenario};
 use gongfang_core::{FlagCodec, FlagInfo, ServiceId, StoreIdx, TeamId, Tick};
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 
 pub const SECRET: &[u8] = b"submission test secret, for tests only";
 pub const PREFIX: &str = "GONGFANG";
@@ -23,60 +18,20 @@ pub const CHARLIE: TeamId = TeamId(3);
 pub const NOP: TeamId = TeamId(4);
 pub const DELTA: TeamId = TeamId(5);
 
-fn names(en: &str) -> Names {
-    Names { en: en.to_owned(), zh: en.to_owned() }
-}
-
-fn team(id: u16, slug: &str, role: Role, network: &str, nop: bool) -> Team {
-    Team {
-        id: TeamId(id),
-        slug: slug.to_owned(),
-        name: names(slug),
-        role,
-        network: Ipv4Net::parse(network).unwrap(),
-        nop,
-    }
-}
-
-fn service(id: u8, slug: &str) -> Service {
-    Service {
-        id: ServiceId(id),
-        slug: slug.to_owned(),
-        name: names(slug),
-        source: ImageSource::Image(format!("{slug}:latest")),
-        ports: vec![8080],
-        checker: PathBuf::from(format!("{slug}.wasm")),
-        flag_stores: 2,
-        limits: Limits { cpus: 1.0, memory_bytes: 256 << 20, pids: 128 },
-        patch_mode: PatchMode::Vulnbox,
-    }
-}
-
 pub fn scenario(identify: Identify, lifetime: u32, max_connections: u32, rate_limit: Option<u32>) -> Scenario {
-    Scenario {
-        drill: Drill {
-            slug: "subtest".to_owned(),
-            name: names("Submission test"),
-            start: None,
-            duration: Duration::from_secs(3600),
-            tick: Duration::from_secs(60),
-            checker_timeout: Duration::from_secs(10),
-            flag_lifetime: lifetime,
-            flag_prefix: PREFIX.to_owned(),
-            secret: SecretSource::Inline(String::from_utf8(SECRET.to_vec()).unwrap()),
-            scoring: ScoringFormula::Faust,
-        },
-        submission: Submission { identify, rate_limit, max_connections },
-        teams: vec![
-            team(1, "alpha", Role::Both, "127.0.0.0/8", false),
-            team(2, "bravo", Role::Defender, "10.60.2.0/24", false),
-            team(3, "charlie", Role::Attacker, "10.60.3.0/24", false),
-            team(4, "nop", Role::Defender, "10.60.4.0/24", true),
-            team(5, "delta", Role::Both, "10.60.5.0/24", false),
-        ],
-        services: vec![service(1, "notes"), service(2, "vault")],
-        reports: Default::default(),
-    }
+    ScenarioBuilder::new("subtest")
+        .flag_lifetime(lifetime)
+        .flag_prefix(PREFIX)
+        .secret(std::str::from_utf8(SECRET).expect("the secret is text"))
+        .submission(identify, rate_limit, max_connections)
+        .team(team(1, "alpha").network("127.0.0.0/8"))
+        .team(team(2, "bravo").role(Role::Defender))
+        .team(team(3, "charlie").role(Role::Attacker))
+        .team(team(4, "nop").role(Role::Defender).nop())
+        .team(team(5, "delta"))
+        .service(service("notes").flag_stores(2))
+        .service(service("vault").flag_stores(2))
+        .build()
 }
 
 pub fn codec() -> FlagCodec {

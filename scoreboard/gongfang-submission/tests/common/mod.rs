@@ -1,4 +1,4 @@
-//! Test harness: a real store (SQLite file or a fresh PostgreSQL database), migrations, the
+//! The submission servers for tests: on a test's database (`gongfang-test-support`), the
 //! scenario synced, tokens issued, and the TCP and HTTP servers bound to port 0.
 #![allow(dead_code)]
 
@@ -9,61 +9,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use gongfang_core::clock::{DrillClock, Phase};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
 use gongfang_core::{TeamId, Tick};
 use gongfang_store::Store;
-use gongfang_submission::{GameClock, Phase, Settings, SubmissionState};
+use gongfang_submission::{Settings, SubmissionState};
+use gongfang_test_support::TestDb;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{broadcast, oneshot, watch};
-
-/// A database for one test; dropping it keeps nothing behind for SQLite (temp dir).
-pub struct TestDb {
-    pub url: String,
-    _dir: Option<tempfile::TempDir>,
-}
-
-pub fn sqlite_db() -> TestDb {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("drill.db").display());
-    TestDb { url, _dir: Some(dir) }
-}
-
-/// A fresh PostgreSQL database, or `None` (after saying why) when no server is configured.
-pub async fn postgres_db(test: &str) -> Option<TestDb> {
-    let Ok(base) = std::env::var("GONGFANG_TEST_POSTGRES_URL") else {
-        if std::env::var("GONGFANG_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-            panic!("GONGFANG_REQUIRE_POSTGRES=1 but GONGFANG_TEST_POSTGRES_URL is not set");
-        }
-        eprintln!("skipping {test} on PostgreSQL: set GONGFANG_TEST_POSTGRES_URL to run it");
-        return None;
-    };
-    use sea_orm::ConnectionTrait;
-    let name = format!(
-        "gf_sub_{}_{}_{}",
-        test,
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() % 1_000_000_000
-    );
-    let admin = sea_orm::Database::connect(&base).await.expect("connect to GONGFANG_TEST_POSTGRES_URL");
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.expect("create test database");
-    admin.close().await.unwrap();
-    Some(TestDb { url: with_database(&base, &name), _dir: None })
-}
-
-/// `url` pointing at database `name` instead of its own.
-fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").expect("URL has a scheme");
-    let (authority, query) = match rest.split_once('/') {
-        Some((a, tail)) => (a, tail.split_once('?').map(|(_, q)| q)),
-        None => (rest.split('?').next().unwrap(), rest.split_once('?').map(|(_, q)| q)),
-    };
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{name}?{q}"),
-        None => format!("{scheme}://{authority}/{name}"),
-    }
-}
 
 /// A running submission server.
 pub struct App {
@@ -71,7 +26,7 @@ pub struct App {
     pub http: SocketAddr,
     pub store: Store,
     pub state: SubmissionState,
-    pub clock: watch::Sender<GameClock>,
+    pub clock: watch::Sender<DrillClock>,
     pub events: broadcast::Receiver<GameEvent>,
     pub tokens: HashMap<TeamId, String>,
     stop: Option<oneshot::Sender<()>>,
@@ -97,7 +52,7 @@ impl App {
 pub const NOW: Tick = Tick(10);
 
 pub async fn spawn(db: &TestDb, scenario: Scenario, settings: Settings) -> App {
-    let store = Store::connect_and_migrate(&db.url).await.unwrap();
+    let store = db.store.clone();
     store.sync_scenario(&scenario).await.unwrap();
     let mut tokens = HashMap::new();
     if scenario.submission.identify == gongfang_core::scenario::Identify::Token {
@@ -112,7 +67,7 @@ pub async fn spawn(db: &TestDb, scenario: Scenario, settings: Settings) -> App {
             tokens.insert(team.id, issued.token.expose().to_owned());
         }
     }
-    let (clock, clock_rx) = watch::channel(GameClock::running(NOW));
+    let (clock, clock_rx) = watch::channel(DrillClock::running(NOW, Duration::from_secs(60)));
     let (events_tx, events) = broadcast::channel(100_000);
     let (state, _writer) =
         SubmissionState::start(&scenario, fixture::codec(), Arc::new(store.clone()), clock_rx, events_tx, settings)
@@ -182,34 +137,6 @@ impl Client {
         tokio::time::timeout(TIMEOUT, self.reader.read_to_end(&mut s)).await.expect("server closes").unwrap();
         String::from_utf8_lossy(&s).into_owned()
     }
-}
-
-/// A minimal HTTP/1.1 request over a fresh connection; returns status, headers and body.
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String, String) {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.unwrap();
-    // The server may answer (413) before reading a large body; ignore a reset while writing.
-    let _ = stream.write_all(body).await;
-    let mut raw = Vec::new();
-    let _ = tokio::time::timeout(TIMEOUT, stream.read_to_end(&mut raw)).await.expect("server answers");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
 }
 
 /// All stored submissions as (attacker, flag), oldest first.
