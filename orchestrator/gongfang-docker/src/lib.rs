@@ -6,11 +6,13 @@
 //! - [`hardening`]: the locked-down defaults and the per-service overrides;
 //! - [`runtime`]: the [`Runtime`] trait, implemented over bollard by [`DockerRuntime`] and
 //!   [`SwarmRuntime`];
+//! - [`base_image`]: Debian base images made with debootstrap and imported, no registry;
 //! - [`firewall`]: host rules that keep team containers off the platform's ports and the
 //!   outside world;
 //! - [`reconcile`]: the [`Orchestrator`] that brings reality to the plan, idempotently, and
 //!   tears a drill down.
 
+pub mod base_image;
 pub mod firewall;
 pub mod hardening;
 pub mod image;
@@ -23,6 +25,7 @@ pub mod runtime;
 mod docker;
 mod swarm;
 
+pub use base_image::BaseImage;
 pub use docker::DockerRuntime;
 pub use firewall::Firewall;
 pub use hardening::{Hardening, HardeningOverrides};
@@ -59,6 +62,8 @@ pub enum Error {
     NotFound(String),
     #[error("firewall command `{command}` failed: {message}")]
     Firewall { command: String, message: String },
+    #[error("cannot make the base image: {0}")]
+    BaseImage(String),
     #[error("swarm: {0}")]
     Swarm(String),
 }

@@ -1,7 +1,9 @@
 //! The organisers' binary as a library: the pieces `main` wires together that tests also drive
-//! (the checker runner over the wasm sandbox, the running drill, scenario files).
+//! (the checker runner over the wasm sandbox, the running drill, preparing a scenario, scenario
+//! files).
 
 pub mod checker_runner;
 pub mod drill;
 pub mod judge_logs;
+pub mod prepare;
 pub mod scenario_file;

@@ -11,6 +11,7 @@ mod down;
 mod migrate;
 mod pause;
 mod reports;
+mod summary;
 mod team;
 mod up;
 mod validate;
@@ -28,6 +29,10 @@ enum Command {
     /// Run a drill on this machine: images, containers, engine, flag submission, scoreboard.
     /// Without a scenario, the demo drill.
     Up(up::Args),
+    /// Make what a scenario needs before it runs, saying each step: checkers (adding the
+    /// wasm32-wasip2 target with rustup when missing), base images, service images. `up` runs
+    /// it first. Without a scenario, the demo drill's.
+    Prepare(up::PrepareArgs),
     /// Run the platform (engine, flag submission, scoreboard) for services already running.
     Serve(up::Args),
     /// Check a scenario file and report every problem in it.
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args, true),
+        Command::Prepare(args) => up::prepare(args),
         Command::Serve(args) => up::run(args, false),
         Command::Validate(args) => validate::run(args),
         Command::Migrate(args) => migrate::run(args),

@@ -25,7 +25,7 @@ pub struct Args {
 pub fn run(args: Args, paused: bool) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let store = args.db.open().await?;
+        let store = args.db.open_drill().await?;
         let mut state = store.drill_state().await?;
         let word = if paused { "paused" } else { "running" };
         if state.paused == paused {

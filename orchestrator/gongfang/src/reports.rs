@@ -1,13 +1,53 @@
 //! `gongfang judge add` and `gongfang report list|show`: the organisers' side of attack and
 //! defence reports. Teams file reports and judges rule on them over the HTTP API (`docs/reports.md`).
 
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gongfang::scenario_file;
-use gongfang_reports::cli::{JudgeCommand, ReportCommand, run_judge, run_report};
+use gongfang_reports::commands::{add_judge, list_reports, show_report};
 
 use crate::migrate::DatabaseArgs;
+
+/// `gongfang judge …`
+#[derive(clap::Subcommand)]
+pub enum JudgeCommand {
+    /// Create a judge account. The password comes from GONGFANG_JUDGE_PASSWORD, or else the
+    /// first line of standard input; it is stored as an argon2id hash only.
+    Add {
+        /// The judge's login name.
+        #[arg(long)]
+        name: String,
+        #[arg(long, env = "GONGFANG_JUDGE_PASSWORD", hide_env_values = true, hide = true)]
+        password: Option<String>,
+    },
+}
+
+impl std::fmt::Debug for JudgeCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        match self {
+            JudgeCommand::Add { name, .. } => f.debug_struct("Add").field("name", name).finish_non_exhaustive(),
+        }
+    }
+}
+
+/// `gongfang report …`
+#[derive(Debug, clap::Subcommand)]
+pub enum ReportCommand {
+    /// List reports, oldest first.
+    List {
+        /// Only reports in this state: pending, ruled, appealed or final.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one report with its evidence, rulings and appeal.
+    Show {
+        /// The report's id.
+        id: i64,
+    },
+}
 
 #[derive(Debug, clap::Args)]
 pub struct JudgeArgs {
@@ -34,8 +74,18 @@ pub struct ReportArgs {
 pub fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let store = args.db.open().await?;
-        println!("{}", run_judge(args.command, &store, &args.actor).await?);
+        // Refuse a database without a drill before asking for a password.
+        let store = args.db.open_drill().await?;
+        let JudgeCommand::Add { name, password } = args.command;
+        let password = match password {
+            Some(p) => p,
+            None => {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                line.trim_end_matches(['\r', '\n']).to_owned()
+            }
+        };
+        println!("{}", add_judge(&store, &name, &password, &args.actor).await?);
         store.close().await?;
         Ok(ExitCode::SUCCESS)
     })
@@ -45,9 +95,25 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let scenario = scenario_file::load(&args.scenario)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let store = args.db.open().await?;
-        println!("{}", run_report(args.command, &store, &scenario).await?);
+        let store = args.db.open_drill().await?;
+        let text = match args.command {
+            ReportCommand::List { status } => list_reports(&store, &scenario, status.as_deref()).await?,
+            ReportCommand::Show { id } => show_report(&store, &scenario, id).await?,
+        };
+        println!("{text}");
         store.close().await?;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_judge_password_stays_out_of_debug() {
+        let cmd = JudgeCommand::Add { name: "ana".into(), password: Some("correct horse battery".into()) };
+        let shown = format!("{cmd:?}");
+        assert!(shown.contains("ana") && !shown.contains("horse"), "{shown}");
+    }
 }

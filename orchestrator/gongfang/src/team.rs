@@ -108,13 +108,16 @@ impl Common {
             .unwrap_or_else(|| "unknown".to_owned())
     }
 
-    /// Opens the database and, if asked, syncs the scenario's teams into it.
-    async fn open(&self) -> anyhow::Result<Store> {
+    /// Opens the database and, if asked, syncs the scenario's teams into it. Without a
+    /// scenario, a command that reads the drill's teams (`needs_drill`) refuses a database
+    /// that holds none; `add` may start one.
+    async fn open(&self, needs_drill: bool) -> anyhow::Result<Store> {
         let scenario = match &self.scenario {
             Some(path) => Some(scenario_file::load(path)?),
             None => None,
         };
-        let store = self.db.open().await?;
+        let store =
+            if scenario.is_none() && needs_drill { self.db.open_drill().await? } else { self.db.open().await? };
         if let Some(scenario) = scenario {
             let report = store.sync_scenario(&scenario).await?;
             if report != Default::default() {
@@ -143,7 +146,7 @@ impl Common {
 }
 
 async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let store = args.common.open().await?;
+    let store = args.common.open(true).await?;
     let teams = store.list_teams().await?;
     if teams.is_empty() {
         eprintln!("no teams in the database; load them with `gongfang team list --scenario FILE`");
@@ -219,7 +222,7 @@ fn validate_new_team(args: &AddArgs) -> anyhow::Result<Team> {
 
 async fn add(args: AddArgs) -> anyhow::Result<ExitCode> {
     let team = validate_new_team(&args)?;
-    let store = args.common.open().await?;
+    let store = args.common.open(false).await?;
     if let Some(other) = store.list_teams().await?.into_iter().find(|t| t.team.network.overlaps(team.network)) {
         bail!(
             "--network {} overlaps team `{}`'s network {}; every team needs a network of its own",
@@ -257,7 +260,7 @@ async fn add(args: AddArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let store = args.common.open().await?;
+    let store = args.common.open(true).await?;
     let issued = match store.issue_token(&args.slug).await {
         Ok(issued) => issued,
         Err(StoreError::UnknownTeam(slug)) => bail!(

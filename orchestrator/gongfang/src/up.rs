@@ -1,44 +1,46 @@
 //! `gongfang up [SCENARIO]` and `gongfang serve SCENARIO`: run a drill on this machine.
 //!
-//! `up` does everything: with no scenario it runs the demo drill (`challenges/opendata`); for
-//! a scenario built on this repository's material it first builds the checkers and the demo's
-//! base image when they are missing; it builds the scenario's
-//! images, starts the teams' containers, then the engine, the submission servers and the
-//! scoreboard, and prints where everything is. `serve` runs the same platform against
-//! services someone else started (the addresses are the same pure function of the scenario).
+//! `up` does everything: with no scenario it runs the demo drill (`challenges/opendata`); it
+//! first runs `gongfang prepare` (checkers, base images, service images; see [`prepare`]),
+//! starts the teams' containers, then the engine, the submission servers and the scoreboard,
+//! prints where everything is and writes the same as JSON (`--summary`, for scripts and tests;
+//! `docs/running-a-drill.md` describes it). `serve` runs the same platform against services
+//! someone else started (the addresses are the same pure function of the scenario).
 //! Ctrl-C stops the platform cleanly; the containers keep running (and keep their flags), so
 //! running the command again resumes the same drill. `gongfang down` removes them.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
 use gongfang::drill::{self, Addresses, DrillConfig};
 use gongfang::judge_logs::DockerLogs;
+use gongfang::prepare::{self, Toolchain};
 use gongfang::scenario_file;
-use gongfang_core::scenario::{AssumeEverythingExists, ImageSource, Scenario};
-use gongfang_docker::{Backend, Engine, Orchestrator, Plan, Runtime, Settings};
+use gongfang_core::scenario::Scenario;
+use gongfang_docker::{Backend, Engine, Orchestrator, Plan, Settings};
 use gongfang_engine::Target;
-use gongfang_store::Store;
+use gongfang_store::redact_url;
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::migrate::DatabaseArgs;
+use crate::summary;
+
 /// The demo drill, relative to the repository's root.
 const DEMO_SCENARIO: &str = "challenges/opendata/scenario.toml";
-/// The base image the demo's service is built on, and how to make it.
-const DEMO_BASE_IMAGE: &str = "gongfang/python:bookworm";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The scenario file. `up` without one runs the demo drill from the repository.
     pub scenario: Option<PathBuf>,
-    /// Database URL; by default a SQLite file named after the drill in the current folder,
-    /// so running the command again resumes the same drill.
-    #[arg(long, env = "GONGFANG_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The drill's database; running the command again on it resumes the same drill.
+    #[command(flatten)]
+    pub db: DatabaseArgs,
     /// Where the scoreboard and `PUT /flags` listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub web: SocketAddr,
@@ -48,6 +50,34 @@ pub struct Args {
     /// Where compiled checkers are cached (default: `.gongfang-cache` in the current folder).
     #[arg(long)]
     pub checker_cache: Option<PathBuf>,
+    /// Where to write what is running, as JSON (addresses, ports, teams' services, the tokens
+    /// file), once everything listens; removed when the command stops.
+    #[arg(long, value_name = "FILE", default_value = "gongfang-up.json")]
+    pub summary: PathBuf,
+    /// Where newly issued team tokens are kept, as JSON readable by the owner only.
+    #[arg(long, value_name = "FILE", default_value = "gongfang-tokens.json")]
+    pub tokens_file: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrepareArgs {
+    /// The scenario file; without one, the demo drill from the repository.
+    pub scenario: Option<PathBuf>,
+}
+
+/// Runs `prepare`.
+pub fn prepare(args: PrepareArgs) -> anyhow::Result<ExitCode> {
+    let path = match args.scenario {
+        Some(path) => path,
+        None => demo_scenario()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let engine = Engine::connect(Backend::Docker)?;
+        prepare::prepare(&path, &Toolchain::from_env(), &engine, &mut std::io::stdout()).await?;
+        println!("ready: `gongfang up {}` runs it", path.display());
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Runs `up` (`containers`) or `serve`.
@@ -62,20 +92,8 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         None if containers => demo_scenario()?,
         None => bail!("`gongfang serve` needs a scenario file (`gongfang up` without one runs the demo)"),
     };
-    if containers {
-        prepare_repository_material(&path).await?;
-    }
-    let scenario = Arc::new(scenario_file::load(&path)?);
-    let secret = scenario_file::resolve_secret(&scenario.drill.secret)?;
-    let slug = scenario.drill.slug.clone();
-    let url = args.database_url.clone().unwrap_or_else(|| format!("sqlite://gongfang-{slug}.db?mode=rwc"));
-    let store = Store::connect_and_migrate(&url).await?;
-    store.sync_scenario(&scenario).await?;
-
-    let settings = Settings::default();
-    let plan = gongfang_docker::plan(&scenario, &settings)?;
-    // Judges read the teams' service logs from Docker when there is one.
-    // One engine connection: the containers (`up`) and the judges' view of their logs.
+    // One engine connection: preparing images, the containers (`up`) and the judges' view of
+    // their logs.
     let docker = match Engine::connect(Backend::Docker) {
         Ok(engine) => Some(engine),
         Err(e) if !containers => {
@@ -84,13 +102,31 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(e.into()),
     };
+    let scenario = match &docker {
+        Some(engine) if containers => {
+            let scenario = prepare::prepare(&path, &Toolchain::from_env(), engine, &mut std::io::stdout()).await?;
+            println!();
+            Arc::new(scenario)
+        }
+        _ => Arc::new(scenario_file::load(&path)?),
+    };
+    let secret = scenario_file::resolve_secret(&scenario.drill.secret)?;
+    let slug = scenario.drill.slug.clone();
+    let url = args.db.database_url.clone();
+    let store = args.db.open().await?;
+    println!("database {}", redact_url(&url));
+    store.sync_scenario(&scenario).await?;
+
+    let settings = Settings::default();
+    let plan = gongfang_docker::plan(&scenario, &settings)?;
+    // Judges read the teams' service logs from Docker when there is one.
     let logs: Arc<dyn gongfang_reports::LogSource> = match &docker {
         Some(engine) => Arc::new(DockerLogs::new(engine, &slug)),
         None => Arc::new(gongfang_reports::NoLogs),
     };
     if let (true, Some(engine)) = (containers, docker) {
         let orchestrator = Orchestrator::new(engine, settings);
-        println!("building images and starting the teams' containers ...");
+        println!("starting the teams' containers ...");
         let report = orchestrator.up(&scenario).await?;
         println!(
             "containers: {} created, {} recreated, {} kept; networks: {} created",
@@ -126,12 +162,14 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     println!("                   PUT http://{web_addr}/flags   (header X-Team-Token, JSON list of flags)");
     println!("attack info:       http://{web_addr}/api/attack-info");
     println!();
+    let mut issued_now = BTreeMap::new();
     for team in &scenario.teams {
         let token = if store.token_hash(&team.slug).await?.is_some() {
             "(issued before; `gongfang team token` issues a new one)".to_owned()
         } else {
             let issued = store.issue_token(&team.slug).await?;
             store.append_audit(Utc::now(), "gongfang up", "team.token", &json!({ "team": team.slug })).await?;
+            issued_now.insert(team.slug.clone(), issued.token.expose().to_owned());
             issued.token.expose().to_owned()
         };
         println!("team {} {:<12} token {token}", team.id, team.slug);
@@ -142,7 +180,20 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    let tokens_file = summary::write_tokens(&args.tokens_file, &slug, &issued_now)?;
+    let running = summary::Summary {
+        scenario: &scenario,
+        database: &redact_url(&url),
+        web: web_addr,
+        submit: submit_addr,
+        tokens_file: &tokens_file,
+        addresses: &addresses,
+        plan: containers.then_some(&plan),
+    };
+    let summary_file = summary::SummaryFile::write(&args.summary, &running.to_json())?;
     println!();
+    println!("summary (JSON):    {}", summary_file.path().display());
+    println!("team tokens:       {}", tokens_file.display());
     println!(
         "Ctrl-C stops the platform; the containers keep running. `gongfang down --scenario {}` removes them.",
         path.display()
@@ -162,7 +213,9 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    drill::run(cfg, shutdown).await?;
+    let result = drill::run(cfg, shutdown).await;
+    drop(summary_file);
+    result?;
     store.close().await?;
     println!("stopped; run the same command again to resume the drill");
     Ok(ExitCode::SUCCESS)
@@ -188,55 +241,6 @@ fn demo_scenario() -> anyhow::Result<PathBuf> {
          run it inside the repository's folder, or name a scenario file",
     )?;
     Ok(root.join(DEMO_SCENARIO))
-}
-
-/// Makes what a scenario built on this repository's material needs and a fresh clone lacks:
-/// checker components built from `sandbox/guests`, and the base image the demo service's
-/// Dockerfile starts from. Anything else a scenario lacks is reported by its validation.
-async fn prepare_repository_material(path: &Path) -> anyhow::Result<()> {
-    let Ok(src) = std::fs::read_to_string(path) else { return Ok(()) };
-    // Validation proper comes later and reports every problem; here only the paths matter.
-    let Ok(scenario) = gongfang_core::scenario::parse(&src, path, &AssumeEverythingExists) else { return Ok(()) };
-    let Some(root) = path
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.ancestors().find(|dir| dir.join("sandbox/guests/Cargo.toml").is_file()).map(Path::to_path_buf))
-    else {
-        return Ok(());
-    };
-    let guest_built = |c: &Path| c.to_string_lossy().contains("sandbox/guests/target/wasm32-wasip2/release/");
-    if scenario.services.iter().any(|s| guest_built(&s.checker) && !s.checker.is_file()) {
-        println!("building the checkers in sandbox/guests (wasm32-wasip2) ...");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
-            .arg(root.join("sandbox/guests/Cargo.toml"))
-            .env_remove("CARGO_TARGET_DIR")
-            .status()
-            .context("cannot run cargo to build the checkers")?;
-        if !status.success() {
-            bail!(
-                "building the checkers failed ({status}); is the target installed? `rustup target add wasm32-wasip2`"
-            );
-        }
-    }
-    let needs_base = scenario.services.iter().any(|s| match &s.source {
-        ImageSource::Build(dir) => std::fs::read_to_string(dir.join("Dockerfile"))
-            .is_ok_and(|d| d.lines().any(|l| l.trim() == format!("FROM {DEMO_BASE_IMAGE}"))),
-        ImageSource::Image(_) => false,
-    });
-    if needs_base && Engine::connect(Backend::Docker)?.image_id(DEMO_BASE_IMAGE).await?.is_none() {
-        println!("building the base image {DEMO_BASE_IMAGE} with debootstrap (about a minute) ...");
-        let status = Command::new("bash")
-            .arg(root.join("infra/base-image/build.sh"))
-            .args(["--tag", DEMO_BASE_IMAGE, "--include=python3"])
-            .status()
-            .context("cannot run infra/base-image/build.sh")?;
-        if !status.success() {
-            bail!("building {DEMO_BASE_IMAGE} failed ({status}); it needs root and the debootstrap package");
-        }
-    }
-    Ok(())
 }
 
 /// The repository folder: the current folder or one above it that holds the demo scenario.

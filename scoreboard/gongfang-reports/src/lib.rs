@@ -13,7 +13,7 @@
 
 mod api;
 mod auth;
-pub mod cli;
+pub mod commands;
 mod error;
 mod logs;
 mod matching;

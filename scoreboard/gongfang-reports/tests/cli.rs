@@ -1,12 +1,12 @@
-//! The organisers' report commands as the binary runs them: creating a judge (audited, with a
-//! usable password) and listing and showing reports.
+//! What the organisers' report commands do, through the functions the binary calls: creating
+//! a judge (audited, with a usable password) and listing and showing reports.
 
 mod common;
 
 use gongfang_core::report::{CheckedReport, Decision, ReportKind, TimeWindow};
 use gongfang_core::{ServiceId, TeamId};
 use gongfang_reports::ReportsError;
-use gongfang_reports::cli::{JudgeCommand, ReportCommand, add_judge, run_judge, run_report};
+use gongfang_reports::commands::{add_judge, list_reports, show_report};
 use gongfang_store::{AccountRole, Store};
 
 use common::{MODA, RED_FIRM, at, redblue};
@@ -22,9 +22,7 @@ async fn store() -> (tempfile::TempDir, Store) {
 #[tokio::test]
 async fn judge_add_creates_an_audited_judge_that_can_log_in() {
     let (_dir, store) = store().await;
-    let cmd = JudgeCommand::Add { name: "ana".into(), password: Some("correct horse battery".into()) };
-    assert!(!format!("{cmd:?}").contains("horse"), "the password stays out of Debug");
-    let out = run_judge(cmd, &store, "olga").await.unwrap();
+    let out = add_judge(&store, "ana", "correct horse battery", "olga").await.unwrap();
     assert!(out.contains("judge `ana` created"), "{out}");
     let judge = store.verify_account("ana", "correct horse battery").await.unwrap().expect("can log in");
     assert_eq!(judge.role, AccountRole::Judge);
@@ -60,15 +58,15 @@ async fn report_list_and_show() {
     store.rule_report(filed.id, &ana, &decision, &s.reports, at(40)).await.unwrap();
     store.file_report(TeamId(2), &report, &[], at(31)).await.unwrap();
 
-    let all = run_report(ReportCommand::List { status: None }, &store, &s).await.unwrap();
+    let all = list_reports(&store, &s, None).await.unwrap();
     assert!(all.contains("red-firm") && all.contains("red-academy") && all.ends_with("2 reports\n"), "{all}");
-    let pending = run_report(ReportCommand::List { status: Some("pending".into()) }, &store, &s).await.unwrap();
+    let pending = list_reports(&store, &s, Some("pending")).await.unwrap();
     assert!(!pending.contains("red-firm") && pending.ends_with("1 report\n"), "{pending}");
-    let bad = run_report(ReportCommand::List { status: Some("lost".into()) }, &store, &s).await.unwrap_err();
+    let bad = list_reports(&store, &s, Some("lost")).await.unwrap_err();
     assert!(bad.to_string().contains("use pending, ruled, appealed or final"), "{bad}");
-    let shown = run_report(ReportCommand::Show { id: filed.id }, &store, &s).await.unwrap();
+    let shown = show_report(&store, &s, filed.id).await.unwrap();
     assert!(shown.contains("target:      moda") && shown.contains("first ruling by ana"), "{shown}");
     assert!(shown.contains("valid, 25 points: confirmed"), "{shown}");
-    let missing = run_report(ReportCommand::Show { id: 999 }, &store, &s).await.unwrap_err();
+    let missing = show_report(&store, &s, 999).await.unwrap_err();
     assert!(matches!(missing, ReportsError::UnknownReport(999)));
 }

@@ -7,8 +7,12 @@
 //! the checker stays `ok`. Finally it stops the drill with Ctrl-C and starts it again: the same
 //! drill resumes.
 //!
-//! Needs Docker, root (the base image is built with debootstrap), python3 and `patch`; skipped
-//! with a notice without Docker unless `GONGFANG_REQUIRE_DOCKER=1`.
+//! Where things are comes from the JSON summary `gongfang up` writes, not from its printed
+//! text. Every step that waits on the drill polls until a deadline, the exploit included; when
+//! the test fails it prints the containers' logs.
+//!
+//! Needs Docker, root (`gongfang up` prepares the base image with debootstrap), python3 and
+//! `patch`; skipped with a notice without Docker unless `GONGFANG_REQUIRE_DOCKER=1`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -30,7 +34,14 @@ const DRILL: &str = "e2e-up";
 
 /// The drills of this file run one after the other: they share the base image and two cores.
 static ONE_DRILL_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-const BASE_IMAGE: &str = "gongfang/python:bookworm";
+/// How long `gongfang up` may take to be ready: the first run on a machine builds the base
+/// image with debootstrap.
+const UP_DEADLINE: Duration = Duration::from_secs(900);
+/// How long the exploit may keep failing (a service busy with the checker, a slow tick)
+/// before the test gives up.
+const EXPLOIT_DEADLINE: Duration = Duration::from_secs(120);
+/// The longest one run of the exploit may take.
+const EXPLOIT_RUN: Duration = Duration::from_secs(60);
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository folder")
@@ -95,30 +106,73 @@ memory = "256MiB"
     Ok(path)
 }
 
-/// What `gongfang up` printed about where things are.
+/// Where a running `gongfang up` says things are: its JSON summary and tokens file.
 #[derive(Debug, Default)]
-struct Printed {
+struct Running {
     web: String,
     submit: String,
+    /// Team id -> token, for tokens issued so far.
     tokens: BTreeMap<u16, String>,
+    /// Team id -> the opendata service's `address:port`.
     services: BTreeMap<u16, String>,
+    /// The tokens file's whole text, to see that a restart issues none.
+    tokens_text: String,
 }
 
-/// A running `gongfang up`: its printed addresses, and the rest of its output for failures.
+impl Running {
+    fn read(summary: &Path) -> anyhow::Result<Running> {
+        let s: Value = serde_json::from_str(&std::fs::read_to_string(summary)?)?;
+        ensure!(s["format"] == 1 && s["drill"].is_string(), "a summary of the known format: {s:#}");
+        let tokens_path = s["tokens_file"].as_str().context("tokens_file")?;
+        let tokens_text = std::fs::read_to_string(tokens_path)?;
+        let tokens_json: Value = serde_json::from_str(&tokens_text)?;
+        let mut running = Running {
+            web: s["web"].as_str().context("web")?.to_owned(),
+            submit: s["submit_tcp"].as_str().context("submit_tcp")?.to_owned(),
+            tokens_text,
+            ..Running::default()
+        };
+        for team in s["teams"].as_array().context("teams")? {
+            let id = u16::try_from(team["id"].as_u64().context("team id")?)?;
+            let slug = team["slug"].as_str().context("team slug")?;
+            if let Some(token) = tokens_json["tokens"][slug].as_str() {
+                running.tokens.insert(id, token.to_owned());
+            }
+            for service in team["services"].as_array().context("services")? {
+                if service["service"] == "opendata" {
+                    let address = service["address"].as_str().context("address")?;
+                    let port = service["ports"][0].as_u64().context("port")?;
+                    running.services.insert(id, format!("{address}:{port}"));
+                }
+            }
+        }
+        Ok(running)
+    }
+}
+
+/// A running `gongfang up`: where things are, and its printed output for failures.
 struct Up {
     child: Child,
-    printed: Printed,
+    printed: Running,
     lines: mpsc::Receiver<String>,
+    summary: PathBuf,
 }
 
 impl Up {
     fn start(dir: &Path, scenario: &Path) -> anyhow::Result<Up> {
         let db = format!("sqlite://{}?mode=rwc", dir.join("drill.db").display());
+        let summary = dir.join("up.json");
+        // A summary left by a killed run would point at ports nobody listens on.
+        let _ = std::fs::remove_file(&summary);
         let mut child = Command::new(gongfang_binary()?)
             .current_dir(dir)
             .args(["up"])
             .arg(scenario)
             .args(["--database-url", &db, "--web", "127.0.0.1:0", "--submit", "127.0.0.1:0"])
+            .arg("--summary")
+            .arg(&summary)
+            .arg("--tokens-file")
+            .arg(dir.join("tokens.json"))
             .env("GONGFANG_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -133,34 +187,17 @@ impl Up {
                 }
             }
         });
-        let mut printed = Printed::default();
-        let mut team = 0;
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let line = lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .context("gongfang up did not print its addresses within 300 s")?;
-            let words: Vec<&str> = line.split_whitespace().collect();
-            match words.as_slice() {
-                ["scoreboard:", url] => {
-                    printed.web = url.trim_start_matches("http://").trim_end_matches('/').to_owned()
-                }
-                ["flag", "submission:", "nc", ip, port, ..] => printed.submit = format!("{ip}:{port}"),
-                ["team", id, _slug, "token", token, ..] => {
-                    team = id.parse()?;
-                    if !token.starts_with('(') {
-                        printed.tokens.insert(team, (*token).to_owned());
-                    }
-                }
-                ["opendata", addr] => {
-                    printed.services.insert(team, (*addr).to_owned());
-                }
-                [first, ..] if first.starts_with("Ctrl-C") => break,
-                _ => {}
+        let deadline = Instant::now() + UP_DEADLINE;
+        while !summary.is_file() {
+            if let Some(status) = child.try_wait()? {
+                bail!("gongfang up exited with {status} before it was ready");
             }
+            ensure!(Instant::now() < deadline, "gongfang up wrote no summary within {UP_DEADLINE:?}");
+            std::thread::sleep(Duration::from_millis(200));
         }
-        ensure!(!printed.web.is_empty() && !printed.submit.is_empty() && printed.services.len() == 3, "{printed:?}");
-        Ok(Up { child, printed, lines })
+        let printed = Running::read(&summary)?;
+        ensure!(printed.services.len() == 3, "three defending teams' services: {printed:?}");
+        Ok(Up { child, printed, lines, summary })
     }
 
     /// Ctrl-C, then waits for a clean exit.
@@ -176,6 +213,7 @@ impl Up {
             ensure!(Instant::now() < deadline, "gongfang up did not stop within 60 s of Ctrl-C");
             std::thread::sleep(Duration::from_millis(200));
         }
+        ensure!(!self.summary.exists(), "the summary is removed when gongfang up stops");
         let said: Vec<String> = self.lines.try_iter().collect();
         ensure!(said.iter().any(|l| l.contains("run the same command again to resume")), "{said:?}");
         Ok(())
@@ -186,6 +224,22 @@ impl Drop for Up {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Prints the last lines of every container of `drill`, for a failed test's reader.
+fn dump_container_logs(drill: &str) {
+    let Ok(out) = Command::new("docker")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter", &format!("label=gongfang.drill={drill}")])
+        .output()
+    else {
+        return;
+    };
+    for name in String::from_utf8_lossy(&out.stdout).lines() {
+        eprintln!("---- logs of container {name} (last 100 lines) ----");
+        if let Ok(logs) = Command::new("docker").args(["logs", "--tail", "100", name]).output() {
+            eprintln!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+        }
     }
 }
 
@@ -235,15 +289,38 @@ fn all_ok(board: &Value) -> bool {
     (1..=3).all(|t| verdict(board, t) == Some("ok"))
 }
 
-/// Runs the team-written exploit against `team` and returns the flags it printed.
-fn exploit(web: &str, target: &str, team: u16) -> anyhow::Result<Vec<String>> {
+/// Runs the team-written exploit against `team` once and returns the flags it printed.
+async fn exploit_once(web: &str, target: &str, team: u16) -> anyhow::Result<Vec<String>> {
     let (host, port) = target.rsplit_once(':').context("address has a port")?;
-    let out = Command::new("python3")
+    let run = tokio::process::Command::new("python3")
         .arg(repo().join("challenges/opendata/exploit/exploit.py"))
         .args([host, port, "--attack-info", &format!("http://{web}/api/attack-info"), "--team", &team.to_string()])
-        .output()?;
-    ensure!(out.status.success(), "exploit.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(EXPLOIT_RUN, run).await.context("exploit.py ran too long")??;
+    ensure!(out.status.success(), "exploit.py failed: {}", String::from_utf8_lossy(&out.stderr).trim());
     Ok(String::from_utf8(out.stdout)?.lines().map(str::to_owned).filter(|l| !l.is_empty()).collect())
+}
+
+/// Runs the exploit until a run succeeds with an answer `done` accepts, as the other steps
+/// poll: a service can be slow for a moment (the checker's turn, a tick closing) without
+/// anything being wrong. Fails with every failed run's reason at the deadline.
+async fn exploit(web: &str, target: &str, team: u16, done: impl Fn(&[String]) -> bool) -> anyhow::Result<Vec<String>> {
+    let deadline = Instant::now() + EXPLOIT_DEADLINE;
+    let mut failures = Vec::new();
+    loop {
+        match exploit_once(web, target, team).await {
+            Ok(flags) if done(&flags) => return Ok(flags),
+            Ok(flags) => failures.push(format!("not yet: {flags:?}")),
+            Err(e) => failures.push(format!("{e:#}")),
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the exploit against team {team} at {target} did not succeed within {EXPLOIT_DEADLINE:?}: {failures:#?}"
+        );
+        eprintln!("exploit against team {team}: {}; retrying", failures.last().map_or("", String::as_str));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// Applies the challenge's patch to team 2's running service, as its defenders would in
@@ -279,16 +356,24 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
         eprintln!("skipping: no Docker engine");
         return Ok(());
     }
-    let status = Command::new("bash")
-        .arg(repo().join("infra/base-image/build.sh"))
-        .args(["--tag", BASE_IMAGE, "--include=python3"])
-        .status()?;
-    ensure!(status.success(), "cannot build {BASE_IMAGE}");
+    let _teardown = Teardown(DRILL);
+    let result = demo_drill().await;
+    if result.is_err() {
+        dump_container_logs(DRILL);
+    }
+    result
+}
 
+async fn demo_drill() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let scenario = scenario(dir.path())?;
-    let _teardown = Teardown(DRILL);
     let up = Up::start(dir.path(), &scenario)?;
+    let said: Vec<String> = up.lines.try_iter().collect();
+    ensure!(
+        said.iter().any(|l| l.starts_with("checker of opendata:") && l.ends_with("(present)"))
+            && said.iter().any(|l| l.starts_with("service image ") && l.contains(": ready")),
+        "gongfang up says what it prepares: {said:?}"
+    );
     let web = up.printed.web.clone();
 
     // After the first ticks every service is up.
@@ -308,8 +393,7 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
     });
 
     // Team 1 attacks team 2 with the reference exploit.
-    let flags = exploit(&web, &up.printed.services[&2], 2)?;
-    ensure!(flags.len() >= 2, "the exploit stole flags from team 2: {flags:?}");
+    let flags = exploit(&web, &up.printed.services[&2], 2, |f| f.len() >= 2).await?;
     let token = up.printed.tokens.get(&1).context("team 1's token was printed")?.clone();
 
     // Half over TCP (token greeting, then the FAUST protocol)...
@@ -385,14 +469,15 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
         b["status_tick"].as_u64().is_some_and(|t| t >= patched_at + 2) && all_ok(b)
     })
     .await?;
-    let after = exploit(&web, &up.printed.services[&2], 2)?;
+    let after = exploit(&web, &up.printed.services[&2], 2, |_| true).await?;
     ensure!(after.is_empty(), "the patched service still leaks flags: {after:?}");
 
     // Ctrl-C stops cleanly; running the command again resumes the same drill.
     let last = get_json(&web, "/api/scoreboard").await?["tick"].as_u64().unwrap_or(0);
+    let tokens_before = up.printed.tokens_text.clone();
     up.stop()?;
     let up = Up::start(dir.path(), &scenario)?;
-    ensure!(up.printed.tokens.is_empty(), "tokens are issued once, not again on resume");
+    ensure!(up.printed.tokens_text == tokens_before, "tokens are issued once, not again on resume");
     let web = up.printed.web.clone();
     wait_for_board(&web, "the resumed drill scoring a later tick", |b| {
         b["tick"].as_u64().is_some_and(|t| t > last) && b["teams"][0]["total"].as_f64().is_some()
@@ -436,11 +521,6 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     );
     let scenario = dir.path().join("redblue.toml");
     std::fs::write(&scenario, text)?;
-    let status = Command::new("bash")
-        .arg(repo().join("infra/base-image/build.sh"))
-        .args(["--tag", BASE_IMAGE, "--include=python3"])
-        .status()?;
-    ensure!(status.success(), "cannot build {BASE_IMAGE}");
 
     let _teardown = Teardown("e2e-redblue");
     let up = Up::start(dir.path(), &scenario)?;
@@ -462,8 +542,7 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     ensure!(red["services"].as_array().is_some_and(Vec::is_empty), "red teams have no services: {red}");
 
     // A red team steals from a blue team and submits; a blue team may not submit at all.
-    let flags = exploit(&web, &up.printed.services[&11], 11)?;
-    ensure!(!flags.is_empty(), "the exploit stole flags from a blue team");
+    let flags = exploit(&web, &up.printed.services[&11], 11, |f| !f.is_empty()).await?;
     let answers = put_flags(&web, &up.printed.tokens[&1], &flags[..1]).await?;
     ensure!(answers[0]["msg"].as_str().is_some_and(|m| m.contains("Accepted")), "red team's flag: {answers}");
     let (status, body) = http(

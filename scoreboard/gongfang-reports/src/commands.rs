@@ -1,9 +1,8 @@
-//! The organisers' commands for reports, as library functions the `gongfang` binary wires in:
-//! `gongfang judge add` creates a judge account, `gongfang report list|show` reads reports.
-//! Each returns the text to print.
+//! What the organisers' report commands do, as plain functions the `gongfang` binary calls
+//! (its `judge add` and `report list|show`; the arguments are parsed there): create a judge
+//! account, list and show reports. Each returns the text to print.
 
 use std::fmt::Write as _;
-use std::io::BufRead;
 
 use chrono::Utc;
 use gongfang_core::scenario::Scenario;
@@ -15,61 +14,6 @@ use crate::view::{service_slug, team_slug};
 
 /// Shortest judge password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
-
-/// `gongfang judge …`
-#[derive(clap::Subcommand)]
-pub enum JudgeCommand {
-    /// Create a judge account. The password comes from GONGFANG_JUDGE_PASSWORD, or else the
-    /// first line of standard input; it is stored as an argon2id hash only.
-    Add {
-        /// The judge's login name.
-        #[arg(long)]
-        name: String,
-        #[arg(long, env = "GONGFANG_JUDGE_PASSWORD", hide_env_values = true, hide = true)]
-        password: Option<String>,
-    },
-}
-
-impl std::fmt::Debug for JudgeCommand {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JudgeCommand::Add { name, .. } => f.debug_struct("Add").field("name", name).finish_non_exhaustive(),
-        }
-    }
-}
-
-/// `gongfang report …`
-#[derive(Debug, clap::Subcommand)]
-pub enum ReportCommand {
-    /// List reports, oldest first.
-    List {
-        /// Only reports in this state: pending, ruled, appealed or final.
-        #[arg(long)]
-        status: Option<String>,
-    },
-    /// Show one report with its evidence, rulings and appeal.
-    Show {
-        /// The report's id.
-        id: i64,
-    },
-}
-
-/// Runs a `judge` command; `actor` (the organiser) goes into the audit log.
-pub async fn run_judge(cmd: JudgeCommand, store: &Store, actor: &str) -> Result<String, ReportsError> {
-    match cmd {
-        JudgeCommand::Add { name, password } => {
-            let password = match password {
-                Some(p) => p,
-                None => {
-                    let mut line = String::new();
-                    std::io::stdin().lock().read_line(&mut line)?;
-                    line.trim_end_matches(['\r', '\n']).to_owned()
-                }
-            };
-            add_judge(store, &name, &password, actor).await
-        }
-    }
-}
 
 /// Creates a judge account and audits it (never the password).
 pub async fn add_judge(store: &Store, name: &str, password: &str, actor: &str) -> Result<String, ReportsError> {
@@ -94,23 +38,22 @@ pub async fn add_judge(store: &Store, name: &str, password: &str, actor: &str) -
     Ok(format!("judge `{}` created (account {})\n", account.name, account.id))
 }
 
-/// Runs a `report` command; slugs come from the scenario when one is given.
-pub async fn run_report(cmd: ReportCommand, store: &Store, scenario: &Scenario) -> Result<String, ReportsError> {
-    match cmd {
-        ReportCommand::List { status } => {
-            let status = match status.as_deref() {
-                None => None,
-                Some(s) => Some(ReportStatus::from_name(s).ok_or_else(|| {
-                    ReportsError::BadRequest(format!("unknown status `{s}`; use pending, ruled, appealed or final"))
-                })?),
-            };
-            Ok(report_table(scenario, &store.list_reports(status).await?))
-        }
-        ReportCommand::Show { id } => {
-            let r = store.report(id).await?.ok_or(ReportsError::UnknownReport(id))?;
-            Ok(report_detail(scenario, &r))
-        }
-    }
+/// The reports, oldest first, one line each; only those in `status` (`pending`, `ruled`,
+/// `appealed` or `final`) when one is named. Slugs come from the scenario.
+pub async fn list_reports(store: &Store, scenario: &Scenario, status: Option<&str>) -> Result<String, ReportsError> {
+    let status = match status {
+        None => None,
+        Some(s) => Some(ReportStatus::from_name(s).ok_or_else(|| {
+            ReportsError::BadRequest(format!("unknown status `{s}`; use pending, ruled, appealed or final"))
+        })?),
+    };
+    Ok(report_table(scenario, &store.list_reports(status).await?))
+}
+
+/// Everything about report `id`: evidence, rulings and appeal.
+pub async fn show_report(store: &Store, scenario: &Scenario, id: i64) -> Result<String, ReportsError> {
+    let r = store.report(id).await?.ok_or(ReportsError::UnknownReport(id))?;
+    Ok(report_detail(scenario, &r))
 }
 
 /// One line per report.
