@@ -8,14 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
+use gongfang_core::Secret;
+use gongfang_core::wire::{MAX_FLAGS_PER_PUT, TEAM_TOKEN_HEADER};
 use serde_json::{Value, json};
 
 mod http;
 
 use http::Server;
-
-/// Most flags in one `PUT /flags` request, as the server allows.
-const FLAGS_PER_REQUEST: usize = 100;
 
 /// Gongfang's team agent: submit flags, file reports, follow rulings.
 #[derive(Debug, Parser)]
@@ -26,7 +25,7 @@ struct Cli {
     server: String,
     /// Your team's token (as printed by the organisers).
     #[arg(long, env = "GONGFANG_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Secret,
     #[command(subcommand)]
     command: Command,
 }
@@ -109,12 +108,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let server = Server::parse(&cli.server)?;
-    let token = cli.token.as_str();
+    let token = cli.token.expose().as_str();
     match cli.command {
         Command::Submit { flags } => submit(&server, token, flags),
         Command::Report(ReportCommand::File(args)) => file(&server, token, *args),
         Command::Report(ReportCommand::List) => {
-            let reports = server.request("GET", "/api/reports", &[("X-Team-Token", token)], b"")?.json()?;
+            let reports = server.request("GET", "/api/reports", &[(TEAM_TOKEN_HEADER, token)], b"")?.json()?;
             for r in reports.as_array().context("a list of reports")? {
                 println!("{}", summary(r));
             }
@@ -122,13 +121,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report(ReportCommand::Show { id }) => {
             let report =
-                server.request("GET", &format!("/api/reports/{id}"), &[("X-Team-Token", token)], b"")?.json()?;
+                server.request("GET", &format!("/api/reports/{id}"), &[(TEAM_TOKEN_HEADER, token)], b"")?.json()?;
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
         Command::Report(ReportCommand::Appeal { id, reason }) => {
             let body = serde_json::to_vec(&json!({ "reason": reason }))?;
-            let headers = [("X-Team-Token", token), ("Content-Type", "application/json")];
+            let headers = [(TEAM_TOKEN_HEADER, token), ("Content-Type", "application/json")];
             let report = server.request("POST", &format!("/api/reports/{id}/appeal"), &headers, &body)?.json()?;
             println!("appealed: {}", summary(&report));
             Ok(())
@@ -166,9 +165,9 @@ fn submit(server: &Server, token: &str, mut flags: Vec<String>) -> anyhow::Resul
     if flags.is_empty() {
         bail!("no flags given: pass them as arguments or one per line on standard input");
     }
-    let headers = [("X-Team-Token", token), ("Content-Type", "application/json")];
+    let headers = [(TEAM_TOKEN_HEADER, token), ("Content-Type", "application/json")];
     let mut accepted = 0;
-    for chunk in flags.chunks(FLAGS_PER_REQUEST) {
+    for chunk in flags.chunks(MAX_FLAGS_PER_PUT) {
         let answers = server.request("PUT", "/flags", &headers, &serde_json::to_vec(chunk)?)?.json()?;
         for a in answers.as_array().context("a list of answers")? {
             let msg = a["msg"].as_str().unwrap_or_default();
@@ -203,7 +202,7 @@ fn file(server: &Server, token: &str, args: FileArgs) -> anyhow::Result<()> {
     }
     let report_json = serde_json::to_vec(&report)?;
     let answer = if args.files.is_empty() {
-        let headers = [("X-Team-Token", token), ("Content-Type", "application/json")];
+        let headers = [(TEAM_TOKEN_HEADER, token), ("Content-Type", "application/json")];
         server.request("POST", "/api/reports", &headers, &report_json)?
     } else {
         let boundary = format!("gongfang-agent-{:x}-{:x}", std::process::id(), nanos());
@@ -219,7 +218,7 @@ fn file(server: &Server, token: &str, args: FileArgs) -> anyhow::Result<()> {
         }
         body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
         let content_type = format!("multipart/form-data; boundary={boundary}");
-        server.request("POST", "/api/reports", &[("X-Team-Token", token), ("Content-Type", &content_type)], &body)?
+        server.request("POST", "/api/reports", &[(TEAM_TOKEN_HEADER, token), ("Content-Type", &content_type)], &body)?
     };
     let filed = answer.json()?;
     println!("filed: {}", summary(&filed));

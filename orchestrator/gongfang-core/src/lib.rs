@@ -3,15 +3,27 @@
 //! Pure by design: no IO, no async, no clock. Whatever needs the outside world
 //! (reading a scenario's files, the time of day) is passed in by the caller.
 
+pub mod names;
+pub mod account;
+pub mod action;
+pub mod clock;
 pub mod event;
 pub mod flag;
 pub mod ids;
 pub mod plan;
+pub mod record;
 pub mod report;
 pub mod scenario;
 pub mod scoring;
+pub mod secret;
 pub mod verdict;
+pub mod wire;
 
+pub use account::AccountRole;
+pub use action::{Action, ActionCtx, ActionOutcome, CheckerFault, FlagRef, Target};
 pub use flag::{FlagCodec, FlagError, FlagInfo};
 pub use ids::{ServiceId, StoreIdx, TeamId, Tick};
+pub use names::UnknownName;
+pub use record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow};
+pub use secret::Secret;
 pub use verdict::Verdict;

@@ -7,38 +7,19 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::action::{Action, FlagRef};
 use crate::ids::{ServiceId, StoreIdx, TeamId, Tick};
 use crate::verdict::Verdict;
-
-/// One checker action against one team's service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// Exercise the service's normal features.
-    Check,
-    /// Plant this tick's flag in a store.
-    Put { store: StoreIdx },
-    /// Read back the flag planted in `planted` in a store.
-    Get { store: StoreIdx, planted: Tick },
-}
-
-impl Action {
-    /// The stable name used in the database and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Check => "check",
-            Action::Put { .. } => "put",
-            Action::Get { .. } => "get",
-        }
-    }
-}
 
 /// An action with its target and when in the tick it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct PlannedAction {
     pub team: TeamId,
     pub service: ServiceId,
+    /// `check`, `put` or `get` (`exploit` is not part of a tick's plan).
     pub action: Action,
+    /// The flag `put` plants or `get` reads back; `None` for `check`.
+    pub flag: Option<FlagRef>,
     /// Delay from the start of the tick.
     #[serde(with = "millis")]
     pub offset: Duration,
@@ -76,17 +57,24 @@ pub fn plan_tick(input: &PlanInput<'_>) -> Vec<PlannedAction> {
                 input.seed ^ (u64::from(input.tick.0) << 32) ^ (u64::from(team.0) << 8) ^ u64::from(service.0),
             );
             let at = |rng: &mut SplitMix| Duration::from_millis(rng.below(window_ms));
-            out.push(PlannedAction { team, service, action: Action::Check, offset: at(&mut rng) });
+            out.push(PlannedAction { team, service, action: Action::Check, flag: None, offset: at(&mut rng) });
             for s in 0..stores {
                 let store = StoreIdx(s);
-                out.push(PlannedAction { team, service, action: Action::Put { store }, offset: at(&mut rng) });
+                out.push(PlannedAction {
+                    team,
+                    service,
+                    action: Action::Put,
+                    flag: Some(FlagRef { store, planted: input.tick }),
+                    offset: at(&mut rng),
+                });
                 let oldest = input.tick.0.saturating_sub(input.flag_lifetime.saturating_sub(1));
                 if input.tick.0 > oldest {
                     let newest = Tick(input.tick.0 - 1);
                     out.push(PlannedAction {
                         team,
                         service,
-                        action: Action::Get { store, planted: newest },
+                        action: Action::Get,
+                        flag: Some(FlagRef { store, planted: newest }),
                         offset: at(&mut rng),
                     });
                     // Older flags: sample distinct ticks in [oldest, newest).
@@ -96,7 +84,8 @@ pub fn plan_tick(input: &PlanInput<'_>) -> Vec<PlannedAction> {
                         out.push(PlannedAction {
                             team,
                             service,
-                            action: Action::Get { store, planted: Tick(pick) },
+                            action: Action::Get,
+                            flag: Some(FlagRef { store, planted: Tick(pick) }),
                             offset: at(&mut rng),
                         });
                     }
@@ -183,7 +172,7 @@ mod tests {
         let services = [(ServiceId(1), 2)];
         let plan = plan_tick(&input(0, &teams, &services));
         assert_eq!(plan.len(), 3, "one check and a put per store");
-        assert!(plan.iter().all(|a| !matches!(a.action, Action::Get { .. })));
+        assert!(plan.iter().all(|a| a.action != Action::Get));
     }
 
     #[test]
@@ -197,10 +186,8 @@ mod tests {
                     let gets: Vec<Tick> = plan
                         .iter()
                         .filter(|a| a.team == team && a.service == service)
-                        .filter_map(|a| match a.action {
-                            Action::Get { store, planted } if store == StoreIdx(s) => Some(planted),
-                            _ => None,
-                        })
+                        .filter(|a| a.action == Action::Get)
+                        .filter_map(|a| a.flag.filter(|f| f.store == StoreIdx(s)).map(|f| f.planted))
                         .collect();
                     assert_eq!(gets.len(), 2);
                     assert!(gets.contains(&Tick(9)), "newest always read");

@@ -31,35 +31,19 @@ pub const MAX_EVIDENCE_TEXT_CHARS: usize = 100_000;
 /// Longest reason of a ruling or an appeal.
 pub const MAX_REASON_CHARS: usize = 5_000;
 
-/// What a report is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ReportKind {
-    /// A red team's result: a target's service broken into.
-    Attack,
-    /// A blue team's result: an attack on its own service detected, blocked or traced.
-    Defence,
+crate::named_enum! {
+    /// What a report is about.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum ReportKind {
+        /// A red team's result: a target's service broken into.
+        Attack = "attack",
+        /// A blue team's result: an attack on its own service detected, blocked or traced.
+        /// The US spelling is accepted too.
+        Defence = "defence" | "defense",
+    }
 }
 
 impl ReportKind {
-    pub const NAMES: [&'static str; 2] = ["attack", "defence"];
-
-    /// Parses `attack` or `defence` (also the US spelling `defense`).
-    pub fn from_name(name: &str) -> Option<ReportKind> {
-        match name {
-            "attack" => Some(ReportKind::Attack),
-            "defence" | "defense" => Some(ReportKind::Defence),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportKind::Attack => "attack",
-            ReportKind::Defence => "defence",
-        }
-    }
-
     /// Whether a team of this role may file this kind: attack reports need a team that
     /// attacks, defence reports one that defends.
     pub fn allowed_for(self, role: Role) -> bool {
@@ -75,12 +59,6 @@ impl ReportKind {
             ReportKind::Attack => rules.attack_max_points,
             ReportKind::Defence => rules.defence_max_points,
         }
-    }
-}
-
-impl fmt::Display for ReportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -505,28 +483,27 @@ fn check_window(
     ok.then_some(TimeWindow { from, to })
 }
 
-/// Which ruling of a report: the first, or the one on its single appeal (by another judge).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RulingStage {
-    First,
-    Appeal,
+crate::named_enum! {
+    /// Which ruling of a report: the first, or the one on its single appeal (by another judge).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum RulingStage {
+        First = "first",
+        Appeal = "appeal",
+    }
 }
 
-impl RulingStage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RulingStage::First => "first",
-            RulingStage::Appeal => "appeal",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<RulingStage> {
-        match name {
-            "first" => Some(RulingStage::First),
-            "appeal" => Some(RulingStage::Appeal),
-            _ => None,
-        }
+crate::named_enum! {
+    /// Where a report is in its life: filed → ruled → (appealed → final).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum ReportStatus {
+        /// Filed, waiting for a judge.
+        Pending = "pending",
+        /// Ruled once; the team may still appeal until the scenario's appeal window closes.
+        Ruled = "ruled",
+        /// Appealed, waiting for a second judge.
+        Appealed = "appealed",
+        /// The appeal was ruled: nothing can change any more.
+        Final = "final",
     }
 }
 

@@ -9,23 +9,15 @@ use std::path::Path;
 use crate::plan::{InstanceSpec, NetworkSpec};
 use crate::{DockerRuntime, Result, SwarmRuntime};
 
-/// Which engine mode runs the drill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backend {
-    /// Containers on one Docker engine.
-    #[default]
-    Docker,
-    /// Swarm services, spread over the swarm's nodes.
-    Swarm,
-}
-
-impl Backend {
-    pub fn from_name(name: &str) -> Option<Backend> {
-        match name {
-            "docker" => Some(Backend::Docker),
-            "swarm" => Some(Backend::Swarm),
-            _ => None,
-        }
+gongfang_core::named_enum! {
+    /// Which engine mode runs the drill.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub enum Backend {
+        /// Containers on one Docker engine.
+        #[default]
+        Docker = "docker",
+        /// Swarm services, spread over the swarm's nodes.
+        Swarm = "swarm",
     }
 }
 

@@ -7,19 +7,22 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
-use gongfang_core::plan::{Action, PlanInput, plan_tick, tick_at, tick_verdict};
+use gongfang_core::plan::{PlanInput, PlannedAction, plan_tick, tick_at, tick_verdict};
 use gongfang_core::scenario::Scenario;
 use gongfang_core::scoring::{
     Capture, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores,
 };
-use gongfang_core::{FlagCodec, FlagInfo, ServiceId, TeamId, Tick, Verdict};
-use gongfang_store::{CheckAction, CheckResult, PlantedFlag, ScoreRow, Store, StoreError};
+use gongfang_core::{
+    Action, ActionCtx, ActionOutcome, CheckResult, CheckerFault, FlagCodec, FlagInfo, FlagRef, PlantedFlag, ScoreRow,
+    Secret, ServiceId, Target, TeamId, Tick, Verdict,
+};
+use gongfang_store::{Store, StoreError};
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{info, instrument, warn};
 
 use crate::clock::Clock;
-use crate::runner::{ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Target};
+use crate::runner::{ActionRequest, CheckerRunner, FlagArgs};
 
 /// Extra time past the checker timeout before the engine itself gives up on an action, so the
 /// runner's own timeout (which can say more) normally fires first.
@@ -43,7 +46,7 @@ pub enum EngineError {
 pub struct EngineConfig {
     pub scenario: Arc<Scenario>,
     /// The scenario's secret (flags and seeds derive from it).
-    pub secret: Vec<u8>,
+    pub secret: Secret<Vec<u8>>,
     /// When tick 0 starts.
     pub start: DateTime<Utc>,
     /// Most checker actions running at once.
@@ -59,7 +62,7 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// A configuration with the usual limits: 64 actions at once, one older flag read back
     /// per store, results stored 500 at a time, no step observer.
-    pub fn new(scenario: Arc<Scenario>, secret: Vec<u8>, start: DateTime<Utc>) -> EngineConfig {
+    pub fn new(scenario: Arc<Scenario>, secret: Secret<Vec<u8>>, start: DateTime<Utc>) -> EngineConfig {
         EngineConfig {
             scenario,
             secret,
@@ -154,7 +157,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         targets: impl Fn(TeamId, ServiceId) -> Option<Target> + Send + Sync + 'static,
         events: broadcast::Sender<GameEvent>,
     ) -> Result<Self, EngineError> {
-        let codec = FlagCodec::new(&cfg.scenario.drill.flag_prefix, &cfg.secret);
+        let codec = FlagCodec::new(&cfg.scenario.drill.flag_prefix, cfg.secret.expose());
         let seed = codec.derive_seed(b"tick plan");
         let s = &cfg.scenario;
         let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
@@ -322,7 +325,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             let at = tick_start + chrono::Duration::from_std(planned.offset).expect("offset fits");
             tasks.spawn(async move {
                 ctx.clock.sleep_until(at).await;
-                ctx.perform(tick, planned.team, planned.service, planned.action).await
+                ctx.perform(tick, planned).await
             });
         }
         let mut batch = ResultBatch::default();
@@ -483,58 +486,50 @@ struct ActionContext<C: Clock, R: CheckerRunner> {
 impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
     /// Runs one action; its result, and the flag it planted if it was a successful `put`.
     /// `None` when there was nothing to do (a `get` of a flag that was never planted).
-    async fn perform(
-        self,
-        tick: Tick,
-        team: TeamId,
-        service: ServiceId,
-        action: Action,
-    ) -> Option<(CheckResult, Option<PlantedFlag>)> {
+    async fn perform(self, tick: Tick, planned: PlannedAction) -> Option<(CheckResult, Option<PlantedFlag>)> {
+        let PlannedAction { team, service, action, flag, .. } = planned;
         let _permit = self.semaphore.acquire().await.expect("semaphore never closed");
-        let (kind, store_idx) = match action {
-            Action::Check => (ActionKind::Check, None),
-            Action::Put { store } => {
+        let args = match (action, flag) {
+            (Action::Put, Some(FlagRef { store, .. })) => {
                 let flag = self.codec.mint(FlagInfo { tick, team, service, store });
-                (ActionKind::Put { store, flag }, Some(store))
+                Some(FlagArgs { store, flag, state: Vec::new() })
             }
-            Action::Get { store, planted } => {
+            (Action::Get, Some(FlagRef { store, planted })) => {
                 // A flag whose put failed was never planted: there is nothing to read back.
                 let p = self.planted.get(&(planted, team, service, store))?;
-                (
-                    ActionKind::Get { store, flag: p.flag.clone(), state: p.state.clone().unwrap_or_default() },
-                    Some(store),
-                )
+                Some(FlagArgs { store, flag: p.flag.clone(), state: p.state.clone().unwrap_or_default() })
             }
+            _ => None,
         };
+        let store_idx = args.as_ref().map(|a| a.store);
         let started = Instant::now();
         let outcome = match (self.targets)(team, service) {
-            None => ActionOutcome::checker_error(format!("no address known for team {team} service {service}")),
+            None => platform_error(action, format!("no address known for team {team} service {service}")),
             Some(target) => {
                 let label =
-                    format!("{}:{}:{}:{}:{:?}", tick.0, team.0, service.0, action.name(), store_idx.map(|s| s.0));
+                    format!("{}:{}:{}:{}:{:?}", tick.0, team.0, service.0, action, store_idx.map(|s| s.0));
                 let request = ActionRequest {
                     service,
-                    team,
-                    tick,
-                    seed: self.seed ^ self.codec.derive_seed(label.as_bytes()),
+                    ctx: ActionCtx { team, tick, seed: self.seed ^ self.codec.derive_seed(label.as_bytes()) },
                     target,
-                    kind: kind.clone(),
+                    action: action,
+                    flag: args.clone(),
                     timeout: self.timeout,
                 };
                 match tokio::time::timeout(self.timeout + RUNNER_GRACE, self.runner.run(request)).await {
                     Ok(outcome) => outcome,
-                    Err(_) => ActionOutcome::checker_error("the runner did not return within the checker timeout"),
+                    Err(_) => platform_error(action, "the runner did not return within the checker timeout"),
                 }
             }
         };
         let duration_ms = started.elapsed().as_millis() as u64;
-        let planted = match (&kind, outcome.verdict) {
-            (ActionKind::Put { store, flag }, Verdict::Ok) => Some(PlantedFlag {
+        let planted = match (action, args, outcome.verdict) {
+            (Action::Put, Some(FlagArgs { store, flag, .. }), Verdict::Ok) => Some(PlantedFlag {
                 tick,
                 team,
                 service,
-                store: *store,
-                flag: flag.clone(),
+                store,
+                flag,
                 flag_id: outcome.flag_id.clone(),
                 state: outcome.state.clone(),
                 planted_at: self.clock.now(),
@@ -545,11 +540,7 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
             tick,
             team,
             service,
-            action: match action {
-                Action::Check => CheckAction::Check,
-                Action::Put { .. } => CheckAction::Put,
-                Action::Get { .. } => CheckAction::Get,
-            },
+            action: action,
             store: store_idx,
             verdict: outcome.verdict,
             message: outcome.public_message,
@@ -559,4 +550,9 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
         };
         Some((result, planted))
     }
+}
+
+/// An action the platform could not run: the checker is not to blame, and neither is the team.
+fn platform_error(action: Action, message: impl Into<String>) -> ActionOutcome {
+    ActionOutcome::checker_error(action, CheckerFault::Platform { message: message.into() }, Vec::new())
 }

@@ -11,4 +11,4 @@ mod runner;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError, Step, StepHook, TickReport};
-pub use runner::{ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Target};
+pub use runner::{ActionRequest, CheckerRunner, FlagArgs};

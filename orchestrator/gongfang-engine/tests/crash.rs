@@ -14,12 +14,15 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
-use gongfang_core::{FlagCodec, FlagInfo, ServiceId, StoreIdx, TeamId, Tick, Verdict};
-use gongfang_engine::{
-    ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Engine, EngineConfig, ManualClock, Step, StepHook, Target,
+use gongfang_core::scenario::Scenario;
+use gongfang_core::{
+    Action, ActionOutcome, CheckResult, FlagCodec, FlagInfo, PlantedFlag, Secret, ServiceId, StoreIdx, Target, TeamId,
+    Tick, Verdict,
 };
-use gongfang_store::{NewSubmission, Store};
+use gongfang_engine::{ActionRequest, CheckerRunner, Engine, EngineConfig, ManualClock, Step, StepHook};
+use gongfang_store::Store;
+use gongfang_core::NewSubmission;
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use tokio::sync::broadcast;
 
 const SECRET: &str = "crash-test-secret-0123456789abcdef";
@@ -29,52 +32,17 @@ const REACHED: &str = "GONGFANG-CRASH-POINT-REACHED";
 const OVER: &str = "GONGFANG-DRILL-OVER";
 const TICKS: u32 = 10;
 
-const SCENARIO: &str = r#"
-[drill]
-slug = "crash-test"
-name = "Crash test"
-duration = "10m"
-tick = "60s"
-checker_timeout = "10s"
-flag_lifetime = 3
-secret = "crash-test-secret-0123456789abcdef"
-
-[[team]]
-id = 1
-slug = "alpha"
-name = "Alpha"
-network = "10.60.1.0/24"
-
-[[team]]
-id = 2
-slug = "bravo"
-name = "Bravo"
-network = "10.60.2.0/24"
-
-[[team]]
-id = 3
-slug = "charlie"
-name = "Charlie"
-network = "10.60.3.0/24"
-
-[[service]]
-slug = "notes"
-name = "Notes"
-image = "notes:latest"
-ports = [8080]
-checker = "notes.wasm"
-flag_stores = 2
-
-[[service]]
-slug = "permits"
-name = "Permits"
-image = "permits:latest"
-ports = [8081]
-checker = "permits.wasm"
-"#;
-
 fn scenario() -> Arc<Scenario> {
-    Arc::new(scenario::parse(SCENARIO, Path::new("crash.toml"), &AssumeEverythingExists).unwrap())
+    let scenario = ScenarioBuilder::new("crash-test")
+        .duration("10m")
+        .flag_lifetime(3)
+        .secret(SECRET)
+        .team(team(1, "alpha"))
+        .team(team(2, "bravo"))
+        .team(team(3, "charlie"))
+        .service(service("notes").flag_stores(2))
+        .service(service("permits").ports(&[8081]));
+    Arc::new(scenario.build())
 }
 
 fn start() -> DateTime<Utc> {
@@ -90,27 +58,22 @@ struct Deterministic {
 
 impl CheckerRunner for Deterministic {
     async fn run(&self, r: ActionRequest) -> ActionOutcome {
-        let ok = ActionOutcome {
-            verdict: Verdict::Ok,
-            public_message: String::new(),
-            private_log: vec![],
-            flag_id: None,
-            state: None,
-        };
-        let verdict = match (r.team.0, r.service.0, r.tick.0) {
+        let (team, tick) = (r.ctx.team, r.ctx.tick);
+        let verdict = match (team.0, r.service.0, tick.0) {
             (2, 1, 4..=5) => Verdict::Down,
             (3, 2, 6) => Verdict::Mumble,
-            (1, 1, 8) if matches!(r.kind, ActionKind::Get { .. }) => Verdict::Corrupt,
+            (1, 1, 8) if r.action == Action::Get => Verdict::Corrupt,
             _ => Verdict::Ok,
         };
-        match r.kind {
-            ActionKind::Put { store, .. } if verdict == Verdict::Ok => ActionOutcome {
-                flag_id: Some(format!("user-{}-{}-{}", r.team.0, r.tick.0, store.0)),
-                state: Some(vec![store.0]),
-                ..ok
+        let outcome = ActionOutcome::new(r.action, verdict, "");
+        match (r.action, &r.flag) {
+            (Action::Put, Some(f)) if verdict == Verdict::Ok => ActionOutcome {
+                flag_id: Some(format!("user-{}-{}-{}", team.0, tick.0, f.store.0)),
+                state: Some(vec![f.store.0]),
+                ..outcome
             },
-            ActionKind::Check if (r.team.0, r.service.0) == (1, 1) && r.tick.0 >= 1 => {
-                let planted = Tick(r.tick.0 - 1);
+            (Action::Check, _) if (team.0, r.service.0) == (1, 1) && tick.0 >= 1 => {
+                let planted = Tick(tick.0 - 1);
                 let flag = self.codec.mint(FlagInfo {
                     tick: planted,
                     team: TeamId(1),
@@ -119,7 +82,7 @@ impl CheckerRunner for Deterministic {
                 });
                 let rows: Vec<NewSubmission> = [2u16, 3]
                     .iter()
-                    .filter(|&&attacker| attacker == 2 || r.tick.0.is_multiple_of(2))
+                    .filter(|&&attacker| attacker == 2 || tick.0.is_multiple_of(2))
                     .map(|&attacker| NewSubmission {
                         attacker: TeamId(attacker),
                         flag: flag.clone(),
@@ -127,14 +90,14 @@ impl CheckerRunner for Deterministic {
                         service: ServiceId(1),
                         store: StoreIdx(0),
                         tick_planted: planted,
-                        tick_submitted: r.tick,
+                        tick_submitted: tick,
                         submitted_at: start(),
                     })
                     .collect();
                 self.store.insert_submissions(&rows).await.expect("store the captures");
-                ActionOutcome { verdict, ..ok }
+                outcome
             }
-            _ => ActionOutcome { verdict, ..ok },
+            _ => outcome,
         }
     }
 }
@@ -164,7 +127,7 @@ fn engine_process() {
         let store = Store::connect_and_migrate(&format!("sqlite://{db}?mode=rwc")).await.unwrap();
         let s = scenario();
         store.sync_scenario(&s).await.unwrap();
-        let mut cfg = EngineConfig::new(s.clone(), SECRET.as_bytes().to_vec(), start());
+        let mut cfg = EngineConfig::new(s.clone(), Secret::new(SECRET.as_bytes().to_vec()), start());
         // Small batches, so a tick is stored in several writes and can be killed between them.
         cfg.write_batch = 3;
         cfg.max_concurrency = 4;
@@ -292,7 +255,7 @@ async fn killed_at_every_step_the_drill_ends_as_if_never_killed() {
     assert_eq!(ticks.iter().map(|t| t.tick.0).collect::<Vec<_>>(), (0..TICKS).collect::<Vec<_>>());
     assert!(ticks.iter().all(|t| t.is_scored()), "every tick closed and scored");
     for t in 0..TICKS {
-        let summary = |rs: Vec<gongfang_store::CheckResult>| {
+        let summary = |rs: Vec<CheckResult>| {
             let mut v: Vec<_> = rs.into_iter().map(|r| (r.team, r.service, r.action, r.store, r.verdict)).collect();
             v.sort_by_key(|x| format!("{x:?}"));
             v
@@ -301,7 +264,7 @@ async fn killed_at_every_step_the_drill_ends_as_if_never_killed() {
         let got = summary(b.check_results(Tick(t), None).await.unwrap());
         assert_eq!(got, want, "tick {t}: the same results, none twice");
     }
-    let flags = |fs: Vec<gongfang_store::PlantedFlag>| {
+    let flags = |fs: Vec<PlantedFlag>| {
         let mut v: Vec<_> = fs.into_iter().map(|f| (f.flag, f.flag_id, f.state)).collect();
         v.sort();
         v

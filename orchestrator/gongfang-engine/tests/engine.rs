@@ -3,50 +3,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang_core::event::GameEvent;
-use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
-use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
-use gongfang_engine::{
-    ActionKind, ActionOutcome, ActionRequest, CheckerRunner, Engine, EngineConfig, ManualClock, Target,
-};
+use gongfang_core::scenario::Scenario;
+use gongfang_core::{Action, ActionOutcome, Secret, ServiceId, Target, TeamId, Tick, Verdict};
+use gongfang_engine::{ActionRequest, CheckerRunner, Engine, EngineConfig, FlagArgs, ManualClock};
 use gongfang_store::Store;
+use gongfang_test_support::TestDb;
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use tokio::sync::broadcast;
-
-const SCENARIO: &str = r#"
-[drill]
-slug = "engine-test"
-name = "Engine test"
-duration = "10m"
-tick = "60s"
-checker_timeout = "10s"
-flag_lifetime = 3
-secret = "engine-test-secret-0123456789"
-
-[[team]]
-id = 1
-slug = "alpha"
-name = "Alpha"
-network = "10.60.1.0/24"
-
-[[team]]
-id = 2
-slug = "bravo"
-name = "Bravo"
-network = "10.60.2.0/24"
-
-[[service]]
-slug = "notes"
-name = "Notes"
-image = "notes:latest"
-ports = [8080]
-checker = "notes.wasm"
-flag_stores = 2
-"#;
 
 /// What the simulated services do wrong, by (team, tick).
 #[derive(Default)]
@@ -65,15 +33,9 @@ struct SimulatedServices {
 
 impl CheckerRunner for SimulatedServices {
     async fn run(&self, r: ActionRequest) -> ActionOutcome {
-        let ok = |msg: &str| ActionOutcome {
-            verdict: Verdict::Ok,
-            public_message: msg.into(),
-            private_log: vec![],
-            flag_id: None,
-            state: None,
-        };
-        let bad = |verdict, msg: &str| ActionOutcome { verdict, ..ok(msg) };
-        let key = (r.team.0, r.tick.0);
+        let ok = |msg: &str| ActionOutcome::new(r.action, Verdict::Ok, msg);
+        let bad = |verdict, msg: &str| ActionOutcome::new(r.action, verdict, msg);
+        let key = (r.ctx.team.0, r.ctx.tick.0);
         if self.faults.down.contains(&key) {
             return bad(Verdict::Down, "connection refused");
         }
@@ -81,30 +43,38 @@ impl CheckerRunner for SimulatedServices {
             return bad(Verdict::Mumble, "unexpected answer to LIST");
         }
         let mut flags = self.flags.lock().unwrap();
-        let team_flags = flags.entry(r.team.0).or_default();
+        let team_flags = flags.entry(r.ctx.team.0).or_default();
         if self.faults.wipe.contains(&key) {
             team_flags.clear();
         }
-        match r.kind {
-            ActionKind::Check => ok(""),
-            ActionKind::Put { flag, store } => {
+        match (r.action, r.flag.clone()) {
+            (Action::Put, Some(FlagArgs { flag, store, .. })) => {
                 team_flags.insert(flag);
                 ActionOutcome {
-                    flag_id: Some(format!("user-{}-{}", r.tick.0, store.0)),
+                    flag_id: Some(format!("user-{}-{}", r.ctx.tick.0, store.0)),
                     state: Some(vec![7]),
                     ..ok("")
                 }
             }
-            ActionKind::Get { flag, state, .. } => {
+            (Action::Get, Some(FlagArgs { flag, state, .. })) => {
                 assert_eq!(state, vec![7], "get receives the state put returned");
                 if team_flags.contains(&flag) { ok("") } else { bad(Verdict::Corrupt, "flag not found") }
             }
+            (Action::Check, None) => ok(""),
+            (action, args) => panic!("the engine asked for {action} with {args:?}"),
         }
     }
 }
 
 fn scenario() -> Arc<Scenario> {
-    Arc::new(scenario::parse(SCENARIO, Path::new("engine.toml"), &AssumeEverythingExists).unwrap())
+    let scenario = ScenarioBuilder::new("engine-test")
+        .duration("10m")
+        .flag_lifetime(3)
+        .secret("engine-test-secret-0123456789")
+        .team(team(1, "alpha"))
+        .team(team(2, "bravo"))
+        .service(service("notes").flag_stores(2));
+    Arc::new(scenario.build())
 }
 
 fn start() -> DateTime<Utc> {
@@ -114,7 +84,7 @@ fn start() -> DateTime<Utc> {
 async fn engine(store: &Store, runner: SimulatedServices) -> Engine<ManualClock, SimulatedServices> {
     let s = scenario();
     store.sync_scenario(&s).await.unwrap();
-    let mut cfg = EngineConfig::new(s, b"engine-test-secret-0123456789".to_vec(), start());
+    let mut cfg = EngineConfig::new(s, Secret::new(b"engine-test-secret-0123456789".to_vec()), start());
     cfg.max_concurrency = 8;
     let (events, _) = broadcast::channel(1024);
     let targets =
@@ -122,15 +92,10 @@ async fn engine(store: &Store, runner: SimulatedServices) -> Engine<ManualClock,
     Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await.unwrap()
 }
 
-async fn store(dir: &tempfile::TempDir) -> Store {
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("engine.db").display());
-    Store::connect_and_migrate(&url).await.unwrap()
-}
-
 #[tokio::test]
 async fn verdicts_follow_the_service_tick_by_tick() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
     let faults = Faults { down: [(2, 3), (2, 4), (2, 5)].into(), garbage: [(1, 7)].into(), wipe: [(1, 5)].into() };
     let runner = SimulatedServices { faults: Arc::new(faults), ..Default::default() };
     let mut engine = engine(&store, runner).await;
@@ -169,15 +134,15 @@ async fn verdicts_follow_the_service_tick_by_tick() {
 async fn a_restarted_engine_continues_and_scores_like_an_uninterrupted_one() {
     let faults = || Arc::new(Faults { down: [(1, 2)].into(), ..Default::default() });
 
-    let straight_dir = tempfile::tempdir().unwrap();
-    let straight = store(&straight_dir).await;
+    let straight_db = TestDb::sqlite().await;
+    let straight = straight_db.store.clone();
     let mut e = engine(&straight, SimulatedServices { faults: faults(), ..Default::default() }).await;
     for t in 0..6 {
         e.play_tick(Tick(t)).await.unwrap();
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    let resumed = store(&dir).await;
+    let resumed_db = TestDb::sqlite().await;
+    let resumed = resumed_db.store.clone();
     let services = SimulatedServices { faults: faults(), ..Default::default() };
     let mut e = engine(&resumed, services.clone()).await;
     for t in 0..3 {
@@ -197,8 +162,8 @@ async fn a_restarted_engine_continues_and_scores_like_an_uninterrupted_one() {
 
 #[tokio::test]
 async fn run_plays_the_whole_drill_in_simulated_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
     let e = engine(&store, SimulatedServices::default()).await;
     let ticks = e.current_tick();
     tokio::time::timeout(Duration::from_secs(120), e.run(std::future::pending())).await.unwrap().unwrap();
@@ -212,11 +177,11 @@ async fn run_plays_the_whole_drill_in_simulated_time() {
 
 #[tokio::test]
 async fn a_paused_drill_runs_no_checks_and_costs_no_sla() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = store(&dir).await;
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
     let s = scenario();
     store.sync_scenario(&s).await.unwrap();
-    let cfg = EngineConfig::new(s, b"engine-test-secret-0123456789".to_vec(), start());
+    let cfg = EngineConfig::new(s, Secret::new(b"engine-test-secret-0123456789".to_vec()), start());
     let (events, mut feed) = broadcast::channel(1024);
     let targets =
         |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });

@@ -1,10 +1,10 @@
 //! The game's records: ticks, planted flags, checker results, submissions and scores.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
+use gongfang_core::record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow};
+use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
@@ -35,21 +35,6 @@ impl TickRecord {
     }
 }
 
-/// A flag the checker planted in a team's service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlantedFlag {
-    pub tick: Tick,
-    pub team: TeamId,
-    pub service: ServiceId,
-    pub store: StoreIdx,
-    pub flag: String,
-    /// The public hint attackers get (a user name, a document id, ...).
-    pub flag_id: Option<String>,
-    /// The checker's private state, handed back to `get`.
-    pub state: Option<Vec<u8>>,
-    pub planted_at: DateTime<Utc>,
-}
-
 /// A public flag id for attack info.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagIdHint {
@@ -58,74 +43,6 @@ pub struct FlagIdHint {
     pub service: ServiceId,
     pub store: StoreIdx,
     pub flag_id: String,
-}
-
-/// Which checker action a result is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CheckAction {
-    Check,
-    Put,
-    Get,
-}
-
-impl CheckAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CheckAction::Check => "check",
-            CheckAction::Put => "put",
-            CheckAction::Get => "get",
-        }
-    }
-}
-
-impl fmt::Display for CheckAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for CheckAction {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "check" => Ok(CheckAction::Check),
-            "put" => Ok(CheckAction::Put),
-            "get" => Ok(CheckAction::Get),
-            _ => Err(format!("unknown checker action `{s}`; expected check, put or get")),
-        }
-    }
-}
-
-/// One checker action's outcome.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckResult {
-    pub tick: Tick,
-    pub team: TeamId,
-    pub service: ServiceId,
-    pub action: CheckAction,
-    /// The flag store acted on (`put` and `get`).
-    pub store: Option<StoreIdx>,
-    pub verdict: Verdict,
-    /// Shown to the team.
-    pub message: String,
-    /// Shown to organisers only.
-    pub log: String,
-    pub duration_ms: u64,
-    pub recorded_at: DateTime<Utc>,
-}
-
-/// A validated flag submission, ready to store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewSubmission {
-    pub attacker: TeamId,
-    pub flag: String,
-    pub victim: TeamId,
-    pub service: ServiceId,
-    pub store: StoreIdx,
-    pub tick_planted: Tick,
-    pub tick_submitted: Tick,
-    pub submitted_at: DateTime<Utc>,
 }
 
 /// A stored submission.
@@ -140,17 +57,6 @@ pub struct StoredSubmission {
 pub enum SubmissionOutcome {
     New,
     Duplicate,
-}
-
-/// One team's points in one tick.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ScoreRow {
-    pub tick: Tick,
-    pub team: TeamId,
-    pub attack: f64,
-    pub defence: f64,
-    pub sla: f64,
-    pub total: f64,
 }
 
 pub(crate) fn tick_i32(t: Tick) -> i32 {

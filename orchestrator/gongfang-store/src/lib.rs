@@ -21,12 +21,9 @@ use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, Transacti
 
 pub use databases::database_url;
 pub use error::{DatabaseError, Result, StoreError};
-pub use game::{
-    CheckAction, CheckResult, FlagIdHint, NewSubmission, PlantedFlag, ScoreRow, StoredSubmission, SubmissionOutcome,
-    TickRecord,
-};
-pub use ops::{Account, AccountRole, Announcement, AuditEntry, DrillState};
-pub use secret::{TOKEN_LEN, TeamToken};
+pub use game::{FlagIdHint, StoredSubmission, SubmissionOutcome, TickRecord};
+pub use ops::{Account, Announcement, AuditEntry, DrillState};
+pub use secret::{TOKEN_LEN, generate_token};
 pub use teams::{IssuedToken, SyncReport, TeamRecord};
 
 /// How long a SQLite writer waits for another writer's lock before giving up.

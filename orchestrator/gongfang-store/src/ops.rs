@@ -1,10 +1,8 @@
 //! Organisers' records: the audit log, announcements, the drill's paused/current-tick state
 //! and organiser/judge accounts.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use gongfang_core::Tick;
+use gongfang_core::{AccountRole, Tick};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -41,36 +39,6 @@ pub struct DrillState {
     pub current_tick: Option<Tick>,
     /// When tick 0 started, once the drill has started.
     pub started_at: Option<DateTime<Utc>>,
-}
-
-/// What an account may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AccountRole {
-    Organiser,
-    Judge,
-}
-
-impl AccountRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountRole::Organiser => "organiser",
-            AccountRole::Judge => "judge",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<AccountRole> {
-        match name {
-            "organiser" => Some(AccountRole::Organiser),
-            "judge" => Some(AccountRole::Judge),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for AccountRole {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// An organiser's or judge's account (never its password or hash).

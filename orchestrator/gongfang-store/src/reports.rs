@@ -14,7 +14,8 @@ use gongfang_core::report::{
 };
 use gongfang_core::scenario::ReportRules;
 use gongfang_core::scoring::Award;
-use gongfang_core::{ServiceId, TeamId, Tick};
+use gongfang_core::report::ReportStatus;
+use gongfang_core::{AccountRole, CheckResult, ServiceId, TeamId, Tick};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
@@ -24,8 +25,8 @@ use sha2::{Digest, Sha256};
 use crate::entity::{audit_log, check_results, drill_state, submissions, ticks};
 use crate::error::{Result, StoreError, corrupt};
 use crate::game::{check_from_row, de, submission_from_row, tick_i32};
-use crate::ops::{Account, AccountRole};
-use crate::{CheckResult, Store, StoredSubmission};
+use crate::ops::Account;
+use crate::{Store, StoredSubmission};
 
 /// Entities of the report tables (`m20261122_000001_reports`). Private to this module.
 #[allow(missing_debug_implementations)]
@@ -111,40 +112,6 @@ mod entity {
 }
 
 use entity::{report_evidence, report_rulings, reports};
-
-/// Where a report is in its life: filed → ruled → (appealed → final).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReportStatus {
-    /// Filed, waiting for a judge.
-    Pending,
-    /// Ruled once; the team may still appeal until the scenario's appeal window closes.
-    Ruled,
-    /// Appealed, waiting for a second judge.
-    Appealed,
-    /// The appeal was ruled: nothing can change any more.
-    Final,
-}
-
-impl ReportStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportStatus::Pending => "pending",
-            ReportStatus::Ruled => "ruled",
-            ReportStatus::Appealed => "appealed",
-            ReportStatus::Final => "final",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<ReportStatus> {
-        match name {
-            "pending" => Some(ReportStatus::Pending),
-            "ruled" => Some(ReportStatus::Ruled),
-            "appealed" => Some(ReportStatus::Appealed),
-            "final" => Some(ReportStatus::Final),
-            _ => None,
-        }
-    }
-}
 
 /// An evidence file as a team uploads it.
 #[derive(Debug, Clone, PartialEq, Eq)]

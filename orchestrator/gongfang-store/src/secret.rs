@@ -1,11 +1,11 @@
 //! Team tokens and passwords: generation from the OS CSPRNG and argon2id hashing with OWASP's
 //! parameters, always off the async threads.
 
-use std::fmt;
 use std::sync::OnceLock;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
+use gongfang_core::Secret;
 use rand::Rng;
 
 use crate::error::{Result, StoreError};
@@ -18,33 +18,16 @@ pub const TOKEN_LEN: usize = 32;
 /// the token's 192 are given away; the remaining 144 are far beyond guessing.
 pub const TOKEN_PREFIX_LEN: usize = 8;
 
-/// A team's secret token. Shown once when issued; its `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TeamToken(String);
-
-impl TeamToken {
-    /// A fresh random token.
-    pub fn generate() -> TeamToken {
-        // `rand::rng()` is a ChaCha CSPRNG seeded from the OS.
-        let mut rng = rand::rng();
-        let token = (0..TOKEN_LEN).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
-        TeamToken(token)
-    }
-
-    /// The token itself, to be shown to its team exactly once.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub(crate) fn prefix(&self) -> &str {
-        &self.0[..TOKEN_PREFIX_LEN]
-    }
+/// A fresh random team token, to be shown to its team exactly once.
+pub fn generate_token() -> Secret {
+    // `rand::rng()` is a ChaCha CSPRNG seeded from the OS.
+    let mut rng = rand::rng();
+    Secret::new((0..TOKEN_LEN).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect())
 }
 
-impl fmt::Debug for TeamToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TeamToken(<redacted>)")
-    }
+/// The part of an issued token stored in clear to find its hash.
+pub(crate) fn token_prefix(token: &Secret) -> &str {
+    &token.expose()[..TOKEN_PREFIX_LEN]
 }
 
 /// The lookup prefix of a presented token, if it has a token's shape at all.
@@ -82,7 +65,7 @@ pub(crate) async fn verify_nothing(secret: String) -> Result<()> {
     let dummy = match DUMMY.get() {
         Some(h) => h.clone(),
         None => {
-            let h = hash(TeamToken::generate().0).await?;
+            let h = hash(generate_token().into_inner()).await?;
             DUMMY.get_or_init(|| h).clone()
         }
     };
@@ -95,11 +78,11 @@ mod tests {
 
     #[test]
     fn tokens_are_url_safe_random_and_redacted() {
-        let a = TeamToken::generate();
-        let b = TeamToken::generate();
+        let a = generate_token();
+        let b = generate_token();
         assert_ne!(a, b);
         assert_eq!(a.expose().len(), TOKEN_LEN);
-        assert_eq!(presented_prefix(a.expose()), Some(a.prefix()));
+        assert_eq!(presented_prefix(a.expose()), Some(token_prefix(&a)));
         assert!(!format!("{a:?}").contains(a.expose()));
         assert_eq!(presented_prefix("short"), None);
         assert_eq!(presented_prefix(&"!".repeat(TOKEN_LEN)), None);

@@ -1,13 +1,13 @@
 //! Teams and services: syncing them from the scenario, ad-hoc teams, and team tokens.
 
-use gongfang_core::TeamId;
+use gongfang_core::{Secret, TeamId};
 use gongfang_core::scenario::{Ipv4Net, Names, Role, Scenario, Team};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::Store;
 use crate::entity::{services, teams};
 use crate::error::{Result, StoreError, corrupt, is_unique_violation};
-use crate::secret::{self, TeamToken};
+use crate::secret;
 
 /// A stored team: the scenario's view of it, plus whether it has been issued a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct SyncReport {
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
     pub team: TeamId,
-    pub token: TeamToken,
+    pub token: Secret,
 }
 
 fn team_from_row(row: teams::Model) -> Result<TeamRecord> {
@@ -186,12 +186,12 @@ impl Store {
             .one(&self.db)
             .await?
             .ok_or_else(|| StoreError::UnknownTeam(slug.to_owned()))?;
-        let token = TeamToken::generate();
+        let token = secret::generate_token();
         let hash = secret::hash(token.expose().to_owned()).await?;
         let id = existing.id;
         let mut row: teams::ActiveModel = existing.into();
         row.token_hash = Set(Some(hash));
-        row.token_prefix = Set(Some(token.prefix().to_owned()));
+        row.token_prefix = Set(Some(secret::token_prefix(&token).to_owned()));
         row.update(&self.db).await?;
         tracing::info!("team token issued");
         let team = TeamId(u16::try_from(id).map_err(|_| corrupt("teams", slug, "id out of range"))?);

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use gongfang_core::{FlagCodec, FlagInfo, ServiceId, StoreIdx, TeamId, Tick, Verdict};
-use gongfang_sandbox::{ActionCtx, ActionLimits, ActionOutcome, Checker, Sandbox, SandboxConfig, Target};
+use gongfang_core::{
+    Action, ActionCtx, ActionOutcome, FlagCodec, FlagInfo, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict,
+};
+use gongfang_sandbox::{ActionLimits, Checker, Sandbox, SandboxConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,15 +24,6 @@ enum Command {
     Test(TestArgs),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Which {
-    Check,
-    Put,
-    Get,
-    Exploit,
-    All,
-}
-
 #[derive(Debug, clap::Args)]
 struct TestArgs {
     /// The checker component (`.wasm`, built for wasm32-wasip2).
@@ -41,9 +34,10 @@ struct TestArgs {
     /// More ports of the same service the checker may use.
     #[arg(long = "port", value_name = "PORT")]
     ports: Vec<u16>,
-    /// Which action to run; `get` and `exploit` plant a flag with `put` first.
-    #[arg(long, value_enum, default_value = "all")]
-    action: Which,
+    /// Which action to run: check, put, get or exploit (`get` and `exploit` plant a flag with
+    /// `put` first); every one when not given.
+    #[arg(long)]
+    action: Option<Action>,
     /// How many times to run the actions.
     #[arg(long, default_value_t = 1)]
     rounds: u32,
@@ -82,7 +76,7 @@ async fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let addr = resolve(&args.target)?;
     let mut ports = vec![addr.port()];
     ports.extend(args.ports.iter().copied().filter(|p| *p != addr.port()));
-    let target = Target { ip: addr.ip(), ports };
+    let target = Target { address: addr.ip(), ports };
 
     let limits = ActionLimits { timeout: Duration::from_secs(args.timeout.max(1)), ..ActionLimits::default() };
     let config =
@@ -97,8 +91,8 @@ async fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         info.flag_stores,
         if info.has_exploit { "with exploit" } else { "no exploit" }
     );
-    println!("target {} ports {:?}, team {}", target.ip, target.ports, args.team);
-    if info.flag_stores == 0 && args.action != Which::Check {
+    println!("target {} ports {:?}, team {}", target.address, target.ports, args.team);
+    if info.flag_stores == 0 && args.action.is_some_and(|a| a != Action::Check) {
         bail!("the checker has no flag stores; only --action check makes sense");
     }
 
@@ -112,10 +106,10 @@ async fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
         let seed = |label: &str| codec.derive_seed(format!("{}:{}:{label}", args.team, tick.0).as_bytes());
         let ctx = |label: &str| ActionCtx { team: TeamId(args.team), tick, seed: seed(label) };
 
-        if matches!(args.action, Which::Check | Which::All) {
+        if args.action.is_none_or(|a| a == Action::Check) {
             tally.record(&checker.check(&target, &ctx("check")).await, None);
         }
-        if args.action == Which::Check {
+        if args.action == Some(Action::Check) {
             continue;
         }
         for store in 0..info.flag_stores {
@@ -143,22 +137,22 @@ async fn run_store(
     codec: &FlagCodec,
     ctx: &ActionCtx,
     store: StoreIdx,
-    which: Which,
+    which: Option<Action>,
     has_exploit: bool,
     tally: &mut Tally,
 ) {
     let flag = codec.mint(FlagInfo { tick: ctx.tick, team: ctx.team, service: ServiceId(1), store });
     let put = checker.put(target, ctx, store, &flag).await;
     tally.record(&put, Some(store));
-    if put.verdict != Verdict::Ok || which == Which::Put {
+    if put.verdict != Verdict::Ok || which == Some(Action::Put) {
         return;
     }
-    if matches!(which, Which::Get | Which::All) {
+    if which.is_none_or(|a| a == Action::Get) {
         let get_ctx = ActionCtx { seed: ctx.seed ^ 0x6e7, ..*ctx };
         let get = checker.get(target, &get_ctx, store, &flag, put.state.as_deref().unwrap_or_default()).await;
         tally.record(&get, Some(store));
     }
-    let wants_exploit = which == Which::Exploit || (which == Which::All && has_exploit);
+    let wants_exploit = which == Some(Action::Exploit) || (which.is_none() && has_exploit);
     if wants_exploit {
         let exploit_ctx = ActionCtx { seed: ctx.seed ^ 0xe8b, ..*ctx };
         let mut exploit =

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
-use gongfang_core::ServiceId;
 use gongfang_core::scenario::Scenario;
-use gongfang_engine::{ActionKind, ActionOutcome, ActionRequest, CheckerRunner};
-use gongfang_sandbox::{ActionCtx, Checker, Sandbox, SandboxError, Target};
+use gongfang_core::{Action, ActionOutcome, CheckerFault, ServiceId};
+use gongfang_engine::{ActionRequest, CheckerRunner};
+use gongfang_sandbox::{Checker, Sandbox, SandboxError};
 
 /// Runs each service's checker component for the engine.
 #[derive(Clone)]
@@ -35,22 +35,18 @@ impl SandboxRunner {
 
 impl CheckerRunner for SandboxRunner {
     async fn run(&self, request: ActionRequest) -> ActionOutcome {
+        let platform = |message: String| {
+            ActionOutcome::checker_error(request.action, CheckerFault::Platform { message }, Vec::new())
+        };
         let Some(checker) = self.checkers.get(&request.service) else {
-            return ActionOutcome::checker_error(format!("no checker loaded for service {}", request.service));
+            return platform(format!("no checker loaded for service {}", request.service));
         };
-        let target = Target { ip: request.target.address, ports: request.target.ports.clone() };
-        let ctx = ActionCtx { team: request.team, tick: request.tick, seed: request.seed };
-        let outcome = match &request.kind {
-            ActionKind::Check => checker.check(&target, &ctx).await,
-            ActionKind::Put { store, flag } => checker.put(&target, &ctx, *store, flag).await,
-            ActionKind::Get { store, flag, state } => checker.get(&target, &ctx, *store, flag, state).await,
-        };
-        ActionOutcome {
-            verdict: outcome.verdict,
-            public_message: outcome.public_message,
-            private_log: outcome.private_log,
-            flag_id: outcome.flag_id,
-            state: outcome.state,
+        let (target, ctx) = (&request.target, &request.ctx);
+        match (request.action, &request.flag) {
+            (Action::Check, _) => checker.check(target, ctx).await,
+            (Action::Put, Some(f)) => checker.put(target, ctx, f.store, &f.flag).await,
+            (Action::Get, Some(f)) => checker.get(target, ctx, f.store, &f.flag, &f.state).await,
+            (action, _) => platform(format!("the engine asked for `{action}` without the flag it needs")),
         }
     }
 }

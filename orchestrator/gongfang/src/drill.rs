@@ -11,12 +11,13 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::{FlagCodec, ServiceId, TeamId, Tick};
-use gongfang_engine::{Engine, EngineConfig, SystemClock, Target};
+use gongfang_core::clock::{DrillClock, Schedule};
+use gongfang_core::{FlagCodec, Secret, ServiceId, Target, TeamId, Tick};
+use gongfang_engine::{Engine, EngineConfig, SystemClock};
 use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
 use gongfang_store::Store;
-use gongfang_submission::{GameClock, Phase, SubmissionState};
-use gongfang_web::{DrillClock, Schedule, ServiceEndpoint, WebSettings, WebState};
+use gongfang_submission::SubmissionState;
+use gongfang_web::{ServiceEndpoint, WebSettings, WebState};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
@@ -30,7 +31,7 @@ pub type Addresses = BTreeMap<(TeamId, ServiceId), Target>;
 pub struct DrillConfig {
     pub scenario: Arc<Scenario>,
     /// The scenario's secret, resolved.
-    pub secret: Vec<u8>,
+    pub secret: Secret<Vec<u8>>,
     pub store: Store,
     pub addresses: Addresses,
     /// The scoreboard web and `PUT /flags`.
@@ -88,29 +89,30 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     };
     let engine = Engine::resume(engine_cfg, SystemClock, runner, store.clone(), targets, events.clone()).await?;
 
-    // The submission servers' view of the game: the engine's tick, and the organisers' pause.
-    let (clock_tx, clock_rx) = watch::channel(GameClock { tick: engine.next_tick(), phase: Phase::NotStarted });
+    // The game clock both servers read: the engine's tick, and the organisers' pause. Until
+    // the engine runs, it holds the tick the drill resumes at, so the submission servers load
+    // the captures of flags that may still be resubmitted.
+    let initial = DrillClock { tick: Some(engine.next_tick()), ..DrillClock::unscheduled(scenario.drill.tick) };
+    let (clock_tx, clock_rx) = watch::channel(initial);
     let schedule = Schedule { start, tick_length: scenario.drill.tick, duration: scenario.drill.duration };
-    let (web_clock_tx, web_clock_rx) = watch::channel(DrillClock::unscheduled(scenario.drill.tick));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (over_tx, over_rx) = watch::channel(false);
-    let clocks = Clocks { submission: clock_tx, web: web_clock_tx, schedule };
     let bridge = tokio::spawn(bridge_clock(
         engine.current_tick(),
         events.subscribe(),
         store.clone(),
-        clocks,
+        (clock_tx, schedule),
         over_rx,
         stop_rx.clone(),
     ));
 
-    let codec = FlagCodec::new(&scenario.drill.flag_prefix, &secret);
+    let codec = FlagCodec::new(&scenario.drill.flag_prefix, secret.expose());
     let sink = Arc::new(store.clone());
     let (submission, writer) = SubmissionState::start(
         &scenario,
         codec,
         sink,
-        clock_rx,
+        clock_rx.clone(),
         events.clone(),
         gongfang_submission::Settings::default(),
     )
@@ -126,7 +128,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         })
         .collect();
     let web_state =
-        WebState::new(scenario.clone(), store.clone(), events.clone(), web_clock_rx, endpoints, WebSettings::default());
+        WebState::new(scenario.clone(), store.clone(), events.clone(), clock_rx, endpoints, WebSettings::default());
     let reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone()).with_logs(logs);
     let extra = gongfang_submission::http::router(submission.clone()).merge(gongfang_reports::router(reports));
     let web_task = tokio::spawn(gongfang_web::serve_with(web, web_state, extra, wait_for(stop_rx.clone())));
@@ -169,45 +171,24 @@ async fn wait_for(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// The game clock as each server wants it.
-struct Clocks {
-    submission: watch::Sender<GameClock>,
-    web: watch::Sender<DrillClock>,
-    schedule: Schedule,
-}
-
-/// Turns the engine's running tick and its pause announcements into the submission servers'
-/// [`GameClock`] and the scoreboard's [`DrillClock`]. The engine reads the organisers' pause
-/// flag at each tick start and says so on the event feed; the clocks follow what it does.
+/// Turns the engine's running tick and its pause announcements into the [`DrillClock`] the
+/// submission servers and the scoreboard read. The engine reads the organisers' pause flag at
+/// each tick start and says so on the event feed; the clock follows what it does.
 async fn bridge_clock(
     mut current: watch::Receiver<Option<Tick>>,
     mut events: broadcast::Receiver<GameEvent>,
     store: Store,
-    clocks: Clocks,
+    (clock, schedule): (watch::Sender<DrillClock>, Schedule),
     mut over: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut engine_running = true;
     let mut paused = false;
     loop {
-        let tick = *current.borrow();
-        let next = match tick {
-            _ if *over.borrow() => {
-                GameClock { tick: tick.unwrap_or(clocks.submission.borrow().tick), phase: Phase::Over }
-            }
-            Some(tick) => GameClock { tick, phase: if paused { Phase::Paused } else { Phase::Running } },
-            None => GameClock { tick: Tick(0), phase: Phase::NotStarted },
-        };
-        clocks.submission.send_if_modified(|c| {
+        let next = schedule.clock(*current.borrow(), paused, *over.borrow());
+        clock.send_if_modified(|c| {
             let changed = *c != next;
             *c = next;
-            changed
-        });
-        let shown = if *over.borrow() { None } else { tick };
-        let web = clocks.schedule.clock(shown, paused, Utc::now());
-        clocks.web.send_if_modified(|c| {
-            let changed = *c != web;
-            *c = web;
             changed
         });
         let is_over = *over.borrow();

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
+use gongfang_core::Secret;
 use gongfang_core::scenario::{self, Probe, Problems, Scenario, SecretSource};
 
 /// Answers validation's questions from the real file system and environment.
@@ -39,9 +40,9 @@ pub fn load(path: &Path) -> Result<Scenario, LoadError> {
 }
 
 /// The scenario's secret bytes, from wherever it says they live.
-pub fn resolve_secret(source: &SecretSource) -> anyhow::Result<Vec<u8>> {
+pub fn resolve_secret(source: &SecretSource) -> anyhow::Result<Secret<Vec<u8>>> {
     let secret = match source {
-        SecretSource::Inline(s) => s.clone(),
+        SecretSource::Inline(s) => s.expose().clone(),
         SecretSource::Env(name) => {
             std::env::var(name).with_context(|| format!("environment variable {name} is not set"))?
         }
@@ -53,5 +54,5 @@ pub fn resolve_secret(source: &SecretSource) -> anyhow::Result<Vec<u8>> {
     if secret.len() < 16 {
         bail!("the scenario's secret is shorter than 16 characters; use a long random string");
     }
-    Ok(secret.into_bytes())
+    Ok(Secret::new(secret.into_bytes()))
 }

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use gongfang_core::scenario::{Identify, ImageSource, Probe, Role};
 use gongfang_core::{FlagCodec, FlagInfo, ServiceId, StoreIdx, TeamId, Tick};
-use gongfang_sandbox::{ActionCtx, ActionOutcome, Checker, Sandbox, SandboxConfig, Target, Verdict};
+use gongfang_core::{ActionCtx, ActionOutcome, Target, Verdict};
+use gongfang_sandbox::{Checker, Sandbox, SandboxConfig};
 use gongfang_test_programs::components;
 
 const TEAM: u16 = 2;

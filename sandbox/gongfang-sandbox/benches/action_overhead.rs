@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gongfang_core::{TeamId, Tick, Verdict};
-use gongfang_sandbox::{ActionCtx, Sandbox, SandboxConfig, Target};
+use gongfang_core::{ActionCtx, Target};
+use gongfang_sandbox::{Sandbox, SandboxConfig};
 use gongfang_test_programs::components;
 
 const WASM_ACTIONS: usize = 5000;
@@ -25,7 +26,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: 16, ..Default::default() })?;
     let checker = sandbox.load(components::TRIVIAL)?;
-    let target = Target { ip: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![9] };
+    let target = Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![9] };
 
     let wasm = runtime.block_on(async {
         let mut samples = Vec::with_capacity(WASM_ACTIONS);

@@ -2,11 +2,12 @@
 //! called, and whatever happened turned into an [`ActionOutcome`].
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gongfang_core::{StoreIdx, TeamId, Tick, Verdict};
+use gongfang_core::action::CHECKER_ERROR_MESSAGE;
+use gongfang_core::{Action, ActionCtx, ActionOutcome, CheckerFault, StoreIdx, Target, Verdict};
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
@@ -14,121 +15,6 @@ use crate::state::ActionState;
 use crate::state::bindings::gongfang::checker::types as wit;
 use crate::state::bindings::{Checker as Bindings, CheckerPre};
 use crate::{Inner, SandboxError};
-
-/// The service under test: its address and the ports the checker may connect to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    pub ip: IpAddr,
-    pub ports: Vec<u16>,
-}
-
-impl Target {
-    /// A target with one port.
-    pub fn from_addr(addr: SocketAddr) -> Target {
-        Target { ip: addr.ip(), ports: vec![addr.port()] }
-    }
-}
-
-/// Who and when an action is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ActionCtx {
-    pub team: TeamId,
-    pub tick: Tick,
-    /// Seeds the checker's random data; the same seed replays the same traffic.
-    pub seed: u64,
-}
-
-/// The four things a checker does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    Check,
-    Put,
-    Get,
-    Exploit,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Check => "check",
-            Action::Put => "put",
-            Action::Get => "get",
-            Action::Exploit => "exploit",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why an action ended as `checker-error`: always our side (the checker or the platform),
-/// never the team's service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CheckerFault {
-    /// The guest trapped (a panic, an `unreachable`, a failed host call).
-    Trap { message: String },
-    /// The action ran past its wall-clock limit.
-    Timeout { limit: Duration },
-    /// The guest's own code ran past its CPU budget.
-    CpuLimit { limit: Duration },
-    /// The guest tried to grow its memory past the limit.
-    MemoryLimit { limit: usize },
-    /// The guest wrote more private log than allowed.
-    LogLimit { limit: usize },
-    /// A message, flag id, state or flag list in the result is over its limit.
-    ResultTooLarge { what: &'static str, size: usize, limit: usize },
-    /// The guest tried to use a network address outside its target.
-    ForbiddenNetwork { addr: SocketAddr, usage: String },
-    /// The component could not be instantiated.
-    Instantiate { message: String },
-    /// `exploit` was asked of a checker that has none.
-    NoExploit,
-}
-
-impl fmt::Display for CheckerFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CheckerFault::Trap { message } => write!(f, "checker trapped: {message}"),
-            CheckerFault::Timeout { limit } => write!(f, "checker ran longer than {limit:?}"),
-            CheckerFault::CpuLimit { limit } => write!(f, "checker used more than {limit:?} of CPU time"),
-            CheckerFault::MemoryLimit { limit } => write!(f, "checker exceeded its memory limit of {limit} bytes"),
-            CheckerFault::LogLimit { limit } => write!(f, "checker wrote more than {limit} bytes of log"),
-            CheckerFault::ResultTooLarge { what, size, limit } => {
-                write!(f, "checker returned a {what} of {size}, over the limit of {limit}")
-            }
-            CheckerFault::ForbiddenNetwork { addr, usage } => {
-                write!(f, "checker tried to reach {addr} ({usage}), outside its target")
-            }
-            CheckerFault::Instantiate { message } => write!(f, "checker could not start: {message}"),
-            CheckerFault::NoExploit => write!(f, "checker has no exploit"),
-        }
-    }
-}
-
-/// What one action concluded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ActionOutcome {
-    pub action: Action,
-    pub verdict: Verdict,
-    /// Shown to the team. For `checker-error` it says only that the checker failed.
-    pub public_message: String,
-    /// Organisers only: the checker's log lines, then the verdict's private lines, then the
-    /// fault when there was one.
-    pub private_log: Vec<String>,
-    /// `put`: the public flag id.
-    pub flag_id: Option<String>,
-    /// `put`: the private state for `get`.
-    pub state: Option<Vec<u8>>,
-    /// `exploit`: the captured flags.
-    pub flags: Vec<String>,
-    /// Wall-clock time of the whole action: instantiate, call and teardown.
-    pub duration: Duration,
-    /// Why the verdict is `checker-error`, when it is.
-    pub fault: Option<CheckerFault>,
-}
 
 /// What a checker says about itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,7 +83,7 @@ impl Checker {
 
     /// Asks the checker which service it is for and how many flag stores it has.
     pub async fn info(&self) -> Result<CheckerInfo, SandboxError> {
-        let target = Target { ip: IpAddr::from([127, 0, 0, 1]), ports: Vec::new() };
+        let target = Target { address: IpAddr::from([127, 0, 0, 1]), ports: Vec::new() };
         let (returned, state, _) = self.run(&target, Call::Info).await;
         match returned {
             Ok(Returned::Info(info)) => {
@@ -268,7 +154,7 @@ impl Checker {
         if let Err(fault) = result {
             tracing::warn!(checker = %self.name, %action, %fault, "checker error");
             outcome.verdict = Verdict::CheckerError;
-            outcome.public_message = "the checker failed; this does not count against you".to_owned();
+            outcome.public_message = CHECKER_ERROR_MESSAGE.to_owned();
             outcome.private_log.push(format!("checker-error: {fault}"));
             outcome.flag_id = None;
             outcome.state = None;
@@ -332,7 +218,7 @@ fn trap_message(e: &wasmtime::Error) -> String {
 
 fn wit_ctx(target: &Target, ctx: &ActionCtx) -> wit::Ctx {
     wit::Ctx {
-        address: target.ip.to_string(),
+        address: target.address.to_string(),
         ports: target.ports.clone(),
         team: ctx.team.0,
         tick: ctx.tick.0,

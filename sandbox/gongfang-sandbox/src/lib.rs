@@ -6,9 +6,9 @@
 //! - [`Sandbox::load`] gives a [`Checker`]: the component pre-linked (`InstancePre`), ready to
 //!   instantiate in microseconds.
 //! - Every action ([`Checker::check`], [`Checker::put`], [`Checker::get`],
-//!   [`Checker::exploit`]) gets a fresh `Store` and ends in an [`ActionOutcome`]. Whatever the
+//!   [`Checker::exploit`]) gets a fresh `Store` and ends in an [`ActionOutcome`](gongfang_core::ActionOutcome). Whatever the
 //!   guest does wrong — trap, timeout, CPU loop, memory or log limit, an address outside the
-//!   target — is [`Verdict::CheckerError`] with a [`CheckerFault`] saying why, never a verdict
+//!   target — is `checker-error` with a [`CheckerFault`](gongfang_core::CheckerFault) saying why, never a verdict
 //!   against the team.
 //!
 //! Boundary: this crate knows nothing of the database or the game loop; it runs one action at
@@ -19,15 +19,15 @@ mod checker;
 mod config;
 mod state;
 
-pub use checker::{Action, ActionCtx, ActionOutcome, Checker, CheckerFault, CheckerInfo, Target};
+pub use checker::{Checker, CheckerInfo};
 pub use config::{ActionLimits, SandboxConfig};
-pub use gongfang_core::Verdict;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use gongfang_core::CheckerFault;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 

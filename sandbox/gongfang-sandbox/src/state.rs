@@ -9,7 +9,7 @@ use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::checker::{CheckerFault, Target};
+use gongfang_core::{CheckerFault, Target};
 use crate::config::ActionLimits;
 
 pub(crate) mod bindings {
@@ -42,7 +42,7 @@ pub(crate) struct ActionState {
 impl ActionState {
     pub(crate) fn new(target: &Target, limits: &ActionLimits) -> ActionState {
         let violation = Arc::new(Mutex::new(None));
-        let policy = NetworkPolicy { ip: target.ip.to_canonical(), ports: target.ports.clone(), violation: Arc::clone(&violation) };
+        let policy = NetworkPolicy { ip: target.address.to_canonical(), ports: target.ports.clone(), violation: Arc::clone(&violation) };
         let policy = Arc::new(policy);
         let mut wasi = WasiCtxBuilder::new();
         // No files, no environment, no arguments, no stdin: the builder grants nothing of

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use gongfang_core::{StoreIdx, TeamId, Tick, Verdict};
-use gongfang_sandbox::{ActionCtx, ActionLimits, ActionOutcome, Checker, CheckerFault, Sandbox, SandboxConfig, Target};
+use gongfang_core::{ActionCtx, ActionOutcome, CheckerFault, StoreIdx, Target, TeamId, Tick, Verdict};
+use gongfang_sandbox::{ActionLimits, Checker, Sandbox, SandboxConfig};
 use gongfang_test_programs::components;
 use gongfang_test_programs::{Decoy, KvService};
 
@@ -221,7 +221,7 @@ async fn trapping_checker_is_a_checker_error() {
 #[tokio::test]
 async fn trivial_checker_has_no_exploit() {
     let checker = load(components::TRIVIAL);
-    let target = Target { ip: LOCALHOST, ports: vec![9] };
+    let target = Target { address: LOCALHOST, ports: vec![9] };
     assert_eq!(checker.check(&target, &ctx()).await.verdict, Verdict::Ok);
     let outcome = checker.exploit(&target, &ctx(), StoreIdx(0), "anything").await;
     assert_eq!(*assert_checker_error(&outcome), CheckerFault::NoExploit);
@@ -240,7 +240,7 @@ async fn compiled_components_are_cached_on_disk_by_content_hash() {
 
     // A second process (a fresh engine with the same settings) finds the same entry.
     let again = Sandbox::new(config.clone()).expect("sandbox").load(components::TRIVIAL).expect("load from cache");
-    let target = Target { ip: LOCALHOST, ports: vec![9] };
+    let target = Target { address: LOCALHOST, ports: vec![9] };
     assert_eq!(again.check(&target, &ctx()).await.verdict, Verdict::Ok);
     assert_eq!(entries(), cached);
 

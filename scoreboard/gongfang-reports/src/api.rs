@@ -10,8 +10,9 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
-use gongfang_core::report::{Decision, Filing, RulingStage, check_report};
-use gongfang_store::reports::{ReportRecord, ReportStatus};
+use gongfang_core::Secret;
+use gongfang_core::report::{Decision, Filing, ReportStatus, RulingStage, check_report};
+use gongfang_store::reports::ReportRecord;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Caller};
@@ -152,24 +153,19 @@ async fn appeal(
 }
 
 /// A judge's login.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Login {
     name: String,
-    password: String,
-}
-
-impl std::fmt::Debug for Login {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login").field("name", &self.name).finish_non_exhaustive()
-    }
+    password: Secret,
 }
 
 /// A judge's session.
 #[derive(Debug, Serialize)]
 struct Session {
     /// Send as `Authorization: Bearer <token>`.
-    token: String,
+    #[serde(serialize_with = "gongfang_core::secret::serialize_exposed")]
+    token: Secret,
     expires_at: DateTime<Utc>,
     judge: String,
 }
@@ -178,8 +174,8 @@ async fn login(State(state): State<ReportsState>, req: Request) -> Reply<axum::J
     let (parts, body) = req.into_parts();
     let login: Login = json_body(&parts.headers, body, 16 * 1024).await?;
     let account =
-        state.store().verify_account(&login.name, &login.password).await?.ok_or(ReportsError::BadCredentials)?;
-    if account.role != gongfang_store::AccountRole::Judge {
+        state.store().verify_account(&login.name, login.password.expose()).await?.ok_or(ReportsError::BadCredentials)?;
+    if account.role != gongfang_core::AccountRole::Judge {
         return Err(ReportsError::JudgesOnly);
     }
     let now = state.now();

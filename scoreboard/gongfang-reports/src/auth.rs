@@ -4,14 +4,12 @@
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
-use gongfang_core::TeamId;
-use gongfang_store::{Account, AccountRole};
+use gongfang_core::wire::TEAM_TOKEN_HEADER;
+use gongfang_core::{AccountRole, TeamId};
+use gongfang_store::Account;
 
 use crate::error::ReportsError;
 use crate::state::ReportsState;
-
-/// The header carrying a team's token (the same as flag submission's).
-pub const TOKEN_HEADER: &str = "X-Team-Token";
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -43,7 +41,7 @@ pub(crate) async fn caller(state: &ReportsState, headers: &HeaderMap) -> Result<
         }
         return Ok(Caller::Judge(account));
     }
-    let token = headers.get(TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty());
+    let token = headers.get(TEAM_TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty());
     match token {
         Some(token) => match state.store().verify_token(token).await? {
             Some(team) => Ok(Caller::Team(team)),

@@ -4,6 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gongfang_core::report::{ReportError, ReportProblem};
+use gongfang_core::wire::TEAM_TOKEN_HEADER;
 use gongfang_store::StoreError;
 use serde_json::json;
 
@@ -11,7 +12,7 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportsError {
     #[error(
-        "no credentials: teams send their token in the X-Team-Token header; judges use HTTP basic \
+        "no credentials: teams send their token in the {TEAM_TOKEN_HEADER} header; judges use HTTP basic \
          authentication or a bearer token from POST /api/judge/login"
     )]
     Unauthenticated,
@@ -21,7 +22,7 @@ pub enum ReportsError {
     BadCredentials,
     #[error("only judges may do this; teams cannot rule on reports or see the judges' queue")]
     JudgesOnly,
-    #[error("only teams file and appeal reports; send your team token in the X-Team-Token header")]
+    #[error("only teams file and appeal reports; send your team token in the {TEAM_TOKEN_HEADER} header")]
     TeamsOnly,
     #[error("report {0} was filed by another team; a team sees only its own reports and evidence")]
     NotYourReport(i64),

@@ -116,7 +116,7 @@ pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Co
     // One extra tick before the span, to know what the first verdict changed from.
     let results =
         store.check_results_between(owner, c.service, widen(searched_from, 1, tick, false), searched_to).await?;
-    let mut by_tick: BTreeMap<Tick, Vec<&gongfang_store::CheckResult>> = BTreeMap::new();
+    let mut by_tick: BTreeMap<Tick, Vec<&gongfang_core::CheckResult>> = BTreeMap::new();
     for x in &results {
         by_tick.entry(x.tick).or_default().push(x);
     }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use gongfang_core::Secret;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
 use gongfang_store::{Account, Store};
@@ -191,13 +192,13 @@ type Session = (Account, DateTime<Utc>);
 
 impl Sessions {
     /// Opens a session for `judge` until `until`; returns its bearer token.
-    pub fn open(&self, judge: Account, until: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    pub fn open(&self, judge: Account, until: DateTime<Utc>, now: DateTime<Utc>) -> Secret {
         let bytes: [u8; 32] = rand::rng().random();
         let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let mut map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, (_, expires)| *expires > now);
         map.insert(hash(&token), (judge, until));
-        token
+        Secret::new(token)
     }
 
     /// The judge a bearer token belongs to, if its session is still open.

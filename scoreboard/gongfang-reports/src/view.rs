@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use gongfang_core::report::{RulingStage, appeal_deadline};
 use gongfang_core::scenario::Scenario;
 use gongfang_core::{ServiceId, TeamId};
-use gongfang_store::reports::{EvidenceInfo, ReportRecord, ReportStatus, Ruling};
+use gongfang_core::report::ReportStatus;
+use gongfang_store::reports::{EvidenceInfo, ReportRecord, Ruling};
 use serde::Serialize;
 
 /// Who a view is for.

@@ -4,35 +4,17 @@
 //! similar farms classify on (`accepted`, `invalid flag`, `too old`, `your own`,
 //! `already submitted`; `game not started`, `game over`, `try again later` keep a flag queued).
 
-use std::fmt;
 
-/// The FAUST / ENOWARS answer codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Code {
-    Ok,
-    Dup,
-    Own,
-    Old,
-    Inv,
-    Err,
-}
-
-impl Code {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::Ok => "OK",
-            Code::Dup => "DUP",
-            Code::Own => "OWN",
-            Code::Old => "OLD",
-            Code::Inv => "INV",
-            Code::Err => "ERR",
-        }
-    }
-}
-
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+gongfang_core::named_enum! {
+    /// The FAUST / ENOWARS answer codes.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Code {
+        Ok = "OK",
+        Dup = "DUP",
+        Own = "OWN",
+        Old = "OLD",
+        Inv = "INV",
+        Err = "ERR",
     }
 }
 

@@ -10,7 +10,7 @@ use gongfang_core::scenario::{Role, Scenario};
 use gongfang_core::{FlagCodec, FlagInfo, TeamId};
 
 use crate::answer::Answer;
-use crate::clock::{GameClock, Phase};
+use gongfang_core::clock::{DrillClock, Phase};
 
 /// What the classifier needs to know about a team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,7 +47,7 @@ impl Classifier {
     }
 
     /// Whether `attacker` may submit at all now: the answer for every flag if not.
-    pub fn gate(&self, attacker: TeamId, clock: GameClock) -> Option<Answer> {
+    pub fn gate(&self, attacker: TeamId, clock: DrillClock) -> Option<Answer> {
         match clock.phase {
             Phase::NotStarted => return Some(Answer::NotStarted),
             Phase::Paused => return Some(Answer::Paused),
@@ -61,14 +61,14 @@ impl Classifier {
     }
 
     /// Classifies one flag (already stripped of its line ending) submitted by `attacker`.
-    pub fn classify(&self, attacker: TeamId, flag: &[u8], clock: GameClock) -> Classified {
+    pub fn classify(&self, attacker: TeamId, flag: &[u8], clock: DrillClock) -> Classified {
         if let Some(answer) = self.gate(attacker, clock) {
             return Classified::Final(answer);
         }
         // Flags are ASCII; anything else (invalid UTF-8, NUL bytes) is simply not a flag.
         let Ok(flag) = std::str::from_utf8(flag) else { return Classified::Final(Answer::Invalid) };
         let Ok(info) = self.codec.parse(flag) else { return Classified::Final(Answer::Invalid) };
-        if info.is_expired(clock.tick, self.lifetime) {
+        if info.is_expired(clock.current_tick(), self.lifetime) {
             return Classified::Final(Answer::Old);
         }
         if info.team == attacker {

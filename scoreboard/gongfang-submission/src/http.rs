@@ -9,13 +9,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
+use gongfang_core::wire::TEAM_TOKEN_HEADER;
 use serde::Serialize;
 
 use crate::answer::Answer;
 use crate::state::{SubmissionState, Verdict};
-
-/// The header carrying the team token.
-pub const TOKEN_HEADER: &str = "X-Team-Token";
 
 /// The routes of flag submission, to be merged into the web application.
 pub fn router(state: SubmissionState) -> Router {
@@ -39,7 +37,7 @@ impl RequestError {
     fn parts(&self) -> (StatusCode, String) {
         match self {
             RequestError::MissingToken => {
-                (StatusCode::UNAUTHORIZED, format!("missing {TOKEN_HEADER} header with your team token"))
+                (StatusCode::UNAUTHORIZED, format!("missing {TEAM_TOKEN_HEADER} header with your team token"))
             }
             RequestError::BadToken => (StatusCode::UNAUTHORIZED, "invalid team token".to_owned()),
             RequestError::TooLarge(max) => {
@@ -89,7 +87,7 @@ async fn put_flags(State(state): State<SubmissionState>, headers: HeaderMap, bod
 
 async fn submit(state: &SubmissionState, headers: &HeaderMap, body: Body) -> Result<Vec<FlagAnswer>, RequestError> {
     let token = headers
-        .get(TOKEN_HEADER)
+        .get(TEAM_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|t| !t.is_empty())

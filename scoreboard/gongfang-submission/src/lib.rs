@@ -15,7 +15,6 @@
 mod answer;
 mod auth;
 mod classify;
-mod clock;
 mod error;
 pub mod http;
 mod sink;
@@ -24,7 +23,6 @@ pub mod tcp;
 mod writer;
 
 pub use answer::{Answer, Code};
-pub use clock::{GameClock, Phase};
 pub use error::SubmissionError;
 pub use sink::{SinkFuture, SubmissionSink};
 pub use state::{Settings, SubmissionState};

@@ -5,7 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use gongfang_core::{ServiceId, TeamId, Tick};
-use gongfang_store::{Backend, NewSubmission, Store, SubmissionOutcome};
+use gongfang_core::NewSubmission;
+use gongfang_store::{Backend, Store, SubmissionOutcome};
 
 use crate::error::SubmissionError;
 

@@ -8,14 +8,14 @@ use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{Identify, Scenario};
 use gongfang_core::{FlagCodec, TeamId, Tick};
-use gongfang_store::NewSubmission;
+use gongfang_core::NewSubmission;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::answer::Answer;
 use crate::auth::{ConnectionCounter, RateLimiter, TokenCache};
 use crate::classify::{Classified, Classifier};
-use crate::clock::GameClock;
+use gongfang_core::clock::DrillClock;
 use crate::error::SubmissionError;
 use crate::sink::SubmissionSink;
 use crate::writer::{StoredCaptures, Writer, WriterConfig};
@@ -65,7 +65,7 @@ impl Default for Settings {
             max_batch: 5_000,
             quantum: 500,
             commits_in_flight: None,
-            http_max_flags: 100,
+            http_max_flags: gongfang_core::wire::MAX_FLAGS_PER_PUT,
             http_max_body: 64 * 1024,
             token_ttl: Duration::from_secs(60),
             token_timeout: Duration::from_secs(30),
@@ -79,7 +79,7 @@ pub(crate) struct Inner {
     pub identify: Identify,
     pub classifier: Classifier,
     pub scenario: Scenario,
-    pub clock: watch::Receiver<GameClock>,
+    pub clock: watch::Receiver<DrillClock>,
     pub writer: Arc<Writer>,
     pub sink: Arc<dyn SubmissionSink>,
     pub tokens: TokenCache,
@@ -110,14 +110,14 @@ impl SubmissionState {
         scenario: &Scenario,
         codec: FlagCodec,
         sink: Arc<dyn SubmissionSink>,
-        clock: watch::Receiver<GameClock>,
+        clock: watch::Receiver<DrillClock>,
         events: broadcast::Sender<GameEvent>,
         settings: Settings,
     ) -> Result<(SubmissionState, JoinHandle<()>), SubmissionError> {
         let captured = sink.captured_services().await?;
         // The flags that may still be submitted were planted in the last `lifetime` ticks.
         let lifetime = scenario.drill.flag_lifetime;
-        let oldest_valid = Tick(clock.borrow().tick.0.saturating_sub(lifetime.saturating_sub(1)));
+        let oldest_valid = Tick(clock.borrow().current_tick().0.saturating_sub(lifetime.saturating_sub(1)));
         let mut stored = StoredCaptures::new(lifetime);
         for row in sink.submissions_planted_since(oldest_valid).await? {
             stored.insert(row);
@@ -166,7 +166,7 @@ impl SubmissionState {
         self.inner.scenario.team_by_address(ip).map(|t| t.id)
     }
 
-    pub(crate) fn clock(&self) -> GameClock {
+    pub(crate) fn clock(&self) -> DrillClock {
         *self.inner.clock.borrow()
     }
 
@@ -175,7 +175,7 @@ impl SubmissionState {
         &self,
         attacker: TeamId,
         flag: &[u8],
-        clock: GameClock,
+        clock: DrillClock,
         received: DateTime<Utc>,
     ) -> Verdict {
         match self.inner.classifier.classify(attacker, flag, clock) {
@@ -190,7 +190,7 @@ impl SubmissionState {
                     service: info.service,
                     store: info.store,
                     tick_planted: info.tick,
-                    tick_submitted: clock.tick,
+                    tick_submitted: clock.current_tick(),
                     submitted_at: received,
                 };
                 Verdict::Later(self.inner.writer.enqueue(row).await)

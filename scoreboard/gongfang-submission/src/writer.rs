@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use gongfang_core::event::GameEvent;
 use gongfang_core::{ServiceId, TeamId, Tick};
-use gongfang_store::{NewSubmission, SubmissionOutcome};
+use gongfang_core::NewSubmission;
+use gongfang_store::SubmissionOutcome;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 use tokio::task::JoinSet;
 

@@ -12,13 +12,14 @@ use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
 use serde::Serialize;
 
 use crate::board::{Scoreboard, ServiceView};
+use crate::clock::ClockView;
 use crate::error::WebError;
 use crate::state::WebState;
 
 /// `GET /api/scoreboard`.
 pub(crate) async fn scoreboard(State(state): State<WebState>) -> Result<Response, WebError> {
     let board = state.board().await?;
-    let body = Scoreboard { board: &board, clock: state.clock().view(Utc::now()) };
+    let body = Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) };
     Ok(no_store(Json(body)))
 }
 

@@ -10,7 +10,8 @@ use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::{Role, Scenario};
 use gongfang_core::scoring::{ReportTally, TeamScore, TeamTick, TickScores, standings};
 use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
-use gongfang_store::{ScoreRow, Store};
+use gongfang_core::ScoreRow;
+use gongfang_store::Store;
 use serde::Serialize;
 
 use crate::clock::ClockView;

@@ -26,7 +26,6 @@ use axum::Router;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-pub use clock::{ClockPhase, DrillClock, Schedule};
 pub use error::WebError;
 pub use state::{ServiceEndpoint, WebSettings, WebState};
 

@@ -12,7 +12,7 @@ use gongfang_store::Store;
 use tokio::sync::{Mutex, Semaphore, broadcast, oneshot, watch};
 
 use crate::board::{self, Board, FirstBloodScan};
-use crate::clock::DrillClock;
+use gongfang_core::clock::DrillClock;
 use crate::error::WebError;
 
 /// Where one team's copy of a service can be reached, as the binary knows it from the

@@ -138,7 +138,7 @@ async fn feed(socket: &mut WebSocket, state: &WebState) -> End {
                     clock_live = false;
                     continue;
                 }
-                let view = clock.borrow_and_update().view(Utc::now());
+                let view = ClockView::of(&clock.borrow_and_update(), Utc::now());
                 match serde_json::to_string(&ClockMessage { kind: "clock", clock: view }) {
                     Ok(text) => Message::Text(text.into()),
                     Err(e) => return End::Failed(e.into()),
@@ -162,7 +162,7 @@ async fn feed(socket: &mut WebSocket, state: &WebState) -> End {
 async fn send_snapshot(socket: &mut WebSocket, state: &WebState) -> Result<(), End> {
     let board = state.board().await.map_err(End::Failed)?;
     let snapshot =
-        Snapshot { kind: "snapshot", scoreboard: Scoreboard { board: &board, clock: state.clock().view(Utc::now()) } };
+        Snapshot { kind: "snapshot", scoreboard: Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) } };
     let text = serde_json::to_string(&snapshot).map_err(|e| End::Failed(e.into()))?;
     send(socket, state, Message::Text(text.into())).await
 }

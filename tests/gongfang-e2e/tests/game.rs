@@ -5,61 +5,46 @@
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang::checker_runner::SandboxRunner;
 use gongfang_core::plan::tick_verdict;
-use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
+use gongfang_core::scenario::Scenario;
 use gongfang_core::scoring::{Capture, ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents, recompute};
-use gongfang_core::{FlagCodec, ServiceId, StoreIdx, TeamId, Tick, Verdict};
+use gongfang_core::{ActionCtx, FlagCodec, Secret, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict};
 use gongfang_e2e::ServiceProcess;
-use gongfang_engine::{Engine, EngineConfig, ManualClock, Target};
-use gongfang_sandbox::{ActionCtx, ActionLimits, Sandbox, SandboxConfig};
-use gongfang_store::{NewSubmission, Store};
+use gongfang_engine::{Engine, EngineConfig, ManualClock};
+use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
+use gongfang_store::Store;
+use gongfang_core::NewSubmission;
 use gongfang_test_programs::components;
+use gongfang_test_support::TestDb;
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use tokio::sync::broadcast;
 
 const SECRET: &str = "game-test-secret-0123456789abcdef";
 const TICKS: u32 = 20;
+const NOTES_NAME: &str = "Notes (its checker has a bug at ticks 12 and 15)";
 const KV: ServiceId = ServiceId(1);
 const NOTES: ServiceId = ServiceId(2);
 
-fn scenario_text(kv_checker: &str, notes_checker: &str) -> String {
-    let teams: String = (1..=4)
-        .map(|i| {
-            format!("[[team]]\nid = {i}\nslug = \"team{i}\"\nname = \"Team {i}\"\nnetwork = \"10.61.{i}.0/24\"\n\n")
-        })
-        .collect();
-    format!(
-        r#"
-[drill]
-slug = "game-test"
-name = "Twenty-tick game"
-duration = "20m"
-tick = "60s"
-checker_timeout = "5s"
-flag_lifetime = 5
-secret = "{SECRET}"
-
-{teams}
-[[service]]
-slug = "kv"
-name = "Key-value registry"
-image = "kv:latest"
-ports = [7000]
-checker = "{kv_checker}"
-
-[[service]]
-slug = "notes"
-name = "Notes (its checker has a bug at ticks 12 and 15)"
-image = "kv:latest"
-ports = [7000]
-checker = "{notes_checker}"
-"#
-    )
+fn scenario(kv_checker: &str, notes_checker: &str) -> Scenario {
+    let teams = (1..=4).map(|i| team(i, &format!("team{i}")).network(&format!("10.61.{i}.0/24")));
+    let scenario = ScenarioBuilder::new("game-test").duration("20m").checker_timeout("5s").secret(SECRET);
+    teams
+        .fold(scenario, ScenarioBuilder::team)
+        .service(service("kv").image("kv:latest").ports(&[7000]).checker(kv_checker))
+        .service(
+            service("notes")
+                .name(NOTES_NAME, NOTES_NAME)
+                .image("kv:latest")
+                .ports(&[7000])
+                .checker(notes_checker),
+        )
+        .build()
 }
 
 fn start() -> DateTime<Utc> {
@@ -84,8 +69,7 @@ fn expected(tick: u32, team: u16, service: ServiceId) -> Verdict {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let text = scenario_text(components::GOOD, components::FLAKY);
-    let scenario: Arc<Scenario> = Arc::new(scenario::parse(&text, Path::new("game.toml"), &AssumeEverythingExists)?);
+    let scenario = Arc::new(scenario(components::GOOD, components::FLAKY));
 
     // One real process per team × service.
     let program = PathBuf::from(env!("CARGO_BIN_EXE_gongfang-kv-service"));
@@ -109,11 +93,11 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     let runner = SandboxRunner::load(&sandbox, &scenario)?;
     let exploit = sandbox.load(components::GOOD)?;
 
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("game.db").display());
-    let store = Store::connect_and_migrate(&url).await?;
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
     store.sync_scenario(&scenario).await?;
     let (events, _) = broadcast::channel(4096);
-    let mut cfg = EngineConfig::new(scenario.clone(), SECRET.as_bytes().to_vec(), start());
+    let mut cfg = EngineConfig::new(scenario.clone(), Secret::new(SECRET.as_bytes().to_vec()), start());
     cfg.max_concurrency = 16;
     let mut engine =
         Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await?;
@@ -143,7 +127,7 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
                 let target = services[&(2, KV)].addr();
                 let ctx = ActionCtx { team: TeamId(2), tick, seed: u64::from(t) };
                 let got = exploit
-                    .exploit(&gongfang_sandbox::Target::from_addr(target), &ctx, StoreIdx(0), &hint.flag_id)
+                    .exploit(&Target::from_addr(target), &ctx, StoreIdx(0), &hint.flag_id)
                     .await;
                 for flag in got.flags {
                     let info = codec.parse(&flag)?;

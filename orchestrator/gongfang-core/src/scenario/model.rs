@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::ids::{ServiceId, TeamId};
+use crate::secret::Secret;
 
 /// A whole drill: who plays, what is attacked, how time and points work.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,45 +51,23 @@ pub struct Names {
 }
 
 /// Where the scenario's secret comes from. Inline secrets are for demos only.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
-    Inline(String),
+    Inline(Secret),
     Env(String),
     File(PathBuf),
 }
 
-impl std::fmt::Debug for SecretSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
-            SecretSource::Env(name) => f.debug_tuple("Env").field(name).finish(),
-            SecretSource::File(path) => f.debug_tuple("File").field(path).finish(),
-        }
-    }
-}
-
-/// How points are computed from captures, losses and SLA.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScoringFormula {
-    /// FAUST CTF's formula (the default).
-    Faust,
-    /// ForcAD's Elo-like formula.
-    Forcad,
-    /// saarCTF's formula.
-    Saarctf,
-}
-
-impl ScoringFormula {
-    pub const NAMES: [&'static str; 3] = ["faust", "forcad", "saarctf"];
-
-    pub fn from_name(name: &str) -> Option<ScoringFormula> {
-        match name {
-            "faust" => Some(ScoringFormula::Faust),
-            "forcad" => Some(ScoringFormula::Forcad),
-            "saarctf" => Some(ScoringFormula::Saarctf),
-            _ => None,
-        }
+crate::named_enum! {
+    /// How points are computed from captures, losses and SLA.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ScoringFormula {
+        /// FAUST CTF's formula (the default).
+        Faust = "faust",
+        /// ForcAD's Elo-like formula.
+        Forcad = "forcad",
+        /// saarCTF's formula.
+        Saarctf = "saarctf",
     }
 }
 
@@ -103,40 +82,31 @@ pub struct Submission {
     pub max_connections: u32,
 }
 
-/// How a TCP submission connection is attributed to a team.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Identify {
-    /// By the source address, matched against the teams' networks.
-    Address,
-    /// By a token line sent before the flags.
-    Token,
+crate::named_enum! {
+    /// How a TCP submission connection is attributed to a team.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Identify {
+        /// By the source address, matched against the teams' networks.
+        Address = "address",
+        /// By a token line sent before the flags.
+        Token = "token",
+    }
 }
 
-/// What a team does in the drill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Red team: attacks, has no services of its own.
-    Attacker,
-    /// Blue team: defends its services, submits no flags.
-    Defender,
-    /// Symmetric attack-defence: both.
-    Both,
+crate::named_enum! {
+    /// What a team does in the drill.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum Role {
+        /// Red team: attacks, has no services of its own.
+        Attacker = "attacker",
+        /// Blue team: defends its services, submits no flags.
+        Defender = "defender",
+        /// Symmetric attack-defence: both.
+        Both = "both",
+    }
 }
 
 impl Role {
-    pub const NAMES: [&'static str; 3] = ["attacker", "defender", "both"];
-
-    pub fn from_name(name: &str) -> Option<Role> {
-        match name {
-            "attacker" => Some(Role::Attacker),
-            "defender" => Some(Role::Defender),
-            "both" => Some(Role::Both),
-            _ => None,
-        }
-    }
-
     /// Whether the team has service instances (and so flags of its own).
     pub fn defends(self) -> bool {
         matches!(self, Role::Defender | Role::Both)
@@ -145,14 +115,6 @@ impl Role {
     /// Whether the team may submit flags.
     pub fn attacks(self) -> bool {
         matches!(self, Role::Attacker | Role::Both)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Attacker => "attacker",
-            Role::Defender => "defender",
-            Role::Both => "both",
-        }
     }
 }
 
@@ -255,34 +217,16 @@ impl Default for ReportRules {
     }
 }
 
-/// How ruled-valid report points combine with flag points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ReportScoring {
-    /// The drill's flag formula in full (attack, defence and SLA) plus weighted report points:
-    /// a symmetric attack-defence drill where reports are a bonus.
-    Formula,
-    /// Reports plus captures: weighted report points plus the formula's attack and defence
-    /// (flags captured and lost), without SLA. A red-team / blue-team drill.
-    RedBlue,
-}
-
-impl ReportScoring {
-    pub const NAMES: [&'static str; 2] = ["formula", "red-blue"];
-
-    pub fn from_name(name: &str) -> Option<ReportScoring> {
-        match name {
-            "formula" => Some(ReportScoring::Formula),
-            "red-blue" => Some(ReportScoring::RedBlue),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportScoring::Formula => "formula",
-            ReportScoring::RedBlue => "red-blue",
-        }
+crate::named_enum! {
+    /// How ruled-valid report points combine with flag points.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum ReportScoring {
+        /// The drill's flag formula in full (attack, defence and SLA) plus weighted report
+        /// points: a symmetric attack-defence drill where reports are a bonus.
+        Formula = "formula",
+        /// Reports plus captures: weighted report points plus the formula's attack and defence
+        /// (flags captured and lost), without SLA. A red-team / blue-team drill.
+        RedBlue = "red-blue",
     }
 }
 

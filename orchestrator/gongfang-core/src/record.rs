@@ -1,0 +1,65 @@
+//! The game's records: what the engine and the submission servers write and the scoreboard,
+//! the judges and the scoring read. Plain data; the store keeps them.
+
+use chrono::{DateTime, Utc};
+
+use crate::action::Action;
+use crate::ids::{ServiceId, StoreIdx, TeamId, Tick};
+use crate::verdict::Verdict;
+
+/// A flag the checker planted in a team's service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlantedFlag {
+    pub tick: Tick,
+    pub team: TeamId,
+    pub service: ServiceId,
+    pub store: StoreIdx,
+    pub flag: String,
+    /// The public hint attackers get (a user name, a document id, ...).
+    pub flag_id: Option<String>,
+    /// The checker's private state, handed back to `get`.
+    pub state: Option<Vec<u8>>,
+    pub planted_at: DateTime<Utc>,
+}
+
+/// One checker action's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    pub tick: Tick,
+    pub team: TeamId,
+    pub service: ServiceId,
+    pub action: Action,
+    /// The flag store acted on (`put` and `get`).
+    pub store: Option<StoreIdx>,
+    pub verdict: Verdict,
+    /// Shown to the team.
+    pub message: String,
+    /// Shown to organisers only.
+    pub log: String,
+    pub duration_ms: u64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A validated flag submission, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSubmission {
+    pub attacker: TeamId,
+    pub flag: String,
+    pub victim: TeamId,
+    pub service: ServiceId,
+    pub store: StoreIdx,
+    pub tick_planted: Tick,
+    pub tick_submitted: Tick,
+    pub submitted_at: DateTime<Utc>,
+}
+
+/// One team's points in one tick.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreRow {
+    pub tick: Tick,
+    pub team: TeamId,
+    pub attack: f64,
+    pub defence: f64,
+    pub sla: f64,
+    pub total: f64,
+}
