@@ -8,17 +8,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, ensure};
+use gongfang_core::Action;
+use gongfang_core::CheckResult;
+use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
 use gongfang_core::report::{ReportKind, RulingStage};
 use gongfang_core::scoring::{ScoredService, ScoredTeam, Standings, TickEvents, recompute_standings};
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
-use gongfang_store::{CheckAction, CheckResult, NewSubmission};
+use gongfang_test_support::http::{Response, read_response};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use common::*;
 
-backend_tests!(
+gongfang_test_support::backend_tests!(
+    setup = common::spawn;
     lifecycle_filed_ruled_appealed_final,
     teams_see_only_their_own_and_cannot_rule,
     the_queue_suggests_matches_from_the_records,
@@ -56,18 +60,18 @@ fn defence(traced: Option<&str>, from: i64, to: i64) -> Value {
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 
-async fn file(app: &App, team: TeamId, report: &Value) -> Resp {
+async fn file(app: &App, team: TeamId, report: &Value) -> Response {
     let auth = team_auth(app, team);
     app.request("POST", "/api/reports", &[(auth.0, &auth.1), JSON], report.to_string().as_bytes()).await
 }
 
-async fn rule(app: &App, judge: (&str, &str), id: i64, stage: &str, decision: Value) -> Resp {
+async fn rule(app: &App, judge: (&str, &str), id: i64, stage: &str, decision: Value) -> Response {
     let auth = basic(judge.0, judge.1);
     let path = format!("/api/judge/reports/{id}/{stage}");
     app.request("POST", &path, &[(auth.0, &auth.1), JSON], decision.to_string().as_bytes()).await
 }
 
-async fn get_as(app: &App, team: TeamId, path: &str) -> Resp {
+async fn get_as(app: &App, team: TeamId, path: &str) -> Response {
     let auth = team_auth(app, team);
     app.request("GET", path, &[(auth.0, &auth.1)], b"").await
 }
@@ -95,7 +99,7 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
     app.store.open_tick(Tick(30), at(60)).await?;
     let filed = file(&app, RED_FIRM, &attack("moda", 30, 40)).await;
     ensure!(filed.status == 201, "{}", filed.text());
-    let r = filed.json();
+    let r = filed.json()?;
     let id = r["id"].as_i64().context("no id")?;
     ensure!(r["status"] == "pending" && r["points"] == 0 && r["can_appeal"] == false, "{r}");
     ensure!(r["target_team"] == "moda" && r["attack_id"] == "T1078.001" && r["team"] == "red-firm", "{r}");
@@ -105,7 +109,7 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
     let ruled =
         rule(&app, ANA, id, "ruling", json!({ "valid": true, "points": 40, "reason": "confirmed on the box" })).await;
     ensure!(ruled.status == 200, "{}", ruled.text());
-    ensure!(ruled.json()["rulings"][0]["judge"] == "ana", "judges see who ruled");
+    ensure!(ruled.json()?["rulings"][0]["judge"] == "ana", "judges see who ruled");
     let event = app.events.try_recv()?;
     ensure!(
         event
@@ -123,7 +127,7 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
     // red-blue, weight 1: report points count one for one.
     ensure!(total(&board(&app).await?, RED_FIRM) == 40.0);
 
-    let seen = get_as(&app, RED_FIRM, &format!("/api/reports/{id}")).await.json();
+    let seen = get_as(&app, RED_FIRM, &format!("/api/reports/{id}")).await.json()?;
     ensure!(seen["status"] == "ruled" && seen["points"] == 40 && seen["can_appeal"] == true, "{seen}");
     ensure!(seen["rulings"][0].get("judge").is_none(), "teams do not see the judge's name: {seen}");
     ensure!(seen["rulings"][0]["reason"] == "confirmed on the box");
@@ -139,18 +143,18 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
             br#"{"reason": "root shell too, see pcap"}"#,
         )
         .await;
-    ensure!(appealed.status == 200 && appealed.json()["status"] == "appealed", "{}", appealed.text());
+    ensure!(appealed.status == 200 && appealed.json()?["status"] == "appealed", "{}", appealed.text());
     let again = rule(&app, ANA, id, "appeal-ruling", json!({ "valid": true, "points": 90 })).await;
     ensure!(again.status == 409 && again.code() == "same_judge", "{}", again.text());
     let over = rule(&app, BO, id, "appeal-ruling", json!({ "valid": true, "points": 101 })).await;
     ensure!(over.status == 422 && over.code() == "points_above_max", "{}", over.text());
-    ensure!(over.json()["error"]["message"].as_str().unwrap().contains("at most 100"), "{}", over.text());
+    ensure!(over.json()?["error"]["message"].as_str().unwrap().contains("at most 100"), "{}", over.text());
 
     app.set_now(at(110));
     let fin =
         rule(&app, BO, id, "appeal-ruling", json!({ "valid": true, "points": 100, "reason": "root confirmed" })).await;
     ensure!(fin.status == 200, "{}", fin.text());
-    ensure!(fin.json()["status"] == "final" && fin.json()["points"] == 100, "{}", fin.text());
+    ensure!(fin.json()?["status"] == "final" && fin.json()?["points"] == 100, "{}", fin.text());
     let event = app.events.try_recv()?;
     ensure!(matches!(event, GameEvent::ReportRuled { stage: RulingStage::Appeal, points: 100, .. }), "{event:?}");
     ensure!(total(&board(&app).await?, RED_FIRM) == 100.0, "the appeal ruling replaced the first");
@@ -162,7 +166,7 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
     // A blue team's defence report, ruled and never appealed: final once the window closes.
     let filed = file(&app, MODA, &defence(Some("red-firm"), 30, 50)).await;
     ensure!(filed.status == 201, "{}", filed.text());
-    let did = filed.json()["id"].as_i64().unwrap();
+    let did = filed.json()?["id"].as_i64().unwrap();
     let over = rule(&app, ANA, did, "ruling", json!({ "valid": true, "points": 61 })).await;
     ensure!(over.code() == "points_above_max", "defence reports are worth at most 60: {}", over.text());
     let ok = rule(&app, ANA, did, "ruling", json!({ "valid": true, "points": 60 })).await;
@@ -170,7 +174,7 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
     let b = board(&app).await?;
     ensure!((total(&b, RED_FIRM), total(&b, MODA), total(&b, MOI)) == (100.0, 60.0, 0.0));
     app.set_now(at(110 + 121));
-    let late = get_as(&app, MODA, &format!("/api/reports/{did}")).await.json();
+    let late = get_as(&app, MODA, &format!("/api/reports/{did}")).await.json()?;
     ensure!(late["status"] == "final" && late["can_appeal"] == false, "{late}");
     let auth = team_auth(&app, MODA);
     let closed = app
@@ -202,7 +206,7 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
     let auth = team_auth(&app, RED_FIRM);
     let filed = app.request("POST", "/api/reports", &[(auth.0, &auth.1), ("Content-Type", &ct)], &body).await;
     ensure!(filed.status == 201, "{}", filed.text());
-    let r = filed.json();
+    let r = filed.json()?;
     let id = r["id"].as_i64().unwrap();
     let evidence_url = r["evidence"][0]["url"].as_str().context("no evidence url")?.to_owned();
 
@@ -212,7 +216,7 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
     ensure!(!other.text().contains("admin"), "a refusal leaks nothing");
     let file = get_as(&app, RED_ACADEMY, &evidence_url).await;
     ensure!(file.status == 403 && file.code() == "not_your_report", "{}", file.text());
-    ensure!(get_as(&app, RED_ACADEMY, "/api/reports").await.json() == json!([]));
+    ensure!(get_as(&app, RED_ACADEMY, "/api/reports").await.json()? == json!([]));
     ensure!(get_as(&app, MOI, &format!("/api/reports/{id}")).await.status == 403, "not even the target");
     ensure!(get_as(&app, RED_FIRM, &evidence_url).await.status == 200, "the filer reads its evidence");
     ensure!(get_as(&app, RED_FIRM, "/api/reports/999999").await.status == 404);
@@ -279,7 +283,7 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
         tick: Tick(tick),
         team: MOI,
         service: ServiceId(1),
-        action: CheckAction::Check,
+        action: Action::Check,
         store: None,
         verdict,
         message: if verdict == Verdict::Ok { String::new() } else { "connection refused".into() },
@@ -299,14 +303,14 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
         ] {
             let r = file(&app, team, &report).await;
             ensure!(r.status == 201, "{}", r.text());
-            ids.push(r.json()["id"].as_i64().unwrap());
+            ids.push(r.json()?["id"].as_i64().unwrap());
         }
         ids
     };
     let judge = basic(BO.0, BO.1);
     let queue = app.request("GET", "/api/judge/queue", &[(judge.0, &judge.1)], b"").await;
     ensure!(queue.status == 200, "{}", queue.text());
-    let queue = queue.json();
+    let queue = queue.json()?;
     let entry = |id: i64| queue.as_array().unwrap().iter().find(|e| e["report"]["id"] == id).cloned().unwrap();
 
     let hit = entry(ids[0]);
@@ -345,7 +349,8 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
     ensure!(blue["context"]["logs"] == json!([]), "no log source configured: {blue}");
 
     // One report on its own, with the same context.
-    let one = app.request("GET", &format!("/api/judge/reports/{}", ids[0]), &[(judge.0, &judge.1)], b"").await.json();
+    let one =
+        app.request("GET", &format!("/api/judge/reports/{}", ids[0]), &[(judge.0, &judge.1)], b"").await.json()?;
     ensure!(one["context"]["suggestion"]["strength"] == "strong", "{one}");
     app.stop().await;
     Ok(())
@@ -373,9 +378,9 @@ async fn bad_input_is_refused_and_nothing_is_stored(app: App) -> anyhow::Result<
     );
     stream.write_all(head.as_bytes()).await?;
     stream.write_all(&[b'x'; 4096]).await?;
-    let big = read_response(&mut stream).await;
+    let big = read_response(&mut stream).await?;
     ensure!(big.status == 413 && big.code() == "too_large", "{}", big.text());
-    ensure!(big.json()["error"]["message"].as_str().unwrap().contains(&limit.to_string()), "{}", big.text());
+    ensure!(big.json()?["error"]["message"].as_str().unwrap().contains(&limit.to_string()), "{}", big.text());
 
     // 100 MB streamed without a length: cut off once the evidence passes the limit.
     let sent = Arc::new(AtomicU64::new(0));
@@ -447,13 +452,9 @@ async fn bad_input_is_refused_and_nothing_is_stored(app: App) -> anyhow::Result<
     ensure!(fake.status == 415 && fake.code() == "evidence_mismatch", "{}", fake.text());
 
     // Rule breaks: each a 422 naming the field and the problem.
-    let problem = |r: &Resp| {
-        (
-            r.status,
-            r.code(),
-            r.json()["error"]["problems"][0]["field"].clone(),
-            r.json()["error"]["problems"][0]["code"].clone(),
-        )
+    let problem = |r: &Response| {
+        let first = &r.json().unwrap_or_default()["error"]["problems"][0];
+        (r.status, r.code(), first["field"].clone(), first["code"].clone())
     };
     let future = file(&app, RED_FIRM, &attack("moda", 50, 120)).await;
     ensure!(
@@ -507,7 +508,7 @@ async fn evidence_files_round_trip_and_judges_log_in(app: App) -> anyhow::Result
     let auth = team_auth(&app, NHI);
     let filed = app.request("POST", "/api/reports", &[(auth.0, &auth.1), ("Content-Type", &ct)], &body).await;
     ensure!(filed.status == 201, "{}", filed.text());
-    let r = filed.json();
+    let r = filed.json()?;
     let files = r["evidence"].as_array().unwrap();
     ensure!(files.len() == 2 && files[0]["file_name"] == "firewall.png" && files[0]["size"] == png.len(), "{r}");
     ensure!(files[1]["content_type"] == "text/plain", "{r}");
@@ -524,12 +525,12 @@ async fn evidence_files_round_trip_and_judges_log_in(app: App) -> anyhow::Result
         .request("POST", "/api/judge/login", &[JSON], json!({ "name": BO.0, "password": BO.1 }).to_string().as_bytes())
         .await;
     ensure!(login.status == 200, "{}", login.text());
-    let token = login.json()["token"].as_str().unwrap().to_owned();
+    let token = login.json()?["token"].as_str().unwrap().to_owned();
     let bearer = ("Authorization", format!("Bearer {token}"));
     let queue = app.request("GET", "/api/judge/queue", &[(bearer.0, &bearer.1)], b"").await;
-    ensure!(queue.status == 200 && queue.json().as_array().unwrap().len() == 1, "{}", queue.text());
+    ensure!(queue.status == 200 && queue.json()?.as_array().unwrap().len() == 1, "{}", queue.text());
     let all = app.request("GET", "/api/judge/reports?status=pending", &[(bearer.0, &bearer.1)], b"").await;
-    ensure!(all.json().as_array().unwrap().len() == 1, "{}", all.text());
+    ensure!(all.json()?.as_array().unwrap().len() == 1, "{}", all.text());
     let bad = app.request("GET", "/api/judge/reports?status=lost", &[(bearer.0, &bearer.1)], b"").await;
     ensure!(bad.status == 400, "{}", bad.text());
     let wrong = app

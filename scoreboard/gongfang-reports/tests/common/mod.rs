@@ -1,29 +1,23 @@
-//! Test harness: the real store (a SQLite file, or a fresh PostgreSQL database when
-//! `GONGFANG_TEST_POSTGRES_URL` is set), migrations, the red/blue example scenario synced,
-//! tokens issued, two judges, and the report routes served on 127.0.0.1:0. Requests go over
-//! real TCP with a small HTTP/1.1 client.
+//! The report routes for tests: on a test's database (`gongfang-test-support`), the red/blue
+//! example scenario synced, tokens issued, two judges, and the routes served on 127.0.0.1:0.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, TimeZone, Utc};
+use gongfang_core::AccountRole;
 use gongfang_core::TeamId;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{self, Scenario};
 use gongfang_reports::{Now, ReportsState};
-use gongfang_store::{AccountRole, DrillState, Store};
-use rand::Rng;
-use sea_orm::ConnectionTrait;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use gongfang_store::{DrillState, Store};
+use gongfang_test_support::TestDb;
+use gongfang_test_support::http::Response;
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
-
-pub const POSTGRES_URL_VAR: &str = "GONGFANG_TEST_POSTGRES_URL";
-pub const REQUIRE_POSTGRES_VAR: &str = "GONGFANG_REQUIRE_POSTGRES";
 
 pub const RED_FIRM: TeamId = TeamId(1);
 pub const RED_ACADEMY: TeamId = TeamId(2);
@@ -69,6 +63,7 @@ pub struct App {
     pub events: broadcast::Receiver<GameEvent>,
     pub tokens: HashMap<TeamId, String>,
     stop: Option<oneshot::Sender<()>>,
+    _db: TestDb,
 }
 
 impl App {
@@ -80,8 +75,10 @@ impl App {
         *self.clock.0.lock().unwrap() = t;
     }
 
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-        request(self.addr, method, path, headers, body).await
+    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        gongfang_test_support::http::request(self.addr, method, path, headers, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     pub async fn stop(mut self) {
@@ -91,9 +88,9 @@ impl App {
     }
 }
 
-/// Starts the routes over `url`'s database with the red/blue scenario.
-pub async fn spawn(url: &str) -> App {
-    let store = Store::connect_and_migrate(url).await.expect("open and migrate");
+/// Starts the routes over the test's database with the red/blue scenario.
+pub async fn spawn(db: TestDb) -> App {
+    let store = db.store.clone();
     let scenario = Arc::new(redblue());
     store.sync_scenario(&scenario).await.unwrap();
     let mut tokens = HashMap::new();
@@ -122,166 +119,7 @@ pub async fn spawn(url: &str) -> App {
             .await
             .unwrap();
     });
-    App { addr, store, scenario, clock, events, tokens, stop: Some(stop) }
-}
-
-/// Runs `body` against a fresh SQLite file.
-pub async fn with_sqlite<F, Fut>(body: F)
-where
-    F: FnOnce(App) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("drill.db").display());
-    let app = spawn(&url).await;
-    finish(tokio::spawn(body(app)).await);
-}
-
-/// Runs `body` against a database made for it on the PostgreSQL server, or skips.
-pub async fn with_postgres<F, Fut>(body: F)
-where
-    F: FnOnce(App) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-{
-    let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
-        if std::env::var(REQUIRE_POSTGRES_VAR).as_deref() == Ok("1") {
-            panic!("{POSTGRES_URL_VAR} is not set but {REQUIRE_POSTGRES_VAR}=1: PostgreSQL tests must run");
-        }
-        eprintln!("SKIPPED: PostgreSQL test; set {POSTGRES_URL_VAR}=postgres://USER@HOST:PORT/postgres to run it");
-        return;
-    };
-    let name = format!("gongfang_reports_{:016x}", rand::rng().random::<u64>());
-    let admin = sea_orm::Database::connect(admin_url.as_str()).await.unwrap();
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-    let app = spawn(&with_database(&admin_url, &name)).await;
-    let result = tokio::spawn(body(app)).await;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await.unwrap();
-    admin.close().await.ok();
-    finish(result);
-}
-
-fn finish(result: Result<anyhow::Result<()>, tokio::task::JoinError>) {
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("test failed: {e:#}"),
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(e) => panic!("test task failed: {e}"),
-    }
-}
-
-fn with_database(admin_url: &str, db: &str) -> String {
-    let (base, query) = admin_url.split_once('?').map_or((admin_url, None), |(b, q)| (b, Some(q)));
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{db}?{q}"),
-        None => format!("{base}/{db}"),
-    }
-}
-
-/// Generates `sqlite::NAME` and `postgres::NAME` tests running `async fn NAME(App)`.
-#[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        pub mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    $crate::common::with_sqlite(super::$name).await;
-                }
-            )*
-        }
-        pub mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    $crate::common::with_postgres(super::$name).await;
-                }
-            )*
-        }
-    };
-}
-
-/// A response.
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    /// The stable error code of an error response.
-    pub fn code(&self) -> String {
-        self.json()["error"]["code"].as_str().unwrap_or_default().to_owned()
-    }
-}
-
-/// One HTTP/1.1 request on a fresh connection.
-pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut head =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body).await.unwrap();
-    read_response(&mut stream).await
-}
-
-/// Reads one response (the connection is closed by the server after it).
-pub async fn read_response(stream: &mut TcpStream) -> Resp {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    let head_end = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = stream.read(&mut buf).await.expect("read response head");
-        assert!(n > 0, "connection closed before a response: {:?}", String::from_utf8_lossy(&raw));
-        raw.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&raw[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))).collect();
-    let mut body = raw[head_end + 4..].to_vec();
-    let length = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .map(|(_, v)| v.parse::<usize>().unwrap());
-    match length {
-        Some(n) => {
-            while body.len() < n {
-                let got = stream.read(&mut buf).await.expect("read response body");
-                assert!(got > 0, "connection closed inside the body");
-                body.extend_from_slice(&buf[..got]);
-            }
-            body.truncate(n);
-        }
-        None => {
-            stream.read_to_end(&mut body).await.ok();
-        }
-    }
-    Resp { status, headers, body }
+    App { addr, store, scenario, clock, events, tokens, stop: Some(stop), _db: db }
 }
 
 /// `X-Team-Token` of a team.
