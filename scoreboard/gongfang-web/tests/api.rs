@@ -5,9 +5,10 @@ mod common;
 
 use anyhow::Result;
 use common::*;
+use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
-use gongfang_store::NewSubmission;
+use gongfang_test_support::http::get;
 use gongfang_web::WebSettings;
 use serde_json::{Value, json};
 

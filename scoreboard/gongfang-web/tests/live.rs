@@ -11,6 +11,7 @@ use common::*;
 use futures::{SinkExt, StreamExt};
 use gongfang_core::event::GameEvent;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
+use gongfang_test_support::http::get;
 use gongfang_web::WebSettings;
 use serde_json::Value;
 use tokio::net::TcpStream;

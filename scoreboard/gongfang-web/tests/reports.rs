@@ -5,65 +5,55 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use common::*;
+use gongfang_core::AccountRole;
 use gongfang_core::event::GameEvent;
 use gongfang_core::report::{CheckedReport, Decision, ReportKind, RulingStage, TimeWindow};
-use gongfang_core::scenario::{AssumeEverythingExists, Scenario};
+use gongfang_core::scenario::Scenario;
 use gongfang_core::{ServiceId, TeamId};
-use gongfang_store::{Account, AccountRole, Store};
-use gongfang_web::{WebSettings, WebState};
+use gongfang_store::Account;
+use gongfang_test_support::http::get;
+use gongfang_web::WebSettings;
 use serde_json::Value;
-use tokio::net::TcpListener;
-use tokio::sync::{broadcast, oneshot, watch};
-use tokio::task::JoinHandle;
 
 /// The shared test game with reports worth 2.5 flag points each, on top of the full formula.
 fn with_reports(scoring: &str) -> Scenario {
-    let text = format!(
-        "{SCENARIO}\n[reports]\nattack_max_points = 50\ndefence_max_points = 40\nscoring = \"{scoring}\"\nreport_weight = 2.5\n"
-    );
-    let s = gongfang_core::scenario::parse(&text, Path::new("scenario.toml"), &AssumeEverythingExists)
-        .unwrap_or_else(|problems| panic!("test scenario is invalid: {problems:?}"));
+    let scoring = format!("{scoring:?}");
+    let s = drill()
+        .reports(&[
+            ("attack_max_points", "50"),
+            ("defence_max_points", "40"),
+            ("scoring", &scoring),
+            ("report_weight", "2.5"),
+        ])
+        .build();
     assert!(s.reports.enabled && s.reports.weight == 2.5, "{:?}", s.reports);
     s
 }
 
-/// A running scoreboard over `scenario` (the common `App` always runs the report-less one),
-/// filled with the common game, tick 2 running.
+/// A running scoreboard over `scenario` (the common `App` runs the report-less one), filled
+/// with the common game, tick 2 running.
 struct Board {
-    addr: SocketAddr,
-    store: Store,
-    events: broadcast::Sender<GameEvent>,
+    app: App,
     scenario: Arc<Scenario>,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<Result<(), gongfang_web::WebError>>,
-    _clock: watch::Sender<gongfang_web::DrillClock>,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Board {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.app
+    }
 }
 
 impl Board {
     async fn start(scenario: Scenario, settings: WebSettings) -> Result<Board> {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("db.sqlite").display());
-        let store = Store::connect_and_migrate(&url).await?;
         let scenario = Arc::new(scenario);
-        fill(&store, &scenario).await?;
-        let (events, _) = broadcast::channel(64);
-        let (clock, clock_rx) = watch::channel(clock_at(2));
-        let state = WebState::new(scenario.clone(), store.clone(), events.clone(), clock_rx, endpoints(), settings);
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(gongfang_web::serve(listener, state, async move {
-            let _ = stopped.await;
-        }));
-        Ok(Board { addr, store, events, scenario, stop, server, _clock: clock, _dir: dir })
+        Ok(Board { app: App::start_with(scenario.clone(), 64, settings).await?, scenario })
     }
 
     async fn scoreboard(&self) -> Result<Value> {
@@ -99,9 +89,7 @@ impl Board {
     }
 
     async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(());
-        tokio::time::timeout(WAIT, self.server).await.context("server did not stop")???;
-        Ok(())
+        self.app.stop().await
     }
 }
 

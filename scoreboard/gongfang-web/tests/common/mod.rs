@@ -1,87 +1,35 @@
-//! The harness every scoreboard test uses: a real store in a fresh SQLite file, filled with a
-//! two-tick game through the store's own methods, and the real server on a loopback port.
+//! What every scoreboard test starts from: a test's SQLite database (`gongfang-test-support`)
+//! filled with a two-tick game through the store's own methods, and the real server on a
+//! loopback port.
 // Each test file uses a part of it.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 use chrono::{DateTime, TimeZone, Utc};
+use gongfang_core::Action;
+use gongfang_core::CheckResult;
+use gongfang_core::NewSubmission;
+use gongfang_core::PlantedFlag;
+use gongfang_core::ScoreRow;
+use gongfang_core::clock::{DrillClock, Phase};
 use gongfang_core::event::GameEvent;
-use gongfang_core::scenario::{AssumeEverythingExists, Scenario};
+use gongfang_core::scenario::{Role, Scenario};
+use gongfang_core::scoring::TeamScore;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
-use gongfang_store::{CheckAction, CheckResult, NewSubmission, PlantedFlag, ScoreRow, Store};
-use gongfang_web::{ClockPhase, DrillClock, ServiceEndpoint, WebSettings, WebState};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use gongfang_store::Store;
+use gongfang_test_support::TestDb;
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
+use gongfang_web::{ServiceEndpoint, WebSettings, WebState};
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Longest any single wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(20);
-
-pub const SCENARIO: &str = r#"
-[drill]
-slug = "webtest"
-name = "Scoreboard Test Drill"
-name_zh = "計分板測試演練"
-duration = "8h"
-tick = "60s"
-checker_timeout = "15s"
-flag_lifetime = 3
-secret = "scoreboard-test-secret-not-for-drills"
-
-[[team]]
-id = 1
-slug = "moda"
-name = "Ministry of Digital Affairs"
-name_zh = "數位發展部"
-network = "10.60.1.0/24"
-
-[[team]]
-id = 2
-slug = "moi"
-name = "Ministry of the Interior"
-name_zh = "內政部"
-network = "10.60.2.0/24"
-
-[[team]]
-id = 3
-slug = "nop"
-name = "NOP Team"
-name_zh = "NOP 隊伍"
-role = "defender"
-network = "10.60.3.0/24"
-nop = true
-
-[[team]]
-id = 4
-slug = "red"
-name = "Red Team Security"
-name_zh = "紅隊資安"
-role = "attacker"
-network = "10.60.4.0/24"
-
-[[service]]
-slug = "opendata"
-name = "Open Data Portal"
-name_zh = "開放資料平臺"
-image = "gongfang/opendata:test"
-ports = [8080]
-checker = "opendata.wasm"
-flag_stores = 2
-
-[[service]]
-slug = "kv"
-name = "Key-Value Registry"
-name_zh = "鍵值登記系統"
-image = "gongfang/kv:test"
-ports = [7000, 7001]
-checker = "kv.wasm"
-"#;
 
 pub const MODA: TeamId = TeamId(1);
 pub const MOI: TeamId = TeamId(2);
@@ -91,9 +39,37 @@ pub const OPENDATA: ServiceId = ServiceId(1);
 pub const KV: ServiceId = ServiceId(2);
 pub const DEFENDERS: [TeamId; 3] = [MODA, MOI, NOP];
 
+/// Two ministries and the NOP team defending an open-data portal and a key-value registry,
+/// and a red team attacking them.
+pub fn drill() -> ScenarioBuilder {
+    ScenarioBuilder::new("webtest")
+        .name("Scoreboard Test Drill", "計分板測試演練")
+        .duration("8h")
+        .checker_timeout("15s")
+        .flag_lifetime(3)
+        .secret("scoreboard-test-secret-not-for-drills")
+        .team(team(1, "moda").name("Ministry of Digital Affairs", "數位發展部"))
+        .team(team(2, "moi").name("Ministry of the Interior", "內政部"))
+        .team(team(3, "nop").name("NOP Team", "NOP 隊伍").role(Role::Defender).nop())
+        .team(team(4, "red").name("Red Team Security", "紅隊資安").role(Role::Attacker))
+        .service(
+            service("opendata")
+                .name("Open Data Portal", "開放資料平臺")
+                .image("gongfang/opendata:test")
+                .checker("opendata.wasm")
+                .flag_stores(2),
+        )
+        .service(
+            service("kv")
+                .name("Key-Value Registry", "鍵值登記系統")
+                .image("gongfang/kv:test")
+                .ports(&[7000, 7001])
+                .checker("kv.wasm"),
+        )
+}
+
 pub fn scenario() -> Scenario {
-    gongfang_core::scenario::parse(SCENARIO, Path::new("scenario.toml"), &AssumeEverythingExists)
-        .unwrap_or_else(|problems| panic!("test scenario is invalid: {problems:?}"))
+    drill().build()
 }
 
 /// When tick 0 of the test drill starts.
@@ -108,7 +84,7 @@ pub fn at(seconds: i64) -> DateTime<Utc> {
 /// The clock as the engine would publish it while `tick` runs.
 pub fn clock_at(tick: u32) -> DrillClock {
     DrillClock {
-        phase: ClockPhase::Running,
+        phase: Phase::Running,
         tick: Some(Tick(tick)),
         tick_started_at: Some(at(60 * i64::from(tick))),
         tick_length: Duration::from_secs(60),
@@ -127,20 +103,13 @@ pub fn endpoints() -> Vec<ServiceEndpoint> {
     out
 }
 
-fn check(
-    tick: u32,
-    team: TeamId,
-    service: ServiceId,
-    action: CheckAction,
-    verdict: Verdict,
-    message: &str,
-) -> CheckResult {
+fn check(tick: u32, team: TeamId, service: ServiceId, action: Action, verdict: Verdict, message: &str) -> CheckResult {
     CheckResult {
         tick: Tick(tick),
         team,
         service,
         action,
-        store: (action != CheckAction::Check).then_some(StoreIdx(0)),
+        store: (action != Action::Check).then_some(StoreIdx(0)),
         verdict,
         message: message.to_owned(),
         log: format!("private log of {action} for team {team}"),
@@ -181,13 +150,11 @@ async fn plant(store: &Store, tick: u32) -> Result<()> {
 async fn checks(store: &Store, tick: u32, broken: &[(TeamId, ServiceId, Verdict, &str)]) -> Result<()> {
     for team in DEFENDERS {
         for service in [OPENDATA, KV] {
-            store.record_check(&check(tick, team, service, CheckAction::Put, Verdict::Ok, "")).await?;
-            store
-                .record_check(&check(tick, team, service, CheckAction::Check, Verdict::Ok, "all features work"))
-                .await?;
+            store.record_check(&check(tick, team, service, Action::Put, Verdict::Ok, "")).await?;
+            store.record_check(&check(tick, team, service, Action::Check, Verdict::Ok, "all features work")).await?;
             for (t, s, verdict, message) in broken {
                 if *t == team && *s == service {
-                    store.record_check(&check(tick, team, service, CheckAction::Get, *verdict, message)).await?;
+                    store.record_check(&check(tick, team, service, Action::Get, *verdict, message)).await?;
                 }
             }
         }
@@ -196,7 +163,7 @@ async fn checks(store: &Store, tick: u32, broken: &[(TeamId, ServiceId, Verdict,
 }
 
 fn score(tick: u32, team: TeamId, attack: f64, defence: f64, sla: f64) -> ScoreRow {
-    ScoreRow { tick: Tick(tick), team, attack, defence, sla, total: attack + defence + sla }
+    ScoreRow { tick: Tick(tick), team, score: TeamScore { attack, defence, sla, total: attack + defence + sla } }
 }
 
 fn capture(
@@ -272,7 +239,7 @@ pub async fn fill(store: &Store, scenario: &Scenario) -> Result<()> {
 
     store.open_tick(Tick(2), at(120)).await?;
     plant(store, 2).await?;
-    store.record_check(&check(2, MODA, KV, CheckAction::Check, Verdict::Mumble, "wrong answer to GET")).await?;
+    store.record_check(&check(2, MODA, KV, Action::Check, Verdict::Mumble, "wrong answer to GET")).await?;
     Ok(())
 }
 
@@ -302,16 +269,19 @@ pub struct App {
     pub clock: watch::Sender<DrillClock>,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: JoinHandle<Result<(), gongfang_web::WebError>>,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
 }
 
 impl App {
     /// A filled store, a broadcast channel of `capacity`, the clock at tick 2, and the server.
     pub async fn start(capacity: usize, settings: WebSettings) -> Result<App> {
-        let dir = tempfile::tempdir()?;
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("db.sqlite").display());
-        let store = Store::connect_and_migrate(&url).await?;
-        let scenario = Arc::new(scenario());
+        App::start_with(Arc::new(scenario()), capacity, settings).await
+    }
+
+    /// [`App::start`] with another scenario of the same teams and services.
+    pub async fn start_with(scenario: Arc<Scenario>, capacity: usize, settings: WebSettings) -> Result<App> {
+        let db = TestDb::sqlite().await;
+        let store = db.store.clone();
         fill(&store, &scenario).await?;
         let (events, _) = broadcast::channel(capacity);
         let (clock, clock_rx) = watch::channel(clock_at(2));
@@ -322,7 +292,7 @@ impl App {
         let server = tokio::spawn(gongfang_web::serve(listener, state, async move {
             let _ = stopped.await;
         }));
-        Ok(App { addr, store, events, clock, shutdown: Some(stop), server, _dir: dir })
+        Ok(App { addr, store, events, clock, shutdown: Some(stop), server, _db: db })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -340,70 +310,6 @@ impl App {
         }
         tokio::time::timeout(WAIT, &mut self.server).await.context("server did not stop")???;
         Ok(())
-    }
-}
-
-/// An HTTP answer, as far as these tests care.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_slice(&self.body).with_context(|| format!("not JSON: {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-/// A plain HTTP/1.1 GET over a fresh connection: the workspace has no HTTP client, and the
-/// point is to hit the real listening socket.
-pub async fn get(addr: SocketAddr, path: &str) -> Result<Answer> {
-    tokio::time::timeout(WAIT, async {
-        let mut stream = TcpStream::connect(addr).await?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        parse_answer(&raw)
-    })
-    .await
-    .context("HTTP request timed out")?
-}
-
-fn parse_answer(raw: &[u8]) -> Result<Answer> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("no end of headers")?;
-    let head = std::str::from_utf8(&raw[..split])?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().context("no status line")?;
-    let status: u16 = status_line.split(' ').nth(1).context("no status code")?.parse()?;
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).collect();
-    let mut body = raw[split + 4..].to_vec();
-    let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
-        body = dechunk(&body)?;
-    }
-    Ok(Answer { status, headers, body })
-}
-
-fn dechunk(mut raw: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = raw.windows(2).position(|w| w == b"\r\n").context("chunk size line")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&raw[..line_end])?.trim(), 16)?;
-        raw = &raw[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        ensure!(raw.len() >= size + 2, "truncated chunk");
-        out.extend_from_slice(&raw[..size]);
-        raw = &raw[size + 2..];
     }
 }
 
