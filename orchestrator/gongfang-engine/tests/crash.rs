@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use gongfang_core::NewSubmission;
 use gongfang_core::scenario::Scenario;
 use gongfang_core::{
     Action, ActionOutcome, CheckResult, FlagCodec, FlagInfo, PlantedFlag, Secret, ServiceId, StoreIdx, Target, TeamId,
@@ -21,7 +22,6 @@ use gongfang_core::{
 };
 use gongfang_engine::{ActionRequest, CheckerRunner, Engine, EngineConfig, ManualClock, Step, StepHook};
 use gongfang_store::Store;
-use gongfang_core::NewSubmission;
 use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use tokio::sync::broadcast;
 
