@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::action::Action;
 use crate::ids::{ServiceId, StoreIdx, TeamId, Tick};
+use crate::scoring::TeamScore;
 use crate::verdict::Verdict;
 
 /// A flag the checker planted in a team's service.
@@ -53,13 +54,10 @@ pub struct NewSubmission {
     pub submitted_at: DateTime<Utc>,
 }
 
-/// One team's points in one tick.
+/// One team's cumulative points after one tick, as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreRow {
     pub tick: Tick,
     pub team: TeamId,
-    pub attack: f64,
-    pub defence: f64,
-    pub sla: f64,
-    pub total: f64,
+    pub score: TeamScore,
 }

@@ -403,14 +403,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let rows: Vec<ScoreRow> = scores
             .teams
             .iter()
-            .map(|t| ScoreRow {
-                tick,
-                team: t.team,
-                attack: t.score.attack,
-                defence: t.score.defence,
-                sla: t.score.sla,
-                total: t.score.total,
-            })
+            .map(|t| ScoreRow { tick, team: t.team, score: t.score })
             .collect();
         // Scores are a function of the stored events, so writing them again after a crash
         // between these two steps stores the same numbers: closed and scored exactly once.

@@ -124,7 +124,7 @@ async fn verdicts_follow_the_service_tick_by_tick() {
     // older one (tick 4's or earlier, wiped): corrupt. By tick 8, all flags in the lifetime
     // were planted after the wipe.
     let scores = store.scores_for_tick(Tick(8)).await.unwrap();
-    let sla = |team| scores.iter().find(|r| r.team == TeamId(team)).unwrap().sla;
+    let sla = |team| scores.iter().find(|r| r.team == TeamId(team)).unwrap().score.sla;
     assert_eq!(sla(1), sla(2), "each team failed three of nine ticks");
     assert!(sla(1) > 0.0);
     assert_eq!(store.list_ticks().await.unwrap().iter().filter(|t| t.is_scored()).count(), 9);
@@ -172,7 +172,7 @@ async fn run_plays_the_whole_drill_in_simulated_time() {
     assert_eq!(scored.len(), 10, "a 10 minute drill of 60 s ticks has 10 ticks");
     assert!(scored.iter().all(|t| t.is_scored()));
     let last = store.scores_for_tick(Tick(9)).await.unwrap();
-    assert!(last.iter().all(|r| r.sla > 0.0 && r.attack == 0.0));
+    assert!(last.iter().all(|r| r.score.sla > 0.0 && r.score.attack == 0.0));
 }
 
 #[tokio::test]
@@ -211,8 +211,8 @@ async fn a_paused_drill_runs_no_checks_and_costs_no_sla() {
     assert_eq!(announced, [GameEvent::Paused, GameEvent::Resumed], "pause and resume announced once each");
     // Paused ticks count as `checker-error`, i.e. as ok for SLA: nobody lost anything.
     let scores = store.scores_for_tick(Tick(5)).await.unwrap();
-    let sla: Vec<f64> = scores.iter().map(|r| r.sla).collect();
+    let sla: Vec<f64> = scores.iter().map(|r| r.score.sla).collect();
     assert_eq!(sla[0], sla[1]);
-    let unpaused = store.scores_for_tick(Tick(1)).await.unwrap()[0].sla / 2.0;
+    let unpaused = store.scores_for_tick(Tick(1)).await.unwrap()[0].score.sla / 2.0;
     assert_eq!(sla[0], unpaused * 6.0, "six ticks of SLA, paused ones included");
 }

@@ -4,6 +4,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use gongfang_core::record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow};
+use gongfang_core::scoring::TeamScore;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -215,10 +216,7 @@ fn score_from_row(r: scores::Model) -> Result<ScoreRow> {
     Ok(ScoreRow {
         tick: Tick(de("scores", &key, "tick", r.tick)?),
         team: TeamId(de("scores", &key, "team", r.team)?),
-        attack: r.attack,
-        defence: r.defence,
-        sla: r.sla,
-        total: r.total,
+        score: TeamScore { attack: r.attack, defence: r.defence, sla: r.sla, total: r.total },
     })
 }
 
@@ -680,10 +678,10 @@ impl Store {
                 insert.values_panic([
                     tick_i32(r.tick).into(),
                     i32::from(r.team.0).into(),
-                    r.attack.into(),
-                    r.defence.into(),
-                    r.sla.into(),
-                    r.total.into(),
+                    r.score.attack.into(),
+                    r.score.defence.into(),
+                    r.score.sla.into(),
+                    r.score.total.into(),
                 ]);
             }
             insert.on_conflict(

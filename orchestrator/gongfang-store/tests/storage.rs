@@ -10,6 +10,7 @@ use gongfang_core::CheckResult;
 use gongfang_core::NewSubmission;
 use gongfang_core::PlantedFlag;
 use gongfang_core::ScoreRow;
+use gongfang_core::scoring::TeamScore;
 use gongfang_core::scenario::Role;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_store::{DrillState, Store, StoreError, SubmissionOutcome, TOKEN_LEN};
@@ -214,7 +215,11 @@ async fn submissions_concurrent_same_flag(db: TestDb) -> anyhow::Result<()> {
 }
 
 fn score(tick: u32, team: u16, attack: f64, defence: f64, sla: f64) -> ScoreRow {
-    ScoreRow { tick: Tick(tick), team: TeamId(team), attack, defence, sla, total: attack + defence + sla }
+    ScoreRow {
+        tick: Tick(tick),
+        team: TeamId(team),
+        score: TeamScore { attack, defence, sla, total: attack + defence + sla },
+    }
 }
 
 async fn scores_upsert_and_list(db: TestDb) -> anyhow::Result<()> {

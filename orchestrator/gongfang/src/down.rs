@@ -20,8 +20,8 @@ pub struct Args {
     #[arg(long, group = "which")]
     pub drill: Option<String>,
     /// `docker` (containers) or `swarm` (services).
-    #[arg(long, default_value = "docker", value_parser = ["docker", "swarm"])]
-    pub backend: String,
+    #[arg(long, default_value = "docker")]
+    pub backend: Backend,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -30,7 +30,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Some(path)) => scenario_file::load(path)?.drill.slug,
         (None, None) => unreachable!("clap requires one of --scenario and --drill"),
     };
-    let backend = Backend::from_name(&args.backend).expect("clap checked the name");
+    let backend = args.backend;
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let engine = Engine::connect(backend)?;

@@ -7,7 +7,8 @@ use gongfang_core::report::{CheckedReport, Decision, ReportKind, TimeWindow};
 use gongfang_core::{ServiceId, TeamId};
 use gongfang_reports::ReportsError;
 use gongfang_reports::commands::{add_judge, list_reports, show_report};
-use gongfang_store::{AccountRole, Store};
+use gongfang_core::AccountRole;
+use gongfang_store::Store;
 
 use common::{MODA, RED_FIRM, at, redblue};
 

@@ -204,12 +204,7 @@ pub(crate) async fn load(
         .iter()
         .map(|t| {
             let row = scores.get(&t.team.id);
-            let score = row.map_or(TeamScore::default(), |r| TeamScore {
-                attack: r.attack,
-                defence: r.defence,
-                sla: r.sla,
-                total: r.total,
-            });
+            let score = row.map_or(TeamScore::default(), |r| r.score);
             TeamTick { team: t.team.id, score, services: Vec::new() }
         })
         .collect();

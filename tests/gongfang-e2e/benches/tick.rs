@@ -8,20 +8,21 @@
 //! Run with `cargo bench -p gongfang-e2e --bench tick`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{TimeZone, Utc};
 use gongfang::checker_runner::SandboxRunner;
-use gongfang_core::scenario::{self, AssumeEverythingExists};
-use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
-use gongfang_engine::{Engine, EngineConfig, ManualClock, Target};
+use gongfang_core::scenario::Scenario;
+use gongfang_core::{Secret, ServiceId, Target, TeamId, Tick, Verdict};
+use gongfang_engine::{Engine, EngineConfig, ManualClock};
 use gongfang_sandbox::{Sandbox, SandboxConfig};
-use gongfang_store::Store;
 use gongfang_test_programs::{KvService, components};
+use gongfang_test_support::TestDb;
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use tokio::sync::broadcast;
 
 const TEAMS: u16 = 500;
@@ -29,29 +30,20 @@ const SERVICES: u8 = 10;
 const PYTHON_SAMPLE: usize = 200;
 const CONCURRENCY: usize = 64;
 
-fn scenario_text() -> String {
-    let mut s = String::from(
-        "[drill]\nslug = \"bench\"\nname = \"Tick benchmark\"\nduration = \"1h\"\ntick = \"60s\"\n\
-         checker_timeout = \"10s\"\nflag_lifetime = 5\nsecret = \"tick-benchmark-secret-0123456789\"\n\n",
-    );
+fn scenario() -> Scenario {
+    let mut scenario = ScenarioBuilder::new("bench").secret("tick-benchmark-secret-0123456789");
     for i in 1..=TEAMS {
         let (a, b) = (100 + i / 250, i % 250);
-        s.push_str(&format!(
-            "[[team]]\nid = {i}\nslug = \"t{i}\"\nname = \"Team {i}\"\nnetwork = \"10.{a}.{b}.0/24\"\n\n"
-        ));
+        scenario = scenario.team(team(i, &format!("t{i}")).network(&format!("10.{a}.{b}.0/24")));
     }
     for j in 1..=SERVICES {
-        s.push_str(&format!(
-            "[[service]]\nslug = \"s{j}\"\nname = \"Service {j}\"\nimage = \"kv:latest\"\nports = [7000]\nchecker = \"{}\"\n\n",
-            components::GOOD
-        ));
+        scenario = scenario.service(service(&format!("s{j}")).image("kv:latest").ports(&[7000]).checker(components::GOOD));
     }
-    s
+    scenario.build()
 }
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let dir = tempfile::tempdir()?;
     let (wasm_times, actions, stubs) = runtime.block_on(async {
         // One stub service per team × service, as in a drill: 5,000 listeners on loopback.
         let mut stubs = HashMap::new();
@@ -62,14 +54,14 @@ fn main() -> anyhow::Result<()> {
             }
         }
         let addrs: HashMap<(TeamId, ServiceId), SocketAddr> = stubs.iter().map(|(k, v)| (*k, v.addr())).collect();
-        let s = Arc::new(scenario::parse(&scenario_text(), Path::new("bench.toml"), &AssumeEverythingExists)?);
+        let s = Arc::new(scenario());
         let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: CONCURRENCY as u32, ..Default::default() })?;
         let runner = SandboxRunner::load(&sandbox, &s)?;
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("bench.db").display());
-        let store = Store::connect_and_migrate(&url).await?;
+        let db = TestDb::sqlite().await;
+        let store = db.store.clone();
         store.sync_scenario(&s).await?;
         let start = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
-        let mut cfg = EngineConfig::new(s.clone(), b"tick-benchmark-secret-0123456789".to_vec(), start);
+        let mut cfg = EngineConfig::new(s.clone(), Secret::new(b"tick-benchmark-secret-0123456789".to_vec()), start);
         cfg.max_concurrency = CONCURRENCY;
         let targets = move |team: TeamId, service: ServiceId| {
             addrs.get(&(team, service)).map(|a| Target { address: a.ip(), ports: vec![a.port()] })

@@ -454,7 +454,7 @@ async fn demo_drill() -> anyhow::Result<()> {
         let team =
             board["teams"].as_array().unwrap().iter().find(|t| t["id"] == row.team.0).context("team on the board")?;
         for (field, stored) in
-            [("attack", row.attack), ("defence", row.defence), ("sla", row.sla), ("total", row.total)]
+            [("attack", row.score.attack), ("defence", row.score.defence), ("sla", row.score.sla), ("total", row.score.total)]
         {
             let shown = team[field].as_f64().context("a number")?;
             ensure!((shown - stored).abs() < 1e-9, "team {} {field}: board {shown}, database {stored}", row.team.0);

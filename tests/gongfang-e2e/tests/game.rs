@@ -185,14 +185,14 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     // No SLA lost to the checker's bug: team 1, hit only by it, has the SLA of a perfect game.
     let last = store.scores_for_tick(Tick(TICKS - 1)).await?;
     let team1 = last.iter().find(|r| r.team == TeamId(1)).unwrap();
-    assert_eq!(team1.sla, perfect_sla(&scenario, TeamId(1))?, "checker errors cost team 1 SLA");
+    assert_eq!(team1.score.sla, perfect_sla(&scenario, TeamId(1))?, "checker errors cost team 1 SLA");
     for team in [2, 3, 4] {
         let row = last.iter().find(|r| r.team == TeamId(team)).unwrap();
-        assert!(row.sla < team1.sla, "team {team} lost SLA for its own faults");
+        assert!(row.score.sla < team1.score.sla, "team {team} lost SLA for its own faults");
     }
     // Team 1 gained attack points, team 2 lost defence points.
-    assert!(team1.attack > 0.0);
-    assert!(last.iter().find(|r| r.team == TeamId(2)).unwrap().defence < 0.0);
+    assert!(team1.score.attack > 0.0);
+    assert!(last.iter().find(|r| r.team == TeamId(2)).unwrap().score.defence < 0.0);
 
     // An audit: every stored score equals a recomputation from the stored events alone.
     let mut ticks = Vec::new();
@@ -231,7 +231,7 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     for tick in &recomputed {
         for t in &tick.teams {
             let row = stored.iter().find(|r| r.tick == tick.tick && r.team == t.team).expect("a stored row");
-            let got = (row.attack, row.defence, row.sla, row.total);
+            let got = (row.score.attack, row.score.defence, row.score.sla, row.score.total);
             let want = (t.score.attack, t.score.defence, t.score.sla, t.score.total);
             assert_eq!(got, want, "tick {} team {}: stored scores equal the recomputation", tick.tick.0, t.team.0);
         }
@@ -243,7 +243,7 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
         .map(|r| {
             format!(
                 "team {}: attack {:.4} defence {:.4} sla {:.4} total {:.4}",
-                r.team.0, r.attack, r.defence, r.sla, r.total
+                r.team.0, r.score.attack, r.score.defence, r.score.sla, r.score.total
             )
         })
         .collect();

@@ -166,14 +166,15 @@ pub struct Limits {
     pub pids: u32,
 }
 
-/// How defenders patch their service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PatchMode {
-    /// Teams get a shell in their own containers and patch live.
-    Vulnbox,
-    /// Teams upload a patched image or overlay, verified before deployment.
-    Submit,
+crate::named_enum! {
+    /// How defenders patch their service.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PatchMode {
+        /// Teams get a shell in their own containers and patch live.
+        Vulnbox = "vulnbox",
+        /// Teams upload a patched image or overlay, verified before deployment.
+        Submit = "submit",
+    }
 }
 
 /// Attack and defence reports: whether teams file them, what a valid one may earn, the time

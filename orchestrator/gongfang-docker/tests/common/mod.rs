@@ -116,7 +116,7 @@ pub fn scenario(drill: &str, teams: Vec<Team>, services: Vec<Service>) -> Scenar
             checker_timeout: Duration::from_secs(20),
             flag_lifetime: 5,
             flag_prefix: "GF".to_owned(),
-            secret: SecretSource::Inline("test-secret-of-sufficient-length".to_owned()),
+            secret: SecretSource::Inline("test-secret-of-sufficient-length".into()),
             scoring: ScoringFormula::Faust,
         },
         submission: Submission { identify: Identify::Address, rate_limit: None, max_connections: 16 },

@@ -9,6 +9,7 @@ use toml::de::DeValue;
 use super::units::parse_bytes;
 use super::{Tab, Walker};
 use crate::scenario::model::*;
+use crate::secret::Secret;
 
 impl Walker<'_, '_> {
     pub(super) fn flag_prefix(&mut self, t: &Tab<'_, '_>) -> Option<String> {
@@ -51,7 +52,7 @@ impl Walker<'_, '_> {
                         );
                         None
                     }
-                    "secret" => Some(SecretSource::Inline(s)),
+                    "secret" => Some(SecretSource::Inline(Secret::new(s))),
                     "secret_env" if !self.probe.env_var_set(&s) => {
                         self.c.error(
                             &v.span(),

@@ -55,8 +55,6 @@ pub(super) const REPORT_KEYS: &[&str] = &[
 ];
 /// Most points one report may be worth: generous, yet far from overflowing any sum.
 pub(super) const MAX_REPORT_POINTS: u32 = 1_000_000;
-pub(super) const IDENTIFY_NAMES: [&str; 2] = ["address", "token"];
-pub(super) const PATCH_MODE_NAMES: [&str; 2] = ["vulnbox", "submit"];
 
 impl Walker<'_, '_> {
     pub(super) fn drill(&mut self, t: &Tab<'_, '_>) -> Option<Drill> {
@@ -73,7 +71,7 @@ impl Walker<'_, '_> {
         let flag_prefix = self.flag_prefix(t);
         let secret = self.secret(t);
         let scoring = self
-            .choice(t, "scoring", &ScoringFormula::NAMES, Some("faust"))
+            .choice(t, "scoring", ScoringFormula::NAMES, Some("faust"))
             .map(|s| ScoringFormula::from_name(&s).expect("choice returns a listed name"));
 
         // How long: `duration`, or `end` after `start`.
@@ -160,14 +158,14 @@ impl Walker<'_, '_> {
 
     pub(super) fn submission(&mut self, t: &Tab<'_, '_>) -> Option<Submission> {
         self.unknown_keys(t, SUBMISSION_KEYS, "keys");
-        let identify = self.choice(t, "identify", &IDENTIFY_NAMES, Some("address"));
+        let identify = self.choice(t, "identify", Identify::NAMES, Some(Identify::Address.as_str()));
         let rate_limit = match t.get("rate_limit") {
             None => Some(None),
             Some(_) => self.int(t, "rate_limit", None, 1..=1_000_000).map(Some),
         };
         let max_connections = self.int(t, "max_connections", Some(16), 1..=10_000);
         Some(Submission {
-            identify: if identify? == "token" { Identify::Token } else { Identify::Address },
+            identify: Identify::from_name(&identify?).expect("listed"),
             rate_limit: rate_limit?,
             max_connections: max_connections?,
         })
@@ -179,7 +177,7 @@ impl Walker<'_, '_> {
         let slug = self.slug(t, "slug", true);
         let name = self.string(t, "name", true, "the team's display name, e.g. name = \"Ministry of Digital Affairs\"");
         let name_zh = self.string(t, "name_zh", false, "");
-        let role = self.choice(t, "role", &Role::NAMES, Some("both")).map(|r| Role::from_name(&r).expect("listed"));
+        let role = self.choice(t, "role", Role::NAMES, Some("both")).map(|r| Role::from_name(&r).expect("listed"));
         let network = self.network(t);
         let nop = self.boolean(t, "nop", false);
         if let (Some(Role::Attacker), Some(true)) = (role, nop) {
@@ -213,7 +211,7 @@ impl Walker<'_, '_> {
         let cpus = self.cpus(t);
         let memory = self.memory(t);
         let pids = self.int(t, "pids", Some(256), 16..=65_536);
-        let patch_mode = self.choice(t, "patch_mode", &PATCH_MODE_NAMES, Some("vulnbox"));
+        let patch_mode = self.choice(t, "patch_mode", PatchMode::NAMES, Some(PatchMode::Vulnbox.as_str()));
         let name = name.flatten()?;
         Some(Service {
             id: ServiceId(u8::try_from(index + 1).ok()?),
@@ -224,7 +222,7 @@ impl Walker<'_, '_> {
             checker: checker?,
             flag_stores: u8::try_from(flag_stores?).expect("range-checked"),
             limits: Limits { cpus: cpus?, memory_bytes: memory?, pids: pids? },
-            patch_mode: if patch_mode? == "submit" { PatchMode::Submit } else { PatchMode::Vulnbox },
+            patch_mode: PatchMode::from_name(&patch_mode?).expect("listed"),
         })
     }
 
@@ -236,7 +234,7 @@ impl Walker<'_, '_> {
         let attack_max = self.int(t, "attack_max_points", Some(d.attack_max_points), 0..=MAX_REPORT_POINTS);
         let defence_max = self.int(t, "defence_max_points", Some(d.defence_max_points), 0..=MAX_REPORT_POINTS);
         let scoring = self
-            .choice(t, "scoring", &ReportScoring::NAMES, Some(d.scoring.as_str()))
+            .choice(t, "scoring", ReportScoring::NAMES, Some(d.scoring.as_str()))
             .map(|s| ReportScoring::from_name(&s).expect("choice returns a listed name"));
         let weight = self.report_weight(t, d.weight);
         let max_window = self.duration(t, "max_window", Some(d.max_window));
