@@ -10,7 +10,9 @@ mod error;
 mod game;
 mod ops;
 pub mod reports;
+mod rows;
 mod secret;
+mod submission_insert;
 mod teams;
 
 use std::time::Duration;
@@ -21,9 +23,10 @@ use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, Transacti
 
 pub use databases::database_url;
 pub use error::{DatabaseError, Result, StoreError};
-pub use game::{FlagIdHint, StoredSubmission, SubmissionOutcome, TickRecord};
+pub use game::{FlagIdHint, StoredSubmission, TickRecord};
 pub use ops::{Account, Announcement, AuditEntry, DrillState};
 pub use secret::{TOKEN_LEN, generate_token};
+pub use submission_insert::SubmissionOutcome;
 pub use teams::{IssuedToken, SyncReport, TeamRecord};
 
 /// How long a SQLite writer waits for another writer's lock before giving up.

@@ -9,12 +9,12 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use gongfang_core::report::ReportStatus;
 use gongfang_core::report::{
     CheckedReport, Decision, ReportKind, RulingStage, TechniqueId, TimeWindow, check_appeal, check_decision,
 };
 use gongfang_core::scenario::ReportRules;
 use gongfang_core::scoring::Award;
-use gongfang_core::report::ReportStatus;
 use gongfang_core::{AccountRole, CheckResult, ServiceId, TeamId, Tick};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 
 use crate::entity::{audit_log, check_results, drill_state, submissions, ticks};
 use crate::error::{Result, StoreError, corrupt};
-use crate::game::{check_from_row, de, submission_from_row, tick_i32};
 use crate::ops::Account;
+use crate::rows::{check_from_row, de, submission_from_row, tick_i32};
 use crate::{Store, StoredSubmission};
 
 /// Entities of the report tables (`m20261122_000001_reports`). Private to this module.
