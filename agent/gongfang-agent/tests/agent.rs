@@ -9,7 +9,8 @@ use std::sync::Arc;
 use chrono::{Duration, Utc};
 use gongfang_core::scenario::{self, AssumeEverythingExists};
 use gongfang_reports::ReportsState;
-use gongfang_store::{DrillState, Store};
+use gongfang_store::DrillState;
+use gongfang_test_support::TestDb;
 use tokio::sync::broadcast;
 
 /// Runs the agent as `red-firm` against `server`.
@@ -33,8 +34,8 @@ fn text(b: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_red_team_files_a_report_with_evidence_and_lists_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store =
-        Store::connect_and_migrate(&format!("sqlite://{}?mode=rwc", dir.path().join("r.db").display())).await.unwrap();
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
     let s =
         Arc::new(scenario::parse(&std::fs::read_to_string(&path).unwrap(), &path, &AssumeEverythingExists).unwrap());

@@ -1,18 +1,18 @@
 //! Writers racing to store the same name: the ones that lose hear that the name is taken, as a
-//! caller can match on, never an opaque database failure.
+//! caller can match on, never an opaque database failure. SQLite and PostgreSQL.
 
 use anyhow::ensure;
 use gongfang_core::AccountRole;
-use gongfang_store::{Store, StoreError};
+use gongfang_store::StoreError;
+use gongfang_test_support::TestDb;
+
+gongfang_test_support::backend_tests!(concurrent_accounts_with_one_name);
 
 /// Accounts created at once under one name. Hashing the password leaves time between the
 /// check for the name and the insert, so several creations pass the check; the unique key
 /// decides, and every loser answers `AccountExists`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_accounts_with_one_name() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("drill.db").display());
-    let store = Store::connect_and_migrate(&url).await?;
+async fn concurrent_accounts_with_one_name(db: TestDb) -> anyhow::Result<()> {
+    let store = db.store.clone();
     let attempts: Vec<_> = (0..4)
         .map(|i| {
             let store = store.clone();

@@ -3,26 +3,27 @@
 
 mod common;
 
+use gongfang_core::AccountRole;
 use gongfang_core::report::{CheckedReport, Decision, ReportKind, TimeWindow};
 use gongfang_core::{ServiceId, TeamId};
 use gongfang_reports::ReportsError;
 use gongfang_reports::commands::{add_judge, list_reports, show_report};
-use gongfang_core::AccountRole;
 use gongfang_store::Store;
+use gongfang_test_support::TestDb;
 
 use common::{MODA, RED_FIRM, at, redblue};
 
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("drill.db").display());
-    let store = Store::connect_and_migrate(&url).await.unwrap();
-    store.sync_scenario(&redblue()).await.unwrap();
-    (dir, store)
+/// A test database with the red/blue drill synced, and a handle on its store.
+async fn store() -> (TestDb, Store) {
+    let db = TestDb::sqlite().await;
+    db.store.sync_scenario(&redblue()).await.unwrap();
+    let store = db.store.clone();
+    (db, store)
 }
 
 #[tokio::test]
 async fn judge_add_creates_an_audited_judge_that_can_log_in() {
-    let (_dir, store) = store().await;
+    let (_db, store) = store().await;
     let out = add_judge(&store, "ana", "correct horse battery", "olga").await.unwrap();
     assert!(out.contains("judge `ana` created"), "{out}");
     let judge = store.verify_account("ana", "correct horse battery").await.unwrap().expect("can log in");
@@ -39,7 +40,7 @@ async fn judge_add_creates_an_audited_judge_that_can_log_in() {
 
 #[tokio::test]
 async fn report_list_and_show() {
-    let (_dir, store) = store().await;
+    let (_db, store) = store().await;
     let s = redblue();
     let report = CheckedReport {
         kind: ReportKind::Attack,
