@@ -79,31 +79,3 @@ impl Drop for ServiceProcess {
         self.stop();
     }
 }
-
-/// One HTTP/1.1 request over a fresh connection (`Connection: close`): the status and the
-/// body. Enough for the platform's JSON endpoints, without an HTTP client crate.
-pub async fn http(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(addr)).await??;
-    let mut request =
-        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    stream.write_all(body).await?;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await??;
-    let text = String::from_utf8(raw)?;
-    let (head, body) = text.split_once("\r\n\r\n").with_context(|| format!("not an HTTP answer: {text:?}"))?;
-    let status =
-        head.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("no status in {head:?}"))?;
-    Ok((status, body.to_owned()))
-}

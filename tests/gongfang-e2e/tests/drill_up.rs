@@ -24,9 +24,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 use gongfang_core::Tick;
-use gongfang_e2e::http;
+use gongfang_core::scenario::Identify;
 use gongfang_store::Store;
 use gongfang_test_programs::components;
+use gongfang_test_support::http::request;
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -61,48 +63,33 @@ fn gongfang_binary() -> anyhow::Result<PathBuf> {
 }
 
 fn scenario(dir: &Path) -> anyhow::Result<PathBuf> {
-    let service = repo().join("challenges/opendata/service");
-    let teams: String = [
+    let teams = [
         (1, "moda", "Ministry of Digital Affairs"),
         (2, "moi", "Ministry of the Interior"),
         (3, "moenv", "Ministry of Environment"),
-    ]
-    .iter()
-    .map(|(id, slug, name)| {
-        format!("[[team]]\nid = {id}\nslug = \"{slug}\"\nname = \"{name}\"\nnetwork = \"10.83.{id}.0/24\"\n\n")
-    })
-    .collect();
-    let text = format!(
-        r#"[drill]
-slug = "{DRILL}"
-name = "End-to-end drill"
-duration = "30m"
-tick = "8s"
-checker_timeout = "3s"
-flag_lifetime = 5
-secret = "end-to-end-test-secret-0123456789"
-
-[submission]
-identify = "token"
-rate_limit = 100
-max_connections = 8
-
-{teams}
-[[service]]
-slug = "opendata"
-name = "Open Data Portal"
-build = "{}"
-ports = [8080]
-checker = "{}"
-flag_stores = 2
-cpus = 0.5
-memory = "256MiB"
-"#,
-        service.display(),
-        components::OPENDATA_CHECKER
-    );
+    ];
+    let drill = ScenarioBuilder::new(DRILL)
+        .name("End-to-end drill", "End-to-end drill")
+        .duration("30m")
+        .tick("8s")
+        .checker_timeout("3s")
+        .secret("end-to-end-test-secret-0123456789")
+        .submission(Identify::Token, Some(100), 8);
+    let drill = teams
+        .iter()
+        .fold(drill, |drill, (id, slug, name)| {
+            drill.team(team(*id, slug).name(name, name).network(&format!("10.83.{id}.0/24")))
+        })
+        .service(
+            service("opendata")
+                .name("Open Data Portal", "Open Data Portal")
+                .build_from(&repo().join("challenges/opendata/service"))
+                .checker(components::OPENDATA_CHECKER)
+                .flag_stores(2)
+                .limits(0.5, "256MiB"),
+        );
     let path = dir.join("scenario.toml");
-    std::fs::write(&path, text)?;
+    std::fs::write(&path, drill.toml())?;
     Ok(path)
 }
 
@@ -255,17 +242,17 @@ impl Drop for Teardown {
 }
 
 async fn get_json(web: &str, path: &str) -> anyhow::Result<Value> {
-    let (status, body) = http(web, "GET", path, &[], b"").await?;
-    ensure!(status == 200, "GET {path}: {status} {body}");
-    Ok(serde_json::from_str(&body)?)
+    let answer = request(web, "GET", path, &[], b"").await?;
+    ensure!(answer.status == 200, "GET {path}: {} {}", answer.status, answer.text());
+    answer.json()
 }
 
 async fn put_flags(web: &str, token: &str, flags: &[String]) -> anyhow::Result<Value> {
     let body = serde_json::to_vec(flags)?;
     let headers = [("X-Team-Token", token), ("Content-Type", "application/json")];
-    let (status, answer) = http(web, "PUT", "/flags", &headers, &body).await?;
-    ensure!(status == 200, "PUT /flags: {status} {answer}");
-    Ok(serde_json::from_str(&answer)?)
+    let answer = request(web, "PUT", "/flags", &headers, &body).await?;
+    ensure!(answer.status == 200, "PUT /flags: {} {}", answer.status, answer.text());
+    answer.json()
 }
 
 /// Polls `/api/scoreboard` until `done` holds.
@@ -453,9 +440,12 @@ async fn demo_drill() -> anyhow::Result<()> {
     for row in rows {
         let team =
             board["teams"].as_array().unwrap().iter().find(|t| t["id"] == row.team.0).context("team on the board")?;
-        for (field, stored) in
-            [("attack", row.score.attack), ("defence", row.score.defence), ("sla", row.score.sla), ("total", row.score.total)]
-        {
+        for (field, stored) in [
+            ("attack", row.score.attack),
+            ("defence", row.score.defence),
+            ("sla", row.score.sla),
+            ("total", row.score.total),
+        ] {
             let shown = team[field].as_f64().context("a number")?;
             ensure!((shown - stored).abs() < 1e-9, "team {} {field}: board {shown}, database {stored}", row.team.0);
         }
@@ -545,7 +535,7 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     let flags = exploit(&web, &up.printed.services[&11], 11, |f| !f.is_empty()).await?;
     let answers = put_flags(&web, &up.printed.tokens[&1], &flags[..1]).await?;
     ensure!(answers[0]["msg"].as_str().is_some_and(|m| m.contains("Accepted")), "red team's flag: {answers}");
-    let (status, body) = http(
+    let refused = request(
         &web,
         "PUT",
         "/flags",
@@ -553,6 +543,7 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
         serde_json::to_string(&flags[..1])?.as_bytes(),
     )
     .await?;
+    let (status, body) = (refused.status, refused.text());
     ensure!(
         status == 200 && !body.contains("Accepted") && body.contains("defend"),
         "a defender-only team's submission is refused, saying why: {status} {body}"
