@@ -414,23 +414,10 @@ async fn bad_input_is_refused_and_nothing_is_stored(app: App) -> anyhow::Result<
             counter.fetch_add(payload.len() as u64, Ordering::Relaxed);
         }
     });
-    let mut raw = Vec::new();
-    let streamed = {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 4096];
-        loop {
-            match rd.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => raw.extend_from_slice(&buf[..n]),
-            }
-            if raw.windows(4).any(|w| w == b"\r\n\r\n") && raw.ends_with(b"}") {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&raw).into_owned()
-    };
+    let streamed = read_response(&mut rd).await;
     writer.abort();
-    ensure!(streamed.starts_with("HTTP/1.1 413"), "{streamed}");
+    let streamed = streamed?;
+    ensure!(streamed.status == 413 && streamed.code() == "too_large", "{}", streamed.text());
     ensure!(sent.load(Ordering::Relaxed) < 100 << 20, "the server read the whole 100 MB");
 
     // Wrong content types: of the request, and of an evidence file.
