@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::action::Action;
 use crate::ids::{ServiceId, StoreIdx, TeamId, Tick};
-use crate::scoring::TeamScore;
+use crate::scoring::{Capture, TeamScore};
 use crate::verdict::Verdict;
 
 /// A flag the checker planted in a team's service.
@@ -41,16 +41,12 @@ pub struct CheckResult {
     pub recorded_at: DateTime<Utc>,
 }
 
-/// A validated flag submission, ready to store.
+/// A validated flag submission, ready to store: the capture it scores as, the flag itself and
+/// when it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSubmission {
-    pub attacker: TeamId,
+    pub capture: Capture,
     pub flag: String,
-    pub victim: TeamId,
-    pub service: ServiceId,
-    pub store: StoreIdx,
-    pub tick_planted: Tick,
-    pub tick_submitted: Tick,
     pub submitted_at: DateTime<Utc>,
 }
 

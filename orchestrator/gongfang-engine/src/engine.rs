@@ -10,7 +10,7 @@ use gongfang_core::event::GameEvent;
 use gongfang_core::plan::{PlanInput, PlannedAction, plan_tick, tick_at, tick_verdict};
 use gongfang_core::scenario::Scenario;
 use gongfang_core::scoring::{
-    Capture, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores,
+    ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores,
 };
 use gongfang_core::{
     Action, ActionCtx, ActionOutcome, CheckResult, CheckerFault, FlagCodec, FlagInfo, FlagRef, PlantedFlag, ScoreRow,
@@ -452,14 +452,7 @@ async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<(TickE
         .submissions_in_tick(tick)
         .await?
         .into_iter()
-        .map(|s| Capture {
-            attacker: s.submission.attacker,
-            victim: s.submission.victim,
-            service: s.submission.service,
-            store: s.submission.store,
-            planted: s.submission.tick_planted,
-            submitted: s.submission.tick_submitted,
-        })
+        .map(|s| s.submission.capture)
         .collect();
     Ok((TickEvents { tick, verdicts, captures }, judged))
 }

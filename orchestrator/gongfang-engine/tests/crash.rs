@@ -14,6 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use gongfang_core::scoring::Capture;
 use gongfang_core::NewSubmission;
 use gongfang_core::scenario::Scenario;
 use gongfang_core::{
@@ -83,16 +84,7 @@ impl CheckerRunner for Deterministic {
                 let rows: Vec<NewSubmission> = [2u16, 3]
                     .iter()
                     .filter(|&&attacker| attacker == 2 || tick.0.is_multiple_of(2))
-                    .map(|&attacker| NewSubmission {
-                        attacker: TeamId(attacker),
-                        flag: flag.clone(),
-                        victim: TeamId(1),
-                        service: ServiceId(1),
-                        store: StoreIdx(0),
-                        tick_planted: planted,
-                        tick_submitted: tick,
-                        submitted_at: start(),
-                    })
+                    .map(|&attacker| NewSubmission { capture: Capture { attacker: TeamId(attacker), victim: TeamId(1), service: ServiceId(1), store: StoreIdx(0), planted, submitted: tick }, flag: flag.clone(), submitted_at: start() })
                     .collect();
                 self.store.insert_submissions(&rows).await.expect("store the captures");
                 outcome

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use gongfang_core::record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow};
-use gongfang_core::scoring::TeamScore;
+use gongfang_core::scoring::{Capture, TeamScore};
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 
 use crate::entity::{check_results, flags, scores, submissions, ticks};
@@ -63,13 +63,15 @@ pub(crate) fn submission_from_row(r: submissions::Model) -> Result<StoredSubmiss
     Ok(StoredSubmission {
         id: i64::from(r.id),
         submission: NewSubmission {
-            attacker: TeamId(de("submissions", key, "attacker", r.attacker)?),
+            capture: Capture {
+                attacker: TeamId(de("submissions", key, "attacker", r.attacker)?),
+                victim: TeamId(de("submissions", key, "victim", r.victim)?),
+                service: ServiceId(de("submissions", key, "service", r.service)?),
+                store: StoreIdx(de("submissions", key, "store", r.store)?),
+                planted: Tick(de("submissions", key, "tick_planted", r.tick_planted)?),
+                submitted: Tick(de("submissions", key, "tick_submitted", r.tick_submitted)?),
+            },
             flag: r.flag,
-            victim: TeamId(de("submissions", key, "victim", r.victim)?),
-            service: ServiceId(de("submissions", key, "service", r.service)?),
-            store: StoreIdx(de("submissions", key, "store", r.store)?),
-            tick_planted: Tick(de("submissions", key, "tick_planted", r.tick_planted)?),
-            tick_submitted: Tick(de("submissions", key, "tick_submitted", r.tick_submitted)?),
             submitted_at: r.submitted_at,
         },
     })

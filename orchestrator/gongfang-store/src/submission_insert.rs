@@ -19,7 +19,7 @@ pub enum SubmissionOutcome {
 
 /// The unique key of a submission; batches are sorted by it.
 fn submission_key(s: &NewSubmission) -> (u16, &[u8]) {
-    (s.attacker.0, s.flag.as_bytes())
+    (s.capture.attacker.0, s.flag.as_bytes())
 }
 
 /// Rows per SQLite INSERT statement, at most: 8 bound values each, 8,192 in all, far under
@@ -70,13 +70,13 @@ fn bind_columns(
 ) -> sea_orm::sqlx::query::Query<'static, sea_orm::sqlx::Postgres, sea_orm::sqlx::postgres::PgArguments> {
     let column = |f: fn(&NewSubmission) -> i32| rows.iter().map(|s| f(s)).collect::<Vec<i32>>();
     sea_orm::sqlx::query(sql)
-        .bind(column(|s| i32::from(s.attacker.0)))
+        .bind(column(|s| i32::from(s.capture.attacker.0)))
         .bind(rows.iter().map(|s| s.flag.clone()).collect::<Vec<String>>())
-        .bind(column(|s| i32::from(s.victim.0)))
-        .bind(column(|s| i32::from(s.service.0)))
-        .bind(column(|s| i32::from(s.store.0)))
-        .bind(column(|s| tick_i32(s.tick_planted)))
-        .bind(column(|s| tick_i32(s.tick_submitted)))
+        .bind(column(|s| i32::from(s.capture.victim.0)))
+        .bind(column(|s| i32::from(s.capture.service.0)))
+        .bind(column(|s| i32::from(s.capture.store.0)))
+        .bind(column(|s| tick_i32(s.capture.planted)))
+        .bind(column(|s| tick_i32(s.capture.submitted)))
         .bind(rows.iter().map(|s| s.submitted_at).collect::<Vec<DateTime<Utc>>>())
 }
 
@@ -227,13 +227,13 @@ impl Store {
             let mut query = sea_orm::sqlx::query(sql);
             for s in chunk {
                 query = query
-                    .bind(i32::from(s.attacker.0))
+                    .bind(i32::from(s.capture.attacker.0))
                     .bind(s.flag.as_str())
-                    .bind(i32::from(s.victim.0))
-                    .bind(i32::from(s.service.0))
-                    .bind(i32::from(s.store.0))
-                    .bind(tick_i32(s.tick_planted))
-                    .bind(tick_i32(s.tick_submitted))
+                    .bind(i32::from(s.capture.victim.0))
+                    .bind(i32::from(s.capture.service.0))
+                    .bind(i32::from(s.capture.store.0))
+                    .bind(tick_i32(s.capture.planted))
+                    .bind(tick_i32(s.capture.submitted))
                     .bind(s.submitted_at);
             }
             affected += query.execute(&mut *txn).await.map_err(sqlx_error)?.rows_affected();

@@ -4,6 +4,7 @@ mod common;
 
 use anyhow::{Context, ensure};
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use gongfang_core::scoring::Capture;
 use gongfang_core::AccountRole;
 use gongfang_core::Action;
 use gongfang_core::CheckResult;
@@ -143,13 +144,15 @@ async fn tokens_are_shown_once_and_stored_hashed(db: TestDb) -> anyhow::Result<(
 
 fn sub(attacker: u16, flag: &str, victim: u16) -> NewSubmission {
     NewSubmission {
-        attacker: TeamId(attacker),
+        capture: Capture {
+            attacker: TeamId(attacker),
+            victim: TeamId(victim),
+            service: ServiceId(1),
+            store: StoreIdx(0),
+            planted: Tick(2),
+            submitted: Tick(3),
+        },
         flag: flag.to_owned(),
-        victim: TeamId(victim),
-        service: ServiceId(1),
-        store: StoreIdx(0),
-        tick_planted: Tick(2),
-        tick_submitted: Tick(3),
         submitted_at: t0(),
     }
 }

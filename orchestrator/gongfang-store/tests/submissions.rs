@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use anyhow::ensure;
 use chrono::{TimeZone, Utc};
+use gongfang_core::scoring::Capture;
 use gongfang_core::NewSubmission;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 use gongfang_store::{Store, SubmissionOutcome};
@@ -30,13 +31,15 @@ gongfang_test_support::backend_tests!(
 
 fn sub(attacker: u16, flag: &str, victim: u16, service: u8) -> NewSubmission {
     NewSubmission {
-        attacker: TeamId(attacker),
+        capture: Capture {
+            attacker: TeamId(attacker),
+            victim: TeamId(victim),
+            service: ServiceId(service),
+            store: StoreIdx(1),
+            planted: Tick(7),
+            submitted: Tick(8),
+        },
         flag: flag.to_owned(),
-        victim: TeamId(victim),
-        service: ServiceId(service),
-        store: StoreIdx(1),
-        tick_planted: Tick(7),
-        tick_submitted: Tick(8),
         // Sub-second precision must survive the trip.
         submitted_at: Utc.timestamp_opt(1_790_000_000, 123_456_000).unwrap(),
     }
@@ -56,7 +59,7 @@ async fn insert_checked(
     let outcomes = store.insert_submissions(batch).await?;
     ensure!(outcomes.len() == batch.len(), "{} outcomes for {} rows", outcomes.len(), batch.len());
     for (i, (s, outcome)) in batch.iter().zip(&outcomes).enumerate() {
-        let expected = if seen.insert((s.attacker.0, s.flag.clone())) {
+        let expected = if seen.insert((s.capture.attacker.0, s.flag.clone())) {
             SubmissionOutcome::New
         } else {
             SubmissionOutcome::Duplicate
@@ -65,7 +68,7 @@ async fn insert_checked(
             *outcome == expected,
             "row {i} of {} ({}, {}): {outcome:?}, expected {expected:?}",
             batch.len(),
-            s.attacker,
+            s.capture.attacker,
             s.flag
         );
     }
@@ -90,7 +93,7 @@ async fn batches_of_every_size_answer_each_row(db: TestDb) -> anyhow::Result<()>
                 format!("GF{{{n}}}")
             };
             let attacker =
-                if i % 7 == 6 { batch.last().map_or(1, |s: &NewSubmission| s.attacker.0) } else { 1 + (n % 2) as u16 };
+                if i % 7 == 6 { batch.last().map_or(1, |s: &NewSubmission| s.capture.attacker.0) } else { 1 + (n % 2) as u16 };
             batch.push(sub(attacker, &flag, 3, 1));
             n += 1;
         }
@@ -99,10 +102,10 @@ async fn batches_of_every_size_answer_each_row(db: TestDb) -> anyhow::Result<()>
     ensure!(db.store.count_submissions().await? as usize == seen.len(), "stored rows differ from new answers");
     let stored = db.store.submissions_in_tick(Tick(8)).await?;
     let keys: HashSet<(u16, String)> =
-        stored.iter().map(|s| (s.submission.attacker.0, s.submission.flag.clone())).collect();
+        stored.iter().map(|s| (s.submission.capture.attacker.0, s.submission.flag.clone())).collect();
     ensure!(keys == seen, "stored keys differ from what was answered new");
     ensure!(
-        stored.iter().all(|s| s.submission == sub(s.submission.attacker.0, &s.submission.flag, 3, 1)),
+        stored.iter().all(|s| s.submission == sub(s.submission.capture.attacker.0, &s.submission.flag, 3, 1)),
         "a field changed"
     );
     Ok(())

@@ -102,12 +102,12 @@ pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Co
         .map(|x| {
             let x = x.submission;
             CaptureView {
-                attacker: team_slug(s, x.attacker),
-                victim: team_slug(s, x.victim),
-                service: service_slug(s, x.service),
-                store: x.store.0,
-                tick_planted: x.tick_planted,
-                tick_submitted: x.tick_submitted,
+                attacker: team_slug(s, x.capture.attacker),
+                victim: team_slug(s, x.capture.victim),
+                service: service_slug(s, x.capture.service),
+                store: x.capture.store.0,
+                tick_planted: x.capture.planted,
+                tick_submitted: x.capture.submitted,
                 submitted_at: x.submitted_at,
             }
         })

@@ -13,6 +13,7 @@ use gongfang_core::CheckResult;
 use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
 use gongfang_core::report::{ReportKind, RulingStage};
+use gongfang_core::scoring::Capture;
 use gongfang_core::scoring::{ScoredService, ScoredTeam, Standings, TickEvents, recompute_standings};
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_test_support::http::{Response, read_response};
@@ -266,13 +267,15 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
     // red-firm captured moda's tick-20 opendata flag at minute 41 (tick 20 runs 40:00–42:00);
     // red-academy captured nhi's flag, but at minute 60, far from its report's window.
     let capture = |attacker: TeamId, victim: TeamId, flag: &str, minutes: i64| NewSubmission {
-        attacker,
+        capture: Capture {
+            attacker,
+            victim,
+            service: ServiceId(1),
+            store: StoreIdx(0),
+            planted: Tick(20),
+            submitted: Tick(20),
+        },
         flag: flag.into(),
-        victim,
-        service: ServiceId(1),
-        store: StoreIdx(0),
-        tick_planted: Tick(20),
-        tick_submitted: Tick(20),
         submitted_at: at(minutes),
     };
     app.store

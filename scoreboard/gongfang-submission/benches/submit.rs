@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gongfang_core::scoring::Capture;
 use gongfang_core::NewSubmission;
 use gongfang_core::clock::DrillClock;
 use gongfang_core::scenario::Identify;
@@ -232,16 +233,7 @@ async fn store_rate(backend: &str, total: usize, batch: usize) -> f64 {
         .map(|n| {
             let flag = fixture::nth_flag(&codec, n as u64, 0);
             let info = codec.parse(&flag).unwrap();
-            NewSubmission {
-                attacker: fixture::ALPHA,
-                flag,
-                victim: info.team,
-                service: info.service,
-                store: info.store,
-                tick_planted: info.tick,
-                tick_submitted: Tick(NOW),
-                submitted_at: chrono::Utc::now(),
-            }
+            NewSubmission { capture: Capture { attacker: fixture::ALPHA, victim: info.team, service: info.service, store: info.store, planted: info.tick, submitted: Tick(NOW) }, flag, submitted_at: chrono::Utc::now() }
         })
         .collect();
     let start = Instant::now();

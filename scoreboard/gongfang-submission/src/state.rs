@@ -9,6 +9,7 @@ use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{Identify, Scenario};
 use gongfang_core::{FlagCodec, TeamId, Tick};
 use gongfang_core::NewSubmission;
+use gongfang_core::scoring::Capture;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -184,13 +185,15 @@ impl SubmissionState {
                 // Classification parsed it as a flag, so it is ASCII.
                 let Ok(flag) = std::str::from_utf8(flag) else { return Verdict::Now(Answer::Invalid) };
                 let row = NewSubmission {
-                    attacker,
+                    capture: Capture {
+                        attacker,
+                        victim: info.team,
+                        service: info.service,
+                        store: info.store,
+                        planted: info.tick,
+                        submitted: clock.current_tick(),
+                    },
                     flag: flag.to_owned(),
-                    victim: info.team,
-                    service: info.service,
-                    store: info.store,
-                    tick_planted: info.tick,
-                    tick_submitted: clock.current_tick(),
                     submitted_at: received,
                 };
                 Verdict::Later(self.inner.writer.enqueue(row).await)

@@ -72,14 +72,14 @@ impl StoredCaptures {
 
     /// Remembers that `row` is stored.
     pub fn insert(&mut self, row: NewSubmission) {
-        let flags = self.by_planted.entry(row.tick_planted).or_default().entry(row.attacker).or_default();
+        let flags = self.by_planted.entry(row.capture.planted).or_default().entry(row.capture.attacker).or_default();
         flags.insert(row.flag.into_boxed_str());
     }
 
     fn contains(&self, row: &NewSubmission) -> bool {
         self.by_planted
-            .get(&row.tick_planted)
-            .and_then(|teams| teams.get(&row.attacker))
+            .get(&row.capture.planted)
+            .and_then(|teams| teams.get(&row.capture.attacker))
             .is_some_and(|flags| flags.contains(row.flag.as_str()))
     }
 
@@ -147,7 +147,7 @@ impl Writer {
     /// while the team already has its maximum of rows in flight.
     pub async fn enqueue(&self, row: NewSubmission) -> oneshot::Receiver<Answer> {
         let (reply, answer) = oneshot::channel();
-        let Some(semaphore) = self.permits.get(&row.attacker) else {
+        let Some(semaphore) = self.permits.get(&row.capture.attacker) else {
             // The classifier only passes known attackers; answer rather than panic.
             let _ = reply.send(Answer::Invalid);
             return answer;
@@ -161,7 +161,7 @@ impl Writer {
             let _ = reply.send(Answer::Unavailable);
             return answer;
         }
-        let team = row.attacker;
+        let team = row.capture.attacker;
         let queue = q.teams.entry(team).or_default();
         let was_empty = queue.is_empty();
         queue.push_back(Pending { row, reply, permit });
@@ -282,7 +282,7 @@ impl Known {
     /// with their hashes (to release when they are answered) and whether they are expected to
     /// be new: none of them is being committed already.
     fn answer_stored(&mut self, batch: Batch) -> Option<(Batch, Vec<u64>, bool)> {
-        if let Some(newest) = batch.rows.iter().map(|r| r.tick_submitted).max() {
+        if let Some(newest) = batch.rows.iter().map(|r| r.capture.submitted).max() {
             self.stored.forget_expired(newest);
         }
         let mut rest =
@@ -309,7 +309,7 @@ impl Known {
 
     fn hash(&self, row: &NewSubmission) -> u64 {
         use std::hash::BuildHasher;
-        self.hasher.hash_one((row.attacker, row.flag.as_str()))
+        self.hasher.hash_one((row.capture.attacker, row.flag.as_str()))
     }
 
     /// Answers every row of a committed (or failed) batch, in batch order; `hashes` are its
@@ -374,20 +374,20 @@ fn answer(
 fn publish_capture(row: &NewSubmission, events: &broadcast::Sender<GameEvent>, captured: &mut HashSet<ServiceId>) {
     // No receivers is fine: events are for whoever listens.
     let _ = events.send(GameEvent::FlagCaptured {
-        tick: row.tick_submitted,
-        attacker: row.attacker,
-        victim: row.victim,
-        service: row.service,
-        store: row.store,
-        planted: row.tick_planted,
+        tick: row.capture.submitted,
+        attacker: row.capture.attacker,
+        victim: row.capture.victim,
+        service: row.capture.service,
+        store: row.capture.store,
+        planted: row.capture.planted,
     });
-    if captured.insert(row.service) {
-        tracing::info!(service = %row.service, attacker = %row.attacker, "first blood");
+    if captured.insert(row.capture.service) {
+        tracing::info!(service = %row.capture.service, attacker = %row.capture.attacker, "first blood");
         let _ = events.send(GameEvent::FirstBlood {
-            tick: row.tick_submitted,
-            attacker: row.attacker,
-            victim: row.victim,
-            service: row.service,
+            tick: row.capture.submitted,
+            attacker: row.capture.attacker,
+            victim: row.capture.victim,
+            service: row.capture.service,
         });
     }
 }
@@ -395,6 +395,8 @@ fn publish_capture(row: &NewSubmission, events: &broadcast::Sender<GameEvent>, c
 #[cfg(test)]
 mod tests {
     use gongfang_core::StoreIdx;
+
+    use gongfang_core::scoring::Capture;
 
     use super::*;
     use crate::error::SubmissionError;
@@ -427,12 +429,12 @@ mod tests {
             expect_new: bool,
         ) -> SinkFuture<'a, Vec<SubmissionOutcome>> {
             let mut state = self.0.lock().unwrap();
-            state.batches.push(batch.iter().map(|r| (r.attacker, r.flag.clone())).collect());
+            state.batches.push(batch.iter().map(|r| (r.capture.attacker, r.flag.clone())).collect());
             state.expect_new.push(expect_new);
             let outcomes = batch
                 .iter()
                 .map(|r| {
-                    if state.seen.insert((r.attacker, r.flag.clone())) {
+                    if state.seen.insert((r.capture.attacker, r.flag.clone())) {
                         SubmissionOutcome::New
                     } else {
                         SubmissionOutcome::Duplicate
@@ -454,13 +456,15 @@ mod tests {
 
     fn row(attacker: u16, n: usize) -> NewSubmission {
         NewSubmission {
-            attacker: TeamId(attacker),
+            capture: Capture {
+                attacker: TeamId(attacker),
+                victim: TeamId(9),
+                service: ServiceId(1),
+                store: StoreIdx(0),
+                planted: Tick(1),
+                submitted: Tick(1),
+            },
             flag: format!("F{n}"),
-            victim: TeamId(9),
-            service: ServiceId(1),
-            store: StoreIdx(0),
-            tick_planted: Tick(1),
-            tick_submitted: Tick(1),
             submitted_at: chrono::Utc::now(),
         }
     }
@@ -746,13 +750,20 @@ mod tests {
     fn captures_of_expired_flags_are_forgotten() {
         let mut stored = StoredCaptures::new(LIFETIME);
         for planted in [1, 2, 3] {
-            stored.insert(NewSubmission { tick_planted: Tick(planted), ..row(1, planted as usize) });
+            let mut row = row(1, planted as usize);
+            row.capture.planted = Tick(planted);
+            stored.insert(row);
         }
         stored.forget_expired(Tick(5));
         assert_eq!(stored.len(), 3, "a flag planted in tick 1 is valid through tick 5");
         stored.forget_expired(Tick(6));
         assert_eq!(stored.len(), 2);
-        assert!(!stored.contains(&NewSubmission { tick_planted: Tick(1), ..row(1, 1) }));
-        assert!(stored.contains(&NewSubmission { tick_planted: Tick(2), ..row(1, 2) }));
+        let planted = |tick: u32, n: usize| {
+            let mut row = row(1, n);
+            row.capture.planted = Tick(tick);
+            row
+        };
+        assert!(!stored.contains(&planted(1, 1)));
+        assert!(stored.contains(&planted(2, 2)));
     }
 }

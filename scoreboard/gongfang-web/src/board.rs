@@ -138,14 +138,14 @@ impl FirstBloodScan {
             }
             let tick = Tick(t);
             for s in store.submissions_in_tick(tick).await? {
-                let s = s.submission;
-                if services.contains(&s.service) {
-                    found.entry(s.service).or_insert(FirstBloodView {
-                        service: s.service,
-                        attacker: s.attacker,
-                        victim: s.victim,
-                        tick: s.tick_submitted,
-                        at: s.submitted_at,
+                let (c, at) = (s.submission.capture, s.submission.submitted_at);
+                if services.contains(&c.service) {
+                    found.entry(c.service).or_insert(FirstBloodView {
+                        service: c.service,
+                        attacker: c.attacker,
+                        victim: c.victim,
+                        tick: c.submitted,
+                        at,
                     });
                 }
             }

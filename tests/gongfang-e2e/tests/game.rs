@@ -131,16 +131,7 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
                     .await;
                 for flag in got.flags {
                     let info = codec.parse(&flag)?;
-                    let row = NewSubmission {
-                        attacker: TeamId(1),
-                        flag,
-                        victim: info.team,
-                        service: info.service,
-                        store: info.store,
-                        tick_planted: info.tick,
-                        tick_submitted: tick,
-                        submitted_at: start(),
-                    };
+                    let row = NewSubmission { capture: Capture { attacker: TeamId(1), victim: info.team, service: info.service, store: info.store, planted: info.tick, submitted: tick }, flag, submitted_at: start() };
                     store.insert_submissions(&[row]).await?;
                     captured += 1;
                 }
@@ -212,14 +203,7 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
             .submissions_in_tick(Tick(t))
             .await?
             .into_iter()
-            .map(|s| Capture {
-                attacker: s.submission.attacker,
-                victim: s.submission.victim,
-                service: s.submission.service,
-                store: s.submission.store,
-                planted: s.submission.tick_planted,
-                submitted: s.submission.tick_submitted,
-            })
+            .map(|s| s.submission.capture)
             .collect();
         ticks.push(TickEvents { tick: Tick(t), verdicts, captures });
     }

@@ -144,7 +144,7 @@ pub async fn stored(store: &Store, upto: Tick) -> Vec<(TeamId, String)> {
     let mut rows = Vec::new();
     for t in 0..=upto.0 {
         for s in store.submissions_in_tick(Tick(t)).await.unwrap() {
-            rows.push((s.submission.attacker, s.submission.flag));
+            rows.push((s.submission.capture.attacker, s.submission.flag));
         }
     }
     rows

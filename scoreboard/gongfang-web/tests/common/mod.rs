@@ -18,6 +18,7 @@ use gongfang_core::ScoreRow;
 use gongfang_core::clock::{DrillClock, Phase};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{Role, Scenario};
+use gongfang_core::scoring::Capture;
 use gongfang_core::scoring::TeamScore;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_store::Store;
@@ -162,8 +163,21 @@ async fn checks(store: &Store, tick: u32, broken: &[(TeamId, ServiceId, Verdict,
     Ok(())
 }
 
-fn score(tick: u32, team: TeamId, attack: f64, defence: f64, sla: f64) -> ScoreRow {
-    ScoreRow { tick: Tick(tick), team, score: TeamScore { attack, defence, sla, total: attack + defence + sla } }
+/// Closes `tick` a second before its end and stores its scores as (team, attack, defence, sla).
+async fn close_and_score(store: &Store, tick: u32, scores: &[(TeamId, f64, f64, f64)]) -> Result<()> {
+    let end = at(60 * i64::from(tick) + 59);
+    store.close_tick(Tick(tick), end).await?;
+    let rows: Vec<ScoreRow> = scores
+        .iter()
+        .map(|&(team, attack, defence, sla)| ScoreRow {
+            tick: Tick(tick),
+            team,
+            score: TeamScore { attack, defence, sla, total: attack + defence + sla },
+        })
+        .collect();
+    store.upsert_scores(&rows).await?;
+    store.mark_tick_scored(Tick(tick), end).await?;
+    Ok(())
 }
 
 fn capture(
@@ -175,13 +189,15 @@ fn capture(
     second: i64,
 ) -> NewSubmission {
     NewSubmission {
-        attacker,
+        capture: Capture {
+            attacker,
+            victim,
+            service,
+            store: StoreIdx(0),
+            planted: Tick(planted),
+            submitted: Tick(submitted),
+        },
         flag: format!("GONGFANG{{t{planted}-team{victim}-svc{service}-store0}}"),
-        victim,
-        service,
-        store: StoreIdx(0),
-        tick_planted: Tick(planted),
-        tick_submitted: Tick(submitted),
         submitted_at: at(second),
     }
 }
@@ -199,16 +215,12 @@ pub async fn fill(store: &Store, scenario: &Scenario) -> Result<()> {
     store.open_tick(Tick(0), at(0)).await?;
     plant(store, 0).await?;
     checks(store, 0, &[(MOI, KV, Verdict::Down, "connection refused on port 7000")]).await?;
-    store.close_tick(Tick(0), at(59)).await?;
-    store
-        .upsert_scores(&[
-            score(0, MODA, 0.0, 0.0, 4.0),
-            score(0, MOI, 0.0, 0.0, 2.0),
-            score(0, NOP, 0.0, 0.0, 4.0),
-            score(0, RED, 0.0, 0.0, 0.0),
-        ])
-        .await?;
-    store.mark_tick_scored(Tick(0), at(59)).await?;
+    close_and_score(
+        store,
+        0,
+        &[(MODA, 0.0, 0.0, 4.0), (MOI, 0.0, 0.0, 2.0), (NOP, 0.0, 0.0, 4.0), (RED, 0.0, 0.0, 0.0)],
+    )
+    .await?;
 
     store.open_tick(Tick(1), at(60)).await?;
     plant(store, 1).await?;
@@ -226,16 +238,12 @@ pub async fn fill(store: &Store, scenario: &Scenario) -> Result<()> {
     store.insert_submissions(&[capture(RED, MOI, KV, 0, 1, 70)]).await?;
     store.insert_submissions(&[capture(MODA, MOI, OPENDATA, 0, 1, 75)]).await?;
     store.insert_submissions(&[capture(RED, MOI, OPENDATA, 0, 1, 80)]).await?;
-    store.close_tick(Tick(1), at(119)).await?;
-    store
-        .upsert_scores(&[
-            score(1, MODA, 2.0, 0.0, 6.0),
-            score(1, MOI, 0.0, -2.0, 4.0),
-            score(1, NOP, 0.0, 0.0, 2.0),
-            score(1, RED, 3.5, 0.0, 0.0),
-        ])
-        .await?;
-    store.mark_tick_scored(Tick(1), at(119)).await?;
+    close_and_score(
+        store,
+        1,
+        &[(MODA, 2.0, 0.0, 6.0), (MOI, 0.0, -2.0, 4.0), (NOP, 0.0, 0.0, 2.0), (RED, 3.5, 0.0, 0.0)],
+    )
+    .await?;
 
     store.open_tick(Tick(2), at(120)).await?;
     plant(store, 2).await?;
@@ -247,16 +255,12 @@ pub async fn fill(store: &Store, scenario: &Scenario) -> Result<()> {
 /// moda far ahead, and opens tick 3. Publishes nothing: the caller decides which events to send.
 pub async fn close_tick_two(store: &Store) -> Result<()> {
     checks(store, 2, &[]).await?;
-    store.close_tick(Tick(2), at(179)).await?;
-    store
-        .upsert_scores(&[
-            score(2, MODA, 12.0, 0.0, 9.0),
-            score(2, MOI, 0.0, -2.0, 6.0),
-            score(2, NOP, 0.0, 0.0, 4.0),
-            score(2, RED, 3.5, 0.0, 0.0),
-        ])
-        .await?;
-    store.mark_tick_scored(Tick(2), at(179)).await?;
+    close_and_score(
+        store,
+        2,
+        &[(MODA, 12.0, 0.0, 9.0), (MOI, 0.0, -2.0, 6.0), (NOP, 0.0, 0.0, 4.0), (RED, 3.5, 0.0, 0.0)],
+    )
+    .await?;
     store.open_tick(Tick(3), at(180)).await?;
     Ok(())
 }
