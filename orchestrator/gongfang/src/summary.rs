@@ -108,10 +108,10 @@ pub fn write_tokens(path: &Path, drill: &str, issued: &BTreeMap<String, String>)
     if let Ok(text) = std::fs::read_to_string(path) {
         let old: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         // Tokens of another drill are not this drill's.
-        if old["drill"] == drill {
-            if let Some(map) = old["tokens"].as_object() {
-                tokens.extend(map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))));
-            }
+        if old["drill"] == drill
+            && let Some(map) = old["tokens"].as_object()
+        {
+            tokens.extend(map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))));
         }
     }
     if issued.is_empty() && absolute.is_file() {
