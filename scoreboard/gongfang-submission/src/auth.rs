@@ -111,7 +111,9 @@ impl ConnectionCounter {
         let counter = self.open.lock().expect("connection counter poisoned").entry(team).or_default().clone();
         let admitted =
             counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max).then_some(n + 1)).is_ok();
-        admitted.then_some(ConnectionSlot(counter))
+        // Only a taken slot may become a `ConnectionSlot`: dropping one gives a slot back, so
+        // one built for a refusal would free a slot nobody held (and wrap the count below zero).
+        admitted.then(|| ConnectionSlot(counter))
     }
 }
 
@@ -143,8 +145,11 @@ mod tests {
         let a = counter.try_open(TeamId(1)).unwrap();
         let _b = counter.try_open(TeamId(1)).unwrap();
         assert!(counter.try_open(TeamId(1)).is_none());
+        // Refusals take nothing and give nothing back.
+        assert!(counter.try_open(TeamId(1)).is_none());
         assert!(counter.try_open(TeamId(2)).is_some());
         drop(a);
-        assert!(counter.try_open(TeamId(1)).is_some());
+        let _c = counter.try_open(TeamId(1)).unwrap();
+        assert!(counter.try_open(TeamId(1)).is_none());
     }
 }

@@ -284,7 +284,7 @@ async fn session(
         let _ = wr.shutdown().await;
         return Ok(());
     };
-    let Some(_slot) = state.inner.connections.try_open(team) else {
+    let Some(slot) = state.inner.connections.try_open(team) else {
         let msg = format!("Too many connections for your team (at most {}), goodbye\n", state.inner.connections.max());
         send(&mut wr, msg.as_bytes(), state).await?;
         let _ = wr.shutdown().await;
@@ -364,6 +364,9 @@ async fn session(
             }
         }
     }
+    // The slot is free before the client sees the close, so a client that reconnects as soon
+    // as it does is admitted.
+    drop(slot);
     let _ = wr.shutdown().await;
     Ok(())
 }
