@@ -1,6 +1,7 @@
 //! How `gongfang prepare` builds checkers, with stand-in `rustc`, `rustup` and `cargo`
 //! programs (shell scripts) so every case runs offline: the target present, missing with
-//! rustup there to add it (and saying so), and missing without rustup (failing with the hint).
+//! rustup there to add it (and saying so), and missing without rustup (failing with the hint,
+//! also as `gongfang up` says it to a new user).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -56,30 +57,7 @@ impl Fixture {
     }
 
     fn scenario(&self) -> Scenario {
-        let text = r#"
-[drill]
-slug = "prepare-test"
-name = "Prepare test"
-duration = "10m"
-tick = "60s"
-checker_timeout = "10s"
-flag_lifetime = 3
-secret = "prepare-test-secret-0123456789"
-
-[[team]]
-id = 1
-slug = "alpha"
-name = "Alpha"
-network = "10.60.1.0/24"
-
-[[service]]
-slug = "notes"
-name = "Notes"
-image = "notes:latest"
-ports = [8080]
-checker = "project/target/wasm32-wasip2/release/checker.wasm"
-"#;
-        scenario::parse(text, &self.root().join("scenario.toml"), &AssumeEverythingExists).unwrap()
+        scenario::parse(SCENARIO_FILE, &self.root().join("scenario.toml"), &AssumeEverythingExists).unwrap()
     }
 
     fn checker(&self) -> PathBuf {
@@ -164,3 +142,57 @@ fn a_failing_build_names_the_hint() {
     let err = format!("{:#}", result.unwrap_err());
     assert!(err.starts_with("building the checkers failed") && err.contains(TARGET_HINT), "{err}");
 }
+
+#[test]
+fn up_without_the_target_or_rustup_stops_with_the_hint() {
+    let fx = Fixture::new(false);
+    let scenario = fx.root().join("scenario.toml");
+    std::fs::write(&scenario, SCENARIO_FILE).unwrap();
+    // Only the stand-in rustc on the PATH: no rustup, as on a machine with a distribution's Rust.
+    let path = fx.root().join("bin-without-rustup");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::copy(fx.root().join("bin/rustc"), path.join("rustc")).unwrap();
+    let db = format!("sqlite://{}?mode=rwc", fx.root().join("drill.db").display());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gongfang"))
+        .current_dir(fx.root())
+        .args(["up", "scenario.toml", "--database-url", &db])
+        .env("PATH", &path)
+        .env("RUSTC", path.join("rustc"))
+        .env("CARGO", fx.root().join("bin/cargo"))
+        .env("GONGFANG_LOG", "warn")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "up must stop: {stdout}");
+    assert!(stdout.contains("checker of notes:") && stdout.contains("(missing; built below)"), "{stdout}");
+    assert!(
+        stderr.contains("building the checkers failed") && stderr.contains("`rustup target add wasm32-wasip2`"),
+        "{stderr}"
+    );
+    assert_eq!(fx.calls(), "", "nothing was built");
+}
+
+/// The scenario of [`Fixture::scenario`], as a file.
+const SCENARIO_FILE: &str = r#"
+[drill]
+slug = "prepare-test"
+name = "Prepare test"
+duration = "10m"
+tick = "60s"
+checker_timeout = "10s"
+flag_lifetime = 3
+secret = "prepare-test-secret-0123456789"
+
+[[team]]
+id = 1
+slug = "alpha"
+name = "Alpha"
+network = "10.60.1.0/24"
+
+[[service]]
+slug = "notes"
+name = "Notes"
+image = "notes:latest"
+ports = [8080]
+checker = "project/target/wasm32-wasip2/release/checker.wasm"
+"#;
