@@ -11,9 +11,11 @@
 //! | 8..12 | nonce |
 //! | 12..24 | tag: HMAC-SHA256 of bytes 0..12, truncated to 96 bits |
 //!
-//! The key is derived from the scenario's secret, so a submission is validated with no
-//! database lookup, and minting is deterministic: a restarted engine re-mints the same flag.
-//! The nonce is itself derived from the secret and the fields, so flags of neighbouring ticks
+//! The key is derived from the scenario's secret and the drill (its slug and [`DrillId`], made
+//! at random when the drill's database is created), so a submission is validated with no
+//! database lookup, minting is deterministic (a restarted engine re-mints the same flag), and
+//! a rehearsal with the same scenario and secret never mints the real drill's flags.
+//! The nonce is itself derived from the key and the fields, so flags of neighbouring ticks
 //! share no visible structure beyond their fields.
 
 use base64::Engine as _;
@@ -64,7 +66,26 @@ pub enum FlagError {
     BadTag,
 }
 
-/// Mints and checks flags under one scenario's secret and prefix.
+/// A drill's identity: random bytes made once when its database is created, never changed.
+/// Not secret; it keeps two drills that share a scenario and secret (a rehearsal and the real
+/// drill) from sharing flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DrillId([u8; 16]);
+
+impl DrillId {
+    /// The length of an id, in bytes.
+    pub const LEN: usize = 16;
+
+    pub fn from_bytes(bytes: [u8; 16]) -> DrillId {
+        DrillId(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+/// Mints and checks flags under one drill's key and prefix.
 #[derive(Clone)]
 pub struct FlagCodec {
     prefix: String,
@@ -79,11 +100,17 @@ impl std::fmt::Debug for FlagCodec {
 }
 
 impl FlagCodec {
-    /// A codec for flags `prefix{…}` authenticated under `secret`.
-    pub fn new(prefix: &str, secret: &[u8]) -> FlagCodec {
-        // Derive a flag-only key so the scenario secret can serve other purposes safely.
+    /// The codec of one drill: flags `prefix{…}` authenticated under a key derived from the
+    /// scenario's `secret`, the drill's `slug` and its `drill` id. Every part of the platform
+    /// that mints, checks or seeds from flags builds its codec here, so they agree.
+    pub fn for_drill(prefix: &str, secret: &[u8], slug: &str, drill: DrillId) -> FlagCodec {
+        // A flag-only key, so the scenario secret can serve other purposes safely. The slug is
+        // length-prefixed so no two (slug, id) pairs feed the same bytes.
         let mut kdf = <HmacSha256 as Mac>::new_from_slice(secret).expect("HMAC takes any key length");
-        kdf.update(b"gongfang flag key v1");
+        kdf.update(b"gongfang flag key v2\0");
+        kdf.update(&(slug.len() as u64).to_be_bytes());
+        kdf.update(slug.as_bytes());
+        kdf.update(drill.as_bytes());
         let key = kdf.finalize().into_bytes();
         let mac = <HmacSha256 as Mac>::new_from_slice(&key).expect("HMAC takes any key length");
         FlagCodec { prefix: prefix.to_owned(), mac }
@@ -168,8 +195,11 @@ mod tests {
 
     use super::*;
 
+    const SECRET: &[u8] = b"a test secret that is long enough";
+    const DRILL: DrillId = DrillId([7; 16]);
+
     fn codec() -> FlagCodec {
-        FlagCodec::new("GONGFANG", b"a test secret that is long enough")
+        FlagCodec::for_drill("GONGFANG", SECRET, "drill-2026", DRILL)
     }
 
     fn info() -> FlagInfo {
@@ -234,10 +264,25 @@ mod tests {
     #[test]
     fn wrong_secret_or_prefix_is_rejected() {
         let flag = codec().mint(info());
-        let other = FlagCodec::new("GONGFANG", b"another secret entirely");
+        let other = FlagCodec::for_drill("GONGFANG", b"another secret entirely", "drill-2026", DRILL);
         assert_eq!(other.parse(&flag), Err(FlagError::BadTag));
-        let other_prefix = FlagCodec::new("FAUST", b"a test secret that is long enough");
+        let other_prefix = FlagCodec::for_drill("FAUST", SECRET, "drill-2026", DRILL);
         assert_eq!(other_prefix.parse(&flag), Err(FlagError::Malformed));
+    }
+
+    #[test]
+    fn a_rehearsal_never_mints_the_real_drills_flags() {
+        // Same scenario, same secret: a rehearsal's database has another id, and a copy of the
+        // scenario under another slug is another drill.
+        let real = codec();
+        let rehearsal = FlagCodec::for_drill("GONGFANG", SECRET, "drill-2026", DrillId([8; 16]));
+        let renamed = FlagCodec::for_drill("GONGFANG", SECRET, "drill-2026-test", DRILL);
+        for other in [&rehearsal, &renamed] {
+            assert_ne!(other.mint(info()), real.mint(info()));
+            assert_eq!(real.parse(&other.mint(info())), Err(FlagError::BadTag));
+            assert_eq!(other.parse(&real.mint(info())), Err(FlagError::BadTag));
+            assert_ne!(other.derive_seed(b"tick plan"), real.derive_seed(b"tick plan"));
+        }
     }
 
     #[test]

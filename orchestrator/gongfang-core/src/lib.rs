@@ -21,7 +21,7 @@ pub mod wire;
 
 pub use account::AccountRole;
 pub use action::{Action, ActionCtx, ActionOutcome, CheckerFault, FlagRef, Target};
-pub use flag::{FlagCodec, FlagError, FlagInfo};
+pub use flag::{DrillId, FlagCodec, FlagError, FlagInfo};
 pub use ids::{ServiceId, StoreIdx, TeamId, Tick};
 pub use names::UnknownName;
 pub use record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow};

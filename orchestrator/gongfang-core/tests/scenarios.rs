@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use std::time::Duration;
 
-use gongfang_core::scenario::{self, Identify, ImageSource, Probe, ReportRules, ReportScoring, Role, ScoringFormula};
+use gongfang_core::scenario::{
+    self, Identify, ImageSource, Probe, ReportRules, ReportScoring, Role, ScoringFormula, SecretSource,
+};
 
 /// Files exist unless their path says `missing`; only `GONGFANG_SECRET` is set.
 struct TestProbe;
@@ -67,6 +69,9 @@ broken! {
     reports_worth_nothing => "reports_worth_nothing.toml",
     red_blue_without_reports => "red_blue_without_reports.toml",
     reports_not_a_table => "reports_not_a_table.toml",
+    inline_secret_not_demo => "inline_secret_not_demo.toml",
+    short_demo_secret => "short_demo_secret.toml",
+    demo_not_a_boolean => "demo_not_a_boolean.toml",
 }
 
 #[test]
@@ -94,6 +99,32 @@ fn minimal_scenario_fills_defaults() {
     assert_eq!(s.services[0].checker, path.parent().unwrap().join("notes.wasm"));
     assert_eq!(s.reports, ReportRules::default(), "no [reports] table: reports off");
     assert!(!s.reports.enabled);
+    assert!(!s.drill.demo, "a drill is real unless it says it is a demo");
+    assert_eq!(s.drill.min_secret_len(), 32);
+}
+
+#[test]
+fn a_demo_may_keep_its_secret_inline() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/valid_minimal.toml");
+    let src = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("secret_env = \"GONGFANG_SECRET\"", "demo = true\nsecret = \"0123456789abcdef\"");
+    let s = scenario::parse(&src, &path, &TestProbe).unwrap_or_else(|p| panic!("{p}"));
+    assert!(s.drill.demo);
+    assert!(matches!(&s.drill.secret, SecretSource::Inline(secret) if secret.expose() == "0123456789abcdef"));
+    assert_eq!(s.drill.min_secret_len(), 16);
+}
+
+#[test]
+fn every_shipped_scenario_with_an_inline_secret_is_a_demo() {
+    for name in ["example", "opendata", "redblue"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../challenges/{name}/scenario.toml"));
+        let src = std::fs::read_to_string(&path).unwrap();
+        let s = scenario::parse(&src, &path, &scenario::AssumeEverythingExists).unwrap_or_else(|p| panic!("{p}"));
+        if matches!(s.drill.secret, SecretSource::Inline(_)) {
+            assert!(s.drill.demo, "{name} keeps its secret inline and must say demo = true");
+        }
+    }
 }
 
 #[test]

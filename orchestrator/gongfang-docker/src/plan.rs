@@ -396,6 +396,7 @@ mod tests {
                 flag_prefix: "F".into(),
                 secret: SecretSource::Env("X".into()),
                 scoring: ScoringFormula::Faust,
+                demo: false,
             },
             submission: Submission { identify: Identify::Address, rate_limit: None, max_connections: 1 },
             teams,

@@ -9,12 +9,10 @@ use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
 use gongfang_core::plan::{PlanInput, PlannedAction, plan_tick, tick_at, tick_verdict};
 use gongfang_core::scenario::Scenario;
-use gongfang_core::scoring::{
-    ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores,
-};
+use gongfang_core::scoring::{ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores};
 use gongfang_core::{
     Action, ActionCtx, ActionOutcome, CheckResult, CheckerFault, FlagCodec, FlagInfo, FlagRef, PlantedFlag, ScoreRow,
-    Secret, ServiceId, Target, TeamId, Tick, Verdict,
+    ServiceId, Target, TeamId, Tick, Verdict,
 };
 use gongfang_store::{Store, StoreError};
 use tokio::sync::{Semaphore, broadcast, watch};
@@ -45,8 +43,9 @@ pub enum EngineError {
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     pub scenario: Arc<Scenario>,
-    /// The scenario's secret (flags and seeds derive from it).
-    pub secret: Secret<Vec<u8>>,
+    /// The drill's flag codec, keyed by its secret, slug and drill id (flags and seeds derive
+    /// from it); the submission servers must check flags with the same one.
+    pub codec: FlagCodec,
     /// When tick 0 starts.
     pub start: DateTime<Utc>,
     /// Most checker actions running at once.
@@ -62,10 +61,10 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// A configuration with the usual limits: 64 actions at once, one older flag read back
     /// per store, results stored 500 at a time, no step observer.
-    pub fn new(scenario: Arc<Scenario>, secret: Secret<Vec<u8>>, start: DateTime<Utc>) -> EngineConfig {
+    pub fn new(scenario: Arc<Scenario>, codec: FlagCodec, start: DateTime<Utc>) -> EngineConfig {
         EngineConfig {
             scenario,
-            secret,
+            codec,
             start,
             max_concurrency: 64,
             older_gets: 1,
@@ -157,7 +156,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         targets: impl Fn(TeamId, ServiceId) -> Option<Target> + Send + Sync + 'static,
         events: broadcast::Sender<GameEvent>,
     ) -> Result<Self, EngineError> {
-        let codec = FlagCodec::new(&cfg.scenario.drill.flag_prefix, cfg.secret.expose());
+        let codec = cfg.codec.clone();
         let seed = codec.derive_seed(b"tick plan");
         let s = &cfg.scenario;
         let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
@@ -400,11 +399,8 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let _ = self.events.send(GameEvent::TickClosed { tick });
 
         let scores = self.scorer.close_tick(&events)?;
-        let rows: Vec<ScoreRow> = scores
-            .teams
-            .iter()
-            .map(|t| ScoreRow { tick, team: t.team, score: t.score })
-            .collect();
+        let rows: Vec<ScoreRow> =
+            scores.teams.iter().map(|t| ScoreRow { tick, team: t.team, score: t.score }).collect();
         // Scores are a function of the stored events, so writing them again after a crash
         // between these two steps stores the same numbers: closed and scored exactly once.
         self.store.upsert_scores(&rows).await?;
@@ -448,12 +444,7 @@ async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<(TickE
             judged.insert(cell, (verdict, message));
         }
     }
-    let captures = store
-        .submissions_in_tick(tick)
-        .await?
-        .into_iter()
-        .map(|s| s.submission.capture)
-        .collect();
+    let captures = store.submissions_in_tick(tick).await?.into_iter().map(|s| s.submission.capture).collect();
     Ok((TickEvents { tick, verdicts, captures }, judged))
 }
 

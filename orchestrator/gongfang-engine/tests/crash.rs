@@ -14,11 +14,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use gongfang_core::scoring::Capture;
 use gongfang_core::NewSubmission;
 use gongfang_core::scenario::Scenario;
+use gongfang_core::scoring::Capture;
 use gongfang_core::{
-    Action, ActionOutcome, CheckResult, FlagCodec, FlagInfo, PlantedFlag, Secret, ServiceId, StoreIdx, Target, TeamId,
+    Action, ActionOutcome, CheckResult, DrillId, FlagCodec, FlagInfo, PlantedFlag, ServiceId, StoreIdx, Target, TeamId,
     Tick, Verdict,
 };
 use gongfang_engine::{ActionRequest, CheckerRunner, Engine, EngineConfig, ManualClock, Step, StepHook};
@@ -84,7 +84,18 @@ impl CheckerRunner for Deterministic {
                 let rows: Vec<NewSubmission> = [2u16, 3]
                     .iter()
                     .filter(|&&attacker| attacker == 2 || tick.0.is_multiple_of(2))
-                    .map(|&attacker| NewSubmission { capture: Capture { attacker: TeamId(attacker), victim: TeamId(1), service: ServiceId(1), store: StoreIdx(0), planted, submitted: tick }, flag: flag.clone(), submitted_at: start() })
+                    .map(|&attacker| NewSubmission {
+                        capture: Capture {
+                            attacker: TeamId(attacker),
+                            victim: TeamId(1),
+                            service: ServiceId(1),
+                            store: StoreIdx(0),
+                            planted,
+                            submitted: tick,
+                        },
+                        flag: flag.clone(),
+                        submitted_at: start(),
+                    })
                     .collect();
                 self.store.insert_submissions(&rows).await.expect("store the captures");
                 outcome
@@ -119,7 +130,11 @@ fn engine_process() {
         let store = Store::connect_and_migrate(&format!("sqlite://{db}?mode=rwc")).await.unwrap();
         let s = scenario();
         store.sync_scenario(&s).await.unwrap();
-        let mut cfg = EngineConfig::new(s.clone(), Secret::new(SECRET.as_bytes().to_vec()), start());
+        // One drill id for both databases (the clean run's and the crashed one's), so they
+        // are the same drill and mint the same flags; `gongfang up` reads it from the store.
+        let drill = DrillId::from_bytes([0xc4; DrillId::LEN]);
+        let codec = FlagCodec::for_drill(&s.drill.flag_prefix, SECRET.as_bytes(), &s.drill.slug, drill);
+        let mut cfg = EngineConfig::new(s.clone(), codec.clone(), start());
         // Small batches, so a tick is stored in several writes and can be killed between them.
         cfg.write_batch = 3;
         cfg.max_concurrency = 4;
@@ -133,8 +148,7 @@ fn engine_process() {
                 }
             });
         }
-        let runner =
-            Deterministic { store: store.clone(), codec: FlagCodec::new(&s.drill.flag_prefix, SECRET.as_bytes()) };
+        let runner = Deterministic { store: store.clone(), codec };
         let targets =
             |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
         let (events, _) = broadcast::channel(1024);

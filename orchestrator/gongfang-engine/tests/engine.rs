@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::{Action, ActionOutcome, Secret, ServiceId, Target, TeamId, Tick, Verdict};
+use gongfang_core::{Action, ActionOutcome, DrillId, FlagCodec, ServiceId, Target, TeamId, Tick, Verdict};
 use gongfang_engine::{ActionRequest, CheckerRunner, Engine, EngineConfig, FlagArgs, ManualClock};
 use gongfang_store::Store;
 use gongfang_test_support::TestDb;
@@ -81,10 +81,17 @@ fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
 }
 
+/// The drill's codec, keyed by the secret, the slug and a drill id. The id is fixed rather
+/// than the database's, so runs on two databases (straight and restarted) are the same drill.
+fn codec(s: &Scenario) -> FlagCodec {
+    let drill = DrillId::from_bytes([0x5a; DrillId::LEN]);
+    FlagCodec::for_drill(&s.drill.flag_prefix, b"engine-test-secret-0123456789", &s.drill.slug, drill)
+}
+
 async fn engine(store: &Store, runner: SimulatedServices) -> Engine<ManualClock, SimulatedServices> {
     let s = scenario();
     store.sync_scenario(&s).await.unwrap();
-    let mut cfg = EngineConfig::new(s, Secret::new(b"engine-test-secret-0123456789".to_vec()), start());
+    let mut cfg = EngineConfig::new(s.clone(), codec(&s), start());
     cfg.max_concurrency = 8;
     let (events, _) = broadcast::channel(1024);
     let targets =
@@ -181,7 +188,7 @@ async fn a_paused_drill_runs_no_checks_and_costs_no_sla() {
     let store = db.store.clone();
     let s = scenario();
     store.sync_scenario(&s).await.unwrap();
-    let cfg = EngineConfig::new(s, Secret::new(b"engine-test-secret-0123456789".to_vec()), start());
+    let cfg = EngineConfig::new(s.clone(), codec(&s), start());
     let (events, mut feed) = broadcast::channel(1024);
     let targets =
         |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });

@@ -13,6 +13,7 @@ mod m20261121_000002_drill_start;
 mod m20261122_000001_reports;
 mod m20261123_000001_submission_references;
 mod m20261124_000001_submission_indexes;
+mod m20261125_000001_drill_identity;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_reports::Migration),
             Box::new(m20261123_000001_submission_references::Migration),
             Box::new(m20261124_000001_submission_indexes::Migration),
+            Box::new(m20261125_000001_drill_identity::Migration),
         ]
     }
 }

@@ -191,6 +191,20 @@ pub mod drill_state {
     no_relations!();
 }
 
+pub mod drill_identity {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "drill_identity")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i32,
+        /// 32 lowercase hex digits, made by the migration that created the table.
+        pub drill_id: String,
+    }
+    no_relations!();
+}
+
 pub mod accounts {
     use sea_orm::entity::prelude::*;
 

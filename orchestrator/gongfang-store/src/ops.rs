@@ -2,13 +2,13 @@
 //! and organiser/judge accounts.
 
 use chrono::{DateTime, Utc};
-use gongfang_core::{AccountRole, Tick};
+use gongfang_core::{AccountRole, DrillId, Tick};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::entity::{accounts, announcements, audit_log, drill_state};
+use crate::entity::{accounts, announcements, audit_log, drill_identity, drill_state};
 use crate::error::{Result, StoreError, corrupt, is_unique_violation};
 use crate::{Store, secret};
 
@@ -50,6 +50,17 @@ pub struct Account {
 }
 
 const DRILL_STATE_ROW: i32 = 1;
+
+fn parse_drill_id(hex: &str) -> Option<DrillId> {
+    if hex.len() != 2 * DrillId::LEN || !hex.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; DrillId::LEN];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(DrillId::from_bytes(bytes))
+}
 
 fn audit_from_row(r: audit_log::Model) -> Result<AuditEntry> {
     Ok(AuditEntry {
@@ -157,6 +168,17 @@ impl Store {
             .map(|t| u32::try_from(t).map(Tick).map_err(|_| corrupt("drill_state", row.id, "negative tick")))
             .transpose()?;
         Ok(DrillState { paused: row.paused, current_tick, started_at: row.started_at })
+    }
+
+    /// The drill's identity: made at random when this database was created, never changed
+    /// (the store has no way to set it). Flag keys are derived from it.
+    pub async fn drill_id(&self) -> Result<DrillId> {
+        const ROW: i32 = 1;
+        let row = drill_identity::Entity::find_by_id(ROW)
+            .one(&self.db)
+            .await?
+            .ok_or_else(|| corrupt("drill_identity", ROW, "missing: the database has no drill id"))?;
+        parse_drill_id(&row.drill_id).ok_or_else(|| corrupt("drill_identity", ROW, "not 32 hex digits"))
     }
 
     /// Stores the whole drill state.

@@ -4,15 +4,15 @@ mod common;
 
 use anyhow::{Context, ensure};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use gongfang_core::scoring::Capture;
 use gongfang_core::AccountRole;
 use gongfang_core::Action;
 use gongfang_core::CheckResult;
 use gongfang_core::NewSubmission;
 use gongfang_core::PlantedFlag;
 use gongfang_core::ScoreRow;
-use gongfang_core::scoring::TeamScore;
 use gongfang_core::scenario::Role;
+use gongfang_core::scoring::Capture;
+use gongfang_core::scoring::TeamScore;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_store::{DrillState, Store, StoreError, SubmissionOutcome, TOKEN_LEN};
 
@@ -33,6 +33,7 @@ gongfang_test_support::backend_tests!(
     check_results_round_trip,
     tick_results_batch_and_replay,
     announcements_and_drill_state,
+    drill_id_is_made_once_per_database,
     accounts_verify,
 );
 
@@ -400,6 +401,28 @@ async fn announcements_and_drill_state(db: TestDb) -> anyhow::Result<()> {
     db.store.set_drill_state(s, t0()).await?;
     db.store.set_drill_state(s, t0()).await?;
     ensure!(db.store.drill_state().await? == s, "drill state");
+    Ok(())
+}
+
+/// Flag keys derive from the drill id: it must outlive restarts and state changes of one
+/// database and differ between two (a rehearsal and the real drill).
+async fn drill_id_is_made_once_per_database(db: TestDb) -> anyhow::Result<()> {
+    let id = db.store.drill_id().await?;
+    synced(&db).await?;
+    db.store
+        .set_drill_state(DrillState { paused: true, current_tick: Some(Tick(3)), started_at: Some(t0()) }, t0())
+        .await?;
+    db.store.migrate().await?;
+    let other = Store::connect_and_migrate(&db.url).await?;
+    ensure!(other.drill_id().await? == id, "the drill id changed on reconnecting and migrating again");
+    other.close().await?;
+    ensure!(db.store.drill_id().await? == id, "the drill id changed");
+
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("rehearsal.db").display());
+    let rehearsal = Store::connect_and_migrate(&url).await?;
+    ensure!(rehearsal.drill_id().await? != id, "two databases share a drill id");
+    rehearsal.close().await?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use gongfang_core::{
-    Action, ActionCtx, ActionOutcome, FlagCodec, FlagInfo, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict,
+    Action, ActionCtx, ActionOutcome, DrillId, FlagCodec, FlagInfo, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict,
 };
 use gongfang_sandbox::{ActionLimits, Checker, Sandbox, SandboxConfig};
 
@@ -98,7 +98,7 @@ async fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
 
     // Flags look like the drill's; the secret is fresh per run, so they are not real flags.
     let secret: [u8; 32] = std::array::from_fn(|i| (std::process::id() as u8).wrapping_mul(31).wrapping_add(i as u8));
-    let codec = FlagCodec::new("FLAG", &secret);
+    let codec = FlagCodec::for_drill("FLAG", &secret, "checker-test", DrillId::from_bytes([0; DrillId::LEN]));
     let mut tally = Tally::default();
     for round in 0..args.rounds {
         let tick = Tick(args.tick + round);

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use gongfang_core::clock::{DrillClock, Schedule};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::clock::{DrillClock, Schedule};
 use gongfang_core::{FlagCodec, Secret, ServiceId, Target, TeamId, Tick};
 use gongfang_engine::{Engine, EngineConfig, SystemClock};
 use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
@@ -82,7 +82,11 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     let sandbox = Sandbox::new(SandboxConfig { cache_dir: checker_cache, limits, ..SandboxConfig::default() })?;
     let runner = SandboxRunner::load(&sandbox, &scenario).context("cannot load the checkers")?;
 
-    let engine_cfg = EngineConfig::new(scenario.clone(), secret.clone(), start);
+    // One key for the engine (minting) and the submission servers (checking): derived from the
+    // secret and this drill, so a rehearsal on another database never mints these flags.
+    let drill_id = store.drill_id().await?;
+    let codec = FlagCodec::for_drill(&scenario.drill.flag_prefix, secret.expose(), &scenario.drill.slug, drill_id);
+    let engine_cfg = EngineConfig::new(scenario.clone(), codec.clone(), start);
     let targets = {
         let addresses = addresses.clone();
         move |team: TeamId, service: ServiceId| addresses.get(&(team, service)).cloned()
@@ -106,7 +110,6 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         stop_rx.clone(),
     ));
 
-    let codec = FlagCodec::new(&scenario.drill.flag_prefix, secret.expose());
     let sink = Arc::new(store.clone());
     let (submission, writer) = SubmissionState::start(
         &scenario,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use gongfang_core::Secret;
-use gongfang_core::scenario::{self, Probe, Problems, Scenario, SecretSource};
+use gongfang_core::scenario::{self, Drill, Probe, Problems, Scenario, SecretSource};
 
 /// Answers validation's questions from the real file system and environment.
 #[derive(Debug, Clone, Copy)]
@@ -39,9 +39,11 @@ pub fn load(path: &Path) -> Result<Scenario, LoadError> {
     scenario::parse(&src, path, &FsProbe).map_err(LoadError::Invalid)
 }
 
-/// The scenario's secret bytes, from wherever it says they live.
-pub fn resolve_secret(source: &SecretSource) -> anyhow::Result<Secret<Vec<u8>>> {
-    let secret = match source {
+/// The drill's secret bytes, from wherever the scenario says they live. A real drill's
+/// secret has at least 32 bytes (anyone who guesses it can mint flags); only a demo's
+/// (`demo = true`) may be shorter, down to 16.
+pub fn resolve_secret(drill: &Drill) -> anyhow::Result<Secret<Vec<u8>>> {
+    let secret = match &drill.secret {
         SecretSource::Inline(s) => s.expose().clone(),
         SecretSource::Env(name) => {
             std::env::var(name).with_context(|| format!("environment variable {name} is not set"))?
@@ -51,8 +53,55 @@ pub fn resolve_secret(source: &SecretSource) -> anyhow::Result<Secret<Vec<u8>>> 
             .trim_end()
             .to_owned(),
     };
-    if secret.len() < 16 {
-        bail!("the scenario's secret is shorter than 16 characters; use a long random string");
+    let min = drill.min_secret_len();
+    if secret.len() < min {
+        let hint = if drill.demo { "" } else { " (a demo drill, marked demo = true, may use 16)" };
+        bail!(
+            "the scenario's secret has {} bytes, fewer than the {min} a drill needs{hint}; use a long random string, e.g. from `openssl rand -hex 32`",
+            secret.len()
+        );
     }
     Ok(Secret::new(secret.into_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// A scenario whose secret lives in `secret.txt` next to it, as a real drill keeps it.
+    fn drill_with_secret_file(dir: &Path, secret: &str, demo: bool) -> Drill {
+        std::fs::write(dir.join("secret.txt"), format!("{secret}\n")).unwrap();
+        let demo = if demo { "demo = true\n" } else { "" };
+        let src = format!(
+            "[drill]\nslug = \"t\"\nname = \"T\"\nduration = \"1h\"\n{demo}secret_file = \"secret.txt\"\n\n\
+             [[team]]\nid = 1\nslug = \"a\"\nname = \"A\"\nnetwork = \"10.60.1.0/24\"\n\n\
+             [[team]]\nid = 2\nslug = \"b\"\nname = \"B\"\nnetwork = \"10.60.2.0/24\"\n\n\
+             [[service]]\nslug = \"s\"\nname = \"S\"\nimage = \"s:1\"\nports = [80]\nchecker = \"s.wasm\"\n"
+        );
+        let path = dir.join("scenario.toml");
+        scenario::parse(&src, &path, &scenario::AssumeEverythingExists).unwrap_or_else(|p| panic!("{p}")).drill
+    }
+
+    #[test]
+    fn a_real_drill_refuses_a_secret_shorter_than_32_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = "0123456789abcdef0123456789abcde"; // 31 bytes
+        let err = resolve_secret(&drill_with_secret_file(dir.path(), short, false)).unwrap_err().to_string();
+        assert!(err.contains("31 bytes, fewer than the 32"), "{err}");
+        assert!(!err.contains(short), "the error shows the secret: {err}");
+
+        let long = "0123456789abcdef0123456789abcdef";
+        let secret = resolve_secret(&drill_with_secret_file(dir.path(), long, false)).unwrap();
+        assert_eq!(secret.expose(), long.as_bytes(), "the file's trailing newline is not part of it");
+    }
+
+    #[test]
+    fn a_demo_may_use_a_shorter_secret_but_not_a_tiny_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(resolve_secret(&drill_with_secret_file(dir.path(), "0123456789abcdef", true)).is_ok());
+        let err = resolve_secret(&drill_with_secret_file(dir.path(), "0123456789abcde", true)).unwrap_err();
+        assert!(err.to_string().contains("fewer than the 16"), "{err}");
+    }
 }

@@ -110,7 +110,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         }
         _ => Arc::new(scenario_file::load(&path)?),
     };
-    let secret = scenario_file::resolve_secret(&scenario.drill.secret)?;
+    let secret = scenario_file::resolve_secret(&scenario.drill)?;
     let slug = scenario.drill.slug.clone();
     let url = args.db.database_url.clone();
     let store = args.db.open().await?;

@@ -16,8 +16,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use gongfang_core::scenario::{Identify, ImageSource, Probe, Role};
-use gongfang_core::{FlagCodec, FlagInfo, ServiceId, StoreIdx, TeamId, Tick};
 use gongfang_core::{ActionCtx, ActionOutcome, Target, Verdict};
+use gongfang_core::{FlagCodec, FlagInfo, ServiceId, StoreIdx, TeamId, Tick};
 use gongfang_sandbox::{Checker, Sandbox, SandboxConfig};
 use gongfang_test_programs::components;
 
@@ -110,7 +110,12 @@ fn load_checker() -> Checker {
 }
 
 fn codec() -> FlagCodec {
-    FlagCodec::new("GONGFANG", b"opendata-test-secret-not-a-drill")
+    FlagCodec::for_drill(
+        "GONGFANG",
+        b"opendata-test-secret-not-a-drill",
+        "opendata-test",
+        gongfang_core::DrillId::from_bytes([1; 16]),
+    )
 }
 
 fn flag(tick: u32, store: u8) -> String {

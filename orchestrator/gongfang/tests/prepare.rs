@@ -181,6 +181,7 @@ duration = "10m"
 tick = "60s"
 checker_timeout = "10s"
 flag_lifetime = 3
+demo = true
 secret = "prepare-test-secret-0123456789"
 
 [[team]]

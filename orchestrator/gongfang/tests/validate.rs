@@ -50,7 +50,9 @@ checker = "notes.wasm"
     assert!(stderr.contains("overlaps 10.60.1.0/24"), "{stderr}");
     // The checker really is missing on disk: validation looked.
     assert!(stderr.contains(&format!("{shown}:25:11: error: checker file `notes.wasm` does not exist")), "{stderr}");
-    assert!(stderr.contains("4 problems"), "{stderr}");
+    // Not a demo, so the inline secret is refused: whoever reads the file could mint flags.
+    assert!(stderr.contains(&format!("{shown}:6:10: error: an inline `secret` is for demos only")), "{stderr}");
+    assert!(stderr.contains("5 problems"), "{stderr}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! The pure part of the pipeline: everything that can be decided without the database.
 //!
 //! Order matters and follows FAUST CTF: game phase and the attacker's role first (they say
-//! nothing about the flag), then format and HMAC, expiry, own flag, NOP team. What survives is
+//! nothing about the flag), then format and HMAC, a tick not yet played, expiry, own flag, NOP
+//! team. What survives is
 //! a capture candidate, which only the unique constraint can tell from a duplicate.
 
 use std::collections::HashMap;
@@ -68,6 +69,11 @@ impl Classifier {
         // Flags are ASCII; anything else (invalid UTF-8, NUL bytes) is simply not a flag.
         let Ok(flag) = std::str::from_utf8(flag) else { return Classified::Final(Answer::Invalid) };
         let Ok(info) = self.codec.parse(flag) else { return Classified::Final(Answer::Invalid) };
+        // No checker has planted a flag of a later tick: only someone holding the key can
+        // have made it, so it is refused whatever it says.
+        if info.tick > clock.current_tick() {
+            return Classified::Final(Answer::Invalid);
+        }
         if info.is_expired(clock.current_tick(), self.lifetime) {
             return Classified::Final(Answer::Old);
         }
@@ -82,5 +88,63 @@ impl Classifier {
             Some(victim) if victim.nop => Classified::Final(Answer::Nop),
             Some(_) => Classified::Capture(info),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use gongfang_core::{DrillId, FlagInfo, ServiceId, StoreIdx, Tick};
+    use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
+
+    use super::*;
+
+    fn classifier() -> (Classifier, FlagCodec) {
+        let scenario = ScenarioBuilder::new("classify")
+            .team(team(1, "alpha"))
+            .team(team(2, "bravo"))
+            .service(service("notes"))
+            .build();
+        let codec = FlagCodec::for_drill(
+            "GONGFANG",
+            b"classifier test secret, 32 bytes!",
+            "classify",
+            DrillId::from_bytes([3; 16]),
+        );
+        (Classifier::new(&scenario, codec.clone()), codec)
+    }
+
+    fn bravo_flag(codec: &FlagCodec, tick: u32) -> String {
+        codec.mint(FlagInfo { tick: Tick(tick), team: TeamId(2), service: ServiceId(1), store: StoreIdx(0) })
+    }
+
+    #[test]
+    fn a_flag_of_a_tick_not_yet_played_is_invalid() {
+        let (c, codec) = classifier();
+        let now = DrillClock::running(Tick(10), Duration::from_secs(60));
+        let answer = |tick| c.classify(TeamId(1), bravo_flag(&codec, tick).as_bytes(), now);
+        assert_eq!(answer(11), Classified::Final(Answer::Invalid));
+        assert_eq!(answer(u32::MAX), Classified::Final(Answer::Invalid));
+        // The running tick's flags and older live ones are captures; expired ones are old.
+        assert!(matches!(answer(10), Classified::Capture(info) if info.tick == Tick(10)));
+        assert!(matches!(answer(6), Classified::Capture(_)));
+        assert_eq!(answer(5), Classified::Final(Answer::Old));
+    }
+
+    #[test]
+    fn a_flag_of_another_drill_is_invalid() {
+        let (c, _) = classifier();
+        let rehearsal = FlagCodec::for_drill(
+            "GONGFANG",
+            b"classifier test secret, 32 bytes!",
+            "classify",
+            DrillId::from_bytes([4; 16]),
+        );
+        let now = DrillClock::running(Tick(10), Duration::from_secs(60));
+        assert_eq!(
+            c.classify(TeamId(1), bravo_flag(&rehearsal, 10).as_bytes(), now),
+            Classified::Final(Answer::Invalid)
+        );
     }
 }

@@ -8,8 +8,8 @@
 //! Run with `cargo bench -p gongfang-e2e --bench tick`.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +17,7 @@ use std::time::Instant;
 use chrono::{TimeZone, Utc};
 use gongfang::checker_runner::SandboxRunner;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::{Secret, ServiceId, Target, TeamId, Tick, Verdict};
+use gongfang_core::{FlagCodec, ServiceId, Target, TeamId, Tick, Verdict};
 use gongfang_engine::{Engine, EngineConfig, ManualClock};
 use gongfang_sandbox::{Sandbox, SandboxConfig};
 use gongfang_test_programs::{KvService, components};
@@ -37,7 +37,8 @@ fn scenario() -> Scenario {
         scenario = scenario.team(team(i, &format!("t{i}")).network(&format!("10.{a}.{b}.0/24")));
     }
     for j in 1..=SERVICES {
-        scenario = scenario.service(service(&format!("s{j}")).image("kv:latest").ports(&[7000]).checker(components::GOOD));
+        scenario =
+            scenario.service(service(&format!("s{j}")).image("kv:latest").ports(&[7000]).checker(components::GOOD));
     }
     scenario.build()
 }
@@ -61,7 +62,13 @@ fn main() -> anyhow::Result<()> {
         let store = db.store.clone();
         store.sync_scenario(&s).await?;
         let start = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
-        let mut cfg = EngineConfig::new(s.clone(), Secret::new(b"tick-benchmark-secret-0123456789".to_vec()), start);
+        let codec = FlagCodec::for_drill(
+            &s.drill.flag_prefix,
+            b"tick-benchmark-secret-0123456789",
+            &s.drill.slug,
+            store.drill_id().await?,
+        );
+        let mut cfg = EngineConfig::new(s.clone(), codec, start);
         cfg.max_concurrency = CONCURRENCY;
         let targets = move |team: TeamId, service: ServiceId| {
             addrs.get(&(team, service)).map(|a| Target { address: a.ip(), ports: vec![a.port()] })

@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang::checker_runner::SandboxRunner;
+use gongfang_core::NewSubmission;
 use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::Scenario;
 use gongfang_core::scoring::{Capture, ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents, recompute};
-use gongfang_core::{ActionCtx, FlagCodec, Secret, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict};
+use gongfang_core::{ActionCtx, FlagCodec, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict};
 use gongfang_e2e::ServiceProcess;
 use gongfang_engine::{Engine, EngineConfig, ManualClock};
 use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
 use gongfang_store::Store;
-use gongfang_core::NewSubmission;
 use gongfang_test_programs::components;
 use gongfang_test_support::TestDb;
 use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
@@ -37,13 +37,7 @@ fn scenario(kv_checker: &str, notes_checker: &str) -> Scenario {
     teams
         .fold(scenario, ScenarioBuilder::team)
         .service(service("kv").image("kv:latest").ports(&[7000]).checker(kv_checker))
-        .service(
-            service("notes")
-                .name(NOTES_NAME, NOTES_NAME)
-                .image("kv:latest")
-                .ports(&[7000])
-                .checker(notes_checker),
-        )
+        .service(service("notes").name(NOTES_NAME, NOTES_NAME).image("kv:latest").ports(&[7000]).checker(notes_checker))
         .build()
 }
 
@@ -97,11 +91,17 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     let store = db.store.clone();
     store.sync_scenario(&scenario).await?;
     let (events, _) = broadcast::channel(4096);
-    let mut cfg = EngineConfig::new(scenario.clone(), Secret::new(SECRET.as_bytes().to_vec()), start());
+    // The drill's codec, as `gongfang up` builds it: the secret, the slug and the database's drill id.
+    let codec = FlagCodec::for_drill(
+        &scenario.drill.flag_prefix,
+        SECRET.as_bytes(),
+        &scenario.drill.slug,
+        store.drill_id().await?,
+    );
+    let mut cfg = EngineConfig::new(scenario.clone(), codec.clone(), start());
     cfg.max_concurrency = 16;
     let mut engine =
         Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await?;
-    let codec = FlagCodec::new(&scenario.drill.flag_prefix, SECRET.as_bytes());
 
     let mut table: BTreeMap<(u32, u16, ServiceId), Verdict> = BTreeMap::new();
     let mut captured = 0;
@@ -126,12 +126,21 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
             if let Some(hint) = hint {
                 let target = services[&(2, KV)].addr();
                 let ctx = ActionCtx { team: TeamId(2), tick, seed: u64::from(t) };
-                let got = exploit
-                    .exploit(&Target::from_addr(target), &ctx, StoreIdx(0), &hint.flag_id)
-                    .await;
+                let got = exploit.exploit(&Target::from_addr(target), &ctx, StoreIdx(0), &hint.flag_id).await;
                 for flag in got.flags {
                     let info = codec.parse(&flag)?;
-                    let row = NewSubmission { capture: Capture { attacker: TeamId(1), victim: info.team, service: info.service, store: info.store, planted: info.tick, submitted: tick }, flag, submitted_at: start() };
+                    let row = NewSubmission {
+                        capture: Capture {
+                            attacker: TeamId(1),
+                            victim: info.team,
+                            service: info.service,
+                            store: info.store,
+                            planted: info.tick,
+                            submitted: tick,
+                        },
+                        flag,
+                        submitted_at: start(),
+                    };
                     store.insert_submissions(&[row]).await?;
                     captured += 1;
                 }
@@ -199,12 +208,7 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
                 verdicts.push(ServiceVerdict { team: team.id, service: service.id, verdict: tick_verdict(actions).0 });
             }
         }
-        let captures = store
-            .submissions_in_tick(Tick(t))
-            .await?
-            .into_iter()
-            .map(|s| s.submission.capture)
-            .collect();
+        let captures = store.submissions_in_tick(Tick(t)).await?.into_iter().map(|s| s.submission.capture).collect();
         ticks.push(TickEvents { tick: Tick(t), verdicts, captures });
     }
     let teams: Vec<ScoredTeam> = scenario.teams.iter().map(ScoredTeam::from).collect();

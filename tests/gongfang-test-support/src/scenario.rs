@@ -17,7 +17,8 @@ use gongfang_core::scenario::{self, AssumeEverythingExists, Identify, Role, Scen
 
 /// A drill scenario under construction. Unset keys keep the parser's defaults, except those
 /// the builder sets for tests (a one-hour drill of 60-second ticks, 10-second checker timeouts,
-/// a flag lifetime of 5 and an inline secret made from the slug).
+/// a flag lifetime of 5 and an inline secret made from the slug, which makes it a demo drill:
+/// `demo = true`, as a scenario keeping its secret inline must say).
 #[derive(Debug, Clone)]
 pub struct ScenarioBuilder {
     drill: Vec<(&'static str, String)>,
@@ -38,6 +39,7 @@ impl ScenarioBuilder {
             ("checker_timeout", quoted("10s")),
             ("flag_lifetime", "5".to_owned()),
             ("secret", quoted(&format!("{slug}-test-secret-0123456789"))),
+            ("demo", "true".to_owned()),
         ];
         ScenarioBuilder { drill, submission: Vec::new(), reports: Vec::new(), teams: Vec::new(), services: Vec::new() }
     }
@@ -72,7 +74,7 @@ impl ScenarioBuilder {
         self.drill_key("flag_prefix", quoted(prefix))
     }
 
-    /// The flag secret, inline (at least 16 characters).
+    /// The flag secret, inline (at least 16 characters; the drill stays a demo).
     pub fn secret(self, secret: &str) -> ScenarioBuilder {
         self.drill_key("secret", quoted(secret))
     }

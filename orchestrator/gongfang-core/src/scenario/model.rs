@@ -41,7 +41,27 @@ pub struct Drill {
     #[serde(skip)]
     pub secret: SecretSource,
     pub scoring: ScoringFormula,
+    /// A demo drill (`demo = true`): it may keep its secret inline and short.
+    #[serde(skip)]
+    pub demo: bool,
 }
+
+impl Drill {
+    /// Fewest bytes this drill's flag secret may have.
+    pub fn min_secret_len(&self) -> usize {
+        min_secret_len(self.demo)
+    }
+}
+
+/// Fewest bytes a flag secret may have: [`MIN_SECRET_LEN`], or [`MIN_DEMO_SECRET_LEN`] in a demo.
+pub fn min_secret_len(demo: bool) -> usize {
+    if demo { MIN_DEMO_SECRET_LEN } else { MIN_SECRET_LEN }
+}
+
+/// Fewest bytes of a real drill's flag secret: anyone who guesses it can mint flags.
+pub const MIN_SECRET_LEN: usize = 32;
+/// Fewest bytes of a demo's flag secret.
+pub const MIN_DEMO_SECRET_LEN: usize = 16;
 
 /// A name in English and in Traditional Chinese.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,7 +70,7 @@ pub struct Names {
     pub zh: String,
 }
 
-/// Where the scenario's secret comes from. Inline secrets are for demos only.
+/// Where the scenario's secret comes from. Inline secrets are for demos (`demo = true`) only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
     Inline(Secret),

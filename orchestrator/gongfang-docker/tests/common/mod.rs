@@ -118,6 +118,7 @@ pub fn scenario(drill: &str, teams: Vec<Team>, services: Vec<Service>) -> Scenar
             flag_prefix: "GF".to_owned(),
             secret: SecretSource::Inline("test-secret-of-sufficient-length".into()),
             scoring: ScoringFormula::Faust,
+            demo: true,
         },
         submission: Submission { identify: Identify::Address, rate_limit: None, max_connections: 16 },
         teams,

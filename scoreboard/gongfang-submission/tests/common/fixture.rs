@@ -35,7 +35,7 @@ pub fn scenario(identify: Identify, lifetime: u32, max_connections: u32, rate_li
 }
 
 pub fn codec() -> FlagCodec {
-    FlagCodec::new(PREFIX, SECRET)
+    FlagCodec::for_drill(PREFIX, SECRET, "subtest", gongfang_core::DrillId::from_bytes([2; 16]))
 }
 
 pub fn flag(tick: u32, team: TeamId, service: u8, store: u8) -> String {

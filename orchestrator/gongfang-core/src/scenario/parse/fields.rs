@@ -28,7 +28,7 @@ impl Walker<'_, '_> {
         Some(s)
     }
 
-    pub(super) fn secret(&mut self, t: &Tab<'_, '_>) -> Option<SecretSource> {
+    pub(super) fn secret(&mut self, t: &Tab<'_, '_>, demo: bool) -> Option<SecretSource> {
         let given: Vec<&str> =
             ["secret", "secret_env", "secret_file"].into_iter().filter(|k| t.get(k).is_some()).collect();
         match given.as_slice() {
@@ -44,10 +44,21 @@ impl Walker<'_, '_> {
                 let s = self.string(t, key, true, "")??;
                 let v = t.get(key).expect("given");
                 match *key {
-                    "secret" if s.len() < 16 => {
+                    // Whoever reads the scenario could mint flags: a real drill keeps it apart.
+                    "secret" if !demo => {
                         self.c.error(
                             &v.span(),
-                            "`secret` is shorter than 16 characters",
+                            "an inline `secret` is for demos only: whoever reads this file can mint flags",
+                            Some(format!(
+                                "move it to secret_file = \"secret.txt\" or secret_env = \"GONGFANG_SECRET\" (at least {MIN_SECRET_LEN} random bytes, e.g. from `openssl rand -hex 32`), or mark a demo drill with demo = true"
+                            )),
+                        );
+                        None
+                    }
+                    "secret" if s.len() < MIN_DEMO_SECRET_LEN => {
+                        self.c.error(
+                            &v.span(),
+                            format!("`secret` is shorter than {MIN_DEMO_SECRET_LEN} bytes"),
                             Some("use a long random string, e.g. from `openssl rand -hex 32`".into()),
                         );
                         None

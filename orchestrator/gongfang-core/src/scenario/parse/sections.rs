@@ -25,6 +25,7 @@ pub(super) const DRILL_KEYS: &[&str] = &[
     "secret_env",
     "secret_file",
     "scoring",
+    "demo",
 ];
 pub(super) const SUBMISSION_KEYS: &[&str] = &["identify", "rate_limit", "max_connections"];
 pub(super) const TEAM_KEYS: &[&str] = &["id", "slug", "name", "name_zh", "role", "network", "nop"];
@@ -69,7 +70,9 @@ impl Walker<'_, '_> {
         let checker_timeout = self.duration(t, "checker_timeout", None);
         let flag_lifetime = self.int(t, "flag_lifetime", Some(5), 1..=1000);
         let flag_prefix = self.flag_prefix(t);
-        let secret = self.secret(t);
+        let demo = self.boolean(t, "demo", false);
+        // A `demo` of the wrong type is reported already; judge the secret as a demo's.
+        let secret = self.secret(t, demo.unwrap_or(true));
         let scoring = self
             .choice(t, "scoring", ScoringFormula::NAMES, Some("faust"))
             .map(|s| ScoringFormula::from_name(&s).expect("choice returns a listed name"));
@@ -153,6 +156,7 @@ impl Walker<'_, '_> {
             flag_prefix: flag_prefix?,
             secret: secret?,
             scoring: scoring?,
+            demo: demo?,
         })
     }
 
