@@ -74,6 +74,11 @@ pub enum CheckerFault {
     ResultTooLarge { what: &'static str, size: usize, limit: usize },
     /// The guest tried to use a network address outside its target.
     ForbiddenNetwork { addr: SocketAddr, usage: String },
+    /// The guest held more sockets at once than allowed.
+    SocketLimit { limit: usize },
+    /// The guest held more host resources (sockets, streams, pollables, …) at once than its
+    /// resource table allows.
+    ResourceLimit { limit: usize },
     /// The component could not be instantiated.
     Instantiate { message: String },
     /// `exploit` was asked of a checker that has none.
@@ -95,6 +100,10 @@ impl fmt::Display for CheckerFault {
             }
             CheckerFault::ForbiddenNetwork { addr, usage } => {
                 write!(f, "checker tried to reach {addr} ({usage}), outside its target")
+            }
+            CheckerFault::SocketLimit { limit } => write!(f, "checker held more than {limit} sockets at once"),
+            CheckerFault::ResourceLimit { limit } => {
+                write!(f, "checker held more than {limit} host resources at once")
             }
             CheckerFault::Instantiate { message } => write!(f, "checker could not start: {message}"),
             CheckerFault::NoExploit => write!(f, "checker has no exploit"),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use gongfang_core::action::CHECKER_ERROR_MESSAGE;
 use gongfang_core::{Action, ActionCtx, ActionOutcome, CheckerFault, StoreIdx, Target, Verdict};
-use wasmtime::component::Component;
+use wasmtime::component::{Component, ResourceTableError};
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::state::ActionState;
@@ -54,8 +54,12 @@ impl Call {
             Call::Info => Returned::Info(bindings.call_info(store).await?),
             Call::Check(ctx) => Returned::Verdict(bindings.call_check(store, &ctx).await?),
             Call::Put(ctx, idx, flag) => Returned::Put(bindings.call_put(store, &ctx, idx, &flag).await?),
-            Call::Get(ctx, idx, flag, state) => Returned::Verdict(bindings.call_get(store, &ctx, idx, &flag, &state).await?),
-            Call::Exploit(ctx, idx, flag_id) => Returned::Exploit(bindings.call_exploit(store, &ctx, idx, &flag_id).await?),
+            Call::Get(ctx, idx, flag, state) => {
+                Returned::Verdict(bindings.call_get(store, &ctx, idx, &flag, &state).await?)
+            }
+            Call::Exploit(ctx, idx, flag_id) => {
+                Returned::Exploit(bindings.call_exploit(store, &ctx, idx, &flag_id).await?)
+            }
         })
     }
 }
@@ -107,7 +111,14 @@ impl Checker {
     }
 
     /// Reads back `flag` from flag store `store`, with the state `put` returned.
-    pub async fn get(&self, target: &Target, ctx: &ActionCtx, store: StoreIdx, flag: &str, state: &[u8]) -> ActionOutcome {
+    pub async fn get(
+        &self,
+        target: &Target,
+        ctx: &ActionCtx,
+        store: StoreIdx,
+        flag: &str,
+        state: &[u8],
+    ) -> ActionOutcome {
         let wctx = wit_ctx(target, ctx);
         self.action(Action::Get, target, Call::Get(wctx, store.0, flag.to_owned(), state.to_vec())).await
     }
@@ -167,7 +178,11 @@ impl Checker {
     /// Instantiates the component in a fresh store with every limit armed, runs `call`, and
     /// tears the store down. Returns what the guest returned (or why it did not), the store's
     /// data when the store survived, and the elapsed time.
-    async fn run(&self, target: &Target, call: Call) -> (Result<Returned, CheckerFault>, Option<ActionState>, Duration) {
+    async fn run(
+        &self,
+        target: &Target,
+        call: Call,
+    ) -> (Result<Returned, CheckerFault>, Option<ActionState>, Duration) {
         let started = Instant::now();
         let limits = &self.inner.config.limits;
         let mut store = Store::new(&self.inner.engine, ActionState::new(target, limits));
@@ -190,8 +205,11 @@ impl Checker {
 
         let pre = self.pre.clone();
         let work = async {
-            let bindings = pre.instantiate_async(&mut store).await.map_err(|e| CheckerFault::Instantiate { message: format!("{e:#}") })?;
-            call.invoke(&bindings, &mut store).await.map_err(|e| CheckerFault::Trap { message: trap_message(&e) })
+            let bindings = pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| CheckerFault::Instantiate { message: format!("{e:#}") })?;
+            call.invoke(&bindings, &mut store).await.map_err(|e| trap_fault(&e, limits.max_resources))
         };
         let returned = match tokio::time::timeout(limits.timeout, work).await {
             Ok(result) => result,
@@ -205,6 +223,18 @@ impl Checker {
         }
         (returned, Some(data), started.elapsed())
     }
+}
+
+/// Why the guest stopped: a full resource table is the checker's resource limit (WASI traps on
+/// it without telling the store), anything else a trap.
+fn trap_fault(e: &wasmtime::Error, max_resources: usize) -> CheckerFault {
+    let full = |cause: &(dyn std::error::Error + 'static)| {
+        matches!(cause.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full))
+    };
+    if matches!(e.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full)) || e.chain().any(full) {
+        return CheckerFault::ResourceLimit { limit: max_resources };
+    }
+    CheckerFault::Trap { message: trap_message(e) }
 }
 
 fn trap_message(e: &wasmtime::Error) -> String {

@@ -21,6 +21,12 @@ pub struct ActionLimits {
     pub max_state_bytes: usize,
     /// Most flags one `exploit` may return.
     pub max_flags: usize,
+    /// Most sockets a checker may hold at once. Every socket is a file descriptor of the
+    /// platform's process, opened before any address check, so a checker must not hoard them.
+    pub max_sockets: usize,
+    /// Most host resources (sockets, streams, pollables, network handles) a checker may hold
+    /// at once: the size of its WASI resource table.
+    pub max_resources: usize,
 }
 
 impl Default for ActionLimits {
@@ -33,6 +39,8 @@ impl Default for ActionLimits {
             max_message_bytes: 1024,
             max_state_bytes: 64 << 10,
             max_flags: 1000,
+            max_sockets: 64,
+            max_resources: 512,
         }
     }
 }

@@ -7,7 +7,7 @@
 //!   instantiate in microseconds.
 //! - Every action ([`Checker::check`], [`Checker::put`], [`Checker::get`],
 //!   [`Checker::exploit`]) gets a fresh `Store` and ends in an [`ActionOutcome`](gongfang_core::ActionOutcome). Whatever the
-//!   guest does wrong — trap, timeout, CPU loop, memory or log limit, an address outside the
+//!   guest does wrong — trap, timeout, CPU loop, memory, log, socket or resource limit, an address outside the
 //!   target — is `checker-error` with a [`CheckerFault`](gongfang_core::CheckerFault) saying why, never a verdict
 //!   against the team.
 //!

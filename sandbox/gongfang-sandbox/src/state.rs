@@ -1,16 +1,20 @@
-//! What one action's `Store` holds: its WASI context (network only to the target), its limits,
-//! and the private log collected so far; plus the bindings for the `gongfang:checker` world.
+//! What one action's `Store` holds: its WASI context (network only to the target),
+//! its limits (memory, log, sockets, resource table) and the private log collected so far;
+//! plus the bindings for the `gongfang:checker` world.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::component::{HasSelf, Linker, Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits, StoreLimitsBuilder};
-use wasmtime_wasi::sockets::SocketAddrUse;
+use wasmtime_wasi::p2::bindings::sockets::network::{self, ErrorCode, IpAddressFamily};
+use wasmtime_wasi::p2::bindings::sockets::tcp_create_socket;
+use wasmtime_wasi::p2::{SocketError, SocketResult, TcpSocket};
+use wasmtime_wasi::sockets::{SocketAddrUse, WasiSocketsView};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use gongfang_core::{CheckerFault, Target};
 use crate::config::ActionLimits;
+use gongfang_core::{CheckerFault, Target};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -35,6 +39,9 @@ pub(crate) struct ActionState {
     pub(crate) cpu_ticks: u64,
     /// Why the host stopped the guest, when it was the host.
     pub(crate) fault: Option<CheckerFault>,
+    max_sockets: usize,
+    /// Table handles of the TCP sockets the guest created and may still hold.
+    live_sockets: Vec<u32>,
     /// The first address the guest tried to use outside its target, if any.
     pub(crate) violation: Arc<Mutex<Option<(SocketAddr, String)>>>,
 }
@@ -42,7 +49,11 @@ pub(crate) struct ActionState {
 impl ActionState {
     pub(crate) fn new(target: &Target, limits: &ActionLimits) -> ActionState {
         let violation = Arc::new(Mutex::new(None));
-        let policy = NetworkPolicy { ip: target.address.to_canonical(), ports: target.ports.clone(), violation: Arc::clone(&violation) };
+        let policy = NetworkPolicy {
+            ip: target.address.to_canonical(),
+            ports: target.ports.clone(),
+            violation: Arc::clone(&violation),
+        };
         let policy = Arc::new(policy);
         let mut wasi = WasiCtxBuilder::new();
         // No files, no environment, no arguments, no stdin: the builder grants nothing of
@@ -51,9 +62,13 @@ impl ActionState {
             let allowed = policy.allows(addr, usage);
             Box::pin(async move { allowed })
         });
+        // Every host resource the guest holds (socket, stream, pollable, network handle) is an
+        // entry here; a full table traps the guest, which the action reports as its fault.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_resources);
         ActionState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.memory_bytes)
                 .table_elements(100_000)
@@ -67,6 +82,8 @@ impl ActionState {
             log_bytes: 0,
             cpu_ticks: 0,
             fault: None,
+            max_sockets: limits.max_sockets,
+            live_sockets: Vec::new(),
             violation,
         }
     }
@@ -103,7 +120,8 @@ impl NetworkPolicy {
             _ => false,
         };
         if !allowed {
-            tracing::warn!(%addr, ?usage, "checker tried to use an address outside its target");
+            // Only the first attempt is kept: it decides the action's fault, which is logged
+            // once when the action ends. A checker retrying in a loop must not flood the log.
             let mut slot = self.violation.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             slot.get_or_insert((addr, format!("{usage:?}")));
         }
@@ -114,6 +132,46 @@ impl NetworkPolicy {
 impl WasiView for ActionState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Shadows WASI's `create-tcp-socket` to count the sockets a checker holds: the socket (a file
+/// descriptor of the platform) exists before any address is checked, so the address policy
+/// alone cannot stop a checker from hoarding them.
+impl tcp_create_socket::Host for ActionState {
+    fn create_tcp_socket(&mut self, family: IpAddressFamily) -> SocketResult<Resource<TcpSocket>> {
+        // Forget the sockets the guest has dropped: their slots are free or hold something else.
+        let table = &self.table;
+        self.live_sockets.retain(|&rep| table.get(&Resource::<TcpSocket>::new_borrow(rep)).is_ok());
+        if self.live_sockets.len() >= self.max_sockets {
+            let fault = CheckerFault::SocketLimit { limit: self.max_sockets };
+            let message = fault.to_string();
+            self.fault = Some(fault);
+            return Err(SocketError::trap(wasmtime::format_err!("{message}")));
+        }
+        let socket = tcp_create_socket::Host::create_tcp_socket(&mut self.sockets(), family)?;
+        if !self.live_sockets.contains(&socket.rep()) {
+            self.live_sockets.push(socket.rep());
+        }
+        Ok(socket)
+    }
+}
+
+/// Needed by the shadowed `create-tcp-socket` (it turns its errors into WASI error codes);
+/// plain delegation to WASI's own implementation.
+impl network::Host for ActionState {
+    fn convert_error_code(&mut self, error: SocketError) -> wasmtime::Result<ErrorCode> {
+        network::Host::convert_error_code(&mut self.sockets(), error)
+    }
+
+    fn network_error_code(&mut self, err: Resource<network::Error>) -> wasmtime::Result<Option<ErrorCode>> {
+        network::Host::network_error_code(&mut self.sockets(), err)
+    }
+}
+
+impl network::HostNetwork for ActionState {
+    fn drop(&mut self, this: Resource<network::Network>) -> wasmtime::Result<()> {
+        network::HostNetwork::drop(&mut self.sockets(), this)
     }
 }
 
@@ -161,7 +219,13 @@ impl bindings::gongfang::checker::host::Host for ActionState {
 
 impl bindings::gongfang::checker::types::Host for ActionState {}
 
+/// Links the `gongfang:checker` host interfaces, and replaces WASI's `create-tcp-socket` (linked
+/// before, by `wasmtime_wasi::p2::add_to_linker_async`) with the counting one above.
 pub(crate) fn add_host_to_linker(linker: &mut Linker<ActionState>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    let counted = tcp_create_socket::add_to_linker::<ActionState, HasSelf<ActionState>>(linker, |s| s);
+    linker.allow_shadowing(false);
+    counted?;
     bindings::gongfang::checker::host::add_to_linker::<ActionState, HasSelf<ActionState>>(linker, |s| s)?;
     bindings::gongfang::checker::types::add_to_linker::<ActionState, HasSelf<ActionState>>(linker, |s| s)
 }

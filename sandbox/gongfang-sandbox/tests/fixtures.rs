@@ -2,8 +2,9 @@
 //! checker's verdicts follow the service's health, and every hostile checker ends in
 //! `checker-error` while the host keeps serving the next action.
 
+use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use gongfang_core::{ActionCtx, ActionOutcome, CheckerFault, StoreIdx, Target, TeamId, Tick, Verdict};
@@ -19,6 +20,8 @@ const LIMITS: ActionLimits = ActionLimits {
     max_message_bytes: 1024,
     max_state_bytes: 64 << 10,
     max_flags: 100,
+    max_sockets: 32,
+    max_resources: 256,
 };
 
 /// One sandbox for the whole test binary, as the platform has one per process: hostile
@@ -54,6 +57,51 @@ async fn service() -> KvService {
 async fn assert_host_healthy(service: &KvService) {
     let outcome = load(components::GOOD).check(&Target::from_addr(service.addr()), &ctx()).await;
     assert_eq!(outcome.verdict, Verdict::Ok, "host unhealthy after a hostile checker: {outcome:#?}");
+}
+
+thread_local! {
+    static CAPTURE: RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { RefCell::new(None) };
+}
+
+/// What the platform's `tracing` lines written on this thread say, from [`capture_log`] on.
+/// A test's runtime is single-threaded, so its actions log on its thread and other tests'
+/// lines are not mixed in. One global subscriber serves every test: per-thread subscribers
+/// miss events whose interest another thread cached first.
+struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+fn capture_log() -> CapturedLog {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(|| ThreadLog).finish();
+        tracing::subscriber::set_global_default(subscriber).expect("the only subscriber of this test binary");
+    });
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    CAPTURE.with(|c| *c.borrow_mut() = Some(Arc::clone(&buffer)));
+    CapturedLog(buffer)
+}
+
+impl CapturedLog {
+    fn lines(&self) -> Vec<String> {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).lines().map(str::to_owned).collect()
+    }
+}
+
+/// Writes into this thread's capture buffer, if it has one.
+struct ThreadLog;
+
+impl std::io::Write for ThreadLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURE.with(|c| {
+            if let Some(buffer) = c.borrow().as_ref() {
+                buffer.lock().expect("log lock").extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn assert_checker_error(outcome: &ActionOutcome) -> &CheckerFault {
@@ -113,7 +161,10 @@ async fn good_checker_says_mumble_when_the_service_answers_garbage() {
     let outcome = load(components::GOOD).check(&Target::from_addr(service.addr()), &ctx()).await;
     assert_eq!(outcome.verdict, Verdict::Mumble, "{outcome:#?}");
     assert_eq!(outcome.public_message, "storing a value does not work");
-    assert!(outcome.private_log.iter().any(|l| l.contains("DEADBEEF")), "the raw answer is in the private log: {outcome:#?}");
+    assert!(
+        outcome.private_log.iter().any(|l| l.contains("DEADBEEF")),
+        "the raw answer is in the private log: {outcome:#?}"
+    );
 }
 
 #[tokio::test]
@@ -181,6 +232,66 @@ async fn wrong_port_on_the_target_never_reaches_the_decoy() {
 }
 
 #[tokio::test]
+async fn socket_flood_is_stopped_at_the_socket_limit() {
+    let service = service().await;
+    let outcome = load(components::SOCKET_FLOOD).check(&Target::from_addr(service.addr()), &ctx()).await;
+    let fault = assert_checker_error(&outcome);
+    assert_eq!(*fault, CheckerFault::SocketLimit { limit: LIMITS.max_sockets });
+    assert!(
+        !outcome.private_log.iter().any(|l| l.starts_with("holding")),
+        "the checker was stopped, not refused: {outcome:#?}"
+    );
+    assert_host_healthy(&service).await;
+    // Its sockets went with its store: the next hoarder gets the same allowance, no less.
+    let again = load(components::SOCKET_FLOOD).check(&Target::from_addr(service.addr()), &ctx()).await;
+    assert_eq!(again.fault, Some(CheckerFault::SocketLimit { limit: LIMITS.max_sockets }));
+}
+
+#[tokio::test]
+async fn handle_flood_is_stopped_at_the_resource_table_limit() {
+    let service = service().await;
+    let outcome =
+        load(components::SOCKET_FLOOD).put(&Target::from_addr(service.addr()), &ctx(), StoreIdx(0), "FLAG{x}").await;
+    let fault = assert_checker_error(&outcome);
+    assert_eq!(*fault, CheckerFault::ResourceLimit { limit: LIMITS.max_resources });
+    assert_eq!(outcome.flag_id, None);
+    assert_host_healthy(&service).await;
+}
+
+#[tokio::test]
+async fn forbidden_connects_in_a_loop_are_one_fault_and_one_log_line() {
+    let (service, decoy) = loop {
+        let service = service().await;
+        let decoy_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), service.addr().port());
+        if let Ok(decoy) = Decoy::bind(decoy_addr).await {
+            break (service, decoy);
+        }
+    };
+    let target = Target::from_addr(service.addr());
+    let captured = capture_log();
+    let outcome = load(components::SOCKET_FLOOD).get(&target, &ctx(), StoreIdx(0), "FLAG{x}", b"").await;
+    let fault = assert_checker_error(&outcome);
+    // The first attempt is the fault; the 499 after it add nothing.
+    assert_eq!(*fault, CheckerFault::ForbiddenNetwork { addr: decoy.addr(), usage: "TcpConnect".into() });
+    // Every attempt was refused and none ended the action early: sockets dropped after each
+    // attempt do not count against the socket limit.
+    assert!(outcome.private_log.iter().any(|l| l == "500 of 500 attempts refused"), "{outcome:#?}");
+    let decoy_text = decoy.addr().to_string();
+    let wrong_port = SocketAddr::new(LOCALHOST, service.addr().port().wrapping_add(1)).to_string();
+    let about: Vec<_> =
+        outcome.private_log.iter().filter(|l| l.contains(&decoy_text) || l.contains(&wrong_port)).collect();
+    assert_eq!(about.len(), 1, "one line about the forbidden addresses: {outcome:#?}");
+    assert!(about[0].starts_with("checker-error: "), "{about:?}");
+    // The platform's own log says it once per action too, not once per attempt.
+    let logged: Vec<_> =
+        captured.lines().into_iter().filter(|l| l.contains(&decoy_text) || l.contains(&wrong_port)).collect();
+    assert_eq!(logged.len(), 1, "one platform log line about the forbidden addresses: {logged:#?}");
+    assert!(logged[0].contains("WARN"), "{logged:?}");
+    assert_eq!(decoy.accepted(), 0, "the checker reached the decoy");
+    assert_host_healthy(&service).await;
+}
+
+#[tokio::test]
 async fn blocking_read_is_stopped_by_the_wall_clock_timeout() {
     let service = service().await;
     let outcome = load(components::BLOCK_READ).check(&Target::from_addr(service.addr()), &ctx()).await;
@@ -230,10 +341,12 @@ async fn trivial_checker_has_no_exploit() {
 #[tokio::test]
 async fn compiled_components_are_cached_on_disk_by_content_hash() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = SandboxConfig { cache_dir: Some(dir.path().to_owned()), max_concurrent_actions: 4, ..Default::default() };
+    let config =
+        SandboxConfig { cache_dir: Some(dir.path().to_owned()), max_concurrent_actions: 4, ..Default::default() };
     let sandbox = Sandbox::new(config.clone()).expect("sandbox");
     sandbox.load(components::TRIVIAL).expect("first load compiles");
-    let entries = || -> Vec<_> { std::fs::read_dir(dir.path()).expect("cache dir").map(|e| e.expect("entry").path()).collect() };
+    let entries =
+        || -> Vec<_> { std::fs::read_dir(dir.path()).expect("cache dir").map(|e| e.expect("entry").path()).collect() };
     let cached = entries();
     assert_eq!(cached.len(), 1, "{cached:?}");
     assert_eq!(cached[0].extension().and_then(|e| e.to_str()), Some("cwasm"));
