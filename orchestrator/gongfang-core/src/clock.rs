@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use crate::ids::Tick;
+use chrono::{DateTime, Utc};
 
 crate::named_enum! {
     /// Where the drill stands; only `Running` accepts flags.

@@ -3,13 +3,13 @@
 //! Pure by design: no IO, no async, no clock. Whatever needs the outside world
 //! (reading a scenario's files, the time of day) is passed in by the caller.
 
-pub mod names;
 pub mod account;
 pub mod action;
 pub mod clock;
 pub mod event;
 pub mod flag;
 pub mod ids;
+pub mod names;
 pub mod plan;
 pub mod record;
 pub mod report;

@@ -483,13 +483,12 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
         let outcome = match (self.targets)(team, service) {
             None => platform_error(action, format!("no address known for team {team} service {service}")),
             Some(target) => {
-                let label =
-                    format!("{}:{}:{}:{}:{:?}", tick.0, team.0, service.0, action, store_idx.map(|s| s.0));
+                let label = format!("{}:{}:{}:{}:{:?}", tick.0, team.0, service.0, action, store_idx.map(|s| s.0));
                 let request = ActionRequest {
                     service,
                     ctx: ActionCtx { team, tick, seed: self.seed ^ self.codec.derive_seed(label.as_bytes()) },
                     target,
-                    action: action,
+                    action,
                     flag: args.clone(),
                     timeout: self.timeout,
                 };
@@ -517,7 +516,7 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
             tick,
             team,
             service,
-            action: action,
+            action,
             store: store_idx,
             verdict: outcome.verdict,
             message: outcome.public_message,

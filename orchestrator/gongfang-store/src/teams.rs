@@ -1,7 +1,7 @@
 //! Teams and services: syncing them from the scenario, ad-hoc teams, and team tokens.
 
-use gongfang_core::{Secret, TeamId};
 use gongfang_core::scenario::{Ipv4Net, Names, Role, Scenario, Team};
+use gongfang_core::{Secret, TeamId};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::Store;

@@ -7,7 +7,6 @@ use std::time::Duration as StdDuration;
 
 use anyhow::{Context, ensure};
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use gongfang_core::scoring::Capture;
 use gongfang_core::AccountRole;
 use gongfang_core::Action;
 use gongfang_core::CheckResult;
@@ -16,6 +15,7 @@ use gongfang_core::report::ReportStatus;
 use gongfang_core::report::{CheckedReport, Decision, ReportError, ReportKind, RulingStage, TechniqueId, TimeWindow};
 use gongfang_core::scenario::ReportRules;
 use gongfang_core::scoring::Award;
+use gongfang_core::scoring::Capture;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_store::StoreError;
 use gongfang_store::reports::NewEvidence;
@@ -243,7 +243,18 @@ async fn two_judges_racing_rule_once(db: TestDb) -> anyhow::Result<()> {
 
 async fn records_around_a_window(db: TestDb) -> anyhow::Result<()> {
     ready(&db).await?;
-    let sub = |attacker: TeamId, flag: &str, service: u8, minutes: i64| NewSubmission { capture: Capture { attacker, victim: BLUE, service: ServiceId(service), store: StoreIdx(0), planted: Tick(0), submitted: Tick(1) }, flag: flag.into(), submitted_at: t0() + Duration::minutes(minutes) };
+    let sub = |attacker: TeamId, flag: &str, service: u8, minutes: i64| NewSubmission {
+        capture: Capture {
+            attacker,
+            victim: BLUE,
+            service: ServiceId(service),
+            store: StoreIdx(0),
+            planted: Tick(0),
+            submitted: Tick(1),
+        },
+        flag: flag.into(),
+        submitted_at: t0() + Duration::minutes(minutes),
+    };
     db.store
         .insert_submissions(&[
             sub(RED, "F1", 1, 5),

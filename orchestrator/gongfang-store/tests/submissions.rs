@@ -11,8 +11,8 @@ use std::collections::HashSet;
 
 use anyhow::ensure;
 use chrono::{TimeZone, Utc};
-use gongfang_core::scoring::Capture;
 use gongfang_core::NewSubmission;
+use gongfang_core::scoring::Capture;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 use gongfang_store::{Store, SubmissionOutcome};
 
@@ -92,8 +92,11 @@ async fn batches_of_every_size_answer_each_row(db: TestDb) -> anyhow::Result<()>
             } else {
                 format!("GF{{{n}}}")
             };
-            let attacker =
-                if i % 7 == 6 { batch.last().map_or(1, |s: &NewSubmission| s.capture.attacker.0) } else { 1 + (n % 2) as u16 };
+            let attacker = if i % 7 == 6 {
+                batch.last().map_or(1, |s: &NewSubmission| s.capture.attacker.0)
+            } else {
+                1 + (n % 2) as u16
+            };
             batch.push(sub(attacker, &flag, 3, 1));
             n += 1;
         }

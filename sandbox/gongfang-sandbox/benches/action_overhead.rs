@@ -9,8 +9,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gongfang_core::{TeamId, Tick, Verdict};
 use gongfang_core::{ActionCtx, Target};
+use gongfang_core::{TeamId, Tick, Verdict};
 use gongfang_sandbox::{Sandbox, SandboxConfig};
 use gongfang_test_programs::components;
 
@@ -64,7 +64,10 @@ fn main() -> anyhow::Result<()> {
     println!("checker action overhead (instantiate + call + teardown, trivial checker, no service)");
     println!("  wasmtime sandbox:           median {:>10.1} µs over {WASM_ACTIONS} actions", wasm.as_secs_f64() * 1e6);
     tracing::debug!(interpreter = %python3, "python side");
-    println!("  python3 process per action: median {:>10.1} µs over {PYTHON_ACTIONS} actions", python.as_secs_f64() * 1e6);
+    println!(
+        "  python3 process per action: median {:>10.1} µs over {PYTHON_ACTIONS} actions",
+        python.as_secs_f64() * 1e6
+    );
     println!("  ratio: the sandbox is {:.0}x faster", python.as_secs_f64() / wasm.as_secs_f64());
     Ok(())
 }

@@ -68,9 +68,7 @@ fn compile_now(engine: &Engine, name: &str, bytes: &[u8]) -> Result<Component, S
 /// reader never sees a half-written file.
 fn store(component: &Component, file: &Path) -> Result<(), SandboxError> {
     let cache_err = |source| SandboxError::Cache { path: file.display().to_string(), source };
-    let serialized = component
-        .serialize()
-        .map_err(|e| cache_err(std::io::Error::other(format!("{e:#}"))))?;
+    let serialized = component.serialize().map_err(|e| cache_err(std::io::Error::other(format!("{e:#}"))))?;
     let tmp: PathBuf = file.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, serialized).map_err(cache_err)?;
     std::fs::rename(&tmp, file).map_err(cache_err)?;

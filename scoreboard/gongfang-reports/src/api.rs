@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use gongfang_core::event::GameEvent;
 use gongfang_core::Secret;
+use gongfang_core::event::GameEvent;
 use gongfang_core::report::{Decision, Filing, ReportStatus, RulingStage, check_report};
 use gongfang_store::reports::ReportRecord;
 use serde::{Deserialize, Serialize};
@@ -173,8 +173,11 @@ struct Session {
 async fn login(State(state): State<ReportsState>, req: Request) -> Reply<axum::Json<Session>> {
     let (parts, body) = req.into_parts();
     let login: Login = json_body(&parts.headers, body, 16 * 1024).await?;
-    let account =
-        state.store().verify_account(&login.name, login.password.expose()).await?.ok_or(ReportsError::BadCredentials)?;
+    let account = state
+        .store()
+        .verify_account(&login.name, login.password.expose())
+        .await?
+        .ok_or(ReportsError::BadCredentials)?;
     if account.role != gongfang_core::AccountRole::Judge {
         return Err(ReportsError::JudgesOnly);
     }

@@ -5,9 +5,11 @@
 use std::fmt::Write as _;
 
 use chrono::Utc;
+use gongfang_core::AccountRole;
+use gongfang_core::report::ReportStatus;
 use gongfang_core::scenario::Scenario;
-use gongfang_store::reports::{ReportRecord, ReportStatus};
-use gongfang_store::{AccountRole, Store};
+use gongfang_store::Store;
+use gongfang_store::reports::ReportRecord;
 
 use crate::error::ReportsError;
 use crate::view::{service_slug, team_slug};

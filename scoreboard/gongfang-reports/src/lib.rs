@@ -22,7 +22,6 @@ mod upload;
 mod view;
 
 pub use api::router;
-pub use auth::TOKEN_HEADER;
 pub use error::ReportsError;
 pub use logs::{LogFuture, LogLine, LogSource, NoLogs};
 pub use matching::{CaptureView, Context, Strength, Suggestion, VerdictChange};

@@ -2,10 +2,10 @@
 //! and what judges see (everything).
 
 use chrono::{DateTime, Utc};
+use gongfang_core::report::ReportStatus;
 use gongfang_core::report::{RulingStage, appeal_deadline};
 use gongfang_core::scenario::Scenario;
 use gongfang_core::{ServiceId, TeamId};
-use gongfang_core::report::ReportStatus;
 use gongfang_store::reports::{EvidenceInfo, ReportRecord, Ruling};
 use serde::Serialize;
 

@@ -21,10 +21,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gongfang_core::scoring::Capture;
 use gongfang_core::NewSubmission;
 use gongfang_core::clock::DrillClock;
 use gongfang_core::scenario::Identify;
+use gongfang_core::scoring::Capture;
 use gongfang_core::{ServiceId, TeamId, Tick};
 use gongfang_store::{Store, SubmissionOutcome};
 use gongfang_submission::{Settings, SinkFuture, SubmissionSink, SubmissionState};
@@ -233,7 +233,18 @@ async fn store_rate(backend: &str, total: usize, batch: usize) -> f64 {
         .map(|n| {
             let flag = fixture::nth_flag(&codec, n as u64, 0);
             let info = codec.parse(&flag).unwrap();
-            NewSubmission { capture: Capture { attacker: fixture::ALPHA, victim: info.team, service: info.service, store: info.store, planted: info.tick, submitted: Tick(NOW) }, flag, submitted_at: chrono::Utc::now() }
+            NewSubmission {
+                capture: Capture {
+                    attacker: fixture::ALPHA,
+                    victim: info.team,
+                    service: info.service,
+                    store: info.store,
+                    planted: info.tick,
+                    submitted: Tick(NOW),
+                },
+                flag,
+                submitted_at: chrono::Utc::now(),
+            }
         })
         .collect();
     let start = Instant::now();

@@ -4,7 +4,6 @@
 //! similar farms classify on (`accepted`, `invalid flag`, `too old`, `your own`,
 //! `already submitted`; `game not started`, `game over`, `try again later` keep a flag queued).
 
-
 gongfang_core::named_enum! {
     /// The FAUST / ENOWARS answer codes.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

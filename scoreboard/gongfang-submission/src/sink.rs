@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
-use gongfang_core::{ServiceId, TeamId, Tick};
 use gongfang_core::NewSubmission;
+use gongfang_core::{ServiceId, TeamId, Tick};
 use gongfang_store::{Backend, Store, SubmissionOutcome};
 
 use crate::error::SubmissionError;

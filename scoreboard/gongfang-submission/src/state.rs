@@ -5,21 +5,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{Identify, Scenario};
-use gongfang_core::{FlagCodec, TeamId, Tick};
-use gongfang_core::NewSubmission;
 use gongfang_core::scoring::Capture;
+use gongfang_core::{FlagCodec, TeamId, Tick};
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::answer::Answer;
 use crate::auth::{ConnectionCounter, RateLimiter, TokenCache};
 use crate::classify::{Classified, Classifier};
-use gongfang_core::clock::DrillClock;
 use crate::error::SubmissionError;
 use crate::sink::SubmissionSink;
 use crate::writer::{StoredCaptures, Writer, WriterConfig};
+use gongfang_core::clock::DrillClock;
 
 /// Limits and tuning. The scenario's `[submission]` table supplies identification, the HTTP
 /// rate limit and connections per team; the rest has sensible defaults.

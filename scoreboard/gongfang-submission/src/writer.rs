@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
 use gongfang_core::{ServiceId, TeamId, Tick};
-use gongfang_core::NewSubmission;
 use gongfang_store::SubmissionOutcome;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, oneshot};
 use tokio::task::JoinSet;

@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use gongfang_core::ScoreRow;
 use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::{Role, Scenario};
 use gongfang_core::scoring::{ReportTally, TeamScore, TeamTick, TickScores, standings};
 use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
-use gongfang_core::ScoreRow;
 use gongfang_store::Store;
 use serde::Serialize;
 

@@ -12,8 +12,8 @@ use gongfang_store::Store;
 use tokio::sync::{Mutex, Semaphore, broadcast, oneshot, watch};
 
 use crate::board::{self, Board, FirstBloodScan};
-use gongfang_core::clock::DrillClock;
 use crate::error::WebError;
+use gongfang_core::clock::DrillClock;
 
 /// Where one team's copy of a service can be reached, as the binary knows it from the
 /// orchestrator's network plan. Shown to attackers in `/api/attack-info`.

@@ -161,8 +161,10 @@ async fn feed(socket: &mut WebSocket, state: &WebState) -> End {
 
 async fn send_snapshot(socket: &mut WebSocket, state: &WebState) -> Result<(), End> {
     let board = state.board().await.map_err(End::Failed)?;
-    let snapshot =
-        Snapshot { kind: "snapshot", scoreboard: Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) } };
+    let snapshot = Snapshot {
+        kind: "snapshot",
+        scoreboard: Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) },
+    };
     let text = serde_json::to_string(&snapshot).map_err(|e| End::Failed(e.into()))?;
     send(socket, state, Message::Text(text.into())).await
 }

@@ -5,9 +5,9 @@ mod common;
 
 use anyhow::Result;
 use common::*;
-use gongfang_core::scoring::Capture;
 use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
+use gongfang_core::scoring::Capture;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 use gongfang_test_support::http::get;
 use gongfang_web::WebSettings;
@@ -106,7 +106,18 @@ async fn scoreboard_follows_the_store_when_events_say_it_changed() -> Result<()>
     close_tick_two(&app.store).await?;
     // A later capture of kv, which already has its first blood.
     app.store
-        .insert_submissions(&[NewSubmission { capture: Capture { attacker: TeamId(2), victim: TeamId(1), service: ServiceId(2), store: StoreIdx(0), planted: Tick(2), submitted: Tick(3) }, flag: "GONGFANG{t2-team1-svc2-store0}".into(), submitted_at: at(185) }])
+        .insert_submissions(&[NewSubmission {
+            capture: Capture {
+                attacker: TeamId(2),
+                victim: TeamId(1),
+                service: ServiceId(2),
+                store: StoreIdx(0),
+                planted: Tick(2),
+                submitted: Tick(3),
+            },
+            flag: "GONGFANG{t2-team1-svc2-store0}".into(),
+            submitted_at: at(185),
+        }])
         .await?;
     app.events.send(GameEvent::TickClosed { tick: Tick(2) })?;
     app.events.send(GameEvent::ScoresUpdated { tick: Tick(2) })?;
