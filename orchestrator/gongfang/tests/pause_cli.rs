@@ -4,33 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use gongfang_core::scenario::{self, AssumeEverythingExists};
 use gongfang_store::Store;
-
-const SCENARIO: &str = r#"
-[drill]
-slug = "pause-test"
-name = "Pause test"
-duration = "10m"
-tick = "60s"
-checker_timeout = "10s"
-flag_lifetime = 3
-demo = true
-secret = "pause-test-secret-0123456789"
-
-[[team]]
-id = 1
-slug = "alpha"
-name = "Alpha"
-network = "10.60.1.0/24"
-
-[[service]]
-slug = "notes"
-name = "Notes"
-image = "notes:latest"
-ports = [8080]
-checker = "notes.wasm"
-"#;
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 
 fn run(dir: &Path, url: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gongfang"));
@@ -51,7 +26,7 @@ fn gongfang(url: &str, args: &[&str]) -> String {
 
 /// A database holding a drill, as `gongfang up` leaves it: migrated, the scenario loaded.
 async fn drill_database(url: &str) -> Store {
-    let scenario = scenario::parse(SCENARIO, Path::new("pause.toml"), &AssumeEverythingExists).unwrap();
+    let scenario = ScenarioBuilder::new("pause-test").team(team(1, "alpha")).service(service("notes")).build();
     let store = Store::connect_and_migrate(url).await.unwrap();
     store.sync_scenario(&scenario).await.unwrap();
     store

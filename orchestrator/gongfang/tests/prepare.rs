@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use gongfang::prepare::{TARGET_HINT, Toolchain, build_checkers, checker_project};
 use gongfang_core::scenario::{self, AssumeEverythingExists, Scenario};
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 
 /// A cargo project whose checker is not built yet, and stand-in tools that record their calls.
 struct Fixture {
@@ -57,7 +58,7 @@ impl Fixture {
     }
 
     fn scenario(&self) -> Scenario {
-        scenario::parse(SCENARIO_FILE, &self.root().join("scenario.toml"), &AssumeEverythingExists).unwrap()
+        scenario::parse(&scenario_file(), &self.root().join("scenario.toml"), &AssumeEverythingExists).unwrap()
     }
 
     fn checker(&self) -> PathBuf {
@@ -147,7 +148,7 @@ fn a_failing_build_names_the_hint() {
 fn up_without_the_target_or_rustup_stops_with_the_hint() {
     let fx = Fixture::new(false);
     let scenario = fx.root().join("scenario.toml");
-    std::fs::write(&scenario, SCENARIO_FILE).unwrap();
+    std::fs::write(&scenario, scenario_file()).unwrap();
     // Only the stand-in rustc on the PATH: no rustup, as on a machine with a distribution's Rust.
     let path = fx.root().join("bin-without-rustup");
     std::fs::create_dir_all(&path).unwrap();
@@ -172,28 +173,8 @@ fn up_without_the_target_or_rustup_stops_with_the_hint() {
     assert_eq!(fx.calls(), "", "nothing was built");
 }
 
-/// The scenario of [`Fixture::scenario`], as a file.
-const SCENARIO_FILE: &str = r#"
-[drill]
-slug = "prepare-test"
-name = "Prepare test"
-duration = "10m"
-tick = "60s"
-checker_timeout = "10s"
-flag_lifetime = 3
-demo = true
-secret = "prepare-test-secret-0123456789"
-
-[[team]]
-id = 1
-slug = "alpha"
-name = "Alpha"
-network = "10.60.1.0/24"
-
-[[service]]
-slug = "notes"
-name = "Notes"
-image = "notes:latest"
-ports = [8080]
-checker = "project/target/wasm32-wasip2/release/checker.wasm"
-"#;
+/// The scenario of [`Fixture::scenario`], as a file: its checker is a cargo project's output.
+fn scenario_file() -> String {
+    let notes = service("notes").checker("project/target/wasm32-wasip2/release/checker.wasm");
+    ScenarioBuilder::new("prepare-test").team(team(1, "alpha")).service(notes).toml()
+}
