@@ -36,7 +36,15 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/judge/reports/{id}", get(judge_read))
         .route("/api/judge/reports/{id}/ruling", post(rule))
         .route("/api/judge/reports/{id}/appeal-ruling", post(rule_appeal))
+        .layer(axum::middleware::map_response(nosniff))
         .with_state(state)
+}
+
+/// Every answer says `nosniff`, so no browser takes a report's JSON (text a team wrote) for a
+/// page or a script.
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 type Reply<T> = Result<T, ReportsError>;

@@ -61,8 +61,10 @@ pub(crate) async fn team(state: &ReportsState, headers: &HeaderMap) -> Result<Te
 
 /// The calling judge; teams are refused.
 pub(crate) async fn judge(state: &ReportsState, headers: &HeaderMap) -> Result<Account, ReportsError> {
-    match caller(state, headers).await? {
-        Caller::Judge(a) => Ok(a),
-        Caller::Team(_) => Err(ReportsError::JudgesOnly),
+    match caller(state, headers).await {
+        Ok(Caller::Judge(a)) => Ok(a),
+        Ok(Caller::Team(_)) => Err(ReportsError::JudgesOnly),
+        Err(ReportsError::Unauthenticated) => Err(ReportsError::NoJudgeCredentials),
+        Err(e) => Err(e),
     }
 }

@@ -1,6 +1,6 @@
 //! What the organisers' report commands do, as plain functions the `gongfang` binary calls
 //! (its `judge add` and `report list|show`; the arguments are parsed there): create a judge
-//! account, list and show reports. Each returns the text to print.
+//! account, list and show reports. Each returns the text to print, safe for a terminal.
 
 use std::fmt::Write as _;
 
@@ -81,7 +81,7 @@ pub fn report_table(s: &Scenario, reports: &[ReportRecord]) -> String {
     }
     let _ = write!(out, "{} report{}", reports.len(), if reports.len() == 1 { "" } else { "s" });
     out.push('\n');
-    out
+    terminal_safe(&out)
 }
 
 /// Everything about one report, for organisers.
@@ -131,5 +131,32 @@ pub fn report_detail(s: &Scenario, r: &ReportRecord) -> String {
     if let Some(a) = &r.appeal {
         let _ = writeln!(out, "appealed at {}: {}", a.at.to_rfc3339(), a.reason);
     }
+    terminal_safe(&out)
+}
+
+/// `text` with every control character but newline and tab (C0, DEL and C1: ESC, CR,
+/// backspace, BEL …) written as its escape, ESC as `\u{1b}`. Most of a report is what a team
+/// wrote, and a terminal obeys escape sequences: unescaped, a report could move the cursor,
+/// clear or rewrite lines, or retitle the window of the judge reading it.
+fn terminal_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn controls_are_escaped_but_lines_and_tabs_kept() {
+        let text = "a\tb\nc\x1b[2J\r\x07\x08\x7f\u{9b}31m\u{85}d 攻防";
+        assert_eq!(terminal_safe(text), "a\tb\nc\\u{1b}[2J\\u{d}\\u{7}\\u{8}\\u{7f}\\u{9b}31m\\u{85}d 攻防");
+    }
 }

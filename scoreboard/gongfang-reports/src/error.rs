@@ -16,6 +16,10 @@ pub enum ReportsError {
          authentication or a bearer token from POST /api/judge/login"
     )]
     Unauthenticated,
+    /// No credentials on a judges-only route: the one 401 besides [`Self::BadCredentials`] that
+    /// asks the browser for a judge's name and password.
+    #[error("no credentials: judges use HTTP basic authentication or a bearer token from POST /api/judge/login")]
+    NoJudgeCredentials,
     #[error("the team token is not valid; check it, or ask the organisers for a new one")]
     BadToken,
     #[error("wrong judge name or password, or the session has expired; log in again")]
@@ -24,8 +28,6 @@ pub enum ReportsError {
     JudgesOnly,
     #[error("only teams file and appeal reports; send your team token in the {TEAM_TOKEN_HEADER} header")]
     TeamsOnly,
-    #[error("report {0} was filed by another team; a team sees only its own reports and evidence")]
-    NotYourReport(i64),
     #[error("team {0} is not in this drill's scenario, so it cannot file reports")]
     NotInScenario(u16),
     #[error("this drill takes no reports (the scenario has no [reports] table, or it is disabled)")]
@@ -68,12 +70,11 @@ impl ReportsError {
     pub fn parts(&self) -> (StatusCode, &'static str) {
         use ReportsError::*;
         match self {
-            Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Unauthenticated | NoJudgeCredentials => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             BadToken => (StatusCode::UNAUTHORIZED, "bad_token"),
             BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             JudgesOnly => (StatusCode::FORBIDDEN, "judges_only"),
             TeamsOnly => (StatusCode::FORBIDDEN, "teams_only"),
-            NotYourReport(_) => (StatusCode::FORBIDDEN, "not_your_report"),
             NotInScenario(_) => (StatusCode::FORBIDDEN, "not_in_scenario"),
             ReportsOff => (StatusCode::FORBIDDEN, "reports_off"),
             UnknownReport(_) => (StatusCode::NOT_FOUND, "unknown_report"),
@@ -96,7 +97,9 @@ impl From<StoreError> for ReportsError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::UnknownReport(id) => ReportsError::UnknownReport(id),
-            StoreError::NotYourReport(id) => ReportsError::NotYourReport(id),
+            // Another team's report is answered as if it did not exist, so a team cannot learn
+            // which ids others have filed.
+            StoreError::NotYourReport(id) => ReportsError::UnknownReport(id),
             StoreError::ReportRule(rule) => ReportsError::Rule(rule),
             StoreError::NotAJudge(_) => ReportsError::JudgesOnly,
             e @ StoreError::ReportState { .. } => ReportsError::WrongState(e.to_string()),
@@ -130,7 +133,9 @@ impl IntoResponse for ReportsError {
                 .collect();
         }
         let mut response = (status, axum::Json(body)).into_response();
-        if status == StatusCode::UNAUTHORIZED {
+        // Only judges have a name and password to give; a team's 401 must not make a browser
+        // pop up a login dialog.
+        if matches!(self, ReportsError::BadCredentials | ReportsError::NoJudgeCredentials) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gongfang judges\""));
@@ -145,7 +150,9 @@ mod tests {
 
     #[test]
     fn the_table_gives_client_errors_for_client_mistakes() {
-        assert_eq!(ReportsError::NotYourReport(1).parts(), (StatusCode::FORBIDDEN, "not_your_report"));
+        let e: ReportsError = StoreError::NotYourReport(7).into();
+        assert_eq!(e.parts(), ReportsError::UnknownReport(7).parts());
+        assert_eq!(e.to_string(), ReportsError::UnknownReport(7).to_string());
         assert_eq!(ReportsError::TooLarge { limit: 1, evidence_limit: 1 }.parts().0, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(
             ReportsError::UnsupportedMediaType("text/plain".into()).parts().0,

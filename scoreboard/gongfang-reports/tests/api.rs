@@ -27,6 +27,8 @@ gongfang_test_support::backend_tests!(
     lifecycle_filed_ruled_appealed_final,
     teams_see_only_their_own_and_cannot_rule,
     the_queue_suggests_matches_from_the_records,
+    json_answers_say_nosniff,
+    team_401s_ask_no_browser_for_a_password,
     bad_input_is_refused_and_nothing_is_stored,
     evidence_files_round_trip_and_judges_log_in,
 );
@@ -211,16 +213,27 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
     let id = r["id"].as_i64().unwrap();
     let evidence_url = r["evidence"][0]["url"].as_str().context("no evidence url")?.to_owned();
 
-    // Another team: 403 for the report and its evidence, and its own list is empty.
+    // Another team's report and its evidence answer exactly as a missing report does, so no
+    // team learns which ids others have filed; its own list is empty.
+    let missing_id = id + 1_000_000;
+    let as_if_missing = |answer: &Response, missing: &Response| -> anyhow::Result<()> {
+        ensure!(answer.status == 404 && answer.code() == "unknown_report", "{}", answer.text());
+        ensure!(answer.status == missing.status && answer.header("content-type") == missing.header("content-type"));
+        let missing = missing.text().replace(&missing_id.to_string(), &id.to_string());
+        ensure!(answer.text() == missing, "{} is not {missing}", answer.text());
+        Ok(())
+    };
+    let missing = get_as(&app, RED_ACADEMY, &format!("/api/reports/{missing_id}")).await;
     let other = get_as(&app, RED_ACADEMY, &format!("/api/reports/{id}")).await;
-    ensure!(other.status == 403 && other.code() == "not_your_report", "{}", other.text());
+    as_if_missing(&other, &missing)?;
     ensure!(!other.text().contains("admin"), "a refusal leaks nothing");
     let file = get_as(&app, RED_ACADEMY, &evidence_url).await;
-    ensure!(file.status == 403 && file.code() == "not_your_report", "{}", file.text());
+    let missing_file =
+        get_as(&app, RED_ACADEMY, &evidence_url.replace(&format!("/{id}/"), &format!("/{missing_id}/"))).await;
+    as_if_missing(&file, &missing_file)?;
     ensure!(get_as(&app, RED_ACADEMY, "/api/reports").await.json()? == json!([]));
-    ensure!(get_as(&app, MOI, &format!("/api/reports/{id}")).await.status == 403, "not even the target");
+    ensure!(get_as(&app, MOI, &format!("/api/reports/{id}")).await.status == 404, "not even the target");
     ensure!(get_as(&app, RED_FIRM, &evidence_url).await.status == 200, "the filer reads its evidence");
-    ensure!(get_as(&app, RED_FIRM, "/api/reports/999999").await.status == 404);
 
     // A team cannot rule, appeal another's report, or see the queue.
     let auth = team_auth(&app, MOI);
@@ -238,7 +251,7 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
     let appeal = app
         .request("POST", &format!("/api/reports/{id}/appeal"), &[(auth.0, &auth.1), JSON], br#"{"reason": "x"}"#)
         .await;
-    ensure!(appeal.status == 403 && appeal.code() == "not_your_report", "{}", appeal.text());
+    ensure!(appeal.status == 404 && appeal.code() == "unknown_report", "{}", appeal.text());
     ensure!(app.store.report(id).await?.unwrap().rulings.is_empty(), "nothing was ruled");
 
     // No or wrong credentials; an organiser is not a judge; a judge does not file.
@@ -259,6 +272,52 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
     // Judges read any report and its evidence.
     ensure!(app.request("GET", &format!("/api/reports/{id}"), &[(judge.0, &judge.1)], b"").await.status == 200);
     ensure!(app.request("GET", &evidence_url, &[(judge.0, &judge.1)], b"").await.status == 200);
+    app.stop().await;
+    Ok(())
+}
+
+async fn json_answers_say_nosniff(app: App) -> anyhow::Result<()> {
+    let filed = file(&app, RED_FIRM, &attack("moi", 30, 40)).await;
+    ensure!(filed.status == 201, "{}", filed.text());
+    let id = filed.json()?["id"].as_i64().context("no id")?;
+    let judge = basic(ANA.0, ANA.1);
+    let answers = [
+        ("filed", filed),
+        ("own list", get_as(&app, RED_FIRM, "/api/reports").await),
+        ("own report", get_as(&app, RED_FIRM, &format!("/api/reports/{id}")).await),
+        ("missing report", get_as(&app, RED_FIRM, "/api/reports/999999").await),
+        ("refused report", file(&app, RED_FIRM, &json!({ "kind": "attack" })).await),
+        ("no credentials", app.request("GET", "/api/reports", &[], b"").await),
+        ("judges' queue", app.request("GET", "/api/judge/queue", &[(judge.0, &judge.1)], b"").await),
+    ];
+    for (what, answer) in answers {
+        ensure!(answer.header("x-content-type-options") == Some("nosniff"), "{what}: {}", answer.status);
+    }
+    app.stop().await;
+    Ok(())
+}
+
+async fn team_401s_ask_no_browser_for_a_password(app: App) -> anyhow::Result<()> {
+    // A team's script or page gets a plain 401, never a browser's password dialog.
+    let bad = ("X-Team-Token", "A".repeat(32));
+    let team_401s = [
+        ("no credentials", app.request("GET", "/api/reports", &[], b"").await),
+        ("no credentials, filing", app.request("POST", "/api/reports", &[JSON], b"{}").await),
+        ("no credentials, a report", app.request("GET", "/api/reports/1", &[], b"").await),
+        ("a wrong token", app.request("GET", "/api/reports", &[(bad.0, &bad.1)], b"").await),
+        ("a wrong token, a report", app.request("GET", "/api/reports/1", &[(bad.0, &bad.1)], b"").await),
+    ];
+    for (what, answer) in team_401s {
+        ensure!(answer.status == 401, "{what}: {}", answer.text());
+        ensure!(answer.header("www-authenticate").is_none(), "{what} asks for Basic credentials");
+    }
+    // Judges' endpoints still ask, so a judge's browser offers its login.
+    let none = app.request("GET", "/api/judge/queue", &[], b"").await;
+    ensure!(none.status == 401 && none.code() == "unauthenticated", "{}", none.text());
+    ensure!(none.header("www-authenticate").is_some_and(|v| v.starts_with("Basic ")));
+    let wrong = basic(ANA.0, "not the password");
+    let wrong = app.request("GET", "/api/judge/queue", &[(wrong.0, &wrong.1)], b"").await;
+    ensure!(wrong.status == 401 && wrong.header("www-authenticate").is_some());
     app.stop().await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! What the organisers' report commands do, through the functions the binary calls: creating
-//! a judge (audited, with a usable password) and listing and showing reports.
+//! a judge (audited, with a usable password) and listing and showing reports, escaped for the
+//! terminal.
 
 mod common;
 
@@ -71,4 +72,31 @@ async fn report_list_and_show() {
     assert!(shown.contains("valid, 25 points: confirmed"), "{shown}");
     let missing = show_report(&store, &s, 999).await.unwrap_err();
     assert!(matches!(missing, ReportsError::UnknownReport(999)));
+}
+
+#[tokio::test]
+async fn report_show_escapes_what_could_rewrite_the_terminal() {
+    let (_db, store) = store().await;
+    let s = redblue();
+    let report = CheckedReport {
+        kind: ReportKind::Attack,
+        target_team: Some(MODA),
+        service: ServiceId(1),
+        window: TimeWindow { from: at(10), to: at(20) },
+        technique: "sqli\x1b]0;pwned\x07".into(),
+        attack_id: None,
+        // Clear the screen, home the cursor, print a fake ruling; then a C1 CSI.
+        description: "line one\n\tindented\x1b[2J\x1b[H\rfirst ruling by ana: valid, 500 points\u{9b}0m".into(),
+        evidence: "$ cat log\x08\x08\x08\x7f".into(),
+        traced_address: None,
+        traced_team: None,
+    };
+    let filed = store.file_report(RED_FIRM, &report, &[], at(30)).await.unwrap();
+    let shown = show_report(&store, &s, filed.id).await.unwrap();
+    let raw: Vec<char> = shown.chars().filter(|c| c.is_control() && *c != '\n' && *c != '\t').collect();
+    assert!(raw.is_empty(), "{raw:?} reach the terminal: {shown:?}");
+    assert!(shown.contains("technique:   sqli\\u{1b}]0;pwned\\u{7}"), "{shown}");
+    assert!(shown.contains("line one\n\tindented\\u{1b}[2J\\u{1b}[H\\u{d}first ruling"), "{shown}");
+    assert!(shown.contains("500 points\\u{9b}0m"), "{shown}");
+    assert!(shown.contains("$ cat log\\u{8}\\u{8}\\u{8}\\u{7f}"), "{shown}");
 }

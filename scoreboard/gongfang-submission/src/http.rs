@@ -17,7 +17,14 @@ use crate::state::{SubmissionState, Verdict};
 
 /// The routes of flag submission, to be merged into the web application.
 pub fn router(state: SubmissionState) -> Router {
-    Router::new().route("/flags", put(put_flags)).with_state(state)
+    Router::new().route("/flags", put(put_flags)).layer(axum::middleware::map_response(nosniff)).with_state(state)
+}
+
+/// Every answer says `nosniff`: it echoes the flags a client sent, and no browser may take
+/// that for a page.
+async fn nosniff(mut response: Response) -> Response {
+    response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// Why a whole request was refused.

@@ -239,6 +239,36 @@ async fn http_rate_limit_answers_429() {
 }
 
 #[tokio::test]
+async fn http_answers_say_nosniff() {
+    let db = TestDb::sqlite().await;
+    let app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, None), Settings::default()).await;
+    let alpha = app.tokens[&ALPHA].clone();
+    let flags = serde_json::to_vec(&[fixture::flag(10, BRAVO, 1, 0)]).unwrap();
+    for (what, headers, body) in [
+        ("an answer", &[("X-Team-Token", alpha.as_str())][..], &flags[..]),
+        ("no token", &[][..], &b"[]"[..]),
+        ("not JSON", &[("X-Team-Token", alpha.as_str())][..], &b"GONGFANG{x}"[..]),
+    ] {
+        let answer = put(&app, headers, body).await;
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"), "{what}: {answer:?}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn http_401s_ask_no_browser_for_a_password() {
+    let db = TestDb::sqlite().await;
+    let app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, None), Settings::default()).await;
+    let wrong = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for (what, headers) in [("no token", &[][..]), ("a wrong token", &[("X-Team-Token", wrong)][..])] {
+        let answer = put(&app, headers, b"[]").await;
+        assert_eq!(answer.status, 401, "{what}: {}", answer.text());
+        assert_eq!(answer.header("www-authenticate"), None, "{what}");
+    }
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn captures_publish_events_and_one_first_blood_per_service() {
     let db = TestDb::sqlite().await;
     let mut app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, None), Settings::default()).await;

@@ -40,7 +40,17 @@ pub fn router(state: WebState) -> Router {
         .route("/attack.json", get(api::attack_info))
         .route("/ws", get(ws::upgrade))
         .fallback(not_found)
+        .layer(axum::middleware::map_response(nosniff))
         .with_state(state)
+}
+
+/// Every answer says `nosniff`: the JSON carries names teams chose, and no browser may take it
+/// for a page or a script.
+async fn nosniff(mut response: axum::response::Response) -> axum::response::Response {
+    response
+        .headers_mut()
+        .insert(axum::http::header::X_CONTENT_TYPE_OPTIONS, axum::http::HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// Serves the scoreboard on `listener` until `shutdown` resolves; live connections are then

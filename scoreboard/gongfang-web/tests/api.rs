@@ -155,6 +155,32 @@ async fn page_and_assets_are_served_from_the_binary() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_may_connect_only_to_its_own_origin() -> Result<()> {
+    let app = App::start(64, WebSettings::default()).await?;
+    let page = get(app.addr, "/").await?;
+    let csp = page.header("content-security-policy").expect("the page has a CSP").to_owned();
+    let connect: Vec<&str> = csp
+        .split(';')
+        .map(str::trim)
+        .filter_map(|d| d.strip_prefix("connect-src "))
+        .flat_map(str::split_whitespace)
+        .collect();
+    // `'self'` already allows the same-origin websocket; `ws:`/`wss:` would allow any host.
+    assert_eq!(connect, ["'self'"], "{csp}");
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_answers_say_nosniff() -> Result<()> {
+    let app = App::start(64, WebSettings::default()).await?;
+    for path in ["/api/scoreboard", "/api/attack-info", "/attack.json", "/api/nothing-here", "/"] {
+        let answer = get(app.addr, path).await?;
+        assert_eq!(answer.header("x-content-type-options"), Some("nosniff"), "{path}: {}", answer.status);
+    }
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_answer_with_a_stable_code() -> Result<()> {
     let app = App::start(64, WebSettings::default()).await?;
     let missing = get(app.addr, "/api/nothing-here").await?;
