@@ -22,6 +22,22 @@ async fn store() -> (TestDb, Store) {
     (db, store)
 }
 
+/// An attack report on moda's first service, minutes 10 to 20 of the drill, as the team wrote it.
+fn attack_on_moda(technique: &str, description: &str, evidence: &str) -> CheckedReport {
+    CheckedReport {
+        kind: ReportKind::Attack,
+        target_team: Some(MODA),
+        service: ServiceId(1),
+        window: TimeWindow { from: at(10), to: at(20) },
+        technique: technique.into(),
+        attack_id: None,
+        description: description.into(),
+        evidence: evidence.into(),
+        traced_address: None,
+        traced_team: None,
+    }
+}
+
 #[tokio::test]
 async fn judge_add_creates_an_audited_judge_that_can_log_in() {
     let (_db, store) = store().await;
@@ -43,18 +59,7 @@ async fn judge_add_creates_an_audited_judge_that_can_log_in() {
 async fn report_list_and_show() {
     let (_db, store) = store().await;
     let s = redblue();
-    let report = CheckedReport {
-        kind: ReportKind::Attack,
-        target_team: Some(MODA),
-        service: ServiceId(1),
-        window: TimeWindow { from: at(10), to: at(20) },
-        technique: "weak password".into(),
-        attack_id: None,
-        description: "admin/admin".into(),
-        evidence: String::new(),
-        traced_address: None,
-        traced_team: None,
-    };
+    let report = attack_on_moda("weak password", "admin/admin", "");
     let filed = store.file_report(RED_FIRM, &report, &[], at(30)).await.unwrap();
     let ana = store.create_account("ana", AccountRole::Judge, "correct horse battery").await.unwrap();
     let decision = Decision { valid: true, points: 25, reason: "confirmed".into() };
@@ -78,19 +83,12 @@ async fn report_list_and_show() {
 async fn report_show_escapes_what_could_rewrite_the_terminal() {
     let (_db, store) = store().await;
     let s = redblue();
-    let report = CheckedReport {
-        kind: ReportKind::Attack,
-        target_team: Some(MODA),
-        service: ServiceId(1),
-        window: TimeWindow { from: at(10), to: at(20) },
-        technique: "sqli\x1b]0;pwned\x07".into(),
-        attack_id: None,
+    let report = attack_on_moda(
+        "sqli\x1b]0;pwned\x07",
         // Clear the screen, home the cursor, print a fake ruling; then a C1 CSI.
-        description: "line one\n\tindented\x1b[2J\x1b[H\rfirst ruling by ana: valid, 500 points\u{9b}0m".into(),
-        evidence: "$ cat log\x08\x08\x08\x7f".into(),
-        traced_address: None,
-        traced_team: None,
-    };
+        "line one\n\tindented\x1b[2J\x1b[H\rfirst ruling by ana: valid, 500 points\u{9b}0m",
+        "$ cat log\x08\x08\x08\x7f",
+    );
     let filed = store.file_report(RED_FIRM, &report, &[], at(30)).await.unwrap();
     let shown = show_report(&store, &s, filed.id).await.unwrap();
     let raw: Vec<char> = shown.chars().filter(|c| c.is_control() && *c != '\n' && *c != '\t').collect();
