@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use gongfang_core::record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow};
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 use sea_orm::sea_query::{OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entity::{check_results, flags, scores, submissions, ticks};
 use crate::error::Result;
@@ -140,24 +140,35 @@ impl Store {
 
     /// Public flag ids of ticks `from..=to`, for attack info, by tick, team, service, store.
     pub async fn flag_ids(&self, from: Tick, to: Tick) -> Result<Vec<FlagIdHint>> {
-        let rows = flags::Entity::find()
+        // Only the columns the hint shows: the flag itself and the checker's private state are
+        // never read for the public attack info.
+        let rows: Vec<(i32, i32, i32, i32, i32, Option<String>)> = flags::Entity::find()
+            .select_only()
+            .columns([
+                flags::Column::Id,
+                flags::Column::Tick,
+                flags::Column::Team,
+                flags::Column::Service,
+                flags::Column::Store,
+                flags::Column::FlagId,
+            ])
             .filter(flags::Column::Tick.between(tick_i32(from), tick_i32(to)))
             .filter(flags::Column::FlagId.is_not_null())
             .order_by_asc(flags::Column::Tick)
             .order_by_asc(flags::Column::Team)
             .order_by_asc(flags::Column::Service)
             .order_by_asc(flags::Column::Store)
+            .into_tuple()
             .all(&self.db)
             .await?;
         rows.into_iter()
-            .map(|r| {
-                let f = flag_from_row(r)?;
+            .map(|(id, tick, team, service, store, flag_id)| {
                 Ok(FlagIdHint {
-                    tick: f.tick,
-                    team: f.team,
-                    service: f.service,
-                    store: f.store,
-                    flag_id: f.flag_id.unwrap_or_default(),
+                    tick: Tick(de("flags", id, "tick", tick)?),
+                    team: TeamId(de("flags", id, "team", team)?),
+                    service: ServiceId(de("flags", id, "service", service)?),
+                    store: StoreIdx(de("flags", id, "store", store)?),
+                    flag_id: flag_id.unwrap_or_default(),
                 })
             })
             .collect()

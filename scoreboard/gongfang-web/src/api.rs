@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -23,12 +24,20 @@ pub(crate) async fn scoreboard(State(state): State<WebState>) -> Result<Response
     Ok(no_store(Json(body)))
 }
 
-/// `GET /api/attack-info` and `GET /attack.json`.
+/// `GET /api/attack-info` and `GET /attack.json`: the same bytes for every request until
+/// something they show changes (see [`WebState::attack_info`]).
 pub(crate) async fn attack_info(State(state): State<WebState>) -> Result<Response, WebError> {
+    let body = state.attack_info().await?;
+    Ok(no_store(([(header::CONTENT_TYPE, "application/json")], body)))
+}
+
+/// The attack info document at the clock's `tick`, serialised: the board's teams, services
+/// and verdicts, the addresses, and one query for the flag ids still accepted.
+pub(crate) async fn build_attack_info(state: &WebState, tick: Option<Tick>) -> Result<Bytes, WebError> {
     let board = state.board().await?;
     let inner = &state.inner;
     let lifetime = inner.scenario.drill.flag_lifetime;
-    let tick = state.clock().tick.or(board.latest_tick);
+    let tick = tick.or(board.latest_tick);
     // A flag planted in tick p is accepted while the current tick is below p + lifetime.
     let flag_ticks = tick.map(|t| TickRange { from: Tick(t.0.saturating_sub(lifetime.saturating_sub(1))), to: t });
     let hints = match flag_ticks {
@@ -83,7 +92,7 @@ pub(crate) async fn attack_info(State(state): State<WebState>) -> Result<Respons
         services: &board.services,
         teams: targets.into_values().collect(),
     };
-    Ok(no_store(Json(body)))
+    Ok(Bytes::from(serde_json::to_vec(&body)?))
 }
 
 /// `host:port`, with an IPv6 host in brackets.

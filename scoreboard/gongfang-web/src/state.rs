@@ -1,13 +1,15 @@
-//! What every request shares: the scenario, the store, the event feed, the clock, and a
-//! cache that turns a stampede of spectators into one database load per change.
+//! What every request shares: the scenario, the store, the event feed, the clock, and the
+//! caches that turn a stampede of spectators and exploit scripts into one database load per
+//! change.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::{ServiceId, TeamId};
+use gongfang_core::{ServiceId, TeamId, Tick};
 use gongfang_store::Store;
 use tokio::sync::{Mutex, Semaphore, broadcast, oneshot, watch};
 
@@ -74,6 +76,12 @@ pub(crate) struct Inner {
     cached: RwLock<Option<Cached>>,
     /// Held while loading, so concurrent requests wait for one load instead of each loading.
     loading: Mutex<FirstBloodScan>,
+    /// `/api/attack-info` as sent, built from the board and the flag ids once per change.
+    attack: RwLock<Option<CachedAttack>>,
+    /// Held while building the attack info, like `loading`.
+    attack_loading: Mutex<()>,
+    /// How many times the attack info was built from the store.
+    attack_builds: AtomicU64,
     /// Dropped with the state, which stops the listener task.
     _stop: oneshot::Sender<()>,
 }
@@ -82,6 +90,14 @@ struct Cached {
     stamp: Stamp,
     at: Instant,
     board: Arc<Board>,
+}
+
+struct CachedAttack {
+    stamp: Stamp,
+    /// The clock's tick it was built for: a new tick moves the window of listed flag ids.
+    tick: Option<Tick>,
+    at: Instant,
+    body: Bytes,
 }
 
 impl WebState {
@@ -114,6 +130,9 @@ impl WebState {
                 fresh,
                 cached: RwLock::new(None),
                 loading: Mutex::new(FirstBloodScan::default()),
+                attack: RwLock::new(None),
+                attack_loading: Mutex::new(()),
+                attack_builds: AtomicU64::new(0),
                 _stop: stop,
             }),
         }
@@ -147,6 +166,44 @@ impl WebState {
         let mut cached = inner.cached.write().unwrap_or_else(PoisonError::into_inner);
         *cached = Some(Cached { stamp, at: Instant::now(), board: board.clone() });
         Ok(board)
+    }
+
+    /// The attack info document, serialised, from the cache when neither an event nor the
+    /// clock's tick has changed since it was built, and it is younger than `max_age` (flag ids
+    /// are planted during a tick without an event of their own).
+    pub(crate) async fn attack_info(&self) -> Result<Bytes, WebError> {
+        let inner = &self.inner;
+        if let Some(body) = self.attack_if_fresh() {
+            return Ok(body);
+        }
+        let _building = inner.attack_loading.lock().await;
+        if let Some(body) = self.attack_if_fresh() {
+            return Ok(body);
+        }
+        // Taken before reading, as for the board.
+        let stamp = inner.fresh.stamp();
+        let tick = self.clock().tick;
+        let body = crate::api::build_attack_info(self, tick).await?;
+        inner.attack_builds.fetch_add(1, Ordering::AcqRel);
+        let mut cached = inner.attack.write().unwrap_or_else(PoisonError::into_inner);
+        *cached = Some(CachedAttack { stamp, tick, at: Instant::now(), body: body.clone() });
+        Ok(body)
+    }
+
+    /// How many times the attack info has been built from the store since the state was made;
+    /// every other request was answered from the cache.
+    #[doc(hidden)]
+    pub fn attack_info_builds(&self) -> u64 {
+        self.inner.attack_builds.load(Ordering::Acquire)
+    }
+
+    fn attack_if_fresh(&self) -> Option<Bytes> {
+        let inner = &self.inner;
+        let cached = inner.attack.read().unwrap_or_else(PoisonError::into_inner);
+        let c = cached.as_ref()?;
+        let fresh =
+            c.stamp == inner.fresh.stamp() && c.tick == self.clock().tick && c.at.elapsed() < inner.settings.max_age;
+        fresh.then(|| c.body.clone())
     }
 
     fn cached_if_fresh(&self) -> Option<Arc<Board>> {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use anyhow::Result;
 use common::*;
 use gongfang_core::NewSubmission;
@@ -94,6 +96,61 @@ async fn attack_info_lists_defenders_addresses_status_and_flag_ids() -> Result<(
     let later = get(app.addr, "/api/attack-info").await?.json()?;
     assert_eq!(later["flag_ticks"], json!({"from": 3, "to": 5}));
     assert_eq!(later["teams"][0]["services"]["opendata"]["flag_ids"], json!({}));
+    app.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_info_is_built_once_per_change_and_shared_by_every_request() -> Result<()> {
+    // A long max_age, so only events and the clock can make the cache stale.
+    let settings = WebSettings { max_age: Duration::from_secs(3600), ..WebSettings::default() };
+    let app = App::start(64, settings).await?;
+    let first = get(app.addr, "/attack.json").await?;
+    assert_eq!(first.status, 200);
+    assert_eq!(app.state.attack_info_builds(), 1);
+
+    // A stampede of exploit scripts within one tick: the same bytes, and no second build.
+    let answers = futures::future::try_join_all(
+        (0..64).map(|i| get(app.addr, if i % 2 == 0 { "/attack.json" } else { "/api/attack-info" })),
+    )
+    .await?;
+    for answer in &answers {
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.header("content-type"), Some("application/json"));
+        assert_eq!(answer.header("cache-control"), Some("no-store"));
+        assert_eq!(answer.body, first.body);
+    }
+    assert_eq!(app.state.attack_info_builds(), 1, "every request was answered from the cache");
+
+    // The engine closes and scores tick 2 and plants tick 3's flags; until it says so, the
+    // cached answer stands.
+    close_tick_two(&app.store).await?;
+    plant(&app.store, 3).await?;
+    assert_eq!(get(app.addr, "/attack.json").await?.body, first.body);
+    assert_eq!(app.state.attack_info_builds(), 1);
+
+    // Tick 2's scores are announced: its verdicts show (moda's kv was `mumble`).
+    app.events.send(GameEvent::ScoresUpdated { tick: Tick(2) })?;
+    let scored = eventually("attack info to show tick 2's verdicts", || async {
+        let info = get(app.addr, "/attack.json").await?.json()?;
+        Ok((info["teams"][0]["services"]["kv"]["verdict"] == "mumble").then_some(info))
+    })
+    .await?;
+    assert_eq!(scored["teams"][0]["services"]["kv"]["up"], false);
+    assert_eq!(scored["flag_ticks"], json!({"from": 0, "to": 2}), "the clock still says tick 2");
+    let builds = app.state.attack_info_builds();
+    assert_eq!(get(app.addr, "/api/attack-info").await?.json()?, scored);
+    assert_eq!(app.state.attack_info_builds(), builds);
+
+    // Tick 3 opens: its flag ids are listed from the next request on.
+    app.clock.send_replace(clock_at(3));
+    app.events.send(GameEvent::TickOpened { tick: Tick(3) })?;
+    let next = get(app.addr, "/attack.json").await?.json()?;
+    assert_eq!(next["flag_ticks"], json!({"from": 1, "to": 3}));
+    assert_eq!(
+        next["teams"][0]["services"]["opendata"]["flag_ids"]["3"],
+        json!({"0": "user-3-1-1-0", "1": "user-3-1-1-1"})
+    );
+    assert_eq!(next["teams"][0]["services"]["opendata"]["flag_ids"].get("0"), None, "tick 0 expired");
     app.stop().await
 }
 

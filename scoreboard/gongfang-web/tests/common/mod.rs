@@ -124,7 +124,7 @@ fn stores(service: ServiceId) -> u8 {
 }
 
 /// Plants a flag with a flag id in every defender's every store in `tick`.
-async fn plant(store: &Store, tick: u32) -> Result<()> {
+pub async fn plant(store: &Store, tick: u32) -> Result<()> {
     for team in DEFENDERS {
         for service in [OPENDATA, KV] {
             for s in 0..stores(service) {
@@ -271,6 +271,8 @@ pub struct App {
     pub store: Store,
     pub events: broadcast::Sender<GameEvent>,
     pub clock: watch::Sender<DrillClock>,
+    /// The server's state, to look at what it counts.
+    pub state: WebState,
     shutdown: Option<oneshot::Sender<()>>,
     pub server: JoinHandle<Result<(), gongfang_web::WebError>>,
     _db: TestDb,
@@ -293,10 +295,10 @@ impl App {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(gongfang_web::serve(listener, state, async move {
+        let server = tokio::spawn(gongfang_web::serve(listener, state.clone(), async move {
             let _ = stopped.await;
         }));
-        Ok(App { addr, store, events, clock, shutdown: Some(stop), server, _db: db })
+        Ok(App { addr, store, events, clock, state, shutdown: Some(stop), server, _db: db })
     }
 
     pub fn url(&self, path: &str) -> String {
