@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Open Data Portal (開放資料平台): government departments publish datasets for everyone.
+"""Open Data Portal (開放數據平台): government departments publish datasets for everyone.
 
 Officers register, log in, publish datasets (CSV) as public or private drafts, keep private
 department notes, and export datasets as JSON or TSV. Anyone can browse, search, preview and
@@ -342,7 +342,7 @@ class Handler(BaseHTTPRequestHandler):
     def send_html(self, status, title, content):
         page = (
             f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)} · Open Data Portal</title>"
-            f"<style>{PAGE_STYLE}</style></head><body><header><a href=\"/\"><strong>Open Data Portal</strong> 開放資料平台</a></header>"
+            f"<style>{PAGE_STYLE}</style></head><body><header><a href=\"/\"><strong>Open Data Portal</strong> 開放數據平台</a></header>"
             f"<main>{content}</main></body></html>"
         )
         self.send_body(status, "text/html; charset=utf-8", page.encode("utf-8"))
@@ -634,7 +634,7 @@ def cleaner(storage, every):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Open Data Portal (開放資料平台)")
+    parser = argparse.ArgumentParser(description="Open Data Portal (開放數據平台)")
     parser.add_argument("--host", default=os.environ.get("OPENDATA_HOST", "0.0.0.0"), help="address to listen on")
     parser.add_argument("--port", type=int, default=int(os.environ.get("OPENDATA_PORT", "8080")), help="port to listen on; 0 picks a free one")
     parser.add_argument("--data", default=os.environ.get("OPENDATA_DATA", "/tmp/opendata"), help="folder for the database, notes and exports")

@@ -33,10 +33,6 @@ impl<T: AsRef<[u8]>> Secret<T> {
     pub fn ct_eq(&self, other: &Secret<T>) -> bool {
         self.0.as_ref().ct_eq(other.0.as_ref()).into()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.as_ref().is_empty()
-    }
 }
 
 impl<T> fmt::Debug for Secret<T> {

@@ -240,8 +240,8 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     ensure!(page["ready"] == true, "the page never finished loading: {page}");
 
     assert_eq!(page["teams"], json!(["moda", "red", "moi", "nop"]));
-    assert_eq!(page["names"][0], "Ministry of Digital Affairs");
-    assert_eq!(page["zh"][0], "數位發展部");
+    assert_eq!(page["names"][0], "Digital Development Bureau");
+    assert_eq!(page["zh"][0], "數字發展局");
     assert_eq!(page["services"], json!(["opendata", "kv"]));
     assert_eq!(page["moda_total"], "8.00");
     assert_eq!(page["moda_opendata"]["verdict"], "corrupt");

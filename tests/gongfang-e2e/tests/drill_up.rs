@@ -64,9 +64,9 @@ fn gongfang_binary() -> anyhow::Result<PathBuf> {
 
 fn scenario(dir: &Path) -> anyhow::Result<PathBuf> {
     let teams = [
-        (1, "moda", "Ministry of Digital Affairs"),
-        (2, "moi", "Ministry of the Interior"),
-        (3, "moenv", "Ministry of Environment"),
+        (1, "moda", "Digital Development Bureau"),
+        (2, "moi", "Civic Records Department"),
+        (3, "moenv", "Environmental Monitoring Department"),
     ];
     let drill = ScenarioBuilder::new(DRILL)
         .name("End-to-end drill", "End-to-end drill")

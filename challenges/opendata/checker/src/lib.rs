@@ -1,4 +1,4 @@
-//! The checker of the Open Data Portal (開放資料平台) demo challenge.
+//! The checker of the Open Data Portal (開放數據平台) demo challenge.
 //!
 //! - `check` behaves like a department officer and a few visitors: register, log in, publish
 //!   public and private datasets, find them in the list, search and home page, preview,

@@ -49,13 +49,13 @@ pub fn drill() -> ScenarioBuilder {
         .checker_timeout("15s")
         .flag_lifetime(3)
         .secret("scoreboard-test-secret-not-for-drills")
-        .team(team(1, "moda").name("Ministry of Digital Affairs", "數位發展部"))
-        .team(team(2, "moi").name("Ministry of the Interior", "內政部"))
+        .team(team(1, "moda").name("Digital Development Bureau", "數字發展局"))
+        .team(team(2, "moi").name("Civic Records Department", "公民紀錄處"))
         .team(team(3, "nop").name("NOP Team", "NOP 隊伍").role(Role::Defender).nop())
-        .team(team(4, "red").name("Red Team Security", "紅隊資安").role(Role::Attacker))
+        .team(team(4, "red").name("Red Team Security", "紅隊網絡安全").role(Role::Attacker))
         .service(
             service("opendata")
-                .name("Open Data Portal", "開放資料平臺")
+                .name("Open Data Portal", "開放數據平台")
                 .image("gongfang/opendata:test")
                 .checker("opendata.wasm")
                 .flag_stores(2),

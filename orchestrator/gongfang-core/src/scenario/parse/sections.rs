@@ -179,7 +179,7 @@ impl Walker<'_, '_> {
         self.unknown_keys(t, TEAM_KEYS, "keys");
         let id = self.int(t, "id", None, 1..=u32::from(u16::MAX));
         let slug = self.slug(t, "slug", true);
-        let name = self.string(t, "name", true, "the team's display name, e.g. name = \"Ministry of Digital Affairs\"");
+        let name = self.string(t, "name", true, "the team's display name, e.g. name = \"Digital Development Bureau\"");
         let name_zh = self.string(t, "name_zh", false, "");
         let role = self.choice(t, "role", Role::NAMES, Some("both")).map(|r| Role::from_name(&r).expect("listed"));
         let network = self.network(t);
