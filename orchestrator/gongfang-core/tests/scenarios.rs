@@ -69,6 +69,8 @@ broken! {
     reports_worth_nothing => "reports_worth_nothing.toml",
     red_blue_without_reports => "red_blue_without_reports.toml",
     reports_not_a_table => "reports_not_a_table.toml",
+    bad_report_limits => "bad_report_limits.toml",
+    team_evidence_below_report => "team_evidence_below_report.toml",
     inline_secret_not_demo => "inline_secret_not_demo.toml",
     short_demo_secret => "short_demo_secret.toml",
     demo_not_a_boolean => "demo_not_a_boolean.toml",
@@ -171,4 +173,19 @@ fn an_empty_reports_table_turns_reports_on_with_defaults() {
     assert_eq!(s.reports.weight, 2.0);
     assert_eq!(s.reports.max_evidence_bytes, 1 << 20);
     assert_eq!(s.reports.scoring, ReportScoring::RedBlue);
+}
+
+#[test]
+fn filing_limits_have_defaults_and_can_be_set() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/valid_minimal.toml");
+    let src = std::fs::read_to_string(&path).unwrap() + "\n[reports]\n";
+    let s = scenario::parse(&src, &path, &TestProbe).unwrap();
+    assert_eq!(s.reports.max_reports_per_team, 200);
+    assert_eq!(s.reports.max_evidence_bytes_per_team, 512 << 20);
+    assert_eq!(s.reports.max_concurrent_uploads, 2);
+    let src = src + "max_reports_per_team = 30\nmax_evidence_per_team = \"2GiB\"\nmax_concurrent_uploads = 1\n";
+    let s = scenario::parse(&src, &path, &TestProbe).unwrap();
+    assert_eq!(s.reports.max_reports_per_team, 30);
+    assert_eq!(s.reports.max_evidence_bytes_per_team, 2 << 30);
+    assert_eq!(s.reports.max_concurrent_uploads, 1);
 }

@@ -221,6 +221,14 @@ pub struct ReportRules {
     pub max_evidence_bytes: u64,
 }
 
+    /// Most reports one team may file over the whole drill: a filing limit that keeps a team
+    /// from flooding the judges and the disk, not a scoring cap.
+    pub max_reports_per_team: u32,
+    /// Most bytes of evidence files one team may store over the whole drill, all its reports
+    /// together.
+    pub max_evidence_bytes_per_team: u64,
+    /// Most filings with evidence one team may upload at the same time.
+    pub max_concurrent_uploads: u32,
 impl Default for ReportRules {
     /// Reports off; the values a `[reports]` table starts from.
     fn default() -> ReportRules {
@@ -236,6 +244,9 @@ impl Default for ReportRules {
             max_evidence_bytes: 16 << 20,
         }
     }
+            max_reports_per_team: 200,
+            max_evidence_bytes_per_team: 512 << 20,
+            max_concurrent_uploads: 2,
 }
 
 crate::named_enum! {

@@ -53,9 +53,28 @@ pub(super) const REPORT_KEYS: &[&str] = &[
     "filing_grace",
     "appeal_window",
     "max_evidence",
+    "max_reports_per_team",
+    "max_evidence_per_team",
+    "max_concurrent_uploads",
 ];
 /// Most points one report may be worth: generous, yet far from overflowing any sum.
 pub(super) const MAX_REPORT_POINTS: u32 = 1_000_000;
+/// Highest `max_reports_per_team`: far more than judges could ever read in a drill.
+const MAX_REPORTS_PER_TEAM: u32 = 100_000;
+/// Highest `max_evidence_per_team`.
+const MAX_EVIDENCE_PER_TEAM: u64 = 64 << 30;
+/// Highest `max_concurrent_uploads`: each upload holds a connection and a database writer.
+const MAX_CONCURRENT_UPLOADS: u32 = 16;
+
+/// A byte count in the unit it is most plainly written in.
+fn show_size(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 30) == 0 => format!("{}GiB", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{}MiB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{}KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
 
 impl Walker<'_, '_> {
     pub(super) fn drill(&mut self, t: &Tab<'_, '_>) -> Option<Drill> {
@@ -245,6 +264,24 @@ impl Walker<'_, '_> {
         let filing_grace = self.duration(t, "filing_grace", Some(d.filing_grace));
         let appeal_window = self.duration(t, "appeal_window", Some(d.appeal_window));
         let max_evidence = self.evidence_limit(t, d.max_evidence_bytes);
+        let max_reports = self.int(t, "max_reports_per_team", Some(d.max_reports_per_team), 1..=MAX_REPORTS_PER_TEAM);
+        let team_evidence = self.team_evidence_limit(t, d.max_evidence_bytes_per_team);
+        let uploads = self.int(t, "max_concurrent_uploads", Some(d.max_concurrent_uploads), 1..=MAX_CONCURRENT_UPLOADS);
+        if let (Some(per_report), Some(per_team)) = (max_evidence, team_evidence)
+            && per_team < per_report
+        {
+            let at = t.get("max_evidence_per_team").map_or(t.at.clone(), |v| v.span());
+            self.c.error(
+                &at,
+                format!(
+                    "`max_evidence_per_team` ({}) is smaller than `max_evidence` ({}), so a team could never file one \
+                     report with the evidence a report may carry",
+                    show_size(per_team),
+                    show_size(per_report)
+                ),
+                Some("raise `max_evidence_per_team` to at least `max_evidence`, or lower `max_evidence`".into()),
+            );
+        }
 
         if let (Some(true), Some(0), Some(0)) = (enabled, attack_max, defence_max) {
             let at = t.get("defence_max_points").map_or(t.at.clone(), |v| v.span());
@@ -272,6 +309,26 @@ impl Walker<'_, '_> {
             filing_grace: filing_grace.flatten()?,
             appeal_window: appeal_window.flatten()?,
             max_evidence_bytes: max_evidence?,
+            max_reports_per_team: max_reports?,
+            max_evidence_bytes_per_team: team_evidence?,
+            max_concurrent_uploads: uploads?,
         })
+    }
+
+    /// `max_evidence_per_team`: a size, like `max_evidence`, but over a team's whole drill.
+    fn team_evidence_limit(&mut self, t: &Tab<'_, '_>, default: u64) -> Option<u64> {
+        let key = "max_evidence_per_team";
+        let Some(s) = self.string(t, key, false, "max_evidence_per_team = \"512MiB\"")? else { return Some(default) };
+        match super::units::parse_bytes(&s).filter(|b| (1 << 10..=MAX_EVIDENCE_PER_TEAM).contains(b)) {
+            Some(b) => Some(b),
+            None => {
+                self.c.error(
+                    &t.get(key).expect("read").span(),
+                    format!("`{key}` \"{s}\" is not a size between 1KiB and 64GiB"),
+                    Some("write a number with a unit: KiB, MiB or GiB, e.g. \"512MiB\"".into()),
+                );
+                None
+            }
+        }
     }
 }
