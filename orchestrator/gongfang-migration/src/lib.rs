@@ -14,6 +14,7 @@ mod m20261122_000001_reports;
 mod m20261123_000001_submission_references;
 mod m20261124_000001_submission_indexes;
 mod m20261125_000001_drill_identity;
+mod m20261130_000001_token_key_and_sessions;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_submission_references::Migration),
             Box::new(m20261124_000001_submission_indexes::Migration),
             Box::new(m20261125_000001_drill_identity::Migration),
+            Box::new(m20261130_000001_token_key_and_sessions::Migration),
         ]
     }
 }

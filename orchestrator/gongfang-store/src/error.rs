@@ -63,6 +63,10 @@ pub enum StoreError {
     /// Hashing a secret failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// Every argon2 slot stayed taken for the whole wait: too many password checks at once.
+    /// Nothing was checked; the caller may try again after `retry_after`.
+    #[error("the server is busy checking passwords; try again in {} s", retry_after.as_secs().max(1))]
+    Busy { retry_after: std::time::Duration },
     /// A blocking task (argon2) panicked or was cancelled.
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),

@@ -12,6 +12,7 @@ mod ops;
 pub mod reports;
 mod rows;
 mod secret;
+mod sessions;
 mod submission_insert;
 mod teams;
 
@@ -25,7 +26,7 @@ pub use databases::database_url;
 pub use error::{DatabaseError, Result, StoreError};
 pub use game::{FlagIdHint, StoredSubmission, TickRecord};
 pub use ops::{Account, Announcement, AuditEntry, DrillState};
-pub use secret::{TOKEN_LEN, generate_token};
+pub use secret::{ARGON2_WAIT, TOKEN_LEN, argon2_runs, generate_token};
 pub use submission_insert::SubmissionOutcome;
 pub use teams::{IssuedToken, SyncReport, TeamRecord};
 
@@ -44,6 +45,8 @@ pub enum Backend {
 pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
+    /// The server key tokens are hashed under, read from the database on first use.
+    token_key: std::sync::Arc<tokio::sync::OnceCell<secret::TokenKey>>,
 }
 
 impl Store {
@@ -78,7 +81,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Connect { url: redact_url(url), source: DatabaseError::new(e) })?;
         tracing::debug!(url = %redact_url(url), ?backend, "database opened");
-        Ok(Store { db, backend })
+        Ok(Store { db, backend, token_key: Default::default() })
     }
 
     /// Opens the database and brings its schema up to date: what servers do on start.

@@ -72,7 +72,7 @@ fn audit_from_row(r: audit_log::Model) -> Result<AuditEntry> {
     })
 }
 
-fn account_from_row(r: &accounts::Model) -> Result<Account> {
+pub(crate) fn account_from_row(r: &accounts::Model) -> Result<Account> {
     Ok(Account {
         id: i64::from(r.id),
         name: r.name.clone(),
@@ -217,7 +217,8 @@ impl Store {
 
     // ---- accounts ----
 
-    /// Creates an account; the password is stored as an argon2id hash only.
+    /// Creates an account; the password is stored as an argon2id hash only. The hash takes one
+    /// of the process's argon2 slots ([`StoreError::Busy`] if none frees up in time).
     pub async fn create_account(&self, name: &str, role: AccountRole, password: &str) -> Result<Account> {
         if accounts::Entity::find().filter(accounts::Column::Name.eq(name)).one(&self.db).await?.is_some() {
             return Err(StoreError::AccountExists(name.to_owned()));
@@ -238,7 +239,9 @@ impl Store {
     }
 
     /// The account if `name` exists and `password` is its password. An unknown name costs
-    /// the same argon2 time as a wrong password.
+    /// the same argon2 time as a wrong password. At most one argon2 run per core runs at a
+    /// time in the whole process; a check that waits [`ARGON2_WAIT`](crate::ARGON2_WAIT)
+    /// without a slot fails with [`StoreError::Busy`], having checked nothing.
     pub async fn verify_account(&self, name: &str, password: &str) -> Result<Option<Account>> {
         match accounts::Entity::find().filter(accounts::Column::Name.eq(name)).one(&self.db).await? {
             Some(row) => {
@@ -253,5 +256,38 @@ impl Store {
                 Ok(None)
             }
         }
+    }
+
+    /// The account named `name`, if any.
+    pub async fn account(&self, name: &str) -> Result<Option<Account>> {
+        accounts::Entity::find()
+            .filter(accounts::Column::Name.eq(name))
+            .one(&self.db)
+            .await?
+            .map(|r| account_from_row(&r))
+            .transpose()
+    }
+
+    /// Gives the account named `name` another role; its open sessions end (they were opened
+    /// for the old role). Whether there was such an account.
+    pub async fn set_account_role(&self, name: &str, role: AccountRole) -> Result<bool> {
+        let Some(row) = accounts::Entity::find().filter(accounts::Column::Name.eq(name)).one(&self.db).await? else {
+            return Ok(false);
+        };
+        let txn = self.write_txn().await?;
+        let id = row.id;
+        let mut row: accounts::ActiveModel = row.into();
+        row.role = Set(role.as_str().to_owned());
+        row.update(&txn).await?;
+        // Ended here, not only refused on use: changing the role back must not revive them.
+        crate::sessions::end_sessions_of(&txn, id).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
+    /// Deletes the account named `name`, and with it its sessions. Whether there was one.
+    pub async fn delete_account(&self, name: &str) -> Result<bool> {
+        let done = accounts::Entity::delete_many().filter(accounts::Column::Name.eq(name)).exec(&self.db).await?;
+        Ok(done.rows_affected > 0)
     }
 }

@@ -1,12 +1,24 @@
-//! Team tokens and passwords: generation from the OS CSPRNG and argon2id hashing with OWASP's
-//! parameters, always off the async threads.
+//! Tokens and passwords: generation from the OS CSPRNG; team and session tokens hashed with
+//! HMAC-SHA256 under the server key; human passwords hashed with argon2id (OWASP's parameters)
+//! on blocking threads, at most one run per core at a time.
+//!
+//! A team token carries 192 random bits, so a keyed hash protects it as well as a slow hash
+//! would, and refusing a wrong one costs a microsecond instead of a 19 MiB argon2 run. Only
+//! passwords, which people choose, get argon2id; its runs queue on a process-wide semaphore so
+//! a flood of wrong passwords cannot take every core and gigabytes of memory.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, OnceLock};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
 use gongfang_core::Secret;
+use hmac::{Hmac, Mac};
 use rand::Rng;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 use crate::error::{Result, StoreError};
 
@@ -17,12 +29,31 @@ pub const TOKEN_LEN: usize = 32;
 /// How many leading characters of a token are stored in clear to find its hash. 48 bits of
 /// the token's 192 are given away; the remaining 144 are far beyond guessing.
 pub const TOKEN_PREFIX_LEN: usize = 8;
+/// How a keyed hash starts in the database: the scheme, then 64 hex digits.
+pub(crate) const KEYED_SCHEME: &str = "hmac-sha256$";
+/// Length of the server key, in bytes.
+pub(crate) const KEY_LEN: usize = 32;
+/// Length of a session token: 32 random bytes as hex.
+pub(crate) const SESSION_TOKEN_LEN: usize = 64;
+/// How long a password check waits for an argon2 slot before the caller is told to come back.
+pub const ARGON2_WAIT: Duration = Duration::from_secs(5);
 
 /// A fresh random team token, to be shown to its team exactly once.
 pub fn generate_token() -> Secret {
     // `rand::rng()` is a ChaCha CSPRNG seeded from the OS.
     let mut rng = rand::rng();
     Secret::new((0..TOKEN_LEN).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect())
+}
+
+/// A fresh random session token: 256 bits as 64 lowercase hex digits.
+pub(crate) fn generate_session_token() -> Secret {
+    let bytes: [u8; 32] = rand::rng().random();
+    Secret::new(to_hex(&bytes))
+}
+
+/// Whether `token` has a session token's shape; anything else is refused without a lookup.
+pub(crate) fn is_session_token(token: &str) -> bool {
+    token.len() == SESSION_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The part of an issued token stored in clear to find its hash.
@@ -35,31 +66,125 @@ pub(crate) fn presented_prefix(token: &str) -> Option<&str> {
     (token.len() == TOKEN_LEN && token.bytes().all(|b| ALPHABET.contains(&b))).then(|| &token[..TOKEN_PREFIX_LEN])
 }
 
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The server key: 32 random bytes made by the migration that created the database's
+/// `server_key` table, read once per [`Store`](crate::Store).
+pub(crate) struct TokenKey(Secret<Vec<u8>>);
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenKey(<redacted>)")
+    }
+}
+
+/// What a keyed hash is of: team tokens and session tokens never hash alike, even if one
+/// were presented as the other.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Purpose {
+    TeamToken,
+    Session,
+}
+
+impl TokenKey {
+    /// The key from its stored form (64 hex digits), or `None` if it is not that.
+    pub(crate) fn from_hex(hex: &str) -> Option<TokenKey> {
+        if hex.len() != 2 * KEY_LEN || !hex.is_ascii() {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> =
+            (0..KEY_LEN).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+        bytes.map(|b| TokenKey(Secret::new(b)))
+    }
+
+    fn mac(&self, purpose: Purpose, token: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose()).expect("HMAC takes a key of any length");
+        mac.update(match purpose {
+            Purpose::TeamToken => b"gongfang team token\0",
+            Purpose::Session => b"gongfang session\0\0\0\0",
+        });
+        mac.update(token.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The stored form of a token: `hmac-sha256$` and 64 hex digits.
+    pub(crate) fn hash(&self, purpose: Purpose, token: &str) -> String {
+        format!("{KEYED_SCHEME}{}", to_hex(&self.mac(purpose, token)))
+    }
+
+    /// Whether `token` hashes to `stored`, compared in constant time. A stored hash of another
+    /// scheme (an argon2id hash from before tokens were keyed) never matches.
+    pub(crate) fn matches(&self, purpose: Purpose, token: &str, stored: &str) -> bool {
+        let expected = self.hash(purpose, token);
+        stored.starts_with(KEYED_SCHEME) && bool::from(expected.as_bytes().ct_eq(stored.as_bytes()))
+    }
+}
+
+/// Whether a stored token hash is a keyed one (not an argon2id hash from before).
+pub(crate) fn is_keyed(stored: &str) -> bool {
+    stored.starts_with(KEYED_SCHEME)
+}
+
 fn argon2() -> Argon2<'static> {
     // OWASP's minimum for argon2id: 19 MiB, 2 passes, 1 lane (spelled out, not left to defaults).
     let params = Params::new(19_456, 2, 1, None).expect("OWASP argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes a secret into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`) on a blocking thread.
+/// One argon2 run per core at a time, for the whole process: beyond that, runs queue instead
+/// of multiplying memory (19 MiB each) and starving the flag submissions of CPU.
+static ARGON2_SLOTS: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Arc::new(Semaphore::new(cores))
+});
+
+/// Argon2 runs started by this process.
+static ARGON2_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// How many argon2 runs (password hashes and verifications) this process has started: for
+/// tests that prove a path never pays for one, and for metrics.
+pub fn argon2_runs() -> u64 {
+    ARGON2_RUNS.load(Ordering::Relaxed)
+}
+
+/// Runs `work` (one argon2 run) on a blocking thread once a slot is free; after waiting
+/// [`ARGON2_WAIT`] without one, answers [`StoreError::Busy`]. The slot is held by the blocking
+/// thread, so a caller that gives up (a client that hangs up) does not free it early.
+async fn argon2_run<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let slots = Arc::clone(&ARGON2_SLOTS);
+    let permit = tokio::time::timeout(ARGON2_WAIT, slots.acquire_owned())
+        .await
+        .map_err(|_| StoreError::Busy { retry_after: ARGON2_WAIT })?
+        .expect("the argon2 semaphore is never closed");
+    ARGON2_RUNS.fetch_add(1, Ordering::Relaxed);
+    Ok(tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await?)
+}
+
+/// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
 pub(crate) async fn hash(secret: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    argon2_run(move || {
         argon2().hash_password(secret.as_bytes()).map(|h| h.to_string()).map_err(|e| StoreError::Hash(e.to_string()))
     })
     .await?
 }
 
-/// Whether `secret` matches the PHC string `hash`, checked on a blocking thread.
+/// Whether the password `secret` matches the PHC string `hash`.
 pub(crate) async fn verify(secret: String, hash: String) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
+    argon2_run(move || {
         let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Hash(format!("stored hash unreadable: {e}")))?;
         Ok(argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
     })
     .await?
 }
 
-/// Spends one verification's time when there is nothing to verify against, so a miss costs
-/// about as long as a wrong guess.
+/// Spends one verification's time when there is no account to verify against, so an unknown
+/// name costs about as long as a wrong password.
 pub(crate) async fn verify_nothing(secret: String) -> Result<()> {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let dummy = match DUMMY.get() {
@@ -86,5 +211,49 @@ mod tests {
         assert!(!format!("{a:?}").contains(a.expose()));
         assert_eq!(presented_prefix("short"), None);
         assert_eq!(presented_prefix(&"!".repeat(TOKEN_LEN)), None);
+    }
+
+    #[test]
+    fn keyed_hashes_match_only_their_token_key_and_purpose() {
+        let key = TokenKey::from_hex(&"ab".repeat(KEY_LEN)).unwrap();
+        let other = TokenKey::from_hex(&"cd".repeat(KEY_LEN)).unwrap();
+        let token = generate_token();
+        let stored = key.hash(Purpose::TeamToken, token.expose());
+        assert!(stored.starts_with("hmac-sha256$") && stored.len() == KEYED_SCHEME.len() + 64, "{stored}");
+        assert!(!stored.contains(token.expose()));
+        assert!(key.matches(Purpose::TeamToken, token.expose(), &stored));
+        assert!(!other.matches(Purpose::TeamToken, token.expose(), &stored), "another key matched");
+        assert!(!key.matches(Purpose::Session, token.expose(), &stored), "a session matched a team token");
+        assert!(!key.matches(Purpose::TeamToken, generate_token().expose(), &stored));
+        // An argon2id hash from before tokens were keyed never matches.
+        assert!(!key.matches(Purpose::TeamToken, token.expose(), "$argon2id$v=19$m=19456,t=2,p=1$x$y"));
+        assert!(!format!("{key:?}").contains("ab"));
+        assert!(TokenKey::from_hex("abc").is_none() && TokenKey::from_hex(&"zz".repeat(KEY_LEN)).is_none());
+    }
+
+    /// With every slot taken, a password check waits [`ARGON2_WAIT`] and is told to come back,
+    /// having run nothing. (The only test of this binary that runs argon2.)
+    #[tokio::test]
+    async fn a_password_check_without_a_free_slot_is_busy() {
+        let cores = u32::try_from(std::thread::available_parallelism().map_or(1, |n| n.get())).unwrap();
+        let all = Arc::clone(&ARGON2_SLOTS).acquire_many_owned(cores).await.unwrap();
+        let before = argon2_runs();
+        let started = std::time::Instant::now();
+        let err = verify("password".into(), "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA".into()).await;
+        assert!(matches!(err, Err(StoreError::Busy { retry_after }) if retry_after == ARGON2_WAIT), "{err:?}");
+        assert!(started.elapsed() >= ARGON2_WAIT, "gave up early");
+        assert_eq!(argon2_runs(), before, "a refused check was counted as a run");
+        drop(all);
+        // A freed slot is taken again.
+        assert!(matches!(verify("password".into(), "not a phc string".into()).await, Err(StoreError::Hash(_))));
+        assert_eq!(argon2_runs(), before + 1);
+    }
+
+    #[test]
+    fn session_tokens_have_their_own_shape() {
+        let s = generate_session_token();
+        assert!(is_session_token(s.expose()));
+        assert!(!is_session_token(generate_token().expose()));
+        assert!(!is_session_token(&"A".repeat(SESSION_TOKEN_LEN)));
     }
 }

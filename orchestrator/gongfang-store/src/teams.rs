@@ -1,4 +1,5 @@
-//! Teams and services: syncing them from the scenario, ad-hoc teams, and team tokens.
+//! Teams and services: syncing them from the scenario, ad-hoc teams, and team tokens (stored
+//! as HMAC-SHA256 under the server key, found by a short prefix, compared in constant time).
 
 use gongfang_core::scenario::{Ipv4Net, Names, Role, Scenario, Team};
 use gongfang_core::{Secret, TeamId};
@@ -7,12 +8,14 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, Quer
 use crate::Store;
 use crate::entity::{services, teams};
 use crate::error::{Result, StoreError, corrupt, is_unique_violation};
-use crate::secret;
+use crate::secret::{self, Purpose};
 
-/// A stored team: the scenario's view of it, plus whether it has been issued a token.
+/// A stored team: the scenario's view of it, plus whether it holds a working token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamRecord {
     pub team: Team,
+    /// Whether a token was issued and still works: a token issued before tokens were keyed
+    /// (stored as an argon2id hash) does not, and must be issued again.
     pub has_token: bool,
 }
 
@@ -47,7 +50,7 @@ fn team_from_row(row: teams::Model) -> Result<TeamRecord> {
             network,
             nop: row.nop,
         },
-        has_token: row.token_hash.is_some(),
+        has_token: row.token_hash.as_deref().is_some_and(secret::is_keyed),
     })
 }
 
@@ -177,8 +180,9 @@ impl Store {
         Ok(())
     }
 
-    /// Issues a new token to the team with this slug, replacing any previous one. Only the
-    /// argon2id hash and a short lookup prefix are stored; the token is returned once.
+    /// Issues a new token to the team with this slug, replacing any previous one. Only its
+    /// keyed hash (HMAC-SHA256 under the server key) and a short lookup prefix are stored; the
+    /// token is returned once.
     #[tracing::instrument(skip_all, fields(team = %slug))]
     pub async fn issue_token(&self, slug: &str) -> Result<IssuedToken> {
         let existing = teams::Entity::find()
@@ -187,7 +191,7 @@ impl Store {
             .await?
             .ok_or_else(|| StoreError::UnknownTeam(slug.to_owned()))?;
         let token = secret::generate_token();
-        let hash = secret::hash(token.expose().to_owned()).await?;
+        let hash = self.token_key().await?.hash(Purpose::TeamToken, token.expose());
         let id = existing.id;
         let mut row: teams::ActiveModel = existing.into();
         row.token_hash = Set(Some(hash));
@@ -198,20 +202,19 @@ impl Store {
         Ok(IssuedToken { team, token })
     }
 
-    /// The team a presented token belongs to, or `None`. A miss costs about as much time as
-    /// a hit: one argon2 verification either way.
+    /// The team a presented token belongs to, or `None`. Cheap either way: a token of the
+    /// wrong shape is refused without a lookup; otherwise one indexed lookup by prefix and one
+    /// HMAC, compared in constant time. Never an argon2 run: tokens are random, not chosen by
+    /// people, so a keyed hash is as strong and a wrong guess costs the server nothing.
     pub async fn verify_token(&self, presented: &str) -> Result<Option<TeamId>> {
-        let candidates = match secret::presented_prefix(presented) {
-            Some(prefix) => teams::Entity::find().filter(teams::Column::TokenPrefix.eq(prefix)).all(&self.db).await?,
-            None => Vec::new(),
-        };
-        if candidates.is_empty() {
-            secret::verify_nothing(presented.to_owned()).await?;
-            return Ok(None);
-        }
+        let Some(prefix) = secret::presented_prefix(presented) else { return Ok(None) };
+        let key = self.token_key().await?;
+        let candidates = teams::Entity::find().filter(teams::Column::TokenPrefix.eq(prefix)).all(&self.db).await?;
         for row in candidates {
             let Some(hash) = row.token_hash else { continue };
-            if secret::verify(presented.to_owned(), hash).await? {
+            // An argon2id hash from before tokens were keyed never matches (said once, when
+            // the key is read).
+            if key.matches(Purpose::TeamToken, presented, &hash) {
                 let id = u16::try_from(row.id).map_err(|_| corrupt("teams", &row.slug, "id out of range"))?;
                 return Ok(Some(TeamId(id)));
             }
@@ -219,7 +222,8 @@ impl Store {
         Ok(None)
     }
 
-    /// The stored token hash of a team (a PHC string), for audits and tests; never the token.
+    /// The stored token hash of a team (`hmac-sha256$` and 64 hex digits, or an argon2id PHC
+    /// string issued before tokens were keyed), for audits and tests; never the token.
     pub async fn token_hash(&self, slug: &str) -> Result<Option<String>> {
         let row = teams::Entity::find()
             .filter(teams::Column::Slug.eq(slug))
