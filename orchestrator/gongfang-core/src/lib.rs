@@ -16,6 +16,7 @@ pub mod report;
 pub mod scenario;
 pub mod scoring;
 pub mod secret;
+pub mod throttle;
 pub mod verdict;
 pub mod wire;
 
