@@ -53,6 +53,14 @@ pub struct Settings {
     pub token_timeout: Duration,
     /// The first banner line of the TCP server.
     pub banner: String,
+    /// Most TCP connections open at once, over all clients. Counted from accept, before the
+    /// client says who it is, so with the per-address cap it bounds the file descriptors and
+    /// memory the TCP server can be made to hold. `gongfang` derives it from the process's
+    /// open-file limit.
+    pub max_connections: usize,
+    /// Most TCP connections open at once from one source address (an IPv6 client counts by its
+    /// /64). Above it a connection is told so in one line and closed before anything else.
+    pub max_connections_per_address: usize,
 }
 
 impl Default for Settings {
@@ -71,6 +79,8 @@ impl Default for Settings {
             token_ttl: Duration::from_secs(60),
             token_timeout: Duration::from_secs(30),
             banner: "Gongfang flag submission server".to_owned(),
+            max_connections: 4_096,
+            max_connections_per_address: 256,
         }
     }
 }

@@ -4,13 +4,15 @@
 //! One task per connection reads lines, classifies each at once, and answers strictly in
 //! submission order: verdicts that need no database are written immediately when nothing is
 //! waiting before them; otherwise they queue behind the pending commits. Bounded everywhere:
-//! line length, flags in flight per connection, idle time, connections per team.
+//! line length, flags in flight per connection, idle time, connections per team, per source
+//! address and in all; and a connection holds only a small buffer until its team is known.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use gongfang_core::TeamId;
 use gongfang_core::scenario::Identify;
@@ -34,6 +36,9 @@ pub const TOKEN_ACCEPTED: &str = "Now enter your flags, one in a line:";
 /// Read buffer size; a line longer than the limit is discarded as it streams, so one
 /// connection never holds more than this.
 const READ_BUFFER: usize = 64 * 1024;
+/// Read buffer size until the team is known: enough for a token line, so a connection that
+/// never identifies costs a few hundred bytes, not [`READ_BUFFER`].
+const GREETING_BUFFER: usize = 512;
 /// How much of an over-long or binary line is echoed back.
 const ECHO_MAX: usize = 64;
 
@@ -46,14 +51,19 @@ pub async fn serve(
 ) -> Result<(), SubmissionError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let settings = state.settings();
+    let admission = Admission::new(settings.max_connections, settings.max_connections_per_address);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(connection(state.clone(), stream, peer, stop_rx.clone()));
-                }
+                Ok((stream, peer)) => match admission.try_admit(peer.ip()) {
+                    Ok(admitted) => {
+                        connections.spawn(connection(state.clone(), stream, peer, stop_rx.clone(), admitted));
+                    }
+                    Err(refusal) => refuse(stream, peer, refusal),
+                },
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(%error, "accepting a submission connection failed");
@@ -68,11 +78,102 @@ pub async fn serve(
     Ok(())
 }
 
-async fn connection(state: SubmissionState, stream: TcpStream, peer: SocketAddr, stop: watch::Receiver<bool>) {
+async fn connection(
+    state: SubmissionState,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+    admitted: Admitted,
+) {
     let _ = stream.set_nodelay(true);
-    match session(&state, stream, peer, stop).await {
+    match session(&state, stream, peer, stop, admitted).await {
         Ok(()) => tracing::debug!(%peer, "submission connection closed"),
         Err(error) => tracing::debug!(%peer, %error, "submission connection ended"),
+    }
+}
+
+/// Which cap a refused connection hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Address(usize),
+    Total(usize),
+}
+
+/// Refuses a connection over a cap: one line, written without waiting (a fresh socket's send
+/// buffer always has room for it), then closed. No task, no buffer, no timer: a flood of
+/// refused connections costs the accept loop only.
+fn refuse(stream: TcpStream, peer: SocketAddr, refusal: Refusal) {
+    let line = match refusal {
+        Refusal::Address(max) => format!("Too many connections from your address (at most {max}), goodbye\n"),
+        Refusal::Total(max) => format!("Too many connections to the server (at most {max}), try again later\n"),
+    };
+    let _ = stream.try_write(line.as_bytes());
+    tracing::debug!(%peer, ?refusal, "submission connection refused");
+}
+
+/// Open connections in all and per source address, counted from accept to close.
+#[derive(Debug, Clone)]
+struct Admission {
+    max_total: usize,
+    max_per_address: usize,
+    open: Arc<Mutex<Open>>,
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    /// Only addresses with a connection open: an entry goes when its last connection closes,
+    /// so the map is never larger than the connections.
+    by_source: HashMap<IpAddr, usize>,
+}
+
+/// One admitted connection; gives its slots back when dropped.
+#[derive(Debug)]
+struct Admitted {
+    open: Arc<Mutex<Open>>,
+    source: IpAddr,
+}
+
+impl Admission {
+    fn new(max_total: usize, max_per_address: usize) -> Admission {
+        Admission { max_total: max_total.max(1), max_per_address: max_per_address.max(1), open: Arc::default() }
+    }
+
+    fn try_admit(&self, ip: IpAddr) -> Result<Admitted, Refusal> {
+        let source = source_of(ip);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if open.total >= self.max_total {
+            return Err(Refusal::Total(self.max_total));
+        }
+        let count = open.by_source.get(&source).copied().unwrap_or(0);
+        if count >= self.max_per_address {
+            return Err(Refusal::Address(self.max_per_address));
+        }
+        open.total += 1;
+        open.by_source.insert(source, count + 1);
+        Ok(Admitted { open: self.open.clone(), source })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.total = open.total.saturating_sub(1);
+        if let Some(count) = open.by_source.get_mut(&self.source) {
+            *count -= 1;
+            if *count == 0 {
+                open.by_source.remove(&self.source);
+            }
+        }
+    }
+}
+
+/// The source a connection counts against: its IPv4 address (also when it comes IPv4-mapped),
+/// or its IPv6 /64, since one IPv6 client usually holds a whole /64.
+fn source_of(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1))),
+        v4 => v4,
     }
 }
 
@@ -96,15 +197,31 @@ struct Lines {
 }
 
 impl Lines {
+    /// Framing with a small buffer, enough for lines up to `max` (a token); [`Lines::grow`]
+    /// makes it full size once the connection is admitted.
     fn new(max: usize) -> Lines {
+        let max = max.clamp(1, READ_BUFFER / 2);
         Lines {
-            buf: vec![0; READ_BUFFER].into_boxed_slice(),
+            // A complete line and its line ending always fit, so framing works the same.
+            buf: vec![0; (max + 2).clamp(GREETING_BUFFER, READ_BUFFER)].into_boxed_slice(),
             start: 0,
             end: 0,
-            max: max.clamp(1, READ_BUFFER / 2),
+            max,
             discarding: None,
             eof: false,
         }
+    }
+
+    /// Moves to the full-size buffer, keeping what is buffered (flags a client sent right
+    /// after its token).
+    fn grow(&mut self) {
+        if self.buf.len() >= READ_BUFFER {
+            return;
+        }
+        let mut buf = vec![0; READ_BUFFER].into_boxed_slice();
+        let kept = self.end - self.start;
+        buf[..kept].copy_from_slice(&self.buf[self.start..self.end]);
+        (self.buf, self.start, self.end) = (buf, 0, kept);
     }
 
     fn line(&self, range: Range<usize>) -> &[u8] {
@@ -276,20 +393,26 @@ async fn session(
     stream: TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
+    admitted: Admitted,
 ) -> io::Result<()> {
     let settings = state.settings();
     let (mut rd, mut wr) = stream.into_split();
     let mut lines = Lines::new(settings.max_line);
+    // Slots are given back before the client sees the close, so it may reconnect at once.
     let Some(team) = identify(state, &mut lines, &mut rd, &mut wr, peer).await? else {
+        drop(admitted);
         let _ = wr.shutdown().await;
         return Ok(());
     };
     let Some(slot) = state.inner.connections.try_open(team) else {
         let msg = format!("Too many connections for your team (at most {}), goodbye\n", state.inner.connections.max());
         send(&mut wr, msg.as_bytes(), state).await?;
+        drop(admitted);
         let _ = wr.shutdown().await;
         return Ok(());
     };
+    // The team is known and within its cap: now the connection may hold a full buffer.
+    lines.grow();
     let banner = match state.inner.identify {
         Identify::Address => format!("{}\n{BANNER_LAST_LINE}\n\n", settings.banner),
         Identify::Token => format!("{TOKEN_ACCEPTED}\n{BANNER_LAST_LINE}\n\n"),
@@ -367,6 +490,7 @@ async fn session(
     // The slot is free before the client sees the close, so a client that reconnects as soon
     // as it does is admitted.
     drop(slot);
+    drop(admitted);
     let _ = wr.shutdown().await;
     Ok(())
 }
@@ -428,6 +552,38 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_counts_per_source_and_in_all_and_gives_slots_back() {
+        let admission = Admission::new(3, 2);
+        let (a, b, c) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap());
+        let a1 = admission.try_admit(a).unwrap();
+        let _a2 = admission.try_admit(a).unwrap();
+        assert_eq!(admission.try_admit(a).unwrap_err(), Refusal::Address(2));
+        let _b1 = admission.try_admit(b).unwrap();
+        assert_eq!(admission.try_admit(c).unwrap_err(), Refusal::Total(3));
+        drop(a1);
+        let _c1 = admission.try_admit(c).unwrap();
+        assert_eq!(admission.try_admit(a).unwrap_err(), Refusal::Total(3));
+        // IPv4-mapped addresses count as the IPv4 address; an IPv6 client counts by its /64.
+        assert_eq!(source_of("::ffff:127.0.0.2".parse().unwrap()), b);
+        assert_eq!(source_of("2001:db8::1".parse().unwrap()), source_of("2001:db8::ffff:2".parse().unwrap()));
+        assert_ne!(source_of("2001:db8::1".parse().unwrap()), source_of("2001:db8:0:1::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn lines_start_small_and_keep_what_is_buffered_when_grown() {
+        let mut lines = Lines::new(256);
+        assert_eq!(lines.buf.len(), GREETING_BUFFER);
+        lines.buf[..11].copy_from_slice(b"token\nflag\n");
+        lines.end = 11;
+        let Some(Item::Line(token)) = lines.next() else { panic!("a line") };
+        assert_eq!(lines.line(token), b"token");
+        lines.grow();
+        assert_eq!(lines.buf.len(), READ_BUFFER);
+        let Some(Item::Line(flag)) = lines.next() else { panic!("a line") };
+        assert_eq!(lines.line(flag), b"flag");
+    }
 
     #[test]
     fn echo_keeps_flags_and_masks_binary() {
