@@ -1,5 +1,5 @@
-//! The routes: teams file, list, read and appeal their own reports; judges log in, work the
-//! queue (each report beside what the platform recorded), and rule. Every ruling is audited by
+//! The routes: teams file, list, read and appeal their own reports; judges log in (and out),
+//! work the queue (each report beside what the platform recorded), and rule. Every ruling is audited by
 //! the store and published as a [`GameEvent::ReportRuled`] carrying only the fact and points.
 
 use axum::Router;
@@ -31,12 +31,14 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/reports/{id}/evidence/{evidence}", get(evidence))
         .route("/api/reports/{id}/appeal", post(appeal))
         .route("/api/judge/login", post(login))
+        .route("/api/judge/logout", post(logout))
         .route("/api/judge/queue", get(queue))
         .route("/api/judge/reports", get(list_all))
         .route("/api/judge/reports/{id}", get(judge_read))
         .route("/api/judge/reports/{id}/ruling", post(rule))
         .route("/api/judge/reports/{id}/appeal-ruling", post(rule_appeal))
         .layer(axum::middleware::map_response(nosniff))
+        .layer(axum::middleware::from_fn(auth::with_peer))
         .with_state(state)
 }
 
@@ -178,24 +180,30 @@ struct Session {
     judge: String,
 }
 
+/// A judge logs in with HTTP basic credentials or a JSON body `{"name", "password"}`, and
+/// gets a session token, stored (as a keyed hash) in the database.
 async fn login(State(state): State<ReportsState>, req: Request) -> Reply<axum::Json<Session>> {
     let (parts, body) = req.into_parts();
-    let login: Login = json_body(&parts.headers, body, 16 * 1024).await?;
-    let account = state
-        .store()
-        .verify_account(&login.name, login.password.expose())
-        .await?
-        .ok_or(ReportsError::BadCredentials)?;
-    if account.role != gongfang_core::AccountRole::Judge {
-        return Err(ReportsError::JudgesOnly);
-    }
+    let login = match auth::basic_credentials(&parts.headers)? {
+        Some((name, password)) => Login { name, password },
+        None => json_body(&parts.headers, body, 16 * 1024).await?,
+    };
+    let account = auth::login(&state, &login.name, &login.password).await?;
     let now = state.now();
-    let ttl = chrono::Duration::from_std(state.settings().session_ttl).unwrap_or(chrono::Duration::hours(12));
-    let expires_at = now + ttl;
-    let judge = account.name.clone();
-    let token = state.inner.sessions.open(account, expires_at, now);
-    tracing::info!(%judge, "judge logged in");
-    Ok(axum::Json(Session { token, expires_at, judge }))
+    let ttl = state.settings().session_ttl;
+    let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(12));
+    let token = state.store().create_session(&account, ttl, now).await?;
+    tracing::info!(judge = %account.name, "judge logged in");
+    Ok(axum::Json(Session { token, expires_at, judge: account.name }))
+}
+
+/// Ends the session whose token the request carries.
+async fn logout(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<StatusCode> {
+    let judge = auth::judge(&state, &headers).await?;
+    let token = auth::session_token(&headers)?.ok_or(ReportsError::NoJudgeCredentials)?;
+    state.store().revoke_session(token).await?;
+    tracing::info!(judge = %judge.name, "judge logged out");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// A report beside what the platform recorded around it.

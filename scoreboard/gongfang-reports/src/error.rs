@@ -12,18 +12,36 @@ use serde_json::json;
 #[derive(Debug, thiserror::Error)]
 pub enum ReportsError {
     #[error(
-        "no credentials: teams send their token in the {TEAM_TOKEN_HEADER} header; judges use HTTP basic \
-         authentication or a bearer token from POST /api/judge/login"
+        "no credentials: teams send their token in the {TEAM_TOKEN_HEADER} header; judges log in at POST \
+         /api/judge/login and send the token it answers as `Authorization: Bearer <token>`"
     )]
     Unauthenticated,
-    /// No credentials on a judges-only route: the one 401 besides [`Self::BadCredentials`] that
-    /// asks the browser for a judge's name and password.
-    #[error("no credentials: judges use HTTP basic authentication or a bearer token from POST /api/judge/login")]
+    /// No credentials on a judges-only route.
+    #[error(
+        "no credentials: log in at POST /api/judge/login and send the token it answers as \
+         `Authorization: Bearer <token>`"
+    )]
     NoJudgeCredentials,
     #[error("the team token is not valid; check it, or ask the organisers for a new one")]
     BadToken,
-    #[error("wrong judge name or password, or the session has expired; log in again")]
+    /// A wrong name or password at the login: the one 401 that asks a browser for a judge's
+    /// name and password.
+    #[error("wrong judge name or password; check them and log in again")]
     BadCredentials,
+    #[error("the session token is not valid: it has expired, was logged out, or its account changed; log in again")]
+    BadSession,
+    /// HTTP basic credentials on a route other than the login.
+    #[error(
+        "HTTP basic authentication is accepted only at POST /api/judge/login: log in there first, then send the \
+         token it answers as `Authorization: Bearer <token>`"
+    )]
+    LoginFirst,
+    /// Too many wrong credentials from this address, or for this account, lately.
+    #[error("too many wrong credentials lately; nothing was checked; try again in {retry_after_secs} s")]
+    BackedOff { retry_after_secs: u64 },
+    /// Every password check is busy.
+    #[error("the server is busy checking passwords; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     #[error("only judges may do this; teams cannot rule on reports or see the judges' queue")]
     JudgesOnly,
     #[error("only teams file and appeal reports; send your team token in the {TEAM_TOKEN_HEADER} header")]
@@ -73,6 +91,10 @@ impl ReportsError {
             Unauthenticated | NoJudgeCredentials => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             BadToken => (StatusCode::UNAUTHORIZED, "bad_token"),
             BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            BadSession => (StatusCode::UNAUTHORIZED, "bad_session"),
+            LoginFirst => (StatusCode::UNAUTHORIZED, "login_first"),
+            BackedOff { .. } => (StatusCode::TOO_MANY_REQUESTS, "backed_off"),
+            Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             JudgesOnly => (StatusCode::FORBIDDEN, "judges_only"),
             TeamsOnly => (StatusCode::FORBIDDEN, "teams_only"),
             NotInScenario(_) => (StatusCode::FORBIDDEN, "not_in_scenario"),
@@ -104,6 +126,9 @@ impl From<StoreError> for ReportsError {
             StoreError::NotAJudge(_) => ReportsError::JudgesOnly,
             e @ StoreError::ReportState { .. } => ReportsError::WrongState(e.to_string()),
             e @ StoreError::SameJudge { .. } => ReportsError::SameJudge(e.to_string()),
+            StoreError::Busy { retry_after } => {
+                ReportsError::Busy { retry_after_secs: gongfang_core::throttle::retry_after_secs(retry_after) }
+            }
             e => ReportsError::Store(e),
         }
     }
@@ -133,12 +158,20 @@ impl IntoResponse for ReportsError {
                 .collect();
         }
         let mut response = (status, axum::Json(body)).into_response();
-        // Only judges have a name and password to give; a team's 401 must not make a browser
-        // pop up a login dialog.
-        if matches!(self, ReportsError::BadCredentials | ReportsError::NoJudgeCredentials) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gongfang judges\""));
+        let headers = response.headers_mut();
+        match self {
+            // Only judges have a name and password to give, and only at the login; a team's 401
+            // must not make a browser pop up a login dialog.
+            ReportsError::BadCredentials => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gongfang judges\""));
+            }
+            ReportsError::NoJudgeCredentials | ReportsError::BadSession | ReportsError::LoginFirst => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gongfang judges\""));
+            }
+            ReportsError::BackedOff { retry_after_secs } | ReportsError::Busy { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            }
+            _ => {}
         }
         response
     }
@@ -163,5 +196,13 @@ mod tests {
         let e: ReportsError = StoreError::SameJudge { report: 3, judge: "ana".into() }.into();
         assert_eq!(e.parts(), (StatusCode::CONFLICT, "same_judge"));
         assert!(e.to_string().contains("another judge must rule the appeal"), "{e}");
+        let busy: ReportsError = StoreError::Busy { retry_after: std::time::Duration::from_millis(4_500) }.into();
+        assert_eq!(busy.parts(), (StatusCode::SERVICE_UNAVAILABLE, "busy"));
+        let response = busy.into_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "5");
+        let response = ReportsError::BackedOff { retry_after_secs: 42 }.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "42");
+        assert!(ReportsError::LoginFirst.to_string().contains("POST /api/judge/login"));
     }
 }

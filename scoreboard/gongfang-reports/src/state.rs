@@ -1,17 +1,14 @@
 //! What the report routes share: the store, the scenario, the event channel, the clock, the
-//! log source, judges' sessions and the limits.
+//! log source, the failure back-off and the limits. Judges' sessions live in the store.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use gongfang_core::Secret;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
-use gongfang_store::{Account, Store};
-use rand::Rng;
-use sha2::{Digest, Sha256};
+use gongfang_core::throttle::Backoff;
+use gongfang_store::Store;
 use tokio::sync::broadcast;
 
 use crate::logs::{LogSource, NoLogs};
@@ -93,7 +90,7 @@ pub(crate) struct Inner {
     pub now: Arc<dyn Now>,
     pub logs: Arc<dyn LogSource>,
     pub settings: Settings,
-    pub sessions: Sessions,
+    pub backoff: Arc<Backoff>,
 }
 
 impl std::fmt::Debug for ReportsState {
@@ -115,7 +112,7 @@ impl ReportsState {
                 now: Arc::new(SystemNow),
                 logs: Arc::new(NoLogs),
                 settings: Settings::default(),
-                sessions: Sessions::default(),
+                backoff: Arc::new(Backoff::default()),
             }),
         }
     }
@@ -128,7 +125,7 @@ impl ReportsState {
             now: shared.now.clone(),
             logs: shared.logs.clone(),
             settings: shared.settings.clone(),
-            sessions: Sessions::default(),
+            backoff: shared.backoff.clone(),
         });
         let mut inner = inner;
         f(&mut inner);
@@ -147,6 +144,16 @@ impl ReportsState {
 
     pub fn with_settings(self, settings: Settings) -> ReportsState {
         self.rebuild(|i| i.settings = settings)
+    }
+
+    /// Counts wrong credentials in `backoff`, shared with the drill's other servers, instead
+    /// of a back-off of its own.
+    pub fn with_backoff(self, backoff: Arc<Backoff>) -> ReportsState {
+        self.rebuild(|i| i.backoff = backoff)
+    }
+
+    pub(crate) fn backoff(&self) -> &Backoff {
+        &self.inner.backoff
     }
 
     pub fn store(&self) -> &Store {
@@ -177,37 +184,4 @@ impl ReportsState {
     pub(crate) fn publish(&self, event: GameEvent) {
         let _ = self.inner.events.send(event);
     }
-}
-
-/// Judges' login sessions, in memory: a restart logs every judge out. Only a hash of each
-/// session token is kept.
-#[derive(Debug, Default)]
-pub(crate) struct Sessions {
-    by_hash: Mutex<HashMap<TokenHash, Session>>,
-}
-
-type TokenHash = [u8; 32];
-/// A judge and when the session ends.
-type Session = (Account, DateTime<Utc>);
-
-impl Sessions {
-    /// Opens a session for `judge` until `until`; returns its bearer token.
-    pub fn open(&self, judge: Account, until: DateTime<Utc>, now: DateTime<Utc>) -> Secret {
-        let bytes: [u8; 32] = rand::rng().random();
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let mut map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, expires)| *expires > now);
-        map.insert(hash(&token), (judge, until));
-        Secret::new(token)
-    }
-
-    /// The judge a bearer token belongs to, if its session is still open.
-    pub fn get(&self, token: &str, now: DateTime<Utc>) -> Option<Account> {
-        let map = self.by_hash.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(&hash(token)).filter(|(_, expires)| *expires > now).map(|(a, _)| a.clone())
-    }
-}
-
-fn hash(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
 }

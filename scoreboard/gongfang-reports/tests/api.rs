@@ -69,7 +69,7 @@ async fn file(app: &App, team: TeamId, report: &Value) -> Response {
 }
 
 async fn rule(app: &App, judge: (&str, &str), id: i64, stage: &str, decision: Value) -> Response {
-    let auth = basic(judge.0, judge.1);
+    let auth = judge_auth(app, judge).await;
     let path = format!("/api/judge/reports/{id}/{stage}");
     app.request("POST", &path, &[(auth.0, &auth.1), JSON], decision.to_string().as_bytes()).await
 }
@@ -259,12 +259,12 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
     ensure!(none.status == 401 && none.code() == "unauthenticated", "{}", none.text());
     ensure!(none.header("www-authenticate").is_some());
     let wrong = basic(ANA.0, "not the password");
-    ensure!(app.request("GET", "/api/judge/queue", &[(wrong.0, &wrong.1)], b"").await.code() == "bad_credentials");
+    ensure!(app.request("POST", "/api/judge/login", &[(wrong.0, &wrong.1)], b"").await.code() == "bad_credentials");
     let olga = basic("olga", "organiser password");
-    ensure!(app.request("GET", "/api/judge/queue", &[(olga.0, &olga.1)], b"").await.code() == "judges_only");
+    ensure!(app.request("POST", "/api/judge/login", &[(olga.0, &olga.1)], b"").await.code() == "judges_only");
     let bad = ("X-Team-Token", "A".repeat(32));
     ensure!(app.request("GET", "/api/reports", &[(bad.0, &bad.1)], b"").await.code() == "bad_token");
-    let judge = basic(ANA.0, ANA.1);
+    let judge = judge_auth(&app, ANA).await;
     let filing = app
         .request("POST", "/api/reports", &[(judge.0, &judge.1), JSON], attack("moi", 1, 2).to_string().as_bytes())
         .await;
@@ -280,7 +280,7 @@ async fn json_answers_say_nosniff(app: App) -> anyhow::Result<()> {
     let filed = file(&app, RED_FIRM, &attack("moi", 30, 40)).await;
     ensure!(filed.status == 201, "{}", filed.text());
     let id = filed.json()?["id"].as_i64().context("no id")?;
-    let judge = basic(ANA.0, ANA.1);
+    let judge = judge_auth(&app, ANA).await;
     let answers = [
         ("filed", filed),
         ("own list", get_as(&app, RED_FIRM, "/api/reports").await),
@@ -311,13 +311,14 @@ async fn team_401s_ask_no_browser_for_a_password(app: App) -> anyhow::Result<()>
         ensure!(answer.status == 401, "{what}: {}", answer.text());
         ensure!(answer.header("www-authenticate").is_none(), "{what} asks for Basic credentials");
     }
-    // Judges' endpoints still ask, so a judge's browser offers its login.
+    // Judges' endpoints ask for a session (no password dialog: a password goes to the login
+    // only); a wrong password at the login asks for Basic credentials.
     let none = app.request("GET", "/api/judge/queue", &[], b"").await;
     ensure!(none.status == 401 && none.code() == "unauthenticated", "{}", none.text());
-    ensure!(none.header("www-authenticate").is_some_and(|v| v.starts_with("Basic ")));
+    ensure!(none.header("www-authenticate").is_some_and(|v| v.starts_with("Bearer ")));
     let wrong = basic(ANA.0, "not the password");
-    let wrong = app.request("GET", "/api/judge/queue", &[(wrong.0, &wrong.1)], b"").await;
-    ensure!(wrong.status == 401 && wrong.header("www-authenticate").is_some());
+    let wrong = app.request("POST", "/api/judge/login", &[(wrong.0, &wrong.1)], b"").await;
+    ensure!(wrong.status == 401 && wrong.header("www-authenticate").is_some_and(|v| v.starts_with("Basic ")));
     app.stop().await;
     Ok(())
 }
@@ -369,7 +370,7 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
         }
         ids
     };
-    let judge = basic(BO.0, BO.1);
+    let judge = judge_auth(&app, BO).await;
     let queue = app.request("GET", "/api/judge/queue", &[(judge.0, &judge.1)], b"").await;
     ensure!(queue.status == 200, "{}", queue.text());
     let queue = queue.json()?;
@@ -595,7 +596,7 @@ async fn evidence_files_round_trip_and_judges_log_in(app: App) -> anyhow::Result
     ensure!(app.request("GET", "/api/judge/queue", &[(forged.0, &forged.1)], b"").await.status == 401);
     // The session expires.
     app.set_now(at(60 + 13 * 60));
-    ensure!(app.request("GET", "/api/judge/queue", &[(bearer.0, &bearer.1)], b"").await.code() == "bad_credentials");
+    ensure!(app.request("GET", "/api/judge/queue", &[(bearer.0, &bearer.1)], b"").await.code() == "bad_session");
     app.stop().await;
     Ok(())
 }

@@ -112,7 +112,8 @@ pub async fn spawn(db: TestDb) -> App {
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
-        axum::serve(listener, app)
+        // The peer's address reaches the routes, as the scoreboard's server provides it.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async {
                 stopped.await.ok();
             })
@@ -125,6 +126,15 @@ pub async fn spawn(db: TestDb) -> App {
 /// `X-Team-Token` of a team.
 pub fn team_auth(app: &App, team: TeamId) -> (&'static str, String) {
     ("X-Team-Token", app.token(team))
+}
+
+/// Logs `judge` in and answers the `Authorization: Bearer` header of the new session.
+pub async fn judge_auth(app: &App, judge: (&str, &str)) -> (&'static str, String) {
+    let basic = basic(judge.0, judge.1);
+    let login = app.request("POST", "/api/judge/login", &[(basic.0, &basic.1)], b"").await;
+    assert_eq!(login.status, 200, "{} could not log in: {}", judge.0, login.text());
+    let token = login.json().unwrap()["token"].as_str().unwrap().to_owned();
+    ("Authorization", format!("Bearer {token}"))
 }
 
 /// HTTP basic credentials.
