@@ -54,6 +54,16 @@ pub enum StoreError {
     /// The judge who made the first ruling tried to rule the appeal.
     #[error("judge `{judge}` made the first ruling of report {report}; another judge must rule the appeal")]
     SameJudge { report: i64, judge: String },
+    /// The team has filed as many reports as the scenario allows one team
+    /// (`max_reports_per_team`).
+    #[error("team {team} has filed {limit} reports, the most one team may file in this drill")]
+    ReportLimit { team: u16, limit: u32 },
+    /// Storing this filing's evidence would take the team over its evidence budget for the drill
+    /// (`max_evidence_per_team`).
+    #[error(
+        "team {team} may store {limit} bytes of evidence in this drill and has {left} left; this filing brings {wanted}"
+    )]
+    EvidenceBudget { team: u16, limit: u64, left: u64, wanted: u64 },
     /// The account is not a judge.
     #[error("account `{0}` is not a judge")]
     NotAJudge(String),

@@ -1,6 +1,14 @@
 //! Attack and defence reports: filing with evidence files, the judges' queue, rulings and the
 //! single appeal, and the records judges compare a report with (captures, checker results).
 //!
+//! Evidence files are written while they stream in, one chunk of at most
+//! [`EVIDENCE_CHUNK`] bytes per short transaction, as an *upload* that belongs to no report yet;
+//! filing then links the uploads to the new report row in one short transaction. So however
+//! large the evidence, no transaction holds the database's write lock (which flag submissions
+//! wait on, on SQLite) for longer than one chunk takes. The per-team filing limits (reports
+//! and evidence bytes over the drill) are checked in that filing transaction, with the team's
+//! row locked on PostgreSQL (SQLite's write lock serialises filings anyway).
+//!
 //! Every change of a report's state is one transaction with a conditional update on its
 //! status (and a unique (report, stage) key on rulings), so two judges racing on one report
 //! cannot both rule it. Each ruling and appeal is written to the audit log in the same
@@ -16,13 +24,14 @@ use gongfang_core::report::{
 use gongfang_core::scenario::ReportRules;
 use gongfang_core::scoring::Award;
 use gongfang_core::{AccountRole, CheckResult, ServiceId, TeamId, Tick};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use sha2::{Digest, Sha256};
 
-use crate::entity::{audit_log, check_results, drill_state, submissions, ticks};
+use crate::entity::{audit_log, check_results, drill_state, submissions, teams, ticks};
 use crate::error::{Result, StoreError, corrupt};
 use crate::ops::Account;
 use crate::rows::{check_from_row, de, submission_from_row, tick_i32};
@@ -77,6 +86,47 @@ mod entity {
             pub size: i64,
             pub sha256: String,
             pub data: Vec<u8>,
+            /// The upload holding the bytes in chunks; `None` for evidence filed before
+            /// chunks existed, whose bytes are in `data`.
+            pub upload: Option<i32>,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    pub mod evidence_uploads {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "evidence_uploads")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            pub team: i32,
+            pub started_at: DateTimeUtc,
+            pub size: i64,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    pub mod report_evidence_chunks {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "report_evidence_chunks")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            pub upload: i32,
+            pub seq: i32,
+            pub data: Vec<u8>,
         }
 
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -111,7 +161,45 @@ mod entity {
     }
 }
 
-use entity::{report_evidence, report_rulings, reports};
+use entity::{evidence_uploads, report_evidence, report_evidence_chunks, report_rulings, reports};
+
+/// Most bytes of evidence stored in one chunk row, and so written by one transaction.
+pub const EVIDENCE_CHUNK: usize = 1 << 20;
+
+/// An evidence file written to the store while it streamed in
+/// ([`Store::begin_evidence_upload`], [`Store::write_evidence_chunk`]), waiting to be filed
+/// with its report ([`Store::file_staged_report`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedEvidence {
+    /// The upload holding the bytes.
+    pub upload: i64,
+    /// The file's name as uploaded, without any folder.
+    pub file_name: String,
+    pub content_type: String,
+    /// Bytes written.
+    pub size: u64,
+    /// Hex SHA-256 of the bytes, computed as they streamed in.
+    pub sha256: String,
+}
+
+/// What a team has filed so far: what the per-team filing limits are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FilingUsage {
+    /// Reports filed.
+    pub reports: u64,
+    /// Bytes of evidence filed with them.
+    pub evidence_bytes: u64,
+    /// Bytes of uploads written but not (yet) filed with a report.
+    pub staged_bytes: u64,
+}
+
+/// One page of reports, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportPage {
+    pub reports: Vec<ReportRecord>,
+    /// The id to ask for the next page after; `None` on the last page.
+    pub next: Option<i64>,
+}
 
 /// An evidence file as a team uploads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,12 +359,54 @@ fn ruling_from_row(r: report_rulings::Model) -> Result<Ruling> {
     })
 }
 
+fn seq_u32(seq: usize) -> u32 {
+    u32::try_from(seq).unwrap_or(u32::MAX)
+}
+
+/// What `team` has filed, and what its unfiled uploads hold. Sizes are summed here, not in SQL:
+/// the rows are few (the limits bound them) and SUM's type differs between the databases.
+async fn usage(db: &impl ConnectionTrait, team: TeamId) -> Result<FilingUsage> {
+    let team_reports = Query::select()
+        .column(reports::Column::Id)
+        .from(reports::Entity)
+        .and_where(reports::Column::Team.eq(i32::from(team.0)))
+        .to_owned();
+    let reports = reports::Entity::find().filter(reports::Column::Team.eq(i32::from(team.0))).count(db).await?;
+    let filed: Vec<i64> = report_evidence::Entity::find()
+        .select_only()
+        .column(report_evidence::Column::Size)
+        .filter(report_evidence::Column::Report.in_subquery(team_reports))
+        .into_tuple()
+        .all(db)
+        .await?;
+    let staged: Vec<i64> = evidence_uploads::Entity::find()
+        .select_only()
+        .column(evidence_uploads::Column::Size)
+        .filter(evidence_uploads::Column::Team.eq(i32::from(team.0)))
+        .filter(
+            evidence_uploads::Column::Id.not_in_subquery(
+                Query::select()
+                    .column(report_evidence::Column::Upload)
+                    .from(report_evidence::Entity)
+                    .and_where(report_evidence::Column::Upload.is_not_null())
+                    .to_owned(),
+            ),
+        )
+        .into_tuple()
+        .all(db)
+        .await?;
+    let sum = |sizes: Vec<i64>| sizes.into_iter().map(|s| u64::try_from(s).unwrap_or(0)).sum();
+    Ok(FilingUsage { reports, evidence_bytes: sum(filed), staged_bytes: sum(staged) })
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Store {
-    /// Stores a checked report and its evidence files in one transaction.
+    /// Stores a checked report and its evidence files, without the scenario's per-team filing
+    /// limits: for tools and tests. Each file is written in chunks first, then the report row
+    /// and its links in one short transaction.
     #[tracing::instrument(skip_all, fields(team = %team, kind = %report.kind, files = evidence.len()))]
     pub async fn file_report(
         &self,
@@ -285,7 +415,74 @@ impl Store {
         evidence: &[NewEvidence],
         at: DateTime<Utc>,
     ) -> Result<ReportRecord> {
+        let mut staged = Vec::with_capacity(evidence.len());
+        let written = async {
+            for file in evidence {
+                let upload = self.begin_evidence_upload(team, at).await?;
+                staged.push(StagedEvidence {
+                    upload,
+                    file_name: file.file_name.clone(),
+                    content_type: file.content_type.clone(),
+                    size: file.data.len() as u64,
+                    sha256: sha256_hex(&file.data),
+                });
+                for (seq, chunk) in file.data.chunks(EVIDENCE_CHUNK).enumerate() {
+                    self.write_evidence_chunk(upload, seq_u32(seq), chunk.to_vec()).await?;
+                }
+            }
+            self.commit_filing(team, report, &staged, None, at).await
+        }
+        .await;
+        if written.is_err() {
+            self.discard_evidence_uploads(&staged.iter().map(|s| s.upload).collect::<Vec<_>>()).await?;
+        }
+        written
+    }
+
+    /// Files a checked report with evidence already written as uploads, within the scenario's
+    /// per-team limits (`max_reports_per_team`, `max_evidence_per_team`): one short
+    /// transaction. A filing over a limit stores nothing (the caller discards its uploads).
+    #[tracing::instrument(skip_all, fields(team = %team, kind = %report.kind, files = evidence.len()))]
+    pub async fn file_staged_report(
+        &self,
+        team: TeamId,
+        report: &CheckedReport,
+        evidence: &[StagedEvidence],
+        rules: &ReportRules,
+        at: DateTime<Utc>,
+    ) -> Result<ReportRecord> {
+        self.commit_filing(team, report, evidence, Some(rules), at).await
+    }
+
+    async fn commit_filing(
+        &self,
+        team: TeamId,
+        report: &CheckedReport,
+        evidence: &[StagedEvidence],
+        limits: Option<&ReportRules>,
+        at: DateTime<Utc>,
+    ) -> Result<ReportRecord> {
         let txn = self.write_txn().await?;
+        if let Some(rules) = limits {
+            // Two filings of one team racing on PostgreSQL: the second waits here for the
+            // first to commit, then counts its report. (SQLite has no row locks, and needs
+            // none: its write transactions run one at a time.)
+            teams::Entity::find_by_id(i32::from(team.0)).lock_exclusive().one(&txn).await?;
+            let used = usage(&txn, team).await?;
+            if used.reports >= u64::from(rules.max_reports_per_team) {
+                return Err(StoreError::ReportLimit { team: team.0, limit: rules.max_reports_per_team });
+            }
+            let wanted: u64 = evidence.iter().map(|e| e.size).sum();
+            let left = rules.max_evidence_bytes_per_team.saturating_sub(used.evidence_bytes);
+            if wanted > left {
+                return Err(StoreError::EvidenceBudget {
+                    team: team.0,
+                    limit: rules.max_evidence_bytes_per_team,
+                    left,
+                    wanted,
+                });
+            }
+        }
         let row = reports::ActiveModel {
             team: Set(i32::from(team.0)),
             kind: Set(report.kind.as_str().to_owned()),
@@ -308,13 +505,27 @@ impl Store {
         .insert(&txn)
         .await?;
         for file in evidence {
+            // Only an upload of this team that no report holds yet can be filed.
+            let upload = evidence_uploads::Entity::find_by_id(id32(file.upload))
+                .filter(evidence_uploads::Column::Team.eq(i32::from(team.0)))
+                .one(&txn)
+                .await?
+                .ok_or_else(|| corrupt("evidence_uploads", id32(file.upload), "not an upload of the filing team"))?;
+            if u64::try_from(upload.size).ok() != Some(file.size) {
+                return Err(corrupt(
+                    "evidence_uploads",
+                    upload.id,
+                    format!("holds {} bytes, not {}", upload.size, file.size),
+                ));
+            }
             report_evidence::ActiveModel {
                 report: Set(row.id),
                 file_name: Set(file.file_name.clone()),
                 content_type: Set(file.content_type.clone()),
-                size: Set(i64::try_from(file.data.len()).unwrap_or(i64::MAX)),
-                sha256: Set(sha256_hex(&file.data)),
-                data: Set(file.data.clone()),
+                size: Set(upload.size),
+                sha256: Set(file.sha256.clone()),
+                data: Set(Vec::new()),
+                upload: Set(Some(upload.id)),
                 ..Default::default()
             }
             .insert(&txn)
@@ -324,6 +535,94 @@ impl Store {
         txn.commit().await?;
         tracing::info!(report = record.id, "report filed");
         Ok(record)
+    }
+
+    /// Starts an evidence upload of `team`: its bytes follow through
+    /// [`Store::write_evidence_chunk`].
+    pub async fn begin_evidence_upload(&self, team: TeamId, at: DateTime<Utc>) -> Result<i64> {
+        let row = evidence_uploads::ActiveModel {
+            team: Set(i32::from(team.0)),
+            started_at: Set(at),
+            size: Set(0),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(i64::from(row.id))
+    }
+
+    /// Writes the `seq`th chunk (from 0, at most [`EVIDENCE_CHUNK`] bytes) of an upload, in a
+    /// transaction of its own.
+    pub async fn write_evidence_chunk(&self, upload: i64, seq: u32, data: Vec<u8>) -> Result<()> {
+        let len = i64::try_from(data.len()).unwrap_or(i64::MAX);
+        let txn = self.write_txn().await?;
+        report_evidence_chunks::ActiveModel {
+            upload: Set(id32(upload)),
+            seq: Set(i32::try_from(seq).unwrap_or(i32::MAX)),
+            data: Set(data),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        evidence_uploads::Entity::update_many()
+            .col_expr(evidence_uploads::Column::Size, Expr::col(evidence_uploads::Column::Size).add(len))
+            .filter(evidence_uploads::Column::Id.eq(id32(upload)))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes uploads that will not be filed (a refused or broken filing) with their bytes.
+    /// An upload already filed with a report is kept.
+    pub async fn discard_evidence_uploads(&self, uploads: &[i64]) -> Result<()> {
+        for &upload in uploads {
+            let txn = self.write_txn().await?;
+            let filed = report_evidence::Entity::find()
+                .filter(report_evidence::Column::Upload.eq(id32(upload)))
+                .one(&txn)
+                .await?
+                .is_some();
+            if !filed {
+                report_evidence_chunks::Entity::delete_many()
+                    .filter(report_evidence_chunks::Column::Upload.eq(id32(upload)))
+                    .exec(&txn)
+                    .await?;
+                evidence_uploads::Entity::delete_by_id(id32(upload)).exec(&txn).await?;
+            }
+            txn.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Deletes every upload of `team` that no report holds: what a filing cut off by a crash
+    /// left behind. Call it only while none of the team's uploads is in progress. Returns how
+    /// many were deleted.
+    pub async fn discard_unfiled_evidence(&self, team: TeamId) -> Result<usize> {
+        let unfiled: Vec<i32> = evidence_uploads::Entity::find()
+            .select_only()
+            .column(evidence_uploads::Column::Id)
+            .filter(evidence_uploads::Column::Team.eq(i32::from(team.0)))
+            .filter(
+                evidence_uploads::Column::Id.not_in_subquery(
+                    Query::select()
+                        .column(report_evidence::Column::Upload)
+                        .from(report_evidence::Entity)
+                        .and_where(report_evidence::Column::Upload.is_not_null())
+                        .to_owned(),
+                ),
+            )
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        self.discard_evidence_uploads(&unfiled.iter().map(|&u| i64::from(u)).collect::<Vec<_>>()).await?;
+        Ok(unfiled.len())
+    }
+
+    /// How many reports and evidence bytes `team` has filed, and how many bytes its unfiled
+    /// uploads hold.
+    pub async fn filing_usage(&self, team: TeamId) -> Result<FilingUsage> {
+        usage(&self.db, team).await
     }
 
     /// One report, whoever filed it.
@@ -358,6 +657,46 @@ impl Store {
         }
         let rows = query.order_by_asc(reports::Column::Id).all(&self.db).await?;
         self.with_details(rows).await
+    }
+
+    /// A page of [`Store::list_reports`]: at most `limit` reports with ids above `after`.
+    pub async fn list_reports_page(
+        &self,
+        status: Option<ReportStatus>,
+        after: Option<i64>,
+        limit: u64,
+    ) -> Result<ReportPage> {
+        let mut query = reports::Entity::find();
+        if let Some(status) = status {
+            query = query.filter(reports::Column::Status.eq(status.as_str()));
+        }
+        self.page(query, after, limit).await
+    }
+
+    /// A page of the judges' queue ([`Store::report_queue`]): at most `limit` reports with ids
+    /// above `after`.
+    pub async fn report_queue_page(&self, after: Option<i64>, limit: u64) -> Result<ReportPage> {
+        let query = reports::Entity::find()
+            .filter(reports::Column::Status.is_in([ReportStatus::Pending.as_str(), ReportStatus::Appealed.as_str()]));
+        self.page(query, after, limit).await
+    }
+
+    /// Keyset pagination on the report id: one row more than asked says whether a next page
+    /// exists, and a page never skips or repeats a report as others are filed or ruled.
+    async fn page(&self, query: Select<reports::Entity>, after: Option<i64>, limit: u64) -> Result<ReportPage> {
+        let limit = Ord::max(limit, 1);
+        let mut query = query;
+        if let Some(after) = after {
+            query = query.filter(reports::Column::Id.gt(id32(after)));
+        }
+        let mut rows = query.order_by_asc(reports::Column::Id).limit(limit + 1).all(&self.db).await?;
+        let next = if rows.len() as u64 > limit {
+            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            rows.last().map(|r| i64::from(r.id))
+        } else {
+            None
+        };
+        Ok(ReportPage { reports: self.with_details(rows).await?, next })
     }
 
     /// The judges' queue: reports waiting for a first ruling or an appeal ruling, oldest first.
@@ -564,7 +903,31 @@ impl Store {
             return Ok(None);
         };
         let report = i64::from(row.report);
-        let data = row.data.clone();
+        let data = match row.upload {
+            None => row.data.clone(),
+            Some(upload) => {
+                // Chunk by chunk, so the file is in memory once, as the answer.
+                let mut data = Vec::with_capacity(usize::try_from(row.size).unwrap_or(0));
+                let mut seq = 0;
+                while let Some(chunk) = report_evidence_chunks::Entity::find()
+                    .filter(report_evidence_chunks::Column::Upload.eq(upload))
+                    .filter(report_evidence_chunks::Column::Seq.eq(seq))
+                    .one(&self.db)
+                    .await?
+                {
+                    data.extend_from_slice(&chunk.data);
+                    seq += 1;
+                }
+                if data.len() as u64 != u64::try_from(row.size).unwrap_or(0) {
+                    return Err(corrupt(
+                        "report_evidence",
+                        row.id,
+                        format!("{} bytes in chunks, {} recorded", data.len(), row.size),
+                    ));
+                }
+                data
+            }
+        };
         Ok(Some(Evidence { report, info: evidence_info(row)?, data }))
     }
 
@@ -651,7 +1014,7 @@ async fn load(db: &impl ConnectionTrait, id: i32) -> Result<Option<ReportRecord>
 
 /// Evidence rows of some reports without their bytes (which can be megabytes each).
 async fn evidence_infos(db: &impl ConnectionTrait, reports: &[i32]) -> Result<Vec<report_evidence::Model>> {
-    let rows: Vec<(i32, i32, String, String, i64, String)> = report_evidence::Entity::find()
+    let rows: Vec<(i32, i32, String, String, i64, String, Option<i32>)> = report_evidence::Entity::find()
         .select_only()
         .columns([
             report_evidence::Column::Id,
@@ -660,6 +1023,7 @@ async fn evidence_infos(db: &impl ConnectionTrait, reports: &[i32]) -> Result<Ve
             report_evidence::Column::ContentType,
             report_evidence::Column::Size,
             report_evidence::Column::Sha256,
+            report_evidence::Column::Upload,
         ])
         .filter(report_evidence::Column::Report.is_in(reports.iter().copied()))
         .order_by_asc(report_evidence::Column::Id)
@@ -668,7 +1032,7 @@ async fn evidence_infos(db: &impl ConnectionTrait, reports: &[i32]) -> Result<Ve
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, report, file_name, content_type, size, sha256)| report_evidence::Model {
+        .map(|(id, report, file_name, content_type, size, sha256, upload)| report_evidence::Model {
             id,
             report,
             file_name,
@@ -676,6 +1040,7 @@ async fn evidence_infos(db: &impl ConnectionTrait, reports: &[i32]) -> Result<Ve
             size,
             sha256,
             data: Vec::new(),
+            upload,
         })
         .collect())
 }
