@@ -67,13 +67,35 @@ async fn file(State(state): State<ReportsState>, req: Request) -> Reply<(StatusC
     if s.team(team).is_none() {
         return Err(ReportsError::NotInScenario(team.0));
     }
-    let (draft, files) = upload::read_filing(&state, req).await?;
+    // The team's filing limits, before a byte of the body is read; checked again when the
+    // report is stored, for filings racing each other.
+    let rules = &s.reports;
+    let used = state.store().filing_usage(team).await?;
+    if used.reports >= u64::from(rules.max_reports_per_team) {
+        return Err(ReportsError::ReportLimit { limit: rules.max_reports_per_team });
+    }
+    let budget = upload::Budget { team, limit: rules.max_evidence_bytes_per_team, filed: used.evidence_bytes };
+    let mut staged = upload::Staged::new(state.store().clone());
     let now = state.now();
-    let started = state.started().await?;
-    let checked = check_report(&draft, &Filing { scenario: s, filer: team, now, started })
-        .map_err(|problems| ReportsError::InvalidReport { problems })?;
-    let record = state.store().file_report(team, &checked, &files, now).await?;
-    Ok((StatusCode::CREATED, axum::Json(report_view(s, &record, now, Audience::Team))))
+    let filed = async {
+        let draft = upload::read_filing(&state, &budget, req, &mut staged).await?;
+        let started = state.started().await?;
+        let checked = check_report(&draft, &Filing { scenario: s, filer: team, now, started })
+            .map_err(|problems| ReportsError::InvalidReport { problems })?;
+        Ok::<_, ReportsError>(state.store().file_staged_report(team, &checked, staged.files(), rules, now).await?)
+    }
+    .await;
+    match filed {
+        Ok(record) => {
+            staged.filed();
+            Ok((StatusCode::CREATED, axum::Json(report_view(s, &record, now, Audience::Team))))
+        }
+        Err(e) => {
+            // Refused: what the filing wrote is deleted before the answer says so.
+            staged.discard().await;
+            Err(e)
+        }
+    }
 }
 
 async fn list_own(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<axum::Json<Vec<ReportView>>> {
@@ -213,28 +235,79 @@ struct Judged {
     context: Context,
 }
 
-async fn queue(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<axum::Json<Vec<Judged>>> {
-    auth::judge(&state, &headers).await?;
-    let now = state.now();
-    let mut out = Vec::new();
-    for record in state.store().report_queue().await? {
-        let context = context(&state, &record).await?;
-        out.push(Judged { report: report_view(state.scenario(), &record, now, Audience::Judge), context });
+/// `?limit=` and `?after=` of a paginated list.
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    limit: Option<String>,
+    after: Option<String>,
+}
+
+/// Reports per page unless `?limit=` says otherwise, and the most it may say.
+const DEFAULT_PAGE: u64 = 50;
+const MAX_PAGE: u64 = 200;
+
+impl PageQuery {
+    fn parse(&self) -> Reply<(Option<i64>, u64)> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_PAGE,
+            Some(raw) => raw.parse::<u64>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
+                ReportsError::BadRequest(format!("`limit={raw}` is not a page size; use a number from 1 to {MAX_PAGE}"))
+            })?,
+        };
+        let after = match self.after.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                ReportsError::BadRequest(format!(
+                    "`after={raw}` is not a report id; pass the `next` of the page before, or leave it out for the first page"
+                ))
+            })?),
+        };
+        Ok((after, limit))
     }
-    Ok(axum::Json(out))
+}
+
+/// A page's answer: the list as the body, and where the next page starts in the `Link`
+/// (`rel="next"`) and `X-Next-After` headers, absent on the last page. The body stays a plain
+/// list, so a client that reads one page sees what it always saw.
+fn paged<T: Serialize>(path: &str, extra: &str, items: Vec<T>, next: Option<i64>, limit: u64) -> Response {
+    let mut response = axum::response::IntoResponse::into_response(axum::Json(items));
+    if let Some(next) = next {
+        let h = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&format!("<{path}?{extra}after={next}&limit={limit}>; rel=\"next\"")) {
+            h.insert(header::LINK, v);
+        }
+        h.insert("X-Next-After", HeaderValue::from(next));
+    }
+    response
+}
+
+async fn queue(State(state): State<ReportsState>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Reply<Response> {
+    auth::judge(&state, &headers).await?;
+    let (after, limit) = q.parse()?;
+    let now = state.now();
+    let page = state.store().report_queue_page(after, limit).await?;
+    let mut out = Vec::with_capacity(page.reports.len());
+    for record in &page.reports {
+        let context = context(&state, record).await?;
+        out.push(Judged { report: report_view(state.scenario(), record, now, Audience::Judge), context });
+    }
+    Ok(paged("/api/judge/queue", "", out, page.next, limit))
 }
 
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
 }
 
 async fn list_all(
     State(state): State<ReportsState>,
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
-) -> Reply<axum::Json<Vec<ReportView>>> {
+) -> Reply<Response> {
     auth::judge(&state, &headers).await?;
+    let (after, limit) = q.page.parse()?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(ReportStatus::from_name(s).ok_or_else(|| {
@@ -242,8 +315,11 @@ async fn list_all(
         })?),
     };
     let now = state.now();
-    let list = state.store().list_reports(status).await?;
-    Ok(axum::Json(list.iter().map(|r| report_view(state.scenario(), r, now, Audience::Judge)).collect()))
+    let page = state.store().list_reports_page(status, after, limit).await?;
+    let list: Vec<ReportView> =
+        page.reports.iter().map(|r| report_view(state.scenario(), r, now, Audience::Judge)).collect();
+    let extra = status.map(|s| format!("status={}&", s.as_str())).unwrap_or_default();
+    Ok(paged("/api/judge/reports", &extra, list, page.next, limit))
 }
 
 async fn judge_read(

@@ -40,8 +40,12 @@ pub async fn add_judge(store: &Store, name: &str, password: &str, actor: &str) -
     Ok(format!("judge `{}` created (account {})\n", account.name, account.id))
 }
 
+/// Reports read from the store per page by [`list_reports`].
+const LIST_PAGE: u64 = 200;
+
 /// The reports, oldest first, one line each; only those in `status` (`pending`, `ruled`,
-/// `appealed` or `final`) when one is named. Slugs come from the scenario.
+/// `appealed` or `final`) when one is named. Slugs come from the scenario. The store is read a
+/// page at a time, so only one page of reports with their details is in memory at once.
 pub async fn list_reports(store: &Store, scenario: &Scenario, status: Option<&str>) -> Result<String, ReportsError> {
     let status = match status {
         None => None,
@@ -49,7 +53,19 @@ pub async fn list_reports(store: &Store, scenario: &Scenario, status: Option<&st
             ReportsError::BadRequest(format!("unknown status `{s}`; use pending, ruled, appealed or final"))
         })?),
     };
-    Ok(report_table(scenario, &store.list_reports(status).await?))
+    let mut out = table_header();
+    let mut count = 0;
+    let mut after = None;
+    loop {
+        let page = store.list_reports_page(status, after, LIST_PAGE).await?;
+        count += page.reports.len();
+        table_rows(&mut out, scenario, &page.reports);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    Ok(table_footer(out, count))
 }
 
 /// Everything about report `id`: evidence, rulings and appeal.
@@ -60,10 +76,19 @@ pub async fn show_report(store: &Store, scenario: &Scenario, id: i64) -> Result<
 
 /// One line per report.
 pub fn report_table(s: &Scenario, reports: &[ReportRecord]) -> String {
-    let mut out = format!(
+    let mut out = table_header();
+    table_rows(&mut out, s, reports);
+    table_footer(out, reports.len())
+}
+
+fn table_header() -> String {
+    format!(
         "{:>5}  {:<16} {:<8} {:<16} {:<12} {:<9} {:>6}  filed\n",
         "id", "team", "kind", "target", "service", "status", "points"
-    );
+    )
+}
+
+fn table_rows(out: &mut String, s: &Scenario, reports: &[ReportRecord]) {
     for r in reports {
         let target = r.report.target_team.map_or_else(|| "-".to_owned(), |t| team_slug(s, t));
         let _ = writeln!(
@@ -79,7 +104,10 @@ pub fn report_table(s: &Scenario, reports: &[ReportRecord]) -> String {
             r.filed_at.to_rfc3339()
         );
     }
-    let _ = write!(out, "{} report{}", reports.len(), if reports.len() == 1 { "" } else { "s" });
+}
+
+fn table_footer(mut out: String, count: usize) -> String {
+    let _ = write!(out, "{} report{}", count, if count == 1 { "" } else { "s" });
     out.push('\n');
     terminal_safe(&out)
 }

@@ -67,6 +67,21 @@ pub enum ReportsError {
     EvidenceMismatch { file: String, content_type: String },
     #[error("the request is larger than {limit} bytes; a report's evidence files may total {evidence_limit} bytes")]
     TooLarge { limit: u64, evidence_limit: u64 },
+    #[error(
+        "your team has filed {limit} reports, the most one team may file in this drill, so none is left; \
+         ask the organisers if you must file more"
+    )]
+    ReportLimit { limit: u32 },
+    #[error(
+        "this filing's evidence would take your team over its evidence budget of {limit} bytes for the drill, \
+         of which {left} are left; send fewer or smaller (compressed) files, or ask the organisers"
+    )]
+    EvidenceBudget { limit: u64, left: u64 },
+    #[error(
+        "your team already has {limit} filings with evidence uploading, the most at once; wait for one to \
+         finish, then send this one again (in {retry_after_secs} s or later)"
+    )]
+    TooManyUploads { limit: u32, retry_after_secs: u64 },
     #[error("malformed request: {0}")]
     BadRequest(String),
     #[error("the report was not filed: {}", problems.iter().map(|p| p.error.to_string()).collect::<Vec<_>>().join("; "))]
@@ -105,6 +120,9 @@ impl ReportsError {
             EvidenceType { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "evidence_type"),
             EvidenceMismatch { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "evidence_mismatch"),
             TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            ReportLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "report_limit"),
+            EvidenceBudget { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "evidence_budget"),
+            TooManyUploads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             InvalidReport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_report"),
             Rule(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
@@ -124,6 +142,8 @@ impl From<StoreError> for ReportsError {
             StoreError::NotYourReport(id) => ReportsError::UnknownReport(id),
             StoreError::ReportRule(rule) => ReportsError::Rule(rule),
             StoreError::NotAJudge(_) => ReportsError::JudgesOnly,
+            StoreError::ReportLimit { limit, .. } => ReportsError::ReportLimit { limit },
+            StoreError::EvidenceBudget { limit, left, .. } => ReportsError::EvidenceBudget { limit, left },
             e @ StoreError::ReportState { .. } => ReportsError::WrongState(e.to_string()),
             e @ StoreError::SameJudge { .. } => ReportsError::SameJudge(e.to_string()),
             StoreError::Busy { retry_after } => {
@@ -172,6 +192,9 @@ impl IntoResponse for ReportsError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
             }
             _ => {}
+        }
+        if let ReportsError::TooManyUploads { retry_after_secs, .. } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
     }

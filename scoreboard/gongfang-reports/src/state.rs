@@ -91,6 +91,7 @@ pub(crate) struct Inner {
     pub logs: Arc<dyn LogSource>,
     pub settings: Settings,
     pub backoff: Arc<Backoff>,
+    pub uploads: crate::upload::Uploads,
 }
 
 impl std::fmt::Debug for ReportsState {
@@ -113,6 +114,7 @@ impl ReportsState {
                 logs: Arc::new(NoLogs),
                 settings: Settings::default(),
                 backoff: Arc::new(Backoff::default()),
+                uploads: Default::default(),
             }),
         }
     }
@@ -126,6 +128,7 @@ impl ReportsState {
             logs: shared.logs.clone(),
             settings: shared.settings.clone(),
             backoff: shared.backoff.clone(),
+            uploads: Default::default(),
         });
         let mut inner = inner;
         f(&mut inner);

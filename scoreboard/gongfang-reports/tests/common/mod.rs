@@ -90,8 +90,15 @@ impl App {
 
 /// Starts the routes over the test's database with the red/blue scenario.
 pub async fn spawn(db: TestDb) -> App {
+    spawn_with(db, |_| {}).await
+}
+
+/// Starts the routes with the red/blue scenario as `change` leaves it.
+pub async fn spawn_with(db: TestDb, change: impl FnOnce(&mut Scenario)) -> App {
     let store = db.store.clone();
-    let scenario = Arc::new(redblue());
+    let mut scenario = redblue();
+    change(&mut scenario);
+    let scenario = Arc::new(scenario);
     store.sync_scenario(&scenario).await.unwrap();
     let mut tokens = HashMap::new();
     for team in &scenario.teams {
