@@ -1,20 +1,82 @@
-//! Team tokens and per-team limits: a cache of verified tokens, HTTP rate limits and TCP
-//! connection counts.
+//! Team tokens and per-team limits: a cache of verified tokens, the failure back-off, HTTP
+//! rate limits and TCP connection counts.
 //!
-//! Verifying a token is one argon2id hash (tens of milliseconds, on purpose), far too slow
-//! for every HTTP request of a farm. A token verified once is remembered for a while by its
-//! SHA-256, so the clear token is never kept; re-issuing a token takes effect within the TTL.
+//! Verifying a token is cheap (a keyed hash, never argon2) but still a database lookup, so a
+//! token verified once is remembered for a while by its SHA-256, and the clear token is never
+//! kept; re-issuing a token takes effect within the TTL. A wrong token counts one failure for
+//! its source address in the drill's shared [`Backoff`]: after 20 within a minute the address is
+//! refused (HTTP 429 with `Retry-After`; TCP one line, then closed) without its tokens being
+//! checked, until the window clears.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gongfang_core::TeamId;
+use gongfang_core::throttle::Backoff;
 use sha2::{Digest, Sha256};
 
 use crate::error::SubmissionError;
 use crate::sink::SubmissionSink;
+use crate::state::SubmissionState;
+
+/// What a presented team token turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenCheck {
+    Team(TeamId),
+    /// Wrong, or not a token at all; counted as a failure of its address.
+    Wrong,
+    /// The address is backed off: the token was not checked. Come back after this long.
+    BackedOff(Duration),
+}
+
+impl SubmissionState {
+    /// Counts wrong team tokens in `backoff`, shared with the drill's other servers. Call it
+    /// before the state serves anything: once a request has used the state's own back-off,
+    /// that one stays (and this says so in the log).
+    pub fn with_backoff(self, backoff: Arc<Backoff>) -> SubmissionState {
+        if self.inner.backoff.set(backoff).is_err() {
+            tracing::warn!(
+                "the submission servers already count failures on their own; the shared back-off is not used"
+            );
+        }
+        self
+    }
+
+    fn backoff(&self) -> &Backoff {
+        self.inner.backoff.get_or_init(|| Arc::new(Backoff::default()))
+    }
+
+    /// How long `ip` is still backed off, if it is.
+    pub(crate) fn backed_off(&self, ip: Option<IpAddr>) -> Option<Duration> {
+        self.backoff().check(ip, None, Instant::now()).err()
+    }
+
+    /// Checks a token presented from `ip` under the back-off. `None` is a token that could not
+    /// even be read (too long, not UTF-8): a failure like a wrong one.
+    pub(crate) async fn check_token(
+        &self,
+        token: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenCheck, SubmissionError> {
+        if let Some(wait) = self.backed_off(ip) {
+            return Ok(TokenCheck::BackedOff(wait));
+        }
+        let team = match token {
+            Some(token) => self.team_by_token(token).await?,
+            None => None,
+        };
+        match team {
+            Some(team) => Ok(TokenCheck::Team(team)),
+            None => {
+                self.backoff().failed(ip, None, Instant::now());
+                Ok(TokenCheck::Wrong)
+            }
+        }
+    }
+}
 
 /// Verified tokens, by their hash.
 #[derive(Debug)]

@@ -1,18 +1,24 @@
 //! The HTTP front end: `PUT /flags` as ForcAD and HackerDom serve it and DestructiveFarm
 //! submits to it. Request errors are JSON `{"error": …}` with the status from one table.
+//!
+//! Wrong tokens count in the drill's failure back-off by the peer's address, which the server
+//! puts in each request's extensions (`ConnectInfo<SocketAddr>`); without it, every request
+//! counts against one shared "unknown" source.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
+use axum::{Extension, Router};
 use gongfang_core::wire::TEAM_TOKEN_HEADER;
 use serde::Serialize;
 
 use crate::answer::Answer;
+use crate::auth::TokenCheck;
 use crate::state::{SubmissionState, Verdict};
 
 /// The routes of flag submission, to be merged into the web application.
@@ -32,10 +38,19 @@ async fn nosniff(mut response: Response) -> Response {
 enum RequestError {
     MissingToken,
     BadToken,
+    /// Too many wrong tokens from this address lately: this one was not checked.
+    BackedOff {
+        retry_after_secs: u64,
+    },
     TooLarge(usize),
     BadJson(String),
-    TooManyFlags { got: usize, max: usize },
-    RateLimited { retry_after_secs: u64 },
+    TooManyFlags {
+        got: usize,
+        max: usize,
+    },
+    RateLimited {
+        retry_after_secs: u64,
+    },
     Unavailable,
 }
 
@@ -47,6 +62,13 @@ impl RequestError {
                 (StatusCode::UNAUTHORIZED, format!("missing {TEAM_TOKEN_HEADER} header with your team token"))
             }
             RequestError::BadToken => (StatusCode::UNAUTHORIZED, "invalid team token".to_owned()),
+            RequestError::BackedOff { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many wrong team tokens from your address; the token was not checked; try again in \
+                     {retry_after_secs} s"
+                ),
+            ),
             RequestError::TooLarge(max) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, format!("request body larger than {max} bytes"))
             }
@@ -71,7 +93,7 @@ impl IntoResponse for RequestError {
     fn into_response(self) -> Response {
         let (status, error) = self.parts();
         let mut response = (status, axum::Json(serde_json::json!({ "error": error }))).into_response();
-        if let RequestError::RateLimited { retry_after_secs } = self {
+        if let RequestError::RateLimited { retry_after_secs } | RequestError::BackedOff { retry_after_secs } = self {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         response
@@ -85,23 +107,37 @@ struct FlagAnswer {
     msg: &'static str,
 }
 
-async fn put_flags(State(state): State<SubmissionState>, headers: HeaderMap, body: Body) -> Response {
-    match submit(&state, &headers, body).await {
+async fn put_flags(
+    State(state): State<SubmissionState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    match submit(&state, ip, &headers, body).await {
         Ok(answers) => axum::Json(answers).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn submit(state: &SubmissionState, headers: &HeaderMap, body: Body) -> Result<Vec<FlagAnswer>, RequestError> {
+async fn submit(
+    state: &SubmissionState,
+    ip: Option<IpAddr>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Vec<FlagAnswer>, RequestError> {
     let token = headers
         .get(TEAM_TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or(RequestError::MissingToken)?;
-    let team = match state.team_by_token(token).await {
-        Ok(Some(team)) => team,
-        Ok(None) => return Err(RequestError::BadToken),
+    let team = match state.check_token(Some(token), ip).await {
+        Ok(TokenCheck::Team(team)) => team,
+        Ok(TokenCheck::Wrong) => return Err(RequestError::BadToken),
+        Ok(TokenCheck::BackedOff(wait)) => {
+            return Err(RequestError::BackedOff { retry_after_secs: gongfang_core::throttle::retry_after_secs(wait) });
+        }
         Err(error) => {
             tracing::error!(%error, "token verification failed");
             return Err(RequestError::Unavailable);
@@ -145,5 +181,8 @@ mod tests {
         assert_eq!(RequestError::BadJson(String::new()).parts().0, StatusCode::BAD_REQUEST);
         assert_eq!(RequestError::RateLimited { retry_after_secs: 1 }.parts().0, StatusCode::TOO_MANY_REQUESTS);
         assert!(RequestError::RateLimited { retry_after_secs: 1 }.parts().1.contains("try again later"));
+        let backed_off = RequestError::BackedOff { retry_after_secs: 7 }.into_response();
+        assert_eq!(backed_off.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(backed_off.headers()[header::RETRY_AFTER], "7");
     }
 }

@@ -96,6 +96,9 @@ pub(crate) struct Inner {
     pub tokens: TokenCache,
     pub rate: RateLimiter,
     pub connections: ConnectionCounter,
+    /// The failure back-off for wrong tokens: shared with the drill's other servers once
+    /// [`SubmissionState::with_backoff`] gives one, else made on first use.
+    pub backoff: std::sync::OnceLock<Arc<gongfang_core::throttle::Backoff>>,
 }
 
 /// Everything the TCP and HTTP front ends share. Cheap to clone.
@@ -149,6 +152,7 @@ impl SubmissionState {
             rate: RateLimiter::new(scenario.submission.rate_limit),
             connections: ConnectionCounter::new(scenario.submission.max_connections),
             tokens: TokenCache::new(settings.token_ttl),
+            backoff: std::sync::OnceLock::new(),
             scenario: scenario.clone(),
             settings,
             clock,
@@ -167,7 +171,7 @@ impl SubmissionState {
         &self.inner.settings
     }
 
-    /// The team a presented token belongs to (cached after the first argon2 verification).
+    /// The team a presented token belongs to (cached after the first verification).
     pub async fn team_by_token(&self, token: &str) -> Result<Option<TeamId>, SubmissionError> {
         self.inner.tokens.verify(&*self.inner.sink, token).await
     }

@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::answer::Answer;
+use crate::auth::TokenCheck;
 use crate::error::SubmissionError;
 use crate::state::{SubmissionState, Verdict};
 
@@ -348,6 +349,13 @@ async fn identify(
             }
         }
         Identify::Token => {
+            // A backed-off address is refused before it may send a token.
+            if let Some(wait) = state.backed_off(Some(peer.ip())) {
+                let secs = gongfang_core::throttle::retry_after_secs(wait);
+                let msg = format!("Too many wrong team tokens from your address, try again in {secs} s, goodbye\n");
+                send(wr, msg.as_bytes(), state).await?;
+                return Ok(None);
+            }
             send(wr, format!("{TOKEN_GREETING}\n").as_bytes(), state).await?;
             let token = loop {
                 let read = tokio::time::timeout(state.settings().token_timeout, lines.read_item(rd)).await;
@@ -368,21 +376,26 @@ async fn identify(
                     Ok(Err(e)) => return Err(e),
                 }
             };
-            let team = match token {
-                Some(token) => match state.team_by_token(&token).await {
-                    Ok(team) => team,
-                    Err(error) => {
-                        tracing::error!(%error, "token verification failed");
-                        send(wr, b"Internal error, try again later\n", state).await?;
-                        return Ok(None);
-                    }
-                },
-                None => None,
+            // One token per connection: a wrong one closes it, and counts in the back-off.
+            let team = match state.check_token(token.as_deref(), Some(peer.ip())).await {
+                Ok(TokenCheck::Team(team)) => Some(team),
+                Ok(TokenCheck::Wrong) => {
+                    tracing::info!(%peer, "submission with an invalid team token");
+                    send(wr, b"Invalid team token, goodbye\n", state).await?;
+                    None
+                }
+                Ok(TokenCheck::BackedOff(wait)) => {
+                    let secs = gongfang_core::throttle::retry_after_secs(wait);
+                    let msg = format!("Too many wrong team tokens from your address, try again in {secs} s, goodbye\n");
+                    send(wr, msg.as_bytes(), state).await?;
+                    None
+                }
+                Err(error) => {
+                    tracing::error!(%error, "token verification failed");
+                    send(wr, b"Internal error, try again later\n", state).await?;
+                    None
+                }
             };
-            if team.is_none() {
-                tracing::info!(%peer, "submission with an invalid team token");
-                send(wr, b"Invalid team token, goodbye\n", state).await?;
-            }
             Ok(team)
         }
     }

@@ -87,6 +87,8 @@ pub async fn spawn(db: &TestDb, scenario: Scenario, settings: Settings) -> App {
     let http_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let http = http_listener.local_addr().unwrap();
     let router = gongfang_submission::http::router(state.clone());
+    // The peer's address reaches the routes (for the failure back-off), as the web server provides it.
+    let router = router.into_make_service_with_connect_info::<SocketAddr>();
     tokio::spawn(async move { axum::serve(http_listener, router).await.unwrap() });
     App { tcp, http, store, state, clock, events, tokens, stop: Some(stop), tcp_task: Some(tcp_task) }
 }
