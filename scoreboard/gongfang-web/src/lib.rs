@@ -17,6 +17,7 @@ mod assets;
 mod board;
 mod clock;
 mod error;
+mod serve;
 mod state;
 mod ws;
 
@@ -27,6 +28,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use error::WebError;
+pub use serve::SHUTDOWN_GRACE;
 pub use state::{ServiceEndpoint, WebSettings, WebState};
 
 /// The scoreboard's routes, ready to serve or to merge into a larger router.
@@ -65,6 +67,10 @@ pub async fn serve(
 
 /// [`serve`] with more routes on the same port: a running drill adds `PUT /flags` there.
 /// `extra` must not set a fallback of its own.
+///
+/// Connections are capped in all and per source address, and their heads, bodies and idle
+/// spells are timed, as [`WebSettings`] says; every request carries
+/// [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo) in its extensions.
 pub async fn serve_with(
     listener: TcpListener,
     state: WebState,
@@ -72,15 +78,17 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), WebError> {
     let closing = state.inner.closing.clone();
+    let settings = state.inner.settings;
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "scoreboard listening");
+        tracing::info!(
+            %addr,
+            max_connections = settings.max_http_connections,
+            per_address = settings.max_connections_per_address,
+            websockets = settings.max_connections,
+            "scoreboard listening"
+        );
     }
-    axum::serve(listener, router(state).merge(extra))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.send_replace(true);
-        })
-        .await?;
+    serve::serve(listener, router(state).merge(extra), settings, closing, shutdown).await?;
     Ok(())
 }
 

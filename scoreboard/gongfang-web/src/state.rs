@@ -35,15 +35,39 @@ pub struct WebSettings {
     /// A websocket client whose socket does not take a message within this time is dropped.
     pub send_timeout: Duration,
     /// Most websocket connections at once; more are answered `503 too_many_connections`.
+    /// Websockets are HTTP connections too: keep this well under `max_http_connections`, so
+    /// the page and the API stay reachable when the live feed is full.
     pub max_connections: usize,
     /// Longest a cached scoreboard is served without re-reading the store, for changes that
     /// come with no event (another process editing the database).
     pub max_age: Duration,
+    /// Most HTTP connections open at once (websockets included). More are answered a bare
+    /// `503` and closed. `gongfang` derives it from the process's open-file limit.
+    pub max_http_connections: usize,
+    /// Most HTTP connections open at once from one source address (an IPv6 client counts by
+    /// its /64); more are answered a bare `503` and closed.
+    pub max_connections_per_address: usize,
+    /// A request's head (request line and headers) must arrive within this time, counted from
+    /// when the server starts waiting for it; else the connection is closed (slowloris).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this time of its head; else the request fails.
+    pub body_timeout: Duration,
+    /// A connection with no request in progress that moves no byte for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Default for WebSettings {
     fn default() -> Self {
-        WebSettings { send_timeout: Duration::from_secs(10), max_connections: 20_000, max_age: Duration::from_secs(5) }
+        WebSettings {
+            send_timeout: Duration::from_secs(10),
+            max_connections: 12_288,
+            max_age: Duration::from_secs(5),
+            max_http_connections: 16_384,
+            max_connections_per_address: 256,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(5),
+        }
     }
 }
 
