@@ -150,6 +150,40 @@ fn endpoint(att: &crate::plan::Attachment) -> EndpointSettings {
     }
 }
 
+/// The engine's request for one bridge network of the plan (pure, for tests).
+fn network_request(drill: &str, spec: &NetworkSpec) -> NetworkCreateRequest {
+    let game = !spec.internal();
+    let options = HashMap::from([
+        ("com.docker.network.bridge.name".to_owned(), spec.bridge.clone()),
+        // Game network: a team's services do not talk to each other; they are reached from
+        // the host. Private network: the app must reach its sidecars.
+        ("com.docker.network.bridge.enable_icc".to_owned(), (!game).to_string()),
+        // Nothing is NATed out: team containers have no way to the outside world.
+        ("com.docker.network.bridge.enable_ip_masquerade".to_owned(), "false".to_owned()),
+    ]);
+    NetworkCreateRequest {
+        name: spec.name.clone(),
+        driver: Some("bridge".to_owned()),
+        internal: Some(spec.internal()),
+        // Never IPv6: the plan and the firewall speak IPv4 addresses only (the IPv6 rules
+        // close what link-local addresses would open).
+        enable_ipv6: Some(false),
+        attachable: Some(false),
+        ipam: Some(Ipam {
+            driver: Some("default".to_owned()),
+            config: Some(vec![IpamConfig {
+                subnet: Some(spec.subnet.to_string()),
+                gateway: Some(spec.gateway.to_string()),
+                ..Default::default()
+            }]),
+            options: None,
+        }),
+        options: Some(options),
+        labels: Some(spec.labels(drill)),
+        ..Default::default()
+    }
+}
+
 impl Runtime for DockerRuntime {
     async fn build_image(&self, tag: &str, context: &Path, labels: HashMap<String, String>) -> Result<String> {
         build_image(&self.docker, tag, context, labels).await
@@ -160,33 +194,7 @@ impl Runtime for DockerRuntime {
     }
 
     async fn create_network(&self, drill: &str, spec: &NetworkSpec) -> Result<()> {
-        let game = !spec.internal();
-        let options = HashMap::from([
-            ("com.docker.network.bridge.name".to_owned(), spec.bridge.clone()),
-            // Game network: a team's services do not talk to each other; they are reached from
-            // the host. Private network: the app must reach its sidecars.
-            ("com.docker.network.bridge.enable_icc".to_owned(), (!game).to_string()),
-            // Nothing is NATed out: team containers have no way to the outside world.
-            ("com.docker.network.bridge.enable_ip_masquerade".to_owned(), "false".to_owned()),
-        ]);
-        let request = NetworkCreateRequest {
-            name: spec.name.clone(),
-            driver: Some("bridge".to_owned()),
-            internal: Some(spec.internal()),
-            attachable: Some(false),
-            ipam: Some(Ipam {
-                driver: Some("default".to_owned()),
-                config: Some(vec![IpamConfig {
-                    subnet: Some(spec.subnet.to_string()),
-                    gateway: Some(spec.gateway.to_string()),
-                    ..Default::default()
-                }]),
-                options: None,
-            }),
-            options: Some(options),
-            labels: Some(spec.labels(drill)),
-            ..Default::default()
-        };
+        let request = network_request(drill, spec);
         match self.docker.create_network(request).await {
             Ok(_) => {
                 info!(network = spec.name, subnet = %spec.subnet, bridge = spec.bridge, "network created");
@@ -353,5 +361,40 @@ impl Runtime for DockerRuntime {
 
     async fn remove_images(&self, drill: &str) -> Result<usize> {
         remove_images(&self.docker, drill).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{NetworkKind, NetworkSpec};
+    use gongfang_core::scenario::Ipv4Net;
+
+    fn spec(kind: NetworkKind) -> NetworkSpec {
+        let subnet = Ipv4Net::parse("10.60.1.0/24").unwrap();
+        NetworkSpec {
+            name: "gf-d-a".into(),
+            team: "a".into(),
+            kind,
+            subnet,
+            gateway: subnet.host(1).unwrap(),
+            bridge: "gfabcdeft1".into(),
+        }
+    }
+
+    #[test]
+    fn networks_are_ipv4_only_and_not_masqueraded() {
+        for kind in [NetworkKind::Game, NetworkKind::Private { service: "web".into() }] {
+            let internal = kind != NetworkKind::Game;
+            let r = network_request("d", &spec(kind));
+            assert_eq!(r.enable_ipv6, Some(false), "a team network must never get IPv6");
+            assert_eq!(r.internal, Some(internal));
+            let options = r.options.unwrap();
+            assert_eq!(options["com.docker.network.bridge.enable_ip_masquerade"], "false");
+            assert_eq!(options["com.docker.network.bridge.name"], "gfabcdeft1");
+            let ipam = r.ipam.unwrap().config.unwrap();
+            assert_eq!(ipam.len(), 1, "one IPv4 subnet, no IPv6 one");
+            assert_eq!(ipam[0].subnet.as_deref(), Some("10.60.1.0/24"));
+        }
     }
 }

@@ -4,17 +4,30 @@
 //! path is ever mounted, and every capability is dropped first (a service may add a named few
 //! back). Overridable per service: the user, the read-only root filesystem, extra tmpfs mounts
 //! and capabilities added back.
+//!
+//! Two more settings keep a hostile service from reaching past its container through Docker's
+//! own machinery: its output goes to rotated `json-file` logs bounded by the scenario's `[logs]`
+//! table, so writing gigabytes to stdout fills no disk; and the engine's embedded DNS server,
+//! which answers the names of the drill's containers, forwards every other name to
+//! [`NO_UPSTREAM_DNS`] inside the container itself, never to a resolver of the host.
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::{HostConfig, RestartPolicy, RestartPolicyNameEnum};
-use gongfang_core::scenario::Limits;
+use bollard::models::{HostConfig, HostConfigLogConfig, RestartPolicy, RestartPolicyNameEnum};
+use gongfang_core::scenario::{Limits, LogRules};
 use serde::Serialize;
 
 /// The user a service runs as unless its scenario says otherwise (`nobody`).
 pub const DEFAULT_USER: &str = "65534:65534";
 /// The writable scratch space of a read-only container.
 pub const DEFAULT_TMPFS: (&str, &str) = ("/tmp", "rw,nosuid,nodev,noexec,size=16m");
+/// The log driver of every service container: its files can be bounded (`max-size`,
+/// `max-file`) and the engine reads them back for the judges.
+pub const LOG_DRIVER: &str = "json-file";
+/// The only upstream the embedded DNS server of a service container may forward a name it does
+/// not know to: the container's own loopback, where nothing of the host listens. Without it the
+/// engine would forward to the host's resolvers, a way out of the drill's networks.
+pub const NO_UPSTREAM_DNS: &str = "127.0.0.1";
 
 /// What a scenario may change about one service's hardening.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -39,11 +52,14 @@ pub struct Hardening {
     pub memory_bytes: i64,
     pub nano_cpus: i64,
     pub pids: i64,
+    /// Largest log file in bytes, and how many are kept (`[logs]`).
+    pub log_max_size: u64,
+    pub log_max_files: u32,
 }
 
 impl Hardening {
     /// The defaults with the scenario's limits, then the service's overrides.
-    pub fn resolve(limits: &Limits, overrides: &HardeningOverrides) -> Hardening {
+    pub fn resolve(limits: &Limits, logs: &LogRules, overrides: &HardeningOverrides) -> Hardening {
         let mut tmpfs = BTreeMap::from([(DEFAULT_TMPFS.0.to_owned(), DEFAULT_TMPFS.1.to_owned())]);
         tmpfs.extend(overrides.tmpfs.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut cap_add: Vec<String> =
@@ -59,7 +75,17 @@ impl Hardening {
             // Whole nano-CPUs; the scenario's validation keeps `cpus` positive and small.
             nano_cpus: (limits.cpus * 1e9).round() as i64,
             pids: i64::from(limits.pids),
+            log_max_size: logs.max_size_bytes,
+            log_max_files: logs.max_files,
         }
+    }
+
+    /// The log driver's options: Docker rotates the log at `max-size` and keeps `max-file` files.
+    pub fn log_options(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("max-size".to_owned(), self.log_max_size.to_string()),
+            ("max-file".to_owned(), self.log_max_files.to_string()),
+        ])
     }
 
     /// The engine's host configuration for a container with this hardening.
@@ -82,6 +108,13 @@ impl Hardening {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
             }),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some(LOG_DRIVER.to_owned()),
+                config: Some(self.log_options()),
+            }),
+            dns: Some(vec![NO_UPSTREAM_DNS.to_owned()]),
+            dns_search: Some(Vec::new()),
+            dns_options: Some(Vec::new()),
             ..Default::default()
         }
     }
@@ -95,9 +128,13 @@ mod tests {
         Limits { cpus: 0.5, memory_bytes: 256 << 20, pids: 128 }
     }
 
+    fn logs() -> LogRules {
+        LogRules { max_size_bytes: 1 << 20, max_files: 3 }
+    }
+
     #[test]
     fn defaults_are_locked_down() {
-        let h = Hardening::resolve(&limits(), &HardeningOverrides::default());
+        let h = Hardening::resolve(&limits(), &logs(), &HardeningOverrides::default());
         let hc = h.host_config();
         assert_eq!(h.user, DEFAULT_USER);
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_owned()]));
@@ -114,6 +151,20 @@ mod tests {
     }
 
     #[test]
+    fn logs_are_rotated_and_dns_stays_in_the_container() {
+        let hc = Hardening::resolve(&limits(), &logs(), &HardeningOverrides::default()).host_config();
+        let log = hc.log_config.unwrap();
+        assert_eq!(log.typ.as_deref(), Some("json-file"));
+        let options = log.config.unwrap();
+        assert_eq!(options.get("max-size").map(String::as_str), Some("1048576"));
+        assert_eq!(options.get("max-file").map(String::as_str), Some("3"));
+        assert_eq!(hc.dns, Some(vec!["127.0.0.1".to_owned()]));
+        // The defaults a scenario without `[logs]` gets.
+        let d = Hardening::resolve(&limits(), &LogRules::default(), &HardeningOverrides::default());
+        assert_eq!((d.log_max_size, d.log_max_files), (64 << 20, 8));
+    }
+
+    #[test]
     fn overrides_loosen_only_what_they_name() {
         let o = HardeningOverrides {
             user: Some("0:0".into()),
@@ -121,7 +172,7 @@ mod tests {
             cap_add: vec!["cap_net_bind_service".into()],
             tmpfs: BTreeMap::from([("/run".into(), "size=1m".into())]),
         };
-        let hc = Hardening::resolve(&limits(), &o).host_config();
+        let hc = Hardening::resolve(&limits(), &logs(), &o).host_config();
         assert_eq!(hc.cap_drop, Some(vec!["ALL".to_owned()]));
         assert_eq!(hc.cap_add, Some(vec!["NET_BIND_SERVICE".to_owned()]));
         assert_eq!(hc.readonly_rootfs, Some(false));

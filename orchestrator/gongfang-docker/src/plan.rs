@@ -303,7 +303,7 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
                         }),
                         ports: Vec::new(),
                         env: sidecar.env.clone(),
-                        hardening: Hardening::resolve(&service.limits, &sidecar.hardening),
+                        hardening: Hardening::resolve(&service.limits, &scenario.logs, &sidecar.hardening),
                     });
                 }
                 private = Some(Attachment {
@@ -323,7 +323,7 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
                 private,
                 ports: service.ports.clone(),
                 env: extras.env.clone(),
-                hardening: Hardening::resolve(&service.limits, &extras.hardening),
+                hardening: Hardening::resolve(&service.limits, &scenario.logs, &extras.hardening),
             });
         }
     }
@@ -402,6 +402,7 @@ mod tests {
             teams,
             services,
             reports: Default::default(),
+            logs: Default::default(),
         }
     }
 

@@ -11,8 +11,9 @@ use bollard::Docker;
 use bollard::models::{
     EndpointSpec, EndpointSpecModeEnum, Ipam, IpamConfig, Limit, Mount, MountTmpfsOptions, MountType,
     NetworkAttachmentConfig, NetworkCreateRequest, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecContainerSpecPrivileges, TaskSpecPlacement, TaskSpecPlacementPreferences,
-    TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    TaskSpecContainerSpec, TaskSpecContainerSpecDnsConfig, TaskSpecContainerSpecPrivileges, TaskSpecLogDriver,
+    TaskSpecPlacement, TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
     ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder, UpdateServiceOptionsBuilder,
@@ -77,7 +78,16 @@ impl SwarmRuntime {
                         ..Default::default()
                     }),
                     mounts: Some(tmpfs),
+                    // As on plain Docker: names the drill does not know go nowhere.
+                    dns_config: Some(TaskSpecContainerSpecDnsConfig {
+                        nameservers: Some(vec![crate::hardening::NO_UPSTREAM_DNS.to_owned()]),
+                        ..Default::default()
+                    }),
                     ..Default::default()
+                }),
+                log_driver: Some(TaskSpecLogDriver {
+                    name: Some(crate::hardening::LOG_DRIVER.to_owned()),
+                    options: Some(h.log_options()),
                 }),
                 resources: Some(TaskSpecResources {
                     limits: Some(Limit {
@@ -180,6 +190,7 @@ impl Runtime for SwarmRuntime {
             name: spec.name.clone(),
             driver: Some("overlay".to_owned()),
             internal: Some(spec.internal()),
+            enable_ipv6: Some(false),
             attachable: Some(true),
             ipam: Some(Ipam {
                 driver: Some("default".to_owned()),

@@ -19,6 +19,8 @@ pub struct Scenario {
     pub services: Vec<Service>,
     /// Attack and defence reports and their judging (`[reports]`; off when absent).
     pub reports: ReportRules,
+    /// How much of the service containers' output is kept (`[logs]`; defaults when absent).
+    pub logs: LogRules,
 }
 
 /// Names, timing, flags and scoring of the drill.
@@ -219,8 +221,6 @@ pub struct ReportRules {
     pub appeal_window: Duration,
     /// Most bytes of evidence files one report may carry, all files together.
     pub max_evidence_bytes: u64,
-}
-
     /// Most reports one team may file over the whole drill: a filing limit that keeps a team
     /// from flooding the judges and the disk, not a scoring cap.
     pub max_reports_per_team: u32,
@@ -229,6 +229,8 @@ pub struct ReportRules {
     pub max_evidence_bytes_per_team: u64,
     /// Most filings with evidence one team may upload at the same time.
     pub max_concurrent_uploads: u32,
+}
+
 impl Default for ReportRules {
     /// Reports off; the values a `[reports]` table starts from.
     fn default() -> ReportRules {
@@ -242,11 +244,11 @@ impl Default for ReportRules {
             filing_grace: Duration::from_secs(2 * 3600),
             appeal_window: Duration::from_secs(2 * 3600),
             max_evidence_bytes: 16 << 20,
-        }
-    }
             max_reports_per_team: 200,
             max_evidence_bytes_per_team: 512 << 20,
             max_concurrent_uploads: 2,
+        }
+    }
 }
 
 crate::named_enum! {
@@ -259,6 +261,32 @@ crate::named_enum! {
         /// Reports plus captures: weighted report points plus the formula's attack and defence
         /// (flags captured and lost), without SLA. A red-team / blue-team drill.
         RedBlue = "red-blue",
+    }
+}
+
+/// How much of each service container's output Docker keeps, the scenario's `[logs]` table: the
+/// log is rotated into files of at most `max_size_bytes`, of which the newest `max_files` are
+/// kept, so one container's log never holds more than their product on the host's disk, however
+/// much the service writes. The defaults keep 512 MiB per container: a busy service's whole
+/// drill, yet a bounded share of the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogRules {
+    /// Largest size of one log file before Docker starts the next.
+    pub max_size_bytes: u64,
+    /// How many log files Docker keeps per container, the one being written included.
+    pub max_files: u32,
+}
+
+impl Default for LogRules {
+    fn default() -> LogRules {
+        LogRules { max_size_bytes: 64 << 20, max_files: 8 }
+    }
+}
+
+impl LogRules {
+    /// Most bytes of log one container keeps on disk.
+    pub fn max_total_bytes(&self) -> u64 {
+        self.max_size_bytes.saturating_mul(u64::from(self.max_files))
     }
 }
 

@@ -124,6 +124,7 @@ pub fn scenario(drill: &str, teams: Vec<Team>, services: Vec<Service>) -> Scenar
         teams,
         services,
         reports: Default::default(),
+        logs: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! spread over the files below by what they read:
 //!
 //! - `sections`: the `[drill]`, `[submission]`, `[[team]]`, `[[service]]` and `[reports]` tables;
+//! - `logs`: the `[logs]` table (how much of the service containers' output is kept);
 //! - `checks`: rules across entries (duplicate ids and slugs, overlapping networks, roles);
 //! - `tables`: tables and arrays of tables, unknown keys;
 //! - `values`: plain values (strings, slugs, integers, booleans, choices, durations, times);
@@ -14,6 +15,7 @@
 
 mod checks;
 mod fields;
+mod logs;
 mod sections;
 mod tables;
 mod units;
@@ -132,12 +134,17 @@ impl Walker<'_, '_> {
             Some(t) => self.reports(&t),
             None => Some(ReportRules::default()),
         };
+        let logs = match self.table_at(&top, "logs", false) {
+            Some(t) => self.logs(&t),
+            None => Some(LogRules::default()),
+        };
         self.cross_checks(&teams, &services);
         let drill = drill?;
         let submission = submission?;
         let teams = teams.into_iter().map(|(t, _)| t).collect::<Option<Vec<_>>>()?;
         let services = services.into_iter().map(|(s, _)| s).collect::<Option<Vec<_>>>()?;
         let reports = reports?;
-        Some(Scenario { drill, submission, teams, services, reports })
+        let logs = logs?;
+        Some(Scenario { drill, submission, teams, services, reports, logs })
     }
 }
