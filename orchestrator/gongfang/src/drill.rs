@@ -120,6 +120,10 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         gongfang_submission::Settings::default(),
     )
     .await?;
+    // One failure back-off for every server: wrong credentials over TCP, PUT /flags and the
+    // reports API count together per source address.
+    let backoff = Arc::new(gongfang_core::throttle::Backoff::default());
+    let submission = submission.with_backoff(backoff.clone());
 
     let endpoints = addresses
         .iter()
@@ -132,7 +136,9 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         .collect();
     let web_state =
         WebState::new(scenario.clone(), store.clone(), events.clone(), clock_rx, endpoints, WebSettings::default());
-    let reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone()).with_logs(logs);
+    let reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
+        .with_logs(logs)
+        .with_backoff(backoff);
     let extra = gongfang_submission::http::router(submission.clone()).merge(gongfang_reports::router(reports));
     let web_task = tokio::spawn(gongfang_web::serve_with(web, web_state, extra, wait_for(stop_rx.clone())));
     let tcp_task =
