@@ -1012,9 +1012,13 @@ async fn load(db: &impl ConnectionTrait, id: i32) -> Result<Option<ReportRecord>
     report_from_rows(row, evidence, rulings).map(Some)
 }
 
+/// The columns of an evidence row but its bytes: id, report, file name, content type, size,
+/// SHA-256 and upload.
+type EvidenceInfoRow = (i32, i32, String, String, i64, String, Option<i32>);
+
 /// Evidence rows of some reports without their bytes (which can be megabytes each).
 async fn evidence_infos(db: &impl ConnectionTrait, reports: &[i32]) -> Result<Vec<report_evidence::Model>> {
-    let rows: Vec<(i32, i32, String, String, i64, String, Option<i32>)> = report_evidence::Entity::find()
+    let rows: Vec<EvidenceInfoRow> = report_evidence::Entity::find()
         .select_only()
         .columns([
             report_evidence::Column::Id,
