@@ -22,7 +22,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tracing::{info, warn};
 
-use crate::checker_runner::SandboxRunner;
+use crate::checker_runner::{CheckerRuntime, SandboxRunner};
+use crate::limits::ConnectionCaps;
 
 /// Where each defending team's services answer: (team, service) -> address and ports.
 pub type Addresses = BTreeMap<(TeamId, ServiceId), Target>;
@@ -80,7 +81,9 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
 
     let limits = ActionLimits { timeout: scenario.drill.checker_timeout, ..ActionLimits::default() };
     let sandbox = Sandbox::new(SandboxConfig { cache_dir: checker_cache, limits, ..SandboxConfig::default() })?;
-    let runner = SandboxRunner::load(&sandbox, &scenario).context("cannot load the checkers")?;
+    let checker_runtime = CheckerRuntime::new().context("cannot start the checkers' runtime")?;
+    let runner =
+        SandboxRunner::load(&sandbox, &scenario).context("cannot load the checkers")?.on(checker_runtime.handle());
 
     // One key for the engine (minting) and the submission servers (checking): derived from the
     // secret and this drill, so a rehearsal on another database never mints these flags.
@@ -110,6 +113,9 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         stop_rx.clone(),
     ));
 
+    // Every connection is a file descriptor: the servers' caps fit under the process's limit.
+    let caps = ConnectionCaps::for_this_process();
+    info!(http = caps.http, websockets = caps.websockets, tcp = caps.tcp, "connection caps");
     let sink = Arc::new(store.clone());
     let (submission, writer) = SubmissionState::start(
         &scenario,
@@ -117,7 +123,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         sink,
         clock_rx.clone(),
         events.clone(),
-        gongfang_submission::Settings::default(),
+        gongfang_submission::Settings { max_connections: caps.tcp, ..gongfang_submission::Settings::default() },
     )
     .await?;
     // One failure back-off for every server: wrong credentials over TCP, PUT /flags and the
@@ -135,7 +141,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         })
         .collect();
     let web_state =
-        WebState::new(scenario.clone(), store.clone(), events.clone(), clock_rx, endpoints, WebSettings::default());
+        WebState::new(scenario.clone(), store.clone(), events.clone(), clock_rx, endpoints, web_settings(caps));
     let reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
         .with_logs(logs)
         .with_backoff(backoff);
@@ -168,11 +174,17 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     let _ = tcp_task.await;
     let _ = web_task.await;
     let _ = bridge.await;
+    checker_runtime.shutdown().await;
     match engine_result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),
         Err(join) => Err(anyhow::anyhow!("the engine task failed: {join}")),
     }
+}
+
+/// The scoreboard's settings with connection caps that fit the open-file limit.
+fn web_settings(caps: ConnectionCaps) -> WebSettings {
+    WebSettings { max_http_connections: caps.http, max_connections: caps.websockets, ..WebSettings::default() }
 }
 
 /// Resolves once `stop` turns true.

@@ -5,5 +5,6 @@
 pub mod checker_runner;
 pub mod drill;
 pub mod judge_logs;
+pub mod limits;
 pub mod prepare;
 pub mod scenario_file;

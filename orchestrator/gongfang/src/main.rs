@@ -60,6 +60,16 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GONGFANG_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
+    // Before any server starts: the connection caps are derived from this limit.
+    match gongfang::limits::raise_open_files() {
+        Ok(files) if files.now > files.before => {
+            tracing::debug!(from = files.before, to = files.now, "open-file limit raised");
+        }
+        Ok(files) => tracing::debug!(limit = files.now, "open-file limit"),
+        Err(error) => {
+            tracing::warn!(%error, "cannot raise the open-file limit; connections are capped under the current one")
+        }
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args, true),
