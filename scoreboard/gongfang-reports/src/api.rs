@@ -1,6 +1,6 @@
 //! The routes: teams file, list, read and appeal their own reports; judges log in (and out),
-//! work the queue (each report beside what the platform recorded), and rule. Every ruling is audited by
-//! the store and published as a [`GameEvent::ReportRuled`] carrying only the fact and points.
+//! work the queue (each report beside what the platform recorded), and rule. Every ruling is
+//! audited by the store and published as a [`GameEvent::ReportRuled`] carrying only the fact and points.
 
 use axum::Router;
 use axum::body::Body;
