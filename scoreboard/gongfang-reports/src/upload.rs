@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{FromRequest, Multipart, Request};
@@ -83,11 +83,21 @@ pub(crate) struct Uploads {
 struct TeamUploads {
     permits: Arc<Semaphore>,
     in_flight: AtomicU64,
+    /// Whether what an earlier run of the server left unfiled (cut off by a crash or a
+    /// restart) has been deleted.
+    swept: AtomicBool,
 }
 
 impl Uploads {
     /// A slot for one more upload of `team`, or `None` when it already has `max` in progress.
-    pub(crate) fn try_start(&self, team: TeamId, max: u32) -> Option<UploadSlot> {
+    /// The team's first upload since the server started first deletes the team's unfiled
+    /// uploads, with every slot of the team held, so no upload in progress can be among them.
+    pub(crate) async fn try_start(
+        &self,
+        store: &Store,
+        team: TeamId,
+        max: u32,
+    ) -> Result<Option<UploadSlot>, ReportsError> {
         let uploads = {
             let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
             teams
@@ -96,12 +106,25 @@ impl Uploads {
                     Arc::new(TeamUploads {
                         permits: Arc::new(Semaphore::new(usize::try_from(max).unwrap_or(1))),
                         in_flight: AtomicU64::new(0),
+                        swept: AtomicBool::new(false),
                     })
                 })
                 .clone()
         };
-        let permit = uploads.permits.clone().try_acquire_owned().ok()?;
-        Some(UploadSlot { uploads, _permit: permit, counted: 0 })
+        if !uploads.swept.load(Ordering::SeqCst)
+            && let Ok(all) = uploads.permits.clone().try_acquire_many_owned(max)
+        {
+            if !uploads.swept.load(Ordering::SeqCst) {
+                let gone = store.discard_unfiled_evidence(team).await?;
+                if gone > 0 {
+                    tracing::info!(%team, uploads = gone, "deleted evidence uploads left unfiled by an earlier run");
+                }
+                uploads.swept.store(true, Ordering::SeqCst);
+            }
+            drop(all);
+        }
+        let Ok(permit) = uploads.permits.clone().try_acquire_owned() else { return Ok(None) };
+        Ok(Some(UploadSlot { uploads, _permit: permit, counted: 0 }))
     }
 }
 
@@ -216,7 +239,8 @@ pub(crate) async fn read_filing(
             let slot = state
                 .inner
                 .uploads
-                .try_start(budget.team, max)
+                .try_start(state.store(), budget.team, max)
+                .await?
                 .ok_or(ReportsError::TooManyUploads { limit: max, retry_after_secs: UPLOAD_RETRY_SECS })?;
             let multipart = Multipart::from_request(req, &())
                 .await

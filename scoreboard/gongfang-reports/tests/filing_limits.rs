@@ -63,6 +63,7 @@ mod roomy {
         a_third_concurrent_upload_is_refused_while_two_stream,
         big_evidence_round_trips_while_flags_are_stored,
         the_queue_comes_in_pages_without_gaps_or_repeats,
+        an_upload_cut_off_leaves_nothing_and_leftovers_of_a_crash_are_swept,
     );
 }
 
@@ -302,6 +303,42 @@ async fn big_evidence_round_trips_while_flags_are_stored(app: App) -> anyhow::Re
     ensure!(stored.data == data && stored.info.sha256 == hex_sha256(&data));
     let usage = app.store.filing_usage(RED_FIRM).await?;
     ensure!(usage.evidence_bytes == data.len() as u64 && usage.staged_bytes == 0, "{usage:?}");
+    app.stop().await;
+    Ok(())
+}
+
+/// Waits until the team's unfiled uploads hold nothing.
+async fn until_nothing_staged(app: &App, team: TeamId) -> anyhow::Result<()> {
+    for _ in 0..3_000 {
+        if app.store.filing_usage(team).await?.staged_bytes == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("the unfiled uploads of team {team} were never deleted")
+}
+
+async fn an_upload_cut_off_leaves_nothing_and_leftovers_of_a_crash_are_swept(app: App) -> anyhow::Result<()> {
+    // What a server that crashed mid-upload left: an upload no report holds.
+    let leftover = app.store.begin_evidence_upload(RED_ACADEMY, at(50)).await?;
+    app.store.write_evidence_chunk(leftover, 0, vec![7; 4096]).await?;
+    ensure!(app.store.filing_usage(RED_ACADEMY).await?.staged_bytes == 4096);
+    // The team's first upload since the start deletes it; its own evidence is kept.
+    let filed = file_text(&app, RED_ACADEMY, 100).await;
+    ensure!(filed.status == 201, "{}", filed.text());
+    let usage = app.store.filing_usage(RED_ACADEMY).await?;
+    ensure!(usage.staged_bytes == 0 && usage.evidence_bytes == 100, "{usage:?}");
+
+    // A client that hangs up mid-upload leaves nothing behind either.
+    let mut upload = HeldUpload::open(&app, RED_FIRM, "half.zip", "application/zip").await?;
+    upload.send(&zip_bytes(usize::try_from(3 * MIB / 2).unwrap())).await?;
+    until_staged(&app, RED_FIRM, MIB).await?;
+    drop(upload);
+    until_nothing_staged(&app, RED_FIRM).await?;
+    ensure!(app.store.reports_of_team(RED_FIRM).await?.is_empty());
+    // And its slot is free again.
+    let again = file_text(&app, RED_FIRM, 10).await;
+    ensure!(again.status == 201, "{}", again.text());
     app.stop().await;
     Ok(())
 }
