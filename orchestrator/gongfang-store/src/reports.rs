@@ -893,6 +893,70 @@ impl Store {
         Ok(record)
     }
 
+    /// What is known about one evidence file of a report, without its bytes: read them with
+    /// [`Store::evidence_chunk`].
+    pub async fn evidence_info(&self, report: i64, evidence: i64) -> Result<Option<EvidenceInfo>> {
+        let rows: Vec<EvidenceInfoRow> = report_evidence::Entity::find_by_id(id32(evidence))
+            .select_only()
+            .columns([
+                report_evidence::Column::Id,
+                report_evidence::Column::Report,
+                report_evidence::Column::FileName,
+                report_evidence::Column::ContentType,
+                report_evidence::Column::Size,
+                report_evidence::Column::Sha256,
+                report_evidence::Column::Upload,
+            ])
+            .filter(report_evidence::Column::Report.eq(id32(report)))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(|(id, report, file_name, content_type, size, sha256, upload)| {
+                evidence_info(report_evidence::Model {
+                    id,
+                    report,
+                    file_name,
+                    content_type,
+                    size,
+                    sha256,
+                    data: Vec::new(),
+                    upload,
+                })
+            })
+            .transpose()
+    }
+
+    /// The `seq`th piece (from 0) of an evidence file's bytes, at most [`EVIDENCE_CHUNK`] of
+    /// them; `None` past the end. Read in order, the pieces are the file: a server can send a
+    /// file of any size holding one piece at a time.
+    pub async fn evidence_chunk(&self, report: i64, evidence: i64, seq: u32) -> Result<Option<Vec<u8>>> {
+        let Some((upload,)) = report_evidence::Entity::find_by_id(id32(evidence))
+            .select_only()
+            .column(report_evidence::Column::Upload)
+            .filter(report_evidence::Column::Report.eq(id32(report)))
+            .into_tuple::<(Option<i32>,)>()
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        match upload {
+            Some(upload) => Ok(report_evidence_chunks::Entity::find()
+                .filter(report_evidence_chunks::Column::Upload.eq(upload))
+                .filter(report_evidence_chunks::Column::Seq.eq(i32::try_from(seq).unwrap_or(i32::MAX)))
+                .one(&self.db)
+                .await?
+                .map(|c| c.data)),
+            // Evidence filed before chunks existed is one piece.
+            None if seq == 0 => {
+                Ok(report_evidence::Entity::find_by_id(id32(evidence)).one(&self.db).await?.map(|r| r.data))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// One evidence file of a report, with its bytes.
     pub async fn evidence(&self, report: i64, evidence: i64) -> Result<Option<Evidence>> {
         let Some(row) = report_evidence::Entity::find_by_id(id32(evidence))

@@ -139,19 +139,28 @@ async fn evidence(
     let (id, evidence) = (parse_id(&id, "report")?, parse_id(&evidence, "evidence")?);
     let caller = auth::caller(&state, &headers).await?;
     visible(&state, &caller, id).await?;
-    let file =
-        state.store().evidence(id, evidence).await?.ok_or(ReportsError::UnknownEvidence { report: id, evidence })?;
-    let name: String = file
-        .info
-        .file_name
-        .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
-        .collect();
-    let mut response = Response::new(Body::from(file.data));
+    let info = state
+        .store()
+        .evidence_info(id, evidence)
+        .await?
+        .ok_or(ReportsError::UnknownEvidence { report: id, evidence })?;
+    let name: String =
+        info.file_name.chars().map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' }).collect();
+    // Sent a stored chunk at a time, so a large file is never in the server's memory whole.
+    let store = state.store().clone();
+    let chunks = futures::stream::try_unfold(0u32, move |seq| {
+        let store = store.clone();
+        async move {
+            let chunk = store.evidence_chunk(id, evidence, seq).await.map_err(std::io::Error::other)?;
+            Ok::<_, std::io::Error>(chunk.map(|c| (bytes::Bytes::from(c), seq + 1)))
+        }
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
     let h = response.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(info.size));
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_str(&file.info.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        HeaderValue::from_str(&info.content_type).unwrap_or(HeaderValue::from_static("application/octet-stream")),
     );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
