@@ -27,9 +27,9 @@ mod swarm;
 
 pub use base_image::BaseImage;
 pub use docker::DockerRuntime;
-pub use firewall::Firewall;
+pub use firewall::{Family, Firewall};
 pub use hardening::{Hardening, HardeningOverrides};
-pub use logs::{LogLine, LogStream, ServiceLogs};
+pub use logs::{LogLine, LogStream, MAX_LINE_BYTES, Retention, ServiceLogs};
 pub use plan::{InstanceSpec, NetworkKind, NetworkSpec, Plan, ServiceExtras, Settings, Sidecar, plan};
 pub use reconcile::{Orchestrator, Report, Teardown};
 pub use runtime::{Backend, Engine, Existing, InstanceState, Runtime};

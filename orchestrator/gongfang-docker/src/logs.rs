@@ -5,6 +5,12 @@
 //! ones included, since a crashed service's last words are often what a judge looks for. The
 //! engine filters by whole seconds (`since`/`until`); the exact window is applied here. On
 //! Swarm, only the task containers on the node this connection reaches are seen.
+//!
+//! A service controls what it writes, so reading it is bounded: a line is cut at
+//! [`MAX_LINE_BYTES`] (and marked `truncated`), however long the service made it, also when it
+//! never ends it; the rest of such a line is skipped, never held. The engine keeps only the
+//! newest part of a container's output (rotated files, the scenario's `[logs]` table), and
+//! [`ServiceLogs::retention`] says when a window starts before what is still kept.
 
 use std::collections::HashMap;
 
@@ -27,6 +33,10 @@ pub enum LogStream {
     Stderr,
 }
 
+/// Longest text of one line given to the judges; a longer line is cut here and marked. The
+/// engine itself stores a line in parts of 16 KiB.
+pub const MAX_LINE_BYTES: usize = 16 << 10;
+
 /// One line a container of the service wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LogLine {
@@ -36,8 +46,27 @@ pub struct LogLine {
     pub component: String,
     pub stream: LogStream,
     /// The line without its end-of-line; a line the engine stored in parts (over 16 KiB) is
-    /// joined again.
+    /// joined again, up to [`MAX_LINE_BYTES`].
     pub text: String,
+    /// Whether the line was longer than [`MAX_LINE_BYTES`] (or never ended) and was cut.
+    pub truncated: bool,
+}
+
+/// How long after its creation a container's first line may come and still be its first (a
+/// loaded engine starts a container a few seconds after making it).
+const STARTUP: chrono::Duration = chrono::Duration::seconds(10);
+
+/// Where the engine's kept logs of a service start, when a window asks for older lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    /// The oldest line still kept of the container named below: nothing it wrote before this
+    /// instant can be shown any more.
+    pub kept_from: DateTime<Utc>,
+    /// `main` or the sidecar's name.
+    pub component: String,
+    /// The container's log limits as the engine reports them (`max-size`, `max-file`).
+    pub max_size: Option<String>,
+    pub max_files: Option<String>,
 }
 
 /// Reads the container logs of one drill's services.
@@ -93,6 +122,67 @@ impl ServiceLogs {
         Ok(lines)
     }
 
+    /// Whether the window starting at `from` asks for lines the engine no longer keeps: the
+    /// latest start of what is kept among the service's containers that began before it, or
+    /// `None` when every container still holds all it wrote since `from`.
+    ///
+    /// A container's kept log starts at its oldest line; when that line is later than `from`
+    /// and came well after the container was created, older lines were rotated away (or the
+    /// container was silent until then, in which case nothing older is missing either way).
+    #[instrument(skip(self), fields(drill = %self.drill))]
+    pub async fn retention(&self, team: &str, service: &str, from: DateTime<Utc>) -> Result<Option<Retention>> {
+        let mut latest: Option<Retention> = None;
+        for (name, component) in self.containers(team, service).await? {
+            let oldest = match self.oldest_kept(&name).await {
+                Ok(Some(at)) => at,
+                // Nothing kept, or removed since it was listed: nothing was rotated away.
+                Ok(None) | Err(Error::NotFound(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if oldest <= from || latest.as_ref().is_some_and(|l| l.kept_from >= oldest) {
+                continue;
+            }
+            let container = match self.docker.inspect_container(&name, None).await {
+                Ok(c) => c,
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(Error::docker(format!("inspect {name}"))(e)),
+            };
+            // A first line written within moments of the container's creation is its very
+            // first one: nothing older ever existed (a container made after `from`, a reset).
+            let created = container.created.as_deref().and_then(|c| DateTime::parse_from_rfc3339(c).ok());
+            if created.is_some_and(|c| oldest <= c.with_timezone(&Utc) + STARTUP) {
+                continue;
+            }
+            let options = container.host_config.and_then(|h| h.log_config).and_then(|l| l.config).unwrap_or_default();
+            latest = Some(Retention {
+                kept_from: oldest,
+                component,
+                max_size: options.get("max-size").cloned(),
+                max_files: options.get("max-file").cloned(),
+            });
+        }
+        Ok(latest)
+    }
+
+    /// The instant of the oldest line the engine still keeps of one container.
+    async fn oldest_kept(&self, name: &str) -> Result<Option<DateTime<Utc>>> {
+        let options = LogsOptionsBuilder::new().stdout(true).stderr(true).timestamps(true).build();
+        let mut frames = self.docker.logs(name, Some(options));
+        // Only the first frame is read; dropping the stream closes the request.
+        while let Some(frame) = frames.next().await {
+            let message = match frame {
+                Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => {
+                    message
+                }
+                Ok(LogOutput::StdIn { .. }) => continue,
+                Err(e) if is_not_found(&e) => return Err(Error::NotFound(name.to_owned())),
+                Err(e) => return Err(Error::docker(format!("read the logs of {name}"))(e)),
+            };
+            return Ok(parse_frame(&message).map(|(at, _, _)| at));
+        }
+        Ok(None)
+    }
+
     /// `(name, component)` of every container of the team's service, the service's own first.
     async fn containers(&self, team: &str, service: &str) -> Result<Vec<(String, String)>> {
         let filters = HashMap::from([(
@@ -136,11 +226,10 @@ impl ServiceLogs {
             LogsOptionsBuilder::new().stdout(true).stderr(true).timestamps(true).since(since).until(until).build();
         let mut frames = self.docker.logs(name, Some(options));
         let mut lines = Vec::new();
-        // A line longer than the engine's buffer arrives as parts without an end-of-line.
-        let mut partial: HashMap<LogStream, (DateTime<Utc>, String)> = HashMap::new();
-        let keep = |lines: &mut Vec<LogLine>, stream, at, text| {
+        let mut joiner = Joiner::default();
+        let keep = |lines: &mut Vec<LogLine>, (stream, at, text, truncated): Joined| {
             if from <= at && at <= to {
-                lines.push(LogLine { at, component: component.to_owned(), stream, text });
+                lines.push(LogLine { at, component: component.to_owned(), stream, text, truncated });
             }
         };
         while lines.len() < limit {
@@ -156,22 +245,13 @@ impl ServiceLogs {
                 warn!(container = name, "the engine sent a log line without a timestamp; skipped");
                 continue;
             };
-            let (at, text) = match partial.remove(&stream) {
-                Some((first_at, mut head)) => {
-                    head.push_str(&text);
-                    (first_at, head)
-                }
-                None => (at, text),
-            };
-            if complete {
-                keep(&mut lines, stream, at, text);
-            } else {
-                partial.insert(stream, (at, text));
+            if let Some(line) = joiner.push(stream, at, &text, complete) {
+                keep(&mut lines, line);
             }
         }
         // A last line the container never ended.
-        for (stream, (at, text)) in partial {
-            keep(&mut lines, stream, at, text);
+        for line in joiner.finish() {
+            keep(&mut lines, line);
         }
         lines.sort_by_key(|l| l.at);
         lines.truncate(limit);
@@ -188,6 +268,53 @@ fn engine_bounds(from: DateTime<Utc>, to: DateTime<Utc>) -> (i32, i32) {
     // A window that ends at or before 1970 still has an `until` of 1 s, not "open".
     let until = i32::try_from(up.max(1)).unwrap_or(0);
     (since, until)
+}
+
+/// A line out of the joiner: stream, instant of its first part, text, whether it was cut.
+type Joined = (LogStream, DateTime<Utc>, String, bool);
+
+/// Joins the parts the engine stored a long line in, holding at most [`MAX_LINE_BYTES`] per
+/// stream: what a line has beyond that is dropped as it arrives, so a service that never ends
+/// its line costs the reader nothing more than one full line.
+#[derive(Debug, Default)]
+struct Joiner {
+    partial: HashMap<LogStream, (DateTime<Utc>, String, bool)>,
+}
+
+impl Joiner {
+    /// Takes one part; gives the line it ends, if it ends one (`complete`).
+    fn push(&mut self, stream: LogStream, at: DateTime<Utc>, text: &str, complete: bool) -> Option<Joined> {
+        let (first_at, mut line, mut truncated) =
+            self.partial.remove(&stream).unwrap_or_else(|| (at, String::new(), false));
+        truncated |= !append_bounded(&mut line, text);
+        if complete {
+            Some((stream, first_at, line, truncated))
+        } else {
+            self.partial.insert(stream, (first_at, line, truncated));
+            None
+        }
+    }
+
+    /// The lines still open when the output ended: never ended by the container, so cut.
+    fn finish(self) -> impl Iterator<Item = Joined> {
+        self.partial.into_iter().map(|(stream, (at, text, _))| (stream, at, text, true))
+    }
+}
+
+/// Appends as much of `text` as fits in [`MAX_LINE_BYTES`], cut at a character boundary;
+/// whether all of it fitted.
+fn append_bounded(line: &mut String, text: &str) -> bool {
+    let room = MAX_LINE_BYTES.saturating_sub(line.len());
+    if text.len() <= room {
+        line.push_str(text);
+        return true;
+    }
+    let mut cut = room;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    line.push_str(&text[..cut]);
+    false
 }
 
 /// Splits `<RFC 3339 timestamp> <text>` as the engine sends a line with `timestamps`; the flag
@@ -219,6 +346,64 @@ mod tests {
         assert_eq!((text.as_str(), complete), (" two  spaces", false));
         assert_eq!(parse_frame(b"2025-03-01T08:00:01Z \n").unwrap().1, "");
         assert!(parse_frame(b"no timestamp here\n").is_none());
+    }
+
+    fn at(s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 3, 1, 8, 0, s).unwrap()
+    }
+
+    #[test]
+    fn parts_are_joined_up_to_the_bound_and_cut_beyond() {
+        let mut j = Joiner::default();
+        // Two parts and an end: joined, whole.
+        assert_eq!(j.push(LogStream::Stdout, at(1), "abc", false), None);
+        assert_eq!(
+            j.push(LogStream::Stderr, at(2), "err", true),
+            Some((LogStream::Stderr, at(2), "err".into(), false))
+        );
+        assert_eq!(
+            j.push(LogStream::Stdout, at(3), "def", true),
+            Some((LogStream::Stdout, at(1), "abcdef".into(), false))
+        );
+        // A line of exactly the bound is whole.
+        let exact = "x".repeat(MAX_LINE_BYTES);
+        let (_, _, text, cut) = j.push(LogStream::Stdout, at(4), &exact, true).unwrap();
+        assert_eq!((text.len(), cut), (MAX_LINE_BYTES, false));
+    }
+
+    #[test]
+    fn an_endless_line_holds_one_bound_of_memory_and_is_marked() {
+        let mut j = Joiner::default();
+        let part = "y".repeat(16 << 10);
+        // 64 MiB of parts without an end-of-line: what is held never passes the bound.
+        for k in 0..4096 {
+            assert_eq!(j.push(LogStream::Stdout, at(5), &part, false), None);
+            if k % 512 == 0 {
+                let held = &j.partial[&LogStream::Stdout].1;
+                assert!(held.len() <= MAX_LINE_BYTES && held.capacity() <= 2 * MAX_LINE_BYTES, "{}", held.capacity());
+            }
+        }
+        let (stream, first, text, cut) = j.push(LogStream::Stdout, at(9), "end", true).unwrap();
+        assert_eq!((stream, first, text.len(), cut), (LogStream::Stdout, at(5), MAX_LINE_BYTES, true));
+        // The next line starts afresh.
+        assert_eq!(
+            j.push(LogStream::Stdout, at(10), "next", true),
+            Some((LogStream::Stdout, at(10), "next".into(), false))
+        );
+        // A line the output ended without an end-of-line is given, and marked cut.
+        assert_eq!(j.push(LogStream::Stderr, at(11), "never ended", false), None);
+        assert_eq!(j.finish().collect::<Vec<_>>(), vec![(LogStream::Stderr, at(11), "never ended".into(), true)]);
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let mut line = "a".repeat(MAX_LINE_BYTES - 1);
+        assert!(!append_bounded(&mut line, "攻防"));
+        assert_eq!(line.len(), MAX_LINE_BYTES - 1, "a 3-byte character does not fit in 1 byte");
+        let mut line = String::new();
+        assert!(!append_bounded(&mut line, &"攻".repeat(MAX_LINE_BYTES)));
+        assert!(line.len() <= MAX_LINE_BYTES && line.len() > MAX_LINE_BYTES - 3);
+        assert!(line.chars().all(|c| c == '攻'));
     }
 
     #[test]

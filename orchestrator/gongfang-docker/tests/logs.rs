@@ -20,7 +20,7 @@ use bollard::query_parameters::{
 use chrono::{DateTime, Utc};
 use common::{drill, engine};
 use futures::StreamExt;
-use gongfang_docker::{Backend, Error, LogLine, LogStream, Runtime, ServiceLogs, labels};
+use gongfang_docker::{Backend, Error, LogLine, LogStream, MAX_LINE_BYTES, Runtime, ServiceLogs, labels};
 
 const TEST_LABEL: &str = "gongfang.test";
 const TEST_VALUE: &str = "logs";
@@ -209,9 +209,9 @@ async fn a_window_of_one_services_logs_oldest_first_and_bounded() {
     let wide = (before - chrono::Duration::seconds(60), after + chrono::Duration::seconds(60));
 
     // Everything, from stopped containers too, with the 40 000-byte line (stored by the engine
-    // in 16 KiB parts) joined again.
+    // in 16 KiB parts) joined again up to the bound, and marked as cut.
     let all = logs.window("alpha", "web", wide.0, wide.1, 100).await.unwrap();
-    let long = digits(40_000);
+    let long = digits(MAX_LINE_BYTES);
     assert_eq!(
         shown(&all),
         vec![
@@ -231,6 +231,13 @@ async fn a_window_of_one_services_logs_oldest_first_and_bounded() {
         all.iter().map(|l| l.at).collect::<Vec<_>>()
     );
     assert!(all.iter().all(|l| before <= l.at && l.at <= after), "timestamps are the engine's, within the run");
+    assert_eq!(
+        all.iter().filter(|l| l.truncated).map(|l| l.text.len()).collect::<Vec<_>>(),
+        vec![MAX_LINE_BYTES],
+        "only the 40 000-byte line is cut"
+    );
+    // Nothing was rotated away: every window is within what the engine keeps.
+    assert_eq!(logs.retention("alpha", "web", wide.0).await.unwrap(), None);
     let at = |text: &str| all.iter().find(|l| l.text == text).unwrap().at;
     assert!(at("main three") - at("main two") >= chrono::Duration::milliseconds(1200));
 

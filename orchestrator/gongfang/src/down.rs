@@ -1,6 +1,7 @@
 //! `gongfang down`: removes every container (or Swarm service), network and volume labelled
-//! with a drill, and the drill's host firewall rules. Works from the scenario file or from the
-//! drill's slug alone, so a crashed or half-built drill can always be cleaned up.
+//! with a drill, and the drill's host firewall rules (IPv4 and IPv6). Works from the scenario
+//! file or from the drill's slug alone, so a crashed or half-built drill can always be cleaned
+//! up.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,10 +1,11 @@
 //! The judges' view of a target's container logs: [`DockerLogs`] answers the reports crate's
-//! [`LogSource`] from the drill's containers on the Docker engine.
+//! [`LogSource`] from the drill's containers on the Docker engine, and says plainly when the
+//! window asked for starts before the oldest line the engine still keeps (logs are rotated).
 
 use chrono::{DateTime, Utc};
 use gongfang_core::scenario::{Service, Team};
-use gongfang_docker::{Engine, ServiceLogs};
-use gongfang_reports::{LogFuture, LogLine, LogSource};
+use gongfang_docker::{Engine, Retention, ServiceLogs};
+use gongfang_reports::{LogFuture, LogLine, LogSource, LogWindow};
 use tracing::warn;
 
 /// Container logs of the running drill's services, read from the engine when a judge opens a
@@ -33,22 +34,53 @@ impl LogSource for DockerLogs {
         Box::pin(async move {
             // An attacker-only team runs no services, so there is nothing to read, not an error.
             if !team.role.defends() {
-                return Ok(Vec::new());
+                return Ok(LogWindow::default());
             }
-            match self.logs.window(&team.slug, &service.slug, from, to, limit).await {
-                Ok(lines) => Ok(lines.into_iter().map(report_line).collect()),
-                Err(e) => {
-                    warn!(drill = self.logs.drill(), team = team.slug, service = service.slug, error = %e, "container logs for a judge");
-                    Err(e.to_string())
-                }
-            }
+            let read = async {
+                let lines = self.logs.window(&team.slug, &service.slug, from, to, limit).await?;
+                let retention = self.logs.retention(&team.slug, &service.slug, from).await?;
+                Ok::<_, gongfang_docker::Error>(LogWindow {
+                    lines: lines.into_iter().map(report_line).collect(),
+                    kept_from: retention.as_ref().map(|r| r.kept_from),
+                    notice: retention.as_ref().map(notice),
+                })
+            };
+            read.await.map_err(|e| {
+                warn!(drill = self.logs.drill(), team = team.slug, service = service.slug, error = %e, "container logs for a judge");
+                e.to_string()
+            })
         })
     }
 }
 
 /// The judges see which container wrote the line (`main` or the sidecar's name).
 fn report_line(l: gongfang_docker::LogLine) -> LogLine {
-    LogLine { at: l.at, container: l.component, line: l.text }
+    LogLine { at: l.at, container: l.component, line: l.text, truncated: l.truncated }
+}
+
+/// The sentence a judge reads when the window starts before what is kept.
+fn notice(r: &Retention) -> String {
+    let limits = match (r.max_files.as_deref(), r.max_size.as_deref()) {
+        (Some(files), Some(size)) => {
+            let size = size.parse::<u64>().map_or_else(|_| size.to_owned(), show_bytes);
+            format!(" (each container keeps its newest {files} log files of {size}: the scenario's [logs] table)")
+        }
+        _ => String::new(),
+    };
+    format!(
+        "Logs before {} are no longer kept: older lines of `{}` were removed by log rotation{limits}.",
+        r.kept_from.format("%Y-%m-%d %H:%M:%S UTC"),
+        r.component,
+    )
+}
+
+fn show_bytes(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
 }
 
 #[cfg(test)]
@@ -74,10 +106,36 @@ mod tests {
             component: "db".into(),
             stream: LogStream::Stderr,
             text: "FATAL: password authentication failed".into(),
+            truncated: false,
         };
         assert_eq!(
             report_line(line),
-            LogLine { at, container: "db".into(), line: "FATAL: password authentication failed".into() }
+            LogLine {
+                at,
+                container: "db".into(),
+                line: "FATAL: password authentication failed".into(),
+                truncated: false
+            }
+        );
+    }
+
+    #[test]
+    fn the_notice_says_since_when_and_why() {
+        let r = Retention {
+            kept_from: Utc.with_ymd_and_hms(2026, 11, 21, 14, 5, 9).unwrap(),
+            component: "main".into(),
+            max_size: Some((64u64 << 20).to_string()),
+            max_files: Some("8".into()),
+        };
+        assert_eq!(
+            notice(&r),
+            "Logs before 2026-11-21 14:05:09 UTC are no longer kept: older lines of `main` were removed by log \
+             rotation (each container keeps its newest 8 log files of 64 MiB: the scenario's [logs] table)."
+        );
+        let unknown = Retention { max_size: None, max_files: None, ..r };
+        assert_eq!(
+            notice(&unknown),
+            "Logs before 2026-11-21 14:05:09 UTC are no longer kept: older lines of `main` were removed by log rotation."
         );
     }
 
@@ -105,6 +163,6 @@ mod tests {
             patch_mode: PatchMode::Vulnbox,
         };
         let now = Utc::now();
-        assert_eq!(source.logs(&red, &web, now - chrono::Duration::hours(1), now, 10).await, Ok(Vec::new()));
+        assert_eq!(source.logs(&red, &web, now - chrono::Duration::hours(1), now, 10).await, Ok(LogWindow::default()));
     }
 }

@@ -23,7 +23,7 @@ mod view;
 
 pub use api::router;
 pub use error::ReportsError;
-pub use logs::{LogFuture, LogLine, LogSource, NoLogs};
+pub use logs::{LogFuture, LogLine, LogSource, LogWindow, NoLogs};
 pub use matching::{CaptureView, Context, Strength, Suggestion, VerdictChange};
 pub use state::{DEFAULT_EVIDENCE_TYPES, Now, ReportsState, Settings, SystemNow};
 pub use view::{AppealView, EvidenceView, ReportView, RulingView};

@@ -29,6 +29,12 @@ pub struct Context {
     /// Why there are no logs, when the log source failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logs_error: Option<String>,
+    /// When the searched span starts before the oldest log line still kept: since when lines
+    /// are kept, and a sentence saying so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs_kept_from: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs_notice: Option<String>,
     pub suggestion: Suggestion,
 }
 
@@ -132,19 +138,30 @@ pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Co
         previous = Some(verdict);
     }
 
-    let (mut logs, mut logs_error) = (Vec::new(), None);
+    let (mut logs, mut logs_error, mut logs_kept_from, mut logs_notice) = (Vec::new(), None, None, None);
     if let (Some(team), Some(service)) = (s.team(owner), s.service(c.service)) {
         match state.inner.logs.logs(team, service, searched_from, searched_to, state.settings().max_log_lines).await {
-            Ok(mut lines) => {
-                lines.truncate(state.settings().max_log_lines);
-                logs = lines;
+            Ok(window) => {
+                logs = window.lines;
+                logs.truncate(state.settings().max_log_lines);
+                (logs_kept_from, logs_notice) = (window.kept_from, window.notice);
             }
             Err(e) => logs_error = Some(e),
         }
     }
 
     let suggestion = suggest(state, r, owner, &captures, &verdict_changes);
-    Ok(Context { searched_from, searched_to, captures, verdict_changes, logs, logs_error, suggestion })
+    Ok(Context {
+        searched_from,
+        searched_to,
+        captures,
+        verdict_changes,
+        logs,
+        logs_error,
+        logs_kept_from,
+        logs_notice,
+        suggestion,
+    })
 }
 
 fn suggest(
