@@ -165,7 +165,9 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     println!();
     let mut issued_now = BTreeMap::new();
     for team in &scenario.teams {
-        let token = if store.token_hash(&team.slug).await?.is_some() {
+        // A token stored before tokens were keyed does not work any more: issue a new one.
+        let holds_token = store.team_by_slug(&team.slug).await?.is_some_and(|t| t.has_token);
+        let token = if holds_token {
             "(issued before; `gongfang team token` issues a new one)".to_owned()
         } else {
             let issued = store.issue_token(&team.slug).await?;
