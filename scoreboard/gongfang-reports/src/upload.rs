@@ -86,6 +86,9 @@ struct TeamUploads {
     /// Whether what an earlier run of the server left unfiled (cut off by a crash or a
     /// restart) has been deleted.
     swept: AtomicBool,
+    /// Held while that is done: an upload starting meanwhile waits for it, rather than
+    /// finding every slot taken.
+    sweeping: tokio::sync::Mutex<()>,
 }
 
 impl Uploads {
@@ -107,21 +110,24 @@ impl Uploads {
                         permits: Arc::new(Semaphore::new(usize::try_from(max).unwrap_or(1))),
                         in_flight: AtomicU64::new(0),
                         swept: AtomicBool::new(false),
+                        sweeping: tokio::sync::Mutex::new(()),
                     })
                 })
                 .clone()
         };
-        if !uploads.swept.load(Ordering::SeqCst)
-            && let Ok(all) = uploads.permits.clone().try_acquire_many_owned(max)
-        {
-            if !uploads.swept.load(Ordering::SeqCst) {
+        if !uploads.swept.load(Ordering::SeqCst) {
+            let _sweeping = uploads.sweeping.lock().await;
+            // With uploads of this run in progress, the sweep waits for a moment without any.
+            if !uploads.swept.load(Ordering::SeqCst)
+                && let Ok(all) = uploads.permits.clone().try_acquire_many_owned(max)
+            {
                 let gone = store.discard_unfiled_evidence(team).await?;
                 if gone > 0 {
                     tracing::info!(%team, uploads = gone, "deleted evidence uploads left unfiled by an earlier run");
                 }
                 uploads.swept.store(true, Ordering::SeqCst);
+                drop(all);
             }
-            drop(all);
         }
         let Ok(permit) = uploads.permits.clone().try_acquire_owned() else { return Ok(None) };
         Ok(Some(UploadSlot { uploads, _permit: permit, counted: 0 }))

@@ -415,6 +415,8 @@ async fn the_queue_comes_in_pages_without_gaps_or_repeats(app: App) -> anyhow::R
     ensure!(small.len() == 18 && small.concat() == filed, "{small:?}");
     let list = pages(&app, "/api/judge/reports?status=pending&limit=200").await?;
     ensure!(list == [filed.clone()], "{list:?}");
+    let list = pages(&app, "/api/judge/reports?status=pending").await?;
+    ensure!(list.iter().map(Vec::len).collect::<Vec<_>>() == [50, 50, 20] && list.concat() == filed, "{list:?}");
     let ruled = pages(&app, "/api/judge/reports?status=ruled").await?;
     ensure!(ruled == [Vec::<i64>::new()], "{ruled:?}");
 
