@@ -1,5 +1,7 @@
 //! Helpers for Gongfang's end-to-end tests: real service processes a test can stop, restart
-//! and send commands to.
+//! and send commands to; a real drill under hostile load ([`hostile`]).
+
+pub mod hostile;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
