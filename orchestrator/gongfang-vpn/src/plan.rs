@@ -42,21 +42,17 @@ impl AddressPlan {
         if !range.contains(&gateway) || gateway == range.network() || gateway == range.broadcast() {
             return Err(Error::GatewayOutsideRange { gateway, range });
         }
-        let most = teams.iter().map(|t| t.peers).max().unwrap_or(1).max(1);
-        let block_bits = most.checked_next_power_of_two().map_or(32, u32::trailing_zeros);
-        let block_prefix = 32u32.checked_sub(block_bits).filter(|p| *p >= u32::from(range.prefix_len()));
-        let usable = block_prefix.map_or(Vec::new(), |prefix| usable_blocks(range, gateway, prefix as u8));
-        if usable.len() < teams.len() {
+        let Some(blocks) = blocks_for(range, gateway, teams) else {
             return Err(Error::RangeTooSmall {
                 range,
                 teams: teams.len(),
-                peers_per_team: most,
+                peers_per_team: teams.iter().map(|t| t.peers).max().unwrap_or(1).max(1),
                 suggestion: suggest(range, gateway, teams),
             });
-        }
+        };
         let teams = teams
             .iter()
-            .zip(usable)
+            .zip(blocks)
             .map(|(team, block)| TeamAddresses {
                 team: team.team.clone(),
                 block,
@@ -77,23 +73,30 @@ impl AddressPlan {
     }
 }
 
-fn usable_blocks(range: Ipv4Net, gateway: Ipv4Addr, block_prefix: u8) -> Vec<Ipv4Net> {
+/// The first blocks that fit, one per team, or `None` when the range has too few. Only as many
+/// blocks as there are teams are looked at (plus at most three reserved ones), however large
+/// the range.
+fn blocks_for(range: Ipv4Net, gateway: Ipv4Addr, teams: &[TeamPeers]) -> Option<Vec<Ipv4Net>> {
+    let most = teams.iter().map(|t| t.peers).max().unwrap_or(1).max(1);
+    let block_bits = most.checked_next_power_of_two().map_or(32, u32::trailing_zeros);
+    let block_prefix = u8::try_from(32 - block_bits).ok().filter(|p| *p >= range.prefix_len())?;
     let reserved = [range.network(), range.broadcast(), gateway];
-    range
+    let blocks: Vec<Ipv4Net> = range
         .subnets(block_prefix)
-        .map(|blocks| blocks.filter(|b| !reserved.iter().any(|a| b.contains(a))).collect())
-        .unwrap_or_default()
+        .ok()?
+        .filter(|b| !reserved.iter().any(|a| b.contains(a)))
+        .take(teams.len())
+        .collect();
+    (blocks.len() == teams.len()).then_some(blocks)
 }
 
 /// The smallest range around `range` (same start, shorter prefix) that would fit, if any.
 fn suggest(range: Ipv4Net, gateway: Ipv4Addr, teams: &[TeamPeers]) -> Option<Ipv4Net> {
     let mut wider = range.supernet()?;
-    loop {
-        if AddressPlan::allocate(wider, gateway, teams).is_ok() {
-            return Some(wider);
-        }
+    while blocks_for(wider, gateway, teams).is_none() {
         wider = wider.supernet()?;
     }
+    Some(wider)
 }
 
 #[cfg(test)]
@@ -158,6 +161,12 @@ mod tests {
         assert!(text.contains("10.80.0.0/27"), "{text}");
         // The suggestion really fits.
         AddressPlan::allocate("10.80.0.0/27".parse().unwrap(), addr("10.80.0.1"), &teams(&[4; 4])).unwrap();
+    }
+
+    #[test]
+    fn a_large_range_is_planned_without_walking_all_of_it() {
+        let plan = AddressPlan::allocate("10.0.0.0/8".parse().unwrap(), addr("10.0.0.1"), &teams(&[1; 3])).unwrap();
+        assert_eq!(plan.teams[2].peers, [addr("10.0.0.4")]);
     }
 
     #[test]
