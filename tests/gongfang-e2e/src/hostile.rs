@@ -470,7 +470,8 @@ pub async fn tcp_wrong_token(submit: SocketAddr, from: Ipv4Addr, token: &str) ->
         if stream.read_line(&mut greeting).await.unwrap_or(0) == 0 {
             return Refused::Closed;
         }
-        if !greeting.contains("token") {
+        // Anything but the greeting is a refusal in one line (a cap, a back-off).
+        if !greeting.contains("enter your team token") {
             return Refused::OtherLine;
         }
         if stream.get_mut().write_all(format!("{token}\n").as_bytes()).await.is_err() {
