@@ -22,6 +22,7 @@ const FIXTURES: &[&str] = &[
     "trap",
     "flaky",
     "socket-flood",
+    "socket-storm",
 ];
 
 /// Challenges whose checker is a member of the guests workspace (`challenges/NAME/checker`,

@@ -9,7 +9,7 @@
 //! - 2,000 wrong credentials within 20 s: team tokens over HTTP and TCP, judge logins;
 //! - 2,000 idle TCP connections, 500 slowloris HTTP requests, 500 websocket clients that
 //!   never read, held together;
-//! - a checker that hoards sockets and handles and knocks on forbidden addresses in a loop;
+//! - a checker that knocks on forbidden addresses and opens sockets in a loop, in every action;
 //! - a team filing reports with the scenario's maximum evidence as fast as it can.
 //!
 //! A service writing 1 GiB to stdout needs containers; it is tested with the Docker runtime
@@ -49,7 +49,7 @@ const VICTIMS: std::ops::RangeInclusive<u16> = 2..=11;
 const REPORTER: u16 = 12;
 /// Quiet services (1 to 3), whose checker answers `ok` at once: 30 flags of other teams a tick.
 const QUIET_SERVICES: u8 = 3;
-/// The service of the socket-flood checker, when there is one.
+/// The service of the socket-storm checker, when there is one.
 const FLOOD: ServiceId = ServiceId(QUIET_SERVICES + 1);
 /// Largest evidence per report in these drills.
 const MAX_EVIDENCE: usize = 4 * 1024 * 1024;
@@ -57,7 +57,7 @@ const JUDGE: &str = "judge";
 const JUDGE_PASSWORD: &str = "correct horse battery staple";
 
 /// A drill of 2-second ticks with token identification and reports; `flood` adds a service
-/// whose checker is the socket-flood fixture.
+/// whose checker is the socket-storm fixture.
 fn scenario(slug: &str, flood: bool) -> String {
     let mut drill = ScenarioBuilder::new(slug)
         .duration("1h")
@@ -78,7 +78,7 @@ fn scenario(slug: &str, flood: bool) -> String {
             drill.service(service(&format!("kv{s}")).image("kv:latest").ports(&[7000]).checker(components::TRIVIAL));
     }
     if flood {
-        drill = drill.service(service("flood").image("kv:latest").ports(&[7000]).checker(components::SOCKET_FLOOD));
+        drill = drill.service(service("flood").image("kv:latest").ports(&[7000]).checker(components::SOCKET_STORM));
     }
     drill.toml()
 }
@@ -95,7 +95,7 @@ where
     Fut: Future<Output = anyhow::Result<String>>,
 {
     let _one = ONE_DRILL_AT_A_TIME.lock().await;
-    raise_open_file_limit(8192)?;
+    raise_open_file_limit(4096)?;
     let started = Instant::now();
     let dir = tempfile::tempdir()?;
     let spec = DrillSpec {
@@ -276,12 +276,13 @@ async fn idle_connections_slowloris_and_websockets_that_never_read() -> anyhow::
     .await
 }
 
-/// The socket-flood checker on every defending team for five ticks: it hoards sockets and
-/// handles and connects to forbidden addresses in a loop. Every one of its actions is the
-/// checker's fault; the other service's checker is untouched.
+/// The socket-storm checker on every defending team for five ticks: each of its actions tries
+/// forbidden addresses 500 times, then opens sockets in a loop. Every one of its actions is
+/// the checker's fault, logged once; the other services' checker is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checker_that_floods_sockets_and_forbidden_addresses() -> anyhow::Result<()> {
     under_attack("hostile-checker", true, |drill| async move {
+        let lines_before = drill.log_lines();
         let store = drill.store().await?;
         let first = store.latest_tick().await?.map_or(0, |t| t.tick.0) + 1;
         let last = first + 4;
@@ -302,12 +303,26 @@ async fn checker_that_floods_sockets_and_forbidden_addresses() -> anyhow::Result
             if let Some(r) = kv.iter().find(|r| r.verdict != Verdict::Ok) {
                 anyhow::bail!("tick {tick}: the quiet checker suffered: {r:?}");
             }
+            // The storm ran in full (every attempt refused, none ending the action) and is one
+            // fault naming the forbidden address.
+            let storm_ran =
+                |log: &str| log.contains("500 of 500 attempts refused") && log.contains("outside its target");
+            if let Some(r) = flood.iter().find(|r| !storm_ran(&r.log)) {
+                anyhow::bail!("tick {tick}: a flooding checker's log does not show the storm: {r:?}");
+            }
             flood_results += flood.len();
         }
         store.close().await?;
+        // Each `get` tries 500 forbidden connects: one log line per action, not per attempt.
+        // The bound leaves room for the actions of the ticks around the ones counted.
+        let lines = drill.log_lines() - lines_before;
+        ensure!(
+            lines <= 4 * flood_results as u64,
+            "{lines} server log lines for {flood_results} actions of the flooding checker"
+        );
         Ok(format!(
-            "ticks {first} to {last}: {flood_results} actions of the flooding checker, all checker-error; {} server log lines",
-            drill.log_lines()
+            "ticks {first} to {last}: {flood_results} actions of the flooding checker, all checker-error; \
+             {lines} server log lines meanwhile"
         ))
     })
     .await
