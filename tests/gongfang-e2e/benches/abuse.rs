@@ -65,7 +65,7 @@ async fn start(binary: &Path, dir: &Path, scenario: String) -> anyhow::Result<Dr
         scenario,
         flag_prefix: PREFIX.to_owned(),
         secret: SECRET.to_owned(),
-        checker_cache: std::env::temp_dir().join("gongfang-abuse-bench-checkers"),
+        checker_cache: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abuse-bench-checker-cache"),
     };
     DrillProcess::start(binary, dir, &spec).await
 }
