@@ -170,7 +170,9 @@ async fn flood(drill: &DrillProcess, tcp: bool) -> anyhow::Result<Flood> {
     let until = started + FLOOD;
     let mut clients = JoinSet::new();
     for s in 0..SOURCES {
-        let (web, submit, from, seed) = (drill.web, drill.submit, attacker(s), s as u64 * 1_000_000);
+        // Each flood has addresses of its own, so neither starts out backed off by the other.
+        let from = attacker(if tcp { SOURCES + s } else { s });
+        let (web, submit, seed) = (drill.web, drill.submit, s as u64 * 1_000_000);
         if tcp {
             clients.spawn(tcp_client(submit, from, until, seed));
         } else {
