@@ -56,13 +56,13 @@ const MAX_EVIDENCE: usize = 4 * 1024 * 1024;
 const JUDGE: &str = "judge";
 const JUDGE_PASSWORD: &str = "correct horse battery staple";
 
-/// A drill of 2-second ticks with token identification and reports; `flood` adds a service
+/// A drill of 3-second ticks with token identification and reports; `flood` adds a service
 /// whose checker is the socket-storm fixture.
 fn scenario(slug: &str, flood: bool) -> String {
     let mut drill = ScenarioBuilder::new(slug)
         .duration("1h")
-        .tick("2s")
-        .checker_timeout("1s")
+        .tick("3s")
+        .checker_timeout("2s")
         .flag_lifetime(30)
         .flag_prefix(PREFIX)
         .secret(SECRET)
@@ -276,7 +276,7 @@ async fn idle_connections_slowloris_and_websockets_that_never_read() -> anyhow::
     .await
 }
 
-/// The socket-storm checker on every defending team for five ticks: each of its actions tries
+/// The socket-storm checker on every defending team for four ticks: each of its actions tries
 /// forbidden addresses 500 times, then opens sockets in a loop. Every one of its actions is
 /// the checker's fault, logged once; the other services' checker is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -285,7 +285,7 @@ async fn checker_that_floods_sockets_and_forbidden_addresses() -> anyhow::Result
         let lines_before = drill.log_lines();
         let store = drill.store().await?;
         let first = store.latest_tick().await?.map_or(0, |t| t.tick.0) + 1;
-        let last = first + 4;
+        let last = first + 3;
         let deadline = Instant::now() + Duration::from_secs(60);
         while store.tick(Tick(last)).await?.is_none_or(|t| !t.is_closed()) {
             ensure!(Instant::now() < deadline, "ticks {first} to {last} were not played within 60 s");
