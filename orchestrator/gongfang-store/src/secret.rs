@@ -8,11 +8,11 @@
 //! a flood of wrong passwords cannot take every core and gigabytes of memory.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHasher, phc::PasswordHash};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use gongfang_core::Secret;
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -176,11 +176,41 @@ pub(crate) async fn hash(secret: String) -> Result<String> {
 
 /// Whether the password `secret` matches the PHC string `hash`.
 pub(crate) async fn verify(secret: String, hash: String) -> Result<bool> {
-    argon2_run(move || {
-        let parsed = PasswordHash::new(&hash).map_err(|e| StoreError::Hash(format!("stored hash unreadable: {e}")))?;
-        Ok(argon2().verify_password(secret.as_bytes(), &parsed).is_ok())
-    })
-    .await?
+    argon2_run(move || verify_in_pool(secret.as_bytes(), &hash)).await?
+}
+
+/// Argon2's working memory (19 MiB per run), kept between runs: at most one buffer per slot
+/// exists, since runs hold a slot. Left to the allocator, each run's freed buffer stays in
+/// the arena of whichever blocking thread ran it (glibc keeps freed blocks of this size once
+/// one was freed), so a flood of wrong passwords grew the process by 19 MiB per arena.
+static ARGON2_MEMORY: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+/// Runs `work` on a pooled buffer of at least `blocks` blocks.
+fn with_pooled_memory<T>(blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
+    let pool = || ARGON2_MEMORY.lock().unwrap_or_else(PoisonError::into_inner);
+    let taken = pool().pop();
+    // A buffer too small for these parameters (a hash made with more memory) is replaced.
+    let mut memory = taken.filter(|m| m.len() >= blocks).unwrap_or_else(|| vec![Block::new(); blocks]);
+    let result = work(&mut memory[..blocks]);
+    pool().push(memory);
+    result
+}
+
+/// The PHC check `verify_password` does, computed in pooled memory and compared in constant
+/// time. A hash with no salt or output never matches.
+fn verify_in_pool(password: &[u8], stored: &str) -> Result<bool> {
+    let unreadable = |e: &dyn std::fmt::Display| StoreError::Hash(format!("stored hash unreadable: {e}"));
+    let parsed = PasswordHash::new(stored).map_err(|e| unreadable(&e))?;
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else { return Ok(false) };
+    let algorithm = Algorithm::try_from(parsed.algorithm.as_str()).map_err(|e| unreadable(&e))?;
+    let version = parsed.version.map(Version::try_from).transpose().map_err(|e| unreadable(&e))?.unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(|e| unreadable(&e))?;
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut computed = vec![0u8; expected.len()];
+    with_pooled_memory(blocks, |memory| argon2.hash_password_into_with_memory(password, salt, &mut computed, memory))
+        .map_err(|e| unreadable(&e))?;
+    Ok(bool::from(computed.ct_eq(expected.as_bytes())))
 }
 
 /// Spends one verification's time when there is no account to verify against, so an unknown
@@ -200,6 +230,25 @@ pub(crate) async fn verify_nothing(secret: String) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The pooled check agrees with the argon2 crate's own, and runs reuse one buffer.
+    #[test]
+    fn passwords_are_checked_in_reused_memory() {
+        let stored = argon2().hash_password(b"correct horse").unwrap().to_string();
+        assert!(verify_in_pool(b"correct horse", &stored).unwrap());
+        assert!(!verify_in_pool(b"correct horsf", &stored).unwrap());
+        let pooled = || ARGON2_MEMORY.lock().unwrap().len();
+        let before = pooled();
+        assert!(verify_in_pool(b"correct horse", &stored).unwrap());
+        assert_eq!(pooled(), before, "a run took a new buffer instead of the pooled one");
+        // A hash made with other parameters is still checked by its own.
+        let small = Params::new(1024, 1, 1, None).unwrap();
+        let other = Argon2::new(Algorithm::Argon2id, Version::V0x13, small).hash_password(b"pw").unwrap().to_string();
+        assert!(verify_in_pool(b"pw", &other).unwrap());
+        assert!(!verify_in_pool(b"px", &other).unwrap());
+        assert!(verify_in_pool(b"pw", "$argon2id$v=19$m=19456,t=2,p=1").is_ok_and(|ok| !ok));
+        assert!(verify_in_pool(b"pw", "not a hash").is_err());
+    }
 
     #[test]
     fn tokens_are_url_safe_random_and_redacted() {
@@ -232,7 +281,7 @@ mod tests {
     }
 
     /// With every slot taken, a password check waits [`ARGON2_WAIT`] and is told to come back,
-    /// having run nothing. (The only test of this binary that runs argon2.)
+    /// having run nothing. (The only test of this binary that takes argon2 slots.)
     #[tokio::test]
     async fn a_password_check_without_a_free_slot_is_busy() {
         let cores = u32::try_from(std::thread::available_parallelism().map_or(1, |n| n.get())).unwrap();
