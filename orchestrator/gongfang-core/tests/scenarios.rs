@@ -74,6 +74,8 @@ broken! {
     inline_secret_not_demo => "inline_secret_not_demo.toml",
     short_demo_secret => "short_demo_secret.toml",
     demo_not_a_boolean => "demo_not_a_boolean.toml",
+    vpn_range_too_small => "vpn_range_too_small.toml",
+    bad_vpn => "bad_vpn.toml",
 }
 
 #[test]
@@ -188,4 +190,17 @@ fn filing_limits_have_defaults_and_can_be_set() {
     assert_eq!(s.reports.max_reports_per_team, 30);
     assert_eq!(s.reports.max_evidence_bytes_per_team, 2 << 30);
     assert_eq!(s.reports.max_concurrent_uploads, 1);
+}
+
+#[test]
+fn a_vpn_table_gives_teams_wireguard_access() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/valid_minimal.toml");
+    let src = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(scenario::parse(&src, &path, &TestProbe).unwrap().vpn, None, "no [vpn]: no WireGuard access");
+    let src = src + "\n[vpn]\nlisten = \"vpn.example.org:4500\"\nrange = \"10.80.0.0/16\"\npeers_per_team = 2\n";
+    let vpn = scenario::parse(&src, &path, &TestProbe).unwrap().vpn.unwrap();
+    assert_eq!(vpn.endpoint(), "vpn.example.org:4500");
+    assert_eq!(vpn.gateway.to_string(), "10.80.0.1");
+    assert_eq!(vpn.peers_per_team, 2);
+    assert!(vpn.anonymise);
 }

@@ -403,6 +403,7 @@ mod tests {
             services,
             reports: Default::default(),
             logs: Default::default(),
+            vpn: None,
         }
     }
 

@@ -177,6 +177,27 @@ mod tests {
     }
 
     #[test]
+    fn the_scenarios_capacity_check_agrees_with_the_plan() {
+        // gongfang-core checks a scenario's `[vpn]` range without this crate: both must agree.
+        for prefix in 22..=30u8 {
+            let range: Ipv4Net = format!("10.80.0.0/{prefix}").parse().unwrap();
+            let core_range = gongfang_core::scenario::Ipv4Net { addr: range.network(), prefix };
+            for gateway in [addr("10.80.0.1"), addr("10.80.0.2"), addr("10.80.0.9"), addr("10.80.0.254")] {
+                if !range.contains(&gateway) || gateway == range.broadcast() {
+                    continue;
+                }
+                for peers in [1, 2, 3, 4, 5, 8, 33, 64] {
+                    for count in [1, 2, 3, 7, 20, 70] {
+                        let planned = AddressPlan::allocate(range, gateway, &teams(&vec![peers; count])).is_ok();
+                        let reckoned = gongfang_core::scenario::vpn_range_fits(core_range, gateway, count, peers);
+                        assert_eq!(planned, reckoned, "{range} gateway {gateway}, {count} teams of {peers}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_gateway_must_be_a_host_of_the_range() {
         for gateway in ["10.81.0.1", "10.80.0.0", "10.80.255.255"] {
             let error =

@@ -21,6 +21,8 @@ pub struct Scenario {
     pub reports: ReportRules,
     /// How much of the service containers' output is kept (`[logs]`; defaults when absent).
     pub logs: LogRules,
+    /// WireGuard access for teams (`[vpn]`; none when absent).
+    pub vpn: Option<VpnRules>,
 }
 
 /// Names, timing, flags and scoring of the drill.
@@ -290,6 +292,63 @@ impl LogRules {
     }
 }
 
+/// The UDP port the drill's WireGuard gateway listens on when `[vpn] listen` names none.
+pub const DEFAULT_VPN_PORT: u16 = 51820;
+
+/// WireGuard access for teams, the scenario's `[vpn]` table: where teams reach the gateway, the
+/// tunnel addresses it hands out, and whether the gateway hides who a connection comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VpnRules {
+    /// The address or host name teams reach the gateway at (their configs' `Endpoint`).
+    pub listen_host: String,
+    /// The UDP port the gateway listens on.
+    pub listen_port: u16,
+    /// The tunnel addresses: the gateway's and every team's peers'.
+    pub range: Ipv4Net,
+    /// The gateway's address inside the tunnel (the platform's ports, as teams reach them).
+    pub gateway: Ipv4Addr,
+    /// How many configs (peers) each team gets.
+    pub peers_per_team: u32,
+    /// Whether checkers and every peer reach a team's services from one source address.
+    pub anonymise: bool,
+}
+
+impl VpnRules {
+    /// `host:port`, as a team's config names the gateway.
+    pub fn endpoint(&self) -> String {
+        format!("{}:{}", self.listen_host, self.listen_port)
+    }
+}
+
+/// Whether `range` holds one block per team: aligned blocks of `peers` addresses rounded up to
+/// a power of two, leaving out the blocks that hold the range's first or last address or the
+/// gateway (which must be inside the range). This is the capacity `gongfang-vpn`'s address plan
+/// gives teams, reckoned without building the plan.
+pub fn vpn_range_fits(range: Ipv4Net, gateway: Ipv4Addr, teams: usize, peers: u32) -> bool {
+    let Some(block) = peers.max(1).checked_next_power_of_two() else { return false };
+    let block_bits = block.trailing_zeros();
+    let host_bits = 32 - u32::from(range.prefix.min(32));
+    if block_bits > host_bits {
+        return false;
+    }
+    let size = 1u64 << host_bits;
+    let start = u64::from(u32::from(range.network()));
+    let block_of = |a: u64| (a - start) >> block_bits;
+    let mut reserved = [block_of(start), block_of(start + size - 1), block_of(u64::from(u32::from(gateway)))];
+    reserved.sort_unstable();
+    let reserved = 1 + reserved.windows(2).filter(|w| w[0] != w[1]).count();
+    let blocks = size >> block_bits;
+    blocks.saturating_sub(reserved as u64) >= teams as u64
+}
+
+/// The smallest range with the same start as `range` and a shorter prefix that fits, if any.
+pub fn vpn_range_that_fits(range: Ipv4Net, gateway: Ipv4Addr, teams: usize, peers: u32) -> Option<Ipv4Net> {
+    (0..range.prefix)
+        .rev()
+        .map(|prefix| Ipv4Net { addr: Ipv4Net { addr: range.addr, prefix }.network(), prefix })
+        .find(|wider| vpn_range_fits(*wider, gateway, teams, peers))
+}
+
 /// An IPv4 network in CIDR notation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Ipv4Net {
@@ -368,6 +427,18 @@ impl Scenario {
     pub fn defenders(&self) -> impl Iterator<Item = &Team> {
         self.teams.iter().filter(|t| t.role.defends())
     }
+
+    /// A red-team / blue-team drill rather than a symmetric one: some team (NOP teams aside)
+    /// only attacks or only defends, or reports are ranked `red-blue`.
+    pub fn is_red_blue(&self) -> bool {
+        is_red_blue(&self.teams, &self.reports)
+    }
+}
+
+/// See [`Scenario::is_red_blue`].
+pub(crate) fn is_red_blue(teams: &[Team], reports: &ReportRules) -> bool {
+    (reports.enabled && reports.scoring == ReportScoring::RedBlue)
+        || teams.iter().any(|t| !t.nop && t.role != Role::Both)
 }
 
 #[cfg(test)]

@@ -125,6 +125,7 @@ pub fn scenario(drill: &str, teams: Vec<Team>, services: Vec<Service>) -> Scenar
         services,
         reports: Default::default(),
         logs: Default::default(),
+        vpn: None,
     }
 }
 

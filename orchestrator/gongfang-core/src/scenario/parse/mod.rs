@@ -7,6 +7,7 @@
 //!
 //! - `sections`: the `[drill]`, `[submission]`, `[[team]]`, `[[service]]` and `[reports]` tables;
 //! - `logs`: the `[logs]` table (how much of the service containers' output is kept);
+//! - `vpn`: the `[vpn]` table (teams' WireGuard access);
 //! - `checks`: rules across entries (duplicate ids and slugs, overlapping networks, roles);
 //! - `tables`: tables and arrays of tables, unknown keys;
 //! - `values`: plain values (strings, slugs, integers, booleans, choices, durations, times);
@@ -20,6 +21,7 @@ mod sections;
 mod tables;
 mod units;
 mod values;
+mod vpn;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -138,6 +140,13 @@ impl Walker<'_, '_> {
             Some(t) => self.logs(&t),
             None => Some(LogRules::default()),
         };
+        let vpn = match self.table_at(&top, "vpn", false) {
+            Some(t) => {
+                let read: Vec<Team> = teams.iter().filter_map(|(t, _)| t.clone()).collect();
+                self.vpn(&t, &read, teams.len(), reports.as_ref()).map(Some)
+            }
+            None => Some(None),
+        };
         self.cross_checks(&teams, &services);
         let drill = drill?;
         let submission = submission?;
@@ -145,6 +154,7 @@ impl Walker<'_, '_> {
         let services = services.into_iter().map(|(s, _)| s).collect::<Option<Vec<_>>>()?;
         let reports = reports?;
         let logs = logs?;
-        Some(Scenario { drill, submission, teams, services, reports, logs })
+        let vpn = vpn?;
+        Some(Scenario { drill, submission, teams, services, reports, logs, vpn })
     }
 }

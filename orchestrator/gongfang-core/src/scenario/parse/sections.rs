@@ -9,7 +9,7 @@ use super::{Tab, Walker};
 use crate::ids::{ServiceId, TeamId};
 use crate::scenario::model::*;
 
-pub(super) const TOP_KEYS: &[&str] = &["drill", "submission", "team", "service", "reports", "logs"];
+pub(super) const TOP_KEYS: &[&str] = &["drill", "submission", "team", "service", "reports", "logs", "vpn"];
 pub(super) const DRILL_KEYS: &[&str] = &[
     "slug",
     "name",
