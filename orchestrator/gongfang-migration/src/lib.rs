@@ -16,6 +16,7 @@ mod m20261124_000001_submission_indexes;
 mod m20261125_000001_drill_identity;
 mod m20261130_000001_token_key_and_sessions;
 mod m20261130_000002_evidence_chunks;
+mod m20261130_000003_vpn_peers;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_drill_identity::Migration),
             Box::new(m20261130_000001_token_key_and_sessions::Migration),
             Box::new(m20261130_000002_evidence_chunks::Migration),
+            Box::new(m20261130_000003_vpn_peers::Migration),
         ]
     }
 }

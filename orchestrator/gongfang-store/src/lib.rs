@@ -15,6 +15,7 @@ mod secret;
 mod sessions;
 mod submission_insert;
 mod teams;
+mod vpn;
 
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub use ops::{Account, Announcement, AuditEntry, DrillState};
 pub use secret::{ARGON2_WAIT, TOKEN_LEN, argon2_runs, generate_token};
 pub use submission_insert::SubmissionOutcome;
 pub use teams::{IssuedToken, SyncReport, TeamRecord};
+pub use vpn::{NewVpnPeer, VpnIssue, VpnPeer};
 
 /// How long a SQLite writer waits for another writer's lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,248 @@
+//! WireGuard access in the database: the gateway's own private key, and each team's peers by
+//! public key and tunnel address.
+//!
+//! A peer's private key is never stored: it leaves the platform only in the config file handed
+//! to the team, once, like a token. The gateway's private key is the platform's own (like the
+//! token server key) and is kept here, so teams' configs keep working across restarts.
+
+use std::net::Ipv4Addr;
+
+use chrono::{DateTime, Utc};
+use gongfang_core::{Secret, TeamId};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::Store;
+use crate::entity::teams;
+use crate::error::{Result, StoreError, corrupt};
+
+/// Entities of the tables this module alone reads.
+mod entity {
+    #![allow(missing_debug_implementations)]
+
+    pub mod vpn_gateway {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "vpn_gateway")]
+        pub struct Model {
+            #[sea_orm(primary_key, auto_increment = false)]
+            pub id: i32,
+            /// 64 lowercase hex digits, made by the migration that created the table.
+            pub private_key: String,
+        }
+
+        /// The row holds the gateway's private key: a printed row never shows it.
+        impl std::fmt::Debug for Model {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct("Model").field("id", &self.id).field("private_key", &"<redacted>").finish()
+            }
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+
+    pub mod vpn_peers {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "vpn_peers")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            pub team: i32,
+            /// 1, 2, … within the team.
+            pub peer: i32,
+            /// Base64, as `wg` shows it.
+            pub public_key: String,
+            pub address: String,
+            pub issued_at: DateTimeUtc,
+            pub rotated_at: Option<DateTimeUtc>,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
+}
+
+use entity::{vpn_gateway, vpn_peers};
+
+/// The one row of `vpn_gateway`.
+const GATEWAY_ROW: i32 = 1;
+/// Bytes of a WireGuard key.
+const KEY_LEN: usize = 32;
+
+/// A team's peer as stored: its public key and tunnel address, never its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpnPeer {
+    pub team: TeamId,
+    /// 1, 2, … within the team; the config file `TEAM-N.conf`.
+    pub peer: u32,
+    /// The peer's public key, base64 as `wg` shows it.
+    pub public_key: String,
+    pub address: Ipv4Addr,
+    /// When the peer was first issued.
+    pub issued_at: DateTime<Utc>,
+    /// When its key was last replaced, if ever.
+    pub rotated_at: Option<DateTime<Utc>>,
+}
+
+/// A peer to issue: its number in the team, its new public key and its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewVpnPeer {
+    pub peer: u32,
+    pub public_key: String,
+    pub address: Ipv4Addr,
+}
+
+/// What [`Store::issue_vpn_peers`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VpnIssue {
+    /// The peers were stored (new, or their keys replaced); the team's peers now.
+    Issued(Vec<VpnPeer>),
+    /// The team already had peers and rotation was not asked for: nothing changed; the team's
+    /// peers as they are.
+    AlreadyIssued(Vec<VpnPeer>),
+}
+
+fn peer_from_row(row: vpn_peers::Model) -> Result<VpnPeer> {
+    let key = format!("{}/{}", row.team, row.peer);
+    let team = u16::try_from(row.team).map_err(|_| corrupt("vpn_peers", &key, "team out of range"))?;
+    let peer = u32::try_from(row.peer).map_err(|_| corrupt("vpn_peers", &key, "peer number out of range"))?;
+    let address = row
+        .address
+        .parse()
+        .map_err(|_| corrupt("vpn_peers", &key, format!("address {:?} is not IPv4", row.address)))?;
+    Ok(VpnPeer {
+        team: TeamId(team),
+        peer,
+        public_key: row.public_key,
+        address,
+        issued_at: row.issued_at,
+        rotated_at: row.rotated_at,
+    })
+}
+
+impl Store {
+    /// The gateway's private key (32 bytes, to be clamped as an X25519 key), made once with
+    /// the database.
+    pub async fn vpn_gateway_key(&self) -> Result<Secret<[u8; KEY_LEN]>> {
+        let row = vpn_gateway::Entity::find_by_id(GATEWAY_ROW).one(&self.db).await?.ok_or_else(|| {
+            corrupt("vpn_gateway", GATEWAY_ROW, "missing: the database has no gateway key; run `gongfang migrate`")
+        })?;
+        let text = Secret::new(row.private_key);
+        decode_key(text.expose())
+            .map(Secret::new)
+            .ok_or_else(|| corrupt("vpn_gateway", GATEWAY_ROW, "not 64 hex digits"))
+    }
+
+    /// Stores the peers of the team with this slug. A team without peers gets them; a team
+    /// that has some is refused ([`VpnIssue::AlreadyIssued`]) unless `rotate`, which replaces
+    /// the public key and address of each numbered peer in place (the old keys are gone),
+    /// adds the new numbers and drops the numbers no longer given. One transaction.
+    #[tracing::instrument(skip_all, fields(team = %slug, peers = peers.len(), rotate))]
+    pub async fn issue_vpn_peers(
+        &self,
+        slug: &str,
+        peers: &[NewVpnPeer],
+        rotate: bool,
+        at: DateTime<Utc>,
+    ) -> Result<VpnIssue> {
+        let txn = self.write_txn().await?;
+        let team = teams::Entity::find()
+            .filter(teams::Column::Slug.eq(slug))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::UnknownTeam(slug.to_owned()))?;
+        let existing = vpn_peers::Entity::find()
+            .filter(vpn_peers::Column::Team.eq(team.id))
+            .order_by_asc(vpn_peers::Column::Peer)
+            .all(&txn)
+            .await?;
+        if !existing.is_empty() && !rotate {
+            let peers = existing.into_iter().map(peer_from_row).collect::<Result<_>>()?;
+            return Ok(VpnIssue::AlreadyIssued(peers));
+        }
+        for old in &existing {
+            if !peers.iter().any(|p| i64::from(p.peer) == i64::from(old.peer)) {
+                vpn_peers::Entity::delete_by_id(old.id).exec(&txn).await?;
+            }
+        }
+        for new in peers {
+            let number =
+                i32::try_from(new.peer).map_err(|_| corrupt("vpn_peers", new.peer, "peer number too large"))?;
+            match existing.iter().find(|old| old.peer == number) {
+                Some(old) => {
+                    let mut row: vpn_peers::ActiveModel = old.clone().into();
+                    row.public_key = Set(new.public_key.clone());
+                    row.address = Set(new.address.to_string());
+                    row.rotated_at = Set(Some(at));
+                    row.update(&txn).await?;
+                }
+                None => {
+                    vpn_peers::ActiveModel {
+                        team: Set(team.id),
+                        peer: Set(number),
+                        public_key: Set(new.public_key.clone()),
+                        address: Set(new.address.to_string()),
+                        issued_at: Set(at),
+                        rotated_at: Set(None),
+                        ..Default::default()
+                    }
+                    .insert(&txn)
+                    .await?;
+                }
+            }
+        }
+        let stored = vpn_peers::Entity::find()
+            .filter(vpn_peers::Column::Team.eq(team.id))
+            .order_by_asc(vpn_peers::Column::Peer)
+            .all(&txn)
+            .await?
+            .into_iter()
+            .map(peer_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        txn.commit().await?;
+        tracing::info!(rotated = !existing.is_empty(), "VPN peers issued");
+        Ok(VpnIssue::Issued(stored))
+    }
+
+    /// The peers of one team, by number.
+    pub async fn vpn_peers_of(&self, team: TeamId) -> Result<Vec<VpnPeer>> {
+        vpn_peers::Entity::find()
+            .filter(vpn_peers::Column::Team.eq(i32::from(team.0)))
+            .order_by_asc(vpn_peers::Column::Peer)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(peer_from_row)
+            .collect()
+    }
+
+    /// Every team's peers, by team and number.
+    pub async fn vpn_peers(&self) -> Result<Vec<VpnPeer>> {
+        vpn_peers::Entity::find()
+            .order_by_asc(vpn_peers::Column::Team)
+            .order_by_asc(vpn_peers::Column::Peer)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(peer_from_row)
+            .collect()
+    }
+}
+
+fn decode_key(hex: &str) -> Option<[u8; KEY_LEN]> {
+    if hex.len() != 2 * KEY_LEN || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0; KEY_LEN];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}

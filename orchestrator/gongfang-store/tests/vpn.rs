@@ -1,0 +1,102 @@
+//! WireGuard peers on real databases (SQLite and PostgreSQL): issued once per team, refused a
+//! second time unless rotated, rotation replacing the keys in place, and the gateway's own key
+//! kept across restarts.
+
+mod common;
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context, ensure};
+use chrono::{DateTime, TimeZone, Utc};
+use gongfang_core::TeamId;
+use gongfang_store::{NewVpnPeer, Store, StoreError, VpnIssue};
+
+use common::TestDb;
+
+gongfang_test_support::backend_tests!(
+    peers_are_issued_once_and_listed,
+    rotation_replaces_keys_in_place,
+    the_gateway_key_survives_a_new_store,
+    an_unknown_team_or_a_reused_key_is_refused,
+);
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap()
+}
+
+fn peers(tag: &str, base: [u8; 4], count: u32) -> Vec<NewVpnPeer> {
+    (1..=count)
+        .map(|n| NewVpnPeer {
+            peer: n,
+            // Public keys are 44 characters of base64; the store keeps them as given.
+            public_key: format!("{tag}{n:0>width$}=", width = 43 - tag.len()),
+            address: Ipv4Addr::from(u32::from(Ipv4Addr::from(base)) + n - 1),
+        })
+        .collect()
+}
+
+async fn synced(db: &TestDb) -> anyhow::Result<()> {
+    db.store.sync_scenario(&common::scenario()).await?;
+    Ok(())
+}
+
+async fn peers_are_issued_once_and_listed(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    let issued = db.store.issue_vpn_peers("red-one", &peers("a", [10, 80, 0, 4], 3), false, t0()).await?;
+    let VpnIssue::Issued(stored) = issued else { anyhow::bail!("first issue refused: {issued:?}") };
+    ensure!(stored.len() == 3, "{stored:?}");
+    ensure!(stored.iter().all(|p| p.team == TeamId(1) && p.issued_at == t0() && p.rotated_at.is_none()));
+    ensure!(stored[2].address == Ipv4Addr::new(10, 80, 0, 6) && stored[2].peer == 3, "{stored:?}");
+
+    // A second issue without rotation changes nothing and says what is there.
+    let again = db.store.issue_vpn_peers("red-one", &peers("b", [10, 80, 0, 4], 3), false, t0()).await?;
+    ensure!(again == VpnIssue::AlreadyIssued(stored.clone()), "{again:?}");
+
+    db.store.issue_vpn_peers("blue-one", &peers("c", [10, 80, 0, 8], 2), false, t0()).await?;
+    let all = db.store.vpn_peers().await?;
+    let teams: Vec<(u16, u32)> = all.iter().map(|p| (p.team.0, p.peer)).collect();
+    ensure!(teams == [(1, 1), (1, 2), (1, 3), (3, 1), (3, 2)], "{teams:?}");
+    ensure!(db.store.vpn_peers_of(TeamId(3)).await?.len() == 2);
+    ensure!(db.store.vpn_peers_of(TeamId(2)).await?.is_empty(), "a team never issued has no peers");
+    Ok(())
+}
+
+async fn rotation_replaces_keys_in_place(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    db.store.issue_vpn_peers("purple", &peers("old", [10, 80, 0, 4], 3), false, t0()).await?;
+    let later = t0() + chrono::Duration::hours(2);
+    let rotated = db.store.issue_vpn_peers("purple", &peers("new", [10, 80, 0, 4], 2), true, later).await?;
+    let VpnIssue::Issued(now) = rotated else { anyhow::bail!("rotation refused: {rotated:?}") };
+    ensure!(now.len() == 2, "peer 3, no longer asked for, is gone: {now:?}");
+    ensure!(now.iter().all(|p| p.public_key.starts_with("new")), "old keys kept: {now:?}");
+    ensure!(now.iter().all(|p| p.issued_at == t0() && p.rotated_at == Some(later)), "{now:?}");
+    let stored = db.store.vpn_peers().await?;
+    ensure!(!stored.iter().any(|p| p.public_key.starts_with("old")), "an old key is still stored: {stored:?}");
+    Ok(())
+}
+
+async fn the_gateway_key_survives_a_new_store(db: TestDb) -> anyhow::Result<()> {
+    let key = db.store.vpn_gateway_key().await?;
+    ensure!(key.expose().iter().any(|b| *b != 0), "the gateway key is all zeros");
+    ensure!(!format!("{key:?}").contains(&format!("{:?}", key.expose())), "Debug shows the gateway key");
+    let restarted = Store::connect_and_migrate(&db.url).await?;
+    let again = restarted.vpn_gateway_key().await?;
+    ensure!(again.expose() == key.expose(), "the gateway key changed across a restart");
+    restarted.close().await?;
+    // Another drill's database has a key of its own.
+    let other = TestDb::sqlite().await;
+    ensure!(other.store.vpn_gateway_key().await?.expose() != key.expose(), "two databases share a gateway key");
+    Ok(())
+}
+
+async fn an_unknown_team_or_a_reused_key_is_refused(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    let error = db.store.issue_vpn_peers("nobody", &peers("a", [10, 80, 0, 4], 1), false, t0()).await.unwrap_err();
+    ensure!(matches!(&error, StoreError::UnknownTeam(slug) if slug == "nobody"), "{error}");
+    db.store.issue_vpn_peers("red-one", &peers("same", [10, 80, 0, 4], 1), false, t0()).await?;
+    let reused = db.store.issue_vpn_peers("red-two", &peers("same", [10, 80, 0, 8], 1), false, t0()).await;
+    ensure!(reused.is_err(), "one public key was stored for two peers");
+    let red_two = db.store.vpn_peers_of(TeamId(2)).await.context("listing after a refused issue")?;
+    ensure!(red_two.is_empty(), "a refused issue left rows behind: {red_two:?}");
+    Ok(())
+}
