@@ -223,3 +223,14 @@ async fn a_paused_drill_runs_no_checks_and_costs_no_sla() {
     let unpaused = store.scores_for_tick(Tick(1)).await.unwrap()[0].score.sla / 2.0;
     assert_eq!(sla[0], unpaused * 6.0, "six ticks of SLA, paused ones included");
 }
+
+/// The engine's configuration holds the flag key and the scenario (with its inline secret):
+/// printing it, as a `{:?}` in a log line would, shows neither.
+#[test]
+fn the_configuration_prints_no_secret() {
+    let s = scenario();
+    let printed = format!("{:?}", EngineConfig::new(s.clone(), codec(&s), start()));
+    assert!(printed.contains("engine-test"), "the configuration should still say which drill: {printed}");
+    assert!(!printed.contains("engine-test-secret"), "the secret leaked: {printed}");
+    assert!(printed.contains("<redacted>"), "the key should show as redacted: {printed}");
+}
