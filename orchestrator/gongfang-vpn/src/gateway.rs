@@ -387,6 +387,59 @@ impl Drop for Gateway {
     }
 }
 
+/// The name of a drill's gateway interface: `gf-` and the drill's slug when that fits in the 15
+/// characters an interface name may have, otherwise `gf-`, the slug's start and a hash of the
+/// whole slug, so two drills on one host never share an interface. The same slug always gives
+/// the same name, so any command can find the gateway `gongfang up` started.
+pub fn interface_name(drill_slug: &str) -> String {
+    let clean: String =
+        drill_slug.chars().map(|c| if c.is_ascii_alphanumeric() || "_=+.-".contains(c) { c } else { '_' }).collect();
+    if clean.len() <= 12 && !clean.is_empty() {
+        return format!("gf-{clean}");
+    }
+    // FNV-1a: stable across builds and platforms, unlike std's hasher.
+    let hash =
+        drill_slug.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let start: String = clean.chars().take(6).collect();
+    format!("gf-{start}-{:05x}", hash & 0xf_ffff)
+}
+
+/// The peers of a WireGuard interface this process did not start, e.g. a drill's gateway that
+/// `gongfang up` runs, read by another command: `None` when the interface does not exist here.
+pub fn read_interface(
+    interface: &str,
+    namespace: Option<&str>,
+    programs: &Programs,
+) -> Result<Option<Vec<PeerStatus>>, Error> {
+    check_name("interface", interface, 15)?;
+    if let Some(namespace) = namespace {
+        check_name("network namespace", namespace, 255)?;
+    }
+    find_program(&programs.ip, "iproute2")?;
+    let command = |program: &Path| match namespace {
+        Some(namespace) => {
+            let mut command = Command::new(&programs.ip);
+            command.args(["netns", "exec", namespace]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    };
+    let exists = command(&programs.ip)
+        .args(["link", "show", "dev", interface])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !exists {
+        return Ok(None);
+    }
+    find_program(&programs.wg, "wireguard-tools")?;
+    // The dump's first line holds the interface's private key: keep it out of every log.
+    let dump = Secret::new(run(command(&programs.wg), &programs.wg, &["show", interface, "dump"], None)?);
+    parse_dump(dump.expose()).map(Some).map_err(|why| Error::Status { interface: interface.to_owned(), why })
+}
+
 /// Runs one command; secrets go through stdin only, so the command line in an error or a
 /// process list never holds one.
 fn run(mut command: Command, program: &Path, args: &[&str], stdin: Option<&Secret<String>>) -> Result<String, Error> {
@@ -531,6 +584,32 @@ mod tests {
             let error = Gateway::start(config).unwrap_err();
             assert!(matches!(error, Error::Name { what: "interface", .. }), "{name:?}: {error}");
         }
+    }
+
+    #[test]
+    fn interface_names_fit_and_stay_apart() {
+        assert_eq!(interface_name("demo"), "gf-demo");
+        assert_eq!(interface_name("kv-demo-2026"), "gf-kv-demo-2026", "12 characters still fit whole");
+        let long = interface_name("national-drill-2026");
+        let other = interface_name("national-drill-2027");
+        assert!(long.len() <= 15 && other.len() <= 15, "{long} {other}");
+        assert!(long.starts_with("gf-nation"), "{long}");
+        assert_ne!(long, other, "two long slugs with the same start share an interface");
+        assert_eq!(long, interface_name("national-drill-2026"), "the name is a function of the slug");
+        for slug in ["demo", "national-drill-2026", "a"] {
+            check_name("interface", &interface_name(slug), 15).unwrap();
+        }
+    }
+
+    #[test]
+    fn reading_an_interface_that_is_not_there_is_none() {
+        if find_program(Path::new("ip"), "iproute2").is_err() {
+            eprintln!("skipped: ip is not installed (Debian's iproute2)");
+            return;
+        }
+        assert_eq!(read_interface("gfnothere0", None, &Programs::default()).unwrap(), None);
+        let error = read_interface("bad name", None, &Programs::default()).unwrap_err();
+        assert!(matches!(error, Error::Name { .. }), "{error}");
     }
 
     #[test]

@@ -64,6 +64,9 @@
 //! `wg show … dump`. [`Gateway::stop`] removes the interface and ends `wireguard-go`;
 //! dropping the gateway does the same.
 //!
+//! A drill's gateway interface is named by [`interface_name`] from the drill's slug, so another
+//! command finds it; [`read_interface`] reads its peers' status without having started it.
+//!
 //! It needs root (or `CAP_NET_ADMIN`) and Debian's `wireguard-tools` and `iproute2`, and
 //! `wireguard-go` where the kernel has no WireGuard; an error says which is missing.
 //!
@@ -80,7 +83,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 pub use config::{KEEPALIVE_SECONDS, PeerConfig};
-pub use gateway::{Backend, BackendChoice, Gateway, GatewayConfig, GatewayPeer, PeerStatus, Programs};
+pub use gateway::{
+    Backend, BackendChoice, Gateway, GatewayConfig, GatewayPeer, PeerStatus, Programs, interface_name, read_interface,
+};
 pub use ipnet;
 pub use keys::{PresharedKey, PrivateKey, PublicKey};
 pub use plan::{AddressPlan, TeamAddresses, TeamPeers};

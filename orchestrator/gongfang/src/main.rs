@@ -15,6 +15,7 @@ mod summary;
 mod team;
 mod up;
 mod validate;
+mod vpn;
 
 /// Gongfang (攻防): attack-and-defence cyber drills.
 #[derive(Debug, Parser)]
@@ -53,6 +54,8 @@ enum Command {
     Pause(pause::Args),
     /// Resume a paused drill from the next tick on (audited).
     Resume(pause::Args),
+    /// Teams' WireGuard access: write a team's configs, list who is connected.
+    Vpn(vpn::Args),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +87,7 @@ fn main() -> ExitCode {
         Command::Report(args) => reports::report(args),
         Command::Pause(args) => pause::run(args, true),
         Command::Resume(args) => pause::run(args, false),
+        Command::Vpn(args) => vpn::run(args),
     };
     match result {
         Ok(code) => code,

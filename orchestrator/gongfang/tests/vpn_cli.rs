@@ -1,0 +1,380 @@
+//! `gongfang vpn config` and `gongfang vpn status` end to end: the built binary on a temp
+//! SQLite file and a scenario with `[vpn]`. With root, `wg-quick` and `wireguard-go`, a team's
+//! machine (a network namespace) also brings its tunnel up on the unmodified file the command
+//! wrote, and `status` shows its handshake with the drill's gateway.
+
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gongfang_core::Secret;
+use gongfang_store::Store;
+use gongfang_vpn::{Gateway, GatewayConfig, GatewayPeer, PrivateKey};
+
+fn gongfang(url: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gongfang"))
+        .args(args)
+        .env("GONGFANG_DATABASE_URL", url)
+        .env("USER", "alice")
+        .env("GONGFANG_LOG", "warn")
+        .output()
+        .expect("run gongfang")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(url: &str, args: &[&str]) -> (String, String) {
+    let out = gongfang(url, args);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "gongfang {args:?} failed\nstdout: {stdout}\nstderr: {stderr}");
+    (stdout, stderr)
+}
+
+fn fails(url: &str, args: &[&str]) -> String {
+    let out = gongfang(url, args);
+    assert!(!out.status.success(), "gongfang {args:?} succeeded: {}", text(&out.stdout));
+    text(&out.stderr)
+}
+
+/// A drill of two symmetric teams and an attacker, with WireGuard access for two peers each.
+struct Drill {
+    dir: tempfile::TempDir,
+    url: String,
+    scenario: PathBuf,
+    slug: String,
+}
+
+impl Drill {
+    fn new(listen: &str, vpn: bool) -> Drill {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("drill.db").display());
+        std::fs::write(dir.path().join("notes.wasm"), b"").unwrap();
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+        // Unique per run: the gateway's interface is named after the drill.
+        let slug = format!("vc{:x}", (nanos ^ std::process::id()) & 0xff_ffff);
+        let vpn = if vpn {
+            format!("[vpn]\nlisten = \"{listen}\"\nrange = \"10.80.0.0/16\"\npeers_per_team = 2\n")
+        } else {
+            String::new()
+        };
+        let scenario = dir.path().join("scenario.toml");
+        std::fs::write(
+            &scenario,
+            format!(
+                "[drill]\nslug = \"{slug}\"\nname = \"VPN\"\nduration = \"1h\"\ndemo = true\nsecret = \"0123456789abcdef\"\n\n\
+                 [[team]]\nid = 1\nslug = \"alpha\"\nname = \"Alpha\"\nnetwork = \"10.60.1.0/24\"\n\n\
+                 [[team]]\nid = 2\nslug = \"bravo\"\nname = \"Bravo\"\nnetwork = \"10.60.2.0/24\"\n\n\
+                 [[team]]\nid = 3\nslug = \"charlie\"\nname = \"Charlie\"\nrole = \"attacker\"\nnetwork = \"10.60.3.0/24\"\n\n\
+                 [[service]]\nslug = \"notes\"\nname = \"Notes\"\nimage = \"notes:latest\"\nports = [8080]\nchecker = \"notes.wasm\"\n\n\
+                 {vpn}"
+            ),
+        )
+        .unwrap();
+        Drill { dir, url, scenario, slug }
+    }
+
+    fn scenario(&self) -> &str {
+        self.scenario.to_str().unwrap()
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("configs").join("alpha")
+    }
+
+    fn config(&self, extra: &[&str]) -> Output {
+        let out = self.out();
+        let mut args = vec!["vpn", "config", "alpha", "--out", out.to_str().unwrap(), "--scenario", self.scenario()];
+        args.extend(extra);
+        gongfang(&self.url, &args)
+    }
+
+    fn store(&self) -> Store {
+        block_on(Store::connect(&self.url)).unwrap()
+    }
+}
+
+/// `KEY = value` lines of a wg-quick file.
+fn value<'a>(config: &'a str, key: &str) -> &'a str {
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix(key)?.trim_start().strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key} in\n{config}"))
+        .trim()
+}
+
+fn private_key(config: &str) -> PrivateKey {
+    PrivateKey::from_base64(&Secret::new(value(config, "PrivateKey").to_owned())).unwrap()
+}
+
+/// One runtime for every database call of the tests: a pool belongs to the runtime it was made on.
+static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> =
+    std::sync::LazyLock::new(|| tokio::runtime::Runtime::new().expect("a Tokio runtime"));
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    RUNTIME.block_on(future)
+}
+
+#[test]
+fn config_writes_private_files_refuses_a_second_issue_and_rotates() {
+    let drill = Drill::new("203.0.113.7:51999", true);
+    let out = drill.config(&[]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("2 WireGuard configs for team alpha issued"), "{stdout}");
+    assert!(stderr.contains("cannot be shown again"), "{stderr}");
+
+    let dir = drill.out();
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700, "the folder is its owner's");
+    let files: Vec<PathBuf> = (1..=2).map(|n| dir.join(format!("alpha-{n}.conf"))).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["alpha-1.conf", "alpha-2.conf"], "one file per peer and nothing else");
+    let first: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+
+    let store = drill.store();
+    let gateway = PrivateKey::from_bytes(*block_on(store.vpn_gateway_key()).unwrap().expose()).public_key();
+    let stored = block_on(store.vpn_peers_of(gongfang_core::TeamId(1))).unwrap();
+    assert_eq!(stored.len(), 2);
+    for (n, (file, config)) in files.iter().zip(&first).enumerate() {
+        assert_eq!(std::fs::metadata(file).unwrap().permissions().mode() & 0o777, 0o600, "{}", file.display());
+        // The tunnel carries the defending teams' networks and the gateway, nothing else: not
+        // the attacker's network, not a default route; no DNS.
+        assert_eq!(value(config, "AllowedIPs"), "10.60.1.0/24, 10.60.2.0/24, 10.80.0.1/32", "{config}");
+        assert!(!config.contains("DNS") && !config.contains("0.0.0.0/0"), "{config}");
+        assert_eq!(value(config, "Endpoint"), "203.0.113.7:51999");
+        assert_eq!(value(config, "PublicKey"), gateway.to_base64(), "the gateway's key from the database");
+        // The first block of two (10.80.0.0/31) holds the gateway: alpha's is the next.
+        let address = Ipv4Addr::new(10, 80, 0, 2 + u8::try_from(n).unwrap());
+        assert_eq!(value(config, "Address"), format!("{address}/32"));
+        assert_eq!(stored[n].address, address);
+        assert_eq!(
+            stored[n].public_key,
+            private_key(config).public_key().to_base64(),
+            "the file's key is the stored one"
+        );
+        let secret = value(config, "PrivateKey");
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "a private key was printed");
+    }
+
+    // A second issue is refused and changes nothing.
+    let refused = drill.config(&[]);
+    assert!(!refused.status.success());
+    let stderr = text(&refused.stderr);
+    assert!(stderr.contains("team alpha already has 2 WireGuard configs") && stderr.contains("--rotate"), "{stderr}");
+    let unchanged: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    assert_eq!(unchanged, first, "a refused issue rewrote the configs");
+
+    // Rotation: new key pairs, the old public keys gone from the store.
+    let (stdout, _) = {
+        let out = drill.config(&["--rotate"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        (text(&out.stdout), text(&out.stderr))
+    };
+    assert!(stdout.contains("rotated"), "{stdout}");
+    let rotated: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    let now = block_on(store.vpn_peers_of(gongfang_core::TeamId(1))).unwrap();
+    for n in 0..2 {
+        assert_ne!(value(&rotated[n], "PrivateKey"), value(&first[n], "PrivateKey"), "peer {} kept its key", n + 1);
+        assert_eq!(now[n].public_key, private_key(&rotated[n]).public_key().to_base64());
+        assert_ne!(now[n].public_key, stored[n].public_key);
+        assert_eq!(now[n].address, stored[n].address, "rotation keeps the address");
+        assert!(now[n].rotated_at.is_some());
+        assert_eq!(std::fs::metadata(&files[n]).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    // Audited, without keys.
+    let audit = block_on(store.list_audit(None, 100)).unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert!(actions.contains(&"vpn.config.issue") && actions.contains(&"vpn.config.rotate"), "{actions:?}");
+    let logged = format!("{:?}", audit.iter().map(|e| e.detail.to_string()).collect::<Vec<_>>());
+    for config in first.iter().chain(&rotated) {
+        assert!(!logged.contains(value(config, "PrivateKey")), "a private key reached the audit log");
+        assert!(!logged.contains(&private_key(config).public_key().to_base64()), "a key reached the audit log");
+    }
+    assert!(audit.iter().all(|e| e.actor == "alice"));
+
+    // Status lists every team's peers.
+    let (stdout, _) = ok(&drill.url, &["vpn", "status", "--scenario", drill.scenario()]);
+    let alpha: Vec<&str> = stdout.lines().filter(|l| l.starts_with("alpha ")).collect();
+    assert_eq!(alpha.len(), 2, "{stdout}");
+    assert!(alpha[0].contains("10.80.0.2") && alpha[0].contains(&now[0].public_key), "{stdout}");
+    assert!(alpha[1].contains("10.80.0.3") && alpha[1].contains(&now[1].public_key), "{stdout}");
+    assert!(stdout.lines().any(|l| l.starts_with("bravo ") && l.contains("no configs issued")), "{stdout}");
+
+    // Mistakes are refused with what to do.
+    let stderr = fails(&drill.url, &["vpn", "config", "zulu", "--out", "x", "--scenario", drill.scenario()]);
+    assert!(stderr.contains("no team `zulu` in the scenario; its teams are: alpha, bravo, charlie"), "{stderr}");
+    let plain = Drill::new("", false);
+    let stderr = fails(&plain.url, &["vpn", "status", "--scenario", plain.scenario()]);
+    assert!(stderr.contains("has no [vpn] table"), "{stderr}");
+    block_on(store.close()).unwrap();
+}
+
+#[test]
+fn configs_are_not_written_into_a_folder_others_can_read() {
+    let drill = Drill::new("203.0.113.7", true);
+    let out = drill.out();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = drill.config(&[]);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("can be read by other users"), "{}", text(&refused.stderr));
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "nothing written");
+    let store = drill.store();
+    assert!(block_on(store.vpn_peers()).unwrap().is_empty(), "nothing stored");
+}
+
+/// Why the handshake test cannot run here, if it cannot.
+fn missing_prerequisite() -> Option<String> {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false);
+    if !root {
+        return Some("not root: network namespaces and interfaces need root".to_owned());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["wireguard-go", "wg", "wg-quick", "ip", "bash", "timeout"]
+        .into_iter()
+        .find(|program| !std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+        .map(|program| format!("{program} not found"))
+}
+
+fn run(program: &str, args: &[&str]) -> Output {
+    Command::new(program).args(args).output().unwrap_or_else(|e| panic!("running {program}: {e}"))
+}
+
+/// A team's machine: a namespace joined to the host by a veth pair. Removed on drop.
+struct TeamMachine {
+    namespace: String,
+    host_veth: String,
+    config: Option<PathBuf>,
+}
+
+impl TeamMachine {
+    fn new(suffix: &str, host: Ipv4Addr) -> TeamMachine {
+        let machine =
+            TeamMachine { namespace: format!("gfvpncli-{suffix}"), host_veth: format!("gfch{suffix}"), config: None };
+        let team_veth = format!("gfcn{suffix}");
+        let ns = machine.namespace.as_str();
+        let team = Ipv4Addr::from(u32::from(host) + 1);
+        for args in [
+            vec!["netns", "add", ns],
+            vec!["link", "add", &machine.host_veth, "type", "veth", "peer", "name", &team_veth],
+            vec!["link", "set", &team_veth, "netns", ns],
+            vec!["address", "add", &format!("{host}/30"), "dev", &machine.host_veth],
+            vec!["link", "set", &machine.host_veth, "up"],
+            vec!["-n", ns, "address", "add", &format!("{team}/30"), "dev", &team_veth],
+            vec!["-n", ns, "link", "set", &team_veth, "up"],
+            vec!["-n", ns, "link", "set", "lo", "up"],
+        ] {
+            let out = run("ip", &args);
+            assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+        }
+        machine
+    }
+
+    fn in_namespace(&self, args: &[&str]) -> Output {
+        let mut all = vec!["netns", "exec", &self.namespace];
+        all.extend(args);
+        run("ip", &all)
+    }
+
+    /// `wg-quick up FILE` as a team without kernel WireGuard runs it, on the file as written.
+    fn up(&mut self, file: &Path) {
+        let out = self.in_namespace(&[
+            "env",
+            "WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go",
+            "wg-quick",
+            "up",
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "wg-quick up: {}", text(&out.stderr));
+        self.config = Some(file.to_owned());
+    }
+}
+
+impl Drop for TeamMachine {
+    fn drop(&mut self) {
+        if let Some(config) = &self.config {
+            let _ = self.in_namespace(&["wg-quick", "down", config.to_str().unwrap()]);
+        }
+        let _ = run("ip", &["netns", "delete", &self.namespace]);
+        let _ = run("ip", &["link", "delete", &self.host_veth]);
+    }
+}
+
+#[test]
+fn status_shows_a_handshake_made_with_the_written_config() {
+    if let Some(reason) = missing_prerequisite() {
+        if std::env::var("GONGFANG_REQUIRE_VPN").is_ok_and(|v| v == "1") {
+            panic!("GONGFANG_REQUIRE_VPN=1 but {reason}");
+        }
+        eprintln!("skipped: {reason} (set GONGFANG_REQUIRE_VPN=1 to make this a failure)");
+        return;
+    }
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let suffix = format!("{:04x}", (nanos ^ std::process::id()) & 0xffff);
+    let host =
+        Ipv4Addr::new(172, 30, u8::try_from((nanos >> 8) & 0xff).unwrap(), u8::try_from(nanos & 0xfc).unwrap() | 1);
+    let port = 40_000 + u16::try_from(nanos % 20_000).unwrap();
+    let mut machine = TeamMachine::new(&suffix, host);
+    let drill = Drill::new(&format!("{host}:{port}"), true);
+    let out = drill.config(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // The drill's gateway, as `gongfang up` runs it: the database's key, every issued peer.
+    let store = drill.store();
+    let key = PrivateKey::from_bytes(*block_on(store.vpn_gateway_key()).unwrap().expose());
+    let gateway = Gateway::start(GatewayConfig {
+        interface: gongfang_vpn::interface_name(&drill.slug),
+        namespace: None,
+        private_key: key,
+        listen_port: port,
+        address: "10.80.0.1/16".parse().unwrap(),
+        backend: gongfang_vpn::BackendChoice::Auto,
+        programs: gongfang_vpn::Programs::default(),
+    })
+    .expect("the drill's gateway starts");
+    for peer in block_on(store.vpn_peers()).unwrap() {
+        gateway
+            .add_peer(&GatewayPeer {
+                public_key: peer.public_key.parse().unwrap(),
+                preshared_key: None,
+                addresses: vec![peer.address],
+            })
+            .unwrap();
+    }
+    let (stdout, _) = ok(&drill.url, &["vpn", "status", "--scenario", drill.scenario()]);
+    let alpha: Vec<&str> = stdout.lines().filter(|l| l.starts_with("alpha ")).collect();
+    assert!(alpha.len() == 2 && alpha.iter().all(|l| l.ends_with("never")), "no one connected yet:\n{stdout}");
+
+    // Peer 1's machine brings its tunnel up on the file as written and reaches a listener on
+    // the gateway's tunnel address (where the platform's ports are).
+    let listener = std::net::TcpListener::bind("10.80.0.1:0").expect("a listener on the gateway's address");
+    let target = format!("/dev/tcp/10.80.0.1/{}", listener.local_addr().unwrap().port());
+    machine.up(&drill.out().join("alpha-1.conf"));
+    let reached = (0..10).any(|_| {
+        let connect = machine.in_namespace(&["timeout", "2", "bash", "-c", &format!("exec 3<>{target}")]);
+        connect.status.success() || {
+            std::thread::sleep(Duration::from_millis(300));
+            false
+        }
+    });
+    assert!(reached, "the team's machine did not reach the gateway through its tunnel");
+    let (accepted, from) = listener.accept().expect("the team's connection");
+    drop(accepted);
+    assert_eq!(from.ip(), Ipv4Addr::new(10, 80, 0, 2), "the connection came from peer 1's tunnel address");
+    let (stdout, _) = ok(&drill.url, &["vpn", "status", "--scenario", drill.scenario()]);
+    let alpha: Vec<&str> = stdout.lines().filter(|l| l.starts_with("alpha ")).collect();
+    assert!(alpha[0].contains(" s ago)"), "peer 1 shows its handshake:\n{stdout}");
+    assert!(alpha[1].ends_with("never"), "peer 2 never connected:\n{stdout}");
+    drop(machine);
+    gateway.stop().unwrap();
+    block_on(store.close()).unwrap();
+}
