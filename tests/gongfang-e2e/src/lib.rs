@@ -2,6 +2,7 @@
 //! and send commands to; a real drill under hostile load ([`hostile`]).
 
 pub mod hostile;
+pub mod loud;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -10,28 +10,35 @@
 //! - 2,000 idle TCP connections, 500 slowloris HTTP requests, 500 websocket clients that
 //!   never read, held together;
 //! - a checker that knocks on forbidden addresses and opens sockets in a loop, in every action;
-//! - a team filing reports with the scenario's maximum evidence as fast as it can.
+//! - a team filing reports with the scenario's maximum evidence as fast as it can;
+//! - a defending team's service writing 1 GiB to stdout as fast as it can, in a real container
+//!   under small `[logs]` limits, while a judge reads a report on it with its logs: every
+//!   reading is answered with at most the bounded number of lines, and the container's log on
+//!   disk stays within the limits.
 //!
-//! A service writing 1 GiB to stdout needs containers; it is tested with the Docker runtime
-//! (`orchestrator/gongfang-docker/tests`), not here. Services are absent in this suite: the
-//! checkers here never reach one (the trivial checker answers `ok` without the network).
+//! Only the last needs the Docker engine: without one it is skipped with a notice, unless
+//! `GONGFANG_REQUIRE_DOCKER=1`; its container, network and image carry the drill's labels and
+//! are removed at its end, also when it fails. Otherwise services are absent in this suite:
+//! the checkers here never reach one (the trivial checker answers `ok` without the network).
 //!
 //! Needs the `gongfang` binary (`cargo build -p gongfang`; `GONGFANG_BIN` names another).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use chrono::{SecondsFormat, Utc};
-use gongfang_core::scenario::Identify;
+use gongfang_core::scenario::{AssumeEverythingExists, Identify, ImageSource, Ipv4Net, LogRules, parse};
 use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
+use gongfang_docker::{MAX_LINE_BYTES, Orchestrator, Runtime, ServiceExtras, Settings};
 use gongfang_e2e::hostile::{
     DrillProcess, DrillSpec, Legit, LegitSpec, Refused, Tally, attacker, connect_from, gongfang_binary, http_exchange,
     http_refusal, put_flags_request, raise_open_file_limit, tcp_wrong_token, wrong_token,
 };
 use gongfang_e2e::hostile::{Health, HealthWatch};
+use gongfang_e2e::loud;
 use gongfang_test_programs::components;
 use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -55,10 +62,23 @@ const FLOOD: ServiceId = ServiceId(QUIET_SERVICES + 1);
 const MAX_EVIDENCE: usize = 4 * 1024 * 1024;
 const JUDGE: &str = "judge";
 const JUDGE_PASSWORD: &str = "correct horse battery staple";
+/// The loud service's container log limits (`[logs]`): files of 1 MiB, two kept.
+const LOG_MAX_SIZE: u64 = 1 << 20;
+const LOG_MAX_FILES: u32 = 2;
 
-/// A drill of 3-second ticks with token identification and reports; `flood` adds a service
-/// whose checker is the socket-storm fixture.
-fn scenario(slug: &str, flood: bool) -> String {
+/// What a drill has beyond its quiet services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Setup {
+    /// Nothing more.
+    Quiet,
+    /// A service whose checker is the socket-storm fixture.
+    StormingChecker,
+    /// Small container log limits (`[logs]`): a loud service's container is made outside.
+    SmallLogs,
+}
+
+/// A drill of 3-second ticks with token identification and reports, as `setup` says.
+fn scenario(slug: &str, setup: Setup) -> String {
     let mut drill = ScenarioBuilder::new(slug)
         .duration("1h")
         .tick("3s")
@@ -77,10 +97,14 @@ fn scenario(slug: &str, flood: bool) -> String {
         drill =
             drill.service(service(&format!("kv{s}")).image("kv:latest").ports(&[7000]).checker(components::TRIVIAL));
     }
-    if flood {
+    if setup == Setup::StormingChecker {
         drill = drill.service(service("flood").image("kv:latest").ports(&[7000]).checker(components::SOCKET_STORM));
     }
-    drill.toml()
+    let mut toml = drill.toml();
+    if setup == Setup::SmallLogs {
+        toml.push_str(&format!("[logs]\nmax_size = \"{}MiB\"\nmax_files = {LOG_MAX_FILES}\n", LOG_MAX_SIZE >> 20));
+    }
+    toml
 }
 
 fn checker_cache() -> PathBuf {
@@ -89,7 +113,7 @@ fn checker_cache() -> PathBuf {
 
 /// Runs `attack` against a fresh drill while the legitimate team submits, then checks the
 /// legitimate team's answers and the server's health.
-async fn under_attack<F, Fut>(slug: &str, flood: bool, attack: F) -> anyhow::Result<()>
+async fn under_attack<F, Fut>(slug: &str, setup: Setup, attack: F) -> anyhow::Result<()>
 where
     F: FnOnce(Arc<DrillProcess>) -> Fut,
     Fut: Future<Output = anyhow::Result<String>>,
@@ -99,7 +123,7 @@ where
     let started = Instant::now();
     let dir = tempfile::tempdir()?;
     let spec = DrillSpec {
-        scenario: scenario(slug, flood),
+        scenario: scenario(slug, setup),
         flag_prefix: PREFIX.to_owned(),
         secret: SECRET.to_owned(),
         checker_cache: checker_cache(),
@@ -107,7 +131,7 @@ where
     let drill = Arc::new(DrillProcess::start(&gongfang_binary()?, dir.path(), &spec).await?);
     let health = HealthWatch::start(drill.pid);
     let mut services: Vec<(ServiceId, u8)> = (1..=QUIET_SERVICES).map(|s| (ServiceId(s), 1)).collect();
-    if flood {
+    if setup == Setup::StormingChecker {
         services.push((FLOOD, 1));
     }
     let legit = Legit::start(LegitSpec {
@@ -181,7 +205,7 @@ async fn http_wrong_token(web: SocketAddr, from: std::net::Ipv4Addr, token: &str
 /// HTTP, 800 over TCP, 400 judge logins (half for the real judge's name).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_tokens_over_http_tcp_and_judge_login() -> anyhow::Result<()> {
-    under_attack("hostile-tokens", false, |drill| async move {
+    under_attack("hostile-tokens", Setup::Quiet, |drill| async move {
         drill.add_judge(JUDGE, JUDGE_PASSWORD)?;
         let started = Instant::now();
         let mut attempts: JoinSet<(&str, Refused)> = JoinSet::new();
@@ -249,7 +273,7 @@ async fn hold(to: SocketAddr, count: usize, first_source: usize, sources: usize,
 /// read, all held for 15 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_slowloris_and_websockets_that_never_read() -> anyhow::Result<()> {
-    under_attack("hostile-idle", false, |drill| async move {
+    under_attack("hostile-idle", Setup::Quiet, |drill| async move {
         let started = Instant::now();
         let idle = hold(drill.submit, 2000, 0, 40, Vec::new()).await;
         let half_header = format!("PUT /flags HTTP/1.1\r\nHost: {}\r\nX-Team-To", drill.web).into_bytes();
@@ -281,7 +305,7 @@ async fn idle_connections_slowloris_and_websockets_that_never_read() -> anyhow::
 /// the checker's fault, logged once; the other services' checker is untouched.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checker_that_floods_sockets_and_forbidden_addresses() -> anyhow::Result<()> {
-    under_attack("hostile-checker", true, |drill| async move {
+    under_attack("hostile-checker", Setup::StormingChecker, |drill| async move {
         let lines_before = drill.log_lines();
         let store = drill.store().await?;
         let first = store.latest_tick().await?.map_or(0, |t| t.tick.0) + 1;
@@ -366,7 +390,7 @@ fn report_request(web: SocketAddr, token: &str, from: &str, to: &str) -> Vec<u8>
 /// uploads at a time, for 15 s or 300 attempts. Every report the server says it filed is stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn team_filing_reports_with_maximum_evidence() -> anyhow::Result<()> {
-    under_attack("hostile-reports", false, |drill| async move {
+    under_attack("hostile-reports", Setup::Quiet, |drill| async move {
         let store = drill.store().await?;
         let drill_start = store.drill_state().await?.started_at.context("the drill has started")?;
         let from = (drill_start + chrono::Duration::seconds(1)).to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -416,6 +440,188 @@ async fn team_filing_reports_with_maximum_evidence() -> anyhow::Result<()> {
             tally.values().sum::<u64>() as f64 * 4.0,
             tally_line(&tally),
             stored.len()
+        ))
+    })
+    .await
+}
+
+/// A JSON exchange with the server from `from`: `method path` with `headers` and `body`.
+async fn http_json(
+    web: SocketAddr,
+    from: std::net::Ipv4Addr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    let body = body.to_string();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n{headers}Content-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let exchange = async {
+        let stream = connect_from(from, web).await?;
+        http_exchange(&mut BufReader::new(stream), request.as_bytes()).await
+    };
+    let (status, answer) =
+        tokio::time::timeout(Duration::from_secs(30), exchange).await.context("no answer within 30 s")??;
+    let value = if answer.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&answer)? };
+    Ok((status, value))
+}
+
+/// The most container log lines a judge is shown beside one report (the reports' default).
+const MAX_LOG_LINES: usize = 200;
+/// The defending team and service whose container floods its stdout.
+const LOUD_TEAM: &str = "victim2";
+const LOUD_SERVICE: &str = "kv1";
+/// Where the judge reads from.
+const JUDGE_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 4);
+
+/// What one judge's reading of the report showed.
+#[derive(Debug)]
+struct JudgeRead {
+    took: Duration,
+    lines: usize,
+    longest: usize,
+    notice: bool,
+}
+
+/// `GET /api/judge/reports/{id}` as a judge, and what its logs held.
+async fn judge_read(web: SocketAddr, session: &str, id: i64) -> anyhow::Result<JudgeRead> {
+    let started = Instant::now();
+    let auth = format!("Authorization: Bearer {session}\r\n");
+    let path = format!("/api/judge/reports/{id}");
+    let (status, judged) = http_json(web, JUDGE_ADDRESS, "GET", &path, &auth, &serde_json::Value::Null).await?;
+    let took = started.elapsed();
+    ensure!(status == 200, "the judge's reading answered {status}: {judged}");
+    let context = &judged["context"];
+    ensure!(context["logs_error"].is_null(), "the judge was shown no logs: {}", context["logs_error"]);
+    let logs = context["logs"].as_array().context("the context has logs")?;
+    let longest = logs.iter().map(|l| l["line"].as_str().map_or(0, str::len)).max().unwrap_or(0);
+    Ok(JudgeRead { took, lines: logs.len(), longest, notice: context["logs_notice"].is_string() })
+}
+
+/// One defending team's service writes 1 GiB to its stdout as fast as it can, in a real
+/// container the running drill's judges read the logs of (made with the drill's labels, under
+/// `[logs]` limits of two 1 MiB files), for at most 60 s. Meanwhile a judge reads a report on
+/// that service, with its logs, every second: every reading is answered and shows at most the
+/// bounded number of lines; afterwards the container's log on disk is within the limits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_writing_a_gibibyte_to_stdout() -> anyhow::Result<()> {
+    let Some(engine) = loud::docker_engine().await? else { return Ok(()) };
+    // A slug of this run's own: the containers are found (and removed) by it.
+    let slug = format!("hostile-loud-{}", std::process::id());
+    let _teardown = loud::Teardown::new(&slug);
+    let build = tempfile::tempdir()?;
+    let context = build.path().to_owned();
+    tokio::task::spawn_blocking(move || loud::program_context(&context)).await??;
+
+    // The container of one team's service, as `gongfang up` makes it for the drill, on a
+    // network no other test uses.
+    let mut containers = parse(&scenario(&slug, Setup::SmallLogs), Path::new("scenario.toml"), &AssumeEverythingExists)
+        .map_err(|problems| anyhow::anyhow!("the scenario is invalid: {problems}"))?;
+    ensure!(containers.logs == LogRules { max_size_bytes: LOG_MAX_SIZE, max_files: LOG_MAX_FILES });
+    containers.teams.retain(|t| t.slug == LOUD_TEAM);
+    containers.services.retain(|s| s.slug == LOUD_SERVICE);
+    ensure!(containers.teams.len() == 1 && containers.services.len() == 1);
+    containers.teams[0].network = Ipv4Net { addr: std::net::Ipv4Addr::new(10, 69, 2, 0), prefix: 24 };
+    containers.services[0].source = ImageSource::Build(build.path().to_owned());
+    // The writer's own speed is not what is tested: let it have a whole core.
+    containers.services[0].limits.cpus = 1.0;
+    let settings = Settings {
+        firewall: false,
+        private_pool: Ipv4Net { addr: std::net::Ipv4Addr::new(10, 245, 0, 0), prefix: 16 },
+        services: [(
+            LOUD_SERVICE.to_owned(),
+            ServiceExtras { env: vec![format!("GF_BYTES={}", 1u64 << 30)], ..ServiceExtras::default() },
+        )]
+        .into(),
+        ..Settings::default()
+    };
+    let orch = Orchestrator::new(engine.clone(), settings);
+    let container = orch.plan(&containers)?.instance(LOUD_TEAM, LOUD_SERVICE).context("the plan")?.name.clone();
+
+    under_attack(&slug, Setup::SmallLogs, |drill| async move {
+        drill.add_judge(JUDGE, JUDGE_PASSWORD)?;
+        let login = serde_json::json!({ "name": JUDGE, "password": JUDGE_PASSWORD });
+        let (status, session) = http_json(drill.web, JUDGE_ADDRESS, "POST", "/api/judge/login", "", &login).await?;
+        ensure!(status == 200, "the judge's login answered {status}: {session}");
+        let session = session["token"].as_str().context("a session token")?.to_owned();
+
+        let from = Utc::now() - chrono::Duration::seconds(1);
+        let up = Instant::now();
+        orch.up(&containers).await?;
+        let (log_path, max_size, max_files) = loud::log_config(&engine, &container).await?;
+        ensure!(
+            (max_size.as_str(), max_files.as_str()) == (Some("1048576"), Some("2")),
+            "the container's log limits: max-size {max_size}, max-file {max_files}"
+        );
+        // An attack report on the loud service whose window covers the whole flood (a window
+        // may end up to a minute ahead, for fast clocks).
+        let report = serde_json::json!({
+            "kind": "attack",
+            "target_team": LOUD_TEAM,
+            "service": LOUD_SERVICE,
+            "from": from.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "to": (Utc::now() + chrono::Duration::seconds(55)).to_rfc3339_opts(SecondsFormat::Secs, true),
+            "technique": "made the service write until its disk was full",
+            "description": "Its logs show it.",
+        });
+        let auth = format!("X-Team-Token: {}\r\n", drill.token("reporter")?);
+        let (status, filed) = http_json(drill.web, attacker(230), "POST", "/api/reports", &auth, &report).await?;
+        ensure!(status == 201, "filing the report answered {status}: {filed}");
+        let id = filed["id"].as_i64().context("the report's id")?;
+
+        // Until the gibibyte is written, or 60 s; a judge reads the report every second.
+        let mut reads = Vec::new();
+        let mut next_read = Instant::now();
+        let (written, done) = loop {
+            let progress = loud::flood_progress(&log_path).unwrap_or((0, false));
+            if progress.1 || up.elapsed() >= Duration::from_secs(60) {
+                break progress;
+            }
+            if Instant::now() >= next_read {
+                reads.push(judge_read(drill.web, &session, id).await?);
+                next_read += Duration::from_secs(1);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        let flooded = up.elapsed();
+        engine.stop(&container).await?;
+        // One more reading with the flood over.
+        reads.push(judge_read(drill.web, &session, id).await?);
+
+        let files = loud::log_files(&log_path)?;
+        let kept: u64 = files.iter().map(|(_, n)| n).sum();
+        // The engine checks a file's size after writing a message: a file may pass `max-size`
+        // by one message (a 16 KiB part and its JSON around it).
+        let bound = (LOG_MAX_SIZE + (64 << 10)) * u64::from(LOG_MAX_FILES);
+        ensure!(
+            written >= 64 << 20,
+            "the service wrote only {} MiB in {flooded:?}: too slow to show anything",
+            written >> 20
+        );
+        ensure!(files.len() <= LOG_MAX_FILES as usize, "more log files than max-file: {files:?}");
+        ensure!(kept <= bound, "the container keeps {kept} bytes of log, over {bound}: {files:?}");
+        ensure!(
+            reads.iter().all(|r| r.lines <= MAX_LOG_LINES),
+            "a judge was shown over {MAX_LOG_LINES} lines: {reads:?}"
+        );
+        ensure!(reads.len() >= 3, "the judge read the report only {} times: {reads:?}", reads.len());
+        ensure!(reads.iter().any(|r| r.lines > 0), "the judge never saw the service's logs: {reads:?}");
+        ensure!(reads.iter().all(|r| r.longest <= MAX_LINE_BYTES), "a line over the bound: {reads:?}");
+        let slowest = reads.iter().map(|r| r.took).max().unwrap_or_default();
+        Ok(format!(
+            "the service wrote {} MiB in {:.1} s ({}); {} judge readings, the slowest {:.0} ms, at most {} lines, \
+             {} with the rotation notice; {kept} bytes of log kept on disk in {files:?}",
+            written >> 20,
+            flooded.as_secs_f64(),
+            if done { "all of it" } else { "stopped at 60 s" },
+            reads.len(),
+            slowest.as_secs_f64() * 1e3,
+            reads.iter().map(|r| r.lines).max().unwrap_or(0),
+            reads.iter().filter(|r| r.notice).count(),
         ))
     })
     .await
