@@ -411,33 +411,61 @@ pub fn read_interface(
     namespace: Option<&str>,
     programs: &Programs,
 ) -> Result<Option<Vec<PeerStatus>>, Error> {
+    if !foreign_interface_exists(interface, namespace, programs)? {
+        return Ok(None);
+    }
+    find_program(&programs.wg, "wireguard-tools")?;
+    let command = in_namespace(namespace, programs, &programs.wg);
+    // The dump's first line holds the interface's private key: keep it out of every log.
+    let dump = Secret::new(run(command, &programs.wg, &["show", interface, "dump"], None)?);
+    parse_dump(dump.expose()).map(Some).map_err(|why| Error::Status { interface: interface.to_owned(), why })
+}
+
+/// Removes a WireGuard interface left behind, e.g. by a drill whose platform was killed:
+/// deleting the link ends a `wireguard-go` serving it; its control socket goes too. `false`
+/// when there was no such interface.
+pub fn remove_interface(interface: &str, namespace: Option<&str>, programs: &Programs) -> Result<bool, Error> {
+    if !foreign_interface_exists(interface, namespace, programs)? {
+        return Ok(false);
+    }
+    run(in_namespace(namespace, programs, &programs.ip), &programs.ip, &["link", "del", "dev", interface], None)?;
+    // wireguard-go leaves once its device is gone and removes its socket; a socket it could
+    // not remove (it was killed) is removed here.
+    let socket = Path::new(SOCKET_DIR).join(format!("{interface}.sock"));
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while socket.exists() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&socket);
+    tracing::info!(interface, "leftover WireGuard interface removed");
+    Ok(true)
+}
+
+fn foreign_interface_exists(interface: &str, namespace: Option<&str>, programs: &Programs) -> Result<bool, Error> {
     check_name("interface", interface, 15)?;
     if let Some(namespace) = namespace {
         check_name("network namespace", namespace, 255)?;
     }
     find_program(&programs.ip, "iproute2")?;
-    let command = |program: &Path| match namespace {
+    Ok(in_namespace(namespace, programs, &programs.ip)
+        .args(["link", "show", "dev", interface])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success()))
+}
+
+/// `program` run in `namespace` (with `ip netns exec`), or on the host.
+fn in_namespace(namespace: Option<&str>, programs: &Programs, program: &Path) -> Command {
+    match namespace {
         Some(namespace) => {
             let mut command = Command::new(&programs.ip);
             command.args(["netns", "exec", namespace]).arg(program);
             command
         }
         None => Command::new(program),
-    };
-    let exists = command(&programs.ip)
-        .args(["link", "show", "dev", interface])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !exists {
-        return Ok(None);
     }
-    find_program(&programs.wg, "wireguard-tools")?;
-    // The dump's first line holds the interface's private key: keep it out of every log.
-    let dump = Secret::new(run(command(&programs.wg), &programs.wg, &["show", interface, "dump"], None)?);
-    parse_dump(dump.expose()).map(Some).map_err(|why| Error::Status { interface: interface.to_owned(), why })
 }
 
 /// Runs one command; secrets go through stdin only, so the command line in an error or a
@@ -608,6 +636,7 @@ mod tests {
             return;
         }
         assert_eq!(read_interface("gfnothere0", None, &Programs::default()).unwrap(), None);
+        assert!(!remove_interface("gfnothere0", None, &Programs::default()).unwrap());
         let error = read_interface("bad name", None, &Programs::default()).unwrap_err();
         assert!(matches!(error, Error::Name { .. }), "{error}");
     }

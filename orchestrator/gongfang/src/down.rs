@@ -1,7 +1,7 @@
 //! `gongfang down`: removes every container (or Swarm service), network and volume labelled
-//! with a drill, and the drill's host firewall rules (IPv4 and IPv6). Works from the scenario
-//! file or from the drill's slug alone, so a crashed or half-built drill can always be cleaned
-//! up.
+//! with a drill, the drill's host firewall rules (IPv4 and IPv6), and a WireGuard gateway a
+//! killed platform left behind. Works from the scenario file or from the drill's slug alone,
+//! so a crashed or half-built drill can always be cleaned up.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Some(path)) => scenario_file::load(path)?.drill.slug,
         (None, None) => unreachable!("clap requires one of --scenario and --drill"),
     };
+    // First, so it goes even when the container engine cannot be reached.
+    if crate::vpn::remove_leftover_gateway(&drill)? {
+        println!("drill {drill}: removed the WireGuard gateway left running");
+    }
     let backend = args.backend;
     let rt =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;

@@ -146,6 +146,11 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             .await?;
     }
     let addresses = addresses(&scenario, &plan);
+    // Ctrl-C is caught from here on, so one pressed while the platform starts stops it (and
+    // removes the gateway) instead of killing the process. Then teams' WireGuard access, while
+    // the platform runs.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let gateway = crate::vpn::start_gateway(&scenario, &store).await?;
 
     let web = TcpListener::bind(args.web)
         .await
@@ -162,6 +167,16 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     println!("flag submission:   nc {} {}   (FAUST protocol)", submit_addr.ip(), submit_addr.port());
     println!("                   PUT http://{web_addr}/flags   (header {TEAM_TOKEN_HEADER}, JSON list of flags)");
     println!("attack info:       http://{web_addr}/api/attack-info");
+    if let (Some(gateway), Some(vpn)) = (&gateway, &scenario.vpn) {
+        println!(
+            "WireGuard gateway: {} ({}), UDP {}; inside the tunnel at {}",
+            gateway.interface(),
+            gateway.backend(),
+            vpn.endpoint(),
+            vpn.gateway
+        );
+        println!("                   `gongfang vpn config TEAM --out DIR --scenario FILE` writes a team's configs");
+    }
     println!();
     let mut issued_now = BTreeMap::new();
     for team in &scenario.teams {
@@ -213,10 +228,13 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         checker_cache: Some(cache),
         logs,
     };
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let shutdown = async move {
+        interrupt.recv().await;
     };
     let result = drill::run(cfg, shutdown).await;
+    if let Some(gateway) = gateway {
+        crate::vpn::stop_gateway(gateway).await;
+    }
     drop(summary_file);
     result?;
     store.close().await?;

@@ -5,7 +5,8 @@
 //! are only in those files: shown once, like tokens, never stored, logged or audited. Running
 //! it again is refused unless `--rotate`, which issues new key pairs in place of the old ones.
 //! `status` lists every team's peers and, when the drill's gateway runs on this machine, each
-//! peer's last handshake.
+//! peer's last handshake. `up` and `serve` run the gateway ([`start_gateway`]) while the
+//! platform runs; `down` removes one a killed platform left behind ([`remove_leftover_gateway`]).
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write as _;
@@ -18,7 +19,10 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use gongfang_core::scenario::{Ipv4Net, Scenario, VpnRules};
 use gongfang_store::{NewVpnPeer, Store, StoreError, VpnIssue, VpnPeer};
-use gongfang_vpn::{AddressPlan, KEEPALIVE_SECONDS, PeerConfig, PeerStatus, PrivateKey, Programs, TeamPeers};
+use gongfang_vpn::{
+    AddressPlan, BackendChoice, Gateway, GatewayConfig, GatewayPeer, KEEPALIVE_SECONDS, PeerConfig, PeerStatus,
+    PrivateKey, Programs, TeamPeers,
+};
 use serde_json::json;
 
 use crate::migrate::DatabaseArgs;
@@ -349,4 +353,54 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the drill's WireGuard gateway when the scenario has `[vpn]`, with the database's key
+/// and every issued peer; `None` without `[vpn]`. What `up` and `serve` run; stop it with
+/// [`stop_gateway`] (dropping it removes it too).
+pub async fn start_gateway(scenario: &Scenario, store: &Store) -> anyhow::Result<Option<Gateway>> {
+    let Some(vpn) = &scenario.vpn else { return Ok(None) };
+    let config = GatewayConfig {
+        interface: gongfang_vpn::interface_name(&scenario.drill.slug),
+        namespace: None,
+        private_key: PrivateKey::from_bytes(*store.vpn_gateway_key().await?.expose()),
+        listen_port: vpn.listen_port,
+        address: gongfang_vpn::ipnet::Ipv4Net::new(vpn.gateway, vpn.range.prefix)?,
+        backend: BackendChoice::Auto,
+        programs: Programs::default(),
+    };
+    let peers = store.vpn_peers().await?;
+    let gateway = tokio::task::spawn_blocking(move || -> anyhow::Result<Gateway> {
+        let gateway = Gateway::start(config)?;
+        for peer in &peers {
+            let public_key = peer.public_key.parse().with_context(|| format!("the stored key of {}", peer.address))?;
+            gateway.add_peer(&GatewayPeer { public_key, preshared_key: None, addresses: vec![peer.address] })?;
+        }
+        Ok(gateway)
+    })
+    .await?
+    .context("starting the drill's WireGuard gateway (the scenario's [vpn] table)")?;
+    Ok(Some(gateway))
+}
+
+/// Stops the gateway: its interface is removed and `wireguard-go` ends.
+pub async fn stop_gateway(gateway: Gateway) {
+    let interface = gateway.interface().to_owned();
+    match tokio::task::spawn_blocking(move || gateway.stop()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%interface, "stopping the WireGuard gateway: {error}"),
+        Err(error) => tracing::warn!(%interface, "stopping the WireGuard gateway: {error}"),
+    }
+}
+
+/// Removes the drill's gateway interface if a platform that was killed left it behind; whether
+/// there was one.
+pub fn remove_leftover_gateway(drill_slug: &str) -> anyhow::Result<bool> {
+    let interface = gongfang_vpn::interface_name(drill_slug);
+    match gongfang_vpn::remove_interface(&interface, None, &Programs::default()) {
+        Ok(removed) => Ok(removed),
+        // Without iproute2 this machine runs no gateway.
+        Err(gongfang_vpn::Error::ProgramMissing { .. }) => Ok(false),
+        Err(error) => Err(error).with_context(|| format!("removing the drill's WireGuard gateway {interface}")),
+    }
 }

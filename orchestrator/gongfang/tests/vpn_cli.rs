@@ -1,7 +1,8 @@
 //! `gongfang vpn config` and `gongfang vpn status` end to end: the built binary on a temp
 //! SQLite file and a scenario with `[vpn]`. With root, `wg-quick` and `wireguard-go`, a team's
 //! machine (a network namespace) also brings its tunnel up on the unmodified file the command
-//! wrote, and `status` shows its handshake with the drill's gateway.
+//! wrote, and `status` shows its handshake with the drill's gateway; `serve` runs that gateway
+//! with every issued peer and stops it on Ctrl-C, and `down` removes one a killed platform left.
 
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt as _;
@@ -50,6 +51,10 @@ struct Drill {
 
 impl Drill {
     fn new(listen: &str, vpn: bool) -> Drill {
+        Drill::with_checker(listen, vpn, "notes.wasm")
+    }
+
+    fn with_checker(listen: &str, vpn: bool, checker: &str) -> Drill {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("drill.db").display());
         std::fs::write(dir.path().join("notes.wasm"), b"").unwrap();
@@ -69,7 +74,7 @@ impl Drill {
                  [[team]]\nid = 1\nslug = \"alpha\"\nname = \"Alpha\"\nnetwork = \"10.60.1.0/24\"\n\n\
                  [[team]]\nid = 2\nslug = \"bravo\"\nname = \"Bravo\"\nnetwork = \"10.60.2.0/24\"\n\n\
                  [[team]]\nid = 3\nslug = \"charlie\"\nname = \"Charlie\"\nrole = \"attacker\"\nnetwork = \"10.60.3.0/24\"\n\n\
-                 [[service]]\nslug = \"notes\"\nname = \"Notes\"\nimage = \"notes:latest\"\nports = [8080]\nchecker = \"notes.wasm\"\n\n\
+                 [[service]]\nslug = \"notes\"\nname = \"Notes\"\nimage = \"notes:latest\"\nports = [8080]\nchecker = \"{checker}\"\n\n\
                  {vpn}"
             ),
         )
@@ -376,5 +381,121 @@ fn status_shows_a_handshake_made_with_the_written_config() {
     assert!(alpha[1].ends_with("never"), "peer 2 never connected:\n{stdout}");
     drop(machine);
     gateway.stop().unwrap();
+    block_on(store.close()).unwrap();
+}
+
+fn interface_exists(interface: &str) -> bool {
+    run("ip", &["link", "show", "dev", interface]).status.success()
+}
+
+/// Live processes (not zombies) whose command line names `word`.
+fn processes_mentioning(word: &str) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| String::from_utf8_lossy(arg).contains(word)))
+        })
+        .collect()
+}
+
+#[test]
+fn serve_runs_the_gateway_with_every_issued_peer_and_down_removes_a_leftover() {
+    if let Some(reason) = missing_prerequisite() {
+        if std::env::var("GONGFANG_REQUIRE_VPN").is_ok_and(|v| v == "1") {
+            panic!("GONGFANG_REQUIRE_VPN=1 but {reason}");
+        }
+        eprintln!("skipped: {reason} (set GONGFANG_REQUIRE_VPN=1 to make this a failure)");
+        return;
+    }
+    use std::io::BufRead as _;
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    let port = 40_000 + u16::try_from((nanos / 7) % 20_000).unwrap();
+    let drill = Drill::with_checker(&format!("203.0.113.7:{port}"), true, gongfang_test_programs::components::GOOD);
+    let interface = gongfang_vpn::interface_name(&drill.slug);
+    let out = drill.config(&[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let dir = drill.dir.path();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_gongfang"))
+        .args(["serve", drill.scenario(), "--web", "127.0.0.1:0", "--submit", "127.0.0.1:0"])
+        .arg("--summary")
+        .arg(dir.join("up.json"))
+        .arg("--tokens-file")
+        .arg(dir.join("tokens.json"))
+        .arg("--checker-cache")
+        .arg(dir.join("cache"))
+        .env("GONGFANG_DATABASE_URL", &drill.url)
+        .env("GONGFANG_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("run gongfang serve");
+    let stdout = serve.stdout.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let announced = std::iter::from_fn(|| seen.recv_timeout(Duration::from_secs(120)).ok())
+        .find(|line| line.starts_with("WireGuard gateway:"));
+    let announced = announced.unwrap_or_else(|| {
+        let _ = serve.kill();
+        panic!("serve never said its gateway runs")
+    });
+    assert!(announced.contains(&interface) && announced.contains("inside the tunnel at 10.80.0.1"), "{announced}");
+    assert!(interface_exists(&interface), "no interface {interface} while the drill runs");
+    // Every issued peer is on the gateway: status finds each one there.
+    let (status, _) = ok(&drill.url, &["vpn", "status", "--scenario", drill.scenario()]);
+    let alpha: Vec<&str> = status.lines().filter(|l| l.starts_with("alpha ")).collect();
+    assert!(alpha.len() == 2 && alpha.iter().all(|l| l.ends_with("never")), "{status}");
+
+    // Ctrl-C stops the platform, and the gateway with it.
+    let stopped = run("kill", &["-INT", &serve.id().to_string()]);
+    assert!(stopped.status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while serve.try_wait().unwrap().is_none() {
+        assert!(std::time::Instant::now() < deadline, "serve did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!interface_exists(&interface), "the gateway outlived the platform");
+    assert!(processes_mentioning(&interface).is_empty(), "a wireguard-go of the drill is still running");
+
+    // A platform killed outright leaves its gateway: `down` removes it.
+    let store = drill.store();
+    let key = PrivateKey::from_bytes(*block_on(store.vpn_gateway_key()).unwrap().expose());
+    let leftover = Gateway::start(GatewayConfig {
+        interface: interface.clone(),
+        namespace: None,
+        private_key: key,
+        listen_port: 0,
+        address: "10.80.0.1/16".parse().unwrap(),
+        backend: gongfang_vpn::BackendChoice::Auto,
+        programs: gongfang_vpn::Programs::default(),
+    })
+    .expect("a gateway to leave behind");
+    std::mem::forget(leftover);
+    assert!(interface_exists(&interface));
+    let down = gongfang(&drill.url, &["down", "--drill", &drill.slug]);
+    let said = text(&down.stdout);
+    assert!(said.contains("removed the WireGuard gateway left running"), "{said}\n{}", text(&down.stderr));
+    if Path::new("/var/run/docker.sock").exists() {
+        assert!(down.status.success(), "{}", text(&down.stderr));
+    }
+    assert!(!interface_exists(&interface), "down left the gateway's interface");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !processes_mentioning(&interface).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "down left the gateway's wireguard-go running");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Nothing left: a second `down` has no gateway to remove.
+    let again = gongfang(&drill.url, &["down", "--drill", &drill.slug]);
+    assert!(!text(&again.stdout).contains("WireGuard"), "{}", text(&again.stdout));
     block_on(store.close()).unwrap();
 }
