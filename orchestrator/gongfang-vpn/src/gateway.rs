@@ -421,6 +421,45 @@ pub fn read_interface(
     parse_dump(dump.expose()).map(Some).map_err(|why| Error::Status { interface: interface.to_owned(), why })
 }
 
+/// Changes the peers of a WireGuard interface this process did not start, e.g. a drill's
+/// gateway that `gongfang up` runs, when another command issues or rotates keys: the keys in
+/// `remove` are refused from then on and the peers in `add` work, in one `wg set` (a preshared
+/// key, through stdin, in one more per peer that has one). `false` when the interface does not
+/// exist here.
+pub fn update_interface(
+    interface: &str,
+    namespace: Option<&str>,
+    programs: &Programs,
+    remove: &[PublicKey],
+    add: &[GatewayPeer],
+) -> Result<bool, Error> {
+    if !foreign_interface_exists(interface, namespace, programs)? {
+        return Ok(false);
+    }
+    find_program(&programs.wg, "wireguard-tools")?;
+    let mut args: Vec<String> = vec!["set".to_owned(), interface.to_owned()];
+    for key in remove {
+        args.extend([String::from("peer"), key.to_string(), String::from("remove")]);
+    }
+    for peer in add {
+        let addresses = peer.addresses.iter().map(|a| format!("{a}/32")).collect::<Vec<_>>().join(",");
+        args.extend([String::from("peer"), peer.public_key.to_string(), String::from("allowed-ips"), addresses]);
+        if peer.preshared_key.is_none() {
+            args.extend([String::from("preshared-key"), String::from("/dev/null")]);
+        }
+    }
+    let shown: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(in_namespace(namespace, programs, &programs.wg), &programs.wg, &shown, None)?;
+    for peer in add {
+        if let Some(psk) = &peer.preshared_key {
+            let key = peer.public_key.to_string();
+            let args = ["set", interface, "peer", key.as_str(), "preshared-key", "/dev/stdin"];
+            run(in_namespace(namespace, programs, &programs.wg), &programs.wg, &args, Some(&psk.to_base64()))?;
+        }
+    }
+    Ok(true)
+}
+
 /// Removes a WireGuard interface left behind, e.g. by a drill whose platform was killed:
 /// deleting the link ends a `wireguard-go` serving it; its control socket goes too. `false`
 /// when there was no such interface.
@@ -637,6 +676,7 @@ mod tests {
         }
         assert_eq!(read_interface("gfnothere0", None, &Programs::default()).unwrap(), None);
         assert!(!remove_interface("gfnothere0", None, &Programs::default()).unwrap());
+        assert!(!update_interface("gfnothere0", None, &Programs::default(), &[], &[]).unwrap());
         let error = read_interface("bad name", None, &Programs::default()).unwrap_err();
         assert!(matches!(error, Error::Name { .. }), "{error}");
     }

@@ -66,7 +66,8 @@
 //!
 //! A drill's gateway interface is named by [`interface_name`] from the drill's slug, so another
 //! command finds it; [`read_interface`] reads its peers' status without having started it,
-//! and [`remove_interface`] removes one left behind by a platform that was killed.
+//! [`update_interface`] changes its peers when keys are issued or rotated, and
+//! [`remove_interface`] removes one left behind by a platform that was killed.
 //!
 //! It needs root (or `CAP_NET_ADMIN`) and Debian's `wireguard-tools` and `iproute2`, and
 //! `wireguard-go` where the kernel has no WireGuard; an error says which is missing.
@@ -86,7 +87,7 @@ use ipnet::Ipv4Net;
 pub use config::{KEEPALIVE_SECONDS, PeerConfig};
 pub use gateway::{
     Backend, BackendChoice, Gateway, GatewayConfig, GatewayPeer, PeerStatus, Programs, interface_name, read_interface,
-    remove_interface,
+    remove_interface, update_interface,
 };
 pub use ipnet;
 pub use keys::{PresharedKey, PrivateKey, PublicKey};

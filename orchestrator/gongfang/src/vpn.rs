@@ -3,7 +3,8 @@
 //! `config` makes a key pair per peer, stores the public keys and addresses, and writes one
 //! `wg-quick` file per peer (`DIR/TEAM-N.conf`, readable by its owner only). The private keys
 //! are only in those files: shown once, like tokens, never stored, logged or audited. Running
-//! it again is refused unless `--rotate`, which issues new key pairs in place of the old ones.
+//! it again is refused unless `--rotate`, which issues new key pairs in place of the old ones;
+//! a gateway of the drill running on this machine takes the new keys at once.
 //! `status` lists every team's peers and, when the drill's gateway runs on this machine, each
 //! peer's last handshake. `up` and `serve` run the gateway ([`start_gateway`]) while the
 //! platform runs; `down` removes one a killed platform left behind ([`remove_leftover_gateway`]).
@@ -231,6 +232,30 @@ async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
     store.close().await?;
+
+    // A gateway running on this machine takes the new keys now and refuses the old ones.
+    let interface = gongfang_vpn::interface_name(&scenario.drill.slug);
+    let removed: Vec<gongfang_vpn::PublicKey> = issued.iter().filter_map(|p| p.public_key.parse().ok()).collect();
+    let added = stored
+        .iter()
+        .map(|p| Ok(GatewayPeer { public_key: p.public_key.parse()?, preshared_key: None, addresses: vec![p.address] }))
+        .collect::<Result<Vec<_>, gongfang_vpn::Error>>()?;
+    let running = {
+        let interface = interface.clone();
+        tokio::task::spawn_blocking(move || {
+            gongfang_vpn::update_interface(&interface, None, &Programs::default(), &removed, &added)
+        })
+        .await?
+    };
+    match running {
+        Ok(true) => println!("the drill's running gateway ({interface}) took the new keys"),
+        Ok(false) | Err(gongfang_vpn::Error::ProgramMissing { .. }) => {}
+        Err(error) => eprintln!(
+            "warning: the drill's gateway ({interface}) runs here but did not take the new keys: {error}; \
+             restart `gongfang up` so that it does{}",
+            if issued.is_empty() { "" } else { " (until then it still accepts the old ones)" }
+        ),
+    }
 
     let verb = if issued.is_empty() { "issued" } else { "rotated (the old configs no longer work)" };
     println!("{} WireGuard configs for team {} {verb}:", files.len(), team.slug);

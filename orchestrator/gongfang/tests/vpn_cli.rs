@@ -379,6 +379,18 @@ fn status_shows_a_handshake_made_with_the_written_config() {
     let alpha: Vec<&str> = stdout.lines().filter(|l| l.starts_with("alpha ")).collect();
     assert!(alpha[0].contains(" s ago)"), "peer 1 shows its handshake:\n{stdout}");
     assert!(alpha[1].ends_with("never"), "peer 2 never connected:\n{stdout}");
+
+    // Rotating while the gateway runs: it takes the new keys and cuts the old tunnel at once.
+    let out = drill.config(&["--rotate"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("running gateway"), "{}", text(&out.stdout));
+    let mut on_gateway: Vec<String> = gateway.peers().unwrap().iter().map(|p| p.public_key.to_base64()).collect();
+    on_gateway.sort();
+    let mut stored: Vec<String> = block_on(store.vpn_peers()).unwrap().into_iter().map(|p| p.public_key).collect();
+    stored.sort();
+    assert_eq!(on_gateway, stored, "the gateway holds exactly the stored keys");
+    let cut = machine.in_namespace(&["timeout", "2", "bash", "-c", &format!("exec 3<>{target}")]);
+    assert!(!cut.status.success(), "the old config still reaches the gateway after rotation");
     drop(machine);
     gateway.stop().unwrap();
     block_on(store.close()).unwrap();
