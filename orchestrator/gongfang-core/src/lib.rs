@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod action;
+pub mod admission;
 pub mod clock;
 pub mod event;
 pub mod flag;

@@ -66,10 +66,10 @@ impl Source {
     fn of(ip: Option<IpAddr>) -> Source {
         match ip {
             None => Source::Unknown,
-            Some(IpAddr::V4(v4)) => Source::V4(v4.octets()),
-            Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-                Some(v4) => Source::V4(v4.octets()),
-                None => {
+            // Counted as the connection caps count it.
+            Some(ip) => match crate::admission::source_of(ip) {
+                IpAddr::V4(v4) => Source::V4(v4.octets()),
+                IpAddr::V6(v6) => {
                     let mut prefix = [0u8; 8];
                     prefix.copy_from_slice(&v6.octets()[..8]);
                     Source::V6(prefix)
