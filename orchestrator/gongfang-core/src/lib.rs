@@ -26,6 +26,6 @@ pub use action::{Action, ActionCtx, ActionOutcome, CheckerFault, FlagRef, Target
 pub use flag::{DrillId, FlagCodec, FlagError, FlagInfo};
 pub use ids::{ServiceId, StoreIdx, TeamId, Tick};
 pub use names::UnknownName;
-pub use record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow};
+pub use record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow, TeamConnection};
 pub use secret::Secret;
 pub use verdict::Verdict;

@@ -57,3 +57,14 @@ pub struct ScoreRow {
     pub team: TeamId,
     pub score: TeamScore,
 }
+
+/// A team's WireGuard access as the drill's gateway last saw it: how many configs (peers) it
+/// was issued, how many of them have shaken hands with the gateway, and when the latest did.
+/// What `gongfang vpn status` prints and the scoreboard shows before the first tick.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TeamConnection {
+    pub team: TeamId,
+    pub peers_issued: u32,
+    pub peers_connected: u32,
+    pub last_handshake: Option<DateTime<Utc>>,
+}
