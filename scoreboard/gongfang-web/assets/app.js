@@ -1,4 +1,5 @@
-// Gongfang scoreboard: renders /api/scoreboard once, then follows /ws live without reloading.
+// Gongfang scoreboard: renders /api/scoreboard once, then follows /ws live without reloading;
+// before the first tick it also lists the teams' VPN connections from /api/connections.
 // Plain browser JavaScript, no build step. Every value from the server goes into the page as
 // text (textContent / attributes), never as HTML.
 'use strict';
@@ -14,6 +15,10 @@
   const ROLES = { attacker: 'red team', defender: 'blue team', both: null };
   const PHASES = { not_started: 'not started', running: 'running', paused: 'paused', over: 'over' };
   const FEED_MAX = 30;
+  // A team counts as connected with a handshake this recent: WireGuard shakes hands again
+  // every 2 minutes while traffic flows.
+  const CONNECTED_WITHIN_S = 180;
+  const CONNECTIONS_EVERY_MS = 10000;
 
   const state = {
     board: null,
@@ -23,9 +28,20 @@
     refetchTimer: null,
     fetching: false,
     fetchAgain: false,
+    connections: null, // the last /api/connections answer
+    vpn: true, // false once the server says the drill has no VPN
+    connectionsTimer: null,
   };
   // Read by the browser test; harmless for everyone else.
-  const probe = (window.__gongfang = { ready: false, renders: 0, snapshots: 0, events: 0, connected: false });
+  const probe = (window.__gongfang = {
+    ready: false,
+    renders: 0,
+    snapshots: 0,
+    events: 0,
+    connected: false,
+    connectionFetches: 0,
+    vpn: null, // whether /api/connections said the drill has a VPN
+  });
 
   const $ = (id) => document.getElementById(id);
 
@@ -49,6 +65,7 @@
   const serviceName = (id) => (service(id) ? service(id).name : `service ${id}`);
   const zh = (thing) =>
     thing.name_zh && thing.name_zh !== thing.name ? el('span', { class: 'zh', lang: 'zh-Hant' }, thing.name_zh) : null;
+  const zhText = (text) => el('span', { class: 'zh', lang: 'zh-Hant' }, text);
 
   // ---- rendering ----
 
@@ -134,6 +151,80 @@
     phase.textContent = c ? PHASES[c.phase] || c.phase : '–';
     phase.setAttribute('data-phase', c ? c.phase : '');
     renderCountdown();
+    showConnections();
+  }
+
+  // ---- teams' VPN connections, before the first tick ----
+
+  const pregame = () => !!state.clock && state.clock.phase === 'not_started';
+
+  function showConnections() {
+    $('connections').hidden = !(state.vpn && state.connections && pregame());
+  }
+
+  function connectionStatus(t) {
+    if (t.seconds_ago === null || t.seconds_ago === undefined) {
+      return { key: 'never', en: 'never connected', zh: '未曾連線' };
+    }
+    if (t.seconds_ago < CONNECTED_WITHIN_S) return { key: 'connected', en: 'connected', zh: '已連線' };
+    const minutes = Math.floor(t.seconds_ago / 60);
+    if (minutes < 120) return { key: 'seen', en: `seen ${minutes} min ago`, zh: `${minutes} 分鐘前曾連線` };
+    const hours = Math.floor(minutes / 60);
+    return { key: 'seen', en: `seen ${hours} h ago`, zh: `${hours} 小時前曾連線` };
+  }
+
+  function connectionRow(t) {
+    const status = connectionStatus(t);
+    const peers =
+      t.peers_issued === 0
+        ? ['no configs issued', zhText('未獲發設定檔')]
+        : [
+            `${t.peers_connected} of ${t.peers_issued} configs have connected`,
+            zhText(`${t.peers_issued} 個設定檔中 ${t.peers_connected} 個曾連線`),
+          ];
+    return el(
+      'li',
+      { 'data-team': t.slug, 'data-status': status.key },
+      el('span', { class: 'conn-team' }, t.name, zh(t)),
+      el('span', { class: 'conn-status' }, status.en, zhText(status.zh)),
+      el('span', { class: 'conn-peers' }, ...peers),
+    );
+  }
+
+  function renderConnections() {
+    const teams = state.connections.teams;
+    const connected = teams.filter((t) => connectionStatus(t).key === 'connected').length;
+    $('connections-summary').replaceChildren(
+      `${connected} of ${teams.length} teams connected`,
+      zhText(`${teams.length} 隊中 ${connected} 隊已連線`),
+    );
+    $('connections-list').replaceChildren(...teams.map(connectionRow));
+    showConnections();
+  }
+
+  async function fetchConnections() {
+    // Once the drill runs the list is gone for good; so is it on a drill without a VPN.
+    if (!state.vpn || (state.clock && !pregame())) {
+      showConnections();
+      return;
+    }
+    probe.connectionFetches += 1;
+    try {
+      const res = await fetch('/api/connections', { cache: 'no-store' });
+      if (res.status === 404) {
+        state.vpn = false;
+        probe.vpn = false;
+        clearInterval(state.connectionsTimer);
+        showConnections();
+        return;
+      }
+      if (!res.ok) return; // keep the last list; the next round asks again
+      state.connections = await res.json();
+      probe.vpn = true;
+      renderConnections();
+    } catch (e) {
+      // Unreachable for a moment: keep the last list; the next round asks again.
+    }
   }
 
   function renderCountdown() {
@@ -326,5 +417,9 @@
   }
 
   setInterval(renderCountdown, 250);
-  fetchBoard().finally(connect);
+  fetchBoard().finally(() => {
+    connect();
+    fetchConnections();
+    state.connectionsTimer = setInterval(fetchConnections, CONNECTIONS_EVERY_MS);
+  });
 })();

@@ -15,8 +15,17 @@ pub enum WebError {
     #[error("too many live connections ({limit}); try again in a minute")]
     TooManyConnections { limit: usize },
     /// No page or endpoint at this path.
-    #[error("no such page: {0}; the scoreboard serves /, /api/scoreboard, /api/attack-info, /attack.json and /ws")]
+    #[error(
+        "no such page: {0}; the scoreboard serves /, /api/scoreboard, /api/attack-info, /attack.json, \
+         /api/connections and /ws"
+    )]
     NotFound(String),
+    /// `/api/connections` on a drill without WireGuard access for teams.
+    #[error(
+        "this drill has no VPN, so there are no team connections to show; an organiser gives teams \
+         WireGuard access with the scenario's [vpn] table"
+    )]
+    NoVpn,
     /// The stored rulings cannot be scored (edited by hand, or a bug).
     #[error("the stored report rulings are inconsistent: {0}")]
     Inconsistent(String),
@@ -36,12 +45,14 @@ impl WebError {
     /// | `store_unavailable` | 503 | the database failed; retry shortly |
     /// | `too_many_connections` | 503 | the live-connection limit is reached |
     /// | `not_found` | 404 | unknown path |
+    /// | `no_vpn` | 404 | `/api/connections` on a drill without a VPN |
     /// | `internal` | 500 | a bug in the scoreboard |
     pub fn code_and_status(&self) -> (&'static str, StatusCode) {
         match self {
             WebError::Store(_) => ("store_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             WebError::TooManyConnections { .. } => ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE),
             WebError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            WebError::NoVpn => ("no_vpn", StatusCode::NOT_FOUND),
             WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => {
                 ("internal", StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -88,6 +99,7 @@ mod tests {
             (WebError::Store(gongfang_store::StoreError::UnknownTeam("x".into())), "store_unavailable", 503),
             (WebError::TooManyConnections { limit: 3 }, "too_many_connections", 503),
             (WebError::NotFound("/x".into()), "not_found", 404),
+            (WebError::NoVpn, "no_vpn", 404),
         ];
         for (error, code, status) in cases {
             assert_eq!(error.code_and_status(), (code, StatusCode::from_u16(status).unwrap()));

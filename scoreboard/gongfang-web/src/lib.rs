@@ -6,6 +6,7 @@
 //! | `GET /` | the scoreboard page (HTML, script and style embedded in the binary) |
 //! | `GET /api/scoreboard` | ranking, status grid, first bloods and clock as JSON |
 //! | `GET /api/attack-info`, `GET /attack.json` | targets, addresses, status and flag ids |
+//! | `GET /api/connections` | each team's WireGuard peers and latest handshake (drills with a VPN) |
 //! | `GET /ws` | a snapshot, then every [`GameEvent`](gongfang_core::event::GameEvent) as JSON |
 //!
 //! The web only reads the store. It learns that something changed from the game's event
@@ -16,6 +17,7 @@ mod api;
 mod assets;
 mod board;
 mod clock;
+mod connections;
 mod error;
 mod serve;
 mod state;
@@ -40,6 +42,7 @@ pub fn router(state: WebState) -> Router {
         .route("/api/scoreboard", get(api::scoreboard))
         .route("/api/attack-info", get(api::attack_info))
         .route("/attack.json", get(api::attack_info))
+        .route("/api/connections", get(connections::connections))
         .route("/ws", get(ws::upgrade))
         .fallback(not_found)
         .layer(axum::middleware::map_response(nosniff))

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::{ServiceId, TeamId, Tick};
+use gongfang_core::{ServiceId, TeamConnection, TeamId, Tick};
 use gongfang_store::Store;
 use tokio::sync::{Mutex, Semaphore, broadcast, oneshot, watch};
 
@@ -75,6 +75,9 @@ impl Default for WebSettings {
 #[derive(Clone)]
 pub struct WebState {
     pub(crate) inner: Arc<Inner>,
+    /// The teams' WireGuard connections as the binary last polled them; `None` when the drill
+    /// has no VPN.
+    connections: Option<watch::Receiver<Vec<TeamConnection>>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -82,6 +85,7 @@ impl std::fmt::Debug for WebState {
         f.debug_struct("WebState")
             .field("drill", &self.inner.scenario.drill.slug)
             .field("settings", &self.inner.settings)
+            .field("vpn", &self.connections.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -159,7 +163,21 @@ impl WebState {
                 attack_builds: AtomicU64::new(0),
                 _stop: stop,
             }),
+            connections: None,
         }
+    }
+
+    /// The same scoreboard for a drill with a VPN: `GET /api/connections` answers from
+    /// `connections` (one entry per team that has configs issued, as the binary last polled
+    /// the gateway), and the page lists the teams' connections before the first tick.
+    /// Without it, `/api/connections` answers `404 no_vpn` and the page shows no such list.
+    pub fn with_connections(self, connections: watch::Receiver<Vec<TeamConnection>>) -> WebState {
+        WebState { connections: Some(connections), ..self }
+    }
+
+    /// The teams' connections, if the drill has a VPN.
+    pub(crate) fn connections(&self) -> Option<&watch::Receiver<Vec<TeamConnection>>> {
+        self.connections.as_ref()
     }
 
     /// The clock as the engine last published it.

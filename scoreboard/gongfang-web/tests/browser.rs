@@ -1,6 +1,8 @@
 //! The scoreboard page in a real browser: headless Chromium, driven over the Chrome DevTools
 //! Protocol, renders the ranking and the status grid, then updates after a tick closes without
 //! reloading. A screenshot is written to the workspace's `target/gongfang-web-scoreboard.png`.
+//! Before the first tick the page lists the teams' VPN connections, refreshes them, and hides
+//! the list once the drill runs, or never shows it on a drill without a VPN.
 //!
 //! Without Chromium the test is skipped with a notice, unless `GONGFANG_REQUIRE_BROWSER=1`.
 
@@ -33,6 +35,18 @@ fn find_chromium() -> Option<PathBuf> {
     std::env::split_paths(&path)
         .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
         .find(|candidate| candidate.is_file())
+}
+
+/// Chromium, or `None` after saying the test is skipped; an error when it is required.
+fn chromium_or_skip() -> Result<Option<PathBuf>> {
+    if let Some(chromium) = find_chromium() {
+        return Ok(Some(chromium));
+    }
+    if std::env::var("GONGFANG_REQUIRE_BROWSER").as_deref() == Ok("1") {
+        bail!("GONGFANG_REQUIRE_BROWSER=1 but no `chromium` on PATH; install it: apt-get install chromium");
+    }
+    eprintln!("SKIPPED browser test: no `chromium` on PATH (apt-get install chromium to run it)");
+    Ok(None)
 }
 
 /// A headless Chromium, killed when dropped.
@@ -131,7 +145,8 @@ impl Cdp {
                 self.problems.push(format!("exception: {}", value["params"]["exceptionDetails"]));
             }
             Some("Log.entryAdded") if value["params"]["entry"]["level"] == "error" => {
-                self.problems.push(format!("log: {}", value["params"]["entry"]["text"]));
+                let entry = &value["params"]["entry"];
+                self.problems.push(format!("log: {} ({})", entry["text"], entry["url"].as_str().unwrap_or("")));
             }
             _ => {}
         }
@@ -172,6 +187,7 @@ const READ_PAGE: &str = r#"(() => {
     countdown: document.getElementById('countdown').textContent,
     first_bloods: [...document.querySelectorAll('#first-bloods li[data-service]')].map((li) => li.dataset.service),
     marker: window.__marker === undefined ? null : window.__marker,
+    connections_hidden: document.getElementById('connections').hidden,
   };
 })()"#;
 
@@ -195,13 +211,7 @@ fn seconds_left(countdown: &str) -> Option<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_page_renders_and_updates_live_in_chromium() -> Result<()> {
-    let Some(chromium) = find_chromium() else {
-        if std::env::var("GONGFANG_REQUIRE_BROWSER").as_deref() == Ok("1") {
-            bail!("GONGFANG_REQUIRE_BROWSER=1 but no `chromium` on PATH; install it: apt-get install chromium");
-        }
-        eprintln!("SKIPPED browser test: no `chromium` on PATH (apt-get install chromium to run it)");
-        return Ok(());
-    };
+    let Some(chromium) = chromium_or_skip()? else { return Ok(()) };
     let app = App::start(256, WebSettings::default()).await?;
     app.clock.send_replace(live_clock(2, 20));
     let mut browser = Browser::launch(&chromium).await?;
@@ -214,7 +224,8 @@ async fn the_page_renders_and_updates_live_in_chromium() -> Result<()> {
     Ok(())
 }
 
-async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
+/// Opens a page in a new target and attaches to it, with its exceptions and logs reported.
+async fn open_page(cdp: &mut Cdp) -> Result<()> {
     let target = cdp.call("Target.createTarget", json!({ "url": "about:blank" })).await?;
     let attached =
         cdp.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true })).await?;
@@ -227,6 +238,11 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
         json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
     )
     .await?;
+    Ok(())
+}
+
+async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
+    open_page(cdp).await?;
     cdp.call("Page.navigate", json!({ "url": app.url("/") })).await?;
 
     let mut page = Value::Null;
@@ -256,6 +272,7 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     assert_eq!(page["tick"], "2");
     assert_eq!(page["scored"], "1");
     assert_eq!(page["first_bloods"], json!(["opendata", "kv"]));
+    assert_eq!(page["connections_hidden"], true, "a running drill without a VPN lists no connections");
     let left = seconds_left(page["countdown"].as_str().unwrap()).context("countdown is not m:ss")?;
     assert!((30..=41).contains(&left), "20 s into a 60 s tick, {left} s left");
 
@@ -290,5 +307,100 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     let file = target.join("gongfang-web-scoreboard.png");
     std::fs::write(&file, &png)?;
     eprintln!("screenshot: {}", file.display());
+    Ok(())
+}
+
+/// What the test reads off the page's "Teams connected" section.
+const READ_CONNECTIONS: &str = r#"(() => {
+  const section = document.getElementById('connections');
+  if (!section || !window.__gongfang) return { ready: false }; // still about:blank
+  const rows = [...document.querySelectorAll('#connections-list li')];
+  return {
+    ready: window.__gongfang.ready && window.__gongfang.connected,
+    fetches: window.__gongfang.connectionFetches,
+    vpn: window.__gongfang.vpn,
+    hidden: section.hidden,
+    phase: document.getElementById('phase').dataset.phase,
+    summary: document.getElementById('connections-summary').textContent,
+    teams: rows.map((r) => r.dataset.team),
+    status: Object.fromEntries(rows.map((r) => [r.dataset.team, r.dataset.status])),
+    text: Object.fromEntries(rows.map((r) => [r.dataset.team, r.querySelector('.conn-status').textContent])),
+    names: rows.map((r) => r.querySelector('.conn-team').textContent),
+  };
+})()"#;
+
+/// Reads the section until `done` holds, for at most `WAIT`.
+async fn connections_when(cdp: &mut Cdp, what: &str, done: impl Fn(&Value) -> bool) -> Result<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let seen = cdp.eval(READ_CONNECTIONS).await?;
+        if seen["ready"] == true && done(&seen) {
+            return Ok(seen);
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "the page never showed {what}: {seen}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_the_first_tick_the_page_lists_connected_teams_in_chromium() -> Result<()> {
+    let Some(chromium) = chromium_or_skip()? else { return Ok(()) };
+    let now = Utc::now();
+    let (gateway, connections) = tokio::sync::watch::channel(gateway_poll(now));
+    let vpn = App::start_at(not_started(now + chrono::Duration::hours(1)), Some(connections)).await?;
+    let no_vpn = App::start_at(not_started(now + chrono::Duration::hours(1)), None).await?;
+    let mut browser = Browser::launch(&chromium).await?;
+    let outcome = drive_pregame(&mut browser.cdp, &vpn, &gateway, &no_vpn).await;
+    // The browser logs every 404, the one that tells the page there is no VPN too.
+    let expected =
+        format!("the server responded with a status of 404 (Not Found)\" ({})", no_vpn.url("/api/connections"));
+    let problems: Vec<String> =
+        std::mem::take(&mut browser.cdp.problems).into_iter().filter(|p| !p.ends_with(&expected)).collect();
+    browser.close().await?;
+    vpn.stop().await?;
+    no_vpn.stop().await?;
+    outcome?;
+    ensure!(problems.is_empty(), "the page reported problems: {problems:#?}");
+    Ok(())
+}
+
+async fn drive_pregame(
+    cdp: &mut Cdp,
+    vpn: &App,
+    gateway: &tokio::sync::watch::Sender<Vec<gongfang_core::TeamConnection>>,
+    no_vpn: &App,
+) -> Result<()> {
+    open_page(cdp).await?;
+    cdp.call("Page.navigate", json!({ "url": vpn.url("/") })).await?;
+    let page = connections_when(cdp, "the teams' connections", |p| p["hidden"] == false).await?;
+    assert_eq!(page["phase"], "not_started");
+    assert_eq!(page["teams"], json!(["moda", "moi", "nop", "red"]));
+    assert_eq!(page["names"][0], "Digital Development Bureau數字發展局");
+    assert_eq!(page["status"], json!({"moda": "connected", "moi": "seen", "nop": "never", "red": "never"}));
+    assert_eq!(page["text"]["moda"], "connected已連線");
+    assert_eq!(page["text"]["moi"], "seen 10 min ago10 分鐘前曾連線");
+    assert_eq!(page["text"]["red"], "never connected未曾連線");
+    assert_eq!(page["summary"], "1 of 4 teams connected4 隊中 1 隊已連線");
+
+    // The red team connects: the next round of polling, within 10 s, shows it.
+    let mut next = gateway.borrow().clone();
+    next[2].peers_connected = 1;
+    next[2].last_handshake = Some(Utc::now());
+    gateway.send_replace(next);
+    let page = connections_when(cdp, "the red team connected", |p| p["status"]["red"] == "connected").await?;
+    assert_eq!(page["summary"], "2 of 4 teams connected4 隊中 2 隊已連線");
+    assert!(page["fetches"].as_u64().is_some_and(|n| n >= 2), "refreshed by polling: {page}");
+
+    // Tick 0 starts: the live clock hides the list.
+    vpn.clock.send_replace(DrillClock { tick_started_at: Some(Utc::now()), ..clock_at(0) });
+    let page = connections_when(cdp, "the list hidden once the drill runs", |p| p["hidden"] == true).await?;
+    assert_eq!(page["phase"], "running");
+
+    // A drill without a VPN: the server says so, and the page shows no list.
+    cdp.call("Page.navigate", json!({ "url": no_vpn.url("/") })).await?;
+    let page = connections_when(cdp, "the server's answer that there is no VPN", |p| p["vpn"] == false).await?;
+    assert_eq!(page["phase"], "not_started");
+    assert_eq!(page["hidden"], true);
+    assert_eq!(page["teams"], json!([]));
     Ok(())
 }

@@ -15,6 +15,7 @@ use gongfang_core::CheckResult;
 use gongfang_core::NewSubmission;
 use gongfang_core::PlantedFlag;
 use gongfang_core::ScoreRow;
+use gongfang_core::TeamConnection;
 use gongfang_core::clock::{DrillClock, Phase};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{Role, Scenario};
@@ -92,6 +93,38 @@ pub fn clock_at(tick: u32) -> DrillClock {
         drill_starts_at: Some(start()),
         drill_ends_at: Some(at(8 * 3600)),
     }
+}
+
+/// The clock before the first tick: tick 0 starts at `starts_at`.
+pub fn not_started(starts_at: DateTime<Utc>) -> DrillClock {
+    DrillClock {
+        phase: Phase::NotStarted,
+        tick: None,
+        tick_started_at: None,
+        tick_length: Duration::from_secs(60),
+        drill_starts_at: Some(starts_at),
+        drill_ends_at: Some(starts_at + chrono::Duration::hours(8)),
+    }
+}
+
+/// moda connected half a minute ago on both configs, moi seen ten minutes ago, red issued
+/// configs it never used; the NOP team has none.
+pub fn gateway_poll(now: DateTime<Utc>) -> Vec<TeamConnection> {
+    vec![
+        TeamConnection {
+            team: MODA,
+            peers_issued: 2,
+            peers_connected: 2,
+            last_handshake: Some(now - chrono::Duration::seconds(30)),
+        },
+        TeamConnection {
+            team: MOI,
+            peers_issued: 1,
+            peers_connected: 1,
+            last_handshake: Some(now - chrono::Duration::minutes(10)),
+        },
+        TeamConnection { team: RED, peers_issued: 3, peers_connected: 0, last_handshake: None },
+    ]
 }
 
 /// Where each defender's services listen, as the binary would pass them in.
@@ -286,12 +319,31 @@ impl App {
 
     /// [`App::start`] with another scenario of the same teams and services.
     pub async fn start_with(scenario: Arc<Scenario>, capacity: usize, settings: WebSettings) -> Result<App> {
+        App::launch(scenario, capacity, settings, clock_at(2), None).await
+    }
+
+    /// [`App::start`] with the clock at `clock`, for a drill with a VPN whose teams'
+    /// connections are read from `connections`, or without one.
+    pub async fn start_at(clock: DrillClock, connections: Option<watch::Receiver<Vec<TeamConnection>>>) -> Result<App> {
+        App::launch(Arc::new(scenario()), 64, WebSettings::default(), clock, connections).await
+    }
+
+    async fn launch(
+        scenario: Arc<Scenario>,
+        capacity: usize,
+        settings: WebSettings,
+        clock: DrillClock,
+        connections: Option<watch::Receiver<Vec<TeamConnection>>>,
+    ) -> Result<App> {
         let db = TestDb::sqlite().await;
         let store = db.store.clone();
         fill(&store, &scenario).await?;
         let (events, _) = broadcast::channel(capacity);
-        let (clock, clock_rx) = watch::channel(clock_at(2));
-        let state = WebState::new(scenario, store.clone(), events.clone(), clock_rx, endpoints(), settings);
+        let (clock, clock_rx) = watch::channel(clock);
+        let mut state = WebState::new(scenario, store.clone(), events.clone(), clock_rx, endpoints(), settings);
+        if let Some(connections) = connections {
+            state = state.with_connections(connections);
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
