@@ -74,8 +74,32 @@
 //!
 //! The gateway's calls block while `wg` and `ip` run (a few milliseconds each): call them
 //! from a blocking thread in async code.
+//!
+//! # What peers may reach
+//!
+//! A tunnel carries the game networks and the gateway's address, and [`PeerFirewall`] decides
+//! what a peer reaches there, with iptables rules on the host (or in a namespace):
+//!
+//! - on the host, only the platform's TCP ports on the gateway's tunnel address: no UDP, no
+//!   other port, none of the host's other addresses (the bridges' gateways among them);
+//! - through the host, its own team's services (their addresses and ports) at any time, and
+//!   every defending team's services while attacks are open
+//!   ([`PeerFirewall::set_attacks_open`]); never another team's peer, nor the internet;
+//! - with `anonymise`, its connections to the game networks leave with the host's address, so
+//!   a service cannot tell attackers from the checkers.
+//!
+//! Four chains named after the drill ([`PeerChains`]): `GF-VIN-<tag>` first in `INPUT`,
+//! `GF-VFW-<tag>` first in Docker's `DOCKER-USER` (or `FORWARD` without Docker) and accepting
+//! what it allows there, since Docker's rules after it would drop a new connection from the
+//! tunnel into a bridge, `GF-VAT-<tag>` holding the attack rules, and `GF-VNAT-<tag>` first in
+//! the nat table's `POSTROUTING`. They are filled in one `iptables-restore --noflush` batch
+//! ([`PeerFirewall::ruleset`] shows it) before they are hooked, so no other rule is touched.
+//! [`remove_leftover_firewall`] removes them for a drill whose platform was killed. IPv4 only:
+//! the gateway gives its peers IPv4 addresses alone, and WireGuard drops any packet whose
+//! source is not a peer's allowed address.
 
 mod config;
+mod firewall;
 mod gateway;
 mod keys;
 mod plan;
@@ -85,6 +109,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 pub use config::{KEEPALIVE_SECONDS, PeerConfig};
+pub use firewall::{DefendingTeam, PeerChains, PeerFirewall, PeerFirewallConfig, remove_leftover_firewall};
 pub use gateway::{
     Backend, BackendChoice, Gateway, GatewayConfig, GatewayPeer, PeerStatus, Programs, interface_name, read_interface,
     remove_interface, update_interface,
@@ -125,4 +150,8 @@ pub enum Error {
     Timeout { interface: String, seconds: u64 },
     #[error("unexpected output from `wg show {interface} dump`: {why}")]
     Status { interface: String, why: String },
+    #[error("peer firewall: {0}")]
+    Firewall(String),
+    #[error("the peer firewall of drill {drill} is not installed (chain {chain} is missing): apply it first")]
+    FirewallNotInstalled { drill: String, chain: String },
 }
