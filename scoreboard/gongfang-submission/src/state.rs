@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
-use gongfang_core::scenario::{Identify, Scenario};
+use gongfang_core::scenario::{Identify, Ipv4Net, Scenario};
 use gongfang_core::scoring::Capture;
 use gongfang_core::{FlagCodec, TeamId, Tick};
 use tokio::sync::{broadcast, oneshot, watch};
@@ -99,6 +99,9 @@ pub(crate) struct Inner {
     /// The failure back-off for wrong tokens: shared with the drill's other servers once
     /// [`SubmissionState::with_backoff`] gives one, else made on first use.
     pub backoff: std::sync::OnceLock<Arc<gongfang_core::throttle::Backoff>>,
+    /// The teams' WireGuard address blocks, from [`SubmissionState::with_vpn_addresses`]:
+    /// a connection from a block counts for its team. Replaced whole when the plan changes.
+    pub vpn_blocks: std::sync::RwLock<Arc<[(Ipv4Net, TeamId)]>>,
 }
 
 /// Everything the TCP and HTTP front ends share. Cheap to clone.
@@ -153,6 +156,7 @@ impl SubmissionState {
             connections: ConnectionCounter::new(scenario.submission.max_connections),
             tokens: TokenCache::new(settings.token_ttl),
             backoff: std::sync::OnceLock::new(),
+            vpn_blocks: std::sync::RwLock::new(Arc::from(Vec::new())),
             scenario: scenario.clone(),
             settings,
             clock,
@@ -176,9 +180,22 @@ impl SubmissionState {
         self.inner.tokens.verify(&*self.inner.sink, token).await
     }
 
-    /// The team whose network holds `ip`.
+    /// Counts connections from the teams' WireGuard tunnel addresses (one block per team, as
+    /// the drill's address plan hands them out) for their teams in address mode. Replaces the
+    /// blocks given before, also for a state that is already serving: the servers share it.
+    pub fn with_vpn_addresses(self, blocks: Vec<(Ipv4Net, TeamId)>) -> SubmissionState {
+        let blocks: Arc<[(Ipv4Net, TeamId)]> = Arc::from(blocks);
+        *self.inner.vpn_blocks.write().unwrap_or_else(std::sync::PoisonError::into_inner) = blocks;
+        self
+    }
+
+    /// The team whose game network holds `ip`, else the team whose WireGuard block holds it.
     pub fn team_by_address(&self, ip: Ipv4Addr) -> Option<TeamId> {
-        self.inner.scenario.team_by_address(ip).map(|t| t.id)
+        if let Some(team) = self.inner.scenario.team_by_address(ip) {
+            return Some(team.id);
+        }
+        let blocks = self.inner.vpn_blocks.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        blocks.iter().find(|(net, _)| net.contains(ip)).map(|&(_, team)| team)
     }
 
     pub(crate) fn clock(&self) -> DrillClock {

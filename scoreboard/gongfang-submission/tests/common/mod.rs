@@ -109,6 +109,17 @@ impl Client {
         Client { reader: BufReader::new(r), writer: w }
     }
 
+    /// Connects from `source` (port chosen by the system): any 127.0.0.x works on Linux,
+    /// where the whole loopback /8 is local, so address mode can be tested with many sources.
+    pub async fn connect_from(addr: SocketAddr, source: std::net::Ipv4Addr) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((source, 0))).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (r, w) = stream.into_split();
+        Client { reader: BufReader::new(r), writer: w }
+    }
+
     /// The next line without its newline; `None` at end of stream.
     pub async fn line(&mut self) -> Option<String> {
         let mut line = String::new();
