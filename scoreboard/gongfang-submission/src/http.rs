@@ -21,9 +21,15 @@ use crate::answer::Answer;
 use crate::auth::TokenCheck;
 use crate::state::{SubmissionState, Verdict};
 
-/// The routes of flag submission, to be merged into the web application.
+/// The routes of flag submission, to be merged into the web application. `/flags/` is the
+/// same route: farms are configured with a URL typed by hand, and a trailing slash must not
+/// turn every submission into a 404.
 pub fn router(state: SubmissionState) -> Router {
-    Router::new().route("/flags", put(put_flags)).layer(axum::middleware::map_response(nosniff)).with_state(state)
+    Router::new()
+        .route("/flags", put(put_flags))
+        .route("/flags/", put(put_flags))
+        .layer(axum::middleware::map_response(nosniff))
+        .with_state(state)
 }
 
 /// Every answer says `nosniff`: it echoes the flags a client sent, and no browser may take

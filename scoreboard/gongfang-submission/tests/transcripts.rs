@@ -220,6 +220,30 @@ async fn http_transcript() {
 }
 
 #[tokio::test]
+async fn http_put_with_a_trailing_slash_is_the_same_route() {
+    let db = TestDb::sqlite().await;
+    let app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, None), Settings::default()).await;
+    let alpha = app.tokens[&ALPHA].clone();
+    let flag = fixture::flag(10, BRAVO, 1, 0);
+    let body = serde_json::to_vec(&[&flag]).unwrap();
+    let slash = request(app.http, "PUT", "/flags/", &[("X-Team-Token", &alpha)], &body).await.unwrap();
+    assert_eq!(slash.status, 200, "{}", slash.text());
+    let answers: serde_json::Value = serde_json::from_str(&slash.text()).unwrap();
+    assert_eq!(answers, serde_json::json!([{ "flag": flag, "msg": "Accepted" }]));
+    assert_eq!(slash.header("x-content-type-options"), Some("nosniff"));
+    // Both paths reach one pipeline: the flag is now a duplicate without the slash.
+    let plain = put(&app, &[("X-Team-Token", &alpha)], &body).await;
+    assert!(plain.text().contains("already submitted"), "{}", plain.text());
+    // And it checks the token like the other.
+    let no_token = request(app.http, "PUT", "/flags/", &[], b"[]").await.unwrap();
+    assert_eq!(no_token.status, 401, "{}", no_token.text());
+    // Other paths stay unknown.
+    let other = request(app.http, "PUT", "/flags//", &[("X-Team-Token", &alpha)], b"[]").await.unwrap();
+    assert_eq!(other.status, 404, "{}", other.text());
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn http_rate_limit_answers_429() {
     let db = TestDb::sqlite().await;
     let app = spawn(&db, fixture::scenario(Identify::Address, LIFETIME, 10, Some(3)), Settings::default()).await;
