@@ -40,7 +40,8 @@ pub enum Answer {
     Paused,
     /// The drill has ended.
     Over,
-    /// The team is a defender only; defenders do not submit flags.
+    /// The team is a defender only; defenders do not submit flags. Worded as an invalid flag,
+    /// so farms stop sending it.
     NotAttacker,
     /// Our storage failed; the flag was not stored and may be submitted again.
     Unavailable,
@@ -92,10 +93,12 @@ impl Answer {
             }
             Answer::Paused => (Code::Err, "Competition is paused", "Denied: game paused, try again later"),
             Answer::Over => (Code::Err, "Competition is over", "Denied: game over"),
+            // INV, not ERR, and the words `invalid flag`: farms retry an ERR or an answer they
+            // cannot classify, and a defender's flags will never count, however often sent.
             Answer::NotAttacker => (
-                Code::Err,
-                "Your team is a defender and cannot submit flags",
-                "Denied: your team is a defender and cannot submit flags",
+                Code::Inv,
+                "Invalid flag, your team is a defender and cannot submit flags",
+                "Denied: invalid flag, your team is a defender and cannot submit flags",
             ),
             Answer::Unavailable => (
                 Code::Err,
@@ -154,13 +157,11 @@ mod tests {
             let expected = match a {
                 Answer::Accepted => "accepted",
                 Answer::NotStarted | Answer::Paused | Answer::Over | Answer::Unavailable => "queued",
-                // A defender's flags never count; no farm word fits, and that is honest.
-                Answer::NotAttacker => "unknown",
                 _ => "rejected",
             };
             assert_eq!(class(a.reply().http), expected, "{a:?}");
             // The TCP message in ForcAD mode is classified the same way.
-            if a != Answer::NotAttacker && a != Answer::Nop {
+            if a != Answer::Nop {
                 let tcp_class = class(a.reply().tcp);
                 assert!(tcp_class == expected || (expected == "queued" && tcp_class == "unknown"), "{a:?}");
             }
@@ -173,5 +174,11 @@ mod tests {
         assert_eq!(Answer::Nop.reply().tcp, "You cannot submit flags of a NOP team");
         assert_eq!(Answer::Over.reply().tcp, "Competition is over");
         assert!(Answer::ALL.iter().all(|a| !a.reply().tcp.contains('\n')));
+        // FAUST-protocol farms that read only the code give up on INV and retry ERR.
+        assert_eq!(Answer::NotAttacker.code(), Code::Inv);
+        for text in [Answer::NotAttacker.reply().tcp, Answer::NotAttacker.reply().http] {
+            assert!(text.to_lowercase().contains("invalid flag"), "{text}");
+            assert!(text.contains("defender"), "the reason stays: {text}");
+        }
     }
 }
