@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use gongfang_core::clock::Phase;
 use gongfang_core::clock::{DrillClock, Schedule};
 use gongfang_core::event::GameEvent;
-use gongfang_core::scenario::Scenario;
-use gongfang_core::{FlagCodec, Secret, ServiceId, Target, TeamId, Tick};
+use gongfang_core::scenario::{Ipv4Net, Scenario};
+use gongfang_core::{FlagCodec, Secret, ServiceId, Target, TeamConnection, TeamId, Tick};
 use gongfang_engine::{Engine, EngineConfig, SystemClock};
 use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
 use gongfang_store::Store;
@@ -43,6 +44,35 @@ pub struct DrillConfig {
     pub checker_cache: Option<PathBuf>,
     /// Where judges read the teams' service logs from.
     pub logs: Arc<dyn gongfang_reports::LogSource>,
+    /// Teams' WireGuard access, when the scenario has `[vpn]` and its gateway runs.
+    pub vpn: Option<VpnAccess>,
+}
+
+/// What the drill does for teams connected over WireGuard.
+pub struct VpnAccess {
+    /// The scoreboard (with `PUT /flags`) and the TCP submission on the gateway's tunnel
+    /// address, where teams' peers reach them; `None` where the main listener already takes
+    /// every address of the host.
+    pub web: Option<TcpListener>,
+    pub submit_tcp: Option<TcpListener>,
+    /// Each team's block of tunnel addresses: in address mode a submission from one is that
+    /// team's.
+    pub blocks: Vec<(Ipv4Net, TeamId)>,
+    /// Each team's connection as the gateway last showed it, for the scoreboard.
+    pub connections: watch::Receiver<Vec<TeamConnection>>,
+    /// Set to whether attacks are open: only while the drill runs, not before its start,
+    /// during a pause or after its end.
+    pub attacks_open: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for VpnAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VpnAccess")
+            .field("web", &self.web.as_ref().and_then(|l| l.local_addr().ok()))
+            .field("submit_tcp", &self.submit_tcp.as_ref().and_then(|l| l.local_addr().ok()))
+            .field("blocks", &self.blocks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for DrillConfig {
@@ -75,7 +105,7 @@ pub async fn start_time(scenario: &Scenario, store: &Store) -> anyhow::Result<Da
 /// Runs the drill until it ends or `shutdown` resolves, then stops every part cleanly: the
 /// engine between actions, the submission servers after answering what they accepted.
 pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let DrillConfig { scenario, secret, store, addresses, web, submit_tcp, checker_cache, logs } = cfg;
+    let DrillConfig { scenario, secret, store, addresses, web, submit_tcp, checker_cache, logs, vpn } = cfg;
     let start = start_time(&scenario, &store).await?;
     let (events, _) = broadcast::channel::<GameEvent>(4096);
 
@@ -113,8 +143,10 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         stop_rx.clone(),
     ));
 
-    // Every connection is a file descriptor: the servers' caps fit under the process's limit.
-    let caps = ConnectionCaps::for_this_process();
+    // Every connection is a file descriptor: the servers' caps fit under the process's limit,
+    // shared by the loopback port and the gateway's where both listen.
+    let listeners = 1 + usize::from(vpn.as_ref().is_some_and(|v| v.web.is_some() || v.submit_tcp.is_some()));
+    let caps = ConnectionCaps::for_this_process().shared_by(listeners);
     info!(http = caps.http, websockets = caps.websockets, tcp = caps.tcp, "connection caps");
     let sink = Arc::new(store.clone());
     let (submission, writer) = SubmissionState::start(
@@ -129,7 +161,15 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     // One failure back-off for every server: wrong credentials over TCP, PUT /flags and the
     // reports API count together per source address.
     let backoff = Arc::new(gongfang_core::throttle::Backoff::default());
-    let submission = submission.with_backoff(backoff.clone());
+    let mut submission = submission.with_backoff(backoff.clone());
+    let (vpn_web, vpn_submit, connections) = match vpn {
+        Some(VpnAccess { web, submit_tcp, blocks, connections, attacks_open }) => {
+            submission = submission.with_vpn_addresses(blocks);
+            tokio::spawn(open_attacks_while_running(clock_rx.clone(), attacks_open));
+            (web, submit_tcp, Some(connections))
+        }
+        None => (None, None, None),
+    };
 
     let endpoints = addresses
         .iter()
@@ -140,15 +180,25 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
             ports: t.ports.clone(),
         })
         .collect();
-    let web_state =
+    let mut web_state =
         WebState::new(scenario.clone(), store.clone(), events.clone(), clock_rx, endpoints, web_settings(caps));
+    if let Some(connections) = connections {
+        web_state = web_state.with_connections(connections);
+    }
     let reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
         .with_logs(logs)
         .with_backoff(backoff);
     let extra = gongfang_submission::http::router(submission.clone()).merge(gongfang_reports::router(reports));
-    let web_task = tokio::spawn(gongfang_web::serve_with(web, web_state, extra, wait_for(stop_rx.clone())));
-    let tcp_task =
-        tokio::spawn(gongfang_submission::tcp::serve(submit_tcp, submission.clone(), wait_for(stop_rx.clone())));
+    let mut servers = tokio::task::JoinSet::new();
+    // The same servers on the gateway's tunnel address, for the teams' peers.
+    for listener in std::iter::once(web).chain(vpn_web) {
+        let serve = gongfang_web::serve_with(listener, web_state.clone(), extra.clone(), wait_for(stop_rx.clone()));
+        servers.spawn(async move { serve.await.map_err(anyhow::Error::from) });
+    }
+    for listener in std::iter::once(submit_tcp).chain(vpn_submit) {
+        let serve = gongfang_submission::tcp::serve(listener, submission.clone(), wait_for(stop_rx.clone()));
+        servers.spawn(async move { serve.await.map_err(anyhow::Error::from) });
+    }
 
     let mut engine_task = tokio::spawn(engine.run(wait_for(stop_rx.clone())));
     tokio::pin!(shutdown);
@@ -171,8 +221,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     };
     submission.close();
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
-    let _ = tcp_task.await;
-    let _ = web_task.await;
+    while servers.join_next().await.is_some() {}
     let _ = bridge.await;
     checker_runtime.shutdown().await;
     match engine_result {
@@ -185,6 +234,19 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
 /// The scoreboard's settings with connection caps that fit the open-file limit.
 fn web_settings(caps: ConnectionCaps) -> WebSettings {
     WebSettings { max_http_connections: caps.http, max_connections: caps.websockets, ..WebSettings::default() }
+}
+
+/// Keeps `open` true exactly while the drill runs: the attack paths of the teams' WireGuard
+/// access follow the phase, closed before the start, during a pause and after the end. Ends
+/// when the clock's sender does.
+async fn open_attacks_while_running(mut clock: watch::Receiver<DrillClock>, open: watch::Sender<bool>) {
+    loop {
+        let running = clock.borrow_and_update().phase == Phase::Running;
+        open.send_if_modified(|o| std::mem::replace(o, running) != running);
+        if clock.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// Resolves once `stop` turns true.

@@ -77,6 +77,18 @@ impl ConnectionCaps {
         ConnectionCaps { http, websockets: (http / 4 * 3).max(1), tcp, reserve }
     }
 
+    /// Caps for each of `listeners` ports serving the same clients (e.g. the loopback port and
+    /// the WireGuard gateway's), so that together they still fit the limit.
+    pub fn shared_by(self, listeners: usize) -> ConnectionCaps {
+        let n = listeners.max(1);
+        ConnectionCaps {
+            http: (self.http / n).max(1),
+            websockets: (self.websockets / n).max(1),
+            tcp: (self.tcp / n).max(1),
+            reserve: self.reserve,
+        }
+    }
+
     /// The caps for this process's current open-file limit; if it cannot be read, for the
     /// usual default of 1024, which is safe wherever the limit is at least that.
     pub fn for_this_process() -> ConnectionCaps {
@@ -93,6 +105,16 @@ impl ConnectionCaps {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn caps_shared_by_two_ports_add_up_to_no_more_than_one() {
+        let whole = ConnectionCaps::within(65_536);
+        let half = whole.shared_by(2);
+        assert!(half.http * 2 <= whole.http && half.http * 2 + 1 >= whole.http);
+        assert!(half.tcp * 2 <= whole.tcp && half.websockets * 2 <= whole.websockets);
+        assert_eq!(whole.shared_by(1), whole);
+        assert_eq!(ConnectionCaps::within(1).shared_by(8).tcp, 1, "never a cap of zero");
+    }
 
     #[test]
     fn caps_and_reserve_fit_under_the_limit() {

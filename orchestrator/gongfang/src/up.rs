@@ -160,6 +160,14 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {} for flag submission", args.submit))?;
     let web_addr = web.local_addr()?;
     let submit_addr = submit.local_addr()?;
+    let (vpn, peer_rules) = match &gateway {
+        Some(_) => {
+            let (access, attacks) = crate::vpn::access(&scenario, &store, web_addr, submit_addr).await?;
+            let ports = vec![web_addr.port(), submit_addr.port()];
+            (Some(access), Some(crate::vpn::guard_gateway(&scenario, &addresses, ports, attacks).await?))
+        }
+        None => (None, None),
+    };
 
     println!();
     println!("drill {} ({})", scenario.drill.name.en, slug);
@@ -174,6 +182,13 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             gateway.backend(),
             vpn.endpoint(),
             vpn.gateway
+        );
+        println!(
+            "                   teams reach the scoreboard at http://{}:{} and submit at {} {} through it",
+            vpn.gateway,
+            web_addr.port(),
+            vpn.gateway,
+            submit_addr.port()
         );
         println!("                   `gongfang vpn config TEAM --out DIR --scenario FILE` writes a team's configs");
     }
@@ -227,11 +242,15 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         submit_tcp: submit,
         checker_cache: Some(cache),
         logs,
+        vpn,
     };
     let shutdown = async move {
         interrupt.recv().await;
     };
     let result = drill::run(cfg, shutdown).await;
+    if let Some(rules) = peer_rules {
+        rules.remove().await;
+    }
     if let Some(gateway) = gateway {
         crate::vpn::stop_gateway(gateway).await;
     }

@@ -7,24 +7,31 @@
 //! a gateway of the drill running on this machine takes the new keys at once.
 //! `status` lists every team's peers and, when the drill's gateway runs on this machine, each
 //! peer's last handshake. `up` and `serve` run the gateway ([`start_gateway`]) while the
-//! platform runs; `down` removes one a killed platform left behind ([`remove_leftover_gateway`]).
+//! platform runs, with the firewall rules of what its peers may reach ([`guard_gateway`]); `down`
+//! removes what a killed platform left behind ([`remove_leftover_gateway`]).
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
+use gongfang::drill::{Addresses, VpnAccess};
 use gongfang_core::scenario::{Ipv4Net, Scenario, VpnRules};
+use gongfang_core::{TeamConnection, TeamId};
 use gongfang_store::{NewVpnPeer, Store, StoreError, VpnIssue, VpnPeer};
 use gongfang_vpn::{
-    AddressPlan, BackendChoice, Gateway, GatewayConfig, GatewayPeer, KEEPALIVE_SECONDS, PeerConfig, PeerStatus,
-    PrivateKey, Programs, TeamPeers,
+    AddressPlan, BackendChoice, DefendingTeam, Gateway, GatewayConfig, GatewayPeer, KEEPALIVE_SECONDS, PeerConfig,
+    PeerFirewall, PeerFirewallConfig, PeerStatus, PrivateKey, Programs, TeamPeers,
 };
 use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::migrate::DatabaseArgs;
 use crate::scenario_file;
@@ -396,6 +403,11 @@ pub async fn start_gateway(scenario: &Scenario, store: &Store) -> anyhow::Result
     };
     let peers = store.vpn_peers().await?;
     let gateway = tokio::task::spawn_blocking(move || -> anyhow::Result<Gateway> {
+        // The interface is named after this drill: one there now is this drill's, left by a
+        // platform that was killed.
+        if gongfang_vpn::remove_interface(&config.interface, None, &config.programs)? {
+            tracing::warn!(interface = %config.interface, "removed the gateway a killed platform left behind");
+        }
         let gateway = Gateway::start(config)?;
         for peer in &peers {
             let public_key = peer.public_key.parse().with_context(|| format!("the stored key of {}", peer.address))?;
@@ -408,6 +420,132 @@ pub async fn start_gateway(scenario: &Scenario, store: &Store) -> anyhow::Result
     Ok(Some(gateway))
 }
 
+/// What the running drill needs for teams on the VPN: the scoreboard's and the TCP
+/// submission's ports also on the gateway's tunnel address (unless the platform already
+/// listens on every address), each team's block of tunnel addresses, the connections as the
+/// gateway shows them, and the switch that opens and closes the attack paths (its receiver is
+/// returned beside, for the firewall).
+pub async fn access(
+    scenario: &Scenario,
+    store: &Store,
+    web: SocketAddr,
+    submit: SocketAddr,
+) -> anyhow::Result<(VpnAccess, watch::Receiver<bool>)> {
+    let vpn = scenario.vpn.as_ref().context("the drill's gateway runs only with a [vpn] table")?;
+    let plan = address_plan(scenario, vpn)?;
+    let blocks = plan
+        .teams
+        .iter()
+        .filter_map(|t| {
+            let team = scenario.teams.iter().find(|s| s.slug == t.team)?;
+            Some((Ipv4Net { addr: t.block.network(), prefix: t.block.prefix_len() }, team.id))
+        })
+        .collect();
+    let on_gateway = |main: SocketAddr, what: &'static str| async move {
+        if main.ip().is_unspecified() {
+            return Ok(None);
+        }
+        let address = SocketAddr::from((vpn.gateway, main.port()));
+        TcpListener::bind(address)
+            .await
+            .map(Some)
+            .with_context(|| format!("cannot listen on {address} (the WireGuard gateway's address) for {what}"))
+    };
+    let (attacks_open, attacks) = watch::channel(false);
+    let access = VpnAccess {
+        web: on_gateway(web, "the scoreboard").await?,
+        submit_tcp: on_gateway(submit, "flag submission").await?,
+        blocks,
+        connections: watch_connections(scenario, store.clone()),
+        attacks_open,
+    };
+    Ok((access, attacks))
+}
+
+/// The gateway's firewall while the drill runs, following the attack switch.
+#[derive(Debug)]
+pub struct PeerRules {
+    firewall: Arc<PeerFirewall>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+/// Installs what the drill's peers may reach (docs/network.md): the platform's `ports` on the
+/// gateway's address, each team's own services at any time, and every defending team's
+/// services while `attacks` says they are open, which the rules follow from then on.
+pub async fn guard_gateway(
+    scenario: &Scenario,
+    addresses: &Addresses,
+    ports: Vec<u16>,
+    mut attacks: watch::Receiver<bool>,
+) -> anyhow::Result<PeerRules> {
+    let vpn = scenario.vpn.as_ref().context("the drill's gateway runs only with a [vpn] table")?;
+    let plan = address_plan(scenario, vpn)?;
+    let teams = plan
+        .teams
+        .iter()
+        .map(|planned| {
+            let id = scenario.teams.iter().find(|t| t.slug == planned.team).map(|t| t.id);
+            let services = addresses
+                .iter()
+                .filter(|((team, _), _)| Some(*team) == id)
+                .filter_map(|(_, target)| match target.address {
+                    std::net::IpAddr::V4(address) => Some((address, target.ports.clone())),
+                    std::net::IpAddr::V6(_) => None,
+                })
+                .collect();
+            DefendingTeam { slug: planned.team.clone(), block: planned.block, services }
+        })
+        .collect();
+    let firewall = PeerFirewall::new(PeerFirewallConfig {
+        drill_slug: scenario.drill.slug.clone(),
+        interface: gongfang_vpn::interface_name(&scenario.drill.slug),
+        gateway: vpn.gateway,
+        vpn_range: ipnet(vpn.range)?,
+        platform_ports: ports,
+        game_networks: game_networks(scenario)?,
+        teams,
+        anonymise: vpn.anonymise,
+        attacks_open: *attacks.borrow_and_update(),
+        forward_parent: None,
+        namespace: None,
+    })?;
+    let firewall = Arc::new(firewall);
+    {
+        let firewall = Arc::clone(&firewall);
+        tokio::task::spawn_blocking(move || firewall.apply())
+            .await?
+            .context("installing the WireGuard gateway's firewall rules")?;
+    }
+    let follower = {
+        let firewall = Arc::clone(&firewall);
+        tokio::spawn(async move {
+            while attacks.changed().await.is_ok() {
+                let open = *attacks.borrow_and_update();
+                let firewall = Arc::clone(&firewall);
+                match tokio::task::spawn_blocking(move || firewall.set_attacks_open(open)).await {
+                    Ok(Ok(())) => tracing::info!(open, "attack paths through the WireGuard gateway switched"),
+                    Ok(Err(error)) => tracing::error!(open, %error, "cannot switch the attack paths"),
+                    Err(error) => tracing::error!(open, %error, "cannot switch the attack paths"),
+                }
+            }
+        })
+    };
+    Ok(PeerRules { firewall, follower })
+}
+
+impl PeerRules {
+    /// Removes the rules: nothing reaches through the gateway any more.
+    pub async fn remove(self) {
+        self.follower.abort();
+        let _ = self.follower.await;
+        match tokio::task::spawn_blocking(move || self.firewall.remove()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "removing the WireGuard gateway's firewall rules"),
+            Err(error) => tracing::warn!(%error, "removing the WireGuard gateway's firewall rules"),
+        }
+    }
+}
+
 /// Stops the gateway: its interface is removed and `wireguard-go` ends.
 pub async fn stop_gateway(gateway: Gateway) {
     let interface = gateway.interface().to_owned();
@@ -418,14 +556,150 @@ pub async fn stop_gateway(gateway: Gateway) {
     }
 }
 
-/// Removes the drill's gateway interface if a platform that was killed left it behind; whether
-/// there was one.
+/// Removes the drill's gateway interface and its firewall rules if a platform that was killed
+/// left them behind; whether there were any.
 pub fn remove_leftover_gateway(drill_slug: &str) -> anyhow::Result<bool> {
     let interface = gongfang_vpn::interface_name(drill_slug);
-    match gongfang_vpn::remove_interface(&interface, None, &Programs::default()) {
-        Ok(removed) => Ok(removed),
-        // Without iproute2 this machine runs no gateway.
-        Err(gongfang_vpn::Error::ProgramMissing { .. }) => Ok(false),
-        Err(error) => Err(error).with_context(|| format!("removing the drill's WireGuard gateway {interface}")),
+    let rules = match gongfang_vpn::remove_leftover_firewall(drill_slug, None) {
+        Ok(removed) => removed,
+        // Without iptables this machine runs no gateway.
+        Err(gongfang_vpn::Error::ProgramMissing { .. }) => false,
+        Err(error) => return Err(error).context("removing the drill's WireGuard firewall rules"),
+    };
+    let link = match gongfang_vpn::remove_interface(&interface, None, &Programs::default()) {
+        Ok(removed) => removed,
+        Err(gongfang_vpn::Error::ProgramMissing { .. }) => false,
+        Err(error) => return Err(error).with_context(|| format!("removing the drill's WireGuard gateway {interface}")),
+    };
+    Ok(rules || link)
+}
+
+/// A handshake older than this means the peer's session has lapsed: WireGuard renews a live
+/// session's keys every two minutes and drops one not renewed within three.
+const CONNECTED_WITHIN: Duration = Duration::from_secs(180);
+/// How often the running platform reads the gateway's handshakes for the scoreboard.
+const POLL_EVERY: Duration = Duration::from_secs(5);
+
+/// Each team with configs issued, in `teams`' order: how many peers it has, how many shook
+/// hands with the gateway within the last three minutes, and when its latest did.
+pub fn team_connections(
+    teams: &[TeamId],
+    issued: &[VpnPeer],
+    live: &[PeerStatus],
+    now: SystemTime,
+) -> Vec<TeamConnection> {
+    teams
+        .iter()
+        .filter_map(|&team| {
+            let mine: Vec<&VpnPeer> = issued.iter().filter(|p| p.team == team).collect();
+            if mine.is_empty() {
+                return None;
+            }
+            let handshakes: Vec<SystemTime> = mine
+                .iter()
+                .filter_map(|p| live.iter().find(|s| s.public_key.to_base64() == p.public_key))
+                .filter_map(|s| s.latest_handshake)
+                .collect();
+            let connected = handshakes
+                .iter()
+                .filter(|at| now.duration_since(**at).map_or(true, |ago| ago <= CONNECTED_WITHIN))
+                .count();
+            Some(TeamConnection {
+                team,
+                peers_issued: u32::try_from(mine.len()).unwrap_or(u32::MAX),
+                peers_connected: u32::try_from(connected).unwrap_or(u32::MAX),
+                last_handshake: handshakes.iter().max().map(|at| DateTime::<Utc>::from(*at)),
+            })
+        })
+        .collect()
+}
+
+/// Reads the drill's gateway every few seconds into a channel the scoreboard shows: the peers
+/// come from the database each time, so keys `gongfang vpn config` issues or rotates while the
+/// drill runs are counted at once. The task ends when every receiver is gone.
+pub fn watch_connections(scenario: &Scenario, store: Store) -> watch::Receiver<Vec<TeamConnection>> {
+    let (tx, rx) = watch::channel(Vec::new());
+    let teams: Vec<TeamId> = scenario.teams.iter().map(|t| t.id).collect();
+    let interface = gongfang_vpn::interface_name(&scenario.drill.slug);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(POLL_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = tx.closed() => return,
+                _ = every.tick() => {}
+            }
+            let issued = match store.vpn_peers().await {
+                Ok(issued) => issued,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the issued WireGuard peers; keeping the last connections");
+                    continue;
+                }
+            };
+            let name = interface.clone();
+            let live =
+                tokio::task::spawn_blocking(move || gongfang_vpn::read_interface(&name, None, &Programs::default()))
+                    .await;
+            let live = match live {
+                Ok(Ok(live)) => live.unwrap_or_default(),
+                Ok(Err(error)) => {
+                    tracing::warn!(%interface, %error, "cannot read the WireGuard gateway's peers");
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            tx.send_replace(team_connections(&teams, &issued, &live, SystemTime::now()));
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(team: u16, n: u8) -> (VpnPeer, gongfang_vpn::PublicKey) {
+        let key = PrivateKey::from_bytes([n; 32]).public_key();
+        let peer = VpnPeer {
+            team: TeamId(team),
+            peer: u32::from(n),
+            public_key: key.to_base64(),
+            address: std::net::Ipv4Addr::new(10, 80, 0, n),
+            issued_at: Utc::now(),
+            rotated_at: None,
+        };
+        (peer, key)
+    }
+
+    fn status(key: gongfang_vpn::PublicKey, handshake: Option<SystemTime>) -> PeerStatus {
+        PeerStatus {
+            public_key: key,
+            endpoint: None,
+            allowed_ips: Vec::new(),
+            latest_handshake: handshake,
+            received_bytes: 0,
+            sent_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn a_team_is_connected_by_its_recent_handshakes_only() {
+        let now = SystemTime::now();
+        let (a1, k1) = peer(1, 1);
+        let (a2, k2) = peer(1, 2);
+        let (b1, k3) = peer(2, 3);
+        let (c1, _) = peer(3, 4);
+        let live = [
+            status(k1, Some(now - Duration::from_secs(30))),
+            status(k2, Some(now - Duration::from_secs(600))),
+            status(k3, None),
+        ];
+        let teams = [TeamId(1), TeamId(2), TeamId(3), TeamId(4)];
+        let shown = team_connections(&teams, &[a1, a2, b1, c1], &live, now);
+        assert_eq!(shown.len(), 3, "team 4 has no configs: {shown:?}");
+        assert_eq!((shown[0].peers_issued, shown[0].peers_connected), (2, 1), "a 10-minute-old handshake has lapsed");
+        assert_eq!(shown[0].last_handshake, Some(DateTime::<Utc>::from(now - Duration::from_secs(30))));
+        assert_eq!((shown[1].peers_connected, shown[1].last_handshake), (0, None), "never shook hands");
+        assert_eq!((shown[2].team, shown[2].peers_connected), (TeamId(3), 0), "its key is not on the gateway");
     }
 }

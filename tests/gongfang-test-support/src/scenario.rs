@@ -24,6 +24,7 @@ pub struct ScenarioBuilder {
     drill: Vec<(&'static str, String)>,
     submission: Vec<(&'static str, String)>,
     reports: Vec<(&'static str, String)>,
+    vpn: Vec<(&'static str, String)>,
     teams: Vec<TeamSpec>,
     services: Vec<ServiceSpec>,
 }
@@ -41,7 +42,14 @@ impl ScenarioBuilder {
             ("secret", quoted(&format!("{slug}-test-secret-0123456789"))),
             ("demo", "true".to_owned()),
         ];
-        ScenarioBuilder { drill, submission: Vec::new(), reports: Vec::new(), teams: Vec::new(), services: Vec::new() }
+        ScenarioBuilder {
+            drill,
+            submission: Vec::new(),
+            reports: Vec::new(),
+            vpn: Vec::new(),
+            teams: Vec::new(),
+            services: Vec::new(),
+        }
     }
 
     /// The drill's display names in English and Traditional Chinese.
@@ -62,6 +70,11 @@ impl ScenarioBuilder {
     /// The longest one checker action may take.
     pub fn checker_timeout(self, timeout: &str) -> ScenarioBuilder {
         self.drill_key("checker_timeout", quoted(timeout))
+    }
+
+    /// When tick 0 starts, as RFC 3339 (e.g. `"2026-12-05T10:00:00Z"`).
+    pub fn start(self, at: &str) -> ScenarioBuilder {
+        self.drill_key("start", quoted(at))
     }
 
     /// Ticks a flag stays valid.
@@ -97,6 +110,14 @@ impl ScenarioBuilder {
         self
     }
 
+    /// A `[vpn]` table: where teams reach the gateway (`host:port`), the tunnel range and how
+    /// many configs each team gets; the other keys keep their defaults.
+    pub fn vpn(mut self, listen: &str, range: &str, peers_per_team: u32) -> ScenarioBuilder {
+        self.vpn =
+            vec![("listen", quoted(listen)), ("range", quoted(range)), ("peers_per_team", peers_per_team.to_string())];
+        self
+    }
+
     pub fn team(mut self, team: TeamSpec) -> ScenarioBuilder {
         self.teams.push(team);
         self
@@ -117,6 +138,9 @@ impl ScenarioBuilder {
         }
         if !self.reports.is_empty() {
             table(&mut out, "[reports]", &self.reports);
+        }
+        if !self.vpn.is_empty() {
+            table(&mut out, "[vpn]", &self.vpn);
         }
         for team in &self.teams {
             table(&mut out, "[[team]]", &team.0);
