@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,6 +153,40 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Echoes every UDP datagram to `address` inside `namespace` with the address it came
+    /// from, until the lab is dropped.
+    fn listen_udp(&mut self, namespace: &str, address: SocketAddr) {
+        let file = File::open(format!("/run/netns/{namespace}")).expect("the namespace's file");
+        let stop = Arc::clone(&self.stop);
+        let (ready, bound) = mpsc::channel();
+        self.listeners.push(thread::spawn(move || {
+            let socket = setns(&file, CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+                .and_then(|()| UdpSocket::bind(address))
+                .and_then(|s| s.set_read_timeout(Some(Duration::from_millis(20))).map(|()| s));
+            let socket = match socket {
+                Ok(socket) => {
+                    let _ = ready.send(Ok(()));
+                    socket
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error.to_string()));
+                    return;
+                }
+            };
+            let mut buffer = [0; 64];
+            while !stop.load(Ordering::SeqCst) {
+                if let Ok((_, from)) = socket.recv_from(&mut buffer) {
+                    let _ = socket.send_to(from.ip().to_string().as_bytes(), from);
+                }
+            }
+        }));
+        let bound = bound.recv_timeout(Duration::from_secs(5)).expect("the listener starts");
+        bound.unwrap_or_else(|e| panic!("listening on UDP {address} in {namespace}: {e}"));
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
@@ -180,6 +214,24 @@ fn reach(namespace: &str, target: (Ipv4Addr, u16)) -> Option<Ipv4Addr> {
     })
     .join()
     .expect("the connecting thread")
+}
+
+/// From inside `namespace`, sends a datagram to `target` and returns the source address the
+/// listener saw; `None` when no answer came in time.
+fn reach_udp(namespace: &str, target: (Ipv4Addr, u16)) -> Option<Ipv4Addr> {
+    let file = File::open(format!("/run/netns/{namespace}")).expect("the namespace's file");
+    let target = SocketAddr::from(target);
+    thread::spawn(move || {
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("entering the namespace");
+        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+        socket.set_read_timeout(Some(CONNECT_TIMEOUT)).ok()?;
+        socket.send_to(b"hello", target).ok()?;
+        let mut buffer = [0; 64];
+        let (length, _) = socket.recv_from(&mut buffer).ok()?;
+        std::str::from_utf8(&buffer[..length]).ok()?.parse().ok()
+    })
+    .join()
+    .expect("the sending thread")
 }
 
 /// Joins `a` in namespace `a_ns` to `b` in `b_ns` with a veth pair, made inside the
@@ -246,6 +298,7 @@ fn topology(test: &str) -> Topology {
     }
     lab.listen(&router, (Ipv4Addr::UNSPECIFIED, PLATFORM_PORT).into());
     lab.listen(&router, (Ipv4Addr::UNSPECIFIED, OTHER_HOST_PORT).into());
+    lab.listen_udp(&router, (Ipv4Addr::UNSPECIFIED, PLATFORM_PORT).into());
     lab.listen(&peers[1], (PEER2, PEER_PORT).into());
     let [peer1, peer2] = <[String; 2]>::try_from(peers).expect("two peers");
     Topology { _lab: lab, router, peer1, peer2 }
@@ -299,6 +352,10 @@ fn peers_reach_what_the_drill_allows_and_nothing_else() {
     {
         assert_eq!(reach(peer1, target), Some(PEER1), "{target:?} is not reachable even without rules");
     }
+    assert_eq!(reach_udp(peer1, (GATEWAY, PLATFORM_PORT)), Some(PEER1), "UDP is not answered even without rules");
+    // A stand-in for Docker's own rules after DOCKER-USER, which drop a new connection from the
+    // tunnel into a bridge: the peer firewall's chain must come first and accept.
+    run_ok("ip", &["netns", "exec", router, "iptables", "-w", "-A", "FORWARD", "-i", TUNNEL, "-j", "DROP"]);
 
     let drill = "fw-reach";
     let firewall = PeerFirewall::new(config(drill, router, false, false)).expect("a valid configuration");
@@ -308,40 +365,42 @@ fn peers_reach_what_the_drill_allows_and_nothing_else() {
     assert!(firewall.installed().unwrap());
     let rules = saved(router);
     assert_eq!(rules.matches("-A INPUT -j GF-VIN-fw-reach").count(), 1, "{rules}");
-    assert_eq!(rules.matches("-A FORWARD -j GF-VFW-fw-reach").count(), 1, "{rules}");
-    assert!(!rules.contains("GF-VNAT"), "no NAT without anonymise: {rules}");
+    let forward: Vec<&str> = rules.lines().filter(|l| l.starts_with("-A FORWARD ")).collect();
+    assert_eq!(forward, ["-A FORWARD -j GF-VFW-fw-reach", "-A FORWARD -i gfw0 -j DROP"], "hooked once, first");
+    assert!(!rules.contains("GF-VNAT"), "NAT without anonymise: {rules}");
 
     // Attacks closed: own services only, and the platform's port on the gateway's address.
-    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 reaches its own service");
-    assert_eq!(reach(peer2, (SERVICE2, SERVICE_PORT)), Some(PEER2), "team2 reaches its own service");
+    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 cannot reach its own service");
+    assert_eq!(reach(peer2, (SERVICE2, SERVICE_PORT)), Some(PEER2), "team2 cannot reach its own service");
     assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), None, "team1 reaches team2's service before attacks open");
-    assert_eq!(reach(peer1, (GATEWAY, PLATFORM_PORT)), Some(PEER1), "team1 reaches the platform");
-    assert_eq!(reach(peer1, (GATEWAY, OTHER_HOST_PORT)), None, "a port of the host that is not the platform's");
-    assert_eq!(reach(peer1, (ROUTER_ON_1, PLATFORM_PORT)), None, "the host's bridge address is reachable");
+    assert_eq!(reach(peer1, (GATEWAY, PLATFORM_PORT)), Some(PEER1), "team1 cannot reach the platform");
+    assert_eq!(reach(peer1, (GATEWAY, OTHER_HOST_PORT)), None, "team1 reaches a port of the host's not the platform's");
+    assert_eq!(reach_udp(peer1, (GATEWAY, PLATFORM_PORT)), None, "team1 reaches the host over UDP");
+    assert_eq!(reach(peer1, (ROUTER_ON_1, PLATFORM_PORT)), None, "team1 reaches the host's bridge address");
     assert_eq!(reach(peer1, (PEER2, PEER_PORT)), None, "team1's peer reaches team2's peer");
-    assert_eq!(reach(peer1, (OUTSIDE, SERVICE_PORT)), None, "a peer reaches beyond the game networks");
+    assert_eq!(reach(peer1, (OUTSIDE, SERVICE_PORT)), None, "team1 reaches beyond the game networks");
 
     // Attacks open: every defended service port, and still nothing else.
     firewall.set_attacks_open(true).expect("attacks open");
     assert!(firewall.attacks_open());
-    assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), Some(PEER1), "team1 attacks team2's service");
-    assert_eq!(reach(peer2, (SERVICE1, SERVICE_PORT)), Some(PEER2), "team2 attacks team1's service");
-    assert_eq!(reach(peer1, (SERVICE2, OTHER_SERVICE_PORT)), None, "a port of team2's that is no service's");
+    assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), Some(PEER1), "team1 cannot attack team2's service");
+    assert_eq!(reach(peer2, (SERVICE1, SERVICE_PORT)), Some(PEER2), "team2 cannot attack team1's service");
+    assert_eq!(reach(peer1, (SERVICE2, OTHER_SERVICE_PORT)), None, "team1 reaches a port of team2's no service has");
     assert_eq!(reach(peer1, (PEER2, PEER_PORT)), None, "team1's peer reaches team2's peer during attacks");
-    assert_eq!(reach(peer1, (OUTSIDE, SERVICE_PORT)), None, "a peer reaches beyond the game networks");
-    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 still reaches its own service");
+    assert_eq!(reach(peer1, (OUTSIDE, SERVICE_PORT)), None, "team1 reaches beyond the game networks");
+    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 lost its own service");
 
     firewall.set_attacks_open(false).expect("attacks close");
     assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), None, "team1 still reaches team2 after attacks closed");
-    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1));
+    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 lost its own service");
 
     // Anonymised: services see the router's address on their network, as they see checkers.
     let anonymised = PeerFirewall::new(config(drill, router, true, true)).unwrap();
     anonymised.apply().expect("the rules load with NAT");
-    assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), Some(ROUTER_ON_2), "team2's service sees the peer");
-    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(ROUTER_ON_1), "team1's service sees the peer");
-    assert_eq!(reach(peer1, (GATEWAY, PLATFORM_PORT)), Some(PEER1), "the platform still tells teams apart");
-    assert_eq!(reach(peer1, (PEER2, PEER_PORT)), None);
+    assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), Some(ROUTER_ON_2), "team2's service sees another source");
+    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(ROUTER_ON_1), "team1's service sees another source");
+    assert_eq!(reach(peer1, (GATEWAY, PLATFORM_PORT)), Some(PEER1), "the platform cannot tell teams apart");
+    assert_eq!(reach(peer1, (PEER2, PEER_PORT)), None, "team1's peer reaches team2's peer");
     assert!(saved(router).contains("-A POSTROUTING -j GF-VNAT-fw-reach"));
 
     // Back without anonymise: the peer's own address again, and the NAT chain is gone.
@@ -349,7 +408,7 @@ fn peers_reach_what_the_drill_allows_and_nothing_else() {
     assert_eq!(
         reach(peer2, (SERVICE2, SERVICE_PORT)),
         Some(PEER2),
-        "the service sees the router after anonymise was turned off"
+        "the service does not see the peer after anonymise was turned off"
     );
     assert!(!saved(router).contains("GF-VNAT"));
 
@@ -358,6 +417,8 @@ fn peers_reach_what_the_drill_allows_and_nothing_else() {
     assert!(!firewall.installed().unwrap());
     let rules = saved(router);
     assert!(!rules.contains("GF-V"), "chains left: {rules}");
+    assert!(rules.contains("-A FORWARD -i gfw0 -j DROP"), "another chain's rule was touched: {rules}");
+    run_ok("ip", &["netns", "exec", router, "iptables", "-w", "-D", "FORWARD", "-i", TUNNEL, "-j", "DROP"]);
     assert_eq!(reach(peer1, (PEER2, PEER_PORT)), Some(PEER1), "a jump to a removed chain is left");
     firewall.remove().expect("removing twice is fine");
 }
