@@ -104,10 +104,12 @@ impl PeerFirewall {
         })
     }
 
+    /// The chains this firewall fills, named after its drill.
     pub fn chains(&self) -> &PeerChains {
         &self.chains
     }
 
+    /// Whether the attack chain holds its rules, as last applied or switched.
     pub fn attacks_open(&self) -> bool {
         self.attacks_open.load(Ordering::SeqCst)
     }
