@@ -17,6 +17,7 @@ mod m20261125_000001_drill_identity;
 mod m20261130_000001_token_key_and_sessions;
 mod m20261130_000002_evidence_chunks;
 mod m20261130_000003_vpn_peers;
+mod m20261206_000001_vpn_translations;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_token_key_and_sessions::Migration),
             Box::new(m20261130_000002_evidence_chunks::Migration),
             Box::new(m20261130_000003_vpn_peers::Migration),
+            Box::new(m20261206_000001_vpn_translations::Migration),
         ]
     }
 }

@@ -30,7 +30,7 @@ pub use ops::{Account, Announcement, AuditEntry, DrillState};
 pub use secret::{ARGON2_WAIT, TOKEN_LEN, argon2_runs, generate_token};
 pub use submission_insert::SubmissionOutcome;
 pub use teams::{IssuedToken, SyncReport, TeamRecord};
-pub use vpn::{NewVpnPeer, VpnIssue, VpnPeer};
+pub use vpn::{MAX_TRANSLATIONS, NewVpnPeer, NewVpnTranslation, TranslationFilter, VpnIssue, VpnPeer, VpnTranslation};
 
 /// How long a SQLite writer waits for another writer's lock before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,5 +1,5 @@
-//! WireGuard access in the database: the gateway's own private key, and each team's peers by
-//! public key and tunnel address.
+//! WireGuard access in the database: the gateway's own private key, each team's peers by
+//! public key and tunnel address, and the translation log of the connections peers made.
 //!
 //! A peer's private key is never stored: it leaves the platform only in the config file handed
 //! to the team, once, like a token. The gateway's private key is the platform's own (like the
@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use chrono::{DateTime, Utc};
 use gongfang_core::{Secret, TeamId};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::Store;
 use crate::entity::teams;
@@ -67,9 +67,31 @@ mod entity {
 
         impl ActiveModelBehavior for ActiveModel {}
     }
+
+    pub mod vpn_translations {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "vpn_translations")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            pub at: DateTimeUtc,
+            pub team: i32,
+            pub peer: String,
+            pub target: String,
+            pub port: i32,
+            pub seen_as: String,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
 }
 
-use entity::{vpn_gateway, vpn_peers};
+use entity::{vpn_gateway, vpn_peers, vpn_translations};
 
 /// The one row of `vpn_gateway`.
 const GATEWAY_ROW: i32 = 1;
@@ -107,6 +129,64 @@ pub enum VpnIssue {
     /// The team already had peers and rotation was not asked for: nothing changed; the team's
     /// peers as they are.
     AlreadyIssued(Vec<VpnPeer>),
+}
+
+/// The most translations one read returns, whatever limit is asked for.
+pub const MAX_TRANSLATIONS: u32 = 1000;
+/// Rows per insert statement: well under both databases' limits on bound parameters.
+const TRANSLATION_CHUNK: usize = 500;
+
+/// A connection the gateway passed from a team's peer into the game networks, as the
+/// translation log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpnTranslation {
+    pub at: DateTime<Utc>,
+    /// The team whose VPN block holds the peer.
+    pub team: TeamId,
+    /// The peer's tunnel address: who really connected.
+    pub peer: Ipv4Addr,
+    /// The service connected to.
+    pub target: Ipv4Addr,
+    pub port: u16,
+    /// The source address the service saw (the gateway's when masqueraded).
+    pub seen_as: Ipv4Addr,
+}
+
+/// A translation to record: the same fields, the team already told from the peer's address.
+pub type NewVpnTranslation = VpnTranslation;
+
+/// Which translations to read: all filters optional, newest first, at most `limit` (capped at
+/// [`MAX_TRANSLATIONS`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslationFilter {
+    pub team: Option<TeamId>,
+    pub target: Option<Ipv4Addr>,
+    /// From this time on, inclusive.
+    pub since: Option<DateTime<Utc>>,
+    /// Before this time, exclusive.
+    pub until: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+impl Default for TranslationFilter {
+    fn default() -> TranslationFilter {
+        TranslationFilter { team: None, target: None, since: None, until: None, limit: MAX_TRANSLATIONS }
+    }
+}
+
+fn translation_from_row(row: vpn_translations::Model) -> Result<VpnTranslation> {
+    let key = row.id;
+    let address = |text: &str, what: &str| -> Result<Ipv4Addr> {
+        text.parse().map_err(|_| corrupt("vpn_translations", key, format!("{what} {text:?} is not IPv4")))
+    };
+    Ok(VpnTranslation {
+        at: row.at,
+        team: TeamId(u16::try_from(row.team).map_err(|_| corrupt("vpn_translations", key, "team out of range"))?),
+        peer: address(&row.peer, "peer")?,
+        target: address(&row.target, "target")?,
+        port: u16::try_from(row.port).map_err(|_| corrupt("vpn_translations", key, "port out of range"))?,
+        seen_as: address(&row.seen_as, "seen-as address")?,
+    })
 }
 
 fn peer_from_row(row: vpn_peers::Model) -> Result<VpnPeer> {
@@ -232,6 +312,55 @@ impl Store {
             .await?
             .into_iter()
             .map(peer_from_row)
+            .collect()
+    }
+
+    /// Appends connections to the translation log, in one transaction.
+    #[tracing::instrument(skip_all, fields(count = translations.len()))]
+    pub async fn record_vpn_translations(&self, translations: &[NewVpnTranslation]) -> Result<()> {
+        if translations.is_empty() {
+            return Ok(());
+        }
+        let txn = self.write_txn().await?;
+        for chunk in translations.chunks(TRANSLATION_CHUNK) {
+            let rows = chunk.iter().map(|t| vpn_translations::ActiveModel {
+                at: Set(t.at),
+                team: Set(i32::from(t.team.0)),
+                peer: Set(t.peer.to_string()),
+                target: Set(t.target.to_string()),
+                port: Set(i32::from(t.port)),
+                seen_as: Set(t.seen_as.to_string()),
+                ..Default::default()
+            });
+            vpn_translations::Entity::insert_many(rows).exec(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// The translation log, newest first, as `filter` narrows it.
+    pub async fn vpn_translations(&self, filter: &TranslationFilter) -> Result<Vec<VpnTranslation>> {
+        let mut query = vpn_translations::Entity::find();
+        if let Some(team) = filter.team {
+            query = query.filter(vpn_translations::Column::Team.eq(i32::from(team.0)));
+        }
+        if let Some(target) = filter.target {
+            query = query.filter(vpn_translations::Column::Target.eq(target.to_string()));
+        }
+        if let Some(since) = filter.since {
+            query = query.filter(vpn_translations::Column::At.gte(since));
+        }
+        if let Some(until) = filter.until {
+            query = query.filter(vpn_translations::Column::At.lt(until));
+        }
+        query
+            .order_by_desc(vpn_translations::Column::At)
+            .order_by_desc(vpn_translations::Column::Id)
+            .limit(u64::from(filter.limit.min(MAX_TRANSLATIONS)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(translation_from_row)
             .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! WireGuard peers on real databases (SQLite and PostgreSQL): issued once per team, refused a
 //! second time unless rotated, rotation replacing the keys in place, and the gateway's own key
-//! kept across restarts.
+//! kept across restarts; the translation log written in batches and read back filtered.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use anyhow::{Context, ensure};
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang_core::TeamId;
-use gongfang_store::{NewVpnPeer, Store, StoreError, VpnIssue};
+use gongfang_store::{MAX_TRANSLATIONS, NewVpnPeer, NewVpnTranslation, Store, StoreError, TranslationFilter, VpnIssue};
 
 use common::TestDb;
 
@@ -18,6 +18,8 @@ gongfang_test_support::backend_tests!(
     rotation_replaces_keys_in_place,
     the_gateway_key_survives_a_new_store,
     an_unknown_team_or_a_reused_key_is_refused,
+    translations_are_read_newest_first_and_filtered,
+    a_translation_batch_is_all_or_nothing,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -98,5 +100,76 @@ async fn an_unknown_team_or_a_reused_key_is_refused(db: TestDb) -> anyhow::Resul
     ensure!(reused.is_err(), "one public key was stored for two peers");
     let red_two = db.store.vpn_peers_of(TeamId(2)).await.context("listing after a refused issue")?;
     ensure!(red_two.is_empty(), "a refused issue left rows behind: {red_two:?}");
+    Ok(())
+}
+
+fn translation(minute: i64, team: u16, peer: [u8; 4], target: [u8; 4], port: u16) -> NewVpnTranslation {
+    NewVpnTranslation {
+        at: t0() + chrono::Duration::minutes(minute) + chrono::Duration::milliseconds(250),
+        team: TeamId(team),
+        peer: Ipv4Addr::from(peer),
+        target: Ipv4Addr::from(target),
+        port,
+        seen_as: Ipv4Addr::new(10, 60, 2, 1),
+    }
+}
+
+async fn translations_are_read_newest_first_and_filtered(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    ensure!(db.store.vpn_translations(&TranslationFilter::default()).await?.is_empty(), "a new log is empty");
+    let written = vec![
+        translation(0, 1, [10, 80, 0, 4], [10, 60, 3, 10], 8080),
+        translation(1, 3, [10, 80, 0, 8], [10, 60, 4, 10], 22),
+        translation(2, 1, [10, 80, 0, 5], [10, 60, 4, 10], 8080),
+        translation(3, 5, [10, 80, 0, 12], [10, 60, 3, 10], 443),
+    ];
+    db.store.record_vpn_translations(&written).await?;
+    db.store.record_vpn_translations(&[]).await?;
+
+    let all = db.store.vpn_translations(&TranslationFilter::default()).await?;
+    let expected: Vec<NewVpnTranslation> = written.iter().rev().cloned().collect();
+    ensure!(all == expected, "every field read back, newest first: {all:?}");
+
+    let team1 = db.store.vpn_translations(&TranslationFilter { team: Some(TeamId(1)), ..Default::default() }).await?;
+    let peers: Vec<Ipv4Addr> = team1.iter().map(|t| t.peer).collect();
+    ensure!(peers == [Ipv4Addr::new(10, 80, 0, 5), Ipv4Addr::new(10, 80, 0, 4)], "{team1:?}");
+
+    let four = Ipv4Addr::new(10, 60, 4, 10);
+    let target = Some(four);
+    let to_four = db.store.vpn_translations(&TranslationFilter { target, ..Default::default() }).await?;
+    ensure!(to_four.len() == 2 && to_four.iter().all(|t| t.target == four), "{to_four:?}");
+
+    // `since` is inclusive and `until` exclusive, to the millisecond.
+    let window = TranslationFilter { since: Some(written[1].at), until: Some(written[3].at), ..Default::default() };
+    let teams: Vec<u16> = db.store.vpn_translations(&window).await?.iter().map(|t| t.team.0).collect();
+    ensure!(teams == [1, 3], "{teams:?}");
+
+    let newest = db.store.vpn_translations(&TranslationFilter { limit: 1, ..Default::default() }).await?;
+    ensure!(newest == [written[3].clone()], "{newest:?}");
+    let both = TranslationFilter { team: Some(TeamId(1)), target, ..Default::default() };
+    ensure!(db.store.vpn_translations(&both).await?.len() == 1);
+    Ok(())
+}
+
+async fn a_translation_batch_is_all_or_nothing(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    // More rows than one insert statement holds, so the batch spans several.
+    let many: Vec<NewVpnTranslation> = (0..1200)
+        .map(|i| translation(i, 1 + (i % 5) as u16, [10, 80, 0, 4 + (i % 5) as u8], [10, 60, 3, 10], 8080))
+        .collect();
+    db.store.record_vpn_translations(&many).await?;
+    let read = db.store.vpn_translations(&TranslationFilter { limit: 5000, ..Default::default() }).await?;
+    ensure!(read.len() == MAX_TRANSLATIONS as usize, "a read is capped: {}", read.len());
+    ensure!(read[0] == many[1199], "the newest first: {:?}", read[0]);
+
+    // A team the drill does not have spoils the whole batch, not just its row.
+    let before = db.store.vpn_translations(&TranslationFilter { team: Some(TeamId(2)), ..Default::default() }).await?;
+    let spoiled = [
+        translation(5000, 2, [10, 80, 0, 8], [10, 60, 3, 10], 80),
+        translation(5001, 999, [10, 80, 9, 9], [10, 60, 3, 10], 80),
+    ];
+    ensure!(db.store.record_vpn_translations(&spoiled).await.is_err(), "a row of an unknown team was stored");
+    let after = db.store.vpn_translations(&TranslationFilter { team: Some(TeamId(2)), ..Default::default() }).await?;
+    ensure!(after == before, "a failed batch left rows behind");
     Ok(())
 }
