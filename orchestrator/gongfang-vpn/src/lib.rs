@@ -52,6 +52,14 @@
 //! and the plan is a pure function of its input. A range too small is refused, naming a range
 //! that would fit. IPv4 only.
 //!
+//! # The translation log
+//!
+//! With `anonymise`, a service sees every peer as the gateway; [`TranslationWatcher`] reads the
+//! kernel's connection tracking (`conntrack -E`, Debian's `conntrack` package) and tells each
+//! new TCP connection from the VPN range into the game networks as a [`Translation`]: the peer,
+//! the service, and the address the service saw. It runs `conntrack` as a child process that
+//! ends when the watcher is dropped, and hands translations over a bounded channel.
+//!
 //! # The gateway
 //!
 //! [`Gateway::start`] creates one WireGuard interface on the host, or in a network namespace,
@@ -99,6 +107,7 @@
 //! source is not a peer's allowed address.
 
 mod config;
+mod conntrack;
 mod firewall;
 mod gateway;
 mod keys;
@@ -109,6 +118,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 pub use config::{KEEPALIVE_SECONDS, PeerConfig};
+pub use conntrack::{MAX_LINE, Translation, TranslationWatcher, WatcherConfig};
 pub use firewall::{DefendingTeam, PeerChains, PeerFirewall, PeerFirewallConfig, remove_leftover_firewall};
 pub use gateway::{
     Backend, BackendChoice, Gateway, GatewayConfig, GatewayPeer, PeerStatus, Programs, interface_name, read_interface,
