@@ -37,6 +37,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/judge/reports/{id}", get(judge_read))
         .route("/api/judge/reports/{id}/ruling", post(rule))
         .route("/api/judge/reports/{id}/appeal-ruling", post(rule_appeal))
+        .route("/api/judge/translations", get(crate::translations::translations))
         .layer(axum::middleware::map_response(nosniff))
         .layer(axum::middleware::from_fn(auth::with_peer))
         .with_state(state)

@@ -82,6 +82,8 @@ pub enum ReportsError {
          finish, then send this one again (in {retry_after_secs} s or later)"
     )]
     TooManyUploads { limit: u32, retry_after_secs: u64 },
+    #[error("no team `{0}` in this drill's scenario; use a team's slug")]
+    UnknownTeam(String),
     #[error("malformed request: {0}")]
     BadRequest(String),
     #[error("the report was not filed: {}", problems.iter().map(|p| p.error.to_string()).collect::<Vec<_>>().join("; "))]
@@ -124,6 +126,7 @@ impl ReportsError {
             EvidenceBudget { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "evidence_budget"),
             TooManyUploads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            UnknownTeam(_) => (StatusCode::BAD_REQUEST, "unknown_team"),
             InvalidReport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_report"),
             Rule(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
             WrongState(_) => (StatusCode::CONFLICT, "wrong_state"),

@@ -8,6 +8,9 @@
 //! audited by the store and published as [`GameEvent::ReportRuled`](gongfang_core::event::GameEvent)
 //! with only the fact and the points: a report's content stays with its team and the judges.
 //!
+//! Judges also read the VPN gateway's translation log (`GET /api/judge/translations`): which
+//! team's peer made a connection that a service saw coming from the gateway.
+//!
 //! Errors map to stable codes and HTTP statuses in one table ([`ReportsError::parts`]).
 //! The routes are described in `docs/reports.md`.
 
@@ -18,6 +21,7 @@ mod error;
 mod logs;
 mod matching;
 mod state;
+mod translations;
 mod upload;
 mod view;
 
