@@ -124,12 +124,24 @@ impl TranslationWatcher {
         let (sender, receiver) = std::sync::mpsc::sync_channel(config.capacity);
         let dropped = Arc::new(AtomicU64::new(0));
         let ended = Arc::new(Mutex::new(None));
-        let stderr = child.stderr.take();
+        // Its complaints (e.g. events lost when the kernel's buffer overflowed) are read as they
+        // come: a full pipe would stop `conntrack` itself.
+        let complaints = child.stderr.take().map(|stderr| {
+            std::thread::Builder::new().name("gf-conntrack-err".to_owned()).spawn(move || read_complaints(stderr))
+        });
+        let complaints = match complaints.transpose() {
+            Ok(complaints) => complaints,
+            Err(source) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Error::Spawn { program: "the conntrack reader thread".to_owned(), source });
+            }
+        };
         let reader = {
             let (dropped, ended) = (dropped.clone(), ended.clone());
             std::thread::Builder::new()
                 .name("gf-conntrack".to_owned())
-                .spawn(move || read_events(stdout, stderr, &config, &sender, &dropped, &ended))
+                .spawn(move || read_events(stdout, complaints, &config, &sender, &dropped, &ended))
                 .map_err(|source| Error::Spawn { program: "the conntrack reader thread".to_owned(), source })
         };
         let reader = match reader {
@@ -174,13 +186,14 @@ const EVENT_ARGS: [&str; 5] = ["-E", "-e", "NEW", "-p", "tcp"];
 
 fn read_events(
     stdout: ChildStdout,
-    stderr: Option<std::process::ChildStderr>,
+    complaints: Option<JoinHandle<String>>,
     config: &WatcherConfig,
     sender: &SyncSender<Translation>,
     dropped: &AtomicU64,
     ended: &Mutex<Option<String>>,
 ) {
     let mut lines = BoundedLines::new(BufReader::new(stdout));
+    let mut stopped = true;
     loop {
         let line = match lines.next_line() {
             Ok(Some(Line::Text(line))) => line,
@@ -204,18 +217,34 @@ fn read_events(
                     tracing::warn!(dropped = count, "translation log behind: connections dropped from it");
                 }
             }
-            Err(TrySendError::Disconnected(_)) => return,
+            Err(TrySendError::Disconnected(_)) => {
+                // Nobody listens: the watcher is being dropped, which ends `conntrack`.
+                stopped = false;
+                break;
+            }
         }
     }
-    let mut why = String::new();
-    if let Some(stderr) = stderr {
-        let _ = stderr.take(MAX_STDERR).read_to_string(&mut why);
+    // `conntrack` has exited (or is being ended), so its error output is closed too.
+    let last = complaints.and_then(|c| c.join().ok()).unwrap_or_default();
+    if stopped && let Ok(mut ended) = ended.lock() {
+        *ended = Some(if last.is_empty() { "conntrack's output ended".to_owned() } else { last });
     }
-    let why = why.trim();
-    let why = if why.is_empty() { "conntrack's output ended".to_owned() } else { why.to_owned() };
-    if let Ok(mut ended) = ended.lock() {
-        *ended = Some(why);
+}
+
+/// Logs what `conntrack` says on its error output, line by line; answers the last line once
+/// the output closes.
+fn read_complaints(stderr: std::process::ChildStderr) -> String {
+    let mut lines = BoundedLines::new(BufReader::new(stderr));
+    let mut last = String::new();
+    while let Ok(Some(line)) = lines.next_line() {
+        let Line::Text(line) = line else { continue };
+        let line = line.trim();
+        if !line.is_empty() {
+            tracing::warn!(output = line, "conntrack complained");
+            last = line.to_owned();
+        }
     }
+    last
 }
 
 enum Line {
