@@ -16,6 +16,7 @@ mod team;
 mod up;
 mod validate;
 mod vpn;
+mod vpn_log;
 
 /// Gongfang (攻防): attack-and-defence cyber drills.
 #[derive(Debug, Parser)]

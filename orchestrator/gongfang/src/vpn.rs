@@ -50,6 +50,9 @@ pub enum VpnCommand {
     /// List each team's peers with their addresses and, when the drill's gateway runs on this
     /// machine, their last handshake.
     Status(StatusArgs),
+    /// Print the gateway's translation log: which team's peer made each connection into the
+    /// game networks, and the address the service saw.
+    Log(crate::vpn_log::LogArgs),
 }
 
 /// Options shared by every `vpn` subcommand.
@@ -91,6 +94,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         match args.command {
             VpnCommand::Config(a) => config(a).await,
             VpnCommand::Status(a) => status(a).await,
+            VpnCommand::Log(a) => crate::vpn_log::log(a).await,
         }
     })
 }
@@ -141,7 +145,7 @@ fn ipnet(net: Ipv4Net) -> anyhow::Result<gongfang_vpn::ipnet::Ipv4Net> {
 }
 
 /// Every team's addresses: each team of the scenario, in order, with `peers_per_team` peers.
-fn address_plan(scenario: &Scenario, vpn: &VpnRules) -> anyhow::Result<AddressPlan> {
+pub(crate) fn address_plan(scenario: &Scenario, vpn: &VpnRules) -> anyhow::Result<AddressPlan> {
     let teams: Vec<TeamPeers> =
         scenario.teams.iter().map(|t| TeamPeers { team: t.slug.clone(), peers: vpn.peers_per_team }).collect();
     Ok(AddressPlan::allocate(ipnet(vpn.range)?, vpn.gateway, &teams)?)
