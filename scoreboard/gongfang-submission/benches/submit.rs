@@ -1,12 +1,13 @@
 //! Submission benchmark over loopback with several TCP clients, on SQLite and PostgreSQL:
 //! valid flags accepted and durably committed per second (group commit) beside a
 //! one-commit-per-flag baseline in the same run, invalid flags rejected per second, and verdict
-//! latency at a steady 20k flags/s. Two breakdown phases say where the time of a valid flag
+//! latency at a steady 20k flags/s, and answer latency of a 20,000-flag burst, also while
+//! another process holds SQLite's write lock for 3 s (`sqlite3` shell needed). Two breakdown phases say where the time of a valid flag
 //! goes: the server with a sink that stores nothing (TCP, classify, queues, writer), and the
 //! store's batch insert called directly (statement, binds, database, commit).
 //!
 //! `cargo bench -p gongfang-submission --bench submit`; PostgreSQL when
-//! `GONGFANG_TEST_POSTGRES_URL` is set. `GONGFANG_BENCH_ONLY=invalid,pipeline,store,valid,latency`
+//! `GONGFANG_TEST_POSTGRES_URL` is set. `GONGFANG_BENCH_ONLY=invalid,pipeline,store,valid,burst,latency`
 //! runs a subset (for profiling); `GONGFANG_BENCH_VALID`, `_BASELINE`, `_INVALID` set the sizes;
 //! `RUST_LOG=gongfang_submission=trace` logs every batch's size and commit time to stderr;
 //! `GONGFANG_BENCH_COMMITS_IN_FLIGHT=N` overrides how many batches commit at once and
@@ -346,6 +347,86 @@ async fn latency(backend: &str, rate: usize, seconds: u64, settings: Settings) -
     (pct(0.5), pct(0.99), *all.last().unwrap(), achieved)
 }
 
+/// Answer latency of a burst: `total` valid flags pipelined over the clients as fast as the
+/// sockets take them, each line timed from before its write to its answer being read. With
+/// `lock`, the `sqlite3` shell holds the database's write lock for that long from the start,
+/// as a long transaction elsewhere would. Returns p50, p99, max and how many were answered
+/// "try again later".
+async fn burst(backend: &str, total: usize, lock: Option<Duration>) -> (Duration, Duration, Duration, usize) {
+    let db = fresh(backend).await;
+    let store = store_on(&db).await;
+    let s = server(Arc::new(store.clone()), Settings::default()).await;
+    let mut conns = Vec::new();
+    for _ in 0..CLIENTS {
+        conns.push(connect(s.addr).await);
+    }
+    let locker = match lock {
+        Some(hold) => {
+            let path = db.url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default().to_owned();
+            let mut child = tokio::process::Command::new("sqlite3")
+                .arg(path)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the locked-store phase needs the sqlite3 shell");
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(b".timeout 10000\nBEGIN IMMEDIATE;\nSELECT 'locked';\n").await.unwrap();
+            let mut out = vec![0; 7];
+            child.stdout.take().unwrap().read_exact(&mut out).await.unwrap();
+            assert_eq!(out, b"locked\n");
+            Some(tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                stdin.write_all(b"COMMIT;\n.quit\n").await.unwrap();
+                drop(stdin);
+                child.wait().await.unwrap();
+            }))
+        }
+        None => None,
+    };
+    let flags = valid_flags(total);
+    let mut tasks = tokio::task::JoinSet::new();
+    for ((mut r, mut w), chunk) in conns.into_iter().zip(flags.chunks(total / CLIENTS)) {
+        let lines: Vec<Vec<u8>> = chunk.iter().map(|f| format!("{f}\n").into_bytes()).collect();
+        let n = lines.len();
+        let sent: Arc<Mutex<VecDeque<Instant>>> = Arc::default();
+        let sent_w = sent.clone();
+        let sender = tokio::spawn(async move {
+            for line in lines {
+                sent_w.lock().unwrap().push_back(Instant::now());
+                w.write_all(&line).await.unwrap();
+            }
+            w
+        });
+        tasks.spawn(async move {
+            let mut samples = Vec::with_capacity(n);
+            let mut busy = 0;
+            r.lines(n, |line| {
+                samples.push(sent.lock().unwrap().pop_front().unwrap().elapsed());
+                busy += usize::from(line.ends_with(b" try again later\n"));
+            })
+            .await;
+            drop(sender.await.unwrap());
+            (samples, busy)
+        });
+    }
+    let mut all = Vec::new();
+    let mut busy = 0;
+    while let Some(part) = tasks.join_next().await {
+        let (samples, b) = part.unwrap();
+        all.extend(samples);
+        busy += b;
+    }
+    if let Some(locker) = locker {
+        locker.await.unwrap();
+    }
+    s.stop().await;
+    store.close().await.unwrap();
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    (pct(0.5), pct(0.99), *all.last().unwrap(), busy)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
 }
@@ -400,6 +481,24 @@ fn main() {
                     "{backend:>8}: valid flags committed: group commit {group:>10.0} flags/s ({valid} flags) | one commit per flag {single:>8.0} flags/s ({baseline} flags) | ratio {:.1}x",
                     group / single
                 );
+            }
+            if run("burst") {
+                let (p50, p99, max, busy) = burst(backend, 20_000, None).await;
+                println!(
+                    "{backend:>8}: answer latency of a 20,000-flag burst: p50 {} p99 {} max {} ({busy} try again later)",
+                    ms(p50),
+                    ms(p99),
+                    ms(max)
+                );
+                if *backend == "sqlite" {
+                    let (p50, p99, max, busy) = burst(backend, 20_000, Some(Duration::from_secs(3))).await;
+                    println!(
+                        "{backend:>8}: the same while another process holds the write lock for 3 s: p50 {} p99 {} max {} ({busy} try again later)",
+                        ms(p50),
+                        ms(p99),
+                        ms(max)
+                    );
+                }
             }
             if run("latency") {
                 let (p50, p99, max, achieved) = latency(backend, 20_000, 5, defaults.clone()).await;

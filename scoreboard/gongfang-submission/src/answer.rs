@@ -45,6 +45,9 @@ pub enum Answer {
     NotAttacker,
     /// Our storage failed; the flag was not stored and may be submitted again.
     Unavailable,
+    /// Our storage did not confirm the flag in time (farms stop waiting after a few seconds).
+    /// Sent again, it is answered `OK`, or `DUP` if the commit under way stored it after all.
+    Busy,
 }
 
 /// One row of the table.
@@ -59,7 +62,7 @@ pub struct Reply {
 
 impl Answer {
     /// Every answer, in a stable order (for docs and tests).
-    pub const ALL: [Answer; 12] = [
+    pub const ALL: [Answer; 13] = [
         Answer::Accepted,
         Answer::Duplicate,
         Answer::Own,
@@ -72,6 +75,7 @@ impl Answer {
         Answer::Over,
         Answer::NotAttacker,
         Answer::Unavailable,
+        Answer::Busy,
     ];
 
     /// The table.
@@ -104,6 +108,11 @@ impl Answer {
                 Code::Err,
                 "Internal error, flag not stored, try again later",
                 "Denied: internal error, try again later",
+            ),
+            Answer::Busy => (
+                Code::Err,
+                "Storage busy, flag not confirmed, try again later",
+                "Denied: storage busy, flag not confirmed, try again later",
             ),
         };
         Reply { code, tcp, http }
@@ -156,7 +165,7 @@ mod tests {
         for a in Answer::ALL {
             let expected = match a {
                 Answer::Accepted => "accepted",
-                Answer::NotStarted | Answer::Paused | Answer::Over | Answer::Unavailable => "queued",
+                Answer::NotStarted | Answer::Paused | Answer::Over | Answer::Unavailable | Answer::Busy => "queued",
                 _ => "rejected",
             };
             assert_eq!(class(a.reply().http), expected, "{a:?}");

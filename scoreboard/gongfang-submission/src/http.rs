@@ -161,6 +161,7 @@ async fn submit(
     }
     let clock = state.clock();
     let received = chrono::Utc::now();
+    let deadline = tokio::time::Instant::now() + state.settings().answer_within;
     let mut verdicts = Vec::with_capacity(flags.len());
     for flag in &flags {
         verdicts.push(state.submit(team, flag.trim().as_bytes(), clock, received).await);
@@ -169,7 +170,7 @@ async fn submit(
     for (flag, verdict) in flags.into_iter().zip(verdicts) {
         let answer: Answer = match verdict {
             Verdict::Now(a) => a,
-            later => later.resolve().await,
+            later => tokio::time::timeout_at(deadline, later.resolve()).await.unwrap_or(Answer::Busy),
         };
         answers.push(FlagAnswer { flag, msg: answer.reply().http });
     }

@@ -39,6 +39,10 @@ pub struct Settings {
     pub linger: Duration,
     /// Most rows per transaction.
     pub max_batch: usize,
+    /// Longest a flag waits for its commit before it is answered `ERR` "try again later":
+    /// exploit farms give up on a server after 2 to 5 s without an answer. While the storage
+    /// has confirmed nothing for half this long, new flags get that answer at once.
+    pub answer_within: Duration,
     /// Most rows the writer takes from one team before serving the next.
     pub quantum: usize,
     /// Batches committed at once; `None` asks the storage (2 on PostgreSQL, 1 on SQLite).
@@ -72,6 +76,7 @@ impl Default for Settings {
             team_queue: 20_000,
             linger: Duration::from_millis(1),
             max_batch: 5_000,
+            answer_within: Duration::from_secs(1),
             quantum: 500,
             commits_in_flight: None,
             http_max_flags: gongfang_core::wire::MAX_FLAGS_PER_PUT,
@@ -145,6 +150,7 @@ impl SubmissionState {
             max_batch: settings.max_batch.max(1),
             quantum: settings.quantum.max(1),
             team_queue: settings.team_queue.max(1),
+            answer_within: settings.answer_within,
             in_flight: settings.commits_in_flight.unwrap_or_else(|| sink.commits_in_flight()).max(1),
         };
         let writer = Arc::new(Writer::new(scenario.teams.iter().map(|t| t.id), config));

@@ -369,6 +369,7 @@ async fn session(
         // share its clock reading and receive time.
         let clock = state.clock();
         let received = chrono::Utc::now();
+        let deadline = tokio::time::Instant::now() + settings.answer_within;
         while pending.len() < window {
             let Some(item) = lines.next() else { break };
             let (echo_bytes, verdict) = match item {
@@ -385,7 +386,7 @@ async fn session(
             };
             match verdict {
                 Verdict::Now(answer) if pending.is_empty() => write_answer(&mut out, &echo_bytes, answer),
-                verdict => pending.push(&echo_bytes, verdict),
+                verdict => pending.push(&echo_bytes, verdict, deadline),
             }
             if out.len() >= READ_BUFFER {
                 send(&mut wr, &out, state).await?;
@@ -393,11 +394,13 @@ async fn session(
             }
         }
         // Answer, in order, whatever is decided at the head of the queue.
-        while let Some(verdict) = pending.front_mut() {
+        let now = tokio::time::Instant::now();
+        while let Some((verdict, deadline)) = pending.front_mut() {
             let answer = match verdict {
                 Verdict::Now(answer) => *answer,
                 Verdict::Later(rx) => match rx.try_recv() {
                     Ok(answer) => answer,
+                    Err(tokio::sync::oneshot::error::TryRecvError::Empty) if now >= deadline => Answer::Busy,
                     Err(tokio::sync::oneshot::error::TryRecvError::Empty) => break,
                     Err(tokio::sync::oneshot::error::TryRecvError::Closed) => Answer::Unavailable,
                 },
@@ -442,8 +445,8 @@ struct Pending {
     echoes: Vec<u8>,
     /// Where the echo of the front entry starts.
     start: usize,
-    /// Each entry's echo length and verdict.
-    entries: VecDeque<(usize, Verdict)>,
+    /// Each entry's echo length, verdict, and when it is answered `Busy` if still undecided.
+    entries: VecDeque<(usize, Verdict, tokio::time::Instant)>,
 }
 
 impl Pending {
@@ -455,18 +458,18 @@ impl Pending {
         self.entries.is_empty()
     }
 
-    fn push(&mut self, echo: &[u8], verdict: Verdict) {
+    fn push(&mut self, echo: &[u8], verdict: Verdict, deadline: tokio::time::Instant) {
         self.echoes.extend_from_slice(echo);
-        self.entries.push_back((echo.len(), verdict));
+        self.entries.push_back((echo.len(), verdict, deadline));
     }
 
-    fn front_mut(&mut self) -> Option<&mut Verdict> {
-        self.entries.front_mut().map(|(_, v)| v)
+    fn front_mut(&mut self) -> Option<(&mut Verdict, tokio::time::Instant)> {
+        self.entries.front_mut().map(|(_, v, deadline)| (v, *deadline))
     }
 
     /// Writes the front entry's answer line to `out` and drops the entry.
     fn pop_front(&mut self, out: &mut Vec<u8>, answer: Answer) {
-        let Some((len, _)) = self.entries.pop_front() else { return };
+        let Some((len, _, _)) = self.entries.pop_front() else { return };
         write_answer(out, &self.echoes[self.start..self.start + len], answer);
         self.start += len;
         if self.entries.is_empty() {
@@ -479,11 +482,15 @@ impl Pending {
         }
     }
 
-    /// Resolves with the answer of the front entry once its commit is done.
+    /// Resolves with the answer of the front entry once its commit is done, or with
+    /// [`Answer::Busy`] at its deadline: a farm stops waiting soon after.
     async fn head(&mut self) -> Answer {
         match self.entries.front_mut() {
-            Some((_, Verdict::Later(rx))) => rx.await.unwrap_or(Answer::Unavailable),
-            Some((_, Verdict::Now(answer))) => *answer,
+            Some((_, Verdict::Later(rx), deadline)) => match tokio::time::timeout_at(*deadline, rx).await {
+                Ok(answer) => answer.unwrap_or(Answer::Unavailable),
+                Err(_) => Answer::Busy,
+            },
+            Some((_, Verdict::Now(answer), _)) => *answer,
             None => std::future::pending().await,
         }
     }

@@ -13,8 +13,9 @@
 //! are expected to be new, which the store inserts more cheaply (and checks all the same).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
@@ -32,6 +33,7 @@ struct Pending {
     row: NewSubmission,
     reply: oneshot::Sender<Answer>,
     permit: OwnedSemaphorePermit,
+    enqueued: Instant,
 }
 
 #[derive(Default)]
@@ -52,6 +54,10 @@ pub(crate) struct WriterConfig {
     pub team_queue: usize,
     /// Batches being committed at once (at least 1).
     pub in_flight: usize,
+    /// How long a submitter waits for a row's answer before it answers "try again later"
+    /// itself. A queued row older than this whose submitter stopped waiting is not stored:
+    /// it was never confirmed, and the submitter sends it again.
+    pub answer_within: Duration,
 }
 
 /// Stored captures of flags that have not expired, as the store's unique constraint names them
@@ -116,6 +122,11 @@ pub(crate) struct Writer {
     notify: Notify,
     permits: HashMap<TeamId, Arc<Semaphore>>,
     config: WriterConfig,
+    /// Rows handed to the sink and not answered yet.
+    committing_rows: AtomicUsize,
+    /// When a commit last ended, or work last arrived at an idle writer: with rows waiting,
+    /// its age says how long the storage has confirmed nothing.
+    progress: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -140,13 +151,38 @@ struct Waiter {
 impl Writer {
     pub fn new(teams: impl IntoIterator<Item = TeamId>, config: WriterConfig) -> Writer {
         let permits = teams.into_iter().map(|t| (t, Arc::new(Semaphore::new(config.team_queue)))).collect();
-        Writer { queues: Mutex::new(Queues::default()), notify: Notify::new(), permits, config }
+        Writer {
+            queues: Mutex::new(Queues::default()),
+            notify: Notify::new(),
+            permits,
+            config,
+            committing_rows: AtomicUsize::new(0),
+            progress: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Whether rows wait and the storage has confirmed nothing for half the answer time: a
+    /// row queued now would most likely not be answered in time, so it is better refused at
+    /// once, with words that make farms send it again.
+    fn stalled(&self) -> bool {
+        let waiting = self.committing_rows.load(Ordering::Acquire) > 0
+            || self.queues.lock().expect("queue lock poisoned").total > 0;
+        waiting && self.progress.lock().expect("progress lock poisoned").elapsed() > self.config.answer_within / 2
+    }
+
+    fn progressed(&self) {
+        *self.progress.lock().expect("progress lock poisoned") = Instant::now();
     }
 
     /// Queues a capture; the receiver yields its answer once the batch is committed. Waits
-    /// while the team already has its maximum of rows in flight.
+    /// while the team already has its maximum of rows in flight. While the storage is stalled
+    /// the answer is [`Answer::Busy`] at once.
     pub async fn enqueue(&self, row: NewSubmission) -> oneshot::Receiver<Answer> {
         let (reply, answer) = oneshot::channel();
+        if self.stalled() {
+            let _ = reply.send(Answer::Busy);
+            return answer;
+        }
         let Some(semaphore) = self.permits.get(&row.capture.attacker) else {
             // The classifier only passes known attackers; answer rather than panic.
             let _ = reply.send(Answer::Invalid);
@@ -161,10 +197,14 @@ impl Writer {
             let _ = reply.send(Answer::Unavailable);
             return answer;
         }
+        if q.total == 0 && self.committing_rows.load(Ordering::Acquire) == 0 {
+            // Work after an idle spell: the storage's silence is counted from now.
+            self.progressed();
+        }
         let team = row.capture.attacker;
         let queue = q.teams.entry(team).or_default();
         let was_empty = queue.is_empty();
-        queue.push_back(Pending { row, reply, permit });
+        queue.push_back(Pending { row, reply, permit, enqueued: Instant::now() });
         if was_empty {
             q.ring.push_back(team);
         }
@@ -185,20 +225,27 @@ impl Writer {
         let mut q = self.queues.lock().expect("queue lock poisoned");
         let size = q.total.min(self.config.max_batch);
         let mut batch = Batch { rows: Vec::with_capacity(size), waiters: Vec::with_capacity(size) };
-        while batch.rows.len() < self.config.max_batch {
+        let mut taken = 0;
+        while taken < self.config.max_batch {
             let Some(team) = q.ring.pop_front() else { break };
-            let room = self.config.max_batch - batch.rows.len();
+            let room = self.config.max_batch - taken;
             let queue = q.teams.get_mut(&team).expect("ring names only queued teams");
             let take = queue.len().min(self.config.quantum).min(room);
             for p in queue.drain(..take) {
+                if p.reply.is_closed() && p.enqueued.elapsed() >= self.config.answer_within {
+                    // Answered "try again later" already: storing it now would turn the
+                    // resubmission the farm was asked for into a DUP.
+                    continue;
+                }
                 batch.rows.push(p.row);
                 batch.waiters.push(Waiter { reply: p.reply, _permit: p.permit });
             }
+            taken += take;
             if !queue.is_empty() {
                 q.ring.push_back(team);
             }
         }
-        q.total -= batch.rows.len();
+        q.total -= taken;
         batch
     }
 
@@ -243,8 +290,12 @@ impl Writer {
                 }
                 idle = false;
                 let Some((batch, hashes, expect_new)) = known.answer_stored(self.drain()) else { continue };
+                self.committing_rows.fetch_add(batch.rows.len(), Ordering::AcqRel);
+                // Counted down however the commit ends, a panic included.
+                let counted = Committing { writer: self.clone(), rows: batch.rows.len() };
                 let sink = sink.clone();
                 commits.spawn(async move {
+                    let _counted = counted;
                     let started = std::time::Instant::now();
                     let result = sink.insert_batch(&batch.rows, expect_new).await;
                     tracing::trace!(
@@ -266,14 +317,32 @@ impl Writer {
             }
             tokio::select! {
                 Some(done) = commits.join_next() => match done {
-                    Ok((batch, hashes, result)) => known.answer(batch, hashes, result, &events),
+                    Ok((batch, hashes, result)) => {
+                        self.progressed();
+                        known.answer(batch, hashes, result, &events);
+                    }
                     // Its waiters were dropped with it: they answer ERR, nothing was claimed.
-                    Err(error) => tracing::error!(%error, "a submission commit task failed"),
+                    Err(error) => {
+                        self.progressed();
+                        tracing::error!(%error, "a submission commit task failed");
+                    }
                 },
                 () = self.notify.notified(), if commits.len() < depth => {}
             }
         }
         tracing::debug!("submission writer stopped");
+    }
+}
+
+/// Rows of one batch counted as being committed, until dropped.
+struct Committing {
+    writer: Arc<Writer>,
+    rows: usize,
+}
+
+impl Drop for Committing {
+    fn drop(&mut self) {
+        self.writer.committing_rows.fetch_sub(self.rows, Ordering::AcqRel);
     }
 }
 
@@ -472,7 +541,14 @@ mod tests {
     const LIFETIME: u32 = 5;
 
     fn config() -> WriterConfig {
-        WriterConfig { linger: Duration::ZERO, max_batch: 100, quantum: 10, team_queue: 100_000, in_flight: 1 }
+        WriterConfig {
+            linger: Duration::ZERO,
+            max_batch: 100,
+            quantum: 10,
+            team_queue: 100_000,
+            in_flight: 1,
+            answer_within: Duration::from_secs(3600),
+        }
     }
 
     #[tokio::test]
