@@ -168,6 +168,13 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         }
         None => (None, None),
     };
+    // Who is behind each anonymised connection, for judges and organisers.
+    let translations = match &gateway {
+        Some(_) => crate::vpn_log::translations_log(&scenario, store.clone())
+            .await
+            .context("starting the WireGuard gateway's translation log")?,
+        None => None,
+    };
 
     println!();
     println!("drill {} ({})", scenario.drill.name.en, slug);
@@ -248,6 +255,9 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         interrupt.recv().await;
     };
     let result = drill::run(cfg, shutdown).await;
+    if let Some(log) = translations {
+        log.abort();
+    }
     if let Some(rules) = peer_rules {
         rules.remove().await;
     }

@@ -1,4 +1,5 @@
-//! `gongfang vpn config|status`: teams' WireGuard configs, and who is connected.
+//! `gongfang vpn config|status|log`: teams' WireGuard configs, who is connected, and whom the
+//! gateway's anonymised connections came from (`log`, in [`crate::vpn_log`]).
 //!
 //! `config` makes a key pair per peer, stores the public keys and addresses, and writes one
 //! `wg-quick` file per peer (`DIR/TEAM-N.conf`, readable by its owner only). The private keys

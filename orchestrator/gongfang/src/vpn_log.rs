@@ -27,7 +27,6 @@ const BATCH: usize = 500;
 /// `anonymise` on (otherwise services see the peers' own addresses and `None` is returned).
 /// The task writes a batch every second (or every [`BATCH`] connections) and ends, saying why
 /// in the log, when the watcher or the store fails; aborting it stops `conntrack`.
-#[allow(dead_code, reason = "`up` starts it for a drill with a VPN")]
 pub async fn translations_log(
     scenario: &Scenario,
     store: Store,

@@ -7,6 +7,10 @@
 //! the checker stays `ok`. Finally it stops the drill with Ctrl-C and starts it again: the same
 //! drill resumes.
 //!
+//! A third drill is played over WireGuard from two team machines (network namespaces), as
+//! `teams_play_over_wireguard` describes; it also needs `wireguard-go`, `wireguard-tools` and
+//! `iptables`, and is skipped without them unless `GONGFANG_REQUIRE_VPN=1`.
+//!
 //! Where things are comes from the JSON summary `gongfang up` writes, not from its printed
 //! text. Every step that waits on the drill polls until a deadline, the exploit included; when
 //! the test fails it prints the containers' logs.
@@ -16,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -28,7 +33,8 @@ use gongfang_core::scenario::Identify;
 use gongfang_store::Store;
 use gongfang_test_programs::components;
 use gongfang_test_support::http::request;
-use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
+use gongfang_test_support::netns::{TeamMachine, run_ok};
+use gongfang_test_support::scenario::{ScenarioBuilder, ServiceSpec, service, team};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -80,17 +86,20 @@ fn scenario(dir: &Path) -> anyhow::Result<PathBuf> {
         .fold(drill, |drill, (id, slug, name)| {
             drill.team(team(*id, slug).name(name, name).network(&format!("10.83.{id}.0/24")))
         })
-        .service(
-            service("opendata")
-                .name("Open Data Portal", "Open Data Portal")
-                .build_from(&repo().join("challenges/opendata/service"))
-                .checker(components::OPENDATA_CHECKER)
-                .flag_stores(2)
-                .limits(0.5, "256MiB"),
-        );
+        .service(opendata());
     let path = dir.join("scenario.toml");
     std::fs::write(&path, drill.toml())?;
     Ok(path)
+}
+
+/// The demo's service, built from the repository.
+fn opendata() -> ServiceSpec {
+    service("opendata")
+        .name("Open Data Portal", "Open Data Portal")
+        .build_from(&repo().join("challenges/opendata/service"))
+        .checker(components::OPENDATA_CHECKER)
+        .flag_stores(2)
+        .limits(0.5, "256MiB")
 }
 
 /// Where a running `gongfang up` says things are: its JSON summary and tokens file.
@@ -146,7 +155,8 @@ struct Up {
 }
 
 impl Up {
-    fn start(dir: &Path, scenario: &Path) -> anyhow::Result<Up> {
+    /// Runs `gongfang up` on `scenario` until it is ready, with `services` defending services.
+    fn start(dir: &Path, scenario: &Path, services: usize) -> anyhow::Result<Up> {
         let db = format!("sqlite://{}?mode=rwc", dir.join("drill.db").display());
         let summary = dir.join("up.json");
         // A summary left by a killed run would point at ports nobody listens on.
@@ -183,7 +193,7 @@ impl Up {
             std::thread::sleep(Duration::from_millis(200));
         }
         let printed = Running::read(&summary)?;
-        ensure!(printed.services.len() == 3, "three defending teams' services: {printed:?}");
+        ensure!(printed.services.len() == services, "{services} defending teams' services: {printed:?}");
         Ok(Up { child, printed, lines, summary })
     }
 
@@ -204,6 +214,14 @@ impl Up {
         let said: Vec<String> = self.lines.try_iter().collect();
         ensure!(said.iter().any(|l| l.contains("run the same command again to resume")), "{said:?}");
         Ok(())
+    }
+}
+
+impl Up {
+    /// Kills the platform outright (SIGKILL), as a crash would: nothing of it cleans up.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -257,13 +275,18 @@ async fn put_flags(web: &str, token: &str, flags: &[String]) -> anyhow::Result<V
 
 /// Polls `/api/scoreboard` until `done` holds.
 async fn wait_for_board(web: &str, what: &str, done: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+    wait_for_json(web, "/api/scoreboard", what, done).await
+}
+
+/// Polls a JSON endpoint for up to two minutes until `done` holds.
+async fn wait_for_json(web: &str, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let board = get_json(web, "/api/scoreboard").await?;
-        if done(&board) {
-            return Ok(board);
+        let value = get_json(web, path).await?;
+        if done(&value) {
+            return Ok(value);
         }
-        ensure!(Instant::now() < deadline, "timed out waiting for {what}; the board is {board:#}");
+        ensure!(Instant::now() < deadline, "timed out waiting for {what}; {path} is {value:#}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -276,10 +299,19 @@ fn all_ok(board: &Value) -> bool {
     (1..=3).all(|t| verdict(board, t) == Some("ok"))
 }
 
-/// Runs the team-written exploit against `team` once and returns the flags it printed.
-async fn exploit_once(web: &str, target: &str, team: u16) -> anyhow::Result<Vec<String>> {
+/// Runs the team-written exploit against `team` once, from the host or from a team machine's
+/// network namespace, and returns the flags it printed.
+async fn exploit_once(from: Option<&str>, web: &str, target: &str, team: u16) -> anyhow::Result<Vec<String>> {
     let (host, port) = target.rsplit_once(':').context("address has a port")?;
-    let run = tokio::process::Command::new("python3")
+    let mut run = match from {
+        Some(namespace) => {
+            let mut command = tokio::process::Command::new("ip");
+            command.args(["netns", "exec", namespace, "python3"]);
+            command
+        }
+        None => tokio::process::Command::new("python3"),
+    };
+    let run = run
         .arg(repo().join("challenges/opendata/exploit/exploit.py"))
         .args([host, port, "--attack-info", &format!("http://{web}/api/attack-info"), "--team", &team.to_string()])
         .kill_on_drop(true)
@@ -292,11 +324,17 @@ async fn exploit_once(web: &str, target: &str, team: u16) -> anyhow::Result<Vec<
 /// Runs the exploit until a run succeeds with an answer `done` accepts, as the other steps
 /// poll: a service can be slow for a moment (the checker's turn, a tick closing) without
 /// anything being wrong. Fails with every failed run's reason at the deadline.
-async fn exploit(web: &str, target: &str, team: u16, done: impl Fn(&[String]) -> bool) -> anyhow::Result<Vec<String>> {
+async fn exploit(
+    from: Option<&str>,
+    web: &str,
+    target: &str,
+    team: u16,
+    done: impl Fn(&[String]) -> bool,
+) -> anyhow::Result<Vec<String>> {
     let deadline = Instant::now() + EXPLOIT_DEADLINE;
     let mut failures = Vec::new();
     loop {
-        match exploit_once(web, target, team).await {
+        match exploit_once(from, web, target, team).await {
             Ok(flags) if done(&flags) => return Ok(flags),
             Ok(flags) => failures.push(format!("not yet: {flags:?}")),
             Err(e) => failures.push(format!("{e:#}")),
@@ -354,7 +392,7 @@ async fn demo_drill_end_to_end() -> anyhow::Result<()> {
 async fn demo_drill() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let scenario = scenario(dir.path())?;
-    let up = Up::start(dir.path(), &scenario)?;
+    let up = Up::start(dir.path(), &scenario, 3)?;
     let said: Vec<String> = up.lines.try_iter().collect();
     ensure!(
         said.iter().any(|l| l.starts_with("checker of opendata:") && l.ends_with("(present)"))
@@ -380,7 +418,7 @@ async fn demo_drill() -> anyhow::Result<()> {
     });
 
     // Team 1 attacks team 2 with the reference exploit.
-    let flags = exploit(&web, &up.printed.services[&2], 2, |f| f.len() >= 2).await?;
+    let flags = exploit(None, &web, &up.printed.services[&2], 2, |f| f.len() >= 2).await?;
     let token = up.printed.tokens.get(&1).context("team 1's token was printed")?.clone();
 
     // Half over TCP (token greeting, then the FAUST protocol)...
@@ -459,14 +497,14 @@ async fn demo_drill() -> anyhow::Result<()> {
         b["status_tick"].as_u64().is_some_and(|t| t >= patched_at + 2) && all_ok(b)
     })
     .await?;
-    let after = exploit(&web, &up.printed.services[&2], 2, |_| true).await?;
+    let after = exploit(None, &web, &up.printed.services[&2], 2, |_| true).await?;
     ensure!(after.is_empty(), "the patched service still leaks flags: {after:?}");
 
     // Ctrl-C stops cleanly; running the command again resumes the same drill.
     let last = get_json(&web, "/api/scoreboard").await?["tick"].as_u64().unwrap_or(0);
     let tokens_before = up.printed.tokens_text.clone();
     up.stop()?;
-    let up = Up::start(dir.path(), &scenario)?;
+    let up = Up::start(dir.path(), &scenario, 3)?;
     ensure!(up.printed.tokens_text == tokens_before, "tokens are issued once, not again on resume");
     let web = up.printed.web.clone();
     wait_for_board(&web, "the resumed drill scoring a later tick", |b| {
@@ -513,7 +551,7 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     std::fs::write(&scenario, text)?;
 
     let _teardown = Teardown("e2e-redblue");
-    let up = Up::start(dir.path(), &scenario)?;
+    let up = Up::start(dir.path(), &scenario, 3)?;
     let web = up.printed.web.clone();
     ensure!(
         up.printed.services.keys().copied().collect::<Vec<_>>() == [11, 12, 13],
@@ -532,7 +570,7 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     ensure!(red["services"].as_array().is_some_and(Vec::is_empty), "red teams have no services: {red}");
 
     // A red team steals from a blue team and submits; a blue team may not submit at all.
-    let flags = exploit(&web, &up.printed.services[&11], 11, |f| !f.is_empty()).await?;
+    let flags = exploit(None, &web, &up.printed.services[&11], 11, |f| !f.is_empty()).await?;
     let answers = put_flags(&web, &up.printed.tokens[&1], &flags[..1]).await?;
     ensure!(answers[0]["msg"].as_str().is_some_and(|m| m.contains("Accepted")), "red team's flag: {answers}");
     let refused = request(
@@ -550,4 +588,286 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     );
     up.stop()?;
     Ok(())
+}
+
+/// The drill teams reach over WireGuard.
+const VPN_DRILL: &str = "e2e-vpn";
+/// The gateway's tunnel address, the first host of the scenario's VPN range.
+const VPN_GATEWAY: &str = "10.86.0.1";
+
+/// Two symmetric teams on the opendata service, reached over WireGuard at the host's address
+/// on team 1's link, flags submitted by address.
+fn vpn_scenario(dir: &Path, start: chrono::DateTime<chrono::Utc>) -> anyhow::Result<PathBuf> {
+    let drill = ScenarioBuilder::new(VPN_DRILL)
+        .name("Drill over WireGuard", "經 WireGuard 進行的演練")
+        .duration("30m")
+        .tick("8s")
+        .checker_timeout("3s")
+        .start(&start.to_rfc3339())
+        .secret("end-to-end-vpn-secret-0123456789")
+        .submission(Identify::Address, Some(100), 8)
+        .vpn("172.30.1.1:51899", "10.86.0.0/24", 1)
+        .team(team(1, "moda").name("Digital Development Bureau", "數字發展局").network("10.85.1.0/24"))
+        .team(team(2, "moi").name("Civic Records Department", "民事記錄署").network("10.85.2.0/24"))
+        .service(opendata());
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, drill.toml())?;
+    Ok(path)
+}
+
+/// Whether the host holds anything of the VPN drill's gateway: its interface, a firewall rule
+/// naming it or one of its chains, or a `wireguard-go` serving it.
+fn gateway_leftovers() -> anyhow::Result<Vec<String>> {
+    let interface = "gf-e2e-vpn";
+    let mut left = Vec::new();
+    if Command::new("ip").args(["link", "show", "dev", interface]).output()?.status.success() {
+        left.push(format!("interface {interface}"));
+    }
+    for table in ["filter", "nat"] {
+        let rules = run_ok("iptables-save", &["-t", table])?;
+        left.extend(
+            String::from_utf8_lossy(&rules.stdout)
+                .lines()
+                .filter(|l| l.contains(interface) || l.contains("GF-V"))
+                .map(|l| format!("{table}: {l}")),
+        );
+    }
+    let processes = Command::new("pgrep").args(["-af", &format!("wireguard-go.*{interface}")]).output()?;
+    left.extend(String::from_utf8_lossy(&processes.stdout).lines().map(|l| format!("process {l}")));
+    Ok(left)
+}
+
+/// `gongfang vpn config|status` on the VPN drill's database.
+fn gongfang_vpn(dir: &Path, scenario: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let db = format!("sqlite://{}?mode=rwc", dir.join("drill.db").display());
+    let output = Command::new(gongfang_binary()?)
+        .arg("vpn")
+        .args(args)
+        .arg("--scenario")
+        .arg(scenario)
+        .args(["--database-url", &db])
+        .output()?;
+    ensure!(
+        output.status.success(),
+        "gongfang vpn {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Submits flags from a team machine over the TCP server by address (no token, as S4DFarm and
+/// ataka do in FAUST mode), and returns the answer lines.
+fn submit_from(machine: &TeamMachine, server: &str, flags: &[String]) -> anyhow::Result<Vec<String>> {
+    let (host, port) = server.rsplit_once(':').context("host:port")?;
+    const CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=20)
+f = s.makefile("rw", newline="\n")
+while f.readline().strip() != "One flag per line please!":
+    pass
+f.readline()
+flags = sys.argv[3:]
+for flag in flags:
+    f.write(flag + "\n")
+f.flush()
+for _ in flags:
+    print(f.readline().rstrip("\n"), flush=True)
+"#;
+    let output = machine.command("python3").args(["-c", CLIENT, host, port]).args(flags).output()?;
+    ensure!(output.status.success(), "submitting over the tunnel failed: {}", String::from_utf8_lossy(&output.stderr));
+    Ok(String::from_utf8(output.stdout)?.lines().map(str::to_owned).collect())
+}
+
+/// The source addresses in a service's request log (lines `HH:MM:SS ADDRESS request`).
+fn client_addresses(container: &str) -> anyhow::Result<BTreeMap<String, usize>> {
+    let logs = run_ok("docker", &["logs", container])?;
+    let mut seen = BTreeMap::new();
+    for line in String::from_utf8_lossy(&logs.stdout).lines().chain(String::from_utf8_lossy(&logs.stderr).lines()) {
+        let mut words = line.split_whitespace();
+        if let (Some(time), Some(address)) = (words.next(), words.next())
+            && time.len() == 8
+            && time.bytes().filter(|b| *b == b':').count() == 2
+            && address.parse::<std::net::Ipv4Addr>().is_ok()
+        {
+            *seen.entry(address.to_owned()).or_default() += 1;
+        }
+    }
+    Ok(seen)
+}
+
+/// Teams over WireGuard, on real Docker and real `wireguard-go`: two team machines (network
+/// namespaces) bring their tunnels up with `wg-quick` on the files `gongfang vpn config` wrote.
+/// Before the drill's start a team reaches its own service and not the other's; the scoreboard
+/// and `vpn status` show who is connected. Once the drill runs, team 1 runs the exploit through
+/// its tunnel against team 2 and submits the flags by address over TCP: `OK`. Team 2's service
+/// saw the checker and team 1 from one address; the gateway's translation log names team 1. Team 1, even with its config widened to route
+/// everything into the tunnel, reaches neither team 2's machine nor the host's other ports.
+/// A platform killed with SIGKILL leaves its gateway behind, and `gongfang down` removes it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_play_over_wireguard() -> anyhow::Result<()> {
+    let _one = ONE_DRILL_AT_A_TIME.lock().await;
+    if !docker_available() {
+        if std::env::var("GONGFANG_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+            bail!("Docker is required (GONGFANG_REQUIRE_DOCKER=1) but not reachable");
+        }
+        eprintln!("skipping: no Docker engine");
+        return Ok(());
+    }
+    if !gongfang_test_support::netns::vpn_ready() {
+        return Ok(());
+    }
+    let _teardown = Teardown(VPN_DRILL);
+    let result = drill_over_wireguard().await;
+    if result.is_err() {
+        dump_container_logs(VPN_DRILL);
+    }
+    result
+}
+
+async fn drill_over_wireguard() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let configs = dir.path().join("configs");
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let scenario = vpn_scenario(dir.path(), later)?;
+    for team in ["moda", "moi"] {
+        gongfang_vpn(dir.path(), &scenario, &["config", team, "--out", configs.to_str().context("UTF-8")?])?;
+    }
+    let mut team1 = TeamMachine::new("gfe2e-team1", "gfe2e-h1", [172, 30, 1])?;
+    let mut team2 = TeamMachine::new("gfe2e-team2", "gfe2e-h2", [172, 30, 2])?;
+    // Team 2 reaches the gateway's public address (the host's on team 1's link) through its own.
+    team2.route_via_host("172.30.1.1/32")?;
+
+    // Before the start: each team prepares its own service only.
+    let up = Up::start(dir.path(), &scenario, 2)?;
+    team1.tunnel_up(&configs.join("moda-1.conf"))?;
+    team2.tunnel_up(&configs.join("moi-1.conf"))?;
+    let port = |address: &str| -> anyhow::Result<SocketAddr> { Ok(address.parse()?) };
+    let own = port(&up.printed.services[&1])?;
+    let theirs = port(&up.printed.services[&2])?;
+    let web_port = port(&up.printed.web)?.port();
+    let gateway: std::net::Ipv4Addr = VPN_GATEWAY.parse()?;
+    let wait = Duration::from_secs(2);
+    ensure!(
+        eventually(|| team1.connects(own, wait)).await,
+        "team 1 reaches its own service {own} through its tunnel before the start"
+    );
+    ensure!(!team1.connects(theirs, wait), "team 1 reaches team 2's service {theirs} before the start");
+    ensure!(
+        team1.connects(SocketAddr::from((gateway, web_port)), wait),
+        "team 1 reaches the scoreboard on the gateway's address"
+    );
+    let connections = wait_for_json(&up.printed.web, "/api/connections", "team 1 connected", |c| {
+        c["teams"].as_array().is_some_and(|ts| ts.iter().any(|t| t["slug"] == "moda" && t["peers_connected"] == 1))
+    })
+    .await?;
+    ensure!(connections["teams"][0]["last_handshake"].is_string(), "{connections:#}");
+    let status = gongfang_vpn(dir.path(), &scenario, &["status"])?;
+    ensure!(
+        status.lines().any(|l| l.starts_with("moda") && l.contains(" s ago)")),
+        "vpn status shows team 1's handshake: {status}"
+    );
+    up.stop()?;
+
+    // The drill starts: attacks are open.
+    let scenario = vpn_scenario(dir.path(), chrono::Utc::now() + chrono::Duration::seconds(20))?;
+    let up = Up::start(dir.path(), &scenario, 2)?;
+    let web_port = port(&up.printed.web)?.port();
+    let submit_port = port(&up.printed.submit)?.port();
+    wait_for_board(&up.printed.web, "both services ok in a scored tick", |b| {
+        b["tick"].as_u64().is_some() && (1..=2).all(|t| verdict(b, t) == Some("ok"))
+    })
+    .await?;
+    let through_tunnel = format!("{VPN_GATEWAY}:{web_port}");
+    let flags =
+        exploit(Some(&team1.namespace), &through_tunnel, &up.printed.services[&2], 2, |f| !f.is_empty()).await?;
+    let answers = submit_from(&team1, &format!("{VPN_GATEWAY}:{submit_port}"), &flags)?;
+    ensure!(answers.len() == flags.len(), "one answer per flag: {answers:?}");
+    for (flag, answer) in flags.iter().zip(&answers) {
+        ensure!(answer.starts_with(&format!("{flag} OK")), "flag submitted by address from team 1's tunnel: {answer}");
+    }
+    wait_for_board(&up.printed.web, "team 1's attack points", |b| {
+        b["teams"].as_array().is_some_and(|ts| ts.iter().any(|t| t["id"] == 1 && t["attack"].as_f64() > Some(0.0)))
+    })
+    .await?;
+    // The checker and team 1 reached team 2's service from one address: its host's.
+    let seen = client_addresses(&format!("gf-{VPN_DRILL}-moi-opendata"))?;
+    ensure!(seen.keys().eq(["10.85.2.1"]), "team 2's service saw the checker and team 1 as one source: {seen:?}");
+    // The gateway's translation log still says it was team 1.
+    let theirs_text = theirs.to_string();
+    let logged = |log: &str| {
+        log.lines().any(|l| {
+            l.contains("moda") && l.contains("10.86.0.2") && l.contains(&theirs_text) && l.contains("10.85.2.1")
+        })
+    };
+    let mut log = String::new();
+    for _ in 0..20 {
+        log = gongfang_vpn(dir.path(), &scenario, &["log", "--team", "moda"])?;
+        if logged(&log) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    ensure!(logged(&log), "the translation log shows team 1's peer reaching {theirs} as 10.85.2.1: {log}");
+
+    // Team 1 routes everything into its tunnel: the gateway still forwards nothing else.
+    let host = std::net::TcpListener::bind("0.0.0.0:0")?;
+    let host_port = host.local_addr()?.port();
+    team2.spawn("python3", &["-c", LISTEN_9999])?;
+    let team2_peer: std::net::Ipv4Addr = "10.86.0.3".parse()?;
+    ensure!(
+        eventually(|| team2.connects(SocketAddr::from((team2_peer, 9999)), wait)).await,
+        "team 2's own listener answers on its tunnel address (or the peer address is not 10.86.0.3)"
+    );
+    let gateway_key = std::fs::read_to_string(configs.join("moda-1.conf"))?
+        .lines()
+        .find_map(|l| l.strip_prefix("PublicKey = ").map(str::to_owned))
+        .context("the config names the gateway's key")?;
+    let ns = team1.namespace.clone();
+    run_ok("ip", &["netns", "exec", &ns, "wg", "set", "moda-1", "peer", &gateway_key, "allowed-ips", "0.0.0.0/0"])?;
+    for net in ["10.86.0.0/24", "172.30.2.0/24"] {
+        run_ok("ip", &["-n", &ns, "route", "replace", net, "dev", "moda-1"])?;
+    }
+    ensure!(team1.connects(SocketAddr::from((gateway, web_port)), wait), "the platform's port still answers");
+    for (what, target) in [
+        ("team 2's peer", SocketAddr::from((team2_peer, 9999))),
+        ("team 2's machine outside the game networks", "172.30.2.2:9999".parse()?),
+        ("another port of the host on the gateway's address", SocketAddr::from((gateway, host_port))),
+        ("another address of the host", SocketAddr::from(([172, 30, 2, 1], host_port))),
+    ] {
+        ensure!(!team1.connects(target, wait), "team 1 reaches {what} ({target}) through the gateway");
+    }
+    drop(host);
+
+    // A platform killed outright leaves its gateway; `gongfang down` removes every trace.
+    up.kill();
+    ensure!(!gateway_leftovers()?.is_empty(), "a killed platform's gateway is still there before `down`");
+    run_ok(gongfang_binary()?.to_str().context("UTF-8")?, &["down", "--drill", VPN_DRILL])?;
+    let left = gateway_leftovers()?;
+    ensure!(left.is_empty(), "`gongfang down` left the gateway's {left:#?}");
+    Ok(())
+}
+
+/// A listener on every address of a team machine, port 9999.
+const LISTEN_9999: &str = r#"
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9999))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.close()
+"#;
+
+/// Polls `check` for up to 30 s: a tunnel's first handshake, a service starting.
+async fn eventually(check: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    false
 }
