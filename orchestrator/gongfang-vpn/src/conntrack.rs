@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use ipnet::Ipv4Net;
 
 use crate::Error;
+use crate::gateway::find_program;
 
 /// Longest event line read; a longer one is no event of ours (a line of the TCP events asked
 /// for is about 150 bytes) and is skipped whole.
@@ -367,16 +368,6 @@ fn stderr_of(child: &mut Child) -> String {
         let _ = stderr.take(MAX_STDERR).read_to_string(&mut text);
     }
     text
-}
-
-/// Finds a program the way `Command` will, so a missing one is told with what installs it.
-fn find_program(program: &Path, package: &'static str) -> Result<PathBuf, Error> {
-    let missing = || Error::ProgramMissing { program: program.display().to_string(), package };
-    if program.components().count() > 1 {
-        return if program.is_file() { Ok(program.to_owned()) } else { Err(missing()) };
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file()).ok_or_else(missing)
 }
 
 #[cfg(test)]

@@ -5,13 +5,14 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::Ipv4Net;
 
 use crate::Error;
-use crate::gateway::interface_name;
+use crate::gateway::{check_name, find_program, interface_name};
 
 /// The chain Docker has every forwarded packet go through before its own rules.
 const DOCKER_USER: &str = "DOCKER-USER";
@@ -434,31 +435,10 @@ fn require(ns: Option<&str>) -> Result<(), Error> {
     if ns.is_some() {
         needed.push(("ip", "iproute2"));
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
     for (program, package) in needed {
-        if !std::env::split_paths(&path).any(|dir| dir.join(program).is_file()) {
-            return Err(Error::ProgramMissing { program: program.to_owned(), package });
-        }
+        find_program(Path::new(program), package)?;
     }
     Ok(())
-}
-
-fn check_name(what: &'static str, name: &str, longest: usize) -> Result<(), Error> {
-    let why = if name.is_empty() || name.len() > longest {
-        Some(if longest == 15 { "it must have 1 to 15 characters" } else { "it must not be empty or that long" })
-    } else if name == "." || name == ".." {
-        Some("it must not be . or ..")
-    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || "_=+.-".contains(c)) {
-        Some("use only letters, digits and _=+.-")
-    } else if name.starts_with('-') {
-        Some("it must not start with -")
-    } else {
-        None
-    };
-    match why {
-        Some(why) => Err(Error::Name { what, name: name.to_owned(), why }),
-        None => Ok(()),
-    }
 }
 
 /// Refuses what would make rules that do not say what was meant, naming what to change.

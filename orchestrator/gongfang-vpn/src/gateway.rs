@@ -548,7 +548,7 @@ fn spawn_error(program: &Path, source: std::io::Error) -> Error {
 }
 
 /// Finds a program the way `Command` will, so a missing one is told with what installs it.
-fn find_program(program: &Path, package: &'static str) -> Result<PathBuf, Error> {
+pub(crate) fn find_program(program: &Path, package: &'static str) -> Result<PathBuf, Error> {
     let missing = || Error::ProgramMissing { program: program.display().to_string(), package };
     if program.components().count() > 1 {
         return if program.is_file() { Ok(program.to_owned()) } else { Err(missing()) };
@@ -557,7 +557,7 @@ fn find_program(program: &Path, package: &'static str) -> Result<PathBuf, Error>
     std::env::split_paths(&path).map(|dir| dir.join(program)).find(|p| p.is_file()).ok_or_else(missing)
 }
 
-fn check_name(what: &'static str, name: &str, longest: usize) -> Result<(), Error> {
+pub(crate) fn check_name(what: &'static str, name: &str, longest: usize) -> Result<(), Error> {
     let why = if name.is_empty() || name.len() > longest {
         Some(if longest == 15 { "it must have 1 to 15 characters" } else { "it must not be empty or that long" })
     } else if name == "." || name == ".." {

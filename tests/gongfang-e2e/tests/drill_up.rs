@@ -55,8 +55,20 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("the repository folder")
 }
 
-fn docker_available() -> bool {
-    Command::new("docker").args(["info", "--format", "{{.ServerVersion}}"]).output().is_ok_and(|o| o.status.success())
+/// Whether a Docker engine answers; without one the tests skip, unless
+/// `GONGFANG_REQUIRE_DOCKER=1` makes that a failure.
+fn docker_ready() -> anyhow::Result<bool> {
+    let answers = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !answers {
+        if std::env::var("GONGFANG_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
+            bail!("Docker is required (GONGFANG_REQUIRE_DOCKER=1) but not reachable");
+        }
+        eprintln!("skipping: no Docker engine");
+    }
+    Ok(answers)
 }
 
 /// The organisers' binary, built by `cargo test --workspace` (or `cargo build -p gongfang`).
@@ -374,11 +386,7 @@ fn patch_team2() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_drill_end_to_end() -> anyhow::Result<()> {
     let _one = ONE_DRILL_AT_A_TIME.lock().await;
-    if !docker_available() {
-        if std::env::var("GONGFANG_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-            bail!("Docker is required (GONGFANG_REQUIRE_DOCKER=1) but not reachable");
-        }
-        eprintln!("skipping: no Docker engine");
+    if !docker_ready()? {
         return Ok(());
     }
     let _teardown = Teardown(DRILL);
@@ -520,11 +528,7 @@ async fn demo_drill() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn red_blue_example_runs() -> anyhow::Result<()> {
     let _one = ONE_DRILL_AT_A_TIME.lock().await;
-    if !docker_available() {
-        if std::env::var("GONGFANG_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-            bail!("Docker is required (GONGFANG_REQUIRE_DOCKER=1) but not reachable");
-        }
-        eprintln!("skipping: no Docker engine");
+    if !docker_ready()? {
         return Ok(());
     }
     let dir = tempfile::tempdir()?;
@@ -707,11 +711,7 @@ fn client_addresses(container: &str) -> anyhow::Result<BTreeMap<String, usize>> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn teams_play_over_wireguard() -> anyhow::Result<()> {
     let _one = ONE_DRILL_AT_A_TIME.lock().await;
-    if !docker_available() {
-        if std::env::var("GONGFANG_REQUIRE_DOCKER").is_ok_and(|v| v == "1") {
-            bail!("Docker is required (GONGFANG_REQUIRE_DOCKER=1) but not reachable");
-        }
-        eprintln!("skipping: no Docker engine");
+    if !docker_ready()? {
         return Ok(());
     }
     if !gongfang_test_support::netns::vpn_ready() {
