@@ -1,14 +1,15 @@
 #!/bin/sh
-# Runs the portal from /tmp/app, a copy its defenders may patch live (vulnbox mode): when the
-# Python process ends, this loop starts it again with whatever code is there. The data in
-# /tmp/opendata survives such a restart; it is lost only when the container restarts.
+# Runs the portal from /srv/opendata. When the Python process ends (patch-live.sh ends it after
+# swapping in new code), this loop starts it again with whatever code is there. The data lives
+# in /var/lib/opendata when that folder is writable (a volume, as the demo scenario gives it),
+# else in /tmp/opendata, which a container restart empties.
 set -u
-mkdir -p /tmp/app
-[ -f /tmp/app/app.py ] || cp /srv/opendata/app.py /tmp/app/app.py
-trap 'kill "$(cat /tmp/app/pid)" 2>/dev/null; exit 0' TERM INT
+DATA=/var/lib/opendata
+[ -w "$DATA" ] || DATA=/tmp/opendata
+trap 'kill "$(cat /tmp/opendata.pid)" 2>/dev/null; exit 0' TERM INT
 while :; do
-    python3 /tmp/app/app.py --host 0.0.0.0 --port 8080 --data /tmp/opendata &
-    echo $! > /tmp/app/pid
+    python3 /srv/opendata/app.py --host 0.0.0.0 --port 8080 --data "$DATA" &
+    echo $! > /tmp/opendata.pid
     wait $!
     sleep 1
 done

@@ -218,6 +218,7 @@ impl Runtime for DockerRuntime {
         let first = attachments.next().ok_or_else(|| Error::Plan(format!("{} is on no network", spec.name)))?;
         let mut host_config = spec.hardening.host_config();
         host_config.network_mode = Some(first.network.clone());
+        host_config.mounts = Some(spec.volume_mounts(drill));
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             user: Some(spec.hardening.user.clone()),

@@ -13,6 +13,7 @@
 //!   tears a drill down.
 
 pub mod base_image;
+pub mod exec;
 pub mod firewall;
 pub mod hardening;
 pub mod image;
@@ -27,10 +28,11 @@ mod swarm;
 
 pub use base_image::BaseImage;
 pub use docker::DockerRuntime;
+pub use exec::{Attached, ExecOutput, ExecRequest};
 pub use firewall::{Family, Firewall};
 pub use hardening::{Hardening, HardeningOverrides};
 pub use logs::{LogLine, LogStream, MAX_LINE_BYTES, Retention, ServiceLogs};
-pub use plan::{InstanceSpec, NetworkKind, NetworkSpec, Plan, ServiceExtras, Settings, Sidecar, plan};
+pub use plan::{InstanceSpec, NetworkKind, NetworkSpec, Plan, ServiceExtras, Settings, Sidecar, VolumeSpec, plan};
 pub use reconcile::{Orchestrator, Report, Teardown};
 pub use runtime::{Backend, Engine, Existing, InstanceState, Runtime};
 pub use swarm::SwarmRuntime;

@@ -139,6 +139,16 @@ pub struct InstanceSpec {
     pub ports: Vec<u16>,
     pub env: Vec<String>,
     pub hardening: Hardening,
+    /// Folders kept on volumes of this team's own: the service's code (vulnbox) and data.
+    pub volumes: Vec<VolumeSpec>,
+}
+
+/// A named volume mounted into an instance: made from the image's copy of `path` the first
+/// time, kept across restarts and new containers, removed by `gongfang down --volumes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub path: String,
 }
 
 impl InstanceSpec {
@@ -158,6 +168,32 @@ impl InstanceSpec {
             (labels::COMPONENT.to_owned(), self.component.clone()),
             (labels::CONFIG_HASH.to_owned(), self.config_hash(image_id)),
         ])
+    }
+
+    /// The engine's mounts for [`InstanceSpec::volumes`], labelled like the instance so
+    /// `down` finds them.
+    pub fn volume_mounts(&self, drill: &str) -> Vec<bollard::models::Mount> {
+        use bollard::models::{Mount, MountType, MountVolumeOptions};
+        let labels = HashMap::from([
+            (labels::DRILL.to_owned(), drill.to_owned()),
+            (labels::TEAM.to_owned(), self.team.clone()),
+            (labels::SERVICE.to_owned(), self.service.clone()),
+        ]);
+        self.volumes
+            .iter()
+            .map(|v| Mount {
+                target: Some(v.path.clone()),
+                source: Some(v.name.clone()),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(false),
+                volume_options: Some(MountVolumeOptions {
+                    no_copy: Some(false),
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .collect()
     }
 
     /// The networks this instance joins, first the one it is created on.
@@ -304,6 +340,7 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
                         ports: Vec::new(),
                         env: sidecar.env.clone(),
                         hardening: Hardening::resolve(&service.limits, &scenario.logs, &sidecar.hardening),
+                        volumes: Vec::new(),
                     });
                 }
                 private = Some(Attachment {
@@ -313,7 +350,6 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
                 });
             }
             instances.push(InstanceSpec {
-                name: main_name,
                 team: team.slug.clone(),
                 service: service.slug.clone(),
                 component: "main".to_owned(),
@@ -324,6 +360,11 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
                 ports: service.ports.clone(),
                 env: extras.env.clone(),
                 hardening: Hardening::resolve(&service.limits, &scenario.logs, &extras.hardening),
+                volumes: service
+                    .volumes()
+                    .map(|(kind, path)| VolumeSpec { name: format!("{main_name}-{kind}"), path: path.to_owned() })
+                    .collect(),
+                name: main_name,
             });
         }
     }
@@ -380,6 +421,8 @@ mod tests {
             flag_stores: 1,
             limits: Limits { cpus: 1.0, memory_bytes: 1 << 28, pids: 100 },
             patch_mode: PatchMode::Vulnbox,
+            code: None,
+            data: None,
         }
     }
 

@@ -43,7 +43,7 @@ impl SwarmRuntime {
     /// The service's spec as it would be created.
     pub fn service_spec(drill: &str, spec: &InstanceSpec, image_id: &str, replicas: i64) -> ServiceSpec {
         let h = &spec.hardening;
-        let tmpfs = h
+        let mounts = h
             .tmpfs
             .iter()
             .map(|(path, opts)| Mount {
@@ -52,6 +52,7 @@ impl SwarmRuntime {
                 tmpfs_options: Some(MountTmpfsOptions { size_bytes: tmpfs_size(opts), ..Default::default() }),
                 ..Default::default()
             })
+            .chain(spec.volume_mounts(drill))
             .collect();
         let labels = spec.labels(drill, image_id);
         ServiceSpec {
@@ -77,7 +78,7 @@ impl SwarmRuntime {
                         no_new_privileges: Some(true),
                         ..Default::default()
                     }),
-                    mounts: Some(tmpfs),
+                    mounts: Some(mounts),
                     // As on plain Docker: names the drill does not know go nowhere.
                     dns_config: Some(TaskSpecContainerSpecDnsConfig {
                         nameservers: Some(vec![crate::hardening::NO_UPSTREAM_DNS.to_owned()]),

@@ -18,6 +18,7 @@ mod m20261130_000001_token_key_and_sessions;
 mod m20261130_000002_evidence_chunks;
 mod m20261130_000003_vpn_peers;
 mod m20261206_000001_vpn_translations;
+mod m20261206_000002_shell_keys;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_evidence_chunks::Migration),
             Box::new(m20261130_000003_vpn_peers::Migration),
             Box::new(m20261206_000001_vpn_translations::Migration),
+            Box::new(m20261206_000002_shell_keys::Migration),
         ]
     }
 }

@@ -119,6 +119,9 @@ pub struct NewVpnPeer {
     pub peer: u32,
     pub public_key: String,
     pub address: Ipv4Addr,
+    /// The SSH public key generated with the peer for the team's shell entry (OpenSSH's
+    /// one-line form without a comment); it replaces the one generated with the peer before.
+    pub shell_key: Option<String>,
 }
 
 /// What [`Store::issue_vpn_peers`] did.
@@ -278,6 +281,9 @@ impl Store {
                 }
             }
         }
+        let shell_keys: Vec<(u32, String)> =
+            peers.iter().filter_map(|p| Some((p.peer, p.shell_key.clone()?))).collect();
+        crate::shell::replace_generated(&txn, team.id, &shell_keys, at).await?;
         let stored = vpn_peers::Entity::find()
             .filter(vpn_peers::Column::Team.eq(team.id))
             .order_by_asc(vpn_peers::Column::Peer)

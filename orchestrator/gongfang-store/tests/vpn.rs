@@ -1,6 +1,7 @@
 //! WireGuard peers on real databases (SQLite and PostgreSQL): issued once per team, refused a
 //! second time unless rotated, rotation replacing the keys in place, and the gateway's own key
-//! kept across restarts; the translation log written in batches and read back filtered.
+//! kept across restarts; the shell keys generated with peers or registered;
+//! the translation log written in batches and read back filtered.
 
 mod common;
 
@@ -9,7 +10,9 @@ use std::net::Ipv4Addr;
 use anyhow::{Context, ensure};
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang_core::TeamId;
-use gongfang_store::{MAX_TRANSLATIONS, NewVpnPeer, NewVpnTranslation, Store, StoreError, TranslationFilter, VpnIssue};
+use gongfang_store::{
+    MAX_TRANSLATIONS, NewVpnPeer, NewVpnTranslation, ShellKeyAdded, Store, StoreError, TranslationFilter, VpnIssue,
+};
 
 use common::TestDb;
 
@@ -20,6 +23,7 @@ gongfang_test_support::backend_tests!(
     an_unknown_team_or_a_reused_key_is_refused,
     translations_are_read_newest_first_and_filtered,
     a_translation_batch_is_all_or_nothing,
+    shell_keys_follow_their_peers_and_belong_to_one_team,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -33,6 +37,7 @@ fn peers(tag: &str, base: [u8; 4], count: u32) -> Vec<NewVpnPeer> {
             // Public keys are 44 characters of base64; the store keeps them as given.
             public_key: format!("{tag}{n:0>width$}=", width = 43 - tag.len()),
             address: Ipv4Addr::from(u32::from(Ipv4Addr::from(base)) + n - 1),
+            shell_key: Some(format!("ssh-ed25519 {tag}-shell-{n}")),
         })
         .collect()
 }
@@ -171,5 +176,40 @@ async fn a_translation_batch_is_all_or_nothing(db: TestDb) -> anyhow::Result<()>
     ensure!(db.store.record_vpn_translations(&spoiled).await.is_err(), "a row of an unknown team was stored");
     let after = db.store.vpn_translations(&TranslationFilter { team: Some(TeamId(2)), ..Default::default() }).await?;
     ensure!(after == before, "a failed batch left rows behind");
+    Ok(())
+}
+
+async fn shell_keys_follow_their_peers_and_belong_to_one_team(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    db.store.issue_vpn_peers("red-one", &peers("a", [10, 80, 0, 4], 2), false, t0()).await?;
+    let added = db.store.register_shell_key("red-one", "ssh-ed25519 laptop", "laptop", t0()).await?;
+    let ShellKeyAdded::Added(laptop) = added else { anyhow::bail!("registration refused: {added:?}") };
+    let keys: Vec<(String, Option<u32>)> =
+        db.store.shell_keys_of(TeamId(1)).await?.into_iter().map(|k| (k.public_key, k.peer)).collect();
+    ensure!(
+        keys == [
+            ("ssh-ed25519 a-shell-1".to_owned(), Some(1)),
+            ("ssh-ed25519 a-shell-2".to_owned(), Some(2)),
+            ("ssh-ed25519 laptop".to_owned(), None)
+        ],
+        "{keys:?}"
+    );
+
+    // Rotation replaces the generated keys and keeps the registered one.
+    db.store.issue_vpn_peers("red-one", &peers("r", [10, 80, 0, 4], 1), true, t0()).await?;
+    let keys: Vec<String> = db.store.shell_keys_of(TeamId(1)).await?.into_iter().map(|k| k.public_key).collect();
+    ensure!(keys == ["ssh-ed25519 laptop", "ssh-ed25519 r-shell-1"], "{keys:?}");
+
+    // A key opens one team's shell only: another team cannot register it.
+    let taken = db.store.register_shell_key("blue-one", "ssh-ed25519 laptop", "stolen", t0()).await?;
+    ensure!(taken == ShellKeyAdded::Taken(TeamId(1)), "{taken:?}");
+    ensure!(db.store.shell_keys_of(TeamId(3)).await?.is_empty());
+
+    // Only registered keys are removed by id, and only by their own team.
+    ensure!(!db.store.remove_shell_key("blue-one", laptop.id).await?);
+    let generated = db.store.shell_keys_of(TeamId(1)).await?.into_iter().find(|k| k.peer.is_some()).unwrap();
+    ensure!(!db.store.remove_shell_key("red-one", generated.id).await?);
+    ensure!(db.store.remove_shell_key("red-one", laptop.id).await?);
+    ensure!(db.store.shell_keys_of(TeamId(1)).await?.len() == 1);
     Ok(())
 }

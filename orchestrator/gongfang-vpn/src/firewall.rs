@@ -19,13 +19,15 @@ const DOCKER_USER: &str = "DOCKER-USER";
 /// How long an iptables command waits for another one holding the xtables lock, in seconds.
 const LOCK_WAIT: &str = "5";
 
-/// A team as the peer firewall sees it: the VPN block all its peers' addresses are in, and
-/// the services it defends (address, TCP ports). An attack-only team has no services.
+/// A team as the peer firewall sees it: the VPN block all its peers' addresses are in, the
+/// services it defends (address, TCP ports; an attack-only team has none), and the port of its
+/// own shell entry on the gateway's address, which only its block may reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefendingTeam {
     pub slug: String,
     pub block: Ipv4Net,
     pub services: Vec<(Ipv4Addr, Vec<u16>)>,
+    pub shell_port: Option<u16>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,7 +38,8 @@ pub struct PeerFirewallConfig {
     /// The gateway's tunnel address, where the platform's ports are.
     pub gateway: Ipv4Addr,
     pub vpn_range: Ipv4Net,
-    /// The TCP ports peers may reach on the gateway's address (web, submission, shell entry).
+    /// The TCP ports every peer may reach on the gateway's address (web, submission); each
+    /// team's shell entry is [`DefendingTeam::shell_port`].
     pub platform_ports: Vec<u16>,
     /// The networks the teams' services are in; with `anonymise`, traffic from the VPN to
     /// them leaves with the host's address.
@@ -130,6 +133,16 @@ impl PeerFirewall {
         r.push_str(&format!("-A {input} -i {wg} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"));
         for port in sorted(&c.platform_ports) {
             r.push_str(&format!("-A {input} -i {wg} -d {}/32 -p tcp --dport {port} -j ACCEPT\n", c.gateway));
+        }
+        for team in &c.teams {
+            if let Some(port) = team.shell_port {
+                r.push_str(&format!(
+                    "-A {input} -i {wg} -s {} -d {}/32 -p tcp --dport {port} -m comment --comment \"{} shell\" -j ACCEPT\n",
+                    team.block,
+                    c.gateway,
+                    comment(&team.slug)
+                ));
+            }
         }
         r.push_str(&format!("-A {input} -i {wg} -j DROP\n"));
         // Through the host: ACCEPT here, because Docker's own rules after DOCKER-USER would
@@ -536,13 +549,20 @@ mod tests {
                     slug: "team1".to_owned(),
                     block: net("10.80.0.4/30"),
                     services: vec![(addr("10.60.1.10"), vec![1337, 5000])],
+                    shell_port: Some(2201),
                 },
                 DefendingTeam {
                     slug: "team2".to_owned(),
                     block: net("10.80.0.8/30"),
                     services: vec![(addr("10.60.2.10"), vec![1337])],
+                    shell_port: Some(2202),
                 },
-                DefendingTeam { slug: "red".to_owned(), block: net("10.80.0.12/30"), services: vec![] },
+                DefendingTeam {
+                    slug: "red".to_owned(),
+                    block: net("10.80.0.12/30"),
+                    services: vec![],
+                    shell_port: None,
+                },
             ],
             anonymise: false,
             attacks_open: false,
@@ -592,6 +612,8 @@ mod tests {
                 "-A GF-VIN-demo -i gf-demo -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
                 "-A GF-VIN-demo -i gf-demo -d 10.80.0.1/32 -p tcp --dport 8080 -j ACCEPT",
                 "-A GF-VIN-demo -i gf-demo -d 10.80.0.1/32 -p tcp --dport 31337 -j ACCEPT",
+                "-A GF-VIN-demo -i gf-demo -s 10.80.0.4/30 -d 10.80.0.1/32 -p tcp --dport 2201 -m comment --comment \"team1 shell\" -j ACCEPT",
+                "-A GF-VIN-demo -i gf-demo -s 10.80.0.8/30 -d 10.80.0.1/32 -p tcp --dport 2202 -m comment --comment \"team2 shell\" -j ACCEPT",
                 "-A GF-VIN-demo -i gf-demo -j DROP",
             ]
         );

@@ -318,11 +318,13 @@ fn config(drill: &str, router: &str, anonymise: bool, attacks_open: bool) -> Pee
                 slug: "team1".to_owned(),
                 block: net("10.80.0.4/30"),
                 services: vec![(SERVICE1, vec![SERVICE_PORT])],
+                shell_port: None,
             },
             DefendingTeam {
                 slug: "team2".to_owned(),
                 block: net("10.80.0.8/30"),
                 services: vec![(SERVICE2, vec![SERVICE_PORT])],
+                shell_port: None,
             },
         ],
         anonymise,

@@ -161,6 +161,8 @@ mod tests {
             flag_stores: 1,
             limits: Limits { cpus: 1.0, memory_bytes: 1 << 28, pids: 100 },
             patch_mode: PatchMode::Vulnbox,
+            code: None,
+            data: None,
         };
         let now = Utc::now();
         assert_eq!(source.logs(&red, &web, now - chrono::Duration::hours(1), now, 10).await, Ok(LogWindow::default()));

@@ -1,6 +1,6 @@
 //! The organisers' binary as a library: the pieces `main` wires together that tests also drive
 //! (the checker runner over the wasm sandbox, the running drill, preparing a scenario, scenario
-//! files).
+//! files, defenders' shells).
 
 pub mod checker_runner;
 pub mod drill;
@@ -8,3 +8,4 @@ pub mod judge_logs;
 pub mod limits;
 pub mod prepare;
 pub mod scenario_file;
+pub mod shell;

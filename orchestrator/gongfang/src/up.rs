@@ -125,6 +125,8 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         Some(engine) => Arc::new(DockerLogs::new(engine, &slug)),
         None => Arc::new(gongfang_reports::NoLogs),
     };
+    // Defenders' shells open the containers through the same engine.
+    let shell_engine = docker.clone();
     if let (true, Some(engine)) = (containers, docker) {
         let orchestrator = Orchestrator::new(engine, settings);
         println!("starting the teams' containers ...");
@@ -160,13 +162,22 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {} for flag submission", args.submit))?;
     let web_addr = web.local_addr()?;
     let submit_addr = submit.local_addr()?;
-    let (vpn, peer_rules) = match &gateway {
+    let (vpn, peer_rules, shells) = match &gateway {
         Some(_) => {
             let (access, attacks) = crate::vpn::access(&scenario, &store, web_addr, submit_addr).await?;
             let ports = vec![web_addr.port(), submit_addr.port()];
-            (Some(access), Some(crate::vpn::guard_gateway(&scenario, &addresses, ports, attacks).await?))
+            let rules = crate::vpn::guard_gateway(&scenario, &addresses, ports, attacks).await?;
+            let shells = match (&shell_engine, &scenario.vpn) {
+                (Some(engine), Some(rules)) => {
+                    let entries = gongfang::shell::bind_entries(&scenario, rules, &access.blocks, &plan).await?;
+                    let host_key = gongfang::shell::host_key(&store.vpn_gateway_key().await?);
+                    Some(gongfang::shell::serve(entries, host_key, store.clone(), engine.clone()))
+                }
+                _ => None,
+            };
+            (Some(access), Some(rules), shells)
         }
-        None => (None, None),
+        None => (None, None, None),
     };
     // Who is behind each anonymised connection, for judges and organisers.
     let translations = match &gateway {
@@ -198,6 +209,12 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             submit_addr.port()
         );
         println!("                   `gongfang vpn config TEAM --out DIR --scenario FILE` writes a team's configs");
+        if shells.is_some() {
+            println!(
+                "                   defenders' shells: ssh -i TEAM-1.ssh -p PORT SERVICE@{} (each team's PORT below)",
+                vpn.gateway
+            );
+        }
     }
     println!();
     let mut issued_now = BTreeMap::new();
@@ -213,6 +230,13 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             issued.token.expose().to_owned()
         };
         println!("team {} {:<12} token {token}", team.id, team.slug);
+        if let (Some(_), Some(vpn), Some(position)) =
+            (&shells, &scenario.vpn, scenario.teams.iter().position(|t| t.slug == team.slug))
+            && let Some(port) = vpn.shell_port_of(position)
+            && team.role.defends()
+        {
+            println!("    shell entry  {}:{port}", vpn.gateway);
+        }
         for service in &scenario.services {
             if let Some(t) = addresses.get(&(team.id, service.id)) {
                 let ports: Vec<String> = t.ports.iter().map(u16::to_string).collect();
@@ -255,6 +279,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         interrupt.recv().await;
     };
     let result = drill::run(cfg, shutdown).await;
+    drop(shells);
     if let Some(log) = translations {
         log.abort();
     }

@@ -1,5 +1,6 @@
-//! `gongfang vpn config|status|log`: teams' WireGuard configs, who is connected, and whom the
-//! gateway's anonymised connections came from (`log`, in [`crate::vpn_log`]).
+//! `gongfang vpn config|status|log|shell-key`: teams' WireGuard configs (with an SSH key per
+//! peer for the team's shells), who is connected, whom the gateway's anonymised connections came
+//! from (`log`, in [`crate::vpn_log`]), and the SSH keys registered for teams' shells.
 //!
 //! `config` makes a key pair per peer, stores the public keys and addresses, and writes one
 //! `wg-quick` file per peer (`DIR/TEAM-N.conf`, readable by its owner only). The private keys
@@ -54,6 +55,48 @@ pub enum VpnCommand {
     /// Print the gateway's translation log: which team's peer made each connection into the
     /// game networks, and the address the service saw.
     Log(crate::vpn_log::LogArgs),
+    /// Register, list or remove the SSH keys that open a team's shells, besides the ones
+    /// `config` generates with each peer.
+    ShellKey(ShellKeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShellKeyArgs {
+    #[command(subcommand)]
+    pub action: ShellKeyAction,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ShellKeyAction {
+    /// Register a team's public key (the one line of its `.pub` file; Ed25519 or ECDSA).
+    Add {
+        #[command(flatten)]
+        common: Common,
+        /// The team's slug.
+        team: String,
+        /// The public key file, e.g. ~/.ssh/id_ed25519.pub.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// What the key is, for people (default: the key's comment, else the file's name).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List a team's keys: generated with its peers, and registered.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// The team's slug.
+        team: String,
+    },
+    /// Remove a registered key by its number in `list`.
+    Remove {
+        #[command(flatten)]
+        common: Common,
+        /// The team's slug.
+        team: String,
+        /// The key's number, as `list` shows it.
+        id: i64,
+    },
 }
 
 /// Options shared by every `vpn` subcommand.
@@ -96,6 +139,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             VpnCommand::Config(a) => config(a).await,
             VpnCommand::Status(a) => status(a).await,
             VpnCommand::Log(a) => crate::vpn_log::log(a).await,
+            VpnCommand::ShellKey(a) => shell_key(a).await,
         }
     })
 }
@@ -162,6 +206,23 @@ fn file_name(team: &str, n: u32) -> String {
     format!("{team}-{n}.conf")
 }
 
+/// The SSH private key generated with peer `n` of `team`, for its shell entry.
+fn shell_key_file_name(team: &str, n: u32) -> String {
+    format!("{team}-{n}.ssh")
+}
+
+/// Where a file is written before it is moved into place.
+fn temporary_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    path.with_file_name(name)
+}
+
+/// The team's position in the scenario, which numbers its shell entry's port.
+pub(crate) fn team_position(scenario: &Scenario, slug: &str) -> Option<usize> {
+    scenario.teams.iter().position(|t| t.slug == slug)
+}
+
 async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let (scenario, vpn, store) = args.common.open().await?;
     let Some(team) = scenario.teams.iter().find(|t| t.slug == args.team) else {
@@ -181,7 +242,11 @@ async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     // (an endpoint inside the tunnel) changes nothing.
     let mut peers = Vec::new();
     let mut files = Vec::new();
+    let shell_entry = team_position(&scenario, &team.slug).and_then(|p| vpn.shell_port_of(p));
     for (n, address) in (1..).zip(&addresses.peers) {
+        let (shell_private, shell_public) =
+            gongfang::shell::generate_key(&format!("{} {} peer {n}", scenario.drill.slug, team.slug))?;
+        files.push((args.out.join(shell_key_file_name(&team.slug, n)), shell_private));
         let key = PrivateKey::generate();
         let text = PeerConfig {
             title: format!("drill {}, team {}, peer {n}", scenario.drill.slug, team.slug),
@@ -195,7 +260,12 @@ async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             keepalive_seconds: Some(KEEPALIVE_SECONDS),
         }
         .render()?;
-        peers.push(NewVpnPeer { peer: n, public_key: key.public_key().to_base64(), address: *address });
+        peers.push(NewVpnPeer {
+            peer: n,
+            public_key: key.public_key().to_base64(),
+            address: *address,
+            shell_key: Some(shell_public),
+        });
         files.push((args.out.join(file_name(&team.slug, n)), text));
     }
 
@@ -204,7 +274,7 @@ async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     // configs of an earlier issue are replaced only once the new keys are stored.
     let mut pending = Vec::new();
     for (path, text) in &files {
-        let temporary = path.with_extension("conf.new");
+        let temporary = temporary_name(path);
         write_private(&temporary, text.expose().as_bytes())
             .with_context(|| format!("writing {}", temporary.display()))
             .inspect_err(|_| remove_all(&pending))?;
@@ -269,10 +339,22 @@ async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         ),
     }
 
-    let verb = if issued.is_empty() { "issued" } else { "rotated (the old configs no longer work)" };
-    println!("{} WireGuard configs for team {} {verb}:", files.len(), team.slug);
-    for ((path, _), peer) in files.iter().zip(&stored) {
-        println!("  {}  address {}", path.display(), peer.address);
+    let verb = if issued.is_empty() { "issued" } else { "rotated (the old configs and shell keys no longer work)" };
+    println!("{} WireGuard configs for team {} {verb}:", stored.len(), team.slug);
+    for peer in &stored {
+        println!(
+            "  {}  address {}; shell key {}",
+            args.out.join(file_name(&team.slug, peer.peer)).display(),
+            peer.address,
+            args.out.join(shell_key_file_name(&team.slug, peer.peer)).display()
+        );
+    }
+    if let Some(port) = shell_entry {
+        println!(
+            "  shells in the team's own services: ssh -i {} -p {port} SERVICE@{}",
+            args.out.join(shell_key_file_name(&team.slug, 1)).display(),
+            vpn.gateway
+        );
     }
     if file_name(&team.slug, vpn.peers_per_team).len() > "123456789012345.conf".len() {
         eprintln!(
@@ -284,6 +366,100 @@ async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
         "warning: the private keys are only in these files (readable by their owner only) and cannot be shown \
          again; hand each file to one machine of the team."
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shell_key(args: ShellKeyArgs) -> anyhow::Result<ExitCode> {
+    let common = match &args.action {
+        ShellKeyAction::Add { common, .. }
+        | ShellKeyAction::List { common, .. }
+        | ShellKeyAction::Remove { common, .. } => common,
+    };
+    let (scenario, _vpn, store) = common.open().await?;
+    let team_named = |slug: &str| {
+        scenario.teams.iter().find(|t| t.slug == slug).cloned().with_context(|| {
+            let known: Vec<&str> = scenario.teams.iter().map(|t| t.slug.as_str()).collect();
+            format!("no team `{slug}` in the scenario; its teams are: {}", known.join(", "))
+        })
+    };
+    match &args.action {
+        ShellKeyAction::Add { team, key, label, .. } => {
+            let team = team_named(team)?;
+            let text = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+            if text.contains("PRIVATE KEY") {
+                bail!("{} is a private key: give the public one (the .pub file beside it)", key.display());
+            }
+            let public = gongfang::shell::normalise_public_key(&text)
+                .with_context(|| format!("reading the public key in {}", key.display()))?;
+            let comment = text.split_whitespace().nth(2).map(str::to_owned);
+            let label = label
+                .clone()
+                .or(comment)
+                .unwrap_or_else(|| key.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            match store.register_shell_key(&team.slug, &public, &label, Utc::now()).await? {
+                gongfang_store::ShellKeyAdded::Added(added) => {
+                    store
+                        .append_audit(
+                            Utc::now(),
+                            &common.actor(),
+                            "shell.key.add",
+                            &json!({ "team": team.slug, "key": added.id, "label": added.label }),
+                        )
+                        .await?;
+                    println!(
+                        "registered key {} ({}) for team {}: it opens the team's shells now",
+                        added.id, added.label, team.slug
+                    );
+                }
+                gongfang_store::ShellKeyAdded::Taken(owner) if owner == team.id => {
+                    bail!(
+                        "team {} has this key already; `gongfang vpn shell-key list {}` shows it",
+                        team.slug,
+                        team.slug
+                    )
+                }
+                gongfang_store::ShellKeyAdded::Taken(_) => {
+                    bail!("this key belongs to another team; every team needs keys of its own (ssh-keygen -t ed25519)")
+                }
+            }
+        }
+        ShellKeyAction::List { team, .. } => {
+            let team = team_named(team)?;
+            let keys = store.shell_keys_of(team.id).await?;
+            if keys.is_empty() {
+                println!("team {} has no shell keys: `gongfang vpn config` generates one per peer", team.slug);
+            }
+            for key in keys {
+                let origin = match key.peer {
+                    Some(peer) => format!("generated with peer {peer}"),
+                    None => "registered".to_owned(),
+                };
+                println!(
+                    "{:>4}  {:<24} {origin}, {}  {}",
+                    key.id,
+                    key.label,
+                    key.added_at.format("%Y-%m-%d %H:%M UTC"),
+                    key.public_key
+                );
+            }
+        }
+        ShellKeyAction::Remove { team, id, .. } => {
+            let team = team_named(team)?;
+            if !store.remove_shell_key(&team.slug, *id).await? {
+                bail!(
+                    "team {} has no registered key {id} (keys generated with a peer go when its config is rotated); \
+                     `gongfang vpn shell-key list {}` shows its keys",
+                    team.slug,
+                    team.slug
+                );
+            }
+            store
+                .append_audit(Utc::now(), &common.actor(), "shell.key.remove", &json!({ "team": team.slug, "key": id }))
+                .await?;
+            println!("removed key {id} of team {}: it opens no shell from now on", team.slug);
+        }
+    }
+    store.close().await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -475,7 +651,7 @@ pub struct PeerRules {
 }
 
 /// Installs what the drill's peers may reach (docs/network.md): the platform's `ports` on the
-/// gateway's address, each team's own services at any time, and every defending team's
+/// gateway's address, each team's own shell entry and services at any time, and every defending team's
 /// services while `attacks` says they are open, which the rules follow from then on.
 pub async fn guard_gateway(
     scenario: &Scenario,
@@ -490,7 +666,7 @@ pub async fn guard_gateway(
         .iter()
         .map(|planned| {
             let id = scenario.teams.iter().find(|t| t.slug == planned.team).map(|t| t.id);
-            let services = addresses
+            let services: Vec<_> = addresses
                 .iter()
                 .filter(|((team, _), _)| Some(*team) == id)
                 .filter_map(|(_, target)| match target.address {
@@ -498,7 +674,12 @@ pub async fn guard_gateway(
                     std::net::IpAddr::V6(_) => None,
                 })
                 .collect();
-            DefendingTeam { slug: planned.team.clone(), block: planned.block, services }
+            // Its shell entry, when it defends a service it patches in place.
+            let shell_port = (!services.is_empty()
+                && scenario.services.iter().any(|s| s.patch_mode == gongfang_core::scenario::PatchMode::Vulnbox))
+            .then(|| team_position(scenario, &planned.team).and_then(|p| vpn.shell_port_of(p)))
+            .flatten();
+            DefendingTeam { slug: planned.team.clone(), block: planned.block, services, shell_port }
         })
         .collect();
     let firewall = PeerFirewall::new(PeerFirewallConfig {

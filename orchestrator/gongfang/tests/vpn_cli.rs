@@ -138,7 +138,23 @@ fn config_writes_private_files_refuses_a_second_issue_and_rotates() {
     let mut names: Vec<String> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     names.sort();
-    assert_eq!(names, ["alpha-1.conf", "alpha-2.conf"], "one file per peer and nothing else");
+    assert_eq!(
+        names,
+        ["alpha-1.conf", "alpha-1.ssh", "alpha-2.conf", "alpha-2.ssh"],
+        "a config and a shell key per peer, and nothing else"
+    );
+    let shell_keys = block_on(drill.store().shell_keys_of(gongfang_core::TeamId(1))).unwrap();
+    for n in 1..=2u32 {
+        let path = dir.join(format!("alpha-{n}.ssh"));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "{}", path.display());
+        let private = std::fs::read_to_string(&path).unwrap();
+        assert!(private.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"), "{private}");
+        assert!(!stdout.contains(private.lines().nth(1).unwrap()), "a shell key was printed");
+        let public = ssh_public_key(&path);
+        let stored = shell_keys.iter().find(|k| k.peer == Some(n)).expect("a stored key per peer");
+        assert_eq!(stored.public_key, public, "the file's key is the stored one");
+    }
+    assert!(stdout.contains("ssh -i") && stdout.contains("-p 2201 SERVICE@10.80.0.1"), "{stdout}");
     let first: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
 
     let store = drill.store();
@@ -192,10 +208,56 @@ fn config_writes_private_files_refuses_a_second_issue_and_rotates() {
         assert_eq!(std::fs::metadata(&files[n]).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
+    // The shell keys were replaced with the configs.
+    let rotated_keys = block_on(store.shell_keys_of(gongfang_core::TeamId(1))).unwrap();
+    assert_eq!(rotated_keys.len(), 2);
+    assert!(rotated_keys.iter().all(|k| !shell_keys.contains(k)), "a generated shell key survived rotation");
+    assert_eq!(rotated_keys[0].public_key, ssh_public_key(&dir.join("alpha-1.ssh")));
+
+    // A key the team registers opens its shells too; a private key, a repeat or another
+    // team's key is refused with what to do.
+    let laptop = dir.join("laptop.pub");
+    let (_, laptop_public) = gongfang::shell::generate_key("x").unwrap();
+    std::fs::write(&laptop, format!("{laptop_public} someone@laptop\n")).unwrap();
+    let laptop_arg = laptop.to_str().unwrap();
+    let (said, _) = ok(
+        &drill.url,
+        &["vpn", "shell-key", "add", "alpha", "--key", laptop_arg, "--scenario", drill.scenario(), "--actor", "alice"],
+    );
+    assert!(said.contains("(someone@laptop) for team alpha"), "{said}");
+    let again =
+        fails(&drill.url, &["vpn", "shell-key", "add", "alpha", "--key", laptop_arg, "--scenario", drill.scenario()]);
+    assert!(again.contains("team alpha has this key already"), "{again}");
+    let stolen =
+        fails(&drill.url, &["vpn", "shell-key", "add", "bravo", "--key", laptop_arg, "--scenario", drill.scenario()]);
+    assert!(stolen.contains("belongs to another team"), "{stolen}");
+    let private = dir.join("alpha-1.ssh");
+    let wrong = fails(
+        &drill.url,
+        &["vpn", "shell-key", "add", "alpha", "--key", private.to_str().unwrap(), "--scenario", drill.scenario()],
+    );
+    assert!(wrong.contains("is a private key: give the public one"), "{wrong}");
+    let (listed, _) = ok(&drill.url, &["vpn", "shell-key", "list", "alpha", "--scenario", drill.scenario()]);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(listed.lines().any(|l| l.contains("someone@laptop") && l.contains("registered")), "{listed}");
+    let id = block_on(store.shell_keys_of(gongfang_core::TeamId(1)))
+        .unwrap()
+        .into_iter()
+        .find(|k| k.peer.is_none())
+        .unwrap()
+        .id;
+    let (removed, _) = ok(
+        &drill.url,
+        &["vpn", "shell-key", "remove", "alpha", &id.to_string(), "--scenario", drill.scenario(), "--actor", "alice"],
+    );
+    assert!(removed.contains(&format!("removed key {id} of team alpha")), "{removed}");
+    std::fs::remove_file(&laptop).unwrap();
+
     // Audited, without keys.
     let audit = block_on(store.list_audit(None, 100)).unwrap();
     let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
     assert!(actions.contains(&"vpn.config.issue") && actions.contains(&"vpn.config.rotate"), "{actions:?}");
+    assert!(actions.contains(&"shell.key.add") && actions.contains(&"shell.key.remove"), "{actions:?}");
     let logged = format!("{:?}", audit.iter().map(|e| e.detail.to_string()).collect::<Vec<_>>());
     for config in first.iter().chain(&rotated) {
         assert!(!logged.contains(value(config, "PrivateKey")), "a private key reached the audit log");
@@ -510,4 +572,11 @@ fn serve_runs_the_gateway_with_every_issued_peer_and_down_removes_a_leftover() {
     let again = gongfang(&drill.url, &["down", "--drill", &drill.slug]);
     assert!(!text(&again.stdout).contains("WireGuard"), "{}", text(&again.stdout));
     block_on(store.close()).unwrap();
+}
+
+/// The public half of an OpenSSH private key file, as the store keeps it (`ssh-keygen -y`).
+fn ssh_public_key(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(path).output().expect("ssh-keygen runs");
+    assert!(out.status.success(), "ssh-keygen -y: {}", text(&out.stderr));
+    text(&out.stdout).split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }

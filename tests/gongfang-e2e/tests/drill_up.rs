@@ -112,6 +112,7 @@ fn opendata() -> ServiceSpec {
         .checker(components::OPENDATA_CHECKER)
         .flag_stores(2)
         .limits(0.5, "256MiB")
+        .volumes("/srv/opendata", "/var/lib/opendata")
 }
 
 /// Where a running `gongfang up` says things are: its JSON summary and tokens file.
@@ -810,6 +811,48 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     }
     ensure!(logged(&log), "the translation log shows team 1's peer reaching {theirs} as 10.85.2.1: {log}");
 
+    // Team 1's defenders open a shell in their own service through the tunnel, apply the
+    // published patch to its code and restart it: the exploit finds nothing there any more,
+    // and the checker still finds the service working, its earlier flags kept.
+    let key = configs.join("moda-1.ssh");
+    let patch = std::fs::read(repo().join("challenges/opendata/patch/fix.patch"))?;
+    let applied = ssh_from(&team1, &key, 2201, "cd /srv/opendata && patch -p1", &patch)?;
+    ensure!(applied.contains("patching file app.py"), "the patch applies in team 1's shell: {applied}");
+    let restarted = ssh_from(&team1, &key, 2201, "restart", b"")?;
+    ensure!(restarted.contains("restarted opendata"), "team 1 restarts its service: {restarted}");
+    let whoami =
+        ssh_from(&team1, &key, 2201, "id -u; hostname; test -w / && echo writable-root || echo read-only-root", b"")?;
+    ensure!(
+        whoami.lines().collect::<Vec<_>>() == ["65534", "opendata", "read-only-root"],
+        "the shell runs as the service's user in its own hardened container: {whoami}"
+    );
+    let patched_at = wait_for_board(&up.printed.web, "a scored tick", |b| b["tick"].as_u64().is_some()).await?["tick"]
+        .as_u64()
+        .context("tick")?;
+    let from_team2 = exploit_once(Some(&team2.namespace), &through_tunnel, &up.printed.services[&1], 1).await?;
+    ensure!(from_team2.is_empty(), "the exploit still steals from team 1's patched service: {from_team2:?}");
+    wait_for_board(&up.printed.web, "team 1's patched service ok two ticks later", |b| {
+        b["tick"].as_u64() >= Some(patched_at + 2) && verdict(b, 1) == Some("ok")
+    })
+    .await?;
+    // Each team's shell entry is its own: team 1 cannot reach team 2's, nor open it.
+    ensure!(!team1.connects(SocketAddr::from((gateway, 2202)), wait), "team 1 reaches team 2's shell entry");
+    ensure!(
+        team2.connects(SocketAddr::from((gateway, 2202)), wait),
+        "team 2 reaches its own shell entry (or its port is not 2202)"
+    );
+    let refused = ssh_status(&team2, &configs.join("moda-1.ssh"), 2202, "true")?;
+    ensure!(!refused.success(), "team 1's key opens team 2's shell");
+    // Every session is in the audit log: who, from where, which container.
+    let audit = audit_log(dir.path())?;
+    ensure!(
+        audit.iter().any(|l| l.contains("team moda|shell.open")
+            && l.contains(&format!("gf-{VPN_DRILL}-moda-opendata"))
+            && l.contains("10.86.0.2")
+            && l.contains("restart")),
+        "the restart is audited under team 1 with its container and address: {audit:#?}"
+    );
+
     // Team 1 routes everything into its tunnel: the gateway still forwards nothing else.
     let host = std::net::TcpListener::bind("0.0.0.0:0")?;
     let host_port = host.local_addr()?.port();
@@ -846,6 +889,48 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     let left = gateway_leftovers()?;
     ensure!(left.is_empty(), "`gongfang down` left the gateway's {left:#?}");
     Ok(())
+}
+
+/// Runs `command` over SSH from a team machine on its shell entry (`port` on the gateway's
+/// address) as the opendata service, with `input` on its standard input; its output.
+fn ssh_from(machine: &TeamMachine, key: &Path, port: u16, command: &str, input: &[u8]) -> anyhow::Result<String> {
+    let mut child =
+        ssh(machine, key, port, command).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    child.stdin.take().context("stdin")?.write_all(input)?;
+    let output = child.wait_with_output()?;
+    ensure!(
+        output.status.success(),
+        "ssh `{command}` failed ({}): {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn ssh_status(machine: &TeamMachine, key: &Path, port: u16, command: &str) -> anyhow::Result<std::process::ExitStatus> {
+    Ok(ssh(machine, key, port, command).stdin(Stdio::null()).output()?.status)
+}
+
+fn ssh(machine: &TeamMachine, key: &Path, port: u16, command: &str) -> Command {
+    let mut ssh = machine.command("ssh");
+    ssh.arg("-i")
+        .arg(key)
+        .args(["-p", &port.to_string()])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"])
+        .arg(format!("opendata@{VPN_GATEWAY}"))
+        .arg(command);
+    ssh
+}
+
+/// The drill's audit log, one `actor|action|detail` line per entry, read with the sqlite3 shell.
+fn audit_log(dir: &Path) -> anyhow::Result<Vec<String>> {
+    let output = run_ok(
+        "sqlite3",
+        &[dir.join("drill.db").to_str().context("UTF-8")?, "SELECT actor, action, detail FROM audit_log"],
+    )?;
+    Ok(String::from_utf8(output.stdout)?.lines().map(str::to_owned).collect())
 }
 
 /// A listener on every address of a team machine, port 9999.

@@ -231,6 +231,12 @@ impl ServiceSpec {
         self.key("name", quoted(en)).key("name_zh", quoted(zh))
     }
 
+    /// Folders kept on volumes of each team's own: the code its defenders edit (vulnbox) and
+    /// the data restarts keep.
+    pub fn volumes(self, code: &str, data: &str) -> ServiceSpec {
+        self.key("code", quoted(code)).key("data", quoted(data))
+    }
+
     /// A local image to run.
     pub fn image(self, image: &str) -> ServiceSpec {
         self.key("image", quoted(image))

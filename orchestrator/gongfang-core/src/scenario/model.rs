@@ -170,6 +170,23 @@ pub struct Service {
     pub flag_stores: u8,
     pub limits: Limits,
     pub patch_mode: PatchMode,
+    /// The folder in the container holding the service's code (`code`): on a volume of the
+    /// team's own, made from the image's copy, that its defenders edit over their shell and that
+    /// a restart keeps. Vulnbox mode only.
+    pub code: Option<String>,
+    /// The folder in the container holding the service's data (`data`): on a volume of the
+    /// team's own that restarts keep.
+    pub data: Option<String>,
+}
+
+impl Service {
+    /// The folders this service keeps on volumes of each team's own, with the volume's kind
+    /// (`code`, `data`), in that order.
+    pub fn volumes(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [("code", self.code.as_deref()), ("data", self.data.as_deref())]
+            .into_iter()
+            .filter_map(|(kind, path)| path.map(|p| (kind, p)))
+    }
 }
 
 /// Where a service's container image comes from.
@@ -294,6 +311,8 @@ impl LogRules {
 
 /// The UDP port the drill's WireGuard gateway listens on when `[vpn] listen` names none.
 pub const DEFAULT_VPN_PORT: u16 = 51820;
+/// The first team's shell entry on the gateway's address when `[vpn] shell_port` names none.
+pub const DEFAULT_SHELL_PORT: u16 = 2201;
 
 /// WireGuard access for teams, the scenario's `[vpn]` table: where teams reach the gateway, the
 /// tunnel addresses it hands out, and whether the gateway hides who a connection comes from.
@@ -311,12 +330,21 @@ pub struct VpnRules {
     pub peers_per_team: u32,
     /// Whether checkers and every peer reach a team's services from one source address.
     pub anonymise: bool,
+    /// The TCP port of the first team's shell entry on the gateway's address; the team at
+    /// position `i` of the scenario has `shell_port + i`.
+    pub shell_port: u16,
 }
 
 impl VpnRules {
     /// `host:port`, as a team's config names the gateway.
     pub fn endpoint(&self) -> String {
         format!("{}:{}", self.listen_host, self.listen_port)
+    }
+
+    /// The shell entry's port of the team at `position` in the scenario's team list, `None`
+    /// past the last port.
+    pub fn shell_port_of(&self, position: usize) -> Option<u16> {
+        u16::try_from(usize::from(self.shell_port).checked_add(position)?).ok()
     }
 }
 

@@ -102,6 +102,8 @@ pub fn service(id: u8, slug: &str, source: ImageSource) -> Service {
         flag_stores: 1,
         limits: Limits { cpus: 0.25, memory_bytes: 64 << 20, pids: 64 },
         patch_mode: PatchMode::Vulnbox,
+        code: None,
+        data: None,
     }
 }
 

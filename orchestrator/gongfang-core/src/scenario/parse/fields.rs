@@ -175,6 +175,27 @@ impl Walker<'_, '_> {
         Some(path)
     }
 
+    /// A folder inside the service's container (`code`, `data`): absolute, without `.` or `..`
+    /// parts, not the root.
+    pub(super) fn container_folder(&mut self, t: &Tab<'_, '_>, key: &str) -> Option<Option<String>> {
+        let s = self.string(t, key, false, &format!("{key} = \"/srv/app\""))?;
+        let Some(s) = s else { return Some(None) };
+        let parts: Vec<&str> = s.split('/').skip(1).collect();
+        let valid = s.starts_with('/')
+            && !parts.is_empty()
+            && parts.iter().all(|p| !p.is_empty() && *p != "." && *p != "..")
+            && !s.chars().any(|c| c.is_control() || c == ':' || c == ',');
+        if !valid {
+            self.c.error(
+                &t.get(key).expect("read").span(),
+                format!("`{key}` must be a folder inside the container, like \"/srv/app\", not `{s}`"),
+                Some("write an absolute path without `.`, `..`, `:` or `,` parts, and not `/` itself".into()),
+            );
+            return None;
+        }
+        Some(Some(s))
+    }
+
     pub(super) fn ports(&mut self, t: &Tab<'_, '_>) -> Option<Vec<u16>> {
         let Some(v) = t.get("ports") else {
             self.missing(t, "ports", "ports = [8080]");

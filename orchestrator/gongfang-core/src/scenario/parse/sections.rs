@@ -42,6 +42,8 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "memory",
     "pids",
     "patch_mode",
+    "code",
+    "data",
 ];
 pub(super) const REPORT_KEYS: &[&str] = &[
     "enabled",
@@ -234,7 +236,28 @@ impl Walker<'_, '_> {
         let cpus = self.cpus(t);
         let memory = self.memory(t);
         let pids = self.int(t, "pids", Some(256), 16..=65_536);
-        let patch_mode = self.choice(t, "patch_mode", PatchMode::NAMES, Some(PatchMode::Vulnbox.as_str()));
+        let patch_mode = self
+            .choice(t, "patch_mode", PatchMode::NAMES, Some(PatchMode::Vulnbox.as_str()))
+            .map(|m| PatchMode::from_name(&m).expect("listed"));
+        let code = self.container_folder(t, "code");
+        let data = self.container_folder(t, "data");
+        if let (Some(Some(code)), Some(Some(data))) = (&code, &data) {
+            let nested = |a: &str, b: &str| a == b || b.starts_with(&format!("{a}/"));
+            if nested(code, data) || nested(data, code) {
+                self.c.error(
+                    &t.get("data").expect("read").span(),
+                    format!("`code` {code} and `data` {data} overlap: each lives on a volume of its own"),
+                    Some("give the code and the data folders apart from each other".into()),
+                );
+            }
+        }
+        if let (Some(PatchMode::Submit), Some(Some(_))) = (patch_mode, &code) {
+            self.c.error(
+                &t.get("code").expect("read").span(),
+                "`code` is for patch_mode = \"vulnbox\", where defenders edit the code in place; a submitted patch replaces the image",
+                Some("remove `code`, or set patch_mode = \"vulnbox\"".into()),
+            );
+        }
         let name = name.flatten()?;
         Some(Service {
             id: ServiceId(u8::try_from(index + 1).ok()?),
@@ -245,7 +268,9 @@ impl Walker<'_, '_> {
             checker: checker?,
             flag_stores: u8::try_from(flag_stores?).expect("range-checked"),
             limits: Limits { cpus: cpus?, memory_bytes: memory?, pids: pids? },
-            patch_mode: PatchMode::from_name(&patch_mode?).expect("listed"),
+            patch_mode: patch_mode?,
+            code: code?,
+            data: data?,
         })
     }
 

@@ -5,10 +5,11 @@ use std::net::Ipv4Addr;
 
 use super::{Tab, Walker};
 use crate::scenario::model::{
-    DEFAULT_VPN_PORT, Ipv4Net, ReportRules, Team, VpnRules, is_red_blue, vpn_range_fits, vpn_range_that_fits,
+    DEFAULT_SHELL_PORT, DEFAULT_VPN_PORT, Ipv4Net, ReportRules, Team, VpnRules, is_red_blue, vpn_range_fits,
+    vpn_range_that_fits,
 };
 
-pub(super) const VPN_KEYS: &[&str] = &["listen", "range", "gateway", "peers_per_team", "anonymise"];
+pub(super) const VPN_KEYS: &[&str] = &["listen", "range", "gateway", "peers_per_team", "anonymise", "shell_port"];
 /// Most configs one team may have: a team's players, not a fleet.
 const MAX_PEERS_PER_TEAM: u32 = 64;
 /// Longest prefix of a VPN range: a /30 holds the gateway and one peer.
@@ -32,6 +33,18 @@ impl Walker<'_, '_> {
         let peers = self.int(t, "peers_per_team", Some(4), 1..=MAX_PEERS_PER_TEAM);
         let red_blue = reports.map(|r| is_red_blue(teams, r));
         let anonymise = self.boolean(t, "anonymise", !red_blue.unwrap_or(false));
+        let shell_port = self.int(t, "shell_port", Some(u32::from(DEFAULT_SHELL_PORT)), 1..=65_535);
+        if let Some(first) = shell_port
+            && u64::from(first) + all_teams as u64 > 65_536
+        {
+            self.c.error(
+                &t.get("shell_port").map_or(t.at.clone(), |v| v.span()),
+                format!(
+                    "shell_port {first} leaves no port for the last of {all_teams} teams (each team gets the next port)"
+                ),
+                Some(format!("use a lower port, at most {}", 65_536usize.saturating_sub(all_teams))),
+            );
+        }
 
         if let Some(range) = range {
             for team in teams {
@@ -84,6 +97,7 @@ impl Walker<'_, '_> {
             gateway: gateway?,
             peers_per_team: peers?,
             anonymise: anonymise?,
+            shell_port: u16::try_from(shell_port?).ok()?,
         })
     }
 
@@ -231,6 +245,40 @@ mod tests {
         assert_eq!(vpn.gateway, Ipv4Addr::new(10, 80, 0, 254));
         assert_eq!(vpn.peers_per_team, 64);
         assert!(!vpn.anonymise);
+    }
+
+    #[test]
+    fn each_team_gets_the_next_shell_port_and_the_last_must_fit() {
+        let vpn = parsed("[vpn]\nlisten = \"203.0.113.7\"\nrange = \"10.80.0.0/16\"\n").unwrap().vpn.unwrap();
+        assert_eq!((vpn.shell_port_of(0), vpn.shell_port_of(1)), (Some(2201), Some(2202)));
+        let vpn = parsed("[vpn]\nlisten = \"203.0.113.7\"\nrange = \"10.80.0.0/16\"\nshell_port = 65534\n")
+            .unwrap()
+            .vpn
+            .unwrap();
+        assert_eq!((vpn.shell_port_of(1), vpn.shell_port_of(2)), (Some(65535), None));
+        let error =
+            parsed("[vpn]\nlisten = \"203.0.113.7\"\nrange = \"10.80.0.0/16\"\nshell_port = 65535\n").unwrap_err();
+        assert!(error.contains("leaves no port for the last of 2 teams") && error.contains("at most 65534"), "{error}");
+    }
+
+    #[test]
+    fn code_and_data_are_folders_inside_the_container_apart_from_each_other() {
+        let with =
+            |keys: &str| parse(&format!("{MINIMAL}\n{keys}"), Path::new("scenario.toml"), &AssumeEverythingExists);
+        let s = with("code = \"/srv/notes\"\ndata = \"/var/lib/notes\"\n").unwrap();
+        let volumes: Vec<(&str, &str)> = s.services[0].volumes().collect();
+        assert_eq!(volumes, [("code", "/srv/notes"), ("data", "/var/lib/notes")]);
+        assert_eq!(with("").unwrap().services[0].volumes().count(), 0);
+        for (keys, expected) in [
+            ("code = \"srv/notes\"\n", "must be a folder inside the container"),
+            ("data = \"/var/../etc\"\n", "must be a folder inside the container"),
+            ("code = \"/\"\n", "must be a folder inside the container"),
+            ("code = \"/srv\"\ndata = \"/srv/data\"\n", "overlap"),
+            ("patch_mode = \"submit\"\ncode = \"/srv/notes\"\n", "`code` is for patch_mode = \"vulnbox\""),
+        ] {
+            let error = with(keys).unwrap_err().to_string();
+            assert!(error.contains(expected), "{keys}: {error}");
+        }
     }
 
     #[test]
