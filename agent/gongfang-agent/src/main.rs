@@ -1,5 +1,6 @@
-//! `gongfang-agent`: the teams' command. Submits captured flags and files attack and defence
-//! reports with evidence over the drill's HTTP API, and shows the team's reports and rulings.
+//! `gongfang-agent`: the teams' command. Submits captured flags, files attack and defence
+//! reports with evidence over the drill's HTTP API, shows the team's reports and rulings, and
+//! registers the SSH keys that open the team's shells.
 //! It talks plain HTTP to the scoreboard server and links no server crate.
 
 use std::io::{BufRead, Read};
@@ -37,6 +38,25 @@ enum Command {
     /// File and follow attack and defence reports.
     #[command(subcommand)]
     Report(ReportCommand),
+    /// The SSH keys that open your team's shells in its own services (drills with a VPN).
+    #[command(subcommand)]
+    ShellKey(ShellKeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ShellKeyCommand {
+    /// Register a public key (a `.pub` file, Ed25519 or ECDSA): it opens your team's shells.
+    Add {
+        /// The public key file, e.g. ~/.ssh/id_ed25519.pub.
+        file: PathBuf,
+        /// What the key is, for your team (default: the key's comment).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Your team's keys: generated with your VPN configs, and registered.
+    List,
+    /// Remove a registered key by its number in `list`.
+    Remove { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +145,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&report)?);
             Ok(())
         }
+        Command::ShellKey(command) => shell_key(&server, token, command),
         Command::Report(ReportCommand::Appeal { id, reason }) => {
             let body = serde_json::to_vec(&json!({ "reason": reason }))?;
             let headers = [(TEAM_TOKEN_HEADER, token), ("Content-Type", "application/json")];
@@ -133,6 +154,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn shell_key(server: &Server, token: &str, command: ShellKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ShellKeyCommand::Add { file, label } => {
+            let key = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let body = serde_json::to_vec(&json!({ "key": key, "label": label }))?;
+            let headers = [(TEAM_TOKEN_HEADER, token), ("Content-Type", "application/json")];
+            let added = server.request("POST", "/api/shell-keys", &headers, &body)?.json()?;
+            println!(
+                "registered key {} ({}): it opens your team's shells now",
+                added["id"],
+                added["label"].as_str().unwrap_or_default()
+            );
+        }
+        ShellKeyCommand::List => {
+            let keys = server.request("GET", "/api/shell-keys", &[(TEAM_TOKEN_HEADER, token)], b"")?.json()?;
+            for key in keys.as_array().context("a list of keys")? {
+                let origin = match key["peer"].as_u64() {
+                    Some(peer) => format!("generated with VPN config {peer}"),
+                    None => "registered".to_owned(),
+                };
+                println!(
+                    "{:>4}  {:<24} {origin}  {}",
+                    key["id"],
+                    key["label"].as_str().unwrap_or_default(),
+                    key["public_key"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        ShellKeyCommand::Remove { id } => {
+            let answer =
+                server.request("DELETE", &format!("/api/shell-keys/{id}"), &[(TEAM_TOKEN_HEADER, token)], b"")?;
+            if answer.status != 204 {
+                answer.json()?;
+            }
+            println!("removed key {id}: it opens no shell from now on");
+        }
+    }
+    Ok(())
 }
 
 /// One line about a report: id, kind, status and points.

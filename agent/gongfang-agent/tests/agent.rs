@@ -1,11 +1,12 @@
 //! The agent end to end: the built `gongfang-agent` binary against the real reports and flag
 //! routes over a real SQLite store, as a red team files a report with a screenshot, lists it,
-//! and meets the server's refusals.
+//! and meets the server's refusals; and as a blue team registers a key for its shells.
 
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
+use base64::Engine as _;
 use chrono::{Duration, Utc};
 use gongfang_core::scenario::{self, AssumeEverythingExists};
 use gongfang_reports::ReportsState;
@@ -103,4 +104,56 @@ async fn a_red_team_files_a_report_with_evidence_and_lists_it() {
 
     let out = agent("https://example".into(), token, vec!["report".into(), "list".into()]).await;
     assert!(text(&out.stderr).contains("plain HTTP"), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blue_team_registers_lists_and_removes_a_shell_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
+    let vpn = "[vpn]\nlisten = \"203.0.113.7\"\nrange = \"10.80.0.0/16\"\n";
+    let source = format!("{}\n{vpn}", std::fs::read_to_string(&path).unwrap());
+    let s = Arc::new(scenario::parse(&source, &path, &AssumeEverythingExists).unwrap());
+    store.sync_scenario(&s).await.unwrap();
+    let token = store.issue_token("moda").await.unwrap().token.expose().to_owned();
+    let (events, _) = broadcast::channel(16);
+    let app = gongfang_reports::router(ReportsState::new(store.clone(), s.clone(), events));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    // An Ed25519 public key as `ssh-keygen` writes it (its 32 key bytes all 9 here).
+    let key = dir.path().join("id_ed25519.pub");
+    let blob: Vec<u8> = [&11u32.to_be_bytes()[..], b"ssh-ed25519", &32u32.to_be_bytes(), &[9; 32]].concat();
+    std::fs::write(
+        &key,
+        format!("ssh-ed25519 {} duty@moda-laptop\n", base64::engine::general_purpose::STANDARD.encode(&blob)),
+    )
+    .unwrap();
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let out = agent(server.clone(), token.clone(), args(&["shell-key", "add", key.to_str().unwrap()])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("(duty@moda-laptop)"), "{}", text(&out.stdout));
+    let moda = s.teams.iter().find(|t| t.slug == "moda").unwrap().id;
+    let stored = store.shell_keys_of(moda).await.unwrap();
+    assert_eq!(stored.len(), 1);
+
+    let out = agent(server.clone(), token.clone(), args(&["shell-key", "list"])).await;
+    assert!(
+        text(&out.stdout).contains("duty@moda-laptop") && text(&out.stdout).contains("registered"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Registering it again is refused with the server's reason.
+    let out = agent(server.clone(), token.clone(), args(&["shell-key", "add", key.to_str().unwrap()])).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("has this key already"), "{}", text(&out.stderr));
+
+    let id = stored[0].id.to_string();
+    let out = agent(server.clone(), token.clone(), args(&["shell-key", "remove", &id])).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(store.shell_keys_of(moda).await.unwrap().is_empty());
+    let out = agent(server, token, args(&["shell-key", "remove", &id])).await;
+    assert!(!out.status.success() && text(&out.stderr).contains("404"), "{}", text(&out.stderr));
 }

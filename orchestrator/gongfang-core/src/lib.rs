@@ -17,6 +17,7 @@ pub mod report;
 pub mod scenario;
 pub mod scoring;
 pub mod secret;
+pub mod shell_key;
 pub mod throttle;
 pub mod verdict;
 pub mod wire;

@@ -76,7 +76,8 @@ pub fn host_key(gateway_key: &Secret<[u8; 32]>) -> PrivateKey {
 }
 
 /// A fresh Ed25519 key pair for a team's shell: the private key in OpenSSH's format (for the
-/// team's file only) and the public key in OpenSSH's one-line form without a comment.
+/// team's file only) and the public key as the store keeps it
+/// ([`gongfang_core::shell_key::ShellPublicKey::line`]).
 pub fn generate_key(comment: &str) -> anyhow::Result<(Secret<String>, String)> {
     let seed: [u8; 32] = rand::random();
     let key = PrivateKey::new(KeypairData::Ed25519(Ed25519Keypair::from_seed(&seed)), comment)?;
@@ -84,25 +85,7 @@ pub fn generate_key(comment: &str) -> anyhow::Result<(Secret<String>, String)> {
     Ok((Secret::new(private.to_string()), public_line(key.public_key())?))
 }
 
-/// `text` (a line of an `.pub` file or `authorized_keys`) as the store keeps it:
-/// `ALGORITHM BASE64`, without the comment. Ed25519 and ECDSA keys only.
-pub fn normalise_public_key(text: &str) -> anyhow::Result<String> {
-    let line = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with('#')).unwrap_or("");
-    let key = PublicKey::from_openssh(line).map_err(|e| {
-        anyhow::anyhow!(
-            "not an OpenSSH public key ({e}): give the one line of a .pub file, e.g. `ssh-ed25519 AAAA… name`"
-        )
-    })?;
-    use russh::keys::Algorithm;
-    if !matches!(key.algorithm(), Algorithm::Ed25519 | Algorithm::Ecdsa { .. }) {
-        anyhow::bail!(
-            "{} keys are not accepted: make an Ed25519 key with `ssh-keygen -t ed25519` and give its .pub file",
-            key.algorithm()
-        );
-    }
-    public_line(&key)
-}
-
+/// `key` as the store keeps it: `ALGORITHM BASE64`.
 fn public_line(key: &PublicKey) -> anyhow::Result<String> {
     let mut key = key.clone();
     key.set_comment("");
@@ -507,15 +490,13 @@ mod tests {
     }
 
     #[test]
-    fn public_keys_are_kept_without_their_comment_and_weak_kinds_are_refused() {
-        let (_, public) = generate_key("moda peer 1").unwrap();
-        assert!(public.starts_with("ssh-ed25519 AAAA"), "{public}");
-        assert_eq!(public.split(' ').count(), 2, "{public}");
-        assert_eq!(normalise_public_key(&format!("# laptop\n{public} someone@laptop\n")).unwrap(), public);
-        let error = normalise_public_key("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 x").unwrap_err().to_string();
-        assert!(error.contains("public key") || error.contains("not accepted"), "{error}");
-        let error = normalise_public_key("hello").unwrap_err().to_string();
-        assert!(error.contains("ssh-ed25519 AAAA"), "{error}");
+    fn a_generated_key_reads_back_as_the_line_the_store_keeps() {
+        let (private, public) = generate_key("moda peer 1").unwrap();
+        assert!(private.expose().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+        let parsed = gongfang_core::shell_key::parse_public_key(&format!("{public} moda@laptop")).unwrap();
+        assert_eq!(parsed.line, public);
+        let key = PrivateKey::from_openssh(private.expose()).unwrap();
+        assert_eq!(public_line(key.public_key()).unwrap(), public);
     }
 
     #[test]

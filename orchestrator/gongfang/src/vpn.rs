@@ -386,16 +386,13 @@ async fn shell_key(args: ShellKeyArgs) -> anyhow::Result<ExitCode> {
         ShellKeyAction::Add { team, key, label, .. } => {
             let team = team_named(team)?;
             let text = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
-            if text.contains("PRIVATE KEY") {
-                bail!("{} is a private key: give the public one (the .pub file beside it)", key.display());
-            }
-            let public = gongfang::shell::normalise_public_key(&text)
-                .with_context(|| format!("reading the public key in {}", key.display()))?;
-            let comment = text.split_whitespace().nth(2).map(str::to_owned);
+            let public = gongfang_core::shell_key::parse_public_key(&text)
+                .with_context(|| format!("the key in {}", key.display()))?;
             let label = label
                 .clone()
-                .or(comment)
+                .or(public.comment)
                 .unwrap_or_else(|| key.file_name().unwrap_or_default().to_string_lossy().into_owned());
+            let public = public.line;
             match store.register_shell_key(&team.slug, &public, &label, Utc::now()).await? {
                 gongfang_store::ShellKeyAdded::Added(added) => {
                     store

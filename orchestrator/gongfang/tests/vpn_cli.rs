@@ -236,7 +236,7 @@ fn config_writes_private_files_refuses_a_second_issue_and_rotates() {
         &drill.url,
         &["vpn", "shell-key", "add", "alpha", "--key", private.to_str().unwrap(), "--scenario", drill.scenario()],
     );
-    assert!(wrong.contains("is a private key: give the public one"), "{wrong}");
+    assert!(wrong.contains("this is a private key: give the public one"), "{wrong}");
     let (listed, _) = ok(&drill.url, &["vpn", "shell-key", "list", "alpha", "--scenario", drill.scenario()]);
     assert_eq!(listed.lines().count(), 3, "{listed}");
     assert!(listed.lines().any(|l| l.contains("someone@laptop") && l.contains("registered")), "{listed}");

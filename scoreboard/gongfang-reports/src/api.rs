@@ -30,6 +30,13 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/reports/{id}", get(read))
         .route("/api/reports/{id}/evidence/{evidence}", get(evidence))
         .route("/api/reports/{id}/appeal", post(appeal))
+        .route(
+            "/api/shell-keys",
+            get(crate::shell_keys::list)
+                .post(crate::shell_keys::add)
+                .layer(DefaultBodyLimit::max(crate::shell_keys::MAX_BODY)),
+        )
+        .route("/api/shell-keys/{id}", axum::routing::delete(crate::shell_keys::remove))
         .route("/api/judge/login", post(login))
         .route("/api/judge/logout", post(logout))
         .route("/api/judge/queue", get(queue))
@@ -52,7 +59,7 @@ async fn nosniff(mut response: Response) -> Response {
 
 type Reply<T> = Result<T, ReportsError>;
 
-fn parse_id(raw: &str, what: &str) -> Reply<i64> {
+pub(crate) fn parse_id(raw: &str, what: &str) -> Reply<i64> {
     raw.parse::<i64>()
         .ok()
         .filter(|n| *n > 0)

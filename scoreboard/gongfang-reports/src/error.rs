@@ -86,6 +86,14 @@ pub enum ReportsError {
     UnknownTeam(String),
     #[error("malformed request: {0}")]
     BadRequest(String),
+    #[error("this drill has no shells: its scenario has no [vpn] table")]
+    NoShells,
+    #[error("{0}")]
+    ShellKey(gongfang_core::shell_key::ShellKeyError),
+    #[error("{}", if *own { "your team has this key already; GET /api/shell-keys lists your keys" } else { "this key belongs to another team; make a key of your own (ssh-keygen -t ed25519)" })]
+    ShellKeyTaken { own: bool },
+    #[error("your team has no registered key {0}; keys generated with a VPN peer go when its config is rotated")]
+    UnknownShellKey(i64),
     #[error("the report was not filed: {}", problems.iter().map(|p| p.error.to_string()).collect::<Vec<_>>().join("; "))]
     InvalidReport { problems: Vec<ReportProblem> },
     #[error("{0}")]
@@ -126,6 +134,10 @@ impl ReportsError {
             EvidenceBudget { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "evidence_budget"),
             TooManyUploads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            NoShells => (StatusCode::NOT_FOUND, "no_shells"),
+            ShellKey(_) => (StatusCode::BAD_REQUEST, "bad_shell_key"),
+            ShellKeyTaken { .. } => (StatusCode::CONFLICT, "shell_key_taken"),
+            UnknownShellKey(_) => (StatusCode::NOT_FOUND, "unknown_shell_key"),
             UnknownTeam(_) => (StatusCode::BAD_REQUEST, "unknown_team"),
             InvalidReport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_report"),
             Rule(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),

@@ -8,6 +8,8 @@
 //! audited by the store and published as [`GameEvent::ReportRuled`](gongfang_core::event::GameEvent)
 //! with only the fact and the points: a report's content stays with its team and the judges.
 //!
+//! Teams list, register and remove the SSH keys that open their shells (`/api/shell-keys`).
+//!
 //! Judges also read the VPN gateway's translation log (`GET /api/judge/translations`): which
 //! team's peer made a connection that a service saw coming from the gateway.
 //!
@@ -20,6 +22,7 @@ pub mod commands;
 mod error;
 mod logs;
 mod matching;
+mod shell_keys;
 mod state;
 mod translations;
 mod upload;
