@@ -261,8 +261,51 @@ impl PeerFirewall {
         let batch = format!("*filter\n-F {}\n{}COMMIT\n", self.chains.attack, self.attack_rules(open));
         restore(ns, &batch)?;
         self.attacks_open.store(open, Ordering::SeqCst);
-        tracing::info!(drill = %self.config.drill_slug, open, "attacks through the VPN switched");
+        let cut = if open { 0 } else { self.cut_connections()? };
+        tracing::info!(drill = %self.config.drill_slug, open, cut, "attacks through the VPN switched");
         Ok(())
+    }
+
+    /// Forgets every connection a peer opened into the game networks, so that closing the
+    /// attack paths also stops an attack under way: the rules let tracked connections through,
+    /// and a forgotten one must pass them again as new. A team's own services stay reachable
+    /// (with `anonymise` its open connections to them are cut too, and it opens them again);
+    /// connections to the platform's ports are not touched. Returns how many were cut.
+    /// Without `conntrack` (Debian's `conntrack`) nothing is cut and the drill is told so.
+    fn cut_connections(&self) -> Result<usize, Error> {
+        let ns = self.config.namespace.as_deref();
+        if let Err(error) = find_program(Path::new("conntrack"), "conntrack") {
+            tracing::warn!(%error, "attack connections already open stay open until they end");
+            return Ok(0);
+        }
+        let range = self.config.vpn_range;
+        let mut cut = 0;
+        for network in &self.config.game_networks {
+            let (src, src_mask, dst, dst_mask) = (
+                range.network().to_string(),
+                range.netmask().to_string(),
+                network.network().to_string(),
+                network.netmask().to_string(),
+            );
+            let args = ["-D", "-s", &src, "--mask-src", &src_mask, "-d", &dst, "--mask-dst", &dst_mask];
+            let output = command(ns, "conntrack")
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|source| Error::Spawn { program: "conntrack".to_owned(), source })?;
+            let said = String::from_utf8_lossy(&output.stderr);
+            // It exits 1 when it deleted nothing, and says how many it deleted either way.
+            let deleted = said
+                .split_whitespace()
+                .zip(said.split_whitespace().skip(1))
+                .find(|(_, next)| *next == "flow")
+                .and_then(|(n, _)| n.parse::<usize>().ok());
+            match deleted {
+                Some(n) => cut += n,
+                None => return Err(failed(ns, &format!("conntrack {}", args.join(" ")), output.status, &said)),
+            }
+        }
+        Ok(cut)
     }
 
     /// Whether any of the drill's chains exists.

@@ -2,7 +2,8 @@
 //! tunnel's interface (a bridge both teams' peers sit behind, so a packet from one peer to
 //! another goes in and out of it, as through the gateway), a link to each team's service and
 //! one to the outside world. Each peer connects over real TCP and the listener answers with
-//! the address it saw: what is reached, what is not, and which source the service sees.
+//! the address it saw: what is reached, what is not, and which source the service sees; and an
+//! attack connection held open is cut when the attacks close.
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -35,6 +36,8 @@ const PLATFORM_PORT: u16 = 8080;
 const OTHER_HOST_PORT: u16 = 9090;
 const SERVICE_PORT: u16 = 1337;
 const OTHER_SERVICE_PORT: u16 = 2222;
+/// A port of team 2's service that echoes lines on a connection kept open.
+const ECHO_PORT: u16 = 1338;
 const PEER_PORT: u16 = 7777;
 /// The router's stand-in for the gateway's WireGuard interface.
 const TUNNEL: &str = "gfw0";
@@ -154,6 +157,57 @@ impl Lab {
 }
 
 impl Lab {
+    /// Echoes every line sent on each connection to `address` inside `namespace`, keeping the
+    /// connection open until the peer closes it or the lab is dropped.
+    fn listen_echo(&mut self, namespace: &str, address: SocketAddr) {
+        let file = File::open(format!("/run/netns/{namespace}")).expect("the namespace's file");
+        let stop = Arc::clone(&self.stop);
+        let (ready, bound) = mpsc::channel();
+        self.listeners.push(thread::spawn(move || {
+            let listener = setns(&file, CloneFlags::CLONE_NEWNET)
+                .map_err(std::io::Error::from)
+                .and_then(|()| TcpListener::bind(address))
+                .and_then(|l| l.set_nonblocking(true).map(|()| l));
+            let listener = match listener {
+                Ok(listener) => {
+                    let _ = ready.send(Ok(()));
+                    listener
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error.to_string()));
+                    return;
+                }
+            };
+            while !stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let stop = Arc::clone(&stop);
+                        thread::spawn(move || {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                            let mut writer = stream.try_clone().expect("a second handle");
+                            let mut reader = BufReader::new(stream);
+                            let mut line = String::new();
+                            while !stop.load(Ordering::SeqCst) {
+                                match reader.read_line(&mut line) {
+                                    Ok(0) => return,
+                                    Ok(_) => {
+                                        let _ = writer.write_all(line.as_bytes());
+                                        line.clear();
+                                    }
+                                    Err(_) => {}
+                                }
+                            }
+                        });
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        }));
+        let bound = bound.recv_timeout(Duration::from_secs(5)).expect("the listener starts");
+        bound.unwrap_or_else(|e| panic!("listening on {address} in {namespace}: {e}"));
+    }
+
     /// Echoes every UDP datagram to `address` inside `namespace` with the address it came
     /// from, until the lab is dropped.
     fn listen_udp(&mut self, namespace: &str, address: SocketAddr) {
@@ -214,6 +268,29 @@ fn reach(namespace: &str, target: (Ipv4Addr, u16)) -> Option<Ipv4Addr> {
     })
     .join()
     .expect("the connecting thread")
+}
+
+/// From inside `namespace`, opens a connection to `target` that the caller keeps.
+fn hold(namespace: &str, target: (Ipv4Addr, u16)) -> Option<TcpStream> {
+    let file = File::open(format!("/run/netns/{namespace}")).expect("the namespace's file");
+    let target = SocketAddr::from(target);
+    thread::spawn(move || {
+        setns(&file, CloneFlags::CLONE_NEWNET).expect("entering the namespace");
+        let stream = TcpStream::connect_timeout(&target, CONNECT_TIMEOUT).ok()?;
+        stream.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+        Some(stream)
+    })
+    .join()
+    .expect("the connecting thread")
+}
+
+/// Whether a line sent on `stream` comes back in time.
+fn echoes(stream: &mut TcpStream) -> bool {
+    if stream.write_all(b"ping\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(&*stream).read_line(&mut line).is_ok() && line == "ping\n"
 }
 
 /// From inside `namespace`, sends a datagram to `target` and returns the source address the
@@ -294,6 +371,7 @@ fn topology(test: &str) -> Topology {
         lab.listen(&host, (address, SERVICE_PORT).into());
         if role == "s2" {
             lab.listen(&host, (address, OTHER_SERVICE_PORT).into());
+            lab.listen_echo(&host, (address, ECHO_PORT).into());
         }
     }
     lab.listen(&router, (Ipv4Addr::UNSPECIFIED, PLATFORM_PORT).into());
@@ -323,7 +401,7 @@ fn config(drill: &str, router: &str, anonymise: bool, attacks_open: bool) -> Pee
             DefendingTeam {
                 slug: "team2".to_owned(),
                 block: net("10.80.0.8/30"),
-                services: vec![(SERVICE2, vec![SERVICE_PORT])],
+                services: vec![(SERVICE2, vec![SERVICE_PORT, ECHO_PORT])],
                 shell_port: None,
             },
         ],
@@ -392,7 +470,14 @@ fn peers_reach_what_the_drill_allows_and_nothing_else() {
     assert_eq!(reach(peer1, (OUTSIDE, SERVICE_PORT)), None, "team1 reaches beyond the game networks");
     assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 lost its own service");
 
+    // A connection opened while attacks are open ends when they close; a team's own stays.
+    let mut attack = hold(peer1, (SERVICE2, ECHO_PORT)).expect("team1 connects to team2's service during attacks");
+    let mut own = hold(peer2, (SERVICE2, ECHO_PORT)).expect("team2 connects to its own service");
+    assert!(echoes(&mut attack) && echoes(&mut own), "the echo service answers");
+
     firewall.set_attacks_open(false).expect("attacks close");
+    assert!(!echoes(&mut attack), "an attack connection opened before the close still works after it");
+    assert!(echoes(&mut own), "closing attacks cut a team's connection to its own service");
     assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), None, "team1 still reaches team2 after attacks closed");
     assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 lost its own service");
 

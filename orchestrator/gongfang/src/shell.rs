@@ -201,10 +201,15 @@ fn in_block(block: Ipv4Net, ip: Ipv4Addr) -> bool {
 async fn connection(stream: TcpStream, peer: SocketAddr, config: Arc<russh::server::Config>, shared: Arc<Shared>) {
     let authenticated = Arc::new(AtomicBool::new(false));
     let handler = Connection { shared, peer, login: None, authenticated: Arc::clone(&authenticated) };
-    let session = match russh::server::run_stream(config, stream, handler).await {
-        Ok(session) => session,
-        Err(error) => {
+    // The version exchange is bounded too: a client that never says hello is dropped.
+    let session = match tokio::time::timeout(LOGIN_GRACE, russh::server::run_stream(config, stream, handler)).await {
+        Ok(Ok(session)) => session,
+        Ok(Err(error)) => {
             tracing::debug!(%peer, %error, "shell entry: handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "shell entry: no SSH version in time");
             return;
         }
     };

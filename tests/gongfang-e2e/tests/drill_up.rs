@@ -703,10 +703,14 @@ fn client_addresses(container: &str) -> anyhow::Result<BTreeMap<String, usize>> 
 
 /// Teams over WireGuard, on real Docker and real `wireguard-go`: two team machines (network
 /// namespaces) bring their tunnels up with `wg-quick` on the files `gongfang vpn config` wrote.
-/// Before the drill's start a team reaches its own service and not the other's; the scoreboard
+/// Before the drill's start a team reaches its own service and shell entry and not the other's service; the scoreboard
 /// and `vpn status` show who is connected. Once the drill runs, team 1 runs the exploit through
 /// its tunnel against team 2 and submits the flags by address over TCP: `OK`. Team 2's service
-/// saw the checker and team 1 from one address; the gateway's translation log names team 1. Team 1, even with its config widened to route
+/// saw the checker and team 1 from one address; the gateway's translation log names team 1.
+/// Team 1 opens a shell in its own service over SSH through its tunnel, applies the published
+/// patch and restarts the service: the exploit finds nothing there any more and the checker stays
+/// `ok`; team 2's shell entry is out of team 1's reach and refuses its key; every session is
+/// audited. Team 1, even with its config widened to route
 /// everything into the tunnel, reaches neither team 2's machine nor the host's other ports.
 /// A platform killed with SIGKILL leaves its gateway behind, and `gongfang down` removes it all.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -754,6 +758,10 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
         "team 1 reaches its own service {own} through its tunnel before the start"
     );
     ensure!(!team1.connects(theirs, wait), "team 1 reaches team 2's service {theirs} before the start");
+    ensure!(
+        team1.connects(SocketAddr::from((gateway, 2201)), wait),
+        "team 1 reaches its own shell entry before the start"
+    );
     ensure!(
         team1.connects(SocketAddr::from((gateway, web_port)), wait),
         "team 1 reaches the scoreboard on the gateway's address"
