@@ -268,9 +268,9 @@ impl PeerFirewall {
 
     /// Forgets every connection a peer opened into the game networks, so that closing the
     /// attack paths also stops an attack under way: the rules let tracked connections through,
-    /// and a forgotten one must pass them again as new. A team's own services stay reachable
-    /// (with `anonymise` its open connections to them are cut too, and it opens them again);
-    /// connections to the platform's ports are not touched. Returns how many were cut.
+    /// and a forgotten one must pass them again as new: a team's connection to its own service
+    /// does, an attack does not. Connections to the platform's ports are not touched. Returns
+    /// how many were forgotten.
     /// Without `conntrack` (Debian's `conntrack`) nothing is cut and the drill is told so.
     fn cut_connections(&self) -> Result<usize, Error> {
         let ns = self.config.namespace.as_deref();
