@@ -1,17 +1,24 @@
-//! A small HTTP/1.1 client over `std::net`: enough for the platform's JSON API on a drill's
-//! network (plain HTTP, one request per connection), with no dependency on a server crate.
+//! The agent's HTTP client: `ureq` over rustls, so the drill's API may sit behind HTTPS (with
+//! the web's public roots, or an organisers' own certificate authority given with `--ca-cert`)
+//! or be plain HTTP on a drill's closed network. No server crate is linked.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
-/// The scoreboard server the agent talks to, from `http://HOST[:PORT]`.
+/// Longest answer the agent reads: a report with its evidence list, a page of keys.
+const MAX_ANSWER: u64 = 16 * 1024 * 1024;
+/// How long one request may take in all.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The scoreboard server the agent talks to, from `http[s]://HOST[:PORT]`.
 #[derive(Debug, Clone)]
 pub struct Server {
-    /// `host:port`, for connecting and for the `Host` header.
-    authority: String,
+    /// `http://host:port` or `https://host:port`, without a trailing slash.
+    base: String,
+    agent: ureq::Agent,
 }
 
 /// An answer: status and body.
@@ -40,79 +47,71 @@ impl Answer {
 }
 
 impl Server {
-    pub fn parse(url: &str) -> anyhow::Result<Server> {
-        if let Some(rest) = url.strip_prefix("https://") {
-            bail!("the agent speaks plain HTTP, as on a drill's network: use http://{rest}");
-        }
-        let rest = url
-            .strip_prefix("http://")
-            .with_context(|| format!("`{url}` is not a server URL; write it as http://HOST:PORT"))?;
+    /// The server at `url`; over HTTPS, its certificate must chain to the web's public roots,
+    /// or to the certificate authority in the PEM file `ca_cert` when one is given.
+    pub fn parse(url: &str, ca_cert: Option<&Path>) -> anyhow::Result<Server> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+            .with_context(|| format!("`{url}` is not a server URL; write it as http://HOST:PORT or https://HOST"))?;
         let authority = rest.trim_end_matches('/');
         if authority.is_empty() || authority.contains('/') {
-            bail!("`{url}` should name only the server, as http://HOST:PORT");
+            bail!("`{url}` should name only the server, as {scheme}://HOST:PORT");
         }
-        let authority = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
-        Ok(Server { authority })
+        if ca_cert.is_some() && scheme == "http" {
+            bail!("--ca-cert is for HTTPS: write the server as https://{authority}");
+        }
+        let mut tls = TlsConfig::builder();
+        if let Some(path) = ca_cert {
+            let pem =
+                std::fs::read(path).with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            let certificate = Certificate::from_pem(&pem).with_context(|| {
+                format!("{} is not a PEM certificate (-----BEGIN CERTIFICATE-----)", path.display())
+            })?;
+            tls = tls.root_certs(RootCerts::new_with_certs(&[certificate]));
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .tls_config(tls.build())
+            .build()
+            .into();
+        Ok(Server { base: format!("{scheme}://{authority}"), agent })
     }
 
     /// Sends one request and reads the whole answer.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> anyhow::Result<Answer> {
-        let mut stream = TcpStream::connect(&self.authority)
-            .with_context(|| format!("cannot reach the server at {}", self.authority))?;
-        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.authority,
-            body.len()
-        );
+        let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.base));
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            request = request.header(*name, *value);
         }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).context("the server closed the connection mid-answer")?;
-        parse_answer(&raw)
-    }
-}
-
-/// Splits a raw HTTP/1.1 answer into status and body (plain or chunked).
-fn parse_answer(raw: &[u8]) -> anyhow::Result<Answer> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").context("not an HTTP answer")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .with_context(|| format!("no status in the answer: {head}"))?;
-    let chunked = head.lines().any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
-    let body = if chunked { dechunk(body)? } else { body.to_vec() };
-    Ok(Answer { status, body })
-}
-
-fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").context("a chunk without its size line")?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .with_context(|| format!("bad chunk size {size_text:?}"))?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        anyhow::ensure!(body.len() >= size + 2, "the answer ends inside a chunk");
-        out.extend_from_slice(&body[..size]);
-        body = &body[size + 2..];
+        let sent = if body.is_empty() {
+            self.agent.run(request.body(()).context("a request the agent cannot send")?)
+        } else {
+            self.agent.run(request.body(body.to_vec()).context("a request the agent cannot send")?)
+        };
+        let mut response = sent.map_err(|e| {
+            // A certificate refused by rustls reaches here as an I/O error that names it.
+            let tls =
+                matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) || e.to_string().contains("certificate");
+            if tls {
+                anyhow::anyhow!(
+                    "the TLS handshake with {} failed ({e}); if the organisers run their own certificate \
+                     authority, give its certificate with --ca-cert FILE",
+                    self.base
+                )
+            } else {
+                anyhow::anyhow!("cannot reach the server at {}: {e}", self.base)
+            }
+        })?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER)
+            .read_to_vec()
+            .context("the server's answer broke off or is too large")?;
+        Ok(Answer { status, body })
     }
 }
 
@@ -122,21 +121,15 @@ mod tests {
 
     #[test]
     fn urls_name_a_server() {
-        assert_eq!(Server::parse("http://10.60.0.1:8080/").unwrap().authority, "10.60.0.1:8080");
-        assert_eq!(Server::parse("http://scoreboard").unwrap().authority, "scoreboard:80");
-        assert!(Server::parse("https://x").unwrap_err().to_string().contains("plain HTTP"));
-        assert!(Server::parse("10.60.0.1:8080").unwrap_err().to_string().contains("http://HOST:PORT"));
-        assert!(Server::parse("http://x/api").is_err());
-    }
-
-    #[test]
-    fn answers_plain_and_chunked() {
-        let plain = parse_answer(b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}").unwrap();
-        assert_eq!((plain.status, plain.text().as_str()), (201, "{}"));
-        let chunked =
-            parse_answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n")
-                .unwrap();
-        assert_eq!(chunked.text(), "[1,2]");
-        assert!(parse_answer(b"garbage").is_err());
+        assert_eq!(Server::parse("http://10.60.0.1:8080/", None).unwrap().base, "http://10.60.0.1:8080");
+        assert_eq!(Server::parse("https://scoreboard", None).unwrap().base, "https://scoreboard");
+        let no_scheme = Server::parse("10.60.0.1:8080", None).unwrap_err().to_string();
+        assert!(no_scheme.contains("http://HOST:PORT or https://HOST"), "{no_scheme}");
+        assert!(Server::parse("ftp://x", None).is_err());
+        assert!(Server::parse("http://x/api", None).is_err());
+        let plain_ca = Server::parse("http://x", Some(Path::new("ca.pem"))).unwrap_err().to_string();
+        assert!(plain_ca.contains("--ca-cert is for HTTPS"), "{plain_ca}");
+        let missing = Server::parse("https://x", Some(Path::new("/nonexistent/ca.pem"))).unwrap_err().to_string();
+        assert!(missing.contains("cannot read the CA certificate"), "{missing}");
     }
 }

@@ -1,7 +1,7 @@
 //! `gongfang-agent`: the teams' command. Submits captured flags, files attack and defence
 //! reports with evidence over the drill's HTTP API, shows the team's reports and rulings, and
 //! registers the SSH keys that open the team's shells.
-//! It talks plain HTTP to the scoreboard server and links no server crate.
+//! It talks HTTP or HTTPS (rustls) to the scoreboard server and links no server crate.
 
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
@@ -21,9 +21,13 @@ use http::Server;
 #[derive(Debug, Parser)]
 #[command(name = "gongfang-agent", version, about)]
 struct Cli {
-    /// The drill's scoreboard server, as http://HOST:PORT.
+    /// The drill's scoreboard server, as http://HOST:PORT or https://HOST.
     #[arg(long, env = "GONGFANG_SERVER")]
     server: String,
+    /// Over HTTPS, trust the server's certificate when it chains to this certificate authority
+    /// (a PEM file the organisers hand out), instead of the web's public ones.
+    #[arg(long, env = "GONGFANG_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
     /// Your team's token (as printed by the organisers).
     #[arg(long, env = "GONGFANG_TOKEN", hide_env_values = true)]
     token: Secret,
@@ -127,7 +131,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let server = Server::parse(&cli.server)?;
+    let server = Server::parse(&cli.server, cli.ca_cert.as_deref())?;
     let token = cli.token.expose().as_str();
     match cli.command {
         Command::Submit { flags } => submit(&server, token, flags),

@@ -1,6 +1,7 @@
 //! The agent end to end: the built `gongfang-agent` binary against the real reports and flag
 //! routes over a real SQLite store, as a red team files a report with a screenshot, lists it,
-//! and meets the server's refusals; and as a blue team registers a key for its shells.
+//! and meets the server's refusals; as a blue team registers a key for its shells; and behind
+//! HTTPS, trusting the organisers' own certificate authority.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -101,9 +102,6 @@ async fn a_red_team_files_a_report_with_evidence_and_lists_it() {
     let out = agent(server.clone(), "not-a-token".into(), vec!["report".into(), "list".into()]).await;
     assert!(!out.status.success() && text(&out.stderr).contains("401"), "{}", text(&out.stderr));
     assert_eq!(store.list_reports(None).await.unwrap().len(), 1, "refused reports are not stored");
-
-    let out = agent("https://example".into(), token, vec!["report".into(), "list".into()]).await;
-    assert!(text(&out.stderr).contains("plain HTTP"), "{}", text(&out.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,4 +154,112 @@ async fn a_blue_team_registers_lists_and_removes_a_shell_key() {
     assert!(store.shell_keys_of(moda).await.unwrap().is_empty());
     let out = agent(server, token, args(&["shell-key", "remove", &id])).await;
     assert!(!out.status.success() && text(&out.stderr).contains("404"), "{}", text(&out.stderr));
+}
+
+/// Makes a certificate authority and a certificate for `localhost` signed by it, with the
+/// `openssl` command: (CA certificate, server certificate, server key) as PEM files.
+fn certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
+        assert!(out.status.success(), "openssl {args:?}: {}", text(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Drill test CA"],
+    ]
+    .concat());
+    run(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "server.ext",
+    ]);
+    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
+}
+
+/// A TLS terminator on loopback in front of `backend`, as an organiser's reverse proxy would
+/// be; its address.
+async fn tls_proxy(cert: &Path, key: &Path, backend: std::net::SocketAddr) -> std::net::SocketAddr {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = vec![CertificateDer::from_pem_file(cert).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_works_behind_https_with_the_organisers_certificate_authority() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
+    let s =
+        Arc::new(scenario::parse(&std::fs::read_to_string(&path).unwrap(), &path, &AssumeEverythingExists).unwrap());
+    store.sync_scenario(&s).await.unwrap();
+    let token = store.issue_token("red-firm").await.unwrap().token.expose().to_owned();
+    let (events, _) = broadcast::channel(16);
+    let app = gongfang_reports::router(ReportsState::new(store.clone(), s, events));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (ca, cert, key) = certificates(dir.path());
+    let proxy = tls_proxy(&cert, &key, backend).await;
+    let server = format!("https://localhost:{}", proxy.port());
+    let list = || vec!["report".to_owned(), "list".to_owned()];
+
+    // Trusting the organisers' authority, the agent talks to the API through TLS.
+    let ca_arg = ["--ca-cert".to_owned(), ca.display().to_string()];
+    let out = agent(server.clone(), token.clone(), [&ca_arg[..], &list()].concat()).await;
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(text(&out.stdout), "", "no reports yet");
+    let out = agent(server.clone(), "not-a-token".into(), [&ca_arg[..], &list()].concat()).await;
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("401"),
+        "the server's answer comes through: {}",
+        text(&out.stderr)
+    );
+
+    // Without it, the handshake fails and the agent says how to fix it.
+    let out = agent(server, token, list()).await;
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("--ca-cert"), "{}", text(&out.stderr));
 }
