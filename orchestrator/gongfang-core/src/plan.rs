@@ -16,9 +16,9 @@ use crate::verdict::Verdict;
 pub struct PlannedAction {
     pub team: TeamId,
     pub service: ServiceId,
-    /// `check`, `put` or `get` (`exploit` is not part of a tick's plan).
+    /// `check`, `put`, `get`, or `exploit` (the reference exploit's replay).
     pub action: Action,
-    /// The flag `put` plants or `get` reads back; `None` for `check`.
+    /// The flag `put` plants, `get` reads back or `exploit` goes for; `None` for `check`.
     pub flag: Option<FlagRef>,
     /// Delay from the start of the tick.
     #[serde(with = "millis")]
@@ -40,12 +40,15 @@ pub struct PlanInput<'a> {
     pub window: Duration,
     /// How many older (not newest) planted flags to read back per store each tick.
     pub older_gets: usize,
+    /// The services whose reference exploit is replayed each tick (their checkers have one).
+    pub replay: &'a [ServiceId],
 }
 
 /// Every action of a tick, ordered by start offset.
 ///
 /// Per team × service: a `put` per store; a `get` per store of the newest earlier flag
-/// (tick − 1) and of `older_gets` flags sampled from the rest of the lifetime; one `check`.
+/// (tick − 1) and of `older_gets` flags sampled from the rest of the lifetime; one `check`;
+/// and for a service in `replay`, an `exploit` per store going for the newest earlier flag.
 /// `get`s read flags of earlier ticks only, so their order against this tick's `put` does
 /// not matter.
 pub fn plan_tick(input: &PlanInput<'_>) -> Vec<PlannedAction> {
@@ -77,6 +80,15 @@ pub fn plan_tick(input: &PlanInput<'_>) -> Vec<PlannedAction> {
                         flag: Some(FlagRef { store, planted: newest }),
                         offset: at(&mut rng),
                     });
+                    if input.replay.contains(&service) {
+                        out.push(PlannedAction {
+                            team,
+                            service,
+                            action: Action::Exploit,
+                            flag: Some(FlagRef { store, planted: newest }),
+                            offset: at(&mut rng),
+                        });
+                    }
                     // Older flags: sample distinct ticks in [oldest, newest).
                     let mut older: Vec<u32> = (oldest..newest.0).collect();
                     for _ in 0..input.older_gets.min(older.len()) {
@@ -163,6 +175,7 @@ mod tests {
             flag_lifetime: 5,
             window: Duration::from_secs(40),
             older_gets: 1,
+            replay: &[],
         }
     }
 
@@ -197,6 +210,23 @@ mod tests {
         }
         assert!(plan.windows(2).all(|w| w[0].offset <= w[1].offset));
         assert!(plan.iter().all(|a| a.offset < Duration::from_secs(40)));
+    }
+
+    #[test]
+    fn replayed_services_get_an_exploit_per_store_for_the_newest_flag() {
+        let teams = [TeamId(1), TeamId(2)];
+        let services = [(ServiceId(1), 2), (ServiceId(2), 1)];
+        let replay = [ServiceId(1)];
+        let first = plan_tick(&PlanInput { replay: &replay, ..input(0, &teams, &services) });
+        assert!(first.iter().all(|a| a.action != Action::Exploit), "tick 0 has no flag to go for");
+        let plan = plan_tick(&PlanInput { replay: &replay, ..input(10, &teams, &services) });
+        let exploits: Vec<(TeamId, ServiceId, Option<FlagRef>)> =
+            plan.iter().filter(|a| a.action == Action::Exploit).map(|a| (a.team, a.service, a.flag)).collect();
+        assert_eq!(exploits.len(), 4, "two teams × two stores of service 1: {exploits:?}");
+        assert!(exploits.iter().all(|(_, s, f)| *s == ServiceId(1) && f.is_some_and(|f| f.planted == Tick(9))));
+        // Without replay, the plan is what it was: adding replay adds the exploits only.
+        let without = plan_tick(&input(10, &teams, &services));
+        assert_eq!(plan.len(), without.len() + 4);
     }
 
     #[test]

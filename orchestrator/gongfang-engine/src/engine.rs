@@ -11,8 +11,8 @@ use gongfang_core::plan::{PlanInput, PlannedAction, plan_tick, tick_at, tick_ver
 use gongfang_core::scenario::Scenario;
 use gongfang_core::scoring::{ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores};
 use gongfang_core::{
-    Action, ActionCtx, ActionOutcome, CheckResult, CheckerFault, FlagCodec, FlagInfo, FlagRef, PlantedFlag, ScoreRow,
-    ServiceId, Target, TeamId, Tick, Verdict,
+    Action, ActionCtx, ActionOutcome, CheckResult, CheckerFault, ExploitReplay, Exposure, FlagCodec, FlagInfo, FlagRef,
+    PlantedFlag, ScoreRow, ServiceId, Target, TeamId, Tick, Verdict,
 };
 use gongfang_store::{Store, StoreError};
 use tokio::sync::{Semaphore, broadcast, watch};
@@ -52,6 +52,9 @@ pub struct EngineConfig {
     pub max_concurrency: usize,
     /// Older flags read back per store and tick, besides the newest.
     pub older_gets: usize,
+    /// Services whose reference exploit is replayed against every defending team each tick
+    /// (their checkers have an `exploit`).
+    pub replay: Vec<ServiceId>,
     /// Action results stored per database write (at least every second while a tick runs).
     pub write_batch: usize,
     /// Told of each step of a tick's life; crash tests stop the process at chosen steps.
@@ -60,7 +63,7 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// A configuration with the usual limits: 64 actions at once, one older flag read back
-    /// per store, results stored 500 at a time, no step observer.
+    /// per store, no exploit replay, results stored 500 at a time, no step observer.
     pub fn new(scenario: Arc<Scenario>, codec: FlagCodec, start: DateTime<Utc>) -> EngineConfig {
         EngineConfig {
             scenario,
@@ -68,6 +71,7 @@ impl EngineConfig {
             start,
             max_concurrency: 64,
             older_gets: 1,
+            replay: Vec::new(),
             write_batch: 500,
             hook: StepHook::default(),
         }
@@ -293,6 +297,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             flag_lifetime: s.drill.flag_lifetime,
             window,
             older_gets: self.cfg.older_gets,
+            replay: &self.cfg.replay,
         });
 
         // Every flag a `get` of this tick may read, fetched once.
@@ -334,13 +339,14 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             tokio::select! {
                 done = tasks.join_next() => match done {
                     None => break,
-                    Some(Ok(Some((result, flag)))) => {
+                    Some(Ok(Some(Done::Checked(result, flag)))) => {
                         batch.results.push(result);
                         batch.flags.extend(flag);
                         if batch.results.len() >= self.cfg.write_batch.max(1) {
                             self.store_results(tick, &mut batch).await?;
                         }
                     }
+                    Some(Ok(Some(Done::Replayed(replay)))) => batch.replays.push(replay),
                     Some(Ok(None)) => {}
                     Some(Err(join)) => warn!(error = %join, "a checker action task failed"),
                 },
@@ -355,6 +361,10 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
 
     /// Stores what the batch holds, in one transaction.
     async fn store_results(&self, tick: Tick, batch: &mut ResultBatch) -> Result<(), EngineError> {
+        if !batch.replays.is_empty() {
+            self.store.record_exploit_replays(&batch.replays).await?;
+            batch.replays.clear();
+        }
         if batch.results.is_empty() {
             return Ok(());
         }
@@ -419,6 +429,7 @@ type FlagSlot = (Tick, TeamId, ServiceId, gongfang_core::StoreIdx);
 struct ResultBatch {
     flags: Vec<PlantedFlag>,
     results: Vec<CheckResult>,
+    replays: Vec<ExploitReplay>,
     /// Results of the tick stored so far.
     stored: usize,
 }
@@ -448,6 +459,13 @@ async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<(TickE
     Ok((TickEvents { tick, verdicts, captures }, judged))
 }
 
+/// What one finished action gives: a checker result (with the flag a successful `put`
+/// planted), or an exploit replay, which is kept apart from the verdicts.
+enum Done {
+    Checked(CheckResult, Option<PlantedFlag>),
+    Replayed(ExploitReplay),
+}
+
 /// What one action task needs, cloned out of the engine so tasks run concurrently.
 struct ActionContext<C: Clock, R: CheckerRunner> {
     clock: Arc<C>,
@@ -461,20 +479,36 @@ struct ActionContext<C: Clock, R: CheckerRunner> {
 }
 
 impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
-    /// Runs one action; its result, and the flag it planted if it was a successful `put`.
-    /// `None` when there was nothing to do (a `get` of a flag that was never planted).
-    async fn perform(self, tick: Tick, planned: PlannedAction) -> Option<(CheckResult, Option<PlantedFlag>)> {
+    /// Runs one action; its result, and the flag it planted if it was a successful `put`, or
+    /// the exploit's replay. `None` when there was nothing to do (a `get` or `exploit` of a flag
+    /// that was never planted).
+    async fn perform(self, tick: Tick, planned: PlannedAction) -> Option<Done> {
         let PlannedAction { team, service, action, flag, .. } = planned;
         let _permit = self.semaphore.acquire().await.expect("semaphore never closed");
         let args = match (action, flag) {
             (Action::Put, Some(FlagRef { store, .. })) => {
                 let flag = self.codec.mint(FlagInfo { tick, team, service, store });
-                Some(FlagArgs { store, flag, state: Vec::new() })
+                Some(FlagArgs { store, flag, state: Vec::new(), flag_id: String::new() })
             }
             (Action::Get, Some(FlagRef { store, planted })) => {
                 // A flag whose put failed was never planted: there is nothing to read back.
                 let p = self.planted.get(&(planted, team, service, store))?;
-                Some(FlagArgs { store, flag: p.flag.clone(), state: p.state.clone().unwrap_or_default() })
+                Some(FlagArgs {
+                    store,
+                    flag: p.flag.clone(),
+                    state: p.state.clone().unwrap_or_default(),
+                    flag_id: String::new(),
+                })
+            }
+            (Action::Exploit, Some(FlagRef { store, planted })) => {
+                // Nothing planted, nothing to go for: the replay knows nothing this tick.
+                let p = self.planted.get(&(planted, team, service, store))?;
+                Some(FlagArgs {
+                    store,
+                    flag: p.flag.clone(),
+                    state: Vec::new(),
+                    flag_id: p.flag_id.clone().unwrap_or_default(),
+                })
             }
             _ => None,
         };
@@ -499,6 +533,17 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
             }
         };
         let duration_ms = started.elapsed().as_millis() as u64;
+        if let (Action::Exploit, Some(args)) = (action, &args) {
+            return Some(Done::Replayed(ExploitReplay {
+                tick,
+                team,
+                service,
+                store: args.store,
+                exposure: Exposure::of(outcome.verdict, &outcome.flags, &args.flag),
+                message: outcome.public_message,
+                recorded_at: self.clock.now(),
+            }));
+        }
         let planted = match (action, args, outcome.verdict) {
             (Action::Put, Some(FlagArgs { store, flag, .. }), Verdict::Ok) => Some(PlantedFlag {
                 tick,
@@ -524,7 +569,7 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
             duration_ms,
             recorded_at: self.clock.now(),
         };
-        Some((result, planted))
+        Some(Done::Checked(result, planted))
     }
 }
 

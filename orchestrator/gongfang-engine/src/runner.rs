@@ -14,19 +14,21 @@ pub struct ActionRequest {
     pub ctx: ActionCtx,
     pub target: Target,
     pub action: Action,
-    /// `put` and `get`: the flag and where it goes; `None` for `check`.
+    /// `put`, `get` and `exploit`: the flag and where it goes; `None` for `check`.
     pub flag: Option<FlagArgs>,
     /// The scenario's checker timeout; the runner must give up by then.
     pub timeout: Duration,
 }
 
-/// The flag a `put` plants or a `get` reads back.
+/// The flag a `put` plants, a `get` reads back or an `exploit` goes for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlagArgs {
     pub store: StoreIdx,
     pub flag: String,
     /// `get`: the private state `put` returned (empty for `put`).
     pub state: Vec<u8>,
+    /// `exploit`: the public flag id `put` published (empty otherwise).
+    pub flag_id: String,
 }
 
 /// Runs checker actions. Implemented over the wasm sandbox by the binary; by tests as they

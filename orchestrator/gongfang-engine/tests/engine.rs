@@ -1,5 +1,6 @@
 //! The engine over a real SQLite store in simulated time, with an in-test checker runner that
-//! plays a flag-keeping service whose failures the test switches on per tick.
+//! plays a flag-keeping service whose failures (and patches, for the exploit replay) the test
+//! switches on per tick.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -23,6 +24,8 @@ struct Faults {
     garbage: HashSet<(u16, u32)>,
     /// Loses every flag at the start of this tick.
     wipe: HashSet<(u16, u32)>,
+    /// Patched from this tick on: the reference exploit captures nothing.
+    patched_from: HashMap<u16, u32>,
 }
 
 #[derive(Clone, Default)]
@@ -61,6 +64,12 @@ impl CheckerRunner for SimulatedServices {
                 if team_flags.contains(&flag) { ok("") } else { bad(Verdict::Corrupt, "flag not found") }
             }
             (Action::Check, None) => ok(""),
+            (Action::Exploit, Some(FlagArgs { flag, flag_id, .. })) => {
+                assert!(flag_id.starts_with("user-"), "exploit receives the flag id put published: {flag_id}");
+                let patched = self.faults.patched_from.get(&r.ctx.team.0).is_some_and(|from| r.ctx.tick.0 >= *from);
+                let flags = if patched || !team_flags.contains(&flag) { Vec::new() } else { vec![flag] };
+                ActionOutcome { flags, ..ok("") }
+            }
             (action, args) => panic!("the engine asked for {action} with {args:?}"),
         }
     }
@@ -89,10 +98,19 @@ fn codec(s: &Scenario) -> FlagCodec {
 }
 
 async fn engine(store: &Store, runner: SimulatedServices) -> Engine<ManualClock, SimulatedServices> {
+    engine_with(store, runner, Vec::new()).await
+}
+
+async fn engine_with(
+    store: &Store,
+    runner: SimulatedServices,
+    replay: Vec<ServiceId>,
+) -> Engine<ManualClock, SimulatedServices> {
     let s = scenario();
     store.sync_scenario(&s).await.unwrap();
     let mut cfg = EngineConfig::new(s.clone(), codec(&s), start());
     cfg.max_concurrency = 8;
+    cfg.replay = replay;
     let (events, _) = broadcast::channel(1024);
     let targets =
         |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
@@ -103,7 +121,12 @@ async fn engine(store: &Store, runner: SimulatedServices) -> Engine<ManualClock,
 async fn verdicts_follow_the_service_tick_by_tick() {
     let db = TestDb::sqlite().await;
     let store = db.store.clone();
-    let faults = Faults { down: [(2, 3), (2, 4), (2, 5)].into(), garbage: [(1, 7)].into(), wipe: [(1, 5)].into() };
+    let faults = Faults {
+        down: [(2, 3), (2, 4), (2, 5)].into(),
+        garbage: [(1, 7)].into(),
+        wipe: [(1, 5)].into(),
+        ..Default::default()
+    };
     let runner = SimulatedServices { faults: Arc::new(faults), ..Default::default() };
     let mut engine = engine(&store, runner).await;
     let mut table = Vec::new();
@@ -135,6 +158,55 @@ async fn verdicts_follow_the_service_tick_by_tick() {
     assert_eq!(sla(1), sla(2), "each team failed three of nine ticks");
     assert!(sla(1) > 0.0);
     assert_eq!(store.list_ticks().await.unwrap().iter().filter(|t| t.is_scored()).count(), 9);
+}
+
+#[tokio::test]
+async fn the_reference_exploit_is_replayed_each_tick_and_sees_a_patch() {
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    // Team 1 patches before tick 3; team 2 is down in tick 2.
+    let faults = Faults { down: [(2, 2)].into(), patched_from: [(1, 3)].into(), ..Default::default() };
+    let runner = SimulatedServices { faults: Arc::new(faults), ..Default::default() };
+    let mut engine = engine_with(&store, runner, vec![ServiceId(1)]).await;
+    let mut verdicts = Vec::new();
+    for t in 0..5 {
+        let report = engine.play_tick(Tick(t)).await.unwrap();
+        verdicts.push(report.verdicts[&(TeamId(1), ServiceId(1))].0);
+    }
+    let replays = store.exploit_replays(Tick(0), Tick(4), None).await.unwrap();
+    let mut table: Vec<String> = Vec::new();
+    for t in 0..5 {
+        let row = |team: u16| {
+            let of: Vec<&str> = replays
+                .iter()
+                .filter(|r| r.tick == Tick(t) && r.team == TeamId(team))
+                .map(|r| r.exposure.as_str())
+                .collect();
+            of.join("+")
+        };
+        table.push(format!("{t}: {} | {}", row(1), row(2)));
+    }
+    assert_eq!(
+        table,
+        [
+            "0:  | ",
+            "1: exploitable+exploitable | exploitable+exploitable",
+            "2: exploitable+exploitable | unknown+unknown",
+            "3: not-exploitable+not-exploitable | ",
+            "4: not-exploitable+not-exploitable | exploitable+exploitable",
+        ],
+        "one replay per store from tick 1 on; a down service is unknown, a patched one not exploitable; \
+         team 2 was down when tick 2's flags were planted, so tick 3 has none of its flags to go for"
+    );
+    assert!(verdicts.iter().all(|v| *v == Verdict::Ok), "the replay never changes a verdict: {verdicts:?}");
+    let mut actions = HashSet::new();
+    for t in 0..5 {
+        actions.extend(store.check_results(Tick(t), None).await.unwrap().into_iter().map(|r| r.action));
+    }
+    assert!(!actions.contains(&Action::Exploit), "replays are kept apart from the checker results");
+    let one = store.exploit_replays(Tick(4), Tick(4), Some(TeamId(2))).await.unwrap();
+    assert_eq!(one.len(), 2);
+    assert!(one.iter().all(|r| r.team == TeamId(2) && r.tick == Tick(4)));
 }
 
 #[tokio::test]

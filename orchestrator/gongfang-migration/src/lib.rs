@@ -19,6 +19,7 @@ mod m20261130_000002_evidence_chunks;
 mod m20261130_000003_vpn_peers;
 mod m20261206_000001_vpn_translations;
 mod m20261206_000002_shell_keys;
+mod m20261206_000003_exploit_replays;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_vpn_peers::Migration),
             Box::new(m20261206_000001_vpn_translations::Migration),
             Box::new(m20261206_000002_shell_keys::Migration),
+            Box::new(m20261206_000003_exploit_replays::Migration),
         ]
     }
 }

@@ -254,8 +254,8 @@ impl Store {
         Ok(())
     }
 
-    /// Forgets the results of a tick that never closed, before the engine plays it again
-    /// after a restart: the replay's actions replace them, so none is counted twice.
+    /// Forgets the results (and exploit replays) of a tick that never closed, before the engine
+    /// plays it again after a restart: the new actions replace them, so none is counted twice.
     /// Refuses a closed tick, whose results are final.
     pub async fn discard_open_tick_results(&self, tick: Tick) -> Result<u64> {
         if self.tick(tick).await?.is_some_and(|t| t.is_closed()) {
@@ -265,7 +265,7 @@ impl Store {
             .filter(check_results::Column::Tick.eq(tick_i32(tick)))
             .exec(&self.db)
             .await?;
-        Ok(done.rows_affected)
+        Ok(done.rows_affected + self.discard_replays(tick).await?)
     }
 
     /// Every flag planted in ticks `from..=to`, for the engine's `get`s of one tick.

@@ -9,6 +9,7 @@ mod entity;
 mod error;
 mod game;
 mod ops;
+mod replay;
 pub mod reports;
 mod rows;
 mod secret;

@@ -88,6 +88,23 @@ impl SandboxRunner {
         Ok(SandboxRunner { checkers, runtime: None })
     }
 
+    /// The services whose checker has a reference exploit, by id. A checker that cannot say
+    /// (its `info` failed) is left out, and the drill's log says so.
+    pub async fn with_exploit(&self) -> Vec<ServiceId> {
+        let mut services = Vec::new();
+        for (service, checker) in &self.checkers {
+            match checker.info().await {
+                Ok(info) if info.has_exploit => services.push(*service),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(service = service.0, %error, "no exploit replay: the checker's info failed")
+                }
+            }
+        }
+        services.sort_unstable();
+        services
+    }
+
     /// Runs every action on `runtime` (a [`CheckerRuntime`]'s handle) instead of the caller's.
     pub fn on(self, runtime: Handle) -> SandboxRunner {
         SandboxRunner { runtime: Some(runtime), ..self }
@@ -130,6 +147,7 @@ async fn run_action(checker: &Checker, request: &ActionRequest) -> ActionOutcome
         (Action::Check, _) => checker.check(target, ctx).await,
         (Action::Put, Some(f)) => checker.put(target, ctx, f.store, &f.flag).await,
         (Action::Get, Some(f)) => checker.get(target, ctx, f.store, &f.flag, &f.state).await,
+        (Action::Exploit, Some(f)) => checker.exploit(target, ctx, f.store, &f.flag_id).await,
         (action, _) => {
             let message = format!("the engine asked for `{action}` without the flag it needs");
             ActionOutcome::checker_error(action, CheckerFault::Platform { message }, Vec::new())

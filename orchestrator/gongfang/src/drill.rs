@@ -119,7 +119,9 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     // secret and this drill, so a rehearsal on another database never mints these flags.
     let drill_id = store.drill_id().await?;
     let codec = FlagCodec::for_drill(&scenario.drill.flag_prefix, secret.expose(), &scenario.drill.slug, drill_id);
-    let engine_cfg = EngineConfig::new(scenario.clone(), codec.clone(), start);
+    let mut engine_cfg = EngineConfig::new(scenario.clone(), codec.clone(), start);
+    // Every service whose checker has a reference exploit has it replayed each tick.
+    engine_cfg.replay = runner.with_exploit().await;
     let targets = {
         let addresses = addresses.clone();
         move |team: TeamId, service: ServiceId| addresses.get(&(team, service)).cloned()

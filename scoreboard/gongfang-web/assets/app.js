@@ -13,6 +13,10 @@
     'checker-error': 'CHECKER ERROR',
   };
   const ROLES = { attacker: 'red team', defender: 'blue team', both: null };
+  const EXPLOITS = {
+    exploitable: { mark: '!', title: 'the reference exploit still works / 參考攻擊程式仍然有效' },
+    'not-exploitable': { mark: '✓', title: 'patched: the reference exploit fails / 已修補：參考攻擊程式失效' },
+  };
   const PHASES = { not_started: 'not started', running: 'running', paused: 'paused', over: 'over' };
   const FEED_MAX = 30;
   // A team counts as connected with a handshake this recent: WireGuard shakes hands again
@@ -120,11 +124,19 @@
     const title = cell.verdict
       ? `${t.name} · ${s.name}: ${label}${cell.message ? ` — ${cell.message}` : ''}`
       : `${t.name} · ${s.name}: no tick closed yet`;
-    return el(
+    const td = el(
       'td',
       { class: changed ? 'status changed' : 'status', 'data-team': t.slug, 'data-service': s.slug, 'data-verdict': verdict, title },
       label,
     );
+    // What the reference exploit's replay showed in the same tick.
+    const exploit = EXPLOITS[cell.exploit];
+    if (exploit) {
+      td.setAttribute('data-exploit', cell.exploit);
+      td.append(el('span', { class: `exploit ${cell.exploit}`, title: exploit.title }, exploit.mark));
+      td.title += ` · ${exploit.title}`;
+    }
+    return td;
   }
 
   function renderFirstBloods() {

@@ -10,7 +10,7 @@ use gongfang_core::ScoreRow;
 use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::{Role, Scenario};
 use gongfang_core::scoring::{ReportTally, TeamScore, TeamTick, TickScores, standings};
-use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
+use gongfang_core::{Exposure, ServiceId, TeamId, Tick, Verdict};
 use gongfang_store::Store;
 use serde::Serialize;
 
@@ -80,6 +80,10 @@ pub(crate) struct CellView {
     pub verdict: Option<Verdict>,
     /// The checker's public message for the verdict.
     pub message: String,
+    /// What the reference exploit's replay showed in that tick, over the flag stores:
+    /// `exploitable` if any store fell, else `unknown` if any is unknown, else
+    /// `not-exploitable`; `None` without a replay (no exploit, or nothing planted to go for).
+    pub exploit: Option<Exposure>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -158,6 +162,17 @@ impl FirstBloodScan {
     }
 }
 
+/// The one of two replays' exposures a service's cell shows: a store that fell makes it
+/// exploitable, one not known makes it unknown.
+fn worse_exposure(a: Exposure, b: Exposure) -> Exposure {
+    let rank = |e: Exposure| match e {
+        Exposure::Exploitable => 2,
+        Exposure::Unknown => 1,
+        Exposure::NotExploitable => 0,
+    };
+    if rank(b) > rank(a) { b } else { a }
+}
+
 /// Reads the board from the store. `current` is the clock's running tick, which may be one
 /// ahead of the latest stored tick (the engine moves submissions to the next tick when it
 /// closes one, before it opens the next).
@@ -184,6 +199,13 @@ pub(crate) async fn load(
     let mut by_cell: HashMap<(TeamId, ServiceId), Vec<(Verdict, &str)>> = HashMap::new();
     for r in &results {
         by_cell.entry((r.team, r.service)).or_default().push((r.verdict, r.message.as_str()));
+    }
+    let mut exposures: HashMap<(TeamId, ServiceId), Exposure> = HashMap::new();
+    if let Some(t) = status_tick {
+        for r in store.exploit_replays(t, t, None).await? {
+            let cell = exposures.entry((r.team, r.service)).or_insert(r.exposure);
+            *cell = worse_exposure(*cell, r.exposure);
+        }
     }
 
     let service_ids: Vec<ServiceId> = scenario.services.iter().map(|s| s.id).collect();
@@ -232,9 +254,10 @@ pub(crate) async fn load(
                         Some(_) => {
                             let (verdict, message) =
                                 tick_verdict(by_cell.remove(&(team.id, service)).unwrap_or_default());
-                            CellView { service, verdict: Some(verdict), message }
+                            let exploit = exposures.get(&(team.id, service)).copied();
+                            CellView { service, verdict: Some(verdict), message, exploit }
                         }
-                        None => CellView { service, verdict: None, message: String::new() },
+                        None => CellView { service, verdict: None, message: String::new(), exploit: None },
                     })
                     .collect()
             } else {

@@ -308,6 +308,11 @@ fn verdict(board: &Value, team: u64) -> Option<&str> {
     board["teams"].as_array()?.iter().find(|t| t["id"] == team)?["services"][0]["verdict"].as_str()
 }
 
+/// What the reference exploit's replay showed about a team's service in the board's tick.
+fn replay(board: &Value, team: u64) -> Option<&str> {
+    board["teams"].as_array()?.iter().find(|t| t["id"] == team)?["services"][0]["exploit"].as_str()
+}
+
 fn all_ok(board: &Value) -> bool {
     (1..=3).all(|t| verdict(board, t) == Some("ok"))
 }
@@ -708,8 +713,8 @@ fn client_addresses(container: &str) -> anyhow::Result<BTreeMap<String, usize>> 
 /// its tunnel against team 2 and submits the flags by address over TCP: `OK`. Team 2's service
 /// saw the checker and team 1 from one address; the gateway's translation log names team 1.
 /// Team 1 opens a shell in its own service over SSH through its tunnel, applies the published
-/// patch and restarts the service: the exploit finds nothing there any more and the checker stays
-/// `ok`; team 2's shell entry is out of team 1's reach and refuses its key; every session is
+/// patch and restarts the service: the exploit finds nothing there any more, the checker stays
+/// `ok`, and the platform's replay of the reference exploit turns from exploitable to not; team 2's shell entry is out of team 1's reach and refuses its key; every session is
 /// audited. Team 1, even with its config widened to route
 /// everything into the tunnel, reaches neither team 2's machine nor the host's other ports.
 /// A platform killed with SIGKILL leaves its gateway behind, and `gongfang down` removes it all.
@@ -819,6 +824,11 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     }
     ensure!(logged(&log), "the translation log shows team 1's peer reaching {theirs} as 10.85.2.1: {log}");
 
+    // The platform's replay of the reference exploit finds both services open.
+    wait_for_board(&up.printed.web, "the replay finding both services exploitable", |b| {
+        replay(b, 1) == Some("exploitable") && replay(b, 2) == Some("exploitable")
+    })
+    .await?;
     // Team 1's defenders open a shell in their own service through the tunnel, apply the
     // published patch to its code and restart it: the exploit finds nothing there any more,
     // and the checker still finds the service working, its earlier flags kept.
@@ -845,6 +855,12 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
         b["tick"].as_u64() >= Some(patched_at + 2) && verdict(b, 1) == Some("ok")
     })
     .await?;
+    // The replay sees the live patch: team 1 no longer exploitable, team 2 still.
+    let board = wait_for_board(&up.printed.web, "the replay seeing team 1's patch", |b| {
+        b["tick"].as_u64() >= Some(patched_at + 2) && replay(b, 1) == Some("not-exploitable")
+    })
+    .await?;
+    ensure!(replay(&board, 2) == Some("exploitable"), "team 2 is still exploitable: {board:#}");
     // Each team's shell entry is its own: team 1 cannot reach team 2's, nor open it.
     ensure!(!team1.connects(SocketAddr::from((gateway, 2202)), wait), "team 1 reaches team 2's shell entry");
     ensure!(
