@@ -33,26 +33,35 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The reports routes over a fresh SQLite store, on loopback, for the red/blue example scenario
+/// with `extra` appended: the database (kept alive), the server's address, the scenario, and a
+/// token of team `team`.
+async fn serve_routes(extra: &str, team: &str) -> (TestDb, std::net::SocketAddr, Arc<scenario::Scenario>, String) {
+    let db = TestDb::sqlite().await;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
+    let source = format!("{}\n{extra}", std::fs::read_to_string(&path).unwrap());
+    let s = Arc::new(scenario::parse(&source, &path, &AssumeEverythingExists).unwrap());
+    db.store.sync_scenario(&s).await.unwrap();
+    let token = db.store.issue_token(team).await.unwrap().token.expose().to_owned();
+    let (events, _) = broadcast::channel(16);
+    let app = gongfang_reports::router(ReportsState::new(db.store.clone(), s.clone(), events));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (db, address, s, token)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_red_team_files_a_report_with_evidence_and_lists_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::sqlite().await;
+    let (db, address, _, token) = serve_routes("", "red-firm").await;
     let store = db.store.clone();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
-    let s =
-        Arc::new(scenario::parse(&std::fs::read_to_string(&path).unwrap(), &path, &AssumeEverythingExists).unwrap());
-    store.sync_scenario(&s).await.unwrap();
-    let token = store.issue_token("red-firm").await.unwrap().token.expose().to_owned();
     let started = Utc::now() - Duration::hours(1);
     store
         .set_drill_state(DrillState { paused: false, current_tick: None, started_at: Some(started) }, started)
         .await
         .unwrap();
-    let (events, _) = broadcast::channel(16);
-    let app = gongfang_reports::router(ReportsState::new(store.clone(), s, events));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let server = format!("http://{address}");
 
     let shot = dir.path().join("admin-panel.png");
     std::fs::write(&shot, b"\x89PNG\r\n\x1a\n0000IHDR-not-a-real-picture").unwrap();
@@ -107,19 +116,10 @@ async fn a_red_team_files_a_report_with_evidence_and_lists_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blue_team_registers_lists_and_removes_a_shell_key() {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::sqlite().await;
-    let store = db.store.clone();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
     let vpn = "[vpn]\nlisten = \"203.0.113.7\"\nrange = \"10.80.0.0/16\"\n";
-    let source = format!("{}\n{vpn}", std::fs::read_to_string(&path).unwrap());
-    let s = Arc::new(scenario::parse(&source, &path, &AssumeEverythingExists).unwrap());
-    store.sync_scenario(&s).await.unwrap();
-    let token = store.issue_token("moda").await.unwrap().token.expose().to_owned();
-    let (events, _) = broadcast::channel(16);
-    let app = gongfang_reports::router(ReportsState::new(store.clone(), s.clone(), events));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (db, address, s, token) = serve_routes(vpn, "moda").await;
+    let store = db.store.clone();
+    let server = format!("http://{address}");
 
     // An Ed25519 public key as `ssh-keygen` writes it (its 32 key bytes all 9 here).
     let key = dir.path().join("id_ed25519.pub");
@@ -229,18 +229,7 @@ async fn tls_proxy(cert: &Path, key: &Path, backend: std::net::SocketAddr) -> st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_works_behind_https_with_the_organisers_certificate_authority() {
     let dir = tempfile::tempdir().unwrap();
-    let db = TestDb::sqlite().await;
-    let store = db.store.clone();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/redblue/scenario.toml");
-    let s =
-        Arc::new(scenario::parse(&std::fs::read_to_string(&path).unwrap(), &path, &AssumeEverythingExists).unwrap());
-    store.sync_scenario(&s).await.unwrap();
-    let token = store.issue_token("red-firm").await.unwrap().token.expose().to_owned();
-    let (events, _) = broadcast::channel(16);
-    let app = gongfang_reports::router(ReportsState::new(store.clone(), s, events));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let backend = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (_db, backend, _, token) = serve_routes("", "red-firm").await;
     let (ca, cert, key) = certificates(dir.path());
     let proxy = tls_proxy(&cert, &key, backend).await;
     let server = format!("https://localhost:{}", proxy.port());

@@ -122,6 +122,42 @@ impl Lab {
     /// Answers every connection to `address` inside `namespace` with the address it came
     /// from, until the lab is dropped.
     fn listen(&mut self, namespace: &str, address: SocketAddr) {
+        self.serve_tcp(namespace, address, |mut stream, from, _| {
+            let _ = writeln!(stream, "{}", from.ip());
+        });
+    }
+
+    /// Echoes every line sent on each connection to `address` inside `namespace`, keeping the
+    /// connection open until the peer closes it or the lab is dropped.
+    fn listen_echo(&mut self, namespace: &str, address: SocketAddr) {
+        self.serve_tcp(namespace, address, |stream, _, stop| {
+            thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+                let mut writer = stream.try_clone().expect("a second handle");
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match reader.read_line(&mut line) {
+                        Ok(0) => return,
+                        Ok(_) => {
+                            let _ = writer.write_all(line.as_bytes());
+                            line.clear();
+                        }
+                        Err(_) => {}
+                    }
+                }
+            });
+        });
+    }
+
+    /// Listens on `address` inside `namespace` and hands every connection, blocking, to
+    /// `answer` with its peer's address and the lab's stop flag, until the lab is dropped.
+    fn serve_tcp(
+        &mut self,
+        namespace: &str,
+        address: SocketAddr,
+        answer: impl Fn(TcpStream, SocketAddr, Arc<AtomicBool>) + Send + 'static,
+    ) {
         let file = File::open(format!("/run/netns/{namespace}")).expect("the namespace's file");
         let stop = Arc::clone(&self.stop);
         let (ready, bound) = mpsc::channel();
@@ -143,9 +179,9 @@ impl Lab {
             };
             while !stop.load(Ordering::SeqCst) {
                 match listener.accept() {
-                    Ok((mut stream, from)) => {
+                    Ok((stream, from)) => {
                         let _ = stream.set_nonblocking(false);
-                        let _ = writeln!(stream, "{}", from.ip());
+                        answer(stream, from, Arc::clone(&stop));
                     }
                     Err(_) => thread::sleep(Duration::from_millis(20)),
                 }
@@ -157,57 +193,6 @@ impl Lab {
 }
 
 impl Lab {
-    /// Echoes every line sent on each connection to `address` inside `namespace`, keeping the
-    /// connection open until the peer closes it or the lab is dropped.
-    fn listen_echo(&mut self, namespace: &str, address: SocketAddr) {
-        let file = File::open(format!("/run/netns/{namespace}")).expect("the namespace's file");
-        let stop = Arc::clone(&self.stop);
-        let (ready, bound) = mpsc::channel();
-        self.listeners.push(thread::spawn(move || {
-            let listener = setns(&file, CloneFlags::CLONE_NEWNET)
-                .map_err(std::io::Error::from)
-                .and_then(|()| TcpListener::bind(address))
-                .and_then(|l| l.set_nonblocking(true).map(|()| l));
-            let listener = match listener {
-                Ok(listener) => {
-                    let _ = ready.send(Ok(()));
-                    listener
-                }
-                Err(error) => {
-                    let _ = ready.send(Err(error.to_string()));
-                    return;
-                }
-            };
-            while !stop.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let stop = Arc::clone(&stop);
-                        thread::spawn(move || {
-                            let _ = stream.set_nonblocking(false);
-                            let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
-                            let mut writer = stream.try_clone().expect("a second handle");
-                            let mut reader = BufReader::new(stream);
-                            let mut line = String::new();
-                            while !stop.load(Ordering::SeqCst) {
-                                match reader.read_line(&mut line) {
-                                    Ok(0) => return,
-                                    Ok(_) => {
-                                        let _ = writer.write_all(line.as_bytes());
-                                        line.clear();
-                                    }
-                                    Err(_) => {}
-                                }
-                            }
-                        });
-                    }
-                    Err(_) => thread::sleep(Duration::from_millis(20)),
-                }
-            }
-        }));
-        let bound = bound.recv_timeout(Duration::from_secs(5)).expect("the listener starts");
-        bound.unwrap_or_else(|e| panic!("listening on {address} in {namespace}: {e}"));
-    }
-
     /// Echoes every UDP datagram to `address` inside `namespace` with the address it came
     /// from, until the lab is dropped.
     fn listen_udp(&mut self, namespace: &str, address: SocketAddr) {

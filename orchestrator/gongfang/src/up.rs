@@ -168,8 +168,8 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             let ports = vec![web_addr.port(), submit_addr.port()];
             let rules = crate::vpn::guard_gateway(&scenario, &addresses, ports, attacks).await?;
             let shells = match (&shell_engine, &scenario.vpn) {
-                (Some(engine), Some(rules)) => {
-                    let entries = gongfang::shell::bind_entries(&scenario, rules, &access.blocks, &plan).await?;
+                (Some(engine), Some(vpn_rules)) => {
+                    let entries = gongfang::shell::bind_entries(&scenario, vpn_rules, &access.blocks, &plan).await?;
                     let host_key = gongfang::shell::host_key(&store.vpn_gateway_key().await?);
                     Some(gongfang::shell::serve(entries, host_key, store.clone(), engine.clone()))
                 }
