@@ -3,7 +3,8 @@
 //! storing every result in SQLite, timed from opening the tick to its scores being stored.
 //! Beside it, in the same run, the same checker as a Python script spawned per action (what
 //! Python-based platforms do), measured on a sample and scaled to the tick's action count at
-//! the same parallelism.
+//! the same parallelism; and the same ticks again with every service's reference exploit
+//! replayed against every team (the exploit replay), to show what it adds.
 //!
 //! Run with `cargo bench -p gongfang-e2e --bench tick`.
 
@@ -17,7 +18,7 @@ use std::time::Instant;
 use chrono::{TimeZone, Utc};
 use gongfang::checker_runner::SandboxRunner;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::{FlagCodec, ServiceId, Target, TeamId, Tick, Verdict};
+use gongfang_core::{Exposure, FlagCodec, ServiceId, Target, TeamId, Tick, Verdict};
 use gongfang_engine::{Engine, EngineConfig, ManualClock};
 use gongfang_sandbox::{Sandbox, SandboxConfig};
 use gongfang_test_programs::{KvService, components};
@@ -43,9 +44,72 @@ fn scenario() -> Scenario {
     scenario.build()
 }
 
+/// Plays ticks 0, 1 and 2 on a fresh database, with each service's reference exploit
+/// replayed when `replay`; each tick's time and the last tick's number of checker actions.
+async fn play(
+    s: &Arc<Scenario>,
+    runner: SandboxRunner,
+    addrs: &HashMap<(TeamId, ServiceId), SocketAddr>,
+    replay: bool,
+) -> anyhow::Result<(Vec<std::time::Duration>, usize)> {
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    store.sync_scenario(s).await?;
+    let start = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
+    let codec = FlagCodec::for_drill(
+        &s.drill.flag_prefix,
+        b"tick-benchmark-secret-0123456789",
+        &s.drill.slug,
+        store.drill_id().await?,
+    );
+    let mut cfg = EngineConfig::new(s.clone(), codec, start);
+    cfg.max_concurrency = CONCURRENCY;
+    if replay {
+        cfg.replay = s.services.iter().map(|service| service.id).collect();
+    }
+    let addrs = addrs.clone();
+    let targets = move |team: TeamId, service: ServiceId| {
+        addrs.get(&(team, service)).map(|a| Target { address: a.ip(), ports: vec![a.port()] })
+    };
+    let (events, _) = broadcast::channel(1 << 16);
+    let mut engine =
+        Engine::resume(cfg, ManualClock::starting_at(start), runner, store.clone(), targets, events).await?;
+    let mut times = Vec::new();
+    let mut actions = 0;
+    for t in 0..3 {
+        let started = Instant::now();
+        let report = engine.play_tick(Tick(t)).await?;
+        times.push(started.elapsed());
+        let results = store.check_results(Tick(t), None).await?;
+        if let Some(bad) = results.iter().find(|r| r.verdict != Verdict::Ok) {
+            let count = results.iter().filter(|r| r.verdict != Verdict::Ok).count();
+            anyhow::bail!("tick {t}: {count} actions not ok, e.g. {bad:?}");
+        }
+        anyhow::ensure!(report.verdicts.values().all(|(v, _)| *v == Verdict::Ok), "every service ok in tick {t}");
+        let replays = store.exploit_replays(Tick(t), Tick(t), None).await?;
+        if replay && t > 0 {
+            // The stub keeps every flag: the reference exploit must find each one.
+            anyhow::ensure!(
+                replays.len() == usize::from(TEAMS) * usize::from(SERVICES)
+                    && replays.iter().all(|r| r.exposure == Exposure::Exploitable),
+                "tick {t}: {} replays, not all exploitable",
+                replays.len()
+            );
+        }
+        actions = results.len() + replays.len();
+        println!(
+            "tick {t}{}: {} actions in {:.2} s",
+            if replay { " with replay" } else { "" },
+            actions,
+            times[t as usize].as_secs_f64()
+        );
+    }
+    Ok((times, actions))
+}
+
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (wasm_times, actions, stubs) = runtime.block_on(async {
+    let (wasm_times, actions, replay_times, replay_actions, stubs) = runtime.block_on(async {
         // One stub service per team × service, as in a drill: 5,000 listeners on loopback.
         let mut stubs = HashMap::new();
         for team in 1..=TEAMS {
@@ -58,40 +122,10 @@ fn main() -> anyhow::Result<()> {
         let s = Arc::new(scenario());
         let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: CONCURRENCY as u32, ..Default::default() })?;
         let runner = SandboxRunner::load(&sandbox, &s)?;
-        let db = TestDb::sqlite().await;
-        let store = db.store.clone();
-        store.sync_scenario(&s).await?;
-        let start = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
-        let codec = FlagCodec::for_drill(
-            &s.drill.flag_prefix,
-            b"tick-benchmark-secret-0123456789",
-            &s.drill.slug,
-            store.drill_id().await?,
-        );
-        let mut cfg = EngineConfig::new(s.clone(), codec, start);
-        cfg.max_concurrency = CONCURRENCY;
-        let targets = move |team: TeamId, service: ServiceId| {
-            addrs.get(&(team, service)).map(|a| Target { address: a.ip(), ports: vec![a.port()] })
-        };
-        let (events, _) = broadcast::channel(1 << 16);
-        let mut engine =
-            Engine::resume(cfg, ManualClock::starting_at(start), runner, store.clone(), targets, events).await?;
-        let mut times = Vec::new();
-        let mut actions = 0;
-        for t in 0..3 {
-            let started = Instant::now();
-            let report = engine.play_tick(Tick(t)).await?;
-            times.push(started.elapsed());
-            let results = store.check_results(Tick(t), None).await?;
-            if let Some(bad) = results.iter().find(|r| r.verdict != Verdict::Ok) {
-                let count = results.iter().filter(|r| r.verdict != Verdict::Ok).count();
-                anyhow::bail!("tick {t}: {count} actions not ok, e.g. {bad:?}");
-            }
-            anyhow::ensure!(report.verdicts.values().all(|(v, _)| *v == Verdict::Ok), "every service ok in tick {t}");
-            actions = results.len();
-            println!("tick {t}: {} actions in {:.2} s", results.len(), times[t as usize].as_secs_f64());
-        }
-        anyhow::Ok((times, actions, stubs))
+        let (times, actions) = play(&s, runner.clone(), &addrs, false).await?;
+        // The same ticks again, with the reference exploit replayed against every service.
+        let (replay_times, replay_actions) = play(&s, runner, &addrs, true).await?;
+        anyhow::Ok((times, actions, replay_times, replay_actions, stubs))
     })?;
 
     // The Python alternative, against the same stub, one process per action.
@@ -130,6 +164,14 @@ fn main() -> anyhow::Result<()> {
         per_action.as_secs_f64() * 1e3
     );
     println!("  ratio: {:.1}x faster; target ≤ 10 s per tick", python_tick.as_secs_f64() / wasm_tick.as_secs_f64());
+    let replay_tick = *replay_times.last().unwrap();
+    println!();
+    println!("the same tick with the reference exploit replayed against every service ({replay_actions} actions)");
+    println!("  engine + wasm sandbox:        {:>8.2} s", replay_tick.as_secs_f64());
+    println!(
+        "  replay adds {:+.1} % to the tick; target ≤ 30 %",
+        (replay_tick.as_secs_f64() / wasm_tick.as_secs_f64() - 1.0) * 100.0
+    );
     drop(runtime);
     Ok(())
 }
