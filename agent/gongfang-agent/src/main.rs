@@ -1,6 +1,7 @@
 //! `gongfang-agent`: the teams' command. Submits captured flags, files attack and defence
-//! reports with evidence over the drill's HTTP API, shows the team's reports and rulings, and
-//! registers the SSH keys that open the team's shells.
+//! reports with evidence over the drill's HTTP API, shows the team's reports and rulings,
+//! registers the SSH keys that open the team's shells, and sends patches of the team's
+//! services.
 //! It talks HTTP or HTTPS (rustls) to the scoreboard server and links no server crate.
 
 use std::io::{BufRead, Read};
@@ -14,6 +15,7 @@ use gongfang_core::wire::{MAX_FLAGS_PER_PUT, TEAM_TOKEN_HEADER};
 use serde_json::{Value, json};
 
 mod http;
+mod patch;
 
 use http::Server;
 
@@ -45,6 +47,9 @@ enum Command {
     /// The SSH keys that open your team's shells in its own services (drills with a VPN).
     #[command(subcommand)]
     ShellKey(ShellKeyCommand),
+    /// Patches of your team's services (drills where services take submitted patches).
+    #[command(subcommand)]
+    Patch(patch::PatchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +155,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::ShellKey(command) => shell_key(&server, token, command),
+        Command::Patch(command) => patch::run(&server, token, command),
         Command::Report(ReportCommand::Appeal { id, reason }) => {
             let body = serde_json::to_vec(&json!({ "reason": reason }))?;
             let headers = [(TEAM_TOKEN_HEADER, token), ("Content-Type", "application/json")];

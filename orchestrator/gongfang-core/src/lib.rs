@@ -11,6 +11,7 @@ pub mod event;
 pub mod flag;
 pub mod ids;
 pub mod names;
+pub mod patch;
 pub mod plan;
 pub mod record;
 pub mod replay;
@@ -28,6 +29,7 @@ pub use action::{Action, ActionCtx, ActionOutcome, CheckerFault, FlagRef, Target
 pub use flag::{DrillId, FlagCodec, FlagError, FlagInfo};
 pub use ids::{ServiceId, StoreIdx, TeamId, Tick};
 pub use names::UnknownName;
+pub use patch::{DeployCause, Deployment, NewPatch, PatchKind, PatchRecord, PatchStatus};
 pub use record::{CheckResult, NewSubmission, PlantedFlag, ScoreRow, TeamConnection};
 pub use replay::{ExploitReplay, Exposure};
 pub use secret::Secret;

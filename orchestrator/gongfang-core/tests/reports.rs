@@ -8,10 +8,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use gongfang_core::report::{
     CheckedReport, Filing, ReportDraft, ReportError, ReportKind, ReportProblem, RulingStage, check_appeal, check_report,
 };
-use gongfang_core::scenario::{self, ReportRules, ReportScoring, Role, Scenario, ScoringFormula};
+use gongfang_core::scenario::{self, PatchRules, ReportRules, ReportScoring, Role, Scenario, ScoringFormula};
 use gongfang_core::scoring::{
-    Award, Capture, ReportTally, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents,
-    recompute_standings, standings,
+    Award, Capture, DefendedTicks, ReportTally, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict,
+    TickEvents, recompute_standings, standings,
 };
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 
@@ -248,7 +248,17 @@ fn red_blue_counts_reports_and_captures_but_not_sla() {
         award(2, BLUE, ReportKind::Defence, RulingStage::First, 30, 2),
         award(3, BLUE, ReportKind::Defence, RulingStage::First, 0, 2),
     ];
-    let s = recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(3), &rules, &awards).unwrap();
+    let s = recompute_standings(
+        ScoringFormula::Faust,
+        &teams(),
+        &services(),
+        &ticks(3),
+        &rules,
+        &awards,
+        &PatchRules::default(),
+        &[],
+    )
+    .unwrap();
     let red = |t: usize| *s[t].team(RED).unwrap();
     let blue = |t: usize| *s[t].team(BLUE).unwrap();
     assert_eq!(red(0).total, 0.0);
@@ -263,12 +273,32 @@ fn red_blue_counts_reports_and_captures_but_not_sla() {
 fn formula_mode_adds_weighted_reports_to_the_whole_formula() {
     let rules = ReportRules { enabled: true, scoring: ReportScoring::Formula, weight: 2.0, ..ReportRules::default() };
     let awards = [award(7, BLUE, ReportKind::Defence, RulingStage::First, 5, 0)];
-    let s = recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(1), &rules, &awards).unwrap();
+    let s = recompute_standings(
+        ScoringFormula::Faust,
+        &teams(),
+        &services(),
+        &ticks(1),
+        &rules,
+        &awards,
+        &PatchRules::default(),
+        &[],
+    )
+    .unwrap();
     let blue = s[0].team(BLUE).unwrap();
     assert_eq!(blue.total, 2f64.sqrt() + 10.0);
     // Reports off: the same rulings count for nothing.
     let off = ReportRules { enabled: false, ..rules };
-    let s = recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(1), &off, &awards).unwrap();
+    let s = recompute_standings(
+        ScoringFormula::Faust,
+        &teams(),
+        &services(),
+        &ticks(1),
+        &off,
+        &awards,
+        &PatchRules::default(),
+        &[],
+    )
+    .unwrap();
     assert_eq!(s[0].team(BLUE).unwrap().total, 2f64.sqrt());
 }
 
@@ -318,13 +348,22 @@ fn replay_is_exact_whatever_order_rulings_are_stored_in() {
         for a in awards.iter().filter(|a| a.tick == ev.tick) {
             tally.apply(a).unwrap();
         }
-        live.push(standings(&rules, &flags, &tally));
+        live.push(standings(&rules, &PatchRules::default(), &flags, &tally, &DefendedTicks::new()));
     }
     let mut shuffled = awards.clone();
     shuffled.reverse();
     shuffled.rotate_left(17);
-    let replayed =
-        recompute_standings(ScoringFormula::Faust, &teams(), &services(), &events, &rules, &shuffled).unwrap();
+    let replayed = recompute_standings(
+        ScoringFormula::Faust,
+        &teams(),
+        &services(),
+        &events,
+        &rules,
+        &shuffled,
+        &PatchRules::default(),
+        &[],
+    )
+    .unwrap();
     assert_eq!(replayed, live);
     let last = replayed.last().unwrap().team(RED).unwrap();
     assert_eq!(last.total.to_bits(), (last.flags.attack + last.flags.defence + last.report_score).to_bits());
@@ -335,7 +374,16 @@ fn rulings_for_unknown_teams_are_refused() {
     let rules = ReportRules { enabled: true, ..ReportRules::default() };
     let awards = [award(1, TeamId(99), ReportKind::Attack, RulingStage::First, 1, 0)];
     assert_eq!(
-        recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(1), &rules, &awards),
+        recompute_standings(
+            ScoringFormula::Faust,
+            &teams(),
+            &services(),
+            &ticks(1),
+            &rules,
+            &awards,
+            &PatchRules::default(),
+            &[]
+        ),
         Err(ScoringError::UnknownReportTeam { report: 1, team: TeamId(99) })
     );
 }

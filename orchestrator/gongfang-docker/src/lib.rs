@@ -31,8 +31,11 @@ pub use docker::DockerRuntime;
 pub use exec::{Attached, ExecOutput, ExecRequest};
 pub use firewall::{Family, Firewall};
 pub use hardening::{Hardening, HardeningOverrides};
+pub use image::BuildLimits;
 pub use logs::{LogLine, LogStream, MAX_LINE_BYTES, Retention, ServiceLogs};
-pub use plan::{InstanceSpec, NetworkKind, NetworkSpec, Plan, ServiceExtras, Settings, Sidecar, VolumeSpec, plan};
+pub use plan::{
+    InstanceSpec, NetworkKind, NetworkSpec, Plan, STAGING, ServiceExtras, Settings, Sidecar, VolumeSpec, plan,
+};
 pub use reconcile::{Orchestrator, Report, Teardown};
 pub use runtime::{Backend, Engine, Existing, InstanceState, Runtime};
 pub use swarm::SwarmRuntime;
@@ -52,6 +55,8 @@ pub enum Error {
     ImageMissing(String),
     #[error("building image `{tag}` failed: {message}")]
     Build { tag: String, message: String },
+    #[error("building image `{tag}` took longer than {seconds} s and was stopped")]
+    BuildTimeout { tag: String, seconds: u64 },
     #[error("cannot read build context {path}: {source}")]
     Context {
         path: String,

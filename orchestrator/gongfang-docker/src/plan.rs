@@ -7,12 +7,15 @@
 //!   S+1: the first service at `.2`, the second at `.3`, ...;
 //! - a service with sidecars (app + database) also gets a private, internal network: the
 //!   `/28` with index `team.id * 16 + service.id` in `Settings::private_pool`; the app is at
-//!   its `.2`, sidecars follow in order. Sidecars are on no other network.
+//!   its `.2`, sidecars follow in order. Sidecars are on no other network;
+//! - where a service takes submitted patches, each defending team also has a staging network:
+//!   the `/28` with index `team.id` in `Settings::staging_pool`, made when a patch of the team
+//!   is first tried; the staged instance is at its `.2`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 
-use gongfang_core::scenario::{ImageSource, Ipv4Net, Scenario};
+use gongfang_core::scenario::{ImageSource, Ipv4Net, PatchMode, Scenario};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -34,6 +37,8 @@ pub struct Settings {
     pub firewall: bool,
     /// Where private service networks are carved from.
     pub private_pool: Ipv4Net,
+    /// Where teams' staging networks (submitted patches) are carved from.
+    pub staging_pool: Ipv4Net,
     /// How many engine operations run at once.
     pub concurrency: usize,
     /// Per service slug: hardening overrides, sidecars, environment.
@@ -46,6 +51,7 @@ impl Default for Settings {
             backend: Backend::Docker,
             firewall: true,
             private_pool: Ipv4Net { addr: Ipv4Addr::new(10, 250, 0, 0), prefix: 16 },
+            staging_pool: Ipv4Net { addr: Ipv4Addr::new(10, 251, 0, 0), prefix: 16 },
             concurrency: 8,
             services: BTreeMap::new(),
         }
@@ -79,6 +85,9 @@ pub enum NetworkKind {
     Game,
     /// One service's app-to-sidecar network; internal, reachable from nothing else.
     Private { service: String },
+    /// The team's staging network, where a submitted patch runs while the checker tries it;
+    /// reachable from the host only, like the game network, and from no team.
+    Staging,
 }
 
 /// One network to create.
@@ -208,16 +217,68 @@ pub struct Plan {
     pub drill: String,
     pub networks: Vec<NetworkSpec>,
     pub instances: Vec<InstanceSpec>,
+    /// Teams' staging networks, made when first needed (not by `up`), kept by it, and
+    /// covered by the firewall from the start.
+    pub staging: Vec<NetworkSpec>,
 }
+
+/// The component name of a staged instance.
+pub const STAGING: &str = "staging";
 
 impl Plan {
     pub fn instance(&self, team: &str, service: &str) -> Option<&InstanceSpec> {
         self.instances.iter().find(|i| i.team == team && i.service == service && i.component == "main")
     }
 
-    /// Every bridge interface of the drill, for the firewall.
+    /// Every bridge interface of the drill, staging networks included, for the firewall.
     pub fn bridges(&self) -> impl Iterator<Item = &str> {
-        self.networks.iter().map(|n| n.bridge.as_str())
+        self.networks.iter().chain(&self.staging).map(|n| n.bridge.as_str())
+    }
+
+    /// Runs `image` (a tag on the engine) as the team's service instead of the scenario's: a
+    /// deployed patch.
+    pub fn use_image(&mut self, team: &str, service: &str, image: &str) -> Result<()> {
+        let spec = self
+            .instances
+            .iter_mut()
+            .find(|i| i.team == team && i.service == service && i.component == "main")
+            .ok_or_else(|| Error::NotFound(format!("{team}/{service}")))?;
+        spec.image = image.to_owned();
+        spec.source = ImageSource::Image(image.to_owned());
+        Ok(())
+    }
+
+    /// The staging network of a team and the instance that runs `image` on it in place of the
+    /// team's service: the service's hardening and limits, no volume of the team's (its data
+    /// folders are empty tmpfs), no sidecars.
+    pub fn staging(&self, team: &str, service: &str, image: &str) -> Result<(NetworkSpec, InstanceSpec)> {
+        let missing = || {
+            Error::Plan(format!(
+                "team `{team}` has no staging network: no service of the scenario takes submitted patches"
+            ))
+        };
+        let network = self.staging.iter().find(|n| n.team == team).cloned().ok_or_else(missing)?;
+        let main = self.instance(team, service).ok_or_else(|| Error::NotFound(format!("{team}/{service}")))?;
+        let mut hardening = main.hardening.clone();
+        for volume in &main.volumes {
+            hardening.tmpfs.insert(volume.path.clone(), "rw,nosuid,nodev,size=64m".to_owned());
+        }
+        let spec = InstanceSpec {
+            name: format!("{}-{STAGING}", main.name),
+            component: STAGING.to_owned(),
+            source: ImageSource::Image(image.to_owned()),
+            image: image.to_owned(),
+            game: Some(Attachment {
+                network: network.name.clone(),
+                address: network.subnet.host(2).expect("a /28"),
+                aliases: vec![service.to_owned()],
+            }),
+            private: None,
+            volumes: Vec::new(),
+            hardening,
+            ..main.clone()
+        };
+        Ok((network, spec))
     }
 }
 
@@ -252,6 +313,7 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
     let tag = drill_tag(&drill);
     let mut networks = Vec::new();
     let mut instances = Vec::new();
+    let mut staging = Vec::new();
     for team in scenario.defenders() {
         if let Some(other) = scenario.teams.iter().find(|t| t.id != team.id && t.network.overlaps(team.network)) {
             return Err(Error::Plan(format!("networks of teams `{}` and `{}` overlap", team.slug, other.slug)));
@@ -260,6 +322,12 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
             return Err(Error::Plan(format!(
                 "team `{}`'s network {} overlaps the private pool {}",
                 team.slug, team.network, settings.private_pool
+            )));
+        }
+        if settings.staging_pool.overlaps(team.network) {
+            return Err(Error::Plan(format!(
+                "team `{}`'s network {} overlaps the staging pool {}",
+                team.slug, team.network, settings.staging_pool
             )));
         }
         let game_name = format!("gf-{drill}-{}", team.slug);
@@ -367,8 +435,25 @@ pub fn plan(scenario: &Scenario, settings: &Settings) -> Result<Plan> {
                 name: main_name,
             });
         }
+        if scenario.services.iter().any(|s| s.patch_mode == PatchMode::Submit) {
+            let index = u32::from(team.id.0);
+            let subnet = private_subnet(settings.staging_pool, index).ok_or_else(|| {
+                Error::Plan(format!(
+                    "the staging pool {} has no network #{index} for team `{}`; use a larger pool",
+                    settings.staging_pool, team.slug
+                ))
+            })?;
+            staging.push(NetworkSpec {
+                name: format!("gf-{drill}-{}-{STAGING}", team.slug),
+                team: team.slug.clone(),
+                kind: NetworkKind::Staging,
+                subnet,
+                gateway: subnet.host(1).expect("a /28"),
+                bridge: format!("gf{tag}s{index}"),
+            });
+        }
     }
-    Ok(Plan { drill, networks, instances })
+    Ok(Plan { drill, networks, instances, staging })
 }
 
 fn private_subnet(pool: Ipv4Net, index: u32) -> Option<Ipv4Net> {
@@ -423,6 +508,7 @@ mod tests {
             patch_mode: PatchMode::Vulnbox,
             code: None,
             data: None,
+            fixed: Vec::new(),
         }
     }
 
@@ -447,6 +533,7 @@ mod tests {
             reports: Default::default(),
             logs: Default::default(),
             vpn: None,
+            patches: Default::default(),
         }
     }
 

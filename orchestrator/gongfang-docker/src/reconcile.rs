@@ -104,8 +104,9 @@ impl<R: Runtime> Orchestrator<R> {
         let existing_nets = self.runtime.list_networks(drill).await?;
         let existing = self.runtime.list(drill).await?;
 
+        // Staging networks are made when a patch is first tried, and kept from then on.
         let wanted_nets: HashMap<&str, String> =
-            plan.networks.iter().map(|n| (n.name.as_str(), n.config_hash())).collect();
+            plan.networks.iter().chain(&plan.staging).map(|n| (n.name.as_str(), n.config_hash())).collect();
         let stale_nets: BTreeSet<String> = existing_nets
             .iter()
             .filter(|n| {
@@ -229,6 +230,38 @@ impl<R: Runtime> Orchestrator<R> {
         }
         info!(drill = plan.drill, team, service, "service reset");
         Ok(specs.iter().map(|s| s.name.clone()).collect())
+    }
+
+    /// Runs `image` (a tag on the engine) as the team's staged instance, on the team's staging
+    /// network (made first if missing); a staged instance left from before is replaced.
+    /// Returns the instance, whose game attachment says where it answers.
+    pub async fn stage(&self, plan: &Plan, team: &str, service: &str, image: &str) -> Result<InstanceSpec> {
+        let (network, spec) = plan.staging(team, service, image)?;
+        let id = self.runtime.image_id(image).await?.ok_or_else(|| Error::ImageMissing(image.to_owned()))?;
+        // Made once: the engine refuses a second network on the same addresses.
+        if !self.runtime.list_networks(&plan.drill).await?.iter().any(|n| n.name == network.name) {
+            self.runtime.create_network(&plan.drill, &network).await?;
+        }
+        self.runtime.reset(&plan.drill, &spec, &id).await?;
+        info!(drill = plan.drill, team, service, image, "staged");
+        Ok(spec)
+    }
+
+    /// Removes a staged instance (see [`Orchestrator::stage`]); a missing one is not an error.
+    pub async fn unstage(&self, spec: &InstanceSpec) -> Result<()> {
+        self.runtime.remove(&spec.name).await
+    }
+
+    /// Runs `image` (a tag on the engine) as the team's live service: its container is made
+    /// again from it, at the same address, with the team's own volumes, so its data stays.
+    pub async fn deploy(&self, plan: &Plan, team: &str, service: &str, image: &str) -> Result<()> {
+        let mut plan = plan.clone();
+        plan.use_image(team, service, image)?;
+        let spec = plan.instance(team, service).expect("use_image found it");
+        let id = self.runtime.image_id(image).await?.ok_or_else(|| Error::ImageMissing(image.to_owned()))?;
+        self.runtime.reset(&plan.drill, spec, &id).await?;
+        info!(drill = plan.drill, team, service, image, "deployed");
+        Ok(())
     }
 
     /// Removes every container (or service), network, volume and built image labelled with

@@ -20,6 +20,7 @@ mod m20261130_000003_vpn_peers;
 mod m20261206_000001_vpn_translations;
 mod m20261206_000002_shell_keys;
 mod m20261206_000003_exploit_replays;
+mod m20261207_000001_patches;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_vpn_translations::Migration),
             Box::new(m20261206_000002_shell_keys::Migration),
             Box::new(m20261206_000003_exploit_replays::Migration),
+            Box::new(m20261207_000001_patches::Migration),
         ]
     }
 }

@@ -105,6 +105,14 @@ impl SandboxRunner {
         services
     }
 
+    /// Whether the checker of `service` has a reference exploit.
+    pub async fn has_exploit(&self, service: ServiceId) -> bool {
+        match self.checkers.get(&service) {
+            Some(checker) => checker.info().await.is_ok_and(|info| info.has_exploit),
+            None => false,
+        }
+    }
+
     /// Runs every action on `runtime` (a [`CheckerRuntime`]'s handle) instead of the caller's.
     pub fn on(self, runtime: Handle) -> SandboxRunner {
         SandboxRunner { runtime: Some(runtime), ..self }

@@ -14,6 +14,7 @@ use gongfang_core::clock::{DrillClock, Schedule};
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::{Ipv4Net, Scenario};
 use gongfang_core::{FlagCodec, Secret, ServiceId, Target, TeamConnection, TeamId, Tick};
+use gongfang_docker::{Orchestrator, Plan};
 use gongfang_engine::{Engine, EngineConfig, SystemClock};
 use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
 use gongfang_store::Store;
@@ -25,6 +26,7 @@ use tracing::{info, warn};
 
 use crate::checker_runner::{CheckerRuntime, SandboxRunner};
 use crate::limits::ConnectionCaps;
+use crate::patches::Pipeline;
 
 /// Where each defending team's services answer: (team, service) -> address and ports.
 pub type Addresses = BTreeMap<(TeamId, ServiceId), Target>;
@@ -46,6 +48,17 @@ pub struct DrillConfig {
     pub logs: Arc<dyn gongfang_reports::LogSource>,
     /// Teams' WireGuard access, when the scenario has `[vpn]` and its gateway runs.
     pub vpn: Option<VpnAccess>,
+    /// The container engine that builds, stages and deploys submitted patches, when the drill
+    /// runs its containers and a service takes patches.
+    pub patch_builds: Option<PatchBuilds>,
+}
+
+/// What submitted patches are built and deployed with.
+#[derive(Debug)]
+pub struct PatchBuilds {
+    pub orchestrator: Orchestrator<gongfang_docker::Engine>,
+    /// The drill's plan, with the versions deployed when it started.
+    pub plan: Plan,
 }
 
 /// What the drill does for teams connected over WireGuard.
@@ -105,7 +118,8 @@ pub async fn start_time(scenario: &Scenario, store: &Store) -> anyhow::Result<Da
 /// Runs the drill until it ends or `shutdown` resolves, then stops every part cleanly: the
 /// engine between actions, the submission servers after answering what they accepted.
 pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let DrillConfig { scenario, secret, store, addresses, web, submit_tcp, checker_cache, logs, vpn } = cfg;
+    let DrillConfig { scenario, secret, store, addresses, web, submit_tcp, checker_cache, logs, vpn, patch_builds } =
+        cfg;
     let start = start_time(&scenario, &store).await?;
     let (events, _) = broadcast::channel::<GameEvent>(4096);
 
@@ -126,6 +140,14 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         let addresses = addresses.clone();
         move |team: TeamId, service: ServiceId| addresses.get(&(team, service)).cloned()
     };
+    // Staging plants flags under a key of its own: never a valid submission.
+    let staging_codec = FlagCodec::for_drill(
+        &scenario.drill.flag_prefix,
+        secret.expose(),
+        &format!("{}/staging", scenario.drill.slug),
+        drill_id,
+    );
+    let patch_runner = runner.clone();
     let engine = Engine::resume(engine_cfg, SystemClock, runner, store.clone(), targets, events.clone()).await?;
 
     // The game clock both servers read: the engine's tick, and the organisers' pause. Until
@@ -187,9 +209,23 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     if let Some(connections) = connections {
         web_state = web_state.with_connections(connections);
     }
-    let reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
+    let mut reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
         .with_logs(logs)
         .with_backoff(backoff);
+    let mut pipeline = None;
+    if let Some(PatchBuilds { orchestrator, plan }) = patch_builds {
+        reports = reports.with_patch_builds();
+        let patches = Pipeline {
+            scenario: scenario.clone(),
+            store: store.clone(),
+            orchestrator,
+            plan,
+            runner: patch_runner,
+            codec: staging_codec,
+            events: events.clone(),
+        };
+        pipeline = Some(tokio::spawn(patches.run(stop_rx.clone())));
+    }
     let extra = gongfang_submission::http::router(submission.clone()).merge(gongfang_reports::router(reports));
     let mut servers = tokio::task::JoinSet::new();
     // The same servers on the gateway's tunnel address, for the teams' peers.
@@ -225,6 +261,9 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     let _ = tokio::time::timeout(Duration::from_secs(10), writer).await;
     while servers.join_next().await.is_some() {}
     let _ = bridge.await;
+    if let Some(pipeline) = pipeline {
+        let _ = pipeline.await;
+    }
     checker_runtime.shutdown().await;
     match engine_result {
         Ok(Ok(())) => Ok(()),

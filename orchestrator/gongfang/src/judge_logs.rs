@@ -163,6 +163,7 @@ mod tests {
             patch_mode: PatchMode::Vulnbox,
             code: None,
             data: None,
+            fixed: Vec::new(),
         };
         let now = Utc::now();
         assert_eq!(source.logs(&red, &web, now - chrono::Duration::hours(1), now, 10).await, Ok(LogWindow::default()));

@@ -1,11 +1,12 @@
 //! The organisers' binary as a library: the pieces `main` wires together that tests also drive
 //! (the checker runner over the wasm sandbox, the running drill, preparing a scenario, scenario
-//! files, defenders' shells).
+//! files, defenders' shells, submitted patches).
 
 pub mod checker_runner;
 pub mod drill;
 pub mod judge_logs;
 pub mod limits;
+pub mod patches;
 pub mod prepare;
 pub mod scenario_file;
 pub mod shell;

@@ -22,7 +22,7 @@ use gongfang::judge_logs::DockerLogs;
 use gongfang::prepare::{self, Toolchain};
 use gongfang::scenario_file;
 use gongfang_core::Target;
-use gongfang_core::scenario::Scenario;
+use gongfang_core::scenario::{PatchMode, Scenario};
 use gongfang_core::wire::TEAM_TOKEN_HEADER;
 use gongfang_docker::{Backend, Engine, Orchestrator, Plan, Settings};
 use gongfang_store::redact_url;
@@ -119,7 +119,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     store.sync_scenario(&scenario).await?;
 
     let settings = Settings::default();
-    let plan = gongfang_docker::plan(&scenario, &settings)?;
+    let mut plan = gongfang_docker::plan(&scenario, &settings)?;
     // Judges read the teams' service logs from Docker when there is one.
     let logs: Arc<dyn gongfang_reports::LogSource> = match &docker {
         Some(engine) => Arc::new(DockerLogs::new(engine, &slug)),
@@ -127,10 +127,14 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     };
     // Defenders' shells open the containers through the same engine.
     let shell_engine = docker.clone();
+    let mut patch_builds = None;
     if let (true, Some(engine)) = (containers, docker) {
         let orchestrator = Orchestrator::new(engine, settings);
         println!("starting the teams' containers ...");
-        let report = orchestrator.up(&scenario).await?;
+        // Teams' services run the versions their patches deployed.
+        run_deployed_versions(&scenario, &store, orchestrator.runtime(), &mut plan).await?;
+        let images = orchestrator.images(&plan).await?;
+        let report = orchestrator.apply(&plan, &images).await?;
         println!(
             "containers: {} created, {} recreated, {} kept; networks: {} created",
             report.created.len(),
@@ -146,6 +150,9 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
                 &json!({ "created": report.created.len(), "recreated": report.recreated.len() }),
             )
             .await?;
+        if scenario.services.iter().any(|s| s.patch_mode == PatchMode::Submit) {
+            patch_builds = Some(drill::PatchBuilds { orchestrator, plan: plan.clone() });
+        }
     }
     let addresses = addresses(&scenario, &plan);
     // Ctrl-C is caught from here on, so one pressed while the platform starts stops it (and
@@ -274,6 +281,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         checker_cache: Some(cache),
         logs,
         vpn,
+        patch_builds,
     };
     let shutdown = async move {
         interrupt.recv().await;
@@ -294,6 +302,33 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     store.close().await?;
     println!("stopped; run the same command again to resume the drill");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Puts the version each team's service last had deployed into the plan. A version whose
+/// image is gone (removed by `down`, or by hand) is left out: that team runs the scenario's
+/// own until it patches again, and the console says so.
+async fn run_deployed_versions(
+    scenario: &Scenario,
+    store: &gongfang_store::Store,
+    engine: &Engine,
+    plan: &mut Plan,
+) -> anyhow::Result<()> {
+    use gongfang_docker::Runtime;
+    for deployment in store.current_deployments().await?.into_iter().filter(|d| d.version > 0) {
+        let (Some(team), Some(service)) = (scenario.team(deployment.team), scenario.service(deployment.service)) else {
+            continue;
+        };
+        let tag = gongfang::patches::image_tag(&scenario.drill.slug, &service.slug, &team.slug, deployment.version);
+        if engine.image_id(&tag).await?.is_some() {
+            plan.use_image(&team.slug, &service.slug, &tag)?;
+        } else {
+            println!(
+                "team {} runs {} as the scenario has it: the image of its version {} is gone",
+                team.slug, service.slug, deployment.version
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Where each defending team's services answer, from the orchestrator's plan.

@@ -25,6 +25,7 @@ use crate::view::{Audience, ReportView, report_view};
 /// The report and judging routes, to be merged into the web application.
 pub fn router(state: ReportsState) -> Router {
     let filing_limit = usize::try_from(upload::filing_limit(&state)).unwrap_or(usize::MAX);
+    let patch_limit = usize::try_from(state.scenario().patches.max_size).unwrap_or(usize::MAX);
     Router::new()
         .route("/api/reports", post(file).get(list_own).layer(DefaultBodyLimit::max(filing_limit)))
         .route("/api/reports/{id}", get(read))
@@ -37,6 +38,13 @@ pub fn router(state: ReportsState) -> Router {
                 .layer(DefaultBodyLimit::max(crate::shell_keys::MAX_BODY)),
         )
         .route("/api/shell-keys/{id}", axum::routing::delete(crate::shell_keys::remove))
+        .route(
+            "/api/patches",
+            post(crate::patches::submit).get(crate::patches::list).layer(DefaultBodyLimit::max(patch_limit)),
+        )
+        .route("/api/patches/source", get(crate::patches::source))
+        .route("/api/patches/rollback", post(crate::patches::rollback))
+        .route("/api/patches/{id}", get(crate::patches::read))
         .route("/api/judge/login", post(login))
         .route("/api/judge/logout", post(logout))
         .route("/api/judge/queue", get(queue))

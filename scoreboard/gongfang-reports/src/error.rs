@@ -88,6 +88,28 @@ pub enum ReportsError {
     BadRequest(String),
     #[error("this drill has no shells: its scenario has no [vpn] table")]
     NoShells,
+    #[error("no service `{0}` in this drill's scenario; use a service's slug")]
+    UnknownService(String),
+    #[error(
+        "service `{0}` takes no submitted patches: its scenario says patch_mode = \"vulnbox\" (patch it over your shell), or it is run from an image, not a build folder"
+    )]
+    NotPatchable(String),
+    #[error("this drill builds no patches: it runs without a container engine (`gongfang serve`); ask the organisers")]
+    NoPatchBuilds,
+    #[error("only defending teams patch; your team attacks only")]
+    NotADefender,
+    #[error(
+        "the patch is larger than {limit} bytes, the most one patch may be; send a diff of what changed, or a gzip-compressed tar of the changed files only"
+    )]
+    PatchTooLarge { limit: u64 },
+    #[error(
+        "your team already has {limit} patches waiting, the most at once; wait for one to be decided (GET /api/patches)"
+    )]
+    PatchQueueFull { limit: u32 },
+    #[error("your team's service never ran version {0}; GET /api/patches lists the versions it ran")]
+    NoSuchVersion(u32),
+    #[error("your team has no patch {0}")]
+    UnknownPatch(i64),
     #[error("{0}")]
     ShellKey(gongfang_core::shell_key::ShellKeyError),
     #[error("{}", if *own { "your team has this key already; GET /api/shell-keys lists your keys" } else { "this key belongs to another team; make a key of your own (ssh-keygen -t ed25519)" })]
@@ -135,6 +157,14 @@ impl ReportsError {
             TooManyUploads { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_uploads"),
             BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             NoShells => (StatusCode::NOT_FOUND, "no_shells"),
+            UnknownService(_) => (StatusCode::BAD_REQUEST, "unknown_service"),
+            NotPatchable(_) => (StatusCode::CONFLICT, "not_patchable"),
+            NoPatchBuilds => (StatusCode::SERVICE_UNAVAILABLE, "no_patch_builds"),
+            NotADefender => (StatusCode::FORBIDDEN, "not_a_defender"),
+            PatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "patch_too_large"),
+            PatchQueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "patch_queue_full"),
+            NoSuchVersion(_) => (StatusCode::NOT_FOUND, "no_such_version"),
+            UnknownPatch(_) => (StatusCode::NOT_FOUND, "unknown_patch"),
             ShellKey(_) => (StatusCode::BAD_REQUEST, "bad_shell_key"),
             ShellKeyTaken { .. } => (StatusCode::CONFLICT, "shell_key_taken"),
             UnknownShellKey(_) => (StatusCode::NOT_FOUND, "unknown_shell_key"),

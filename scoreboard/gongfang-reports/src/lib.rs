@@ -22,6 +22,7 @@ pub mod commands;
 mod error;
 mod logs;
 mod matching;
+mod patches;
 mod shell_keys;
 mod state;
 mod translations;

@@ -92,6 +92,8 @@ pub(crate) struct Inner {
     pub settings: Settings,
     pub backoff: Arc<Backoff>,
     pub uploads: crate::upload::Uploads,
+    /// Whether the drill builds submitted patches (it runs on a container engine).
+    pub patch_builds: bool,
 }
 
 impl std::fmt::Debug for ReportsState {
@@ -115,6 +117,7 @@ impl ReportsState {
                 settings: Settings::default(),
                 backoff: Arc::new(Backoff::default()),
                 uploads: Default::default(),
+                patch_builds: false,
             }),
         }
     }
@@ -129,6 +132,7 @@ impl ReportsState {
             settings: shared.settings.clone(),
             backoff: shared.backoff.clone(),
             uploads: Default::default(),
+            patch_builds: shared.patch_builds,
         });
         let mut inner = inner;
         f(&mut inner);
@@ -153,6 +157,15 @@ impl ReportsState {
     /// of a back-off of its own.
     pub fn with_backoff(self, backoff: Arc<Backoff>) -> ReportsState {
         self.rebuild(|i| i.backoff = backoff)
+    }
+
+    /// Takes submitted patches: the drill runs the pipeline that builds them.
+    pub fn with_patch_builds(self) -> ReportsState {
+        self.rebuild(|i| i.patch_builds = true)
+    }
+
+    pub(crate) fn builds_patches(&self) -> bool {
+        self.inner.patch_builds
     }
 
     pub(crate) fn backoff(&self) -> &Backoff {

@@ -89,7 +89,7 @@ async fn board(app: &App) -> anyhow::Result<Standings> {
     let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
     let services: Vec<ScoredService> = s.services.iter().map(ScoredService::from).collect();
     let awards = app.store.report_awards().await?;
-    let all = recompute_standings(s.drill.scoring, &teams, &services, &ticks, &s.reports, &awards)?;
+    let all = recompute_standings(s.drill.scoring, &teams, &services, &ticks, &s.reports, &awards, &s.patches, &[])?;
     all.last().cloned().context("no standings")
 }
 

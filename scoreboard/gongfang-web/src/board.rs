@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use gongfang_core::ScoreRow;
 use gongfang_core::plan::tick_verdict;
-use gongfang_core::scenario::{Role, Scenario};
-use gongfang_core::scoring::{ReportTally, TeamScore, TeamTick, TickScores, standings};
+use gongfang_core::scenario::{PatchScoring, Role, Scenario};
+use gongfang_core::scoring::{DefendedTicks, ReportTally, TeamScore, TeamTick, TickScores, standings};
 use gongfang_core::{Exposure, ServiceId, TeamId, Tick, Verdict};
 use gongfang_store::Store;
 use serde::Serialize;
@@ -66,8 +66,12 @@ pub(crate) struct TeamView {
     pub sla: f64,
     /// Points of ruled-valid reports as counted in `total` (weighted); 0 without reports.
     pub reports: f64,
+    /// Patching points as counted in `total` (`[patches] scoring`); 0 when patching is not scored.
+    pub patching: f64,
+    /// Ticks one of its services was `ok` while the reference exploit captured nothing, per service.
+    pub defended_ticks: u64,
     /// What the team is ranked by: the flag formula's total (or, in a red/blue drill, its
-    /// attack and defence) plus `reports`.
+    /// attack and defence) plus `reports` and `patching`.
     pub total: f64,
     /// The status of each service in [`Board::status_tick`]; empty for teams without services.
     pub services: Vec<CellView>,
@@ -237,8 +241,15 @@ pub(crate) async fn load(
             tally.apply(&award).map_err(|e| WebError::Inconsistent(e.to_string()))?;
         }
     }
-    let standings =
-        standings(&scenario.reports, &TickScores { tick: tick.unwrap_or(Tick(0)), teams: scored.clone() }, &tally);
+    // Defended ticks count up to the latest scored tick, like the flag scores.
+    let mut defended = DefendedTicks::new();
+    if let (PatchScoring::DefendedTicks, Some(upto)) = (scenario.patches.scoring, tick) {
+        for (_, team, _) in store.defended_cells(upto).await? {
+            *defended.entry(team).or_default() += 1;
+        }
+    }
+    let flags = TickScores { tick: tick.unwrap_or(Tick(0)), teams: scored.clone() };
+    let standings = standings(&scenario.reports, &scenario.patches, &flags, &tally, &defended);
     let order = standings.ranking();
     let position: HashMap<TeamId, u32> = order.iter().enumerate().map(|(i, id)| (*id, i as u32 + 1)).collect();
 
@@ -275,6 +286,8 @@ pub(crate) async fn load(
                 defence: s.score.defence,
                 sla: s.score.sla,
                 reports: standings.team(team.id).map_or(0.0, |st| st.report_score),
+                patching: standings.team(team.id).map_or(0.0, |st| st.patch_score),
+                defended_ticks: standings.team(team.id).map_or(0, |st| st.defended_ticks),
                 total: standings.team(team.id).map_or(s.score.total, |st| st.total),
                 services,
             }

@@ -982,3 +982,310 @@ async fn eventually(check: impl Fn() -> bool) -> bool {
     }
     false
 }
+
+const PATCH_DRILL: &str = "e2e-patch";
+/// Points per defended tick in the patch drill.
+const PATCH_POINTS: f64 = 10.0;
+/// The patch drill's build time limit, in seconds.
+const BUILD_LIMIT: u64 = 25;
+
+/// Three departments whose Open Data Portal takes submitted patches, scored per defended tick.
+fn patch_scenario(dir: &Path) -> anyhow::Result<PathBuf> {
+    let limit = format!("\"{BUILD_LIMIT}s\"");
+    let points = PATCH_POINTS.to_string();
+    let drill = ScenarioBuilder::new(PATCH_DRILL)
+        .name("Patch drill", "修補演練")
+        .duration("30m")
+        .tick("8s")
+        .checker_timeout("3s")
+        .secret("end-to-end-patch-secret-0123456789")
+        .submission(Identify::Token, Some(100), 8)
+        .patches(&[
+            ("scoring", "\"defended-ticks\""),
+            ("points", &points),
+            ("build_timeout", &limit),
+            ("rounds", "2"),
+            ("max_size", "\"2MiB\""),
+            ("start_timeout", "\"20s\""),
+            ("max_queued", "5"),
+        ]);
+    let drill = [(1, "moda"), (2, "moi"), (3, "moenv")]
+        .into_iter()
+        .fold(drill, |drill, (id, slug)| drill.team(team(id, slug).network(&format!("10.84.{id}.0/24"))))
+        .service(
+            service("opendata")
+                .name("Open Data Portal", "開放數據平台")
+                .build_from(&repo().join("challenges/opendata/service"))
+                .checker(components::OPENDATA_CHECKER)
+                .flag_stores(2)
+                .limits(0.5, "256MiB")
+                .submitted_patches("/var/lib/opendata", &["run.sh", "patch-live.sh"]),
+        );
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, drill.toml())?;
+    Ok(path)
+}
+
+/// A diff of the demo's app.py replacing one line with `replace`, without context lines.
+fn app_diff(find: &str, replace: &[&str]) -> anyhow::Result<String> {
+    let app = std::fs::read_to_string(repo().join("challenges/opendata/service/app.py"))?;
+    let line = app.lines().position(|l| l == find).context("the line to change is in app.py")? + 1;
+    let added: String = replace.iter().map(|l| format!("+{l}\n")).collect();
+    Ok(format!("--- a/app.py\n+++ b/app.py\n@@ -{line},1 +{line},{} @@\n-{find}\n{added}", replace.len()))
+}
+
+/// A tar archive of `(path, kind, data)` entries, names written raw as an attacker would.
+fn raw_tar(entries: &[(&str, tar::EntryType, &[u8])]) -> anyhow::Result<Vec<u8>> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(*kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        if *kind == tar::EntryType::Symlink {
+            header.set_link_name("/etc/shadow")?;
+        }
+        header.set_cksum();
+        builder.append(&header, *data)?;
+    }
+    Ok(builder.into_inner()?)
+}
+
+/// A gzip-compressed tar of one file holding 1 GiB of zeros (about 1 MiB compressed).
+fn gigabyte_of_zeros(dir: &Path) -> anyhow::Result<Vec<u8>> {
+    run_ok("truncate", &["-s", "1G", dir.join("zeros.bin").to_str().context("UTF-8")?])?;
+    run_ok(
+        "tar",
+        &["-C", dir.to_str().context("UTF-8")?, "-czf", dir.join("zeros.tgz").to_str().context("UTF-8")?, "zeros.bin"],
+    )?;
+    std::fs::remove_file(dir.join("zeros.bin"))?;
+    Ok(std::fs::read(dir.join("zeros.tgz"))?)
+}
+
+/// Sends a patch over HTTP for a team; the answer's JSON (`202`), or the error status.
+async fn send_patch(web: &str, token: &str, kind: &str, body: &[u8]) -> anyhow::Result<(u16, Value)> {
+    let headers = [("X-Team-Token", token), ("Content-Type", "application/octet-stream")];
+    let answer = request(web, "POST", &format!("/api/patches?service=opendata&kind={kind}"), &headers, body).await?;
+    Ok((answer.status, answer.json().unwrap_or(Value::Null)))
+}
+
+/// Polls a team's patch until it is decided (or, with `until`, reaches that status).
+async fn patch_decided(web: &str, token: &str, id: &Value, until: &[&str]) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let answer = request(web, "GET", &format!("/api/patches/{id}"), &[("X-Team-Token", token)], b"").await?;
+        let patch = answer.json()?;
+        if until.contains(&patch["status"].as_str().unwrap_or_default()) {
+            return Ok(patch);
+        }
+        ensure!(Instant::now() < deadline, "patch {id} was not {until:?} in time: {patch:#}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The image a container runs, by name.
+fn image_of(container: &str) -> anyhow::Result<String> {
+    let out = run_ok("docker", &["inspect", "--format", "{{.Config.Image}}", container])?;
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// `gongfang-agent` with a team's token against the drill's web.
+fn agent(web: &str, token: &str, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    let binary = gongfang_binary()?.with_file_name("gongfang-agent");
+    ensure!(binary.is_file(), "{} is missing: build it with `cargo build -p gongfang-agent`", binary.display());
+    Ok(Command::new(binary).args(["--server", &format!("http://{web}"), "--token", token]).args(args).output()?)
+}
+
+/// Submitted patches on real Docker, from `gongfang-agent` and the HTTP API: the published fix
+/// is built, staged, deployed with the service's data kept, and the replay then finds that team
+/// not exploitable while its checker stays `ok` and the others stay exploitable; the patch score
+/// in the standings equals the defended ticks counted here from the store, times the points. A
+/// patch that breaks a feature is refused with the checker's message and never reaches the live
+/// service; malicious archives (traversal, symlink, 1 GiB of zeros), an oversized body and a build
+/// that never ends are refused within their limits; a patch that works in staging but answers
+/// wrongly on the live network is rolled back by itself; and a team rolls back by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_patches_are_built_staged_deployed_and_scored() -> anyhow::Result<()> {
+    let _one = ONE_DRILL_AT_A_TIME.lock().await;
+    if !docker_ready()? {
+        return Ok(());
+    }
+    let _teardown = Teardown(PATCH_DRILL);
+    let result = patch_drill().await;
+    if result.is_err() {
+        dump_container_logs(PATCH_DRILL);
+    }
+    result
+}
+
+async fn patch_drill() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let scenario = patch_scenario(dir.path())?;
+    let up = Up::start(dir.path(), &scenario, 3)?;
+    let web = up.printed.web.clone();
+    let token = |team: u16| up.printed.tokens[&team].clone();
+    let live = |slug: &str| format!("gf-{PATCH_DRILL}-{slug}-opendata");
+    let base_image = image_of(&live("moi"))?;
+    wait_for_board(&web, "every service ok and exploitable", |b| {
+        all_ok(b) && (1..=3).all(|t| replay(b, t) == Some("exploitable"))
+    })
+    .await?;
+
+    // Team 1 sends the published fix with the agent, which waits for the verdict.
+    let fix = repo().join("challenges/opendata/patch/fix.patch");
+    let started = Instant::now();
+    let (web1, token1) = (web.clone(), token(1));
+    let pushed = tokio::task::spawn_blocking(move || {
+        agent(&web1, &token1, &["patch", "push", "opendata", fix.to_str().expect("UTF-8")])
+    })
+    .await??;
+    let said = String::from_utf8_lossy(&pushed.stdout);
+    ensure!(pushed.status.success(), "patch push failed: {said}{}", String::from_utf8_lossy(&pushed.stderr));
+    ensure!(said.contains("accepted and deployed as version 1"), "{said}");
+    ensure!(said.contains("the reference exploit captured nothing"), "{said}");
+    eprintln!("the fix went from submission to deployment in {:.1} s", started.elapsed().as_secs_f64());
+    let deployed_at = get_json(&web, "/api/scoreboard").await?["tick"].as_u64().unwrap_or(0);
+    ensure!(image_of(&live("moda"))? == format!("gongfang/{PATCH_DRILL}-opendata:moda-v1"));
+    let status = agent(&web, &token(1), &["patch", "status"])?;
+    ensure!(String::from_utf8_lossy(&status.stdout).contains("opendata v1 diff deployed"), "{status:?}");
+    // The source it runs now is the patched one.
+    let source =
+        request(&web, "GET", "/api/patches/source?service=opendata", &[("X-Team-Token", &token(1))], b"").await?;
+    ensure!(source.status == 200, "{}", source.text());
+    let mut archive = tar::Archive::new(&source.body[..]);
+    let mut app = String::new();
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        if entry.path()?.to_str() == Some("app.py") {
+            std::io::Read::read_to_string(&mut entry, &mut app)?;
+        }
+    }
+    ensure!(app.contains("EXPORT_NAME_RE"), "the downloaded source is the patched one");
+
+    // Team 2: a patch that breaks listing datasets, then one that answers only on the staging
+    // network. Team 3: hostile archives and a build that never ends. All queued at once.
+    let broken = app_diff(
+        r#"            ("GET", "/api/datasets"): self.api_list_datasets,"#,
+        &[r#"            ("GET", "/api/dataset-list"): self.api_list_datasets,"#],
+    )?;
+    // Staging reaches the service from the staging network (10.251.0.0/16), the live checker
+    // from the team's game network.
+    let live_only = app_diff(
+        "    def send_json(self, status, obj):",
+        &[
+            "    def send_json(self, status, obj):",
+            r#"        status = status if self.client_address[0].startswith("10.251.") else 500"#,
+        ],
+    )?;
+    let zeros = gigabyte_of_zeros(dir.path())?;
+    let (status, refused_one) = send_patch(&web, &token(2), "diff", broken.as_bytes()).await?;
+    ensure!(status == 202 && refused_one["status"] == "queued", "{status} {refused_one}");
+    let (_, rolled) = send_patch(&web, &token(2), "diff", live_only.as_bytes()).await?;
+    let hostile: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "outside the build folder",
+            raw_tar(&[("../../etc/cron.d/x", tar::EntryType::Regular, b"* * * * * root id\n")])?,
+        ),
+        ("symbolic link", raw_tar(&[("app.py", tar::EntryType::Symlink, b"")])?),
+        ("over the limit", zeros),
+        ("stopped after", raw_tar(&[("build.sh", tar::EntryType::Regular, b"#!/bin/sh\nwhile :; do :; done\n")])?),
+    ];
+    let mut hostile_ids = Vec::new();
+    for (want, body) in &hostile {
+        let (status, patch) = send_patch(&web, &token(3), "tar", body).await?;
+        ensure!(status == 202, "{want}: {status} {patch}");
+        hostile_ids.push((*want, patch["id"].clone()));
+    }
+    let (_, last) = send_patch(&web, &token(3), "diff", broken.as_bytes()).await?;
+    ensure!(last["status"] == "queued" && last["queue_position"].as_u64() >= Some(2), "a visible place: {last}");
+    // A sixth waiting patch of team 3 is over its queue; a body over max_size is refused unread.
+    let (status, full) = send_patch(&web, &token(3), "diff", broken.as_bytes()).await?;
+    ensure!(status == 429 && full["error"]["code"] == "patch_queue_full", "{status} {full}");
+    let (status, large) = send_patch(&web, &token(1), "tar", &vec![0u8; 3 << 20]).await?;
+    ensure!(status == 413 && large["error"]["code"] == "patch_too_large", "{status} {large}");
+
+    let refused = patch_decided(&web, &token(2), &refused_one["id"], &["refused", "failed", "deployed"]).await?;
+    ensure!(refused["status"] == "refused", "{refused:#}");
+    let message = refused["message"].as_str().unwrap_or_default();
+    ensure!(message.contains("in round 1") && message.contains("does not work"), "the checker's words: {message}");
+    ensure!(message.contains("the live service is unchanged"), "{message}");
+    ensure!(image_of(&live("moi"))? == base_image, "the refused patch never reached team 2's service");
+    for (want, id) in &hostile_ids {
+        let sent = Instant::now();
+        let patch = patch_decided(&web, &token(3), id, &["refused", "failed", "deployed"]).await?;
+        ensure!(patch["status"] == "refused", "{want}: {patch:#}");
+        ensure!(patch["message"].as_str().unwrap_or_default().contains(want), "{want}: {patch:#}");
+        ensure!(sent.elapsed() < Duration::from_secs(BUILD_LIMIT + 30), "{want} took {:?}", sent.elapsed());
+    }
+    ensure!(image_of(&live("moenv"))? == base_image, "no hostile patch reached team 3's service");
+    // The endless build's step container is gone with it.
+    ensure!(
+        eventually(|| run_ok("docker", &["ps", "--format", "{{.Command}}"])
+            .is_ok_and(|o| !String::from_utf8_lossy(&o.stdout).contains("build.sh")))
+        .await,
+        "the endless build still runs"
+    );
+
+    // The live-only patch passes staging, is deployed, and is rolled back by itself when the
+    // live checker finds it answering wrongly.
+    let back = patch_decided(&web, &token(2), &rolled["id"], &["rolled-back", "refused", "failed"]).await?;
+    ensure!(back["status"] == "rolled-back", "{back:#}");
+    ensure!(back["message"].as_str().unwrap_or_default().contains("answering wrongly"), "{back:#}");
+    ensure!(image_of(&live("moi"))? == base_image, "team 2 runs the scenario's own version again");
+
+    // From the ticks after the deployment, the replay finds team 1 patched and still ok.
+    let board = wait_for_board(&web, "team 1 not exploitable and ok, the others exploitable", |b| {
+        b["tick"].as_u64() >= Some(deployed_at + 2)
+            && verdict(b, 1) == Some("ok")
+            && replay(b, 1) == Some("not-exploitable")
+            && replay(b, 3) == Some("exploitable")
+            && replay(b, 2) == Some("exploitable")
+    })
+    .await?;
+    // The patch score, counted here from the stored replays and results.
+    let tick = board["tick"].as_u64().context("a scored tick")? as u32;
+    let store = Store::connect(&format!("sqlite://{}?mode=ro", dir.path().join("drill.db").display())).await?;
+    let replays = store.exploit_replays(Tick(0), Tick(tick), None).await?;
+    let mut verdicts = Vec::new();
+    for t in 0..=tick {
+        let results = store.check_results(Tick(t), None).await?;
+        for team in 1..=3u16 {
+            let mine = results.iter().filter(|r| r.team.0 == team).map(|r| (r.verdict, r.message.as_str()));
+            let (v, _) = gongfang_core::plan::tick_verdict(mine);
+            verdicts.push((Tick(t), gongfang_core::TeamId(team), gongfang_core::ServiceId(1), v));
+        }
+    }
+    let defended = gongfang_core::patch::defended_cells(&replays, &verdicts);
+    let team1 = defended.iter().filter(|c| c.1.0 == 1).count() as f64;
+    ensure!(team1 >= 1.0, "team 1 defended some tick: {defended:?}");
+    let row = |id: u64| {
+        board["teams"].as_array().and_then(|ts| ts.iter().find(|t| t["id"] == id)).cloned().unwrap_or_default()
+    };
+    ensure!(row(1)["patching"].as_f64() == Some(PATCH_POINTS * team1), "board {} vs {team1} ticks", row(1)["patching"]);
+    ensure!(row(3)["patching"].as_f64() == Some(0.0), "team 3 defended nothing: {}", row(3));
+    let parts = ["attack", "defence", "sla", "reports", "patching"]
+        .iter()
+        .map(|k| row(1)[*k].as_f64().unwrap_or(f64::NAN))
+        .sum::<f64>();
+    ensure!(
+        (row(1)["total"].as_f64().unwrap_or(0.0) - parts).abs() < 1e-6,
+        "the total counts the patch points: {}",
+        row(1)
+    );
+
+    // Team 1 rolls back to the organisers' version by hand.
+    let (web1, token1) = (web.clone(), token(1));
+    let rollback =
+        tokio::task::spawn_blocking(move || agent(&web1, &token1, &["patch", "rollback", "opendata", "0"])).await??;
+    ensure!(rollback.status.success(), "{rollback:?}");
+    ensure!(String::from_utf8_lossy(&rollback.stdout).contains("version 0 runs again"), "{rollback:?}");
+    ensure!(image_of(&live("moda"))? == base_image);
+    let audit = audit_log(dir.path())?;
+    ensure!(audit.iter().any(|l| l.starts_with("team moda|patch.submit|")), "{audit:?}");
+    ensure!(
+        audit.iter().any(|l| l.starts_with("gongfang patches|patch.deploy|") && l.contains("auto-rollback")),
+        "{audit:?}"
+    );
+    up.stop()
+}

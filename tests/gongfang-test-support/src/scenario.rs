@@ -25,6 +25,7 @@ pub struct ScenarioBuilder {
     submission: Vec<(&'static str, String)>,
     reports: Vec<(&'static str, String)>,
     vpn: Vec<(&'static str, String)>,
+    patches: Vec<(&'static str, String)>,
     teams: Vec<TeamSpec>,
     services: Vec<ServiceSpec>,
 }
@@ -47,6 +48,7 @@ impl ScenarioBuilder {
             submission: Vec::new(),
             reports: Vec::new(),
             vpn: Vec::new(),
+            patches: Vec::new(),
             teams: Vec::new(),
             services: Vec::new(),
         }
@@ -110,6 +112,12 @@ impl ScenarioBuilder {
         self
     }
 
+    /// A `[patches]` table of `key = value` lines, values written as TOML (`"20s"`, `10`).
+    pub fn patches(mut self, keys: &[(&'static str, &str)]) -> ScenarioBuilder {
+        self.patches = keys.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        self
+    }
+
     /// A `[vpn]` table: where teams reach the gateway (`host:port`), the tunnel range and how
     /// many configs each team gets; the other keys keep their defaults.
     pub fn vpn(mut self, listen: &str, range: &str, peers_per_team: u32) -> ScenarioBuilder {
@@ -141,6 +149,9 @@ impl ScenarioBuilder {
         }
         if !self.vpn.is_empty() {
             table(&mut out, "[vpn]", &self.vpn);
+        }
+        if !self.patches.is_empty() {
+            table(&mut out, "[patches]", &self.patches);
         }
         for team in &self.teams {
             table(&mut out, "[[team]]", &team.0);
@@ -235,6 +246,15 @@ impl ServiceSpec {
     /// the data restarts keep.
     pub fn volumes(self, code: &str, data: &str) -> ServiceSpec {
         self.key("code", quoted(code)).key("data", quoted(data))
+    }
+
+    /// Takes submitted patches (`patch_mode = "submit"`): its data on a volume of each team's
+    /// own, and files of its build folder no patch may change.
+    pub fn submitted_patches(self, data: &str, fixed: &[&str]) -> ServiceSpec {
+        let fixed: Vec<String> = fixed.iter().map(|f| quoted(f)).collect();
+        self.key("patch_mode", quoted("submit"))
+            .key("data", quoted(data))
+            .key("fixed", format!("[{}]", fixed.join(", ")))
     }
 
     /// A local image to run.

@@ -23,6 +23,8 @@ pub struct Scenario {
     pub logs: LogRules,
     /// WireGuard access for teams (`[vpn]`; none when absent).
     pub vpn: Option<VpnRules>,
+    /// Submitted patches and how patching counts (`[patches]`; defaults when absent).
+    pub patches: PatchRules,
 }
 
 /// Names, timing, flags and scoring of the drill.
@@ -177,6 +179,9 @@ pub struct Service {
     /// The folder in the container holding the service's data (`data`): on a volume of the
     /// team's own that restarts keep.
     pub data: Option<String>,
+    /// Files and folders of the build folder a submitted patch may not touch (`fixed`), as
+    /// paths relative to it; the Dockerfile is always fixed.
+    pub fixed: Vec<String>,
 }
 
 impl Service {
@@ -215,6 +220,69 @@ crate::named_enum! {
         Vulnbox = "vulnbox",
         /// Teams upload a patched image or overlay, verified before deployment.
         Submit = "submit",
+    }
+}
+
+/// Submitted patches (`patch_mode = "submit"`): how large one may be, how its image is built
+/// and checked before it reaches a team's live service, and how patching counts in the score
+/// (in both patch modes: the exploit replay sees live patches too). The scenario's `[patches]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PatchRules {
+    /// Most bytes of one submitted patch (a diff or a tar archive, as sent).
+    pub max_size: u64,
+    /// Most bytes of the patched build folder, all files together, once unpacked.
+    pub max_source: u64,
+    /// Most files in the patched build folder.
+    pub max_files: u32,
+    /// Longest one image build may take.
+    pub build_timeout: Duration,
+    /// Memory of one build's containers.
+    pub build_memory: u64,
+    /// CPUs of one build's containers.
+    pub build_cpus: f64,
+    /// How many patches are built and checked at once, all teams together; each team has at
+    /// most one at a time.
+    pub max_builds: u32,
+    /// Most patches of one team waiting in the queue.
+    pub max_queued: u32,
+    /// How many rounds of `put`, `get` and `check` a staged patch must pass.
+    pub rounds: u32,
+    /// How long a staged instance has to start answering on its first port.
+    pub start_timeout: Duration,
+    /// How patching counts.
+    pub scoring: PatchScoring,
+    /// Points per defended tick (`scoring = "defended-ticks"`).
+    pub points: f64,
+}
+
+impl Default for PatchRules {
+    fn default() -> PatchRules {
+        PatchRules {
+            max_size: 1 << 20,
+            max_source: 16 << 20,
+            max_files: 2000,
+            build_timeout: Duration::from_secs(300),
+            build_memory: 1 << 30,
+            build_cpus: 1.0,
+            max_builds: 1,
+            max_queued: 4,
+            rounds: 3,
+            start_timeout: Duration::from_secs(30),
+            scoring: PatchScoring::None,
+            points: 1.0,
+        }
+    }
+}
+
+crate::named_enum! {
+    /// How patching counts in a team's score.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum PatchScoring {
+        /// Not at all: the exploit replay is shown, not scored.
+        None = "none",
+        /// `points` for every tick a service's checker found `ok` while the replay of its
+        /// reference exploit captured nothing, in every flag store it tried.
+        DefendedTicks = "defended-ticks",
     }
 }
 

@@ -27,7 +27,9 @@ use crate::scenario::{Role, ScoringFormula, Service, Team};
 use crate::verdict::Verdict;
 
 pub use formulas::{FORCAD_DEFAULT_SCORE, FORCAD_GAME_HARDNESS, FORCAD_INFLATION, RANK_PRECISION};
-pub use reports::{Award, ReportPoints, ReportTally, Standing, Standings, recompute_standings, standings};
+pub use reports::{
+    Award, DefendedTicks, ReportPoints, ReportTally, Standing, Standings, recompute_standings, standings,
+};
 
 /// What scoring needs to know about a team.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

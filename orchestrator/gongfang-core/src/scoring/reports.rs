@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{ScoredService, ScoredTeam, Scorer, ScoringError, TeamScore, TickEvents, TickScores};
-use crate::ids::{TeamId, Tick};
+use crate::ids::{ServiceId, TeamId, Tick};
 use crate::report::{ReportKind, RulingStage};
-use crate::scenario::{ReportRules, ReportScoring, ScoringFormula};
+use crate::scenario::{PatchRules, PatchScoring, ReportRules, ReportScoring, ScoringFormula};
 
 /// A ruling's effect on the score: what the report is worth after it (0 when ruled invalid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -107,6 +107,12 @@ pub struct Standing {
     pub reports: ReportPoints,
     /// The report points counted in the total: weight × points (0 while reports are off).
     pub report_score: f64,
+    /// Ticks one of the team's services was `ok` while the replay of its reference exploit
+    /// captured nothing (counted per service), up to this tick.
+    pub defended_ticks: u64,
+    /// The patching points counted in the total: `[patches] points` × defended ticks with
+    /// `scoring = "defended-ticks"`, else 0.
+    pub patch_score: f64,
     /// What the team is ranked by.
     pub total: f64,
 }
@@ -131,11 +137,22 @@ impl Standings {
     }
 }
 
-/// Combines a tick's flag scores with the report points ruled so far.
+/// Each team's defended ticks so far (see [`crate::patch::defended_cells`]).
+pub type DefendedTicks = BTreeMap<TeamId, u64>;
+
+/// Combines a tick's flag scores with the report points ruled so far and the ticks defended.
 ///
-/// `formula`: total = attack + defence + SLA + weight × report points.
-/// `red-blue`: total = attack + defence + weight × report points (SLA is shown, not counted).
-pub fn standings(rules: &ReportRules, flags: &TickScores, tally: &ReportTally) -> Standings {
+/// `formula`: total = attack + defence + SLA + weight × report points + patch points.
+/// `red-blue`: total = attack + defence + weight × report points + patch points (SLA is
+/// shown, not counted). Patch points are `[patches] points` × defended ticks, or 0 with
+/// `scoring = "none"`.
+pub fn standings(
+    rules: &ReportRules,
+    patches: &PatchRules,
+    flags: &TickScores,
+    tally: &ReportTally,
+    defended: &DefendedTicks,
+) -> Standings {
     let teams = flags
         .teams
         .iter()
@@ -146,16 +163,30 @@ pub fn standings(rules: &ReportRules, flags: &TickScores, tally: &ReportTally) -
                 ReportScoring::Formula => t.score.total,
                 ReportScoring::RedBlue => t.score.attack + t.score.defence,
             };
-            Standing { team: t.team, flags: t.score, reports, report_score, total: counted + report_score }
+            let defended_ticks = defended.get(&t.team).copied().unwrap_or(0);
+            let patch_score = match patches.scoring {
+                PatchScoring::None => 0.0,
+                PatchScoring::DefendedTicks => patches.points * defended_ticks as f64,
+            };
+            Standing {
+                team: t.team,
+                flags: t.score,
+                reports,
+                report_score,
+                defended_ticks,
+                patch_score,
+                total: counted + report_score + patch_score,
+            }
         })
         .collect();
     Standings { tick: flags.tick, teams }
 }
 
-/// Recomputes every closed tick's standings from the stored ticks and rulings, for audits and
-/// replays. Rulings are applied in the tick they were made in, in (report, stage) order
-/// within a tick, so the order they are listed in does not matter. Rulings of ticks after
-/// the last one given appear in no standings.
+/// Recomputes every closed tick's standings from the stored ticks, rulings and defended cells,
+/// for audits and replays. Rulings are applied in the tick they were made in, in (report,
+/// stage) order within a tick, so the order they are listed in does not matter. Rulings and
+/// defended cells of ticks after the last one given appear in no standings.
+#[allow(clippy::too_many_arguments)]
 pub fn recompute_standings(
     formula: ScoringFormula,
     teams: &[ScoredTeam],
@@ -163,6 +194,8 @@ pub fn recompute_standings(
     ticks: &[TickEvents],
     rules: &ReportRules,
     awards: &[Award],
+    patches: &PatchRules,
+    defended_cells: &[(Tick, TeamId, ServiceId)],
 ) -> Result<Vec<Standings>, ScoringError> {
     let mut scorer = Scorer::new(formula, teams, services)?;
     if let Some(a) = awards.iter().find(|a| !teams.iter().any(|t| t.id == a.team)) {
@@ -172,13 +205,20 @@ pub fn recompute_standings(
     awards.sort_by_key(|a| (a.tick, a.report, a.stage));
     let mut pending = awards.iter().peekable();
     let mut tally = ReportTally::new();
+    let mut cells = defended_cells.to_vec();
+    cells.sort_unstable();
+    let mut cells = cells.iter().peekable();
+    let mut defended = DefendedTicks::new();
     let mut out = Vec::with_capacity(ticks.len());
     for events in ticks {
         let flags = scorer.close_tick(events)?;
         while let Some(a) = pending.next_if(|a| a.tick <= events.tick) {
             tally.apply(a)?;
         }
-        out.push(standings(rules, &flags, &tally));
+        while let Some((_, team, _)) = cells.next_if(|c| c.0 <= events.tick) {
+            *defended.entry(*team).or_default() += 1;
+        }
+        out.push(standings(rules, patches, &flags, &tally, &defended));
     }
     Ok(out)
 }

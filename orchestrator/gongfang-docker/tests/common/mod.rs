@@ -104,6 +104,7 @@ pub fn service(id: u8, slug: &str, source: ImageSource) -> Service {
         patch_mode: PatchMode::Vulnbox,
         code: None,
         data: None,
+        fixed: Vec::new(),
     }
 }
 
@@ -128,6 +129,7 @@ pub fn scenario(drill: &str, teams: Vec<Team>, services: Vec<Service>) -> Scenar
         reports: Default::default(),
         logs: Default::default(),
         vpn: None,
+        patches: Default::default(),
     }
 }
 

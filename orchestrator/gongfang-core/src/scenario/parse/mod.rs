@@ -8,6 +8,8 @@
 //! - `sections`: the `[drill]`, `[submission]`, `[[team]]`, `[[service]]` and `[reports]` tables;
 //! - `logs`: the `[logs]` table (how much of the service containers' output is kept);
 //! - `vpn`: the `[vpn]` table (teams' WireGuard access);
+//! - `patches`: the `[patches]` table (submitted patches, their builds and scoring) and a
+//!   service's `fixed` files;
 //! - `checks`: rules across entries (duplicate ids and slugs, overlapping networks, roles);
 //! - `tables`: tables and arrays of tables, unknown keys;
 //! - `values`: plain values (strings, slugs, integers, booleans, choices, durations, times);
@@ -17,6 +19,7 @@
 mod checks;
 mod fields;
 mod logs;
+mod patches;
 mod sections;
 mod tables;
 mod units;
@@ -140,6 +143,10 @@ impl Walker<'_, '_> {
             Some(t) => self.logs(&t),
             None => Some(LogRules::default()),
         };
+        let patches = match self.table_at(&top, "patches", false) {
+            Some(t) => self.patches(&t),
+            None => Some(PatchRules::default()),
+        };
         let vpn = match self.table_at(&top, "vpn", false) {
             Some(t) => {
                 let read: Vec<Team> = teams.iter().filter_map(|(t, _)| t.clone()).collect();
@@ -155,6 +162,7 @@ impl Walker<'_, '_> {
         let reports = reports?;
         let logs = logs?;
         let vpn = vpn?;
-        Some(Scenario { drill, submission, teams, services, reports, logs, vpn })
+        let patches = patches?;
+        Some(Scenario { drill, submission, teams, services, reports, logs, vpn, patches })
     }
 }

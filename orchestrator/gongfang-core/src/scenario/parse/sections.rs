@@ -9,7 +9,7 @@ use super::{Tab, Walker};
 use crate::ids::{ServiceId, TeamId};
 use crate::scenario::model::*;
 
-pub(super) const TOP_KEYS: &[&str] = &["drill", "submission", "team", "service", "reports", "logs", "vpn"];
+pub(super) const TOP_KEYS: &[&str] = &["drill", "submission", "team", "service", "reports", "logs", "vpn", "patches"];
 pub(super) const DRILL_KEYS: &[&str] = &[
     "slug",
     "name",
@@ -44,6 +44,7 @@ pub(super) const SERVICE_KEYS: &[&str] = &[
     "patch_mode",
     "code",
     "data",
+    "fixed",
 ];
 pub(super) const REPORT_KEYS: &[&str] = &[
     "enabled",
@@ -241,6 +242,7 @@ impl Walker<'_, '_> {
             .map(|m| PatchMode::from_name(&m).expect("listed"));
         let code = self.container_folder(t, "code");
         let data = self.container_folder(t, "data");
+        let fixed = self.fixed_files(t);
         if let (Some(Some(code)), Some(Some(data))) = (&code, &data) {
             let nested = |a: &str, b: &str| a == b || b.starts_with(&format!("{a}/"));
             if nested(code, data) || nested(data, code) {
@@ -271,6 +273,7 @@ impl Walker<'_, '_> {
             patch_mode: patch_mode?,
             code: code?,
             data: data?,
+            fixed: fixed?,
         })
     }
 
