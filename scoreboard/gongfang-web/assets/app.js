@@ -82,6 +82,7 @@
     $('status-tick').textContent = b.status_tick === null ? '–' : b.status_tick;
 
     const head = $('ranking-head');
+    $('patching-head').hidden = !patchingScored();
     head.querySelectorAll('th.service').forEach((n) => n.remove());
     for (const s of b.services) {
       head.append(el('th', { scope: 'col', class: 'service', 'data-service': s.slug }, s.name, zh(s)));
@@ -92,6 +93,11 @@
     $('problem').hidden = true;
     probe.renders += 1;
     probe.ready = true;
+  }
+
+  /** Whether the drill scores patching (`[patches] scoring`), which gets a column of its own. */
+  function patchingScored() {
+    return state.board.drill.patch_scoring !== 'none';
   }
 
   function teamRow(t) {
@@ -107,7 +113,8 @@
     if (t.nop) name.append(el('span', { class: 'tag' }, 'NOP'));
     if (ROLES[t.role]) name.append(el('span', { class: 'tag' }, ROLES[t.role]));
     row.append(name);
-    for (const key of ['attack', 'defence', 'sla', 'total']) {
+    const keys = patchingScored() ? ['attack', 'defence', 'sla', 'patching', 'total'] : ['attack', 'defence', 'sla', 'total'];
+    for (const key of keys) {
       row.append(el('td', { class: `num ${key}`, 'data-score': key, 'data-value': t[key] }, fmt(t[key])));
     }
     const cells = new Map(t.services.map((c) => [c.service, c]));

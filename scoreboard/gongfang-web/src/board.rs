@@ -41,6 +41,9 @@ pub(crate) struct DrillView {
     pub name: String,
     pub name_zh: String,
     pub flag_lifetime: u32,
+    /// How patching counts (`[patches] scoring`): the board shows a patching column unless
+    /// `none`.
+    pub patch_scoring: PatchScoring,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -301,6 +304,7 @@ pub(crate) async fn load(
             name: scenario.drill.name.en.clone(),
             name_zh: scenario.drill.name.zh.clone(),
             flag_lifetime: scenario.drill.flag_lifetime,
+            patch_scoring: scenario.patches.scoring,
         },
         tick,
         status_tick,
