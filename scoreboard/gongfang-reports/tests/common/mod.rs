@@ -95,6 +95,16 @@ pub async fn spawn(db: TestDb) -> App {
 
 /// Starts the routes with the red/blue scenario as `change` leaves it.
 pub async fn spawn_with(db: TestDb, change: impl FnOnce(&mut Scenario)) -> App {
+    spawn_configured(db, change, |state| state).await
+}
+
+/// Starts the routes with the red/blue scenario as `change` leaves it, and their state as
+/// `configure` makes it.
+pub async fn spawn_configured(
+    db: TestDb,
+    change: impl FnOnce(&mut Scenario),
+    configure: impl FnOnce(ReportsState) -> ReportsState,
+) -> App {
     let store = db.store.clone();
     let mut scenario = redblue();
     change(&mut scenario);
@@ -113,7 +123,7 @@ pub async fn spawn_with(db: TestDb, change: impl FnOnce(&mut Scenario)) -> App {
         .unwrap();
     let clock = Arc::new(TestClock(Mutex::new(at(60))));
     let (tx, events) = broadcast::channel(64);
-    let state = ReportsState::new(store.clone(), scenario.clone(), tx).with_clock(clock.clone());
+    let state = configure(ReportsState::new(store.clone(), scenario.clone(), tx).with_clock(clock.clone()));
     let app = gongfang_reports::router(state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
