@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use gongfang_core::patch::{DeployCause, Deployment, NewPatch, PatchKind, PatchRecord, PatchStatus};
+use gongfang_core::scenario::PatchRules;
 use gongfang_core::{Exposure, ServiceId, TeamId, Tick};
 use sea_orm::ActiveValue::Set;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -102,6 +103,8 @@ use entity::{deployments, patch_sources, patches};
 pub enum PatchRefused {
     /// The team already has this many patches waiting.
     QueueFull(u32),
+    /// The team has sent this many patches over the drill, the most it may.
+    TeamLimit(u32),
     /// A rollback named a version this team's service never ran.
     NoSuchVersion(u32),
 }
@@ -168,7 +171,7 @@ impl Store {
     pub async fn submit_patch(
         &self,
         patch: &NewPatch,
-        max_queued: u32,
+        rules: &PatchRules,
         at: DateTime<Utc>,
     ) -> Result<std::result::Result<PatchRecord, PatchRefused>> {
         let txn = self.write_txn().await?;
@@ -178,13 +181,17 @@ impl Store {
             .await?
             .map(|t| t.slug)
             .ok_or_else(|| StoreError::UnknownTeam(patch.team.to_string()))?;
+        let sent = patches::Entity::find().filter(patches::Column::Team.eq(team)).count(&txn).await?;
+        if sent >= u64::from(rules.max_per_team) {
+            return Ok(Err(PatchRefused::TeamLimit(rules.max_per_team)));
+        }
         let waiting = patches::Entity::find()
             .filter(patches::Column::Team.eq(team))
             .filter(patches::Column::Status.eq(PatchStatus::Queued.as_str()))
             .count(&txn)
             .await?;
-        if waiting >= u64::from(max_queued) {
-            return Ok(Err(PatchRefused::QueueFull(max_queued)));
+        if waiting >= u64::from(rules.max_queued) {
+            return Ok(Err(PatchRefused::QueueFull(rules.max_queued)));
         }
         let ours =
             patches::Entity::find().filter(patches::Column::Team.eq(team)).filter(patches::Column::Service.eq(service));
@@ -478,13 +485,13 @@ impl Store {
         latest.into_values().map(deployment_from_row).collect()
     }
 
-    /// The cells (tick, team, service) of ticks up to `upto` that were defended: every
-    /// exploit replay of the tick `not-exploitable`, every checker result `ok`. The same rule as
+    /// The cells (tick, team, service) of ticks `from..=to` that were defended: every exploit
+    /// replay of the tick `not-exploitable`, every checker result `ok`. The same rule as
     /// [`gongfang_core::patch::defended_cells`], counted by the database.
-    pub async fn defended_cells(&self, upto: Tick) -> Result<Vec<(Tick, TeamId, ServiceId)>> {
+    pub async fn defended_cells(&self, from: Tick, to: Tick) -> Result<Vec<(Tick, TeamId, ServiceId)>> {
         let sql = format!(
             "SELECT r.tick AS tick, r.team AS team, r.service AS service FROM exploit_replays r \
-             WHERE r.tick <= {upto} \
+             WHERE r.tick BETWEEN {from} AND {to} \
              GROUP BY r.tick, r.team, r.service \
              HAVING SUM(CASE WHEN r.exposure = 'not-exploitable' THEN 0 ELSE 1 END) = 0 \
              AND EXISTS (SELECT 1 FROM check_results c WHERE c.tick = r.tick AND c.team = r.team \
@@ -492,7 +499,8 @@ impl Store {
              AND NOT EXISTS (SELECT 1 FROM check_results c WHERE c.tick = r.tick AND c.team = r.team \
                              AND c.service = r.service AND c.verdict <> 'ok') \
              ORDER BY r.tick, r.team, r.service",
-            upto = tick_i32(upto)
+            from = tick_i32(from),
+            to = tick_i32(to)
         );
         let statement = sea_orm::Statement::from_string(self.db.get_database_backend(), sql);
         let mut cells = Vec::new();

@@ -9,6 +9,7 @@ mod common;
 use anyhow::ensure;
 use chrono::{TimeZone, Utc};
 use gongfang_core::patch::{DeployCause, Deployment, NewPatch, PatchKind, PatchStatus, defended_cells};
+use gongfang_core::scenario::PatchRules;
 use gongfang_core::{Action, CheckResult, ExploitReplay, Exposure, ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_store::{PatchOutcome, PatchRefused};
 
@@ -19,6 +20,11 @@ gongfang_test_support::backend_tests!(
     sources_and_deployments_give_each_version,
     defended_cells_follow_the_domain_rule,
 );
+
+/// The default rules with `queued` patches waiting at most per team, and 6 in all.
+fn rules(queued: u32) -> PatchRules {
+    PatchRules { max_queued: queued, max_per_team: 6, ..PatchRules::default() }
+}
 
 fn diff(team: u16, service: u8, body: &str) -> NewPatch {
     NewPatch {
@@ -34,15 +40,15 @@ async fn patches_are_numbered_queued_and_audited(db: TestDb) -> anyhow::Result<(
     let store = &db.store;
     store.sync_scenario(&common::scenario()).await?;
     let at = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
-    let first = store.submit_patch(&diff(3, 1, "one"), 2, at).await?.expect("queued");
-    let second = store.submit_patch(&diff(3, 1, "two"), 2, at).await?.expect("queued");
-    let other_service = store.submit_patch(&diff(4, 2, "x"), 2, at).await?.expect("queued");
+    let first = store.submit_patch(&diff(3, 1, "one"), &rules(2), at).await?.expect("queued");
+    let second = store.submit_patch(&diff(3, 1, "two"), &rules(2), at).await?.expect("queued");
+    let other_service = store.submit_patch(&diff(4, 2, "x"), &rules(2), at).await?.expect("queued");
     ensure!((first.version, second.version, other_service.version) == (1, 2, 1), "versions per team and service");
     ensure!(first.status == PatchStatus::Queued && first.size == 3);
     ensure!(first.sha256 == "7692c3ad3540bb803c020b3aee66cd8887123234ea0c6e7143c0add73ff431ed", "{}", first.sha256);
     ensure!(store.patch_body(first.id).await? == Some(b"one".to_vec()));
     // Two waiting is this team's cap; other teams are not held by it.
-    ensure!(store.submit_patch(&diff(3, 2, "three"), 2, at).await? == Err(PatchRefused::QueueFull(2)));
+    ensure!(store.submit_patch(&diff(3, 2, "three"), &rules(2), at).await? == Err(PatchRefused::QueueFull(2)));
     let positions = (
         store.queue_position(first.id).await?,
         store.queue_position(second.id).await?,
@@ -85,14 +91,22 @@ async fn patches_are_numbered_queued_and_audited(db: TestDb) -> anyhow::Result<(
         body: vec![],
         target: Some(version),
     };
-    ensure!(store.submit_patch(&back(1), 9, at).await? == Err(PatchRefused::NoSuchVersion(1)));
-    let to_zero = store.submit_patch(&back(0), 9, at).await?.expect("queued");
+    ensure!(store.submit_patch(&back(1), &rules(9), at).await? == Err(PatchRefused::NoSuchVersion(1)));
+    let to_zero = store.submit_patch(&back(0), &rules(9), at).await?.expect("queued");
     ensure!(to_zero.version == 0 && to_zero.kind == PatchKind::Rollback);
-    ensure!(store.submit_patch(&diff(4, 2, "y"), 9, at).await?.unwrap().version == 2, "a rollback takes no version");
+    ensure!(
+        store.submit_patch(&diff(4, 2, "y"), &rules(9), at).await?.unwrap().version == 2,
+        "a rollback takes no version"
+    );
+    // Team 4 has sent 3 (a refusal is not stored); three more make its 6 for the drill.
+    for body in ["z1", "z2", "z3"] {
+        ensure!(store.submit_patch(&diff(4, 2, body), &rules(9), at).await?.is_ok());
+    }
+    ensure!(store.submit_patch(&diff(4, 2, "z4"), &rules(9), at).await? == Err(PatchRefused::TeamLimit(6)));
 
     let audit = store.list_audit(None, 100).await?;
     let submits: Vec<_> = audit.iter().filter(|a| a.action == "patch.submit").collect();
-    ensure!(submits.len() == 4 && submits[0].actor == "team blue-one", "{audit:?}");
+    ensure!(submits.len() == 7 && submits[0].actor == "team blue-one", "{audit:?}");
     ensure!(submits[0].detail["sha256"] == first.sha256.as_str() && submits[0].detail["version"] == 1);
     ensure!(audit.iter().any(|a| a.action == "patch.rollback" && a.actor == "team blue-two"));
     Ok(())
@@ -106,7 +120,7 @@ async fn sources_and_deployments_give_each_version(db: TestDb) -> anyhow::Result
     let base = store.put_source(service, b"base folder", true, at).await?;
     ensure!(store.put_source(service, b"base folder", true, at).await? == base, "one row per content");
     ensure!(store.version_source(team, service, 0).await? == Some(base.clone()));
-    let patch = store.submit_patch(&diff(3, 1, "d"), 4, at).await?.unwrap();
+    let patch = store.submit_patch(&diff(3, 1, "d"), &rules(4), at).await?.unwrap();
     ensure!(store.version_source(team, service, 1).await?.is_none(), "not built yet");
     let built = store.put_source(service, b"patched folder", false, at).await?;
     store.set_patch_source(patch.id, &built).await?;
@@ -137,7 +151,7 @@ async fn sources_and_deployments_give_each_version(db: TestDb) -> anyhow::Result
     ensure!(audit.iter().filter(|a| a.action == "patch.deploy").count() == 2);
     // Rolling back to version 1 is allowed now that it ran.
     let back = NewPatch { team, service, kind: PatchKind::Rollback, body: vec![], target: Some(1) };
-    ensure!(store.submit_patch(&back, 4, at).await?.is_ok());
+    ensure!(store.submit_patch(&back, &rules(4), at).await?.is_ok());
     Ok(())
 }
 
@@ -203,7 +217,8 @@ async fn defended_cells_follow_the_domain_rule(db: TestDb) -> anyhow::Result<()>
     .collect();
     let expected = defended_cells(&replays, &verdicts);
     ensure!(expected.len() == 3, "{expected:?}");
-    ensure!(store.defended_cells(Tick(3)).await? == expected, "the database and the domain agree");
-    ensure!(store.defended_cells(Tick(1)).await? == expected[..1], "only ticks up to the one asked");
+    ensure!(store.defended_cells(Tick(0), Tick(3)).await? == expected, "the database and the domain agree");
+    ensure!(store.defended_cells(Tick(0), Tick(1)).await? == expected[..1], "only the ticks asked");
+    ensure!(store.defended_cells(Tick(2), Tick(3)).await? == expected[1..], "only the ticks asked");
     Ok(())
 }

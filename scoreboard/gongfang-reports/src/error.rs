@@ -106,6 +106,10 @@ pub enum ReportsError {
         "your team already has {limit} patches waiting, the most at once; wait for one to be decided (GET /api/patches)"
     )]
     PatchQueueFull { limit: u32 },
+    #[error(
+        "your team has sent {limit} patches, the most one team may send in this drill; ask the organisers if you must send more"
+    )]
+    PatchLimit { limit: u32 },
     #[error("your team's service never ran version {0}; GET /api/patches lists the versions it ran")]
     NoSuchVersion(u32),
     #[error("your team has no patch {0}")]
@@ -163,6 +167,7 @@ impl ReportsError {
             NotADefender => (StatusCode::FORBIDDEN, "not_a_defender"),
             PatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "patch_too_large"),
             PatchQueueFull { .. } => (StatusCode::TOO_MANY_REQUESTS, "patch_queue_full"),
+            PatchLimit { .. } => (StatusCode::TOO_MANY_REQUESTS, "patch_limit"),
             NoSuchVersion(_) => (StatusCode::NOT_FOUND, "no_such_version"),
             UnknownPatch(_) => (StatusCode::NOT_FOUND, "unknown_patch"),
             ShellKey(_) => (StatusCode::BAD_REQUEST, "bad_shell_key"),

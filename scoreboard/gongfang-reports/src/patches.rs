@@ -162,14 +162,14 @@ pub(crate) async fn submit(
     }
     let kind = kind_of(query.kind.as_deref(), &body)?;
     let patch = NewPatch { team, service: service.id, kind, body: body.to_vec(), target: None };
-    let max_queued = state.scenario().patches.max_queued;
-    let record = state.store().submit_patch(&patch, max_queued, state.now()).await?.map_err(refused)?;
+    let record = state.store().submit_patch(&patch, &state.scenario().patches, state.now()).await?.map_err(refused)?;
     Ok((StatusCode::ACCEPTED, axum::Json(view(&state, record).await?)))
 }
 
 fn refused(r: PatchRefused) -> ReportsError {
     match r {
         PatchRefused::QueueFull(limit) => ReportsError::PatchQueueFull { limit },
+        PatchRefused::TeamLimit(limit) => ReportsError::PatchLimit { limit },
         PatchRefused::NoSuchVersion(version) => ReportsError::NoSuchVersion(version),
     }
 }
@@ -245,8 +245,7 @@ pub(crate) async fn rollback(
     let service = patchable(&state, &body.service)?;
     let patch =
         NewPatch { team, service: service.id, kind: PatchKind::Rollback, body: Vec::new(), target: Some(body.version) };
-    let max_queued = state.scenario().patches.max_queued;
-    let record = state.store().submit_patch(&patch, max_queued, state.now()).await?.map_err(refused)?;
+    let record = state.store().submit_patch(&patch, &state.scenario().patches, state.now()).await?.map_err(refused)?;
     Ok((StatusCode::ACCEPTED, axum::Json(view(&state, record).await?)))
 }
 

@@ -119,6 +119,36 @@ pub(crate) struct Snapshot<'a> {
     pub scoreboard: Scoreboard<'a>,
 }
 
+/// What the board reads from the store tick by tick and keeps between loads, so a tick that is
+/// final is read once.
+#[derive(Debug, Default)]
+pub(crate) struct Scans {
+    first_bloods: FirstBloodScan,
+    defended: DefendedScan,
+}
+
+/// Each team's defended ticks (`[patches] scoring = "defended-ticks"`), counted from the stored
+/// replays and results of scored ticks, which are final.
+#[derive(Debug, Default)]
+struct DefendedScan {
+    /// Every tick up to this one is counted.
+    counted: Option<Tick>,
+    counts: DefendedTicks,
+}
+
+impl DefendedScan {
+    async fn update(&mut self, store: &Store, upto: Tick) -> Result<DefendedTicks, WebError> {
+        let from = self.counted.map_or(0, |t| t.0 + 1);
+        if from <= upto.0 {
+            for (_, team, _) in store.defended_cells(Tick(from), upto).await? {
+                *self.counts.entry(team).or_default() += 1;
+            }
+            self.counted = Some(upto);
+        }
+        Ok(self.counts.clone())
+    }
+}
+
 /// Which services have been captured, scanned from the stored submissions tick by tick.
 ///
 /// Ticks well in the past cannot gain submissions, so their findings are kept and never read
@@ -187,7 +217,7 @@ pub(crate) async fn load(
     store: &Store,
     scenario: &Scenario,
     current: Option<Tick>,
-    scan: &mut FirstBloodScan,
+    scans: &mut Scans,
 ) -> Result<Board, WebError> {
     let teams = store.list_teams().await?;
     let ticks = store.list_ticks().await?;
@@ -223,7 +253,7 @@ pub(crate) async fn load(
     let first_bloods = match scan_to {
         Some(upto) => {
             let settle = latest_tick.and_then(|t| t.0.checked_sub(2)).map(Tick);
-            scan.update(store, &service_ids, upto, settle).await?
+            scans.first_bloods.update(store, &service_ids, upto, settle).await?
         }
         None => Vec::new(),
     };
@@ -245,12 +275,10 @@ pub(crate) async fn load(
         }
     }
     // Defended ticks count up to the latest scored tick, like the flag scores.
-    let mut defended = DefendedTicks::new();
-    if let (PatchScoring::DefendedTicks, Some(upto)) = (scenario.patches.scoring, tick) {
-        for (_, team, _) in store.defended_cells(upto).await? {
-            *defended.entry(team).or_default() += 1;
-        }
-    }
+    let defended = match (scenario.patches.scoring, tick) {
+        (PatchScoring::DefendedTicks, Some(upto)) => scans.defended.update(store, upto).await?,
+        _ => DefendedTicks::new(),
+    };
     let flags = TickScores { tick: tick.unwrap_or(Tick(0)), teams: scored.clone() };
     let standings = standings(&scenario.reports, &scenario.patches, &flags, &tally, &defended);
     let order = standings.ranking();

@@ -13,7 +13,7 @@ use gongfang_core::{ServiceId, TeamConnection, TeamId, Tick};
 use gongfang_store::Store;
 use tokio::sync::{Mutex, Semaphore, broadcast, oneshot, watch};
 
-use crate::board::{self, Board, FirstBloodScan};
+use crate::board::{self, Board, Scans};
 use crate::error::WebError;
 use gongfang_core::clock::DrillClock;
 
@@ -103,7 +103,7 @@ pub(crate) struct Inner {
     fresh: Arc<Freshness>,
     cached: RwLock<Option<Cached>>,
     /// Held while loading, so concurrent requests wait for one load instead of each loading.
-    loading: Mutex<FirstBloodScan>,
+    loading: Mutex<Scans>,
     /// `/api/attack-info` as sent, built from the board and the flag ids once per change.
     attack: RwLock<Option<CachedAttack>>,
     /// Held while building the attack info, like `loading`.
@@ -157,7 +157,7 @@ impl WebState {
                 closing: watch::Sender::new(false),
                 fresh,
                 cached: RwLock::new(None),
-                loading: Mutex::new(FirstBloodScan::default()),
+                loading: Mutex::new(Scans::default()),
                 attack: RwLock::new(None),
                 attack_loading: Mutex::new(()),
                 attack_builds: AtomicU64::new(0),

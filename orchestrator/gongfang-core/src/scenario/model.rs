@@ -245,6 +245,9 @@ pub struct PatchRules {
     pub max_builds: u32,
     /// Most patches of one team waiting in the queue.
     pub max_queued: u32,
+    /// Most patches (and rollbacks) one team may send over the whole drill: each one is a
+    /// stored archive, and a built image until `down`.
+    pub max_per_team: u32,
     /// How many rounds of `put`, `get` and `check` a staged patch must pass.
     pub rounds: u32,
     /// How long a staged instance has to start answering on its first port.
@@ -266,6 +269,7 @@ impl Default for PatchRules {
             build_cpus: 1.0,
             max_builds: 1,
             max_queued: 4,
+            max_per_team: 100,
             rounds: 3,
             start_timeout: Duration::from_secs(30),
             scoring: PatchScoring::None,

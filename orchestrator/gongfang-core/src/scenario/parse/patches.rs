@@ -16,6 +16,7 @@ pub(super) const PATCH_KEYS: &[&str] = &[
     "build_cpus",
     "max_builds",
     "max_queued",
+    "max_per_team",
     "rounds",
     "start_timeout",
     "scoring",
@@ -34,6 +35,7 @@ impl Walker<'_, '_> {
         let build_cpus = self.number(t, "build_cpus", d.build_cpus, (0.0, 64.0));
         let max_builds = self.int(t, "max_builds", Some(d.max_builds), 1..=64);
         let max_queued = self.int(t, "max_queued", Some(d.max_queued), 1..=100);
+        let max_per_team = self.int(t, "max_per_team", Some(d.max_per_team), 1..=100_000);
         let rounds = self.int(t, "rounds", Some(d.rounds), 1..=20);
         let start_timeout = self.duration(t, "start_timeout", Some(d.start_timeout));
         let scoring = self
@@ -49,6 +51,7 @@ impl Walker<'_, '_> {
             build_cpus: build_cpus?,
             max_builds: max_builds?,
             max_queued: max_queued?,
+            max_per_team: max_per_team?,
             rounds: rounds?,
             start_timeout: start_timeout?.expect("defaulted"),
             scoring: scoring?,
@@ -154,14 +157,14 @@ mod tests {
     fn every_key_can_be_set() {
         let s = parsed(
             "[patches]\nmax_size = \"256KiB\"\nmax_source = \"4MiB\"\nmax_files = 50\nbuild_timeout = \"90s\"\n\
-             build_memory = \"256MiB\"\nbuild_cpus = 0.5\nmax_builds = 2\nmax_queued = 3\nrounds = 5\n\
+             build_memory = \"256MiB\"\nbuild_cpus = 0.5\nmax_builds = 2\nmax_queued = 3\nmax_per_team = 9\nrounds = 5\n\
              start_timeout = \"10s\"\nscoring = \"defended-ticks\"\npoints = 2.5\n",
         )
         .unwrap();
         let p = s.patches;
         assert_eq!((p.max_size, p.max_source, p.max_files), (256 << 10, 4 << 20, 50));
         assert_eq!((p.build_timeout, p.build_memory, p.build_cpus), (Duration::from_secs(90), 256 << 20, 0.5));
-        assert_eq!((p.max_builds, p.max_queued, p.rounds), (2, 3, 5));
+        assert_eq!((p.max_builds, p.max_queued, p.max_per_team, p.rounds), (2, 3, 9, 5));
         assert_eq!((p.start_timeout, p.scoring, p.points), (Duration::from_secs(10), PatchScoring::DefendedTicks, 2.5));
     }
 
