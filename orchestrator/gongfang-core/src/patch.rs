@@ -61,6 +61,9 @@ crate::named_enum! {
         /// The live checker found the new version answering wrongly (`mumble`) right after it
         /// was deployed.
         AutoRollback = "auto-rollback",
+        /// The platform started again without the image of the version the service ran, and
+        /// runs the organisers' own.
+        Restart = "restart",
     }
 }
 

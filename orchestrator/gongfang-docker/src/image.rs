@@ -23,6 +23,16 @@ pub struct BuildLimits {
     pub timeout: Duration,
 }
 
+/// Removes an image built for a patch (by tag); a missing one is not an error.
+pub async fn remove_image(engine: &Engine, tag: &str) -> Result<()> {
+    let options = bollard::query_parameters::RemoveImageOptionsBuilder::new().force(true).build();
+    match engine.docker().remove_image(tag, Some(options), None).await {
+        Ok(_) => Ok(()),
+        Err(e) if crate::is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::docker(format!("remove image {tag}"))(e)),
+    }
+}
+
 /// How many lines of the build's output an error carries.
 const OUTPUT_TAIL: usize = 12;
 
@@ -56,7 +66,8 @@ pub async fn build_isolated(
         let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
         let mut tail: Vec<String> = Vec::new();
         while let Some(item) = stream.next().await {
-            let info = item.map_err(|e| Error::Build { tag: tag.to_owned(), message: e.to_string() })?;
+            // A failed stream is the engine's trouble (or ours), not the build's.
+            let info = item.map_err(Error::docker(format!("build {tag}")))?;
             if let Some(detail) = info.error_detail {
                 let mut message = tail.concat();
                 message.push_str(&detail.message.unwrap_or_default());

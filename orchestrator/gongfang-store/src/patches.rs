@@ -176,11 +176,14 @@ impl Store {
     ) -> Result<std::result::Result<PatchRecord, PatchRefused>> {
         let txn = self.write_txn().await?;
         let (team, service) = (i32::from(patch.team.0), i32::from(patch.service.0));
-        let slug = teams::Entity::find_by_id(team)
-            .one(&txn)
-            .await?
-            .map(|t| t.slug)
-            .ok_or_else(|| StoreError::UnknownTeam(patch.team.to_string()))?;
+        // The team's row is the lock that numbers its patches and counts its limits: two
+        // submissions at once take turns (SQLite's write transaction already serialises them).
+        let mut row = teams::Entity::find_by_id(team);
+        if self.backend == crate::Backend::Postgres {
+            row = row.lock_exclusive();
+        }
+        let slug =
+            row.one(&txn).await?.map(|t| t.slug).ok_or_else(|| StoreError::UnknownTeam(patch.team.to_string()))?;
         let sent = patches::Entity::find().filter(patches::Column::Team.eq(team)).count(&txn).await?;
         if sent >= u64::from(rules.max_per_team) {
             return Ok(Err(PatchRefused::TeamLimit(rules.max_per_team)));
@@ -296,14 +299,22 @@ impl Store {
             .await?)
     }
 
-    /// The oldest queued patch of a team not in `busy`.
-    pub async fn next_patch(&self, busy: &[TeamId]) -> Result<Option<PatchRecord>> {
+    /// The oldest queued patch of each team not in `busy`, oldest first.
+    pub async fn queue_heads(&self, busy: &[TeamId]) -> Result<Vec<PatchRecord>> {
         let busy: Vec<i32> = busy.iter().map(|t| i32::from(t.0)).collect();
         let mut query = patches::Entity::find().filter(patches::Column::Status.eq(PatchStatus::Queued.as_str()));
         if !busy.is_empty() {
             query = query.filter(patches::Column::Team.is_not_in(busy));
         }
-        query.order_by_asc(patches::Column::Id).one(&self.db).await?.map(record_from_row).transpose()
+        let mut seen = std::collections::HashSet::new();
+        let mut heads = Vec::new();
+        // Each team has at most `max_queued` waiting, so the queue is small.
+        for row in query.order_by_asc(patches::Column::Id).all(&self.db).await? {
+            if seen.insert(row.team) {
+                heads.push(record_from_row(row)?);
+            }
+        }
+        Ok(heads)
     }
 
     /// Moves a patch on: its status, the message the team reads, the checker's messages and
@@ -359,37 +370,30 @@ impl Store {
     ) -> Result<String> {
         let sha256 = hex_sha256(archive);
         let service = i32::from(service.0);
-        let existing = patch_sources::Entity::find()
-            .filter(patch_sources::Column::Service.eq(service))
-            .filter(patch_sources::Column::Sha256.eq(&sha256))
-            .one(&self.db)
-            .await?;
-        match existing {
-            // The same folder again: as the base it is the newest base.
-            Some(row) if base && !row.base => {
-                let mut row: patch_sources::ActiveModel = row.into();
-                row.base = Set(true);
-                row.added_at = Set(at);
-                row.update(&self.db).await?;
-            }
-            Some(row) if base => {
-                let mut row: patch_sources::ActiveModel = row.into();
-                row.added_at = Set(at);
-                row.update(&self.db).await?;
-            }
-            Some(_) => {}
-            None => {
-                patch_sources::ActiveModel {
-                    sha256: Set(sha256.clone()),
-                    service: Set(service),
-                    base: Set(base),
-                    archive: Set(archive.to_vec()),
-                    added_at: Set(at),
-                    ..Default::default()
-                }
-                .insert(&self.db)
+        let row = patch_sources::ActiveModel {
+            sha256: Set(sha256.clone()),
+            service: Set(service),
+            base: Set(base),
+            archive: Set(archive.to_vec()),
+            added_at: Set(at),
+            ..Default::default()
+        };
+        // The same folder twice (two teams sent the same fix) is stored once.
+        let conflict =
+            sea_orm::sea_query::OnConflict::columns([patch_sources::Column::Service, patch_sources::Column::Sha256])
+                .do_nothing()
+                .to_owned();
+        let inserted =
+            patch_sources::Entity::insert(row).on_conflict(conflict).exec_without_returning(&self.db).await?;
+        if base && inserted == 0 {
+            // The organisers' folder again: as the base it is the newest base.
+            patch_sources::Entity::update_many()
+                .col_expr(patch_sources::Column::Base, sea_orm::sea_query::Expr::value(true))
+                .col_expr(patch_sources::Column::AddedAt, sea_orm::sea_query::Expr::value(at))
+                .filter(patch_sources::Column::Service.eq(service))
+                .filter(patch_sources::Column::Sha256.eq(&sha256))
+                .exec(&self.db)
                 .await?;
-            }
         }
         Ok(sha256)
     }

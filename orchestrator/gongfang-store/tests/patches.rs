@@ -17,6 +17,7 @@ use common::TestDb;
 
 gongfang_test_support::backend_tests!(
     patches_are_numbered_queued_and_audited,
+    patches_sent_at_once_get_versions_of_their_own,
     sources_and_deployments_give_each_version,
     defended_cells_follow_the_domain_rule,
 );
@@ -56,9 +57,10 @@ async fn patches_are_numbered_queued_and_audited(db: TestDb) -> anyhow::Result<(
     );
     ensure!(positions == (1, 2, 3), "{positions:?}");
     // One at a time per team: with team 3 busy, team 4's is next.
-    ensure!(store.next_patch(&[]).await?.map(|p| p.id) == Some(first.id));
-    ensure!(store.next_patch(&[TeamId(3)]).await?.map(|p| p.id) == Some(other_service.id));
-    ensure!(store.next_patch(&[TeamId(3), TeamId(4)]).await?.is_none());
+    let heads = |h: Vec<gongfang_core::PatchRecord>| h.iter().map(|p| p.id).collect::<Vec<_>>();
+    ensure!(heads(store.queue_heads(&[]).await?) == [first.id, other_service.id], "each team's oldest");
+    ensure!(heads(store.queue_heads(&[TeamId(3)]).await?) == [other_service.id]);
+    ensure!(store.queue_heads(&[TeamId(3), TeamId(4)]).await?.is_empty());
 
     let building =
         PatchOutcome { status: PatchStatus::Building, message: "building".into(), checks: vec![], exploit: None };
@@ -109,6 +111,30 @@ async fn patches_are_numbered_queued_and_audited(db: TestDb) -> anyhow::Result<(
     ensure!(submits.len() == 7 && submits[0].actor == "team blue-one", "{audit:?}");
     ensure!(submits[0].detail["sha256"] == first.sha256.as_str() && submits[0].detail["version"] == 1);
     ensure!(audit.iter().any(|a| a.action == "patch.rollback" && a.actor == "team blue-two"));
+    Ok(())
+}
+
+/// Many patches of one team at once: each its own version, and the limits hold.
+async fn patches_sent_at_once_get_versions_of_their_own(db: TestDb) -> anyhow::Result<()> {
+    let store = &db.store;
+    store.sync_scenario(&common::scenario()).await?;
+    let at = Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
+    let limits = PatchRules { max_queued: 100, max_per_team: 6, ..PatchRules::default() };
+    let sends = (0..10).map(|n| {
+        let (store, limits) = (store.clone(), limits);
+        tokio::spawn(async move { store.submit_patch(&diff(3, 1, &format!("patch {n}")), &limits, at).await })
+    });
+    let mut versions = Vec::new();
+    let mut refused = 0;
+    for send in sends {
+        match send.await?? {
+            Ok(patch) => versions.push(patch.version),
+            Err(PatchRefused::TeamLimit(6)) => refused += 1,
+            Err(other) => anyhow::bail!("{other:?}"),
+        }
+    }
+    versions.sort_unstable();
+    ensure!(versions == [1, 2, 3, 4, 5, 6] && refused == 4, "{versions:?}, {refused} refused");
     Ok(())
 }
 

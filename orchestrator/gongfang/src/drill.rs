@@ -57,7 +57,7 @@ pub struct DrillConfig {
 #[derive(Debug)]
 pub struct PatchBuilds {
     pub orchestrator: Orchestrator<gongfang_docker::Engine>,
-    /// The drill's plan, with the versions deployed when it started.
+    /// The drill's plan as the scenario makes it (every team on the organisers' images).
     pub plan: Plan,
 }
 
@@ -214,7 +214,6 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         .with_backoff(backoff);
     let mut pipeline = None;
     if let Some(PatchBuilds { orchestrator, plan }) = patch_builds {
-        reports = reports.with_patch_builds();
         let patches = Pipeline {
             scenario: scenario.clone(),
             store: store.clone(),
@@ -224,7 +223,14 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
             codec: staging_codec,
             events: events.clone(),
         };
-        pipeline = Some(tokio::spawn(patches.run(stop_rx.clone())));
+        match patches.prepare().await {
+            Ok(()) => {
+                reports = reports.with_patch_builds();
+                pipeline = Some(tokio::spawn(patches.run(stop_rx.clone())));
+            }
+            // Teams are told the drill builds no patches, rather than queue them for nothing.
+            Err(e) => warn!(error = %e, "submitted patches are off: cannot store the services' build folders"),
+        }
     }
     let extra = gongfang_submission::http::router(submission.clone()).merge(gongfang_reports::router(reports));
     let mut servers = tokio::task::JoinSet::new();

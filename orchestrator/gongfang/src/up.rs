@@ -22,6 +22,7 @@ use gongfang::judge_logs::DockerLogs;
 use gongfang::prepare::{self, Toolchain};
 use gongfang::scenario_file;
 use gongfang_core::Target;
+use gongfang_core::patch::{DeployCause, Deployment};
 use gongfang_core::scenario::{PatchMode, Scenario};
 use gongfang_core::wire::TEAM_TOKEN_HEADER;
 use gongfang_docker::{Backend, Engine, Orchestrator, Plan, Settings};
@@ -131,7 +132,9 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     if let (true, Some(engine)) = (containers, docker) {
         let orchestrator = Orchestrator::new(engine, settings);
         println!("starting the teams' containers ...");
-        // Teams' services run the versions their patches deployed.
+        // Teams' services run the versions their patches deployed; the pipeline works from the
+        // scenario's own plan.
+        let scenario_plan = plan.clone();
         run_deployed_versions(&scenario, &store, orchestrator.runtime(), &mut plan).await?;
         let images = orchestrator.images(&plan).await?;
         let report = orchestrator.apply(&plan, &images).await?;
@@ -151,7 +154,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             )
             .await?;
         if scenario.services.iter().any(|s| s.patch_mode == PatchMode::Submit) {
-            patch_builds = Some(drill::PatchBuilds { orchestrator, plan: plan.clone() });
+            patch_builds = Some(drill::PatchBuilds { orchestrator, plan: scenario_plan });
         }
     }
     let addresses = addresses(&scenario, &plan);
@@ -326,6 +329,10 @@ async fn run_deployed_versions(
                 "team {} runs {} as the scenario has it: the image of its version {} is gone",
                 team.slug, service.slug, deployment.version
             );
+            // What runs is version 0 now: its next diff applies to that, and it downloads that.
+            let restart =
+                Deployment { version: 0, patch: None, cause: DeployCause::Restart, at: Utc::now(), ..deployment };
+            store.record_deployment(&restart, "gongfang up").await?;
         }
     }
     Ok(())

@@ -43,7 +43,7 @@ pub struct Pipeline {
     pub scenario: Arc<Scenario>,
     pub store: Store,
     pub orchestrator: Orchestrator<Engine>,
-    /// The drill's plan (as `up` made it).
+    /// The drill's plan as the scenario makes it: every team on the organisers' images.
     pub plan: Plan,
     pub runner: SandboxRunner,
     /// Mints the flags staging plants: under a key of its own, so they are never valid
@@ -63,49 +63,64 @@ struct Watch {
 }
 
 impl Pipeline {
-    /// Stores each patchable service's build folder as version 0, puts patches a stopped
-    /// platform left half-way back in the queue, then works through the queue until `stop`.
+    /// Works through the queue until `stop`: at most `max_builds` patches at once, one per
+    /// team, the next taken from the team served longest ago (so one team's queue cannot hold
+    /// the slots), and each closed tick judges the deployments waiting for it. Call
+    /// [`Pipeline::prepare`] first.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
-        if let Err(e) = this.prepare().await {
-            warn!(error = %e, "submitted patches are off: cannot store the services' build folders");
-            return;
-        }
         let mut events = this.events.subscribe();
-        let mut jobs: JoinSet<(TeamId, Option<Watch>)> = JoinSet::new();
-        let mut busy: HashSet<TeamId> = HashSet::new();
+        let mut jobs: JoinSet<(TeamId, Done)> = JoinSet::new();
+        let mut running: HashMap<tokio::task::Id, (TeamId, i64)> = HashMap::new();
+        let mut served: HashMap<TeamId, std::time::Instant> = HashMap::new();
         let mut watches: Vec<Watch> = Vec::new();
         let max = this.scenario.patches.max_builds as usize;
         loop {
-            while busy.len() < max {
-                let teams: Vec<TeamId> = busy.iter().copied().collect();
-                match this.store.next_patch(&teams).await {
-                    Ok(Some(patch)) => {
-                        busy.insert(patch.team);
-                        let this = this.clone();
-                        jobs.spawn(async move { (patch.team, this.take(patch).await) });
-                    }
-                    Ok(None) => break,
+            while running.len() < max {
+                let busy: Vec<TeamId> = running.values().map(|(team, _)| *team).collect();
+                let heads = match this.store.queue_heads(&busy).await {
+                    Ok(heads) => heads,
                     Err(e) => {
                         warn!(error = %e, "cannot read the patch queue");
                         break;
                     }
-                }
+                };
+                let Some(patch) = heads.into_iter().min_by_key(|p| (served.get(&p.team).copied(), p.id)) else { break };
+                served.insert(patch.team, std::time::Instant::now());
+                let (team, id) = (patch.team, patch.id);
+                let this = this.clone();
+                let task = jobs.spawn(async move { (patch.team, this.take(patch).await) });
+                running.insert(task.id(), (team, id));
             }
             tokio::select! {
-                Some(done) = jobs.join_next() => match done {
-                    Ok((team, watch)) => {
-                        busy.remove(&team);
-                        watches.extend(watch);
+                Some(done) = jobs.join_next_with_id() => match done {
+                    Ok((task, (team, done))) => {
+                        running.remove(&task);
+                        if let Done::Changed { service, watch } = done {
+                            // Only the newest deployment of a service is watched.
+                            watches.retain(|w| (w.team, w.service) != (team, service));
+                            watches.extend(watch);
+                        }
                     }
                     Err(e) => {
-                        // A job that panicked: its team stays busy until the process restarts,
-                        // so a broken patch cannot loop.
-                        warn!(error = %e, "a patch job failed");
+                        // A job that panicked: its patch failed, its team may send again.
+                        if let Some((_, patch)) = running.remove(&e.id()) {
+                            warn!(patch, error = %e, "a patch job failed");
+                            let outcome = PatchOutcome {
+                                status: PatchStatus::Failed,
+                                message: "the platform failed while taking this patch; the live service is unchanged; send it again".into(),
+                                checks: Vec::new(),
+                                exploit: None,
+                            };
+                            this.decide(patch, &outcome).await;
+                        }
                     }
                 },
                 event = events.recv() => match event {
-                    Ok(GameEvent::TickClosed { tick }) => watches = this.judge_deployments(tick, watches).await,
+                    Ok(GameEvent::TickClosed { tick }) => {
+                        let busy: HashSet<TeamId> = running.values().map(|(team, _)| *team).collect();
+                        watches = this.judge_deployments(tick, watches, &busy).await;
+                    }
                     Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -118,10 +133,17 @@ impl Pipeline {
         }
     }
 
-    async fn prepare(&self) -> anyhow::Result<()> {
+    /// Stores each patchable service's build folder as version 0 (without `.git` and the
+    /// checker, which teams must not read) and puts patches a stopped platform left half-way
+    /// back in the queue. Until it has succeeded no patch is taken.
+    pub async fn prepare(&self) -> anyhow::Result<()> {
         for service in self.patchable() {
             if let ImageSource::Build(dir) = &service.source {
-                let tree = SourceTree::from_dir(dir)?;
+                let mut tree = SourceTree::from_dir(dir)?;
+                tree.remove(".git");
+                if let Ok(checker) = service.checker.strip_prefix(dir) {
+                    tree.remove(&checker.to_string_lossy());
+                }
                 self.store.put_source(service.id, &tree.to_tar(), true, Utc::now()).await?;
             }
         }
@@ -136,17 +158,14 @@ impl Pipeline {
         self.scenario.services.iter().filter(|s| s.patch_mode == PatchMode::Submit)
     }
 
-    /// Takes one patch to its verdict; returns the deployment to watch, if it deployed.
-    async fn take(&self, patch: PatchRecord) -> Option<Watch> {
-        let (team, service) = match (
-            self.scenario.teams.iter().find(|t| t.id == patch.team),
-            self.scenario.services.iter().find(|s| s.id == patch.service),
-        ) {
+    /// Takes one patch to its verdict; says whether the live service changed.
+    async fn take(&self, patch: PatchRecord) -> Done {
+        let (team, service) = match (self.scenario.team(patch.team), self.scenario.service(patch.service)) {
             (Some(t), Some(s)) => (t.clone(), s.clone()),
             _ => {
                 let outcome = refusal("the team or the service is no longer in the scenario".into(), Vec::new(), None);
                 self.decide(patch.id, &outcome).await;
-                return None;
+                return Done::Unchanged;
             }
         };
         let result = match patch.kind {
@@ -156,7 +175,10 @@ impl Pipeline {
         match result {
             Ok((outcome, watch)) => {
                 self.decide(patch.id, &outcome).await;
-                watch
+                match outcome.status {
+                    PatchStatus::Deployed => Done::Changed { service: service.id, watch },
+                    _ => Done::Unchanged,
+                }
             }
             Err(e) => {
                 warn!(patch = patch.id, team = team.slug, service = service.slug, error = %e, "patch failed");
@@ -169,7 +191,7 @@ impl Pipeline {
                     exploit: None,
                 };
                 self.decide(patch.id, &outcome).await;
-                None
+                Done::Unchanged
             }
         }
     }
@@ -240,21 +262,24 @@ impl Pipeline {
         };
         let archive =
             self.store.source(service.id, &sha).await?.ok_or_else(|| anyhow::anyhow!("source {sha} is gone"))?;
-        let current = SourceTree::from_tar(&archive, SourceLimits { max_bytes: u64::MAX, max_files: u32::MAX })?;
         let body =
             self.store.patch_body(patch.id).await?.ok_or_else(|| anyhow::anyhow!("patch {} is gone", patch.id))?;
         let fixed = Fixed::new(self.fixed_of(service));
-        let applied = match patch.kind {
-            PatchKind::Diff => current.apply_diff(&body, &fixed, limits),
-            _ => current.apply_tar(&body, &fixed, limits),
-        };
-        let tree = match applied {
-            Ok(tree) => tree,
+        let kind = patch.kind;
+        // Unpacking and applying is CPU work, bounded but not short: off the async threads.
+        let applied = tokio::task::spawn_blocking(move || {
+            let current = SourceTree::from_tar(&archive, SourceLimits { max_bytes: u64::MAX, max_files: u32::MAX })?;
+            let tree = match kind {
+                PatchKind::Diff => current.apply_diff(&body, &fixed, limits),
+                _ => current.apply_tar(&body, &fixed, limits),
+            }?;
+            Ok::<_, PatchError>(tree.to_tar())
+        })
+        .await?;
+        let context = match applied {
+            Ok(context) => context,
             Err(e) => return Ok((refusal(refused_because(&e, previous), Vec::new(), None), None)),
         };
-        let context = tree.to_tar();
-        let sha = self.store.put_source(service.id, &context, false, Utc::now()).await?;
-        self.store.set_patch_source(patch.id, &sha).await?;
 
         self.progress(patch.id, PatchStatus::Building, "building the patched image (no network)").await?;
         let tag = image_tag(&self.scenario.drill.slug, &service.slug, &team.slug, patch.version);
@@ -266,7 +291,7 @@ impl Pipeline {
         let build =
             BuildLimits { memory_bytes: rules.build_memory, cpus: rules.build_cpus, timeout: rules.build_timeout };
         let engine = self.orchestrator.runtime();
-        match gongfang_docker::image::build_isolated(engine, &tag, context, labels, build).await {
+        match gongfang_docker::image::build_isolated(engine, &tag, context.clone(), labels, build).await {
             Ok(_) => {}
             Err(gongfang_docker::Error::Build { message, .. }) => {
                 let message =
@@ -289,13 +314,31 @@ impl Pipeline {
         if let Err(e) = self.orchestrator.unstage(&staged).await {
             warn!(error = %e, container = staged.name, "cannot remove a staged instance");
         }
-        let Trial { passed, checks, exploit, failure } = trial?;
+        let Trial { passed, checks, exploit, failure, ours } = trial?;
         if !passed {
-            let message = format!("refused: {}; the live service is unchanged", failure.unwrap_or_default());
+            // A refused image is not kept: nothing can run it.
+            if let Err(e) = gongfang_docker::image::remove_image(engine, &tag).await {
+                warn!(error = %e, tag, "cannot remove a refused patch's image");
+            }
+            let failure = failure.unwrap_or_default();
+            if ours {
+                let message = format!(
+                    "the platform could not try this patch ({failure}); the live service is unchanged; send it again"
+                );
+                return Ok((PatchOutcome { status: PatchStatus::Failed, message, checks, exploit }, None));
+            }
+            let message = format!("refused: {failure}; the live service is unchanged");
             return Ok((refusal(message, checks, exploit), None));
         }
 
-        self.orchestrator.deploy(&self.plan, &team.slug, &service.slug, &tag).await?;
+        if let Err(e) = self.orchestrator.deploy(&self.plan, &team.slug, &service.slug, &tag).await {
+            // The old container may be gone already: run the version before again.
+            let before = self.image_of(team, service, previous)?;
+            if let Err(again) = self.orchestrator.deploy(&self.plan, &team.slug, &service.slug, &before).await {
+                warn!(team = team.slug, service = service.slug, error = %again, "cannot run the version before again");
+            }
+            return Err(e.into());
+        }
         let at = Utc::now();
         let deployment = Deployment {
             team: team.id,
@@ -305,6 +348,9 @@ impl Pipeline {
             cause: DeployCause::Patch,
             at,
         };
+        // The folder the service runs now: what the team downloads and its next diff applies to.
+        let sha = self.store.put_source(service.id, &context, false, Utc::now()).await?;
+        self.store.set_patch_source(patch.id, &sha).await?;
         self.store.record_deployment(&deployment, ACTOR).await?;
         let security = match exploit {
             Some(Exposure::NotExploitable) => "the reference exploit captured nothing from it",
@@ -347,7 +393,7 @@ impl Pipeline {
         if !answers(address, port, rules.start_timeout).await {
             let failure =
                 format!("the patched service did not answer on port {port} within {} s", rules.start_timeout.as_secs());
-            return Ok(Trial { passed: false, checks: Vec::new(), exploit: None, failure: Some(failure) });
+            return Ok(Trial { passed: false, checks: Vec::new(), exploit: None, failure: Some(failure), ours: false });
         }
         let mut checks = Vec::new();
         let mut planted: BTreeMap<u8, (String, String)> = BTreeMap::new();
@@ -411,7 +457,7 @@ impl Pipeline {
                 });
             }
         }
-        Ok(Trial { passed: true, checks, exploit, failure: None })
+        Ok(Trial { passed: true, checks, exploit, failure: None, ours: false })
     }
 
     async fn act(
@@ -436,7 +482,7 @@ impl Pipeline {
     /// After a tick closes: a deployment whose first tick (one that opened after it) the live
     /// checker found `mumble` is rolled back to the version before. `down` never causes a
     /// rollback: an attacker can take a service down, and a rollback would be theirs to cause.
-    async fn judge_deployments(&self, tick: Tick, watches: Vec<Watch>) -> Vec<Watch> {
+    async fn judge_deployments(&self, tick: Tick, watches: Vec<Watch>, busy: &HashSet<TeamId>) -> Vec<Watch> {
         let opened = match self.store.tick(tick).await {
             Ok(Some(record)) => record.opened_at,
             Ok(None) => return watches,
@@ -447,7 +493,8 @@ impl Pipeline {
         };
         let mut waiting = Vec::new();
         for watch in watches {
-            if opened < watch.deployed_at {
+            // A team's next patch may be deploying: its service is judged once that is done.
+            if opened < watch.deployed_at || busy.contains(&watch.team) {
                 waiting.push(watch);
                 continue;
             }
@@ -473,10 +520,7 @@ impl Pipeline {
     }
 
     async fn auto_roll_back(&self, watch: &Watch, tick: Tick, reason: &str) -> anyhow::Result<()> {
-        let (Some(team), Some(service)) = (
-            self.scenario.teams.iter().find(|t| t.id == watch.team),
-            self.scenario.services.iter().find(|s| s.id == watch.service),
-        ) else {
+        let (Some(team), Some(service)) = (self.scenario.team(watch.team), self.scenario.service(watch.service)) else {
             return Ok(());
         };
         let image = self.image_of(team, service, watch.previous)?;
@@ -494,11 +538,24 @@ impl Pipeline {
             "rolled back to version {} after tick {tick}: the live checker found the service answering wrongly ({reason}); its data was kept",
             watch.previous
         );
-        let outcome = PatchOutcome { status: PatchStatus::RolledBack, message, checks: Vec::new(), exploit: None };
+        // What staging found stays with the patch.
+        let staged = self.store.patch(watch.patch).await?;
+        let (checks, exploit) = staged.map(|p| (p.checks, p.exploit)).unwrap_or_default();
+        let outcome = PatchOutcome { status: PatchStatus::RolledBack, message, checks, exploit };
         self.store.set_patch_outcome(watch.patch, &outcome, Utc::now()).await?;
         info!(team = team.slug, service = service.slug, version = watch.previous, "rolled back");
         Ok(())
     }
+}
+
+/// What taking a patch did to the team's live service.
+enum Done {
+    Unchanged,
+    /// It runs another version now; a new patch's deployment is to be watched.
+    Changed {
+        service: ServiceId,
+        watch: Option<Watch>,
+    },
 }
 
 /// What staging showed.
@@ -507,12 +564,18 @@ struct Trial {
     checks: Vec<String>,
     exploit: Option<Exposure>,
     failure: Option<String>,
+    /// The failure was the platform's (the checker failed), not the patch's.
+    ours: bool,
 }
 
 fn failed(checks: Vec<String>, round: u32, action: Action, verdict: Verdict, message: &str) -> Trial {
+    if verdict == Verdict::CheckerError {
+        let failure = format!("in round {}, the checker's `{action}` failed", round + 1);
+        return Trial { passed: false, checks, exploit: None, failure: Some(failure), ours: true };
+    }
     let said = if message.is_empty() { String::new() } else { format!(": {message}") };
     let failure = format!("in round {}, the checker's `{action}` found the service {verdict}{said}", round + 1);
-    Trial { passed: false, checks, exploit: None, failure: Some(failure) }
+    Trial { passed: false, checks, exploit: None, failure: Some(failure), ours: false }
 }
 
 fn note(checks: &mut Vec<String>, round: u32, action: Action, message: &str) {

@@ -12,6 +12,13 @@ use gongfang_core::patch::inside_folder;
 
 /// The Dockerfile and `.dockerignore` are the organisers' in every service.
 const ALWAYS_FIXED: &[&str] = &["Dockerfile", ".dockerignore"];
+/// Longest path a patch may name, in bytes.
+const MAX_PATH: usize = 1024;
+/// Most line comparisons placing a diff's hunks may take: a diff that needs more (a hunk of
+/// lines repeated all over a large file) is refused rather than holding the build slot.
+const MAX_COMPARISONS: u64 = 50_000_000;
+/// What an archive's headers (names, PAX records, padding) may add to its files' bytes.
+const ARCHIVE_OVERHEAD_PER_FILE: u64 = 4096;
 
 /// How big a patched build folder may grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +45,28 @@ pub enum PatchError {
     HunkFailed { path: String, hunk: usize },
     #[error("`{path}` does not exist in the build folder")]
     Missing { path: String },
-    #[error("`{path}` already exists; a diff that creates it must start from /dev/null only for new files")]
+    #[error("the diff creates `{path}` (from /dev/null), but it exists already; diff against the current file instead")]
     Exists { path: String },
+    #[error("the diff removes `{path}` (to /dev/null) but leaves lines of it; a removal must take every line")]
+    PartialRemoval { path: String },
+    #[error(
+        "the diff has Windows line ends (CR LF) and the files do not; convert it to LF line ends (e.g. with dos2unix)"
+    )]
+    WindowsLineEnds,
+    #[error(
+        "the diff's hunks could not be placed within the work one patch may take; send a diff with more context lines, or a tar archive"
+    )]
+    TooCostly,
+    #[error(
+        "the patch is neither UTF-8 text (a diff) nor a tar archive (plain or gzip): send a diff, or a .tar/.tar.gz with kind=tar"
+    )]
+    NotADiff,
     #[error("`{path}` is a {kind} in the archive: only regular files and folders may be sent")]
     NotAFile { path: String, kind: String },
     #[error("the archive is not a tar archive (plain or gzip): {0}")]
     BadArchive(String),
+    #[error("a path in the archive is longer than {MAX_PATH} bytes")]
+    LongPath,
     #[error(
         "`{path}` is not UTF-8 text with LF line ends where the diff touches it; send binary changes as a tar archive"
     )]
@@ -137,42 +160,58 @@ impl SourceTree {
         self.files.get(path).map(|f| f.data.as_slice())
     }
 
+    /// Leaves out the file or folder at `path`.
+    pub fn remove(&mut self, path: &str) {
+        self.files.retain(|p, _| p != path && !p.strip_prefix(path).is_some_and(|r| r.starts_with('/')));
+    }
+
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.keys().map(String::as_str)
     }
 
     /// This folder with a unified diff applied, or why it does not apply.
     pub fn apply_diff(&self, diff: &[u8], fixed: &Fixed, limits: SourceLimits) -> Result<SourceTree, PatchError> {
-        let text = std::str::from_utf8(diff)
-            .map_err(|_| PatchError::Malformed { line: 1, what: "the diff is not UTF-8 text".into() })?;
+        let text = std::str::from_utf8(diff).map_err(|_| PatchError::NotADiff)?;
+        if text.contains("\r\n") && !self.files.values().any(|f| f.data.windows(2).any(|w| w == b"\r\n")) {
+            return Err(PatchError::WindowsLineEnds);
+        }
         let files = parse_diff(text)?;
         if files.is_empty() {
             return Err(PatchError::EmptyDiff);
         }
         let mut out = self.clone();
-        for change in files {
+        let mut budget = MAX_COMPARISONS;
+        for mut change in files {
+            // `diff -ru old new` and `diff -u f.orig f` name the file twice: the one that
+            // exists is the one changed.
+            if change.old_exists
+                && !out.files.contains_key(&change.path)
+                && let Some(old) = change.old_path.take().filter(|p| out.files.contains_key(p))
+            {
+                change.path = old;
+            }
             fixed.check(&change.path)?;
             match (change.old_exists, change.new_exists) {
                 (false, _) => {
                     if out.files.contains_key(&change.path) {
                         return Err(PatchError::Exists { path: change.path });
                     }
-                    let data = apply_hunks(&change.path, "", &change.hunks)?;
-                    out.files.insert(change.path, File { data: data.into_bytes(), executable: false });
+                    let data = apply_hunks(&change.path, "", &change.hunks, &mut budget)?;
+                    out.files.insert(change.path, File { data: data.into_bytes(), executable: change.executable });
                 }
                 (true, new_exists) => {
                     let file =
                         out.files.get(&change.path).ok_or_else(|| PatchError::Missing { path: change.path.clone() })?;
                     let old = std::str::from_utf8(&file.data)
                         .map_err(|_| PatchError::Binary { path: change.path.clone() })?;
-                    let data = apply_hunks(&change.path, old, &change.hunks)?;
+                    let data = apply_hunks(&change.path, old, &change.hunks, &mut budget)?;
                     if new_exists {
-                        let executable = file.executable;
+                        let executable = file.executable || change.executable;
                         out.files.insert(change.path, File { data: data.into_bytes(), executable });
                     } else if data.is_empty() {
                         out.files.remove(&change.path);
                     } else {
-                        return Err(PatchError::HunkFailed { path: change.path, hunk: change.hunks.len() });
+                        return Err(PatchError::PartialRemoval { path: change.path });
                     }
                 }
             }
@@ -193,7 +232,10 @@ impl SourceTree {
         let gzip = archive.starts_with(&[0x1f, 0x8b]);
         let reader: Box<dyn Read + '_> =
             if gzip { Box::new(flate2::read::GzDecoder::new(archive)) } else { Box::new(archive) };
-        let mut tar = tar::Archive::new(reader);
+        // The whole unpacked stream is bounded too: names and extended headers are read into
+        // memory before an entry's size can be checked.
+        let most = limits.max_bytes + u64::from(limits.max_files) * ARCHIVE_OVERHEAD_PER_FILE + (1 << 20);
+        let mut tar = tar::Archive::new(Bounded { inner: reader, left: most });
         let bad = |e: std::io::Error| PatchError::BadArchive(e.to_string());
         // What the archive may still add: sizes are checked from each header before reading,
         // so a huge entry (or a small gzip that unpacks to one) is refused unread.
@@ -201,10 +243,14 @@ impl SourceTree {
         let mut count = 0u64;
         for entry in tar.entries().map_err(bad)? {
             let mut entry = entry.map_err(bad)?;
+            if entry.path_bytes().len() > MAX_PATH {
+                return Err(PatchError::LongPath);
+            }
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             let path = raw.trim_start_matches("./").trim_end_matches('/').to_owned();
             let kind = entry.header().entry_type();
-            if path.is_empty() && kind.is_dir() {
+            // `git archive` writes a global header with the commit: nothing to unpack.
+            if (path.is_empty() && kind.is_dir()) || kind == tar::EntryType::XGlobalHeader {
                 continue;
             }
             if !inside_folder(&path) {
@@ -216,7 +262,7 @@ impl SourceTree {
                 other => return Err(PatchError::NotAFile { path, kind: entry_kind(other).to_owned() }),
             }
             fixed.check(&path)?;
-            let size = entry.header().size().map_err(bad)?;
+            let size = entry.size();
             if size > budget {
                 return Err(PatchError::TooLarge { bytes: limits.max_bytes - budget + size, limit: limits.max_bytes });
             }
@@ -246,6 +292,25 @@ impl SourceTree {
     }
 }
 
+/// A reader that fails once it has given `left` bytes: an archive that unpacks to more than the
+/// limits allow is refused however it is built.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other("it unpacks to more than the patch size limits allow"));
+        }
+        let want = buf.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
 fn entry_kind(kind: tar::EntryType) -> &'static str {
     match kind {
         tar::EntryType::Symlink => "symbolic link",
@@ -261,8 +326,12 @@ fn entry_kind(kind: tar::EntryType) -> &'static str {
 #[derive(Debug)]
 struct FileChange {
     path: String,
+    /// The other name the diff gives the file, when it gives two (`old/x` and `new/x`).
+    old_path: Option<String>,
     old_exists: bool,
     new_exists: bool,
+    /// A git diff said `new file mode 100755` (or `new mode 100755`).
+    executable: bool,
     hunks: Vec<Hunk>,
 }
 
@@ -275,22 +344,51 @@ struct Hunk {
     new: Vec<String>,
 }
 
-/// The path a `---`/`+++` line names: `None` for /dev/null. Git's `a/` and `b/` prefixes
-/// are taken off; a timestamp after a tab is ignored.
-fn diff_path(rest: &str, prefix: &str) -> Option<String> {
+/// The path a `---`/`+++` line names: `None` for /dev/null. As `patch -p1` does, the first
+/// folder is taken off (git's `a/` and `b/`, `diff -ru old new`'s `old/` and `new/`) when the
+/// path has one; a timestamp after a tab is ignored.
+fn diff_path(rest: &str, line: usize) -> Result<Option<String>, PatchError> {
     let name = rest.split('\t').next().unwrap_or("").trim_end();
     if name == "/dev/null" {
-        return None;
+        return Ok(None);
     }
-    Some(name.strip_prefix(prefix).unwrap_or(name).to_owned())
+    if name.starts_with('"') {
+        return Err(PatchError::Malformed {
+            line,
+            what: format!("quoted file names ({name}) are not supported; send files with such names as a tar archive"),
+        });
+    }
+    Ok(Some(match name.split_once('/') {
+        Some((_, rest)) if !name.starts_with('/') && !rest.is_empty() => rest.to_owned(),
+        _ => name.to_owned(),
+    }))
 }
 
 fn parse_diff(text: &str) -> Result<Vec<FileChange>, PatchError> {
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mut files = Vec::new();
+    // A `diff --git` block not yet followed by its `---`/`+++` lines, and its mode.
+    let mut git_block: Option<usize> = None;
+    let mut executable = false;
+    let contentless = |line: usize| PatchError::Malformed {
+        line,
+        what: "a change without content lines (a rename, a mode change, an empty file) cannot be sent as a diff; \
+               send it as a tar archive"
+            .into(),
+    };
     let mut i = 0;
     while i < lines.len() {
         let line = lines[i];
+        if line.starts_with("diff --git ") {
+            if let Some(at) = git_block {
+                return Err(contentless(at));
+            }
+            git_block = Some(i + 1);
+            executable = false;
+        }
+        if line.starts_with("new file mode 100755") || line.starts_with("new mode 100755") {
+            executable = true;
+        }
         if line.starts_with("Binary files ") || line.starts_with("GIT binary patch") {
             return Err(PatchError::Malformed {
                 line: i + 1,
@@ -305,8 +403,9 @@ fn parse_diff(text: &str) -> Result<Vec<FileChange>, PatchError> {
             line: i + 2,
             what: "a `---` line must be followed by a `+++` line".into(),
         })?;
-        let (old_path, new_path) =
-            (diff_path(old.trim_end_matches('\n'), "a/"), diff_path(new.trim_end_matches('\n'), "b/"));
+        git_block = None;
+        let old_path = diff_path(old.trim_end_matches('\n'), i + 1)?;
+        let new_path = diff_path(new.trim_end_matches('\n'), i + 2)?;
         let path = new_path
             .clone()
             .or(old_path.clone())
@@ -314,12 +413,6 @@ fn parse_diff(text: &str) -> Result<Vec<FileChange>, PatchError> {
         for p in [&old_path, &new_path].into_iter().flatten() {
             if !inside_folder(p) {
                 return Err(PatchError::Outside { path: p.clone() });
-            }
-            if *p != path {
-                return Err(PatchError::Malformed {
-                    line: i + 1,
-                    what: format!("renaming `{p}` to `{path}` is not supported; send the new file as a tar archive"),
-                });
             }
         }
         i += 2;
@@ -379,12 +472,34 @@ fn parse_diff(text: &str) -> Result<Vec<FileChange>, PatchError> {
                     what: "a hunk's lines do not match its header's counts".into(),
                 });
             }
+            // A line that looks like the hunk's but comes after it: the header counts too few.
+            let next = lines.get(i).copied().unwrap_or("");
+            let next_header = next.starts_with("--- ") && lines.get(i + 1).is_some_and(|l| l.starts_with("+++ "));
+            if (next.starts_with('+') || next.starts_with('-') || next.starts_with(' ')) && !next_header {
+                return Err(PatchError::Malformed {
+                    line: i + 1,
+                    what: "the hunk goes on past the lines its header counts; fix the counts in `@@ -a,b +c,d @@`"
+                        .into(),
+                });
+            }
             hunks.push(hunk);
         }
         if hunks.is_empty() {
             return Err(PatchError::Malformed { line: i + 1, what: format!("`{path}` has no hunk (`@@ … @@`)") });
         }
-        files.push(FileChange { path, old_exists: old_path.is_some(), new_exists: new_path.is_some(), hunks });
+        let other = old_path.clone().filter(|o| *o != path);
+        files.push(FileChange {
+            path,
+            old_path: other,
+            old_exists: old_path.is_some(),
+            new_exists: new_path.is_some(),
+            executable,
+            hunks,
+        });
+        executable = false;
+    }
+    if let Some(at) = git_block {
+        return Err(contentless(at));
     }
     Ok(files)
 }
@@ -415,21 +530,31 @@ fn hunk_header(h: &str) -> Option<(usize, usize, usize)> {
 
 /// `old` with the hunks applied in order. A hunk must match exactly; it is looked for where its
 /// header says and, if the file moved, at the nearest place after the hunk before it.
-fn apply_hunks(path: &str, old: &str, hunks: &[Hunk]) -> Result<String, PatchError> {
+fn apply_hunks(path: &str, old: &str, hunks: &[Hunk], budget: &mut u64) -> Result<String, PatchError> {
     let lines: Vec<&str> = old.split_inclusive('\n').collect();
     let mut out = String::with_capacity(old.len());
     let mut next = 0;
     for (n, hunk) in hunks.iter().enumerate() {
-        let want = hunk.old_start.saturating_sub(1).max(next);
+        // `@@ -a,0 …` (no old lines) inserts after line a; otherwise the hunk starts at line a.
+        let start = if hunk.old.is_empty() { hunk.old_start } else { hunk.old_start.saturating_sub(1) };
+        let want = start.max(next);
+        let cost = hunk.old.len().max(1) as u64;
         let fits =
             |at: usize| at + hunk.old.len() <= lines.len() && hunk.old.iter().zip(&lines[at..]).all(|(a, b)| a == b);
-        let at = (0..=lines.len())
+        let mut found = None;
+        // Nearest first: the place the header says, then one line after, one before, ...
+        let places = (0..=lines.len())
             .flat_map(|d| [want.checked_add(d), want.checked_sub(d).filter(|_| d > 0)])
             .flatten()
-            .filter(|at| *at >= next && *at <= lines.len())
-            .take(2 * lines.len() + 2)
-            .find(|at| fits(*at))
-            .ok_or_else(|| PatchError::HunkFailed { path: path.to_owned(), hunk: n + 1 })?;
+            .filter(|at| *at >= next && *at <= lines.len());
+        for at in places {
+            *budget = budget.checked_sub(cost).ok_or(PatchError::TooCostly)?;
+            if fits(at) {
+                found = Some(at);
+                break;
+            }
+        }
+        let at = found.ok_or_else(|| PatchError::HunkFailed { path: path.to_owned(), hunk: n + 1 })?;
         out.extend(lines[next..at].iter().copied());
         out.extend(hunk.new.iter().map(String::as_str));
         next = at + hunk.old.len();
@@ -548,6 +673,59 @@ mod tests {
         assert!(e.to_string().contains("tar archive"), "{e}");
     }
 
+    #[test]
+    fn diffs_as_diff_and_git_write_them_apply() {
+        let base = tree(&[("app.py", APP)]);
+        // `diff -ru old new`, and `diff -u app.py.orig app.py`.
+        for (old, new) in [("old/app.py", "new/app.py"), ("app.py.orig", "app.py")] {
+            let diff = format!("--- {old}\t2026-11-21 09:00:00\n+++ {new}\n@@ -1 +1 @@\n-one\n+ONE\n");
+            let patched = base.apply_diff(diff.as_bytes(), &fixed(), LIMITS).unwrap();
+            assert!(text(&patched, "app.py").starts_with("ONE\ntwo\n"), "{old} {new}");
+        }
+        // `diff -U0`: an insertion after line 2.
+        let patched =
+            base.apply_diff(b"--- a/app.py\n+++ b/app.py\n@@ -2,0 +3 @@\n+inserted\n", &fixed(), LIMITS).unwrap();
+        assert!(text(&patched, "app.py").starts_with("one\ntwo\ninserted\nthree\n"));
+        // A new script keeps the mode git gives it.
+        let diff =
+            "diff --git a/go.sh b/go.sh\nnew file mode 100755\n--- /dev/null\n+++ b/go.sh\n@@ -0,0 +1 @@\n+echo hi\n";
+        let patched = base.apply_diff(diff.as_bytes(), &fixed(), LIMITS).unwrap();
+        assert!(patched.files["go.sh"].executable);
+    }
+
+    #[test]
+    fn diffs_that_would_be_misread_are_refused_with_the_reason() {
+        let base = tree(&[("app.py", APP)]);
+        let refused = |diff: &[u8]| base.apply_diff(diff, &fixed(), LIMITS).unwrap_err().to_string();
+        let e = refused(b"--- a/app.py\n+++ b/app.py\n@@ -1 +1 @@\n-one\n+ONE\n+dropped?\n");
+        assert!(e.contains("goes on past the lines its header counts"), "{e}");
+        let e =
+            refused(b"diff --git a/app.py b/main.py\nsimilarity index 100%\nrename from app.py\nrename to main.py\n");
+        assert!(e.contains("without content lines"), "{e}");
+        let e = refused(b"--- \"a/caf\\303\\251.py\"\n+++ \"b/caf\\303\\251.py\"\n@@ -1 +1 @@\n-x\n+y\n");
+        assert!(e.contains("quoted file names"), "{e}");
+        let e = refused(b"--- a/app.py\r\n+++ b/app.py\r\n@@ -1 +1 @@\r\n-one\r\n+ONE\r\n");
+        assert!(e.contains("Windows line ends"), "{e}");
+        let e = refused(&[0x50, 0x4b, 0x03, 0x04, 0xff, 0xfe]);
+        assert!(e.contains("neither UTF-8 text"), "{e}");
+        let e = refused(b"--- a/app.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-one\n");
+        assert!(e.contains("leaves lines of it"), "{e}");
+        let e = refused(b"--- /dev/null\n+++ b/app.py\n@@ -0,0 +1 @@\n+x\n");
+        assert!(e.contains("exists already"), "{e}");
+    }
+
+    /// A hunk that matches nowhere in a large file of repeated lines is given up on within a
+    /// bounded number of comparisons.
+    #[test]
+    fn placing_hunks_is_bounded() {
+        let big = "x\n".repeat(300_000);
+        let base = tree(&[("big.txt", &big)]);
+        let hunk: String = "-x\n".repeat(200) + "-y\n";
+        let diff = format!("--- a/big.txt\n+++ b/big.txt\n@@ -1,201 +1,0 @@\n{hunk}");
+        let e = base.apply_diff(diff.as_bytes(), &fixed(), SourceLimits { max_bytes: 16 << 20, max_files: 10 });
+        assert_eq!(e.unwrap_err(), PatchError::TooCostly);
+    }
+
     fn archive(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
         let mut b = tar::Builder::new(Vec::new());
         for (path, kind, data) in entries {
@@ -608,6 +786,33 @@ mod tests {
             LIMITS,
         );
         assert!(matches!(e, Err(PatchError::BadArchive(_))), "{e:?}");
+    }
+
+    /// Names are bounded before anything is kept: a GNU long name over the limit is refused,
+    /// and a PAX global header (`git archive`) is skipped.
+    #[test]
+    fn long_names_are_refused_and_global_headers_skipped() {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut global = tar::Header::new_ustar();
+        global.set_entry_type(tar::EntryType::XGlobalHeader);
+        global.set_size(0);
+        global.set_path("pax_global_header").unwrap();
+        global.set_cksum();
+        b.append(&global, &b""[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, "lib/x.py", &b"x\n"[..]).unwrap();
+        let ok = b.into_inner().unwrap();
+        let patched = tree(&[]).apply_tar(&ok, &fixed(), LIMITS).unwrap();
+        assert_eq!(patched.paths().collect::<Vec<_>>(), ["lib/x.py"]);
+
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(0);
+        b.append_data(&mut h, "d/".repeat(1000) + "x", &b""[..]).unwrap();
+        let e = tree(&[]).apply_tar(&b.into_inner().unwrap(), &fixed(), LIMITS).unwrap_err();
+        assert_eq!(e, PatchError::LongPath);
     }
 
     /// A gzip of a few MiB that unpacks to 1 GiB of zeros is refused from the entry's header,

@@ -31,8 +31,10 @@ impl Walker<'_, '_> {
         let max_source = self.size(t, "max_source", d.max_source, (1 << 10, 1 << 30), "\"16MiB\"");
         let max_files = self.int(t, "max_files", Some(d.max_files), 1..=100_000);
         let build_timeout = self.duration(t, "build_timeout", Some(d.build_timeout));
-        let build_memory = self.size(t, "build_memory", d.build_memory, (64 << 20, 64 << 30), "\"1GiB\"");
-        let build_cpus = self.number(t, "build_cpus", d.build_cpus, (0.0, 64.0));
+        // The engine's build API takes memory as a 32-bit number and a CPU quota of at least 1 ms
+        // per 100 ms.
+        let build_memory = self.size(t, "build_memory", d.build_memory, (64 << 20, 2047 << 20), "\"1GiB\"");
+        let build_cpus = self.number(t, "build_cpus", d.build_cpus, (0.01, 64.0));
         let max_builds = self.int(t, "max_builds", Some(d.max_builds), 1..=64);
         let max_queued = self.int(t, "max_queued", Some(d.max_queued), 1..=100);
         let max_per_team = self.int(t, "max_per_team", Some(d.max_per_team), 1..=100_000);
@@ -86,10 +88,11 @@ impl Walker<'_, '_> {
                 return None;
             }
         };
-        match n.filter(|n| n.is_finite() && *n > range.0 && *n <= range.1) {
+        match n.filter(|n| n.is_finite() && *n >= range.0 && *n <= range.1 && *n > 0.0) {
             Some(n) => Some(n),
             None => {
-                self.c.error(&v.span(), format!("`{key}` must be more than {} and at most {}", range.0, range.1), None);
+                let least = if range.0 > 0.0 { format!("at least {}", range.0) } else { "more than 0".to_owned() };
+                self.c.error(&v.span(), format!("`{key}` must be {least} and at most {}", range.1), None);
                 None
             }
         }
@@ -175,7 +178,11 @@ mod tests {
         let e = parsed("[patches]\nscoring = \"cgc\"\n").unwrap_err();
         assert!(e.contains("unknown scoring \"cgc\""), "{e}");
         let e = parsed("[patches]\nbuild_cpus = 0\n").unwrap_err();
-        assert!(e.contains("`build_cpus` must be more than 0"), "{e}");
+        assert!(e.contains("`build_cpus` must be at least 0.01"), "{e}");
+        let e = parsed("[patches]\npoints = 0\n").unwrap_err();
+        assert!(e.contains("`points` must be more than 0"), "{e}");
+        let e = parsed("[patches]\nbuild_memory = \"4GiB\"\n").unwrap_err();
+        assert!(e.contains("between 64MiB and 2047MiB"), "{e}");
         let e = parsed("[patches]\nrounds = 0\n").unwrap_err();
         assert!(e.contains("rounds"), "{e}");
         let e = parsed("[patches]\nbuild = \"fast\"\n").unwrap_err();
