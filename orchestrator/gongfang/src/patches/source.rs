@@ -234,7 +234,10 @@ impl SourceTree {
             if gzip { Box::new(flate2::read::GzDecoder::new(archive)) } else { Box::new(archive) };
         // The whole unpacked stream is bounded too: names and extended headers are read into
         // memory before an entry's size can be checked.
-        let most = limits.max_bytes + u64::from(limits.max_files) * ARCHIVE_OVERHEAD_PER_FILE + (1 << 20);
+        let most = limits
+            .max_bytes
+            .saturating_add(u64::from(limits.max_files).saturating_mul(ARCHIVE_OVERHEAD_PER_FILE))
+            .saturating_add(1 << 20);
         let mut tar = tar::Archive::new(Bounded { inner: reader, left: most });
         let bad = |e: std::io::Error| PatchError::BadArchive(e.to_string());
         // What the archive may still add: sizes are checked from each header before reading,
@@ -743,6 +746,14 @@ mod tests {
             b.append(&h, *data).unwrap();
         }
         b.into_inner().unwrap()
+    }
+
+    /// A stored version is read without limits of its own.
+    #[test]
+    fn a_stored_version_reads_back_without_limits() {
+        let base = tree(&[("app.py", APP)]);
+        let unlimited = SourceLimits { max_bytes: u64::MAX, max_files: u32::MAX };
+        assert_eq!(SourceTree::from_tar(&base.to_tar(), unlimited).unwrap(), base);
     }
 
     #[test]
