@@ -8,10 +8,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use gongfang_core::report::{
     CheckedReport, Filing, ReportDraft, ReportError, ReportKind, ReportProblem, RulingStage, check_appeal, check_report,
 };
-use gongfang_core::scenario::{self, PatchRules, ReportRules, ReportScoring, Role, Scenario, ScoringFormula};
+use gongfang_core::scenario::{
+    self, PatchRules, PatchScoring, ReportRules, ReportScoring, Role, Scenario, ScoringFormula,
+};
 use gongfang_core::scoring::{
     Award, Capture, DefendedTicks, ReportTally, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict,
-    TickEvents, recompute_standings, standings,
+    Standings, TickEvents, recompute_standings, standings,
 };
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 
@@ -74,6 +76,11 @@ fn file(
 /// The problems of a refused draft, as (field, code) pairs.
 fn refused(s: &Scenario, filer: TeamId, draft: &ReportDraft, now: DateTime<Utc>) -> Vec<(&'static str, &'static str)> {
     file(s, filer, draft, now).expect_err("the draft was accepted").iter().map(|p| (p.field, p.error.code())).collect()
+}
+
+/// Every tick's standings under the FAUST formula, with patching not scored.
+fn recompute(ticks: &[TickEvents], rules: &ReportRules, awards: &[Award]) -> Result<Vec<Standings>, ScoringError> {
+    recompute_standings(ScoringFormula::Faust, &teams(), &services(), ticks, rules, awards, &PatchRules::default(), &[])
 }
 
 #[test]
@@ -248,17 +255,7 @@ fn red_blue_counts_reports_and_captures_but_not_sla() {
         award(2, BLUE, ReportKind::Defence, RulingStage::First, 30, 2),
         award(3, BLUE, ReportKind::Defence, RulingStage::First, 0, 2),
     ];
-    let s = recompute_standings(
-        ScoringFormula::Faust,
-        &teams(),
-        &services(),
-        &ticks(3),
-        &rules,
-        &awards,
-        &PatchRules::default(),
-        &[],
-    )
-    .unwrap();
+    let s = recompute(&ticks(3), &rules, &awards).unwrap();
     let red = |t: usize| *s[t].team(RED).unwrap();
     let blue = |t: usize| *s[t].team(BLUE).unwrap();
     assert_eq!(red(0).total, 0.0);
@@ -273,32 +270,12 @@ fn red_blue_counts_reports_and_captures_but_not_sla() {
 fn formula_mode_adds_weighted_reports_to_the_whole_formula() {
     let rules = ReportRules { enabled: true, scoring: ReportScoring::Formula, weight: 2.0, ..ReportRules::default() };
     let awards = [award(7, BLUE, ReportKind::Defence, RulingStage::First, 5, 0)];
-    let s = recompute_standings(
-        ScoringFormula::Faust,
-        &teams(),
-        &services(),
-        &ticks(1),
-        &rules,
-        &awards,
-        &PatchRules::default(),
-        &[],
-    )
-    .unwrap();
+    let s = recompute(&ticks(1), &rules, &awards).unwrap();
     let blue = s[0].team(BLUE).unwrap();
     assert_eq!(blue.total, 2f64.sqrt() + 10.0);
     // Reports off: the same rulings count for nothing.
     let off = ReportRules { enabled: false, ..rules };
-    let s = recompute_standings(
-        ScoringFormula::Faust,
-        &teams(),
-        &services(),
-        &ticks(1),
-        &off,
-        &awards,
-        &PatchRules::default(),
-        &[],
-    )
-    .unwrap();
+    let s = recompute(&ticks(1), &off, &awards).unwrap();
     assert_eq!(s[0].team(BLUE).unwrap().total, 2f64.sqrt());
 }
 
@@ -353,17 +330,7 @@ fn replay_is_exact_whatever_order_rulings_are_stored_in() {
     let mut shuffled = awards.clone();
     shuffled.reverse();
     shuffled.rotate_left(17);
-    let replayed = recompute_standings(
-        ScoringFormula::Faust,
-        &teams(),
-        &services(),
-        &events,
-        &rules,
-        &shuffled,
-        &PatchRules::default(),
-        &[],
-    )
-    .unwrap();
+    let replayed = recompute(&events, &rules, &shuffled).unwrap();
     assert_eq!(replayed, live);
     let last = replayed.last().unwrap().team(RED).unwrap();
     assert_eq!(last.total.to_bits(), (last.flags.attack + last.flags.defence + last.report_score).to_bits());
@@ -374,16 +341,35 @@ fn rulings_for_unknown_teams_are_refused() {
     let rules = ReportRules { enabled: true, ..ReportRules::default() };
     let awards = [award(1, TeamId(99), ReportKind::Attack, RulingStage::First, 1, 0)];
     assert_eq!(
-        recompute_standings(
-            ScoringFormula::Faust,
-            &teams(),
-            &services(),
-            &ticks(1),
-            &rules,
-            &awards,
-            &PatchRules::default(),
-            &[]
-        ),
+        recompute(&ticks(1), &rules, &awards),
         Err(ScoringError::UnknownReportTeam { report: 1, team: TeamId(99) })
     );
+}
+
+/// Defended ticks count from the tick they were in, times the scenario's points, and only when
+/// patching is scored.
+#[test]
+fn patching_points_count_defended_ticks_from_their_tick_on() {
+    let rules = ReportRules::default();
+    let scored = PatchRules { scoring: PatchScoring::DefendedTicks, points: 10.0, ..PatchRules::default() };
+    let cells = [(Tick(2), BLUE, ServiceId(1)), (Tick(0), BLUE, ServiceId(1))];
+    let s = recompute_standings(ScoringFormula::Faust, &teams(), &services(), &ticks(3), &rules, &[], &scored, &cells)
+        .unwrap();
+    let blue = |tick: usize| *s[tick].team(BLUE).unwrap();
+    assert_eq!((blue(0).defended_ticks, blue(1).defended_ticks, blue(2).defended_ticks), (1, 1, 2));
+    assert_eq!(blue(2).patch_score, 20.0);
+    assert_eq!(blue(2).total, blue(2).flags.total + 20.0);
+    let unscored = recompute_standings(
+        ScoringFormula::Faust,
+        &teams(),
+        &services(),
+        &ticks(3),
+        &rules,
+        &[],
+        &PatchRules::default(),
+        &cells,
+    )
+    .unwrap();
+    let blue = unscored[2].team(BLUE).unwrap();
+    assert_eq!((blue.defended_ticks, blue.patch_score, blue.total), (2, 0.0, blue.flags.total));
 }

@@ -40,16 +40,9 @@ impl Walker<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use crate::scenario::LogRules;
 
-    use crate::scenario::{AssumeEverythingExists, LogRules, Scenario, parse};
-
-    const MINIMAL: &str = include_str!("../../../tests/scenarios/valid_minimal.toml");
-
-    fn parsed(extra: &str) -> Result<Scenario, String> {
-        parse(&format!("{MINIMAL}\n{extra}"), Path::new("scenario.toml"), &AssumeEverythingExists)
-            .map_err(|p| p.to_string())
-    }
+    use super::super::parsed;
 
     #[test]
     fn defaults_keep_512_mib_per_container() {

@@ -166,3 +166,12 @@ impl Walker<'_, '_> {
         Some(Scenario { drill, submission, teams, services, reports, logs, vpn, patches })
     }
 }
+
+/// What the parser's tests share: the minimal valid scenario with `extra` appended, parsed with
+/// every file taken to exist; its problems as text when it is invalid.
+#[cfg(test)]
+fn parsed(extra: &str) -> Result<Scenario, String> {
+    const MINIMAL: &str = include_str!("../../../tests/scenarios/valid_minimal.toml");
+    parse(&format!("{MINIMAL}\n{extra}"), Path::new("scenario.toml"), &AssumeEverythingExists)
+        .map_err(|p| p.to_string())
+}

@@ -139,14 +139,11 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use crate::scenario::{AssumeEverythingExists, PatchRules, PatchScoring, Scenario, parse};
+    use crate::scenario::{AssumeEverythingExists, PatchRules, PatchScoring, parse};
 
     const MINIMAL: &str = include_str!("../../../tests/scenarios/valid_minimal.toml");
 
-    fn parsed(extra: &str) -> Result<Scenario, String> {
-        parse(&format!("{MINIMAL}\n{extra}"), Path::new("scenario.toml"), &AssumeEverythingExists)
-            .map_err(|p| p.to_string())
-    }
+    use super::super::parsed;
 
     #[test]
     fn without_the_table_patching_is_not_scored_and_limits_are_the_defaults() {

@@ -208,14 +208,11 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::path::Path;
 
-    use crate::scenario::{AssumeEverythingExists, Ipv4Net, Scenario, parse, vpn_range_fits};
+    use crate::scenario::{AssumeEverythingExists, Ipv4Net, parse, vpn_range_fits};
 
     const MINIMAL: &str = include_str!("../../../tests/scenarios/valid_minimal.toml");
 
-    fn parsed(extra: &str) -> Result<Scenario, String> {
-        parse(&format!("{MINIMAL}\n{extra}"), Path::new("scenario.toml"), &AssumeEverythingExists)
-            .map_err(|p| p.to_string())
-    }
+    use super::super::parsed;
 
     fn net(s: &str) -> Ipv4Net {
         Ipv4Net::parse(s).unwrap()
