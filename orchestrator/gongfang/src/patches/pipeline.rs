@@ -212,6 +212,20 @@ impl Pipeline {
         Ok(self.store.deployments_of(team, service).await?.last().map_or(0, |d| d.version))
     }
 
+    /// After a deployment that failed half-way (the old container may be gone), runs the version
+    /// the store says runs again.
+    async fn restore(&self, team: &Team, service: &Service) {
+        let restored = async {
+            let version = self.current_version(team.id, service.id).await?;
+            let image = self.image_of(team, service, version)?;
+            self.orchestrator.deploy(&self.plan, &team.slug, &service.slug, &image).await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = restored.await {
+            warn!(team = team.slug, service = service.slug, error = %e, "cannot run the service's version again");
+        }
+    }
+
     /// The image of a version: the scenario's own for version 0.
     fn image_of(&self, team: &Team, service: &Service, version: u32) -> anyhow::Result<String> {
         if version == 0 {
@@ -229,7 +243,15 @@ impl Pipeline {
         service: &Service,
     ) -> anyhow::Result<(PatchOutcome, Option<Watch>)> {
         let image = self.image_of(team, service, patch.version)?;
+        if gongfang_docker::Runtime::image_id(self.orchestrator.runtime(), &image).await?.is_none() {
+            let message = format!(
+                "version {} cannot run again: its image is gone (the drill was taken down since); send its patch again",
+                patch.version
+            );
+            return Ok((refusal(message, Vec::new(), None), None));
+        }
         if let Err(e) = self.orchestrator.deploy(&self.plan, &team.slug, &service.slug, &image).await {
+            self.restore(team, service).await;
             let message = format!("version {} cannot run again: {e}; the live service is unchanged", patch.version);
             return Ok((refusal(message, Vec::new(), None), None));
         }
@@ -332,11 +354,7 @@ impl Pipeline {
         }
 
         if let Err(e) = self.orchestrator.deploy(&self.plan, &team.slug, &service.slug, &tag).await {
-            // The old container may be gone already: run the version before again.
-            let before = self.image_of(team, service, previous)?;
-            if let Err(again) = self.orchestrator.deploy(&self.plan, &team.slug, &service.slug, &before).await {
-                warn!(team = team.slug, service = service.slug, error = %again, "cannot run the version before again");
-            }
+            self.restore(team, service).await;
             return Err(e.into());
         }
         let at = Utc::now();
