@@ -3,14 +3,16 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use common::*;
 use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
+use gongfang_core::scenario::PatchScoring;
 use gongfang_core::scoring::Capture;
-use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
+use gongfang_core::{ExploitReplay, Exposure, ServiceId, StoreIdx, TeamId, Tick};
 use gongfang_test_support::http::get;
 use gongfang_web::WebSettings;
 use serde_json::{Value, json};
@@ -188,6 +190,72 @@ async fn scoreboard_follows_the_store_when_events_say_it_changed() -> Result<()>
     assert_eq!(cell(&after, "moda", 2)["verdict"], "mumble");
     // The kv first blood stays red's (tick 1); the later capture is no first blood.
     assert_eq!(after["first_bloods"][1]["attacker"], 4);
+    app.stop().await
+}
+
+/// Replays of `team`'s opendata in `tick`, one per flag store, all showing `exposure`.
+async fn replayed(app: &App, tick: u32, team: TeamId, exposure: Exposure) -> Result<()> {
+    let replays: Vec<ExploitReplay> = (0..2)
+        .map(|store| ExploitReplay {
+            tick: Tick(tick),
+            team,
+            service: OPENDATA,
+            store: StoreIdx(store),
+            exposure,
+            message: String::new(),
+            recorded_at: at(i64::from(tick) * 60 + 30),
+        })
+        .collect();
+    Ok(app.store.record_exploit_replays(&replays).await?)
+}
+
+/// With `[patches] scoring = "defended-ticks"` the board adds points for every scored tick a
+/// service was `ok` while its replay captured nothing, counts each tick once as the drill goes
+/// on, and says so for the page's column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scoreboard_counts_defended_ticks_as_ticks_are_scored() -> Result<()> {
+    let mut scenario = scenario();
+    scenario.patches.scoring = PatchScoring::DefendedTicks;
+    scenario.patches.points = 5.0;
+    let app = App::start_with(Arc::new(scenario), 64, WebSettings::default()).await?;
+    // Tick 0: moda's opendata ok and held (defended). Tick 1: it lost a flag (corrupt), nop's
+    // checker failed, moi's held but is exploitable in the other store: none defended.
+    replayed(&app, 0, MODA, Exposure::NotExploitable).await?;
+    replayed(&app, 1, MODA, Exposure::NotExploitable).await?;
+    replayed(&app, 1, NOP, Exposure::NotExploitable).await?;
+    replayed(&app, 1, MOI, Exposure::Exploitable).await?;
+    app.events.send(GameEvent::ScoresUpdated { tick: Tick(1) })?;
+    let board = eventually("the board with tick 1's replays", || async {
+        let board = get(app.addr, "/api/scoreboard").await?.json()?;
+        Ok((team(&board, "moda")["defended_ticks"] == 1).then_some(board))
+    })
+    .await?;
+    assert_eq!(board["drill"]["patch_scoring"], "defended-ticks");
+    let moda = team(&board, "moda");
+    assert_eq!(moda["patching"], 5.0);
+    let parts =
+        ["attack", "defence", "sla", "reports", "patching"].iter().map(|k| moda[*k].as_f64().unwrap()).sum::<f64>();
+    assert_eq!(moda["total"].as_f64().unwrap(), parts);
+    assert_eq!(
+        (team(&board, "nop")["patching"].clone(), team(&board, "moi")["patching"].clone()),
+        (json!(0.0), json!(0.0))
+    );
+
+    // Tick 2 (everything ok but moda's kv): moda's and moi's opendata held.
+    close_tick_two(&app.store).await?;
+    replayed(&app, 2, MODA, Exposure::NotExploitable).await?;
+    replayed(&app, 2, MOI, Exposure::NotExploitable).await?;
+    app.events.send(GameEvent::ScoresUpdated { tick: Tick(2) })?;
+    let board = eventually("the board to show tick 2", || async {
+        let board = get(app.addr, "/api/scoreboard").await?.json()?;
+        Ok((board["tick"] == 2).then_some(board))
+    })
+    .await?;
+    assert_eq!(
+        (team(&board, "moda")["defended_ticks"].clone(), team(&board, "moda")["patching"].clone()),
+        (json!(2), json!(10.0))
+    );
+    assert_eq!(team(&board, "moi")["patching"], 5.0);
     app.stop().await
 }
 
