@@ -8,5 +8,8 @@ crate::named_enum! {
         Organiser = "organiser",
         /// Rules on reports and appeals.
         Judge = "judge",
+        /// Watches the drill as organisers see it (the live board, the console's views) and
+        /// changes nothing.
+        Observer = "observer",
     }
 }

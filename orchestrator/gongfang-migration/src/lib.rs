@@ -21,6 +21,7 @@ mod m20261206_000001_vpn_translations;
 mod m20261206_000002_shell_keys;
 mod m20261206_000003_exploit_replays;
 mod m20261207_000001_patches;
+mod m20261208_000001_admin_tokens;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000002_shell_keys::Migration),
             Box::new(m20261206_000003_exploit_replays::Migration),
             Box::new(m20261207_000001_patches::Migration),
+            Box::new(m20261208_000001_admin_tokens::Migration),
         ]
     }
 }

@@ -155,6 +155,8 @@ pub mod announcements {
         pub body: String,
         pub posted_at: DateTimeUtc,
         pub author: String,
+        pub title_zh: Option<String>,
+        pub body_zh: Option<String>,
     }
     no_relations!();
 }
@@ -217,6 +219,9 @@ pub mod accounts {
         pub role: String,
         pub password_hash: String,
         pub created_at: DateTimeUtc,
+        /// `hmac-sha256$` and the keyed hash of the account's API token, if it has one.
+        pub api_token_hash: Option<String>,
+        pub api_token_issued_at: Option<DateTimeUtc>,
     }
     no_relations!();
 }

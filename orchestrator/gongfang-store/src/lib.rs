@@ -29,7 +29,7 @@ use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, Transacti
 pub use databases::database_url;
 pub use error::{DatabaseError, Result, StoreError};
 pub use game::{FlagIdHint, StoredSubmission, TickRecord};
-pub use ops::{Account, Announcement, AuditEntry, DrillState};
+pub use ops::{Account, AccountSummary, Announcement, AnnouncementText, AuditEntry, DrillState};
 pub use patches::{PatchOutcome, PatchRefused};
 pub use secret::{ARGON2_WAIT, TOKEN_LEN, argon2_runs, generate_token};
 pub use shell::{ShellKey, ShellKeyAdded};
@@ -54,6 +54,8 @@ pub struct Store {
     backend: Backend,
     /// The server key tokens are hashed under, read from the database on first use.
     token_key: std::sync::Arc<tokio::sync::OnceCell<secret::TokenKey>>,
+    /// The drill's paused flag as this process knows it.
+    pause: std::sync::Arc<ops::PauseCell>,
 }
 
 impl Store {
@@ -88,7 +90,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Connect { url: redact_url(url), source: DatabaseError::new(e) })?;
         tracing::debug!(url = %redact_url(url), ?backend, "database opened");
-        Ok(Store { db, backend, token_key: Default::default() })
+        Ok(Store { db, backend, token_key: Default::default(), pause: Default::default() })
     }
 
     /// Opens the database and brings its schema up to date: what servers do on start.

@@ -22,14 +22,23 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
-/// A message from the organisers to everyone.
+/// A message from the organisers to everyone, in English and, when given, Hong Kong Chinese.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcement {
     pub id: i64,
+    pub text: AnnouncementText,
+    pub posted_at: DateTime<Utc>,
+    /// The account that posted it.
+    pub author: String,
+}
+
+/// What an announcement says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AnnouncementText {
     pub title: String,
     pub body: String,
-    pub posted_at: DateTime<Utc>,
-    pub author: String,
+    pub title_zh: Option<String>,
+    pub body_zh: Option<String>,
 }
 
 /// The drill's mutable state, shared by every process that runs it.
@@ -41,7 +50,7 @@ pub struct DrillState {
     pub started_at: Option<DateTime<Utc>>,
 }
 
-/// An organiser's or judge's account (never its password or hash).
+/// An organiser's, judge's or observer's account (never its password or hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
     pub id: i64,
@@ -49,7 +58,37 @@ pub struct Account {
     pub role: AccountRole,
 }
 
+impl Account {
+    /// Who this account is in the audit log: `account NAME`, never a name the caller chose.
+    pub fn actor(&self) -> String {
+        format!("account {}", self.name)
+    }
+}
+
+/// An account as `gongfang account list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub account: Account,
+    pub created_at: DateTime<Utc>,
+    /// When its API token was issued, if it holds one.
+    pub api_token_issued_at: Option<DateTime<Utc>>,
+}
+
 const DRILL_STATE_ROW: i32 = 1;
+
+/// The paused flag as this process knows it, and the lock that keeps writing or reading it and
+/// telling the watchers one step.
+#[derive(Debug)]
+pub(crate) struct PauseCell {
+    lock: tokio::sync::Mutex<()>,
+    watch: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for PauseCell {
+    fn default() -> PauseCell {
+        PauseCell { lock: tokio::sync::Mutex::new(()), watch: tokio::sync::watch::Sender::new(false) }
+    }
+}
 
 fn parse_drill_id(hex: &str) -> Option<DrillId> {
     if hex.len() != 2 * DrillId::LEN || !hex.is_ascii() {
@@ -70,6 +109,15 @@ fn audit_from_row(r: audit_log::Model) -> Result<AuditEntry> {
         action: r.action,
         detail: serde_json::from_str(&r.detail).map_err(|e| corrupt("audit_log", r.id, e))?,
     })
+}
+
+fn announcement_from_row(r: announcements::Model) -> Announcement {
+    Announcement {
+        id: i64::from(r.id),
+        text: AnnouncementText { title: r.title, body: r.body, title_zh: r.title_zh, body_zh: r.body_zh },
+        posted_at: r.posted_at,
+        author: r.author,
+    }
 }
 
 pub(crate) fn account_from_row(r: &accounts::Model) -> Result<Account> {
@@ -127,34 +175,27 @@ impl Store {
         &self,
         at: DateTime<Utc>,
         author: &str,
-        title: &str,
-        body: &str,
+        text: &AnnouncementText,
     ) -> Result<Announcement> {
         let r = announcements::ActiveModel {
-            title: Set(title.to_owned()),
-            body: Set(body.to_owned()),
+            title: Set(text.title.clone()),
+            body: Set(text.body.clone()),
+            title_zh: Set(text.title_zh.clone()),
+            body_zh: Set(text.body_zh.clone()),
             posted_at: Set(at),
             author: Set(author.to_owned()),
             ..Default::default()
         }
         .insert(&self.db)
         .await?;
-        Ok(Announcement { id: i64::from(r.id), title: r.title, body: r.body, posted_at: r.posted_at, author: r.author })
+        Ok(announcement_from_row(r))
     }
 
-    /// Every announcement, newest first.
-    pub async fn list_announcements(&self) -> Result<Vec<Announcement>> {
-        let rows = announcements::Entity::find().order_by_desc(announcements::Column::Id).all(&self.db).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Announcement {
-                id: i64::from(r.id),
-                title: r.title,
-                body: r.body,
-                posted_at: r.posted_at,
-                author: r.author,
-            })
-            .collect())
+    /// The latest `limit` announcements, newest first.
+    pub async fn list_announcements(&self, limit: u64) -> Result<Vec<Announcement>> {
+        let rows =
+            announcements::Entity::find().order_by_desc(announcements::Column::Id).limit(limit).all(&self.db).await?;
+        Ok(rows.into_iter().map(announcement_from_row).collect())
     }
 
     // ---- drill state ----
@@ -215,6 +256,44 @@ impl Store {
         Ok(())
     }
 
+    /// Pauses (`true`) or resumes the drill: writes the flag and, in the same step, tells every
+    /// watcher in this process ([`Store::paused_watch`]), so the engine skips the next action
+    /// it would dispatch. Whether the flag changed.
+    pub async fn set_paused(&self, paused: bool, at: DateTime<Utc>) -> Result<bool> {
+        let _writer = self.pause.lock.lock().await;
+        let was = self.drill_state().await?.paused;
+        if was != paused {
+            let upsert = Query::insert()
+                .into_table(drill_state::Entity)
+                .columns([drill_state::Column::Id, drill_state::Column::Paused, drill_state::Column::UpdatedAt])
+                .values_panic([DRILL_STATE_ROW.into(), paused.into(), at.into()])
+                .on_conflict(
+                    OnConflict::column(drill_state::Column::Id)
+                        .update_columns([drill_state::Column::Paused, drill_state::Column::UpdatedAt])
+                        .to_owned(),
+                )
+                .to_owned();
+            self.db.execute(&upsert).await?;
+        }
+        self.pause.watch.send_if_modified(|p| std::mem::replace(p, paused) != paused);
+        Ok(was != paused)
+    }
+
+    /// Reads the paused flag from the database into this process's watch (another process may
+    /// have set it) and returns it.
+    pub async fn sync_paused(&self) -> Result<bool> {
+        let _writer = self.pause.lock.lock().await;
+        let paused = self.drill_state().await?.paused;
+        self.pause.watch.send_if_modified(|p| std::mem::replace(p, paused) != paused);
+        Ok(paused)
+    }
+
+    /// The paused flag as this process last wrote or read it; it changes the moment
+    /// [`Store::set_paused`] or [`Store::sync_paused`] sees it change.
+    pub fn paused_watch(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.pause.watch.subscribe()
+    }
+
     // ---- accounts ----
 
     /// Creates an account; the password is stored as an argon2id hash only. The hash takes one
@@ -229,6 +308,8 @@ impl Store {
             role: Set(role.as_str().to_owned()),
             password_hash: Set(hash),
             created_at: Set(Utc::now()),
+            api_token_hash: Set(None),
+            api_token_issued_at: Set(None),
             ..Default::default()
         }
         .insert(&self.db)

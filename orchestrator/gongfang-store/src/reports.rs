@@ -822,7 +822,7 @@ impl Store {
         audit(
             &txn,
             at,
-            &judge.name,
+            &judge.actor(),
             action,
             serde_json::json!({
                 "report": id,

@@ -51,6 +51,21 @@ pub(crate) fn generate_session_token() -> Secret {
     Secret::new(to_hex(&bytes))
 }
 
+/// How an API token starts, so it is told from a session token at a glance (and by scanners
+/// looking for leaked credentials).
+pub(crate) const API_TOKEN_PREFIX: &str = "gfo_";
+
+/// A fresh random API token: `gfo_` and 256 bits as 64 lowercase hex digits.
+pub(crate) fn generate_api_token() -> Secret {
+    let bytes: [u8; 32] = rand::rng().random();
+    Secret::new(format!("{API_TOKEN_PREFIX}{}", to_hex(&bytes)))
+}
+
+/// Whether `token` has an API token's shape; anything else is refused without a lookup.
+pub(crate) fn is_api_token(token: &str) -> bool {
+    token.strip_prefix(API_TOKEN_PREFIX).is_some_and(is_session_token)
+}
+
 /// Whether `token` has a session token's shape; anything else is refused without a lookup.
 pub(crate) fn is_session_token(token: &str) -> bool {
     token.len() == SESSION_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -86,6 +101,7 @@ impl std::fmt::Debug for TokenKey {
 pub(crate) enum Purpose {
     TeamToken,
     Session,
+    ApiToken,
 }
 
 impl TokenKey {
@@ -104,6 +120,7 @@ impl TokenKey {
         mac.update(match purpose {
             Purpose::TeamToken => b"gongfang team token\0",
             Purpose::Session => b"gongfang session\0\0\0\0",
+            Purpose::ApiToken => b"gongfang api token\0\0",
         });
         mac.update(token.as_bytes());
         mac.finalize().into_bytes().into()

@@ -1,22 +1,25 @@
-//! Login sessions of organiser and judge accounts, and the server key that session and team
-//! tokens are hashed under.
+//! Login sessions and API tokens of organiser, judge and observer accounts, and the server key
+//! that session, API and team tokens are hashed under.
 //!
 //! A session lives in the database, so it survives a restart and every process serving the
 //! drill sees the same ones. Its row holds the keyed hash of its token, never the token; each
 //! use re-checks the account: a deleted account, or one whose role changed since the login,
 //! has no session any more.
+//!
+//! An API token is an account's own credential for scripts and the `gongfang` command: one per
+//! account, stored as its keyed hash only, replaced when a new one is issued, revocable.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use gongfang_core::Secret;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entity::{accounts, teams};
 use crate::error::{Result, corrupt};
 use crate::ops::account_from_row;
 use crate::secret::{self, Purpose, TokenKey};
-use crate::{Account, Store};
+use crate::{Account, AccountSummary, Store};
 
 /// Entities of the tables this module alone reads.
 mod entity {
@@ -162,5 +165,66 @@ impl Store {
         let hash = self.token_key().await?.hash(Purpose::Session, token);
         let done = sessions::Entity::delete_many().filter(sessions::Column::TokenHash.eq(hash)).exec(&self.db).await?;
         Ok(done.rows_affected > 0)
+    }
+
+    /// Issues a new API token for the account named `name`, replacing the one it had (which
+    /// stops working at once); returns it, shown only now, or `None` if there is no such
+    /// account.
+    #[tracing::instrument(skip(self, now))]
+    pub async fn issue_api_token(&self, name: &str, now: DateTime<Utc>) -> Result<Option<Secret>> {
+        let key = self.token_key().await?;
+        let Some(row) = accounts::Entity::find().filter(accounts::Column::Name.eq(name)).one(&self.db).await? else {
+            return Ok(None);
+        };
+        let token = secret::generate_api_token();
+        let mut row: accounts::ActiveModel = row.into();
+        row.api_token_hash = Set(Some(key.hash(Purpose::ApiToken, token.expose())));
+        row.api_token_issued_at = Set(Some(now));
+        row.update(&self.db).await?;
+        Ok(Some(token))
+    }
+
+    /// Revokes the API token of the account named `name`; whether it had one.
+    pub async fn revoke_api_token(&self, name: &str) -> Result<bool> {
+        let Some(row) = accounts::Entity::find().filter(accounts::Column::Name.eq(name)).one(&self.db).await? else {
+            return Ok(false);
+        };
+        if row.api_token_hash.is_none() {
+            return Ok(false);
+        }
+        let mut row: accounts::ActiveModel = row.into();
+        row.api_token_hash = Set(None);
+        row.api_token_issued_at = Set(None);
+        row.update(&self.db).await?;
+        Ok(true)
+    }
+
+    /// The account whose API token `token` is, if any. A token of the wrong shape is refused
+    /// without a lookup.
+    pub async fn api_token_account(&self, token: &str) -> Result<Option<Account>> {
+        if !secret::is_api_token(token) {
+            return Ok(None);
+        }
+        let hash = self.token_key().await?.hash(Purpose::ApiToken, token);
+        accounts::Entity::find()
+            .filter(accounts::Column::ApiTokenHash.eq(hash))
+            .one(&self.db)
+            .await?
+            .map(|r| account_from_row(&r))
+            .transpose()
+    }
+
+    /// Every account, by name, with whether it holds an API token (never the token).
+    pub async fn list_accounts(&self) -> Result<Vec<AccountSummary>> {
+        let rows = accounts::Entity::find().order_by_asc(accounts::Column::Name).all(&self.db).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AccountSummary {
+                    account: account_from_row(r)?,
+                    created_at: r.created_at,
+                    api_token_issued_at: r.api_token_issued_at,
+                })
+            })
+            .collect()
     }
 }

@@ -161,9 +161,9 @@ async fn lifecycle_filed_ruled_appealed_final(db: TestDb) -> anyhow::Result<()> 
     ensure!(
         lines
             == vec![
-                ("ana", "report.rule", ruled_at),
+                ("account ana", "report.rule", ruled_at),
                 ("team:1", "report.appeal", t0() + Duration::minutes(30)),
-                ("bo", "report.rule-appeal", t0() + Duration::minutes(40)),
+                ("account bo", "report.rule-appeal", t0() + Duration::minutes(40)),
             ],
         "audit {lines:?}"
     );

@@ -1,5 +1,6 @@
 //! Login sessions on real databases (SQLite and PostgreSQL): they survive a restart, expire,
-//! end at logout, and end when their account is deleted or changes role.
+//! end at logout, and end when their account is deleted or changes role. Accounts' API tokens
+//! (one each, replaced and revoked) and the paused flag the engine watches.
 
 mod common;
 
@@ -17,6 +18,8 @@ gongfang_test_support::backend_tests!(
     sessions_expire,
     sessions_end_with_their_account_or_its_role,
     tokens_of_the_wrong_shape_or_unknown_are_refused,
+    api_tokens_are_one_per_account_and_revocable,
+    a_pause_reaches_watchers_in_the_same_step,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -104,5 +107,78 @@ async fn tokens_of_the_wrong_shape_or_unknown_are_refused(db: TestDb) -> anyhow:
     ensure!(db.store.session_account(team.token.expose(), t0()).await?.is_none(), "a team token opened a session");
     ensure!(db.store.verify_token(token.expose()).await?.is_none(), "a session token passed as a team token");
     ensure!(db.store.session_account(token.expose(), t0()).await? == Some(judy));
+    Ok(())
+}
+
+async fn api_tokens_are_one_per_account_and_revocable(db: TestDb) -> anyhow::Result<()> {
+    let olga = db.store.create_account("olga", AccountRole::Organiser, "correct horse battery").await?;
+    let vic = db.store.create_account("vic", AccountRole::Observer, "staple ribbon lamp").await?;
+    ensure!(db.store.issue_api_token("nobody", t0()).await?.is_none(), "a token for an unknown account");
+
+    let first = db.store.issue_api_token("olga", t0()).await?.context("olga has no account")?;
+    ensure!(first.expose().starts_with("gfo_") && first.expose().len() == 68, "shape of {}", first.expose().len());
+    ensure!(!format!("{first:?}").contains(first.expose()), "Debug shows the API token");
+    ensure!(db.store.api_token_account(first.expose()).await? == Some(olga.clone()), "the token is not olga's");
+
+    // A new token replaces the old one, which stops working at once, in every store.
+    let second = db.store.issue_api_token("olga", t0()).await?.context("olga has no account")?;
+    let other = Store::connect_and_migrate(&db.url).await?;
+    ensure!(other.api_token_account(first.expose()).await?.is_none(), "the replaced token still works");
+    ensure!(other.api_token_account(second.expose()).await? == Some(olga.clone()), "the new token does not work");
+    other.close().await?;
+
+    let vics = db.store.issue_api_token("vic", t0()).await?.context("vic has no account")?;
+    ensure!(db.store.api_token_account(vics.expose()).await? == Some(vic), "each account has its own");
+    let listed = db.store.list_accounts().await?;
+    let names: Vec<(&str, bool)> =
+        listed.iter().map(|a| (a.account.name.as_str(), a.api_token_issued_at.is_some())).collect();
+    ensure!(names == [("olga", true), ("vic", true)], "{names:?}");
+
+    // Revoked: the token is refused and the account listed without one.
+    ensure!(db.store.revoke_api_token("olga").await?, "olga's token not revoked");
+    ensure!(!db.store.revoke_api_token("olga").await?, "revoked twice");
+    ensure!(db.store.api_token_account(second.expose()).await?.is_none(), "a revoked token works");
+    ensure!(db.store.list_accounts().await?[0].api_token_issued_at.is_none(), "olga still listed with a token");
+
+    // Other credentials are not API tokens, and an API token is no session or team token.
+    let session = db.store.create_session(&olga, HOUR, t0()).await?;
+    for wrong in ["", "gfo_", session.expose(), &format!("gfo_{}", "0".repeat(64)), &vics.expose().to_uppercase()] {
+        ensure!(db.store.api_token_account(wrong).await?.is_none(), "`{wrong}` passed as an API token");
+    }
+    ensure!(db.store.session_account(vics.expose(), t0()).await?.is_none(), "an API token opened a session");
+    ensure!(db.store.verify_token(vics.expose()).await?.is_none(), "an API token passed as a team token");
+    Ok(())
+}
+
+async fn a_pause_reaches_watchers_in_the_same_step(db: TestDb) -> anyhow::Result<()> {
+    let watch = db.store.paused_watch();
+    ensure!(!*watch.borrow(), "a new drill starts running");
+    ensure!(db.store.set_paused(true, t0()).await?, "the first pause changed nothing");
+    // The watcher sees it by the time the call returns, without waiting.
+    ensure!(*watch.borrow(), "the watch did not follow the pause");
+    ensure!(db.store.drill_state().await?.paused, "the pause is not stored");
+    ensure!(!db.store.set_paused(true, t0()).await?, "pausing a paused drill changed something");
+
+    // Another process (the `gongfang` command with no drill answering) resumes in the
+    // database; this process's watch follows when it next reads the flag.
+    let other = Store::connect_and_migrate(&db.url).await?;
+    ensure!(other.set_paused(false, t0()).await?, "the resume changed nothing");
+    ensure!(*watch.borrow(), "the watch changed before this process read the flag");
+    ensure!(!db.store.sync_paused().await?, "sync read the old flag");
+    ensure!(!*watch.borrow(), "the watch did not follow the stored flag");
+    other.close().await?;
+
+    // Only the flag changes: the tick and start time set by the engine stay.
+    let state = gongfang_store::DrillState {
+        paused: false,
+        current_tick: Some(gongfang_core::Tick(4)),
+        started_at: Some(t0()),
+    };
+    db.store.set_drill_state(state, t0()).await?;
+    db.store.set_paused(true, t0()).await?;
+    ensure!(
+        db.store.drill_state().await? == gongfang_store::DrillState { paused: true, ..state },
+        "other fields changed"
+    );
     Ok(())
 }

@@ -14,7 +14,7 @@ use gongfang_core::scenario::Role;
 use gongfang_core::scoring::Capture;
 use gongfang_core::scoring::TeamScore;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
-use gongfang_store::{DrillState, Store, StoreError, SubmissionOutcome, TOKEN_LEN};
+use gongfang_store::{AnnouncementText, DrillState, Store, StoreError, SubmissionOutcome, TOKEN_LEN};
 
 use common::{TestDb, scenario};
 
@@ -394,9 +394,18 @@ async fn tick_results_batch_and_replay(db: TestDb) -> anyhow::Result<()> {
 }
 
 async fn announcements_and_drill_state(db: TestDb) -> anyhow::Result<()> {
-    let a = db.store.post_announcement(t0(), "alice", "Welcome", "歡迎").await?;
-    let b = db.store.post_announcement(t0() + Duration::seconds(9), "bob", "Pause", "Lunch").await?;
-    ensure!(db.store.list_announcements().await? == [b, a], "announcements newest first");
+    let welcome = AnnouncementText {
+        title: "Welcome".into(),
+        body: "The drill starts at 09:00.".into(),
+        title_zh: Some("歡迎".into()),
+        body_zh: Some("演習於上午九時開始。".into()),
+    };
+    let a = db.store.post_announcement(t0(), "account alice", &welcome).await?;
+    let lunch = AnnouncementText { title: "Pause".into(), body: "Lunch".into(), ..Default::default() };
+    let b = db.store.post_announcement(t0() + Duration::seconds(9), "account bob", &lunch).await?;
+    ensure!(a.text == welcome && b.text.title_zh.is_none(), "the texts as posted, Chinese optional: {a:?} {b:?}");
+    ensure!(db.store.list_announcements(10).await? == [b.clone(), a], "announcements newest first");
+    ensure!(db.store.list_announcements(1).await? == [b], "only the latest `limit`");
 
     ensure!(db.store.drill_state().await? == DrillState::default(), "fresh drill state");
     let s = DrillState { paused: true, current_tick: Some(Tick(17)), started_at: Some(t0()) };
