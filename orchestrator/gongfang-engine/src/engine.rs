@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -136,8 +137,9 @@ pub struct Engine<C: Clock, R: CheckerRunner> {
     current: watch::Sender<Option<Tick>>,
     scorer: Scorer,
     last_verdicts: HashMap<(TeamId, ServiceId), Verdict>,
-    /// Whether the last tick passed paused, to announce pause and resume once each.
-    paused: bool,
+    /// The paused flag as last announced on the event feed, to announce each pause and resume
+    /// once, whether the engine saw it at a tick start or the moment an organiser set it.
+    announced_paused: Arc<AtomicBool>,
 }
 
 impl<C: Clock, R: CheckerRunner> std::fmt::Debug for Engine<C, R> {
@@ -191,7 +193,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             current: watch::Sender::new(None),
             scorer,
             last_verdicts,
-            paused: false,
+            announced_paused: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -213,6 +215,13 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
     /// a later `resume` + `run` continues at the right tick.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), EngineError> {
         tokio::pin!(shutdown);
+        // A pause set in this process (the organisers' API) is announced at once, not at the
+        // next tick start; the actions already planned see the same watch and stop.
+        let _announcer = AbortOnDrop(tokio::spawn(announce_pauses(
+            self.store.paused_watch(),
+            self.events.clone(),
+            self.announced_paused.clone(),
+        )));
         loop {
             let step = async {
                 let now = self.clock.now();
@@ -261,11 +270,9 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
     /// Opens, plays, closes and scores one tick.
     #[instrument(skip(self), fields(tick = tick.0))]
     pub async fn play_tick(&mut self, tick: Tick) -> Result<TickReport, EngineError> {
-        let paused = self.store.drill_state().await?.paused;
-        if paused != self.paused {
-            self.paused = paused;
-            let _ = self.events.send(if paused { GameEvent::Paused } else { GameEvent::Resumed });
-        }
+        // The stored flag: another process may have set it while no drill answered its call.
+        let paused = self.store.sync_paused().await?;
+        announce_pause(&self.events, &self.announced_paused, paused);
         if paused {
             info!("drill paused: tick passes without checks");
             return self.close_missed(tick).await;
@@ -325,6 +332,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
                 semaphore: semaphore.clone(),
                 timeout: s.drill.checker_timeout,
                 seed: self.seed,
+                paused: self.store.paused_watch(),
             };
             let at = tick_start + chrono::Duration::from_std(planned.offset).expect("offset fits");
             tasks.spawn(async move {
@@ -476,6 +484,8 @@ struct ActionContext<C: Clock, R: CheckerRunner> {
     semaphore: Arc<Semaphore>,
     timeout: Duration,
     seed: u64,
+    /// The drill's paused flag: once it is set, no further action of the tick is dispatched.
+    paused: watch::Receiver<bool>,
 }
 
 impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
@@ -485,6 +495,11 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
     async fn perform(self, tick: Tick, planned: PlannedAction) -> Option<Done> {
         let PlannedAction { team, service, action, flag, .. } = planned;
         let _permit = self.semaphore.acquire().await.expect("semaphore never closed");
+        if *self.paused.borrow() {
+            // Paused since the tick began: the action is not dispatched. Its cell's verdict
+            // comes from what did run, or is `checker-error`, which costs nothing.
+            return None;
+        }
         let args = match (action, flag) {
             (Action::Put, Some(FlagRef { store, .. })) => {
                 let flag = self.codec.mint(FlagInfo { tick, team, service, store });
@@ -576,4 +591,35 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
 /// An action the platform could not run: the checker is not to blame, and neither is the team.
 fn platform_error(action: Action, message: impl Into<String>) -> ActionOutcome {
     ActionOutcome::checker_error(action, CheckerFault::Platform { message: message.into() }, Vec::new())
+}
+
+/// Announces `paused` on the event feed if it is not what was last announced.
+fn announce_pause(events: &broadcast::Sender<GameEvent>, announced: &AtomicBool, paused: bool) {
+    if announced.swap(paused, Ordering::SeqCst) != paused {
+        let _ = events.send(if paused { GameEvent::Paused } else { GameEvent::Resumed });
+    }
+}
+
+/// Announces every change of the paused flag this process sees, as it happens.
+async fn announce_pauses(
+    mut watch: watch::Receiver<bool>,
+    events: broadcast::Sender<GameEvent>,
+    announced: Arc<AtomicBool>,
+) {
+    loop {
+        let paused = *watch.borrow_and_update();
+        announce_pause(&events, &announced, paused);
+        if watch.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Aborts a spawned task when dropped, so it ends with whatever spawned it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -190,10 +190,10 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
     let lines: Vec<(String, String, chrono::DateTime<chrono::Utc>)> =
         audit.iter().map(|a| (a.actor.clone(), a.action.clone(), a.at)).collect();
     let want = vec![
-        ("ana".to_owned(), "report.rule".to_owned(), at(70)),
+        ("account ana".to_owned(), "report.rule".to_owned(), at(70)),
         ("team:1".to_owned(), "report.appeal".to_owned(), at(100)),
-        ("bo".to_owned(), "report.rule-appeal".to_owned(), at(110)),
-        ("ana".to_owned(), "report.rule".to_owned(), at(110)),
+        ("account bo".to_owned(), "report.rule-appeal".to_owned(), at(110)),
+        ("account ana".to_owned(), "report.rule".to_owned(), at(110)),
     ];
     ensure!(lines == want, "audit {lines:?}");
     ensure!(audit[2].detail["points"] == 100 && audit[2].detail["report"] == id, "{}", audit[2].detail);
