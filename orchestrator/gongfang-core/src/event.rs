@@ -43,7 +43,13 @@ pub enum GameEvent {
     /// The drill was resumed by an organiser.
     Resumed,
     /// An organiser posted an announcement.
-    Announcement { id: i64, title: String },
+    Announcement {
+        id: i64,
+        title: String,
+        /// The title in Hong Kong Chinese, when the organisers gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title_zh: Option<String>,
+    },
     /// A judge ruled on a report (or on its appeal). Only the fact and the points are public;
     /// the report's content stays with the filing team and the judges.
     ReportRuled {

@@ -52,7 +52,11 @@ pub(crate) enum Caller {
 }
 
 /// Refuses the request if its address is backed off.
-fn not_backed_off(state: &ReportsState, ip: Option<IpAddr>, account: Option<&str>) -> Result<(), ReportsError> {
+pub(crate) fn not_backed_off(
+    state: &ReportsState,
+    ip: Option<IpAddr>,
+    account: Option<&str>,
+) -> Result<(), ReportsError> {
     state
         .backoff()
         .check(ip, account, Instant::now())

@@ -19,25 +19,38 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// Creates a judge account and audits it (never the password).
 pub async fn add_judge(store: &Store, name: &str, password: &str, actor: &str) -> Result<String, ReportsError> {
+    add_account(store, name, AccountRole::Judge, password, actor).await
+}
+
+/// Creates an organiser's, judge's or observer's account (argon2id password) and audits it
+/// under `actor`; says what it did.
+pub async fn add_account(
+    store: &Store,
+    name: &str,
+    role: AccountRole,
+    password: &str,
+    actor: &str,
+) -> Result<String, ReportsError> {
     let name = name.trim();
     if name.is_empty() || name.contains(':') || name.chars().count() > 64 {
-        return Err(ReportsError::BadRequest("a judge name is 1 to 64 characters, without `:`".into()));
+        return Err(ReportsError::BadRequest("an account name is 1 to 64 characters, without `:`".into()));
     }
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ReportsError::BadRequest(format!(
-            "a judge's password must be at least {MIN_PASSWORD_CHARS} characters; use a passphrase"
+            "an account's password must be at least {MIN_PASSWORD_CHARS} characters; use a passphrase"
         )));
     }
-    let account = store.create_account(name, AccountRole::Judge, password).await?;
+    let account = store.create_account(name, role, password).await?;
+    let action = if role == AccountRole::Judge { "judge.add".to_owned() } else { "account.add".to_owned() };
     store
         .append_audit(
             Utc::now(),
             actor,
-            "judge.add",
-            &serde_json::json!({ "account": account.id, "name": account.name }),
+            &action,
+            &serde_json::json!({ "account": account.id, "name": account.name, "role": role.as_str() }),
         )
         .await?;
-    Ok(format!("judge `{}` created (account {})\n", account.name, account.id))
+    Ok(format!("{} `{}` created (account {})\n", role.as_str(), account.name, account.id))
 }
 
 /// Reports read from the store per page by [`list_reports`].

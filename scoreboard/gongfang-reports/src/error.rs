@@ -42,6 +42,20 @@ pub enum ReportsError {
     /// Every password check is busy.
     #[error("the server is busy checking passwords; try again in {retry_after_secs} s")]
     Busy { retry_after_secs: u64 },
+    /// No API token on an organisers' route.
+    #[error(
+        "no credentials: send your account's API token (from `gongfang account token --name NAME`) as \
+         `Authorization: Bearer <token>`"
+    )]
+    NoApiToken,
+    #[error(
+        "the API token is not valid: it was revoked or replaced, or mistyped; issue a new one with `gongfang account token`"
+    )]
+    BadApiToken,
+    #[error("only organisers may do this; this token's account is a {role}")]
+    OrganisersOnly { role: &'static str },
+    #[error("the request is larger than {limit} bytes, the most this route reads; shorten it")]
+    BodyTooLarge { limit: u64 },
     #[error("only judges may do this; teams cannot rule on reports or see the judges' queue")]
     JudgesOnly,
     #[error("only teams file and appeal reports; send your team token in the {TEAM_TOKEN_HEADER} header")]
@@ -141,6 +155,10 @@ impl ReportsError {
         match self {
             Unauthenticated | NoJudgeCredentials => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             BadToken => (StatusCode::UNAUTHORIZED, "bad_token"),
+            NoApiToken => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            BadApiToken => (StatusCode::UNAUTHORIZED, "bad_api_token"),
+            OrganisersOnly { .. } => (StatusCode::FORBIDDEN, "organisers_only"),
+            BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             BadSession => (StatusCode::UNAUTHORIZED, "bad_session"),
             LoginFirst => (StatusCode::UNAUTHORIZED, "login_first"),
@@ -237,6 +255,10 @@ impl IntoResponse for ReportsError {
             }
             ReportsError::NoJudgeCredentials | ReportsError::BadSession | ReportsError::LoginFirst => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gongfang judges\""));
+            }
+            ReportsError::NoApiToken | ReportsError::BadApiToken => {
+                headers
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gongfang organisers\""));
             }
             ReportsError::BackedOff { retry_after_secs } | ReportsError::Busy { retry_after_secs } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

@@ -13,9 +13,13 @@
 //! Judges also read the VPN gateway's translation log (`GET /api/judge/translations`): which
 //! team's peer made a connection that a service saw coming from the gateway.
 //!
+//! Organisers drive the running drill with their accounts' API tokens (`/api/admin/…`, see
+//! [`admin`]): pause, resume, announce.
+//!
 //! Errors map to stable codes and HTTP statuses in one table ([`ReportsError::parts`]).
 //! The routes are described in `docs/reports.md`.
 
+pub mod admin;
 mod api;
 mod auth;
 pub mod commands;

@@ -221,6 +221,27 @@
     showConnections();
   }
 
+  // The newest announcement, in English and, when the organisers gave it, Hong Kong Chinese.
+  function showAnnouncement(a) {
+    const title = a.title_zh ? `${a.title} · ${a.title_zh}` : a.title;
+    const node = $('announcement');
+    node.textContent = `Announcement: ${title}`;
+    node.hidden = false;
+    return `Announcement: ${title}`;
+  }
+
+  // What was announced before this page opened; later ones arrive on the live feed.
+  async function fetchAnnouncements() {
+    try {
+      const res = await fetch('/api/announcements', { cache: 'no-store' });
+      if (!res.ok) return;
+      const list = await res.json();
+      if (list.length > 0 && $('announcement').hidden) showAnnouncement(list[0]);
+    } catch (e) {
+      // Not fatal: the live feed still brings new ones.
+    }
+  }
+
   async function fetchConnections() {
     // Once the drill runs the list is gone for good; so is it on a drill without a VPN.
     if (!state.vpn || (state.clock && !pregame())) {
@@ -381,13 +402,9 @@
       case 'resumed':
         feed(null, 'Drill resumed');
         break;
-      case 'announcement': {
-        const node = $('announcement');
-        node.textContent = `Announcement: ${msg.title}`;
-        node.hidden = false;
-        feed(null, `Announcement: ${msg.title}`);
+      case 'announcement':
+        feed(null, showAnnouncement(msg));
         break;
-      }
       case 'report_ruled':
         feed(
           null,
@@ -438,6 +455,7 @@
   setInterval(renderCountdown, 250);
   fetchBoard().finally(() => {
     connect();
+    fetchAnnouncements();
     fetchConnections();
     state.connectionsTimer = setInterval(fetchConnections, CONNECTIONS_EVERY_MS);
   });

@@ -1,5 +1,5 @@
-//! The JSON endpoints: `/api/scoreboard` for spectators, `/api/attack-info` (and the same
-//! body at `/attack.json`) for the teams' exploit scripts.
+//! The JSON endpoints: `/api/scoreboard` and `/api/announcements` for spectators,
+//! `/api/attack-info` (and the same body at `/attack.json`) for the teams' exploit scripts.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +21,29 @@ use crate::state::WebState;
 pub(crate) async fn scoreboard(State(state): State<WebState>) -> Result<Response, WebError> {
     let board = state.board().await?;
     let body = Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) };
+    Ok(no_store(Json(body)))
+}
+
+/// Most announcements `GET /api/announcements` answers.
+pub const ANNOUNCEMENTS_SHOWN: u64 = 50;
+
+/// `GET /api/announcements`: the latest organisers' announcements, newest first, in English
+/// and (when given) Hong Kong Chinese. The author's account stays in the audit log.
+pub(crate) async fn announcements(State(state): State<WebState>) -> Result<Response, WebError> {
+    let list = state.inner.store.list_announcements(ANNOUNCEMENTS_SHOWN).await?;
+    let body: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|a| {
+            serde_json::json!({
+                "id": a.id,
+                "title": a.text.title,
+                "body": a.text.body,
+                "title_zh": a.text.title_zh,
+                "body_zh": a.text.body_zh,
+                "posted_at": a.posted_at,
+            })
+        })
+        .collect();
     Ok(no_store(Json(body)))
 }
 

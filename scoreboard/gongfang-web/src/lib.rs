@@ -40,6 +40,7 @@ pub fn router(state: WebState) -> Router {
         .route("/static/app.js", get(assets::script))
         .route("/static/app.css", get(assets::style))
         .route("/api/scoreboard", get(api::scoreboard))
+        .route("/api/announcements", get(api::announcements))
         .route("/api/attack-info", get(api::attack_info))
         .route("/attack.json", get(api::attack_info))
         .route("/api/connections", get(connections::connections))

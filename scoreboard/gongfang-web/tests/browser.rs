@@ -20,6 +20,7 @@ use futures::{SinkExt, StreamExt};
 use gongfang_core::Tick;
 use gongfang_core::clock::DrillClock;
 use gongfang_core::event::GameEvent;
+use gongfang_store::AnnouncementText;
 use gongfang_web::WebSettings;
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -188,6 +189,8 @@ const READ_PAGE: &str = r#"(() => {
     first_bloods: [...document.querySelectorAll('#first-bloods li[data-service]')].map((li) => li.dataset.service),
     marker: window.__marker === undefined ? null : window.__marker,
     connections_hidden: document.getElementById('connections').hidden,
+    announcement: document.getElementById('announcement').hidden ? null
+      : document.getElementById('announcement').textContent,
   };
 })()"#;
 
@@ -242,6 +245,9 @@ async fn open_page(cdp: &mut Cdp) -> Result<()> {
 }
 
 async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
+    // Announced before the page opened: shown from `/api/announcements`, in both languages.
+    let welcome = AnnouncementText { title: "Welcome".into(), title_zh: Some("歡迎".into()), ..Default::default() };
+    app.store.post_announcement(Utc::now(), "account olga", &welcome).await?;
     open_page(cdp).await?;
     cdp.call("Page.navigate", json!({ "url": app.url("/") })).await?;
 
@@ -273,6 +279,7 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     assert_eq!(page["scored"], "1");
     assert_eq!(page["first_bloods"], json!(["opendata", "kv"]));
     assert_eq!(page["connections_hidden"], true, "a running drill without a VPN lists no connections");
+    assert_eq!(page["announcement"], "Announcement: Welcome · 歡迎");
     let left = seconds_left(page["countdown"].as_str().unwrap()).context("countdown is not m:ss")?;
     assert!((30..=41).contains(&left), "20 s into a 60 s tick, {left} s left");
 
@@ -282,17 +289,20 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     app.clock.send_replace(live_clock(3, 0));
     app.events.send(GameEvent::TickClosed { tick: Tick(2) })?;
     app.events.send(GameEvent::ScoresUpdated { tick: Tick(2) })?;
+    app.events.send(GameEvent::Announcement { id: 2, title: "Lunch".into(), title_zh: Some("午膳".into()) })?;
 
     let mut updated = Value::Null;
     for _ in 0..200 {
         updated = cdp.eval(READ_PAGE).await?;
-        if updated["scored"] == "2" && updated["tick"] == "3" {
+        if updated["scored"] == "2" && updated["tick"] == "3" && updated["announcement"] == "Announcement: Lunch · 午膳"
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(updated["scored"], "2", "the page did not pick up the closed tick: {updated}");
     assert_eq!(updated["tick"], "3");
+    assert_eq!(updated["announcement"], "Announcement: Lunch · 午膳", "a new announcement shows without a reload");
     assert_eq!(updated["moda_total"], "21.00");
     assert_eq!(updated["moda_kv"], "mumble");
     assert_eq!(updated["moi_kv"], "ok");

@@ -43,7 +43,7 @@ async fn next_json(client: &mut Client) -> Result<Value> {
 
 /// An announcement big enough that a few hundred of them overflow any socket buffer.
 fn big_announcement(id: i64) -> GameEvent {
-    GameEvent::Announcement { id, title: format!("{id}:{}", "x".repeat(256 << 10)) }
+    GameEvent::Announcement { id, title: format!("{id}:{}", "x".repeat(256 << 10)), title_zh: None }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,270 @@
+//! The organisers' live API on the running drill: read its state, pause and resume it, post
+//! announcements. `gongfang pause|resume|announce` use it, and so will the console.
+//!
+//! A caller authenticates with its account's own API token (`Authorization: Bearer gfo_…`,
+//! issued by `gongfang account token`). Organisers change things; observers may only read.
+//! Every change is audited under the token's account (`account NAME`), never a name the caller
+//! chose. A pause is set in the store, which tells the engine in the same step: no checker
+//! action is dispatched after the answer.
+//!
+//! Announcements are public: each new one goes out on the live feed as
+//! [`GameEvent::Announcement`], and the scoreboard lists the latest at `GET /api/announcements`.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::{Json, body::Body};
+use chrono::{DateTime, Utc};
+use gongfang_core::AccountRole;
+use gongfang_core::event::GameEvent;
+use gongfang_store::{Account, Announcement, AnnouncementText};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth;
+use crate::error::ReportsError;
+use crate::state::ReportsState;
+use crate::upload::json_body;
+
+/// Largest body of an admin request (an announcement in two languages fits many times over).
+pub(crate) const MAX_BODY: usize = 64 << 10;
+/// Longest announcement title, in characters, per language.
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Longest announcement body, in characters, per language.
+pub const MAX_BODY_CHARS: usize = 4000;
+/// Longest reason for a pause or resume, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
+type Reply<T> = Result<T, ReportsError>;
+
+/// The account whose API token the request carries, under the shared back-off; a wrong token
+/// is answered 401 and counted, a token of an account of another role 403.
+async fn account(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
+    let Some(token) = auth::session_token(headers)? else { return Err(ReportsError::NoApiToken) };
+    let ip = auth::peer();
+    auth::not_backed_off(state, ip, None)?;
+    match state.store().api_token_account(token).await? {
+        Some(account) => Ok(account),
+        None => {
+            state.backoff().failed(ip, None, Instant::now());
+            Err(ReportsError::BadApiToken)
+        }
+    }
+}
+
+/// The calling organiser; observers and judges are refused.
+async fn organiser(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
+    let account = account(state, headers).await?;
+    if account.role != AccountRole::Organiser {
+        return Err(ReportsError::OrganisersOnly { role: account.role.as_str() });
+    }
+    Ok(account)
+}
+
+/// The drill as organisers see it.
+#[derive(Debug, Serialize)]
+pub(crate) struct DrillView {
+    drill: String,
+    paused: bool,
+    current_tick: Option<u32>,
+    started_at: Option<DateTime<Utc>>,
+    /// Who is asking, and as what.
+    account: String,
+    role: &'static str,
+}
+
+pub(crate) async fn drill(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<Json<DrillView>> {
+    let account = account(&state, &headers).await?;
+    if !matches!(account.role, AccountRole::Organiser | AccountRole::Observer) {
+        return Err(ReportsError::OrganisersOnly { role: account.role.as_str() });
+    }
+    let drill = state.store().drill_state().await?;
+    Ok(Json(DrillView {
+        drill: state.scenario().drill.slug.clone(),
+        paused: drill.paused,
+        current_tick: drill.current_tick.map(|t| t.0),
+        started_at: drill.started_at,
+        account: account.name,
+        role: account.role.as_str(),
+    }))
+}
+
+/// Why the drill is paused or resumed, for the audit log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Reason {
+    #[serde(default)]
+    reason: String,
+}
+
+/// What a pause or resume did.
+#[derive(Debug, Serialize)]
+pub(crate) struct PauseAnswer {
+    paused: bool,
+    /// Whether this request changed it (pausing a paused drill changes nothing).
+    changed: bool,
+}
+
+pub(crate) async fn pause(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply<Json<PauseAnswer>> {
+    set_paused(state, headers, body, true).await
+}
+
+pub(crate) async fn resume(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply<Json<PauseAnswer>> {
+    set_paused(state, headers, body, false).await
+}
+
+async fn set_paused(state: ReportsState, headers: HeaderMap, body: Body, paused: bool) -> Reply<Json<PauseAnswer>> {
+    let account = organiser(&state, &headers).await?;
+    // The body is optional: a bare POST pauses without a reason.
+    let Reason { reason } = if headers.contains_key(axum::http::header::CONTENT_TYPE) {
+        admin_body(&headers, body).await?
+    } else {
+        Reason::default()
+    };
+    let reason = bounded("reason", reason.trim(), MAX_REASON_CHARS)?;
+    let now = state.now();
+    let changed = state.store().set_paused(paused, now).await?;
+    if changed {
+        let action = if paused { "drill.pause" } else { "drill.resume" };
+        state.store().append_audit(now, &account.actor(), action, &json!({ "reason": reason })).await?;
+    }
+    Ok(Json(PauseAnswer { paused, changed }))
+}
+
+/// An announcement as an organiser sends it: English always, Hong Kong Chinese when given.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AnnouncementBody {
+    title: String,
+    #[serde(default)]
+    body: String,
+    title_zh: Option<String>,
+    body_zh: Option<String>,
+}
+
+/// An announcement as the organiser who posted it sees it.
+#[derive(Debug, Serialize)]
+pub(crate) struct AnnouncementView {
+    id: i64,
+    title: String,
+    body: String,
+    title_zh: Option<String>,
+    body_zh: Option<String>,
+    posted_at: DateTime<Utc>,
+}
+
+impl From<Announcement> for AnnouncementView {
+    fn from(a: Announcement) -> AnnouncementView {
+        // The author's account stays in the audit log; the public sees the organisers.
+        let AnnouncementText { title, body, title_zh, body_zh } = a.text;
+        AnnouncementView { id: a.id, title, body, title_zh, body_zh, posted_at: a.posted_at }
+    }
+}
+
+pub(crate) async fn announce(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply<(StatusCode, Json<AnnouncementView>)> {
+    let account = organiser(&state, &headers).await?;
+    let AnnouncementBody { title, body, title_zh, body_zh } = admin_body(&headers, body).await?;
+    let text = checked_announcement(AnnouncementText { title, body, title_zh, body_zh })?;
+    let now = state.now();
+    let posted = state.store().post_announcement(now, &account.actor(), &text).await?;
+    state
+        .store()
+        .append_audit(now, &account.actor(), "announcement.post", &json!({ "id": posted.id, "title": text.title }))
+        .await?;
+    state.publish(GameEvent::Announcement {
+        id: posted.id,
+        title: posted.text.title.clone(),
+        title_zh: posted.text.title_zh.clone(),
+    });
+    Ok((StatusCode::CREATED, Json(posted.into())))
+}
+
+/// An announcement with its text trimmed and within bounds; empty Chinese parts are left out.
+/// The `gongfang announce` command checks with it too.
+pub fn checked_announcement(sent: AnnouncementText) -> Reply<AnnouncementText> {
+    let title = bounded("title", sent.title.trim(), MAX_TITLE_CHARS)?;
+    if title.is_empty() {
+        return Err(ReportsError::BadRequest("an announcement needs a `title` (in English)".to_owned()));
+    }
+    let optional = |field: &str, text: Option<String>, max: usize| -> Reply<Option<String>> {
+        match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(t) => bounded(field, t, max).map(Some),
+        }
+    };
+    Ok(AnnouncementText {
+        title,
+        body: bounded("body", sent.body.trim(), MAX_BODY_CHARS)?,
+        title_zh: optional("title_zh", sent.title_zh, MAX_TITLE_CHARS)?,
+        body_zh: optional("body_zh", sent.body_zh, MAX_BODY_CHARS)?,
+    })
+}
+
+/// `text` if it is at most `max` characters and holds no control character but line breaks
+/// and tabs.
+fn bounded(field: &str, text: &str, max: usize) -> Reply<String> {
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(ReportsError::BadRequest(format!(
+            "`{field}` is {chars} characters long; it may be at most {max}: shorten it"
+        )));
+    }
+    if text.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\t' | '\r')) {
+        return Err(ReportsError::BadRequest(format!(
+            "`{field}` holds a control character; send plain text (line breaks and tabs are fine)"
+        )));
+    }
+    Ok(text.to_owned())
+}
+
+async fn admin_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Reply<T> {
+    json_body(headers, body, MAX_BODY).await.map_err(|e| match e {
+        ReportsError::TooLarge { limit, .. } => ReportsError::BodyTooLarge { limit },
+        e => e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(title: &str, title_zh: Option<&str>) -> AnnouncementText {
+        AnnouncementText {
+            title: title.to_owned(),
+            body: " Lunch at the canteen. ".to_owned(),
+            title_zh: title_zh.map(str::to_owned),
+            body_zh: Some("  ".to_owned()),
+        }
+    }
+
+    #[test]
+    fn announcements_are_trimmed_bounded_and_need_a_title() {
+        let text = checked_announcement(sent(" Break ", Some("休息"))).unwrap();
+        assert_eq!(text.title, "Break");
+        assert_eq!(text.body, "Lunch at the canteen.");
+        assert_eq!(text.title_zh.as_deref(), Some("休息"));
+        assert_eq!(text.body_zh, None, "a blank Chinese body is left out");
+        let e = checked_announcement(sent("  ", None)).unwrap_err();
+        assert!(e.to_string().contains("needs a `title`"), "{e}");
+        let long = "長".repeat(MAX_TITLE_CHARS + 1);
+        let e = checked_announcement(sent("ok", Some(&long))).unwrap_err();
+        assert!(e.to_string().contains("`title_zh` is 201 characters long"), "{e}");
+        let e = checked_announcement(sent("bell\u{7}", None)).unwrap_err();
+        assert!(e.to_string().contains("control character"), "{e}");
+        // Characters, not bytes: a Chinese title of the most characters passes.
+        assert!(checked_announcement(sent("ok", Some(&"長".repeat(MAX_TITLE_CHARS)))).is_ok());
+    }
+}

@@ -1,0 +1,157 @@
+//! The organisers' live API over real HTTP with the real store (SQLite always, PostgreSQL when
+//! configured): only an organiser's own API token changes the drill; observers read, judges and
+//! teams are refused; a revoked token stops at once; wrong tokens count in the back-off; every
+//! change is audited under the token's account; announcements in two languages are stored and
+//! reach the live feed.
+
+mod common;
+
+use anyhow::ensure;
+use gongfang_core::AccountRole;
+use gongfang_core::event::GameEvent;
+use serde_json::json;
+
+use common::*;
+
+gongfang_test_support::backend_tests!(
+    setup = common::spawn;
+    an_organisers_token_pauses_and_resumes_at_once_and_is_audited,
+    observers_judges_and_teams_change_nothing,
+    a_revoked_token_stops_and_wrong_tokens_are_backed_off,
+    bilingual_announcements_are_stored_and_live,
+);
+
+/// An `Authorization` header with `account`'s new API token.
+async fn api_auth(app: &App, account: &str) -> (&'static str, String) {
+    let token = app.store.issue_api_token(account, at(0)).await.unwrap().expect("the account exists");
+    ("Authorization", format!("Bearer {}", token.expose()))
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+async fn an_organisers_token_pauses_and_resumes_at_once_and_is_audited(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    let watch = app.store.paused_watch();
+    let r = app.request("POST", "/api/admin/pause", &[(olga.0, &olga.1), JSON], br#"{"reason":"fire drill"}"#).await;
+    ensure!(r.status == 200, "{}", r.text());
+    ensure!(r.json()?["changed"] == true, "{}", r.text());
+    // Set in the store and told to this process's watchers before the answer.
+    ensure!(*watch.borrow(), "the engine's watch sees the pause when the answer arrives");
+    ensure!(app.store.drill_state().await?.paused, "the flag is stored");
+
+    let again = app.request("POST", "/api/admin/pause", &[(olga.0, &olga.1)], b"").await;
+    ensure!(
+        again.status == 200 && again.json()?["changed"] == false,
+        "pausing twice changes nothing: {}",
+        again.text()
+    );
+    let state = app.request("GET", "/api/admin/drill", &[(olga.0, &olga.1)], b"").await;
+    ensure!(state.json()?["paused"] == true && state.json()?["account"] == "olga", "{}", state.text());
+
+    let r = app.request("POST", "/api/admin/resume", &[(olga.0, &olga.1), JSON], b"{}").await;
+    ensure!(r.status == 200 && r.json()?["changed"] == true, "{}", r.text());
+    ensure!(!*watch.borrow() && !app.store.drill_state().await?.paused, "resumed");
+
+    let bad = app.request("POST", "/api/admin/pause", &[(olga.0, &olga.1), JSON], br#"{"why":"x"}"#).await;
+    ensure!(bad.status == 400 && bad.text().contains("unknown field"), "{}", bad.text());
+    ensure!(!app.store.drill_state().await?.paused, "a refused request changes nothing");
+
+    let audit: Vec<(String, String, String)> =
+        app.store.list_audit(None, 10).await?.into_iter().map(|a| (a.actor, a.action, a.detail.to_string())).collect();
+    ensure!(
+        audit
+            == [
+                ("account olga".to_owned(), "drill.pause".to_owned(), r#"{"reason":"fire drill"}"#.to_owned()),
+                ("account olga".to_owned(), "drill.resume".to_owned(), r#"{"reason":""}"#.to_owned()),
+            ],
+        "one line per change, under the token's account: {audit:?}"
+    );
+    Ok(())
+}
+
+async fn observers_judges_and_teams_change_nothing(app: App) -> anyhow::Result<()> {
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    let ana = api_auth(&app, ANA.0).await;
+    let team = team_auth(&app, gongfang_core::TeamId(1));
+    for (who, auth) in [("observer", &oscar), ("judge", &ana)] {
+        for path in ["/api/admin/pause", "/api/admin/resume"] {
+            let r = app.request("POST", path, &[(auth.0, &auth.1)], b"").await;
+            ensure!(r.status == 403, "{who} {path}: {}", r.text());
+            ensure!(r.json()?["error"]["code"] == "organisers_only", "{}", r.text());
+        }
+        let r = app.request("POST", "/api/admin/announce", &[(auth.0, &auth.1), JSON], br#"{"title":"hello"}"#).await;
+        ensure!(r.status == 403, "{who} announce: {}", r.text());
+    }
+    // An observer reads the drill's state; a judge does not.
+    let r = app.request("GET", "/api/admin/drill", &[(oscar.0, &oscar.1)], b"").await;
+    ensure!(r.status == 200 && r.json()?["role"] == "observer", "{}", r.text());
+    let r = app.request("GET", "/api/admin/drill", &[(ana.0, &ana.1)], b"").await;
+    ensure!(r.status == 403, "{}", r.text());
+    // A team token is not an API token.
+    let r = app.request("POST", "/api/admin/pause", &[(team.0, &team.1)], b"").await;
+    ensure!(r.status == 401 && r.json()?["error"]["code"] == "unauthenticated", "{}", r.text());
+    let r = app.request("POST", "/api/admin/pause", &[("Authorization", &format!("Bearer {}", team.1))], b"").await;
+    ensure!(r.status == 401 && r.json()?["error"]["code"] == "bad_api_token", "{}", r.text());
+
+    ensure!(!app.store.drill_state().await?.paused, "nobody paused the drill");
+    ensure!(app.store.list_announcements(10).await?.is_empty(), "nobody announced");
+    ensure!(app.store.list_audit(None, 10).await?.is_empty(), "nothing to audit");
+    Ok(())
+}
+
+async fn a_revoked_token_stops_and_wrong_tokens_are_backed_off(app: App) -> anyhow::Result<()> {
+    let old = api_auth(&app, "olga").await;
+    let new = api_auth(&app, "olga").await;
+    let r = app.request("GET", "/api/admin/drill", &[(old.0, &old.1)], b"").await;
+    ensure!(r.status == 401, "a replaced token stops working: {}", r.text());
+    let r = app.request("GET", "/api/admin/drill", &[(new.0, &new.1)], b"").await;
+    ensure!(r.status == 200, "{}", r.text());
+    ensure!(app.store.revoke_api_token("olga").await?, "olga had a token");
+    let r = app.request("POST", "/api/admin/pause", &[(new.0, &new.1)], b"").await;
+    ensure!(r.status == 401 && r.header("www-authenticate").is_some(), "a revoked token stops at once: {}", r.text());
+
+    // The two wrong tokens above and eighteen more: the next is refused unchecked.
+    let wrong = format!("Bearer gfo_{}", "0".repeat(64));
+    let mut statuses = Vec::new();
+    for _ in 0..19 {
+        statuses.push(app.request("POST", "/api/admin/pause", &[("Authorization", &wrong)], b"").await.status);
+    }
+    ensure!(statuses[..18].iter().all(|s| *s == 401), "{statuses:?}");
+    ensure!(statuses[18] == 429, "the 21st wrong credential is backed off: {statuses:?}");
+    ensure!(!app.store.drill_state().await?.paused, "nothing changed");
+    Ok(())
+}
+
+async fn bilingual_announcements_are_stored_and_live(mut app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    let sent = json!({
+        "title": "Lunch break",
+        "body": "Checks go on.",
+        "title_zh": "午膳時間",
+        "body_zh": "檢查照常進行。",
+    });
+    let r = app.request("POST", "/api/admin/announce", &[(olga.0, &olga.1), JSON], sent.to_string().as_bytes()).await;
+    ensure!(r.status == 201, "{}", r.text());
+    let id = r.json()?["id"].as_i64().unwrap();
+    let event = app.events.try_recv()?;
+    ensure!(
+        event == GameEvent::Announcement { id, title: "Lunch break".into(), title_zh: Some("午膳時間".into()) },
+        "{event:?}"
+    );
+    let answer = r.json()?;
+    ensure!(answer["body_zh"] == "檢查照常進行。" && answer.get("author").is_none(), "{answer}");
+    let stored = app.store.list_announcements(10).await?;
+    ensure!(stored[0].text.body_zh.as_deref() == Some("檢查照常進行。"), "{stored:?}");
+    ensure!(stored[0].author == "account olga", "stored under the token's account: {stored:?}");
+    let audit = app.store.list_audit(None, 10).await?;
+    ensure!(audit[0].actor == "account olga" && audit[0].action == "announcement.post", "{audit:?}");
+
+    let untitled = app.request("POST", "/api/admin/announce", &[(olga.0, &olga.1), JSON], br#"{"title":" "}"#).await;
+    ensure!(untitled.status == 400 && untitled.text().contains("needs a `title`"), "{}", untitled.text());
+    let huge = json!({ "title": "x", "body": "y".repeat(70_000) }).to_string();
+    let r = app.request("POST", "/api/admin/announce", &[(olga.0, &olga.1), JSON], huge.as_bytes()).await;
+    ensure!(r.status == 413, "{}", r.text());
+    ensure!(app.store.list_announcements(10).await?.len() == 1, "refused announcements are not stored");
+    Ok(())
+}
