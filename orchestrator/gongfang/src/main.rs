@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use gongfang::scenario_file;
 
+mod account;
 mod checker;
 mod down;
+mod live;
 mod migrate;
-mod pause;
 mod reports;
 mod summary;
 mod team;
@@ -51,10 +52,14 @@ enum Command {
     Judge(reports::JudgeArgs),
     /// List and read the teams' attack and defence reports.
     Report(reports::ReportArgs),
-    /// Pause a running drill from the next tick on (audited).
-    Pause(pause::Args),
-    /// Resume a paused drill from the next tick on (audited).
-    Resume(pause::Args),
+    /// Accounts of organisers, judges and observers, and their API tokens.
+    Account(account::Args),
+    /// Pause the running drill: no checker action is dispatched after the answer (audited).
+    Pause(live::PauseArgs),
+    /// Resume a paused drill (audited).
+    Resume(live::PauseArgs),
+    /// Post an announcement, in English and Hong Kong Chinese, that every board shows (audited).
+    Announce(live::AnnounceArgs),
     /// Teams' WireGuard access: write a team's configs, list who is connected.
     Vpn(vpn::Args),
 }
@@ -86,8 +91,10 @@ fn main() -> ExitCode {
         Command::Checker(args) => checker::run(args),
         Command::Judge(args) => reports::judge(args),
         Command::Report(args) => reports::report(args),
-        Command::Pause(args) => pause::run(args, true),
-        Command::Resume(args) => pause::run(args, false),
+        Command::Account(args) => account::run(args),
+        Command::Pause(args) => live::pause(args, true),
+        Command::Resume(args) => live::pause(args, false),
+        Command::Announce(args) => live::announce(args),
         Command::Vpn(args) => vpn::run(args),
     };
     match result {
