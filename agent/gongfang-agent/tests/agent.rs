@@ -156,46 +156,6 @@ async fn a_blue_team_registers_lists_and_removes_a_shell_key() {
     assert!(!out.status.success() && text(&out.stderr).contains("404"), "{}", text(&out.stderr));
 }
 
-/// Makes a certificate authority and a certificate for `localhost` signed by it, with the
-/// `openssl` command: (CA certificate, server certificate, server key) as PEM files.
-fn certificates(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-        assert!(out.status.success(), "openssl {args:?}: {}", text(&out.stderr));
-    };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(&[
-        &["req", "-x509"][..],
-        &ec,
-        &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Drill test CA"],
-    ]
-    .concat());
-    run(&[&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat());
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.pem",
-        "-days",
-        "1",
-        "-extfile",
-        "server.ext",
-    ]);
-    (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"))
-}
-
 /// A TLS terminator on loopback in front of `backend`, as an organiser's reverse proxy would
 /// be; its address.
 async fn tls_proxy(cert: &Path, key: &Path, backend: std::net::SocketAddr) -> std::net::SocketAddr {
@@ -230,7 +190,8 @@ async fn tls_proxy(cert: &Path, key: &Path, backend: std::net::SocketAddr) -> st
 async fn the_agent_works_behind_https_with_the_organisers_certificate_authority() {
     let dir = tempfile::tempdir().unwrap();
     let (_db, backend, _, token) = serve_routes("", "red-firm").await;
-    let (ca, cert, key) = certificates(dir.path());
+    let gongfang_test_support::tls::Certificates { ca, cert, key } =
+        gongfang_test_support::tls::certificates(dir.path());
     let proxy = tls_proxy(&cert, &key, backend).await;
     let server = format!("https://localhost:{}", proxy.port());
     let list = || vec!["report".to_owned(), "list".to_owned()];

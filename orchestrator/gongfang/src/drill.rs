@@ -51,6 +51,8 @@ pub struct DrillConfig {
     /// The container engine that builds, stages and deploys submitted patches, when the drill
     /// runs its containers and a service takes patches.
     pub patch_builds: Option<PatchBuilds>,
+    /// The certificate the web port is served with over HTTPS; plain HTTP without one.
+    pub tls: Option<gongfang_web::Tls>,
 }
 
 /// What submitted patches are built and deployed with.
@@ -118,8 +120,19 @@ pub async fn start_time(scenario: &Scenario, store: &Store) -> anyhow::Result<Da
 /// Runs the drill until it ends or `shutdown` resolves, then stops every part cleanly: the
 /// engine between actions, the submission servers after answering what they accepted.
 pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-    let DrillConfig { scenario, secret, store, addresses, web, submit_tcp, checker_cache, logs, vpn, patch_builds } =
-        cfg;
+    let DrillConfig {
+        scenario,
+        secret,
+        store,
+        addresses,
+        web,
+        submit_tcp,
+        checker_cache,
+        logs,
+        vpn,
+        patch_builds,
+        tls,
+    } = cfg;
     let start = start_time(&scenario, &store).await?;
     let (events, _) = broadcast::channel::<GameEvent>(4096);
 
@@ -208,6 +221,9 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         WebState::new(scenario.clone(), store.clone(), events.clone(), clock_rx, endpoints, web_settings(caps));
     if let Some(connections) = connections {
         web_state = web_state.with_connections(connections);
+    }
+    if let Some(tls) = tls {
+        web_state = web_state.with_tls(tls);
     }
     let mut reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
         .with_logs(logs)

@@ -6,6 +6,7 @@
 //! pause at its next tick start, and an announcement shows on the next page load.
 
 use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -32,6 +33,10 @@ pub struct Access {
     /// Your account's API token (`gongfang account token --name NAME` issues one).
     #[arg(long, env = "GONGFANG_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Over HTTPS, trust the certificate authority in this PEM file (the drill's own) instead of
+    /// the web's public roots.
+    #[arg(long, value_name = "FILE", env = "GONGFANG_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// The drill's database, used only when no drill answers at --server.
     #[command(flatten)]
     pub db: DatabaseArgs,
@@ -76,7 +81,7 @@ pub fn pause(args: PauseArgs, paused: bool) -> anyhow::Result<ExitCode> {
     let token = args.access.token()?;
     let word = if paused { "paused" } else { "running" };
     let path = if paused { "/api/admin/pause" } else { "/api/admin/resume" };
-    match call(&args.access.server, path, &token, &json!({ "reason": args.reason }))? {
+    match call(&args.access, path, &token, &json!({ "reason": args.reason }))? {
         Some(answer) => {
             if answer["changed"].as_bool() != Some(true) {
                 println!("the drill is already {word}; nothing changed");
@@ -110,7 +115,7 @@ pub fn announce(args: AnnounceArgs) -> anyhow::Result<ExitCode> {
     // Checked here first, so a mistake is told the same way online and offline.
     let text = checked_announcement(sent)?;
     let body = json!({ "title": text.title, "body": text.body, "title_zh": text.title_zh, "body_zh": text.body_zh });
-    match call(&args.access.server, "/api/admin/announce", &token, &body)? {
+    match call(&args.access, "/api/admin/announce", &token, &body)? {
         Some(answer) => println!("announcement {} posted; the board shows it now", answer["id"]),
         None => offline(&args.access, &token, |store, account| async move {
             let now = Utc::now();
@@ -142,14 +147,15 @@ impl Access {
     }
 }
 
-/// Sends `body` to the drill's organisers' API; `None` when no drill answers at `server`.
-fn call(server: &str, path: &str, token: &Secret, body: &Value) -> anyhow::Result<Option<Value>> {
-    let server = server.trim_end_matches('/');
+/// Sends `body` to the drill's organisers' API; `None` when no drill answers at the server.
+/// Any other failure (a certificate not trusted, a server that is not a drill) is an error,
+/// never a reason to act on the database behind the running drill's back.
+fn call(access: &Access, path: &str, token: &Secret, body: &Value) -> anyhow::Result<Option<Value>> {
+    let server = access.server.trim_end_matches('/');
     if !(server.starts_with("http://") || server.starts_with("https://")) {
         bail!("--server must be http://HOST:PORT or https://HOST, not `{server}`");
     }
-    let agent: ureq::Agent =
-        ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(TIMEOUT)).build().into();
+    let agent = client(access.ca_cert.as_deref())?;
     let sent = agent
         .post(&format!("{server}{path}"))
         .header("Authorization", &format!("Bearer {}", token.expose()))
@@ -159,6 +165,14 @@ fn call(server: &str, path: &str, token: &Secret, body: &Value) -> anyhow::Resul
         Ok(r) => r,
         Err(ureq::Error::Io(e)) if matches!(e.kind(), ErrorKind::ConnectionRefused) => return Ok(None),
         Err(ureq::Error::ConnectionFailed) => return Ok(None),
+        Err(e)
+            if matches!(e, ureq::Error::Tls(_) | ureq::Error::Rustls(_)) || e.to_string().contains("certificate") =>
+        {
+            bail!(
+                "the TLS handshake with {server} failed ({e}); if the drill uses its own certificate authority, \
+                 give its certificate with --ca-cert FILE"
+            )
+        }
         Err(e) => bail!("cannot reach the drill at {server}: {e}"),
     };
     let status = response.status();
@@ -173,6 +187,23 @@ fn call(server: &str, path: &str, token: &Secret, body: &Value) -> anyhow::Resul
         bail!("the drill refused ({status}): {message}");
     }
     Ok(Some(answer))
+}
+
+/// An HTTP client that trusts the CA in `ca_cert`, or else the web's public roots.
+fn client(ca_cert: Option<&Path>) -> anyhow::Result<ureq::Agent> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(path) = ca_cert {
+        let pem = std::fs::read(path).with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+        let certificate = ureq::tls::Certificate::from_pem(&pem)
+            .with_context(|| format!("{} is not a PEM certificate (-----BEGIN CERTIFICATE-----)", path.display()))?;
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&[certificate]));
+    }
+    Ok(ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(TIMEOUT))
+        .tls_config(tls.build())
+        .build()
+        .into())
 }
 
 /// Acts on the drill's database, as the token's organiser, when no drill answered.

@@ -22,6 +22,8 @@ pub struct Summary<'a> {
     /// The database's URL without its password.
     pub database: &'a str,
     pub web: SocketAddr,
+    /// `https` when the web port is served with a certificate, else `http`.
+    pub scheme: &'a str,
     pub submit: SocketAddr,
     pub tokens_file: &'a Path,
     pub addresses: &'a Addresses,
@@ -65,9 +67,9 @@ impl Summary<'_> {
             "pid": std::process::id(),
             "database": self.database,
             "web": self.web.to_string(),
-            "scoreboard": format!("http://{}/", self.web),
-            "flags_http": format!("http://{}/flags", self.web),
-            "attack_info": format!("http://{}/api/attack-info", self.web),
+            "scoreboard": format!("{}://{}/", self.scheme, self.web),
+            "flags_http": format!("{}://{}/flags", self.scheme, self.web),
+            "attack_info": format!("{}://{}/api/attack-info", self.scheme, self.web),
             "submit_tcp": self.submit.to_string(),
             "tokens_file": self.tokens_file.display().to_string(),
             "teams": teams,

@@ -46,6 +46,13 @@ pub struct Args {
     /// Where the scoreboard and `PUT /flags` listen.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub web: SocketAddr,
+    /// Serve the scoreboard's port (the page, every API, `PUT /flags`, the websocket) over
+    /// HTTPS with this certificate chain, in PEM; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, in PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Where the FAUST-protocol flag submission listens.
     #[arg(long, default_value = "127.0.0.1:31337")]
     pub submit: SocketAddr,
@@ -94,6 +101,12 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         None if containers => demo_scenario()?,
         None => bail!("`gongfang serve` needs a scenario file (`gongfang up` without one runs the demo)"),
     };
+    // Before anything starts: a certificate that cannot be used stops the command here.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(gongfang_web::Tls::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // One engine connection: preparing images, the containers (`up`) and the judges' view of
     // their logs.
     let docker = match Engine::connect(Backend::Docker) {
@@ -199,10 +212,10 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
 
     println!();
     println!("drill {} ({})", scenario.drill.name.en, slug);
-    println!("scoreboard:        http://{web_addr}/");
+    println!("scoreboard:        {scheme}://{web_addr}/");
     println!("flag submission:   nc {} {}   (FAUST protocol)", submit_addr.ip(), submit_addr.port());
-    println!("                   PUT http://{web_addr}/flags   (header {TEAM_TOKEN_HEADER}, JSON list of flags)");
-    println!("attack info:       http://{web_addr}/api/attack-info");
+    println!("                   PUT {scheme}://{web_addr}/flags   (header {TEAM_TOKEN_HEADER}, JSON list of flags)");
+    println!("attack info:       {scheme}://{web_addr}/api/attack-info");
     if let (Some(gateway), Some(vpn)) = (&gateway, &scenario.vpn) {
         println!(
             "WireGuard gateway: {} ({}), UDP {}; inside the tunnel at {}",
@@ -212,7 +225,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
             vpn.gateway
         );
         println!(
-            "                   teams reach the scoreboard at http://{}:{} and submit at {} {} through it",
+            "                   teams reach the scoreboard at {scheme}://{}:{} and submit at {} {} through it",
             vpn.gateway,
             web_addr.port(),
             vpn.gateway,
@@ -259,6 +272,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         scenario: &scenario,
         database: &redact_url(&url),
         web: web_addr,
+        scheme,
         submit: submit_addr,
         tokens_file: &tokens_file,
         addresses: &addresses,
@@ -285,6 +299,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         logs,
         vpn,
         patch_builds,
+        tls,
     };
     let shutdown = async move {
         interrupt.recv().await;

@@ -17,7 +17,7 @@ pub enum WebError {
     /// No page or endpoint at this path.
     #[error(
         "no such page: {0}; the scoreboard serves /, /api/scoreboard, /api/attack-info, /attack.json, \
-         /api/connections and /ws"
+         /api/connections, /api/announcements and /ws"
     )]
     NotFound(String),
     /// `/api/connections` on a drill without WireGuard access for teams.
@@ -32,6 +32,9 @@ pub enum WebError {
     /// Building a JSON answer failed (a bug, never the client's fault).
     #[error("could not encode the answer: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The certificate or key for HTTPS cannot be used.
+    #[error("{0}")]
+    Tls(String),
     /// The listener failed while serving.
     #[error("serving the scoreboard failed: {0}")]
     Io(#[from] std::io::Error),
@@ -53,7 +56,7 @@ impl WebError {
             WebError::TooManyConnections { .. } => ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE),
             WebError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             WebError::NoVpn => ("no_vpn", StatusCode::NOT_FOUND),
-            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => {
+            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) | WebError::Tls(_) => {
                 ("internal", StatusCode::INTERNAL_SERVER_ERROR)
             }
         }
@@ -80,7 +83,7 @@ impl IntoResponse for WebError {
         // A store error's text may carry SQL details; spectators get a plain sentence.
         let message = match &self {
             WebError::Store(_) => "the scoreboard's database is unavailable; try again in a few seconds".to_owned(),
-            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) => {
+            WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) | WebError::Tls(_) => {
                 "internal error; the organisers have been told".to_owned()
             }
             other => other.to_string(),

@@ -7,11 +7,13 @@
 //! | `GET /api/scoreboard` | ranking, status grid, first bloods and clock as JSON |
 //! | `GET /api/attack-info`, `GET /attack.json` | targets, addresses, status and flag ids |
 //! | `GET /api/connections` | each team's WireGuard peers and latest handshake (drills with a VPN) |
+//! | `GET /api/announcements` | the organisers' latest announcements, in English and Chinese |
 //! | `GET /ws` | a snapshot, then every [`GameEvent`](gongfang_core::event::GameEvent) as JSON |
 //!
 //! The web only reads the store. It learns that something changed from the game's event
 //! channel, caches the scoreboard between changes, and serves every spectator from that one
-//! cache and that one channel. The formats are described in `docs/scoreboard.md`.
+//! cache and that one channel. The formats are described in `docs/scoreboard.md`. With a
+//! certificate ([`WebState::with_tls`]) the port speaks HTTPS only.
 
 mod api;
 mod assets;
@@ -21,6 +23,7 @@ mod connections;
 mod error;
 mod serve;
 mod state;
+mod tls;
 mod ws;
 
 use std::future::Future;
@@ -32,6 +35,7 @@ use tokio::net::TcpListener;
 pub use error::WebError;
 pub use serve::SHUTDOWN_GRACE;
 pub use state::{ServiceEndpoint, WebSettings, WebState};
+pub use tls::Tls;
 
 /// The scoreboard's routes, ready to serve or to merge into a larger router.
 pub fn router(state: WebState) -> Router {
@@ -92,7 +96,8 @@ pub async fn serve_with(
             "scoreboard listening"
         );
     }
-    serve::serve(listener, router(state).merge(extra), settings, closing, shutdown).await?;
+    let tls = state.tls();
+    serve::serve(listener, router(state).merge(extra), settings, closing, tls, shutdown).await?;
     Ok(())
 }
 

@@ -15,6 +15,8 @@
 //! - a request's head must arrive within [`WebSettings::header_timeout`] (slowloris), its body
 //!   within [`WebSettings::body_timeout`] of its head, and a connection with no request in
 //!   progress that moves no byte for [`WebSettings::idle_timeout`] is closed;
+//! - with a certificate ([`Tls`]), each connection is HTTPS: its TLS handshake must finish
+//!   within the head's time, and a client that does not speak TLS is dropped;
 //! - every request carries [`ConnectInfo<SocketAddr>`](axum::extract::ConnectInfo), the peer
 //!   address, in its extensions, as `into_make_service_with_connect_info` would put it.
 //!
@@ -47,6 +49,7 @@ use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::state::WebSettings;
+use crate::tls::Tls;
 
 /// How long shutdown waits for connections to finish what they are answering.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -62,6 +65,7 @@ pub(crate) async fn serve(
     app: Router,
     settings: WebSettings,
     closing: watch::Sender<bool>,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> io::Result<()> {
     let admission = Admission::new(settings.max_http_connections, settings.max_connections_per_address);
@@ -75,7 +79,16 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match admission.try_admit(peer.ip()) {
                     Ok(admitted) => {
-                        let conn = connection(&http, stream, peer, admitted, app.clone(), settings, closing.subscribe());
+                        let conn = connection(
+                            &http,
+                            stream,
+                            peer,
+                            admitted,
+                            app.clone(),
+                            settings,
+                            closing.subscribe(),
+                            tls.clone(),
+                        );
                         connections.spawn(conn);
                     }
                     Err(refusal) => {
@@ -103,8 +116,10 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// One connection: hyper's HTTP/1 with upgrades (the websocket), watched for idleness and for
-/// shutdown.
+/// One connection: over TLS when the server has a certificate (the handshake bounded like a
+/// request's head), then hyper's HTTP/1 with upgrades (the websocket), watched for idleness and
+/// for shutdown.
+#[allow(clippy::too_many_arguments)]
 fn connection(
     http: &hyper::server::conn::http1::Builder,
     stream: TcpStream,
@@ -113,26 +128,42 @@ fn connection(
     app: Router,
     settings: WebSettings,
     mut closing: watch::Receiver<bool>,
+    tls: Option<Tls>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let _ = stream.set_nodelay(true);
-    let activity = Arc::new(Activity::new());
-    let io = TokioIo::new(Tracked { stream, activity: activity.clone(), _admitted: admitted });
-    let service = {
-        let activity = activity.clone();
-        hyper::service::service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            let request = request.map(|body| Body::new(TimeoutBody::new(body, settings.body_timeout)));
-            let mut app = app.clone();
-            let busy = Busy::start(&activity);
-            async move {
-                let response = app.call(request).await;
-                drop(busy);
-                response
-            }
-        })
-    };
-    let conn = http.serve_connection(io, service).with_upgrades();
+    let http = http.clone();
     async move {
+        let stream: Box<dyn Io> = match tls {
+            None => Box::new(stream),
+            Some(tls) => match tokio::time::timeout(settings.header_timeout, tls.acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => Box::new(stream),
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake not finished in time");
+                    return;
+                }
+            },
+        };
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Tracked { stream, activity: activity.clone(), _admitted: admitted });
+        let service = {
+            let activity = activity.clone();
+            hyper::service::service_fn(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                let request = request.map(|body| Body::new(TimeoutBody::new(body, settings.body_timeout)));
+                let mut app = app.clone();
+                let busy = Busy::start(&activity);
+                async move {
+                    let response = app.call(request).await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
+        let conn = http.serve_connection(io, service).with_upgrades();
         tokio::pin!(conn);
         // Until the connection ends, is idle too long, or the server closes.
         let until = loop {
@@ -205,10 +236,15 @@ impl Drop for Busy {
     }
 }
 
-/// The socket, noting every byte moved, and holding the connection's admission for as long as
+/// A connection's byte stream: the TCP socket, or the TLS session over it.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Io for S {}
+
+/// The stream, noting every byte moved, and holding the connection's admission for as long as
 /// it is open: after a websocket upgrade the socket outlives hyper's connection.
 struct Tracked {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     activity: Arc<Activity>,
     _admitted: Admitted,
 }

@@ -78,6 +78,8 @@ pub struct WebState {
     /// The teams' WireGuard connections as the binary last polled them; `None` when the drill
     /// has no VPN.
     connections: Option<watch::Receiver<Vec<TeamConnection>>>,
+    /// The certificate the port is served with over HTTPS; plain HTTP without one.
+    tls: Option<crate::Tls>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -86,6 +88,7 @@ impl std::fmt::Debug for WebState {
             .field("drill", &self.inner.scenario.drill.slug)
             .field("settings", &self.inner.settings)
             .field("vpn", &self.connections.is_some())
+            .field("https", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -164,6 +167,7 @@ impl WebState {
                 _stop: stop,
             }),
             connections: None,
+            tls: None,
         }
     }
 
@@ -173,6 +177,16 @@ impl WebState {
     /// Without it, `/api/connections` answers `404 no_vpn` and the page shows no such list.
     pub fn with_connections(self, connections: watch::Receiver<Vec<TeamConnection>>) -> WebState {
         WebState { connections: Some(connections), ..self }
+    }
+
+    /// Serves the scoreboard's port over HTTPS with `tls` (every route on it, the websocket
+    /// included); without it, plain HTTP.
+    pub fn with_tls(self, tls: crate::Tls) -> WebState {
+        WebState { tls: Some(tls), ..self }
+    }
+
+    pub(crate) fn tls(&self) -> Option<crate::Tls> {
+        self.tls.clone()
     }
 
     /// The teams' connections, if the drill has a VPN.

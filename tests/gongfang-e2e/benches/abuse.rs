@@ -66,6 +66,7 @@ async fn start(binary: &Path, dir: &Path, scenario: String) -> anyhow::Result<Dr
         flag_prefix: PREFIX.to_owned(),
         secret: SECRET.to_owned(),
         checker_cache: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abuse-bench-checker-cache"),
+        extra_args: Vec::new(),
     };
     DrillProcess::start(binary, dir, &spec).await
 }

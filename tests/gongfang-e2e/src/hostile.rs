@@ -81,6 +81,8 @@ pub struct DrillSpec {
     pub secret: String,
     /// Where compiled checkers are cached between drills.
     pub checker_cache: PathBuf,
+    /// More arguments for `gongfang serve` (`--tls-cert FILE`, …).
+    pub extra_args: Vec<String>,
 }
 
 /// A running `gongfang serve`, killed when dropped.
@@ -123,6 +125,7 @@ impl DrillProcess {
             .arg(dir.join("tokens.json"))
             .arg("--checker-cache")
             .arg(&spec.checker_cache)
+            .args(&spec.extra_args)
             .env("GONGFANG_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

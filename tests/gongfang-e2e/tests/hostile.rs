@@ -127,6 +127,7 @@ where
         flag_prefix: PREFIX.to_owned(),
         secret: SECRET.to_owned(),
         checker_cache: checker_cache(),
+        extra_args: Vec::new(),
     };
     let drill = Arc::new(DrillProcess::start(&gongfang_binary()?, dir.path(), &spec).await?);
     let health = HealthWatch::start(drill.pid);

@@ -319,13 +319,18 @@ impl App {
 
     /// [`App::start`] with another scenario of the same teams and services.
     pub async fn start_with(scenario: Arc<Scenario>, capacity: usize, settings: WebSettings) -> Result<App> {
-        App::launch(scenario, capacity, settings, clock_at(2), None).await
+        App::launch(scenario, capacity, settings, clock_at(2), None, None).await
+    }
+
+    /// [`App::start`] served over HTTPS with `tls`.
+    pub async fn start_https(tls: gongfang_web::Tls, settings: WebSettings) -> Result<App> {
+        App::launch(Arc::new(scenario()), 64, settings, clock_at(2), None, Some(tls)).await
     }
 
     /// [`App::start`] with the clock at `clock`, for a drill with a VPN whose teams'
     /// connections are read from `connections`, or without one.
     pub async fn start_at(clock: DrillClock, connections: Option<watch::Receiver<Vec<TeamConnection>>>) -> Result<App> {
-        App::launch(Arc::new(scenario()), 64, WebSettings::default(), clock, connections).await
+        App::launch(Arc::new(scenario()), 64, WebSettings::default(), clock, connections, None).await
     }
 
     async fn launch(
@@ -334,6 +339,7 @@ impl App {
         settings: WebSettings,
         clock: DrillClock,
         connections: Option<watch::Receiver<Vec<TeamConnection>>>,
+        tls: Option<gongfang_web::Tls>,
     ) -> Result<App> {
         let db = TestDb::sqlite().await;
         let store = db.store.clone();
@@ -343,6 +349,9 @@ impl App {
         let mut state = WebState::new(scenario, store.clone(), events.clone(), clock_rx, endpoints(), settings);
         if let Some(connections) = connections {
             state = state.with_connections(connections);
+        }
+        if let Some(tls) = tls {
+            state = state.with_tls(tls);
         }
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
