@@ -67,6 +67,16 @@ impl std::fmt::Debug for Command {
     }
 }
 
+/// The password given, or else the first line of standard input (without its line break).
+pub fn password_or_stdin(given: Option<String>) -> std::io::Result<String> {
+    if let Some(password) = given {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -77,14 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let role = role
                     .parse::<AccountRole>()
                     .map_err(|_| anyhow::anyhow!("no role `{role}`; use organiser, judge or observer"))?;
-                let password = match password {
-                    Some(p) => p,
-                    None => {
-                        let mut line = String::new();
-                        std::io::stdin().lock().read_line(&mut line)?;
-                        line.trim_end_matches(['\r', '\n']).to_owned()
-                    }
-                };
+                let password = password_or_stdin(password)?;
                 print!("{}", add_account(&store, &name, role, &password, &args.actor).await?);
             }
             Command::List => {

@@ -1,7 +1,6 @@
 //! `gongfang judge add` and `gongfang report list|show`: the organisers' side of attack and
 //! defence reports. Teams file reports and judges rule on them over the HTTP API (`docs/reports.md`).
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -77,14 +76,7 @@ pub fn judge(args: JudgeArgs) -> anyhow::Result<ExitCode> {
         // Refuse a database without a drill before asking for a password.
         let store = args.db.open_drill().await?;
         let JudgeCommand::Add { name, password } = args.command;
-        let password = match password {
-            Some(p) => p,
-            None => {
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line)?;
-                line.trim_end_matches(['\r', '\n']).to_owned()
-            }
-        };
+        let password = crate::account::password_or_stdin(password)?;
         println!("{}", add_judge(&store, &name, &password, &args.actor).await?);
         store.close().await?;
         Ok(ExitCode::SUCCESS)
