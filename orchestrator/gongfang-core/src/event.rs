@@ -42,6 +42,9 @@ pub enum GameEvent {
     Paused,
     /// The drill was resumed by an organiser.
     Resumed,
+    /// An organiser moved the drill's end later: it now ends `total_secs` after the end its
+    /// scenario gives.
+    Extended { total_secs: u64 },
     /// An organiser posted an announcement.
     Announcement {
         id: i64,

@@ -299,11 +299,13 @@ pub struct Filing<'a> {
     pub now: DateTime<Utc>,
     /// When tick 0 started (`None`: the drill has not started).
     pub started: Option<DateTime<Utc>>,
+    /// How much later than its scenario says the drill ends (organisers extended it).
+    pub extended: Duration,
 }
 
-/// When the drill ends, given when it started.
-pub fn drill_end(scenario: &Scenario, started: DateTime<Utc>) -> DateTime<Utc> {
-    started + chrono::Duration::from_std(scenario.drill.duration).unwrap_or(chrono::Duration::MAX)
+/// When the drill ends, given when it started and how long it was extended by.
+pub fn drill_end(scenario: &Scenario, started: DateTime<Utc>, extended: Duration) -> DateTime<Utc> {
+    add(started, scenario.drill.duration.saturating_add(extended))
 }
 
 fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
@@ -445,7 +447,7 @@ fn check_window(
         fail("", ReportError::NotStarted);
         return None;
     };
-    let deadline = add(drill_end(f.scenario, started), rules.filing_grace);
+    let deadline = add(drill_end(f.scenario, started, f.extended), rules.filing_grace);
     if f.now > deadline {
         fail("", ReportError::FilingClosed { deadline });
     }

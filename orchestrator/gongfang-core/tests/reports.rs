@@ -70,7 +70,7 @@ fn file(
     draft: &ReportDraft,
     now: DateTime<Utc>,
 ) -> Result<CheckedReport, Vec<ReportProblem>> {
-    check_report(draft, &Filing { scenario: s, filer, now, started: Some(started()) })
+    check_report(draft, &Filing { scenario: s, filer, now, started: Some(started()), extended: Duration::ZERO })
 }
 
 /// The problems of a refused draft, as (field, code) pairs.
@@ -160,7 +160,8 @@ fn time_windows() {
     let r = attack();
     assert!(file(&s, RED, &r, at(62 * 60)).is_ok());
     assert_eq!(refused(&s, RED, &r, at(62 * 60 + 1)), vec![("", "filing_closed")]);
-    let not_started = check_report(&r, &Filing { scenario: &s, filer: RED, now: at(60), started: None });
+    let not_started =
+        check_report(&r, &Filing { scenario: &s, filer: RED, now: at(60), started: None, extended: Duration::ZERO });
     assert_eq!(not_started.unwrap_err()[0].error, ReportError::NotStarted);
 }
 

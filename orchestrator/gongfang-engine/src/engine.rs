@@ -231,9 +231,11 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
                 }
                 let elapsed = (now - self.cfg.start).to_std().unwrap_or_default();
                 let drill = &self.cfg.scenario.drill;
-                let due = tick_at(elapsed, drill.tick, drill.duration);
+                // Organisers may move the end later while the drill runs.
+                let duration = drill.duration.saturating_add(self.store.drill_extension().await?);
+                let due = tick_at(elapsed, drill.tick, duration);
                 let next = self.scorer.next_tick();
-                let last = Tick(u32::try_from(drill.duration.as_millis() / drill.tick.as_millis()).unwrap_or(u32::MAX));
+                let last = Tick(u32::try_from(duration.as_millis() / drill.tick.as_millis()).unwrap_or(u32::MAX));
                 match due {
                     // Ticks that passed while the engine was away are closed now.
                     Some(due) if next < due => self.close_missed(next).await.map(|_| true),

@@ -239,6 +239,45 @@ async fn a_restarted_engine_continues_and_scores_like_an_uninterrupted_one() {
     assert_eq!(a, b);
 }
 
+/// The simulated services, with an organiser who extends the drill by three minutes while
+/// tick 8 runs.
+#[derive(Clone)]
+struct ExtendedInTick8 {
+    services: SimulatedServices,
+    store: Store,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CheckerRunner for ExtendedInTick8 {
+    async fn run(&self, r: ActionRequest) -> ActionOutcome {
+        if r.ctx.tick == Tick(8) && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.store.extend_drill(Duration::from_secs(180), start()).await.unwrap();
+        }
+        self.services.run(r).await
+    }
+}
+
+#[tokio::test]
+async fn an_extension_while_the_drill_runs_plays_more_ticks() {
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    let s = scenario();
+    store.sync_scenario(&s).await.unwrap();
+    let (events, _) = broadcast::channel(1024);
+    let targets =
+        |_: TeamId, _: ServiceId| Some(Target { address: IpAddr::V4(Ipv4Addr::LOCALHOST), ports: vec![8080] });
+    let runner =
+        ExtendedInTick8 { services: SimulatedServices::default(), store: store.clone(), done: Default::default() };
+    let cfg = EngineConfig::new(s.clone(), codec(&s), start());
+    let e =
+        Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(120), e.run(std::future::pending())).await.unwrap().unwrap();
+    let scored = store.list_ticks().await.unwrap();
+    assert_eq!(scored.len(), 13, "10 ticks of the scenario and 3 of the extension");
+    assert!(scored.iter().all(|t| t.is_scored()));
+    assert!(!store.check_results(Tick(12), None).await.unwrap().is_empty(), "the last extra tick was checked");
+}
+
 #[tokio::test]
 async fn run_plays_the_whole_drill_in_simulated_time() {
     let db = TestDb::sqlite().await;

@@ -1,11 +1,13 @@
-//! Organisers' own API tokens, and announcements in both of the drill's languages.
+//! Organisers' own API tokens, announcements in both of the drill's languages, and the time
+//! organisers added to the drill's end.
 //!
 //! An account holds at most one API token, stored as a keyed hash (like team and session
 //! tokens) with the time it was issued; revoking it clears both. Announcements gain an optional
-//! Hong Kong Chinese title and body beside the English ones.
+//! Hong Kong Chinese title and body beside the English ones. The drill's state counts the
+//! seconds the end was extended by (0: the scenario's duration).
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::schema::{string_null, text_null, timestamp_with_time_zone_null};
+use sea_orm_migration::schema::{big_integer, string_null, text_null, timestamp_with_time_zone_null};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -22,6 +24,12 @@ enum Announcements {
     Table,
     TitleZh,
     BodyZh,
+}
+
+#[derive(DeriveIden)]
+enum DrillState {
+    Table,
+    ExtendedSecs,
 }
 
 #[async_trait::async_trait]
@@ -49,7 +57,11 @@ impl MigrationTrait for Migration {
         m.alter_table(Table::alter().table(Announcements::Table).add_column(text_null(Announcements::TitleZh)).take())
             .await?;
         m.alter_table(Table::alter().table(Announcements::Table).add_column(text_null(Announcements::BodyZh)).take())
-            .await
+            .await?;
+        m.alter_table(
+            Table::alter().table(DrillState::Table).add_column(big_integer(DrillState::ExtendedSecs).default(0)).take(),
+        )
+        .await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -60,6 +72,7 @@ impl MigrationTrait for Migration {
         for column in [Announcements::TitleZh, Announcements::BodyZh] {
             m.alter_table(Table::alter().table(Announcements::Table).drop_column(column).take()).await?;
         }
+        m.alter_table(Table::alter().table(DrillState::Table).drop_column(DrillState::ExtendedSecs).take()).await?;
         Ok(())
     }
 }

@@ -189,6 +189,8 @@ pub mod drill_state {
         pub current_tick: Option<i32>,
         pub updated_at: DateTimeUtc,
         pub started_at: Option<DateTimeUtc>,
+        /// Seconds organisers added to the scenario's duration.
+        pub extended_secs: i64,
     }
     no_relations!();
 }

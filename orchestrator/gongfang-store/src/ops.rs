@@ -288,6 +288,37 @@ impl Store {
         Ok(paused)
     }
 
+    /// Moves the drill's end `by` later, on top of earlier extensions; the new total.
+    /// The engine reads the total at every step, so the running drill plays on.
+    pub async fn extend_drill(&self, by: std::time::Duration, at: DateTime<Utc>) -> Result<std::time::Duration> {
+        let _writer = self.pause.lock.lock().await;
+        let total = self.drill_extension().await?.saturating_add(by);
+        let secs = i64::try_from(total.as_secs()).unwrap_or(i64::MAX);
+        let upsert = Query::insert()
+            .into_table(drill_state::Entity)
+            .columns([
+                drill_state::Column::Id,
+                drill_state::Column::Paused,
+                drill_state::Column::UpdatedAt,
+                drill_state::Column::ExtendedSecs,
+            ])
+            .values_panic([DRILL_STATE_ROW.into(), false.into(), at.into(), secs.into()])
+            .on_conflict(
+                OnConflict::column(drill_state::Column::Id)
+                    .update_columns([drill_state::Column::ExtendedSecs, drill_state::Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .to_owned();
+        self.db.execute(&upsert).await?;
+        Ok(std::time::Duration::from_secs(secs.unsigned_abs()))
+    }
+
+    /// How much later than the scenario says the drill ends.
+    pub async fn drill_extension(&self) -> Result<std::time::Duration> {
+        let row = drill_state::Entity::find_by_id(DRILL_STATE_ROW).one(&self.db).await?;
+        Ok(std::time::Duration::from_secs(row.map_or(0, |r| r.extended_secs.max(0).unsigned_abs())))
+    }
+
     /// The paused flag as this process last wrote or read it; it changes the moment
     /// [`Store::set_paused`] or [`Store::sync_paused`] sees it change.
     pub fn paused_watch(&self) -> tokio::sync::watch::Receiver<bool> {

@@ -20,6 +20,7 @@ gongfang_test_support::backend_tests!(
     tokens_of_the_wrong_shape_or_unknown_are_refused,
     api_tokens_are_one_per_account_and_revocable,
     a_pause_reaches_watchers_in_the_same_step,
+    extensions_add_up_and_outlive_other_state_changes,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -180,5 +181,23 @@ async fn a_pause_reaches_watchers_in_the_same_step(db: TestDb) -> anyhow::Result
         db.store.drill_state().await? == gongfang_store::DrillState { paused: true, ..state },
         "other fields changed"
     );
+    Ok(())
+}
+
+async fn extensions_add_up_and_outlive_other_state_changes(db: TestDb) -> anyhow::Result<()> {
+    use std::time::Duration;
+    ensure!(db.store.drill_extension().await? == Duration::ZERO, "a new drill ends when its scenario says");
+    ensure!(db.store.extend_drill(Duration::from_secs(1800), t0()).await? == Duration::from_secs(1800));
+    ensure!(db.store.extend_drill(Duration::from_secs(600), t0()).await? == Duration::from_secs(2400), "they add up");
+    // The engine's state writes and a pause leave the extension alone.
+    let state = gongfang_store::DrillState {
+        paused: false,
+        current_tick: Some(gongfang_core::Tick(9)),
+        started_at: Some(t0()),
+    };
+    db.store.set_drill_state(state, t0()).await?;
+    db.store.set_paused(true, t0()).await?;
+    ensure!(db.store.drill_extension().await? == Duration::from_secs(2400), "another write lost the extension");
+    ensure!(db.store.drill_state().await?.current_tick == Some(gongfang_core::Tick(9)), "extending moved the tick");
     Ok(())
 }

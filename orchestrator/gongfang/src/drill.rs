@@ -317,19 +317,25 @@ async fn wait_for(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
-/// Turns the engine's running tick and its pause announcements into the [`DrillClock`] the
-/// submission servers and the scoreboard read. The engine reads the organisers' pause flag at
-/// each tick start and says so on the event feed; the clock follows what it does.
+/// Turns the engine's running tick, its pause announcements and the organisers' extensions
+/// of the end into the [`DrillClock`] the submission servers and the scoreboard read. The
+/// engine says each pause on the event feed; the clock follows what it does.
 async fn bridge_clock(
     mut current: watch::Receiver<Option<Tick>>,
     mut events: broadcast::Receiver<GameEvent>,
     store: Store,
-    (clock, schedule): (watch::Sender<DrillClock>, Schedule),
+    (clock, mut schedule): (watch::Sender<DrillClock>, Schedule),
     mut over: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut engine_running = true;
     let mut paused = false;
+    // The schedule comes with the scenario's duration; organisers' extensions count from it.
+    let planned = schedule.duration;
+    match store.drill_extension().await {
+        Ok(extended) => schedule.duration = planned.saturating_add(extended),
+        Err(e) => warn!(error = %e, "cannot read the drill's extension; showing the scenario's end"),
+    }
     loop {
         let next = schedule.clock(*current.borrow(), paused, *over.borrow());
         clock.send_if_modified(|c| {
@@ -343,6 +349,9 @@ async fn bridge_clock(
             event = events.recv() => match event {
                 Ok(GameEvent::Paused) => paused = true,
                 Ok(GameEvent::Resumed) => paused = false,
+                Ok(GameEvent::Extended { total_secs }) => {
+                    schedule.duration = planned.saturating_add(Duration::from_secs(total_secs));
+                }
                 Ok(_) => {}
                 Err(broadcast::error::RecvError::Lagged(_)) => resync = true,
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -353,10 +362,13 @@ async fn bridge_clock(
             _ = stop.wait_for(|s| *s) => return,
         }
         if resync {
-            // Missed events: what the engine acts on is the stored flag.
+            // Missed events: what the engine acts on is the stored flag and extension.
             match store.drill_state().await {
                 Ok(state) => paused = state.paused,
                 Err(e) => warn!(error = %e, "cannot read the drill state; keeping the last one"),
+            }
+            if let Ok(extended) = store.drill_extension().await {
+                schedule.duration = planned.saturating_add(extended);
             }
         }
     }

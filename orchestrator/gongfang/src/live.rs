@@ -1,9 +1,10 @@
-//! `gongfang pause`, `resume` and `announce`: an organiser acts on the running drill through
+//! `gongfang pause`, `resume`, `extend` and `announce`: an organiser acts on the running drill through
 //! its organisers' API (`/api/admin/…`) with the account's own API token, so a pause takes
 //! effect before the engine dispatches its next checker action and is audited under that
 //! account. Only when no drill answers at the server's address does the command act on the
 //! drill's database instead (the token is checked there the same way); the engine then sees a
-//! pause at its next tick start, and an announcement shows on the next page load.
+//! pause at its next tick start, and an announcement shows on the next page load. `extend`
+//! needs the running drill, which knows when it ends.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,38 @@ pub struct AnnounceArgs {
     /// The text in Hong Kong Chinese.
     #[arg(long)]
     pub body_zh: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExtendArgs {
+    #[command(flatten)]
+    pub access: Access,
+    /// How many minutes later the drill should end (1 to 1440 at a time).
+    #[arg(long)]
+    pub minutes: u32,
+    /// Why, for the audit log.
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+/// Moves the running drill's end later.
+pub fn extend(args: ExtendArgs) -> anyhow::Result<ExitCode> {
+    let token = args.access.token()?;
+    let body = json!({ "minutes": args.minutes, "reason": args.reason });
+    let Some(answer) = call(&args.access, "/api/admin/extend", &token, &body)? else {
+        bail!(
+            "no drill answers at {}; `gongfang extend` moves the end of a running drill only (name it with --server)",
+            args.access.server
+        )
+    };
+    let minutes = answer["extended_secs"].as_u64().unwrap_or(0) / 60;
+    match answer["ends_at"].as_str() {
+        Some(ends) => {
+            println!("the drill now ends at {ends}, {minutes} min after its scenario's end; recorded in the audit log")
+        }
+        None => println!("the drill will end {minutes} min after its scenario's end; recorded in the audit log"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Pauses (`true`) or resumes the drill.

@@ -58,6 +58,8 @@ enum Command {
     Pause(live::PauseArgs),
     /// Resume a paused drill (audited).
     Resume(live::PauseArgs),
+    /// Move the running drill's end later, by minutes (audited).
+    Extend(live::ExtendArgs),
     /// Post an announcement, in English and Hong Kong Chinese, that every board shows (audited).
     Announce(live::AnnounceArgs),
     /// Teams' WireGuard access: write a team's configs, list who is connected.
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         Command::Account(args) => account::run(args),
         Command::Pause(args) => live::pause(args, true),
         Command::Resume(args) => live::pause(args, false),
+        Command::Extend(args) => live::extend(args),
         Command::Announce(args) => live::announce(args),
         Command::Vpn(args) => vpn::run(args),
     };

@@ -1,6 +1,7 @@
 //! `gongfang pause` against a running drill takes effect at once: the built binary calls the
 //! organisers' API of a drill whose engine is in the middle of a tick, and the engine
-//! dispatches no checker action after the answer, in that tick or any later one. The engine,
+//! dispatches no checker action after the answer, in that tick or any later one; and
+//! `gongfang extend` moves its end through the same API. The engine,
 //! the organisers' API and the store (SQLite) are the real ones; the checker runner is a slow
 //! stand-in that records when each action reached it.
 
@@ -109,8 +110,24 @@ async fn pause_stops_the_engine_before_its_next_action() {
         }
     }
     assert_eq!(announced, [GameEvent::Paused], "the pause is announced once, on the live feed");
+    // The same organiser moves the end later, through the same API.
+    let server = format!("http://{addr}");
+    let secret = token.expose().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_gongfang"))
+            .args(["extend", "--server", &server, "--minutes", "15", "--reason", "lost time"])
+            .env("GONGFANG_TOKEN", secret)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && said.contains("15 min after"), "{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(store.drill_extension().await.unwrap(), Duration::from_secs(900));
+
     let audit = store.list_audit(None, 10).await.unwrap();
-    assert_eq!(audit.len(), 1, "{audit:?}");
-    assert_eq!((audit[0].actor.as_str(), audit[0].action.as_str()), ("account olga", "drill.pause"));
+    let actions: Vec<(&str, &str)> = audit.iter().map(|a| (a.actor.as_str(), a.action.as_str())).collect();
+    assert_eq!(actions, [("account olga", "drill.pause"), ("account olga", "drill.extend")]);
     assert_eq!(audit[0].detail["reason"], "power cut in hall B");
 }

@@ -80,6 +80,9 @@ async fn without_a_running_drill_pause_and_resume_act_on_its_database_under_the_
     let said = gongfang(&url, olga, &["resume"]);
     assert!(said.contains("now running"), "{said}");
     assert!(!store.drill_state().await.unwrap().paused);
+    let err = refused(&url, olga, &["extend", "--minutes", "30"]);
+    assert!(err.contains("moves the end of a running drill only"), "{err}");
+    assert_eq!(store.drill_extension().await.unwrap(), std::time::Duration::ZERO, "no drill, no extension");
     let said = gongfang(&url, olga, &["announce", "--title", "Lunch", "--title-zh", "午膳"]);
     assert!(said.contains("posted"), "{said}");
     let posted = store.list_announcements(5).await.unwrap();

@@ -1,5 +1,5 @@
-//! The organisers' live API on the running drill: read its state, pause and resume it, post
-//! announcements. `gongfang pause|resume|announce` use it, and so will the console.
+//! The organisers' live API on the running drill: read its state, pause and resume it, move
+//! its end later, post announcements. `gongfang pause|resume|announce` use it, and so will the console.
 //!
 //! A caller authenticates with its account's own API token (`Authorization: Bearer gfo_…`,
 //! issued by `gongfang account token`). Organisers change things; observers may only read.
@@ -10,7 +10,7 @@
 //! Announcements are public: each new one goes out on the live feed as
 //! [`GameEvent::Announcement`], and the scoreboard lists the latest at `GET /api/announcements`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +18,7 @@ use axum::{Json, body::Body};
 use chrono::{DateTime, Utc};
 use gongfang_core::AccountRole;
 use gongfang_core::event::GameEvent;
+use gongfang_core::report::drill_end;
 use gongfang_store::{Account, Announcement, AnnouncementText};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -69,6 +70,10 @@ pub(crate) struct DrillView {
     paused: bool,
     current_tick: Option<u32>,
     started_at: Option<DateTime<Utc>>,
+    /// When the drill ends, extensions included (`null` before its start is known).
+    ends_at: Option<DateTime<Utc>>,
+    /// How much later than its scenario says it ends.
+    extended_secs: u64,
     /// Who is asking, and as what.
     account: String,
     role: &'static str,
@@ -80,11 +85,15 @@ pub(crate) async fn drill(State(state): State<ReportsState>, headers: HeaderMap)
         return Err(ReportsError::OrganisersOnly { role: account.role.as_str() });
     }
     let drill = state.store().drill_state().await?;
+    let extended = state.store().drill_extension().await?;
+    let started_at = state.started().await?;
     Ok(Json(DrillView {
         drill: state.scenario().drill.slug.clone(),
         paused: drill.paused,
         current_tick: drill.current_tick.map(|t| t.0),
-        started_at: drill.started_at,
+        started_at,
+        ends_at: started_at.map(|s| drill_end(state.scenario(), s, extended)),
+        extended_secs: extended.as_secs(),
         account: account.name,
         role: account.role.as_str(),
     }))
@@ -138,6 +147,68 @@ async fn set_paused(state: ReportsState, headers: HeaderMap, body: Body, paused:
         state.store().append_audit(now, &account.actor(), action, &json!({ "reason": reason })).await?;
     }
     Ok(Json(PauseAnswer { paused, changed }))
+}
+
+/// Most minutes one request moves the end by.
+pub const MAX_EXTEND_MINUTES: u32 = 24 * 60;
+/// Most the end may move in all, over every extension.
+pub const MAX_EXTENSION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How much later the drill should end, and why.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExtendBody {
+    minutes: u32,
+    #[serde(default)]
+    reason: String,
+}
+
+/// What an extension did.
+#[derive(Debug, Serialize)]
+pub(crate) struct ExtendAnswer {
+    /// How much later than the scenario says the drill now ends, in all.
+    extended_secs: u64,
+    /// When the drill now ends (`null` before it starts, when its start is not yet known).
+    ends_at: Option<DateTime<Utc>>,
+}
+
+pub(crate) async fn extend(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply<Json<ExtendAnswer>> {
+    let account = organiser(&state, &headers).await?;
+    let ExtendBody { minutes, reason } = admin_body(&headers, body).await?;
+    if !(1..=MAX_EXTEND_MINUTES).contains(&minutes) {
+        return Err(ReportsError::BadRequest(format!(
+            "`minutes` is {minutes}; extend by 1 to {MAX_EXTEND_MINUTES} minutes at a time"
+        )));
+    }
+    let reason = bounded("reason", reason.trim(), MAX_REASON_CHARS)?;
+    let by = Duration::from_secs(u64::from(minutes) * 60);
+    let now = state.now();
+    let planned = state.scenario().drill.duration;
+    let extended = state.store().drill_extension().await?;
+    let started = state.started().await?;
+    if let Some(started) = started
+        && drill_end(state.scenario(), started, extended) <= now
+    {
+        return Err(ReportsError::DrillOver);
+    }
+    if extended.saturating_add(by) > MAX_EXTENSION {
+        return Err(ReportsError::BadRequest(format!(
+            "the drill is already extended by {} minutes; in all it may be extended by at most {} minutes",
+            extended.as_secs() / 60,
+            MAX_EXTENSION.as_secs() / 60
+        )));
+    }
+    let total = state.store().extend_drill(by, now).await?;
+    let ends_at = started.map(|s| drill_end(state.scenario(), s, total));
+    let detail =
+        json!({ "minutes": minutes, "reason": reason, "ends_at": ends_at, "scenario_secs": planned.as_secs() });
+    state.store().append_audit(now, &account.actor(), "drill.extend", &detail).await?;
+    state.publish(GameEvent::Extended { total_secs: total.as_secs() });
+    Ok(Json(ExtendAnswer { extended_secs: total.as_secs(), ends_at }))
 }
 
 /// An announcement as an organiser sends it: English always, Hong Kong Chinese when given.

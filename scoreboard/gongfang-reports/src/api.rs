@@ -48,6 +48,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/admin/drill", get(crate::admin::drill))
         .route("/api/admin/pause", post(crate::admin::pause))
         .route("/api/admin/resume", post(crate::admin::resume))
+        .route("/api/admin/extend", post(crate::admin::extend))
         .route("/api/admin/announce", post(crate::admin::announce).layer(DefaultBodyLimit::max(crate::admin::MAX_BODY)))
         .route("/api/judge/login", post(login))
         .route("/api/judge/logout", post(logout))
@@ -100,7 +101,8 @@ async fn file(State(state): State<ReportsState>, req: Request) -> Reply<(StatusC
     let filed = async {
         let draft = upload::read_filing(&state, &budget, req, &mut staged).await?;
         let started = state.started().await?;
-        let checked = check_report(&draft, &Filing { scenario: s, filer: team, now, started })
+        let extended = state.store().drill_extension().await?;
+        let checked = check_report(&draft, &Filing { scenario: s, filer: team, now, started, extended })
             .map_err(|problems| ReportsError::InvalidReport { problems })?;
         Ok::<_, ReportsError>(state.store().file_staged_report(team, &checked, staged.files(), rules, now).await?)
     }

@@ -54,6 +54,8 @@ pub enum ReportsError {
     BadApiToken,
     #[error("only organisers may do this; this token's account is a {role}")]
     OrganisersOnly { role: &'static str },
+    #[error("the drill is over: an end that has passed cannot be moved; extend a drill before it ends")]
+    DrillOver,
     #[error("the request is larger than {limit} bytes, the most this route reads; shorten it")]
     BodyTooLarge { limit: u64 },
     #[error("only judges may do this; teams cannot rule on reports or see the judges' queue")]
@@ -159,6 +161,7 @@ impl ReportsError {
             BadApiToken => (StatusCode::UNAUTHORIZED, "bad_api_token"),
             OrganisersOnly { .. } => (StatusCode::FORBIDDEN, "organisers_only"),
             BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+            DrillOver => (StatusCode::CONFLICT, "drill_over"),
             BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             BadSession => (StatusCode::UNAUTHORIZED, "bad_session"),
             LoginFirst => (StatusCode::UNAUTHORIZED, "login_first"),

@@ -14,7 +14,7 @@
 //! team's peer made a connection that a service saw coming from the gateway.
 //!
 //! Organisers drive the running drill with their accounts' API tokens (`/api/admin/…`, see
-//! [`admin`]): pause, resume, announce.
+//! [`admin`]): pause, resume, extend the end, announce.
 //!
 //! Errors map to stable codes and HTTP statuses in one table ([`ReportsError::parts`]).
 //! The routes are described in `docs/reports.md`.

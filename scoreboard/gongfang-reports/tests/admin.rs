@@ -19,6 +19,7 @@ gongfang_test_support::backend_tests!(
     observers_judges_and_teams_change_nothing,
     a_revoked_token_stops_and_wrong_tokens_are_backed_off,
     bilingual_announcements_are_stored_and_live,
+    the_end_moves_later_until_it_has_passed,
 );
 
 /// An `Authorization` header with `account`'s new API token.
@@ -153,5 +154,43 @@ async fn bilingual_announcements_are_stored_and_live(mut app: App) -> anyhow::Re
     let r = app.request("POST", "/api/admin/announce", &[(olga.0, &olga.1), JSON], huge.as_bytes()).await;
     ensure!(r.status == 413, "{}", r.text());
     ensure!(app.store.list_announcements(10).await?.len() == 1, "refused announcements are not stored");
+    Ok(())
+}
+
+async fn the_end_moves_later_until_it_has_passed(mut app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    let planned = app.scenario.drill.duration;
+    let r = app
+        .request("POST", "/api/admin/extend", &[(olga.0, &olga.1), JSON], br#"{"minutes":30,"reason":"outage"}"#)
+        .await;
+    ensure!(r.status == 200, "{}", r.text());
+    let want_end = started() + chrono::Duration::from_std(planned)? + chrono::Duration::minutes(30);
+    ensure!(r.json()?["extended_secs"] == 1800, "{}", r.text());
+    ensure!(
+        r.json()?["ends_at"].as_str().map(|s| s.parse::<chrono::DateTime<chrono::Utc>>()) == Some(Ok(want_end)),
+        "{}",
+        r.text()
+    );
+    ensure!(app.events.try_recv()? == GameEvent::Extended { total_secs: 1800 }, "the clock is told");
+    let state = app.request("GET", "/api/admin/drill", &[(olga.0, &olga.1)], b"").await.json()?;
+    ensure!(state["extended_secs"] == 1800, "{state}");
+    let audit = app.store.list_audit(None, 10).await?;
+    ensure!(audit[0].actor == "account olga" && audit[0].action == "drill.extend", "{audit:?}");
+    ensure!(audit[0].detail["minutes"] == 30 && audit[0].detail["reason"] == "outage", "{audit:?}");
+
+    for bad in [&br#"{"minutes":0}"#[..], br#"{"minutes":1441}"#, br#"{"minutes":-5}"#, br#"{}"#] {
+        let r = app.request("POST", "/api/admin/extend", &[(olga.0, &olga.1), JSON], bad).await;
+        ensure!(r.status == 400, "{}: {}", String::from_utf8_lossy(bad), r.text());
+    }
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    let r = app.request("POST", "/api/admin/extend", &[(oscar.0, &oscar.1), JSON], br#"{"minutes":5}"#).await;
+    ensure!(r.status == 403, "{}", r.text());
+
+    // Once the extended end has passed, it stays where it is.
+    app.set_now(want_end + chrono::Duration::seconds(1));
+    let r = app.request("POST", "/api/admin/extend", &[(olga.0, &olga.1), JSON], br#"{"minutes":5}"#).await;
+    ensure!(r.status == 409 && r.json()?["error"]["code"] == "drill_over", "{}", r.text());
+    ensure!(app.store.drill_extension().await?.as_secs() == 1800, "refusals change nothing");
     Ok(())
 }

@@ -402,6 +402,9 @@
       case 'resumed':
         feed(null, 'Drill resumed');
         break;
+      case 'extended':
+        feed(null, `Drill extended: it ends ${Math.round(msg.total_secs / 60)} min later than planned`);
+        break;
       case 'announcement':
         feed(null, showAnnouncement(msg));
         break;
