@@ -30,8 +30,8 @@ struct Cli {
     /// (a PEM file the organisers hand out), instead of the web's public ones.
     #[arg(long, env = "GONGFANG_CA_CERT", value_name = "FILE")]
     ca_cert: Option<PathBuf>,
-    /// Your team's token (as printed by the organisers).
-    #[arg(long, env = "GONGFANG_TOKEN", hide_env_values = true)]
+    /// Your team's token (as printed by the organisers). It may begin with `-`.
+    #[arg(long, env = "GONGFANG_TOKEN", hide_env_values = true, allow_hyphen_values = true)]
     token: Secret,
     #[command(subcommand)]
     command: Command,
@@ -323,4 +323,26 @@ fn content_type(path: &std::path::Path) -> &'static str {
 
 fn nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Team tokens are drawn from an alphabet with `-` in it, so one in 64 begins with it.
+    #[test]
+    fn a_token_that_begins_with_a_dash_is_the_token() {
+        let cli = Cli::try_parse_from([
+            "gongfang-agent",
+            "--server",
+            "http://x",
+            "--token",
+            "-yVaN9zyEZAFHzOm",
+            "submit",
+            "FLAG",
+        ])
+        .unwrap();
+        assert_eq!(cli.token.expose(), "-yVaN9zyEZAFHzOm");
+        assert!(matches!(cli.command, Command::Submit { .. }));
+    }
 }
