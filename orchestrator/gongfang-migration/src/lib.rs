@@ -22,6 +22,7 @@ mod m20261206_000002_shell_keys;
 mod m20261206_000003_exploit_replays;
 mod m20261207_000001_patches;
 mod m20261208_000001_admin_tokens;
+mod m20261209_000001_team_sessions;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000003_exploit_replays::Migration),
             Box::new(m20261207_000001_patches::Migration),
             Box::new(m20261208_000001_admin_tokens::Migration),
+            Box::new(m20261209_000001_team_sessions::Migration),
         ]
     }
 }

@@ -289,6 +289,29 @@ impl Store {
         query.order_by_asc(check_results::Column::Id).all(&self.db).await?.into_iter().map(check_from_row).collect()
     }
 
+    /// The latest tick with checker results stored (they are stored when a tick closes, so
+    /// its results are complete); `None` before the first. Ticks played while the drill is
+    /// paused have none.
+    pub async fn latest_checked_tick(&self) -> Result<Option<Tick>> {
+        let row =
+            check_results::Entity::find().order_by_desc(check_results::Column::Tick).limit(1).one(&self.db).await?;
+        Ok(row.map(|r| Tick(u32::try_from(r.tick).unwrap_or(0))))
+    }
+
+    /// Checker results of one team from tick `from` on, oldest first (a team's portal shows
+    /// its recent history).
+    pub async fn team_results(&self, team: TeamId, from: Tick) -> Result<Vec<CheckResult>> {
+        check_results::Entity::find()
+            .filter(check_results::Column::Team.eq(i32::from(team.0)))
+            .filter(check_results::Column::Tick.gte(tick_i32(from)))
+            .order_by_asc(check_results::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(check_from_row)
+            .collect()
+    }
+
     // ---- submissions ----
 
     /// Submissions made during `tick`, in the order they were stored.

@@ -29,9 +29,10 @@ use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, Transacti
 pub use databases::database_url;
 pub use error::{DatabaseError, Result, StoreError};
 pub use game::{FlagIdHint, StoredSubmission, TickRecord};
-pub use ops::{Account, AccountSummary, Announcement, AnnouncementText, AuditEntry, DrillState};
+pub use ops::{Account, AccountSummary, Announcement, AnnouncementText, AuditEntry, AuditFilter, DrillState};
 pub use patches::{PatchOutcome, PatchRefused};
 pub use secret::{ARGON2_WAIT, TOKEN_LEN, argon2_runs, generate_token};
+pub use sessions::SessionHolder;
 pub use shell::{ShellKey, ShellKeyAdded};
 pub use submission_insert::SubmissionOutcome;
 pub use teams::{IssuedToken, SyncReport, TeamRecord};

@@ -22,6 +22,15 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
+/// Which audit entries to show: by one actor (`account NAME`, `team SLUG`, `cli`), by an action
+/// or a family of them (`drill` finds `drill.pause` and `drill.extend`), older than an entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub before: Option<i64>,
+}
+
 /// A message from the organisers to everyone, in English and, when given, Hong Kong Chinese.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcement {
@@ -161,6 +170,35 @@ impl Store {
         }
         query
             .order_by_asc(audit_log::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(audit_from_row)
+            .collect()
+    }
+
+    /// The audit log newest first, as `filter` says, at most `limit` entries. An action
+    /// matches itself and every action under it (`drill` matches `drill.pause`).
+    pub async fn search_audit(&self, filter: &AuditFilter, limit: u64) -> Result<Vec<AuditEntry>> {
+        let mut query = audit_log::Entity::find();
+        if let Some(actor) = &filter.actor {
+            query = query.filter(audit_log::Column::Actor.eq(actor.as_str()));
+        }
+        if let Some(action) = &filter.action {
+            // Escape LIKE's wildcards, so `a_b` finds only itself and what is under it.
+            let escaped = action.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            use sea_orm::sea_query::ExprTrait as _;
+            let under = sea_orm::sea_query::Expr::col(audit_log::Column::Action)
+                .like(sea_orm::sea_query::LikeExpr::new(format!("{escaped}.%")).escape('\\'));
+            query =
+                query.filter(sea_orm::Condition::any().add(audit_log::Column::Action.eq(action.as_str())).add(under));
+        }
+        if let Some(before) = filter.before {
+            query = query.filter(audit_log::Column::Id.lt(before));
+        }
+        query
+            .order_by_desc(audit_log::Column::Id)
             .limit(limit)
             .all(&self.db)
             .await?

@@ -102,6 +102,8 @@ pub(crate) enum Purpose {
     TeamToken,
     Session,
     ApiToken,
+    /// The CSRF token of a browser session, derived from its session token.
+    Csrf,
 }
 
 impl TokenKey {
@@ -121,6 +123,7 @@ impl TokenKey {
             Purpose::TeamToken => b"gongfang team token\0",
             Purpose::Session => b"gongfang session\0\0\0\0",
             Purpose::ApiToken => b"gongfang api token\0\0",
+            Purpose::Csrf => b"gongfang csrf token\0",
         });
         mac.update(token.as_bytes());
         mac.finalize().into_bytes().into()

@@ -6,6 +6,12 @@
 //! use re-checks the account: a deleted account, or one whose role changed since the login,
 //! has no session any more.
 //!
+//! A team logs in to its portal with its team token and gets a session of its own kind
+//! (`team_sessions`), ended when the team's token is rotated.
+//!
+//! Every browser session has a CSRF token derived from its session token by keyed hash, so it
+//! need not be stored: a page shows it, and each change the page asks for carries it back.
+//!
 //! An API token is an account's own credential for scripts and the `gongfang` command: one per
 //! account, stored as its keyed hash only, replaced when a new one is issued, revocable.
 
@@ -20,6 +26,7 @@ use crate::error::{Result, corrupt};
 use crate::ops::account_from_row;
 use crate::secret::{self, Purpose, TokenKey};
 use crate::{Account, AccountSummary, Store};
+use gongfang_core::TeamId;
 
 /// Entities of the tables this module alone reads.
 mod entity {
@@ -65,9 +72,51 @@ mod entity {
 
         impl ActiveModelBehavior for ActiveModel {}
     }
+
+    pub mod team_sessions {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "team_sessions")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            /// `hmac-sha256$` and the keyed hash of the token.
+            pub token_hash: String,
+            pub team: i32,
+            pub created_at: DateTimeUtc,
+            pub expires_at: DateTimeUtc,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
 }
 
-use entity::{server_key, sessions};
+use entity::{server_key, sessions, team_sessions};
+
+/// Who a browser session belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionHolder {
+    /// An organiser, judge or observer account, as it is now.
+    Account(Account),
+    /// A team, logged in with its token.
+    Team(TeamId),
+}
+
+/// Ends every portal session of `team` (its token was rotated).
+pub(crate) async fn end_team_sessions(db: &impl ConnectionTrait, team: i32) -> Result<()> {
+    team_sessions::Entity::delete_many().filter(team_sessions::Column::Team.eq(team)).exec(db).await?;
+    Ok(())
+}
+
+/// When a session opened at `now` for `ttl` ends.
+fn expiry(ttl: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+    now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
 
 /// Ends every session of account `id` (its role changed).
 pub(crate) async fn end_sessions_of(db: &impl ConnectionTrait, id: i32) -> Result<()> {
@@ -117,8 +166,7 @@ impl Store {
     pub async fn create_session(&self, account: &Account, ttl: Duration, now: DateTime<Utc>) -> Result<Secret> {
         let key = self.token_key().await?;
         sessions::Entity::delete_many().filter(sessions::Column::ExpiresAt.lte(now)).exec(&self.db).await?;
-        let ttl = chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-        let expires_at = now.checked_add_signed(ttl).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        let expires_at = expiry(ttl, now);
         let token = secret::generate_session_token();
         sessions::ActiveModel {
             token_hash: Set(key.hash(Purpose::Session, token.expose())),
@@ -157,14 +205,73 @@ impl Store {
         account_from_row(&row).map(Some)
     }
 
-    /// Ends the session of `token` (a logout); whether there was one.
+    /// Opens a portal session for `team` lasting `ttl` from `now`; returns its token, shown
+    /// only now. Team sessions already over are removed.
+    #[tracing::instrument(skip_all, fields(team = %team))]
+    pub async fn create_team_session(&self, team: TeamId, ttl: Duration, now: DateTime<Utc>) -> Result<Secret> {
+        let key = self.token_key().await?;
+        team_sessions::Entity::delete_many().filter(team_sessions::Column::ExpiresAt.lte(now)).exec(&self.db).await?;
+        let token = secret::generate_session_token();
+        team_sessions::ActiveModel {
+            token_hash: Set(key.hash(Purpose::Session, token.expose())),
+            team: Set(i32::from(team.0)),
+            created_at: Set(now),
+            expires_at: Set(expiry(ttl, now)),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        Ok(token)
+    }
+
+    /// Whose browser session `token` is, if it is open at `now`: an account's (re-checked as
+    /// [`Store::session_account`] does) or a team's. A token of the wrong shape is refused
+    /// without a lookup.
+    pub async fn session(&self, token: &str, now: DateTime<Utc>) -> Result<Option<SessionHolder>> {
+        if let Some(account) = self.session_account(token, now).await? {
+            return Ok(Some(SessionHolder::Account(account)));
+        }
+        if !secret::is_session_token(token) {
+            return Ok(None);
+        }
+        let hash = self.token_key().await?.hash(Purpose::Session, token);
+        let row = team_sessions::Entity::find().filter(team_sessions::Column::TokenHash.eq(hash)).one(&self.db).await?;
+        match row {
+            Some(row) if row.expires_at > now => {
+                let team =
+                    u16::try_from(row.team).map_err(|_| corrupt("team_sessions", row.id, "team out of range"))?;
+                Ok(Some(SessionHolder::Team(TeamId(team))))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The CSRF token of the browser session `token`: 64 hex digits, the same every time it
+    /// is asked for, useless without the session cookie it goes with.
+    pub async fn csrf_token(&self, token: &str) -> Result<Secret> {
+        let stored = self.token_key().await?.hash(Purpose::Csrf, token);
+        Ok(Secret::new(stored.rsplit('$').next().unwrap_or_default().to_owned()))
+    }
+
+    /// Whether `presented` is the CSRF token of session `token`, compared in constant time.
+    pub async fn csrf_matches(&self, token: &str, presented: &str) -> Result<bool> {
+        let stored = format!("{}{presented}", secret::KEYED_SCHEME);
+        Ok(self.token_key().await?.matches(Purpose::Csrf, token, &stored))
+    }
+
+    /// Ends the session of `token` (a logout), an account's or a team's; whether there was one.
     pub async fn revoke_session(&self, token: &str) -> Result<bool> {
         if !secret::is_session_token(token) {
             return Ok(false);
         }
         let hash = self.token_key().await?.hash(Purpose::Session, token);
-        let done = sessions::Entity::delete_many().filter(sessions::Column::TokenHash.eq(hash)).exec(&self.db).await?;
-        Ok(done.rows_affected > 0)
+        let done =
+            sessions::Entity::delete_many().filter(sessions::Column::TokenHash.eq(hash.clone())).exec(&self.db).await?;
+        let team_done = team_sessions::Entity::delete_many()
+            .filter(team_sessions::Column::TokenHash.eq(hash))
+            .exec(&self.db)
+            .await?;
+        Ok(done.rows_affected + team_done.rows_affected > 0)
     }
 
     /// Issues a new API token for the account named `name`, replacing the one it had (which

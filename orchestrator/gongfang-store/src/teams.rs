@@ -3,7 +3,9 @@
 
 use gongfang_core::scenario::{Ipv4Net, Names, Role, Scenario, Team};
 use gongfang_core::{Secret, TeamId};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
+};
 
 use crate::Store;
 use crate::entity::{services, teams};
@@ -180,7 +182,8 @@ impl Store {
         Ok(())
     }
 
-    /// Issues a new token to the team with this slug, replacing any previous one. Only its
+    /// Issues a new token to the team with this slug, replacing any previous one and ending
+    /// the team's portal sessions (they were opened with the old one). Only its
     /// keyed hash (HMAC-SHA256 under the server key) and a short lookup prefix are stored; the
     /// token is returned once.
     #[tracing::instrument(skip_all, fields(team = %slug))]
@@ -196,8 +199,11 @@ impl Store {
         let mut row: teams::ActiveModel = existing.into();
         row.token_hash = Set(Some(hash));
         row.token_prefix = Set(Some(secret::token_prefix(&token).to_owned()));
-        row.update(&self.db).await?;
-        tracing::info!("team token issued");
+        let txn = self.db.begin().await?;
+        row.update(&txn).await?;
+        crate::sessions::end_team_sessions(&txn, id).await?;
+        txn.commit().await?;
+        tracing::info!("team token issued; the team's portal sessions ended");
         let team = TeamId(u16::try_from(id).map_err(|_| corrupt("teams", slug, "id out of range"))?);
         Ok(IssuedToken { team, token })
     }
