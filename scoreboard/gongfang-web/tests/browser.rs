@@ -8,160 +8,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
-use base64::Engine as _;
+use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use common::*;
-use futures::{SinkExt, StreamExt};
 use gongfang_core::Tick;
 use gongfang_core::clock::DrillClock;
 use gongfang_core::event::GameEvent;
 use gongfang_store::AnnouncementText;
+use gongfang_test_support::browser::{Browser, Cdp, chromium_or_skip, target_dir};
 use gongfang_web::WebSettings;
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-/// The flags the drill's CI runs Chromium with; the two debugging flags are added per run.
-const CHROMIUM_FLAGS: [&str; 4] = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"];
-
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-/// Chromium, or `None` after saying the test is skipped; an error when it is required.
-fn chromium_or_skip() -> Result<Option<PathBuf>> {
-    if let Some(chromium) = find_chromium() {
-        return Ok(Some(chromium));
-    }
-    if std::env::var("GONGFANG_REQUIRE_BROWSER").as_deref() == Ok("1") {
-        bail!("GONGFANG_REQUIRE_BROWSER=1 but no `chromium` on PATH; install it: apt-get install chromium");
-    }
-    eprintln!("SKIPPED browser test: no `chromium` on PATH (apt-get install chromium to run it)");
-    Ok(None)
-}
-
-/// A headless Chromium, killed when dropped.
-struct Browser {
-    child: Child,
-    profile: tempfile::TempDir,
-    cdp: Cdp,
-}
-
-impl Browser {
-    async fn launch(binary: &Path) -> Result<Browser> {
-        let profile = tempfile::tempdir()?;
-        let log = std::fs::File::create(profile.path().join("chromium.log"))?;
-        let child = Command::new(binary)
-            .args(CHROMIUM_FLAGS)
-            .arg("--remote-debugging-port=0")
-            .arg(format!("--user-data-dir={}", profile.path().display()))
-            .arg("about:blank")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
-        // Chromium writes the port it picked and the browser's websocket path to this file.
-        let port_file = profile.path().join("DevToolsActivePort");
-        let log_path = profile.path().join("chromium.log");
-        let endpoint = eventually("Chromium's DevToolsActivePort", || async {
-            let Ok(text) = std::fs::read_to_string(&port_file) else { return Ok(None) };
-            let mut lines = text.lines();
-            match (lines.next(), lines.next()) {
-                (Some(port), Some(path)) if !port.is_empty() && path.starts_with('/') => {
-                    Ok(Some(format!("ws://127.0.0.1:{}{path}", port.trim())))
-                }
-                _ => Ok(None),
-            }
-        })
-        .await
-        .with_context(|| format!("Chromium log:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default()))?;
-        let (socket, _) = tokio::time::timeout(WAIT, connect_async(&endpoint)).await??;
-        Ok(Browser { child, profile, cdp: Cdp { socket, next_id: 0, session: None, problems: Vec::new() } })
-    }
-
-    async fn close(mut self) -> Result<()> {
-        self.cdp.session = None;
-        // The browser may drop the socket before it answers; either way it is going.
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.cdp.call("Browser.close", json!({}))).await;
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
-            self.child.kill().await?;
-        }
-        drop(self.profile);
-        Ok(())
-    }
-}
-
-/// A Chrome DevTools Protocol client over one websocket, with flattened sessions.
-struct Cdp {
-    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
-    next_id: u64,
-    /// The page's session, once attached; commands go to the browser without one.
-    session: Option<String>,
-    /// Exceptions and error-level log entries the page produced.
-    problems: Vec<String>,
-}
-
-impl Cdp {
-    async fn call(&mut self, method: &str, params: Value) -> Result<Value> {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut command = json!({ "id": id, "method": method, "params": params });
-        if let Some(session) = &self.session {
-            command["sessionId"] = json!(session);
-        }
-        self.socket.send(Message::Text(command.to_string().into())).await?;
-        tokio::time::timeout(WAIT, async {
-            loop {
-                let message = self.socket.next().await.context("DevTools socket closed")??;
-                let Message::Text(text) = message else { continue };
-                let value: Value = serde_json::from_str(&text)?;
-                if value["id"] == id {
-                    if let Some(error) = value.get("error") {
-                        bail!("{method} failed: {error}");
-                    }
-                    return Ok(value["result"].clone());
-                }
-                self.note_event(&value);
-            }
-        })
-        .await
-        .with_context(|| format!("{method} got no answer"))?
-    }
-
-    fn note_event(&mut self, value: &Value) {
-        match value["method"].as_str() {
-            Some("Runtime.exceptionThrown") => {
-                self.problems.push(format!("exception: {}", value["params"]["exceptionDetails"]));
-            }
-            Some("Log.entryAdded") if value["params"]["entry"]["level"] == "error" => {
-                let entry = &value["params"]["entry"];
-                self.problems.push(format!("log: {} ({})", entry["text"], entry["url"].as_str().unwrap_or("")));
-            }
-            _ => {}
-        }
-    }
-
-    /// Evaluates `expression` in the page and returns its value as JSON.
-    async fn eval(&mut self, expression: &str) -> Result<Value> {
-        let result = self.call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true })).await?;
-        if let Some(details) = result.get("exceptionDetails") {
-            bail!("`{expression}` threw: {details}");
-        }
-        Ok(result["result"]["value"].clone())
-    }
-}
 
 /// What the test reads off the rendered page.
 const READ_PAGE: &str = r#"(() => {
@@ -227,28 +85,11 @@ async fn the_page_renders_and_updates_live_in_chromium() -> Result<()> {
     Ok(())
 }
 
-/// Opens a page in a new target and attaches to it, with its exceptions and logs reported.
-async fn open_page(cdp: &mut Cdp) -> Result<()> {
-    let target = cdp.call("Target.createTarget", json!({ "url": "about:blank" })).await?;
-    let attached =
-        cdp.call("Target.attachToTarget", json!({ "targetId": target["targetId"], "flatten": true })).await?;
-    cdp.session = Some(attached["sessionId"].as_str().context("no session id")?.to_owned());
-    cdp.call("Runtime.enable", json!({})).await?;
-    cdp.call("Log.enable", json!({})).await?;
-    cdp.call("Page.enable", json!({})).await?;
-    cdp.call(
-        "Emulation.setDeviceMetricsOverride",
-        json!({ "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
-    )
-    .await?;
-    Ok(())
-}
-
 async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     // Announced before the page opened: shown from `/api/announcements`, in both languages.
     let welcome = AnnouncementText { title: "Welcome".into(), title_zh: Some("歡迎".into()), ..Default::default() };
     app.store.post_announcement(Utc::now(), "account olga", &welcome).await?;
-    open_page(cdp).await?;
+    cdp.open_page().await?;
     cdp.call("Page.navigate", json!({ "url": app.url("/") })).await?;
 
     let mut page = Value::Null;
@@ -309,13 +150,7 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     assert_eq!(updated["marker"], 1, "the page was reloaded");
     assert_eq!(updated["snapshots"], 1, "the socket was not reconnected");
 
-    let shot = cdp.call("Page.captureScreenshot", json!({ "format": "png" })).await?;
-    let png = base64::engine::general_purpose::STANDARD.decode(shot["data"].as_str().context("no image data")?)?;
-    ensure!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "the screenshot is not a PNG");
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target");
-    std::fs::create_dir_all(&target)?;
-    let file = target.join("gongfang-web-scoreboard.png");
-    std::fs::write(&file, &png)?;
+    let file = cdp.screenshot(&target_dir().join("gongfang-web-scoreboard.png")).await?;
     eprintln!("screenshot: {}", file.display());
     Ok(())
 }
@@ -380,7 +215,7 @@ async fn drive_pregame(
     gateway: &tokio::sync::watch::Sender<Vec<gongfang_core::TeamConnection>>,
     no_vpn: &App,
 ) -> Result<()> {
-    open_page(cdp).await?;
+    cdp.open_page().await?;
     cdp.call("Page.navigate", json!({ "url": vpn.url("/") })).await?;
     let page = connections_when(cdp, "the teams' connections", |p| p["hidden"] == false).await?;
     assert_eq!(page["phase"], "not_started");
