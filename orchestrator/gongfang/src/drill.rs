@@ -53,6 +53,9 @@ pub struct DrillConfig {
     pub patch_builds: Option<PatchBuilds>,
     /// The certificate the web port is served with over HTTPS; plain HTTP without one.
     pub tls: Option<gongfang_web::Tls>,
+    /// Whether browser session cookies say `Secure`: the port speaks HTTPS, itself or behind
+    /// a proxy.
+    pub secure_cookies: bool,
 }
 
 /// What submitted patches are built and deployed with.
@@ -132,6 +135,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         vpn,
         patch_builds,
         tls,
+        secure_cookies,
     } = cfg;
     let start = start_time(&scenario, &store).await?;
     let (events, _) = broadcast::channel::<GameEvent>(4096);
@@ -225,7 +229,9 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     if let Some(tls) = tls {
         web_state = web_state.with_tls(tls);
     }
+    let reports_settings = gongfang_reports::Settings { secure_cookies, ..gongfang_reports::Settings::default() };
     let mut reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
+        .with_settings(reports_settings)
         .with_logs(logs)
         .with_backoff(backoff);
     let mut pipeline = None;

@@ -53,6 +53,10 @@ pub struct Args {
     /// The private key of --tls-cert, in PEM (PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Mark browser session cookies `Secure` without --tls-cert: the drill is served to
+    /// browsers through a reverse proxy that speaks HTTPS (on by itself with --tls-cert).
+    #[arg(long)]
+    pub secure_cookies: bool,
     /// Where the FAUST-protocol flag submission listens.
     #[arg(long, default_value = "127.0.0.1:31337")]
     pub submit: SocketAddr,
@@ -299,6 +303,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         logs,
         vpn,
         patch_builds,
+        secure_cookies: args.secure_cookies || tls.is_some(),
         tls,
     };
     let shutdown = async move {

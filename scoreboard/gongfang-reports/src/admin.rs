@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use gongfang_core::AccountRole;
 use gongfang_core::event::GameEvent;
 use gongfang_core::report::drill_end;
-use gongfang_store::{Account, Announcement, AnnouncementText};
+use gongfang_store::{Account, Announcement, AnnouncementText, SessionHolder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -39,10 +39,17 @@ pub const MAX_REASON_CHARS: usize = 500;
 
 type Reply<T> = Result<T, ReportsError>;
 
-/// The account whose API token the request carries, under the shared back-off; a wrong token
-/// is answered 401 and counted, a token of an account of another role 403.
-async fn account(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
-    let Some(token) = auth::session_token(headers)? else { return Err(ReportsError::NoApiToken) };
+/// The account whose API token the request carries (or, without one, whose console session
+/// its cookie is), under the shared back-off; a wrong token is answered 401 and counted.
+pub(crate) async fn account(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
+    let Some(token) = auth::session_token(headers)? else {
+        // The console: the account's browser session (its changes CSRF-checked by the router).
+        return match crate::session::holder(state, headers).await? {
+            Some(SessionHolder::Account(account)) => Ok(account),
+            Some(SessionHolder::Team(_)) => Err(ReportsError::OrganisersOnly { role: "team" }),
+            None => Err(ReportsError::NoApiToken),
+        };
+    };
     let ip = auth::peer();
     auth::not_backed_off(state, ip, None)?;
     match state.store().api_token_account(token).await? {
@@ -55,7 +62,7 @@ async fn account(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
 }
 
 /// The calling organiser; observers and judges are refused.
-async fn organiser(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
+pub(crate) async fn organiser(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
     let account = account(state, headers).await?;
     if account.role != AccountRole::Organiser {
         return Err(ReportsError::OrganisersOnly { role: account.role.as_str() });
@@ -90,7 +97,8 @@ pub(crate) async fn drill(State(state): State<ReportsState>, headers: HeaderMap)
     Ok(Json(DrillView {
         drill: state.scenario().drill.slug.clone(),
         paused: drill.paused,
-        current_tick: drill.current_tick.map(|t| t.0),
+        // The engine opens ticks in the store; the state's own field is only the offline command's.
+        current_tick: state.store().latest_tick().await?.map(|t| t.tick.0).or(drill.current_tick.map(|t| t.0)),
         started_at,
         ends_at: started_at.map(|s| drill_end(state.scenario(), s, extended)),
         extended_secs: extended.as_secs(),

@@ -50,6 +50,18 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/admin/resume", post(crate::admin::resume))
         .route("/api/admin/extend", post(crate::admin::extend))
         .route("/api/admin/announce", post(crate::admin::announce).layer(DefaultBodyLimit::max(crate::admin::MAX_BODY)))
+        .route("/api/admin/checklist", get(crate::console::checklist))
+        .route("/api/admin/audit", get(crate::console::audit))
+        .route(
+            crate::session::LOGIN_PATH,
+            post(crate::session::login).get(crate::session::current).delete(crate::session::logout),
+        )
+        .route("/api/portal", get(crate::portal::portal))
+        .route("/api/portal/token", post(crate::portal::rotate_token))
+        .route("/portal", get(crate::pages::portal))
+        .route("/console", get(crate::pages::console))
+        .route("/static/pages/{name}", get(crate::pages::file))
+        .route("/static/pages/i18n/{name}", get(crate::pages::file))
         .route("/api/judge/login", post(login))
         .route("/api/judge/logout", post(logout))
         .route("/api/judge/queue", get(queue))
@@ -58,6 +70,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/judge/reports/{id}/ruling", post(rule))
         .route("/api/judge/reports/{id}/appeal-ruling", post(rule_appeal))
         .route("/api/judge/translations", get(crate::translations::translations))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::session::csrf_guard))
         .layer(axum::middleware::map_response(nosniff))
         .layer(axum::middleware::from_fn(auth::with_peer))
         .with_state(state)

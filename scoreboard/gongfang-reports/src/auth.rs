@@ -1,5 +1,6 @@
-//! Who is asking: a team (its `X-Team-Token`) or a judge (a bearer session token from
-//! `POST /api/judge/login`). HTTP basic authentication is accepted at the login only.
+//! Who is asking: a team (its `X-Team-Token`, or its portal session's cookie) or a judge (a
+//! bearer session token from `POST /api/judge/login`, or a browser session's cookie). HTTP
+//! basic authentication is accepted at the judges' login only.
 //!
 //! Team tokens and session tokens are checked by keyed hash (cheap); passwords by argon2id,
 //! at the login only. Every wrong credential counts in the drill's shared [`Backoff`]: too many
@@ -22,7 +23,7 @@ use axum::response::Response;
 use base64::Engine;
 use gongfang_core::wire::TEAM_TOKEN_HEADER;
 use gongfang_core::{AccountRole, Secret, TeamId};
-use gongfang_store::Account;
+use gongfang_store::{Account, SessionHolder};
 
 use crate::error::ReportsError;
 use crate::state::ReportsState;
@@ -98,7 +99,14 @@ pub(crate) async fn caller(state: &ReportsState, headers: &HeaderMap) -> Result<
         return Ok(Caller::Judge(account));
     }
     let token = headers.get(TEAM_TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty());
-    let Some(token) = token else { return Err(ReportsError::Unauthenticated) };
+    let Some(token) = token else {
+        return match crate::session::holder(state, headers).await? {
+            Some(SessionHolder::Team(team)) => Ok(Caller::Team(team)),
+            Some(SessionHolder::Account(account)) if account.role == AccountRole::Judge => Ok(Caller::Judge(account)),
+            Some(SessionHolder::Account(_)) => Err(ReportsError::JudgesOnly),
+            None => Err(ReportsError::Unauthenticated),
+        };
+    };
     not_backed_off(state, ip, None)?;
     match state.store().verify_token(token).await? {
         Some(team) => Ok(Caller::Team(team)),
@@ -146,17 +154,31 @@ pub(crate) fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, S
     Ok(Some((name.to_owned(), Secret::new(password.to_owned()))))
 }
 
-/// Checks a judge's name and password (argon2id, one of the process's slots), under the
+/// Checks an account's name and password (argon2id, one of the process's slots), under the
 /// back-off: five wrong passwords for one name, or twenty wrong credentials from one address,
 /// within a minute, and the next attempts are refused unchecked for a while.
-pub(crate) async fn login(state: &ReportsState, name: &str, password: &Secret) -> Result<Account, ReportsError> {
+pub(crate) async fn check_password(
+    state: &ReportsState,
+    name: &str,
+    password: &Secret,
+) -> Result<Account, ReportsError> {
     let ip = peer();
     not_backed_off(state, ip, Some(name))?;
     let Some(account) = state.store().verify_account(name, password.expose()).await? else {
         state.backoff().failed(ip, Some(name), Instant::now());
-        return Err(ReportsError::BadCredentials);
+        return Err(ReportsError::WrongPassword);
     };
     state.backoff().succeeded(ip, Some(name), Instant::now());
+    Ok(account)
+}
+
+/// A judge's login ([`check_password`]); a wrong password asks for basic credentials again,
+/// and accounts of other roles are refused.
+pub(crate) async fn login(state: &ReportsState, name: &str, password: &Secret) -> Result<Account, ReportsError> {
+    let account = match check_password(state, name, password).await {
+        Err(ReportsError::WrongPassword) => return Err(ReportsError::BadCredentials),
+        other => other?,
+    };
     if account.role != AccountRole::Judge {
         return Err(ReportsError::JudgesOnly);
     }

@@ -54,6 +54,19 @@ pub enum ReportsError {
     BadApiToken,
     #[error("only organisers may do this; this token's account is a {role}")]
     OrganisersOnly { role: &'static str },
+    /// A change asked for with a browser session's cookie but without its CSRF token.
+    #[error(
+        "this change was sent with a session cookie but without the session's CSRF token (the X-CSRF-Token \
+         header); reload the page and try again"
+    )]
+    CsrfMissing,
+    #[error("the CSRF token does not belong to this session; reload the page and try again")]
+    CsrfMismatch,
+    #[error("not logged in: log in at POST /api/session (the portal and the console pages do it for you)")]
+    NotLoggedIn,
+    /// A wrong name or password at a browser login (no `WWW-Authenticate`: no browser dialog).
+    #[error("wrong name or password; check them and log in again")]
+    WrongPassword,
     #[error("the drill is over: an end that has passed cannot be moved; extend a drill before it ends")]
     DrillOver,
     #[error("the request is larger than {limit} bytes, the most this route reads; shorten it")]
@@ -66,6 +79,8 @@ pub enum ReportsError {
     NotInScenario(u16),
     #[error("this drill takes no reports (the scenario has no [reports] table, or it is disabled)")]
     ReportsOff,
+    #[error("nothing at {0}")]
+    NotFound(String),
     #[error("no report {0}")]
     UnknownReport(i64),
     #[error("report {report} has no evidence file {evidence}")]
@@ -160,6 +175,11 @@ impl ReportsError {
             NoApiToken => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             BadApiToken => (StatusCode::UNAUTHORIZED, "bad_api_token"),
             OrganisersOnly { .. } => (StatusCode::FORBIDDEN, "organisers_only"),
+            CsrfMissing => (StatusCode::FORBIDDEN, "csrf_missing"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            CsrfMismatch => (StatusCode::FORBIDDEN, "csrf_mismatch"),
+            NotLoggedIn => (StatusCode::UNAUTHORIZED, "not_logged_in"),
+            WrongPassword => (StatusCode::UNAUTHORIZED, "bad_credentials"),
             BodyTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             DrillOver => (StatusCode::CONFLICT, "drill_over"),
             BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),

@@ -16,6 +16,11 @@
 //! Organisers drive the running drill with their accounts' API tokens (`/api/admin/…`, see
 //! [`admin`]): pause, resume, extend the end, announce.
 //!
+//! Teams and accounts also log in from a browser (`POST /api/session`): a
+//! team's portal (`/portal`) and the organisers' console (`/console`) are pages served here
+//! ([`pages`]), in English and Hong Kong Chinese, over the same routes with a session cookie
+//! and a CSRF token.
+//!
 //! Errors map to stable codes and HTTP statuses in one table ([`ReportsError::parts`]).
 //! The routes are described in `docs/reports.md`.
 
@@ -23,10 +28,14 @@ pub mod admin;
 mod api;
 mod auth;
 pub mod commands;
+mod console;
 mod error;
 mod logs;
 mod matching;
+pub mod pages;
 mod patches;
+mod portal;
+mod session;
 mod shell_keys;
 mod state;
 mod translations;

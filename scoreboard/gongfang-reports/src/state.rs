@@ -55,8 +55,11 @@ pub struct Settings {
     pub max_files: usize,
     /// Evidence content types accepted (lowercase, without parameters).
     pub evidence_types: Vec<String>,
-    /// How long a judge's login session lasts.
+    /// How long a login session (a judge's, a team's portal, an organiser's console) lasts.
     pub session_ttl: Duration,
+    /// Whether session cookies say `Secure` (sent over HTTPS only): set it when the drill
+    /// serves HTTPS itself or behind a proxy that does.
+    pub secure_cookies: bool,
     /// Records searched around a report's window: this many ticks on either side.
     pub match_margin_ticks: u32,
     /// Most container log lines shown beside one report.
@@ -71,6 +74,7 @@ impl Default for Settings {
             max_files: 20,
             evidence_types: DEFAULT_EVIDENCE_TYPES.iter().map(|s| (*s).to_owned()).collect(),
             session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
             match_margin_ticks: 1,
             max_log_lines: 200,
         }
@@ -194,6 +198,16 @@ impl ReportsState {
             return Ok(Some(start));
         }
         Ok(self.inner.store.drill_state().await?.started_at)
+    }
+
+    /// A team's slug (its id, for a team the scenario no longer has).
+    pub(crate) fn team_slug(&self, team: gongfang_core::TeamId) -> String {
+        self.inner.scenario.team(team).map_or_else(|| team.to_string(), |t| t.slug.clone())
+    }
+
+    /// How the audit log names a team: `team SLUG`.
+    pub(crate) fn team_actor(&self, team: gongfang_core::TeamId) -> String {
+        format!("team {}", self.team_slug(team))
     }
 
     /// Publishes a game event; having no subscriber is fine.

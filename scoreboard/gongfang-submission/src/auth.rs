@@ -78,6 +78,28 @@ impl SubmissionState {
     }
 }
 
+impl SubmissionState {
+    /// Checks a team's portal session (its cookie and CSRF token) presented from `ip`, under
+    /// the back-off like a token: a session that is no (longer a) team's counts as a failure.
+    pub(crate) async fn check_session(
+        &self,
+        session: &str,
+        csrf: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<TokenCheck, SubmissionError> {
+        if let Some(wait) = self.backed_off(ip) {
+            return Ok(TokenCheck::BackedOff(wait));
+        }
+        match self.inner.sink.session_team(session, csrf).await? {
+            Some(team) => Ok(TokenCheck::Team(team)),
+            None => {
+                self.backoff().failed(ip, None, Instant::now());
+                Ok(TokenCheck::Wrong)
+            }
+        }
+    }
+}
+
 /// Verified tokens, by their hash.
 #[derive(Debug)]
 pub(crate) struct TokenCache {

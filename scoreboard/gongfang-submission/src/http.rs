@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::put;
 use axum::{Extension, Router};
-use gongfang_core::wire::TEAM_TOKEN_HEADER;
+use gongfang_core::wire::{CSRF_HEADER, SESSION_COOKIE, TEAM_TOKEN_HEADER, cookie};
 use serde::Serialize;
 
 use crate::answer::Answer;
@@ -43,6 +43,8 @@ async fn nosniff(mut response: Response) -> Response {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RequestError {
     MissingToken,
+    /// A portal session's cookie without its CSRF token.
+    MissingCsrf,
     BadToken,
     /// Too many wrong tokens from this address lately: this one was not checked.
     BackedOff {
@@ -67,6 +69,13 @@ impl RequestError {
             RequestError::MissingToken => {
                 (StatusCode::UNAUTHORIZED, format!("missing {TEAM_TOKEN_HEADER} header with your team token"))
             }
+            RequestError::MissingCsrf => (
+                StatusCode::FORBIDDEN,
+                format!(
+                    "this request carries a portal session cookie but not the session's CSRF token ({CSRF_HEADER}); \
+                     reload the portal and try again, or send your team token in {TEAM_TOKEN_HEADER}"
+                ),
+            ),
             RequestError::BadToken => (StatusCode::UNAUTHORIZED, "invalid team token".to_owned()),
             RequestError::BackedOff { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -132,13 +141,27 @@ async fn submit(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Vec<FlagAnswer>, RequestError> {
-    let token = headers
-        .get(TEAM_TOKEN_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(RequestError::MissingToken)?;
-    let team = match state.check_token(Some(token), ip).await {
+    let token = headers.get(TEAM_TOKEN_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|t| !t.is_empty());
+    let check = match token {
+        Some(token) => state.check_token(Some(token), ip).await,
+        // The team's portal: its session cookie, with the session's CSRF token.
+        None => {
+            let session = headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|v| cookie(v, SESSION_COOKIE))
+                .ok_or(RequestError::MissingToken)?;
+            let csrf = headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .ok_or(RequestError::MissingCsrf)?;
+            state.check_session(session, csrf, ip).await
+        }
+    };
+    let team = match check {
         Ok(TokenCheck::Team(team)) => team,
         Ok(TokenCheck::Wrong) => return Err(RequestError::BadToken),
         Ok(TokenCheck::BackedOff(wait)) => {

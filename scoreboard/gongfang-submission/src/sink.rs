@@ -6,7 +6,7 @@ use std::pin::Pin;
 
 use gongfang_core::NewSubmission;
 use gongfang_core::{ServiceId, TeamId, Tick};
-use gongfang_store::{Backend, Store, SubmissionOutcome};
+use gongfang_store::{Backend, SessionHolder, Store, SubmissionOutcome};
 
 use crate::error::SubmissionError;
 
@@ -34,6 +34,13 @@ pub trait SubmissionSink: Send + Sync + 'static {
 
     /// The team a presented token belongs to.
     fn verify_token<'a>(&'a self, token: &'a str) -> SinkFuture<'a, Option<TeamId>>;
+
+    /// The team whose open portal session `session` is, if `csrf` is that session's CSRF
+    /// token (a flag form in the team's portal). A sink without browser sessions knows none.
+    fn session_team<'a>(&'a self, session: &'a str, csrf: &'a str) -> SinkFuture<'a, Option<TeamId>> {
+        let _ = (session, csrf);
+        Box::pin(async { Ok(None) })
+    }
 
     /// Services of which at least one flag has been captured so far, so first blood is
     /// announced once per drill even across restarts. Asked once, when a server starts; the
@@ -76,6 +83,18 @@ impl SubmissionSink for Store {
 
     fn verify_token<'a>(&'a self, token: &'a str) -> SinkFuture<'a, Option<TeamId>> {
         Box::pin(async move { Ok(Store::verify_token(self, token).await?) })
+    }
+
+    fn session_team<'a>(&'a self, session: &'a str, csrf: &'a str) -> SinkFuture<'a, Option<TeamId>> {
+        Box::pin(async move {
+            if !self.csrf_matches(session, csrf).await? {
+                return Ok(None);
+            }
+            match self.session(session, chrono::Utc::now()).await? {
+                Some(SessionHolder::Team(team)) => Ok(Some(team)),
+                _ => Ok(None),
+            }
+        })
     }
 
     fn captured_services(&self) -> SinkFuture<'_, HashSet<ServiceId>> {

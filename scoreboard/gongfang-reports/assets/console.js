@@ -1,0 +1,233 @@
+// The organisers' console: an organiser or observer logs in with name and password, then sees
+// the drill's state, the start-of-drill checklist and the audit log; organisers pause, resume,
+// extend the end and post announcements in both languages. Every change goes through the live
+// admin API, which audits it under the logged-in account; observers get the page without the
+// buttons, and the server refuses their changes anyway.
+'use strict';
+
+(() => {
+  const { $, t, msg, el, api } = Gf;
+  const state = { me: null, drill: null, checklist: null, connections: null, audit: [], nextBefore: null, announcements: [] };
+
+  function showLogin(error) {
+    $('app').hidden = true;
+    $('logout').hidden = true;
+    $('login-section').hidden = false;
+    $('login-error').textContent = error || '';
+    $('whoami').textContent = '';
+  }
+
+  function renderDrill() {
+    const d = state.drill;
+    if (!d) return;
+    $('drill-state').textContent = d.paused ? t('console.drill.paused') : t('console.drill.running');
+    $('drill-state').dataset.paused = String(d.paused);
+    $('drill-tick').textContent = d.current_tick ?? '—';
+    $('drill-started').textContent = Gf.time(d.started_at);
+    $('drill-ends').textContent = Gf.time(d.ends_at);
+    $('pause').disabled = d.paused;
+    $('resume').disabled = !d.paused;
+  }
+
+  function renderChecklist() {
+    const c = state.checklist;
+    const body = $('checklist');
+    body.replaceChildren();
+    if (!c) return;
+    $('checklist-summary').textContent = c.tick === null
+      ? t('console.checklist.no_tick')
+      : t('console.checklist.summary', { ready: c.ready, total: c.rows.length, tick: c.tick });
+    for (const r of c.rows) {
+      const row = el('tr');
+      const verdict = el('td');
+      verdict.append(el('span', msg(`verdict.${r.verdict || 'none'}`), `verdict v-${r.verdict || 'none'}`));
+      row.append(el('td', r.team_slug), el('td', r.service_slug), verdict);
+      row.append(el('td', r.up ? t('common.yes') : t('common.no')), el('td', r.checker_passing ? t('common.yes') : t('common.no')));
+      body.append(row);
+    }
+    const conn = state.connections;
+    $('connections-box').hidden = !conn;
+    const cbody = $('connections');
+    cbody.replaceChildren();
+    if (!conn) return;
+    for (const team of conn.teams) {
+      const row = el('tr');
+      row.append(el('td', Gf.name({ en: team.name, zh: team.name_zh })));
+      row.append(el('td', `${team.peers_connected} / ${team.peers_issued}`), el('td', Gf.time(team.last_handshake)));
+      cbody.append(row);
+    }
+  }
+
+  function renderAudit() {
+    const body = $('audit');
+    body.replaceChildren();
+    for (const e of state.audit) {
+      const row = el('tr');
+      const detail = el('td', JSON.stringify(e.detail), 'mono');
+      row.append(el('td', Gf.time(e.at)), el('td', e.actor), el('td', e.action, 'mono'), detail);
+      body.append(row);
+    }
+    $('audit-older').hidden = state.nextBefore === null;
+  }
+
+  function renderAnnouncements() {
+    const list = $('announcements');
+    list.replaceChildren();
+    for (const a of state.announcements.slice(0, 5)) {
+      const item = el('li');
+      item.append(el('strong', a.title));
+      if (a.title_zh) item.append(' · ', el('strong', a.title_zh, null));
+      item.append(' ', el('small', Gf.time(a.posted_at), 'muted'));
+      list.append(item);
+    }
+  }
+
+  function render() {
+    renderDrill();
+    renderChecklist();
+    renderAudit();
+    renderAnnouncements();
+  }
+
+  async function loadDrill() {
+    const answer = await api('GET', '/api/admin/drill');
+    if (answer.status === 401) return showLogin(t('console.login.expired'));
+    if (answer.ok) state.drill = answer.data;
+    renderDrill();
+  }
+
+  async function loadChecklist() {
+    const checklist = await api('GET', '/api/admin/checklist');
+    if (checklist.ok) state.checklist = checklist.data;
+    // Only a drill with a VPN has connections to list.
+    const connections = checklist.ok && checklist.data.vpn ? await api('GET', '/api/connections') : null;
+    state.connections = connections && connections.ok ? connections.data : null;
+    renderChecklist();
+  }
+
+  function auditQuery(before) {
+    const q = new URLSearchParams();
+    const actor = $('audit-actor').value.trim();
+    const action = $('audit-action').value.trim();
+    if (actor) q.set('actor', actor);
+    if (action) q.set('action', action);
+    if (before) q.set('before', before);
+    q.set('limit', '50');
+    return `/api/admin/audit?${q}`;
+  }
+
+  async function loadAudit(more) {
+    const answer = await api('GET', auditQuery(more ? state.nextBefore : null));
+    if (!answer.ok) return Gf.announce(Gf.errorText(answer));
+    state.audit = more ? state.audit.concat(answer.data.entries) : answer.data.entries;
+    state.nextBefore = answer.data.next_before;
+    renderAudit();
+  }
+
+  async function loadAnnouncements() {
+    const answer = await api('GET', '/api/announcements');
+    if (answer.ok) state.announcements = answer.data;
+    renderAnnouncements();
+  }
+
+  async function refresh() {
+    await Promise.all([loadDrill(), loadChecklist(), loadAudit(false), loadAnnouncements()]);
+  }
+
+  async function enter(me) {
+    state.me = me;
+    $('login-section').hidden = true;
+    $('app').hidden = false;
+    $('logout').hidden = false;
+    $('whoami').textContent = `${me.name} · ${msg(`role.${me.role}`)}`;
+    const observer = me.role !== 'organiser';
+    $('read-only').hidden = !observer;
+    document.querySelectorAll('.changes').forEach((node) => {
+      node.hidden = observer;
+    });
+    await refresh();
+  }
+
+  // Runs one change, says how it went, and shows its effect and its audit entry.
+  async function change(method, path, body, done) {
+    const answer = await api(method, path, body);
+    Gf.announce(answer.ok ? done : Gf.errorText(answer));
+    await refresh();
+    return answer;
+  }
+
+  function wire() {
+    $('login-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const answer = await Gf.login({ name: $('login-name').value.trim(), password: $('login-password').value });
+      $('login-password').value = '';
+      if (!answer.ok) return showLogin(Gf.errorText(answer));
+      if (!['organiser', 'observer'].includes(answer.data.role)) {
+        await Gf.logout();
+        return showLogin(t('console.login.wrong_role'));
+      }
+      await enter(answer.data);
+    });
+    $('logout').addEventListener('click', async () => {
+      await Gf.logout();
+      showLogin('');
+    });
+    Gf.confirming($('pause'), () => change('POST', '/api/admin/pause', { reason: $('pause-reason').value }, t('console.drill.paused_now')));
+    $('resume').addEventListener('click', () =>
+      change('POST', '/api/admin/resume', { reason: $('pause-reason').value }, t('console.drill.resumed_now')),
+    );
+    $('extend-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const minutes = Number($('extend-minutes').value);
+      const answer = await change('POST', '/api/admin/extend', { minutes }, t('console.drill.extended', { minutes }));
+      if (answer.ok) $('extend-form').reset();
+    });
+    $('announce-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const body = { title: $('announce-title').value };
+      const titleZh = $('announce-title-zh').value.trim();
+      const text = $('announce-body').value.trim();
+      const textZh = $('announce-body-zh').value.trim();
+      if (titleZh) body.title_zh = titleZh;
+      if (text) body.body = text;
+      if (textZh) body.body_zh = textZh;
+      const answer = await change('POST', '/api/admin/announce', body, t('console.announce.posted'));
+      if (answer.ok) $('announce-form').reset();
+    });
+    $('audit-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      loadAudit(false);
+    });
+    $('audit-older').addEventListener('click', () => loadAudit(true));
+    Gf.onLang(render);
+    Gf.follow((event) => {
+      if (!state.me) return;
+      switch (event.type) {
+        case 'paused':
+        case 'resumed':
+        case 'extended':
+          loadDrill();
+          break;
+        case 'tick_closed':
+          loadDrill();
+          loadChecklist();
+          break;
+        case 'announcement':
+          loadAnnouncements();
+          break;
+        default:
+          break;
+      }
+    });
+  }
+
+  document.addEventListener('DOMContentLoaded', async () => {
+    await Gf.start();
+    wire();
+    const me = await Gf.session();
+    if (me && ['organiser', 'observer'].includes(me.role)) await enter(me);
+    else showLogin('');
+    // Wired and told who is logged in: tests wait for this before they type.
+    document.body.dataset.ready = 'true';
+  });
+})();

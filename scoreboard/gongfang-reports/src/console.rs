@@ -1,0 +1,156 @@
+//! The organisers' console's own API: the start-of-drill checklist (`GET /api/admin/checklist`:
+//! every defending team's services in the latest tick, up or not, checker passing or not) and
+//! the audit log with filters (`GET /api/admin/audit`). Organisers and observers read both;
+//! the console's changes go through the live admin API ([`crate::admin`]).
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
+use gongfang_core::{AccountRole, ServiceId, TeamId, Tick, Verdict};
+use gongfang_store::{Account, AuditFilter};
+use serde::{Deserialize, Serialize};
+
+use crate::admin;
+use crate::error::ReportsError;
+use crate::state::ReportsState;
+
+type Reply<T> = Result<T, ReportsError>;
+
+/// Audit entries per page unless `?limit=` says otherwise, and the most it may say.
+const DEFAULT_AUDIT_PAGE: u64 = 100;
+const MAX_AUDIT_PAGE: u64 = 500;
+/// Longest actor or action filter, in bytes.
+const MAX_FILTER_LEN: usize = 200;
+
+/// The calling organiser or observer (both read the console).
+async fn reader(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
+    let account = admin::account(state, headers).await?;
+    if !matches!(account.role, AccountRole::Organiser | AccountRole::Observer) {
+        return Err(ReportsError::OrganisersOnly { role: account.role.as_str() });
+    }
+    Ok(account)
+}
+
+/// Whether the drill is ready: one row per defending team and service.
+#[derive(Debug, Serialize)]
+pub(crate) struct Checklist {
+    /// The tick the rows are of (`null` before the first tick has results).
+    tick: Option<Tick>,
+    rows: Vec<ChecklistRow>,
+    /// Rows whose service is up (`ok`) with its checker passing.
+    ready: usize,
+    /// Whether teams connect over the drill's VPN (then `GET /api/connections` lists them).
+    vpn: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ChecklistRow {
+    team: TeamId,
+    team_slug: String,
+    service: ServiceId,
+    service_slug: String,
+    /// The worst verdict of the tick (`null`: no result yet).
+    verdict: Option<Verdict>,
+    /// The service answers (its verdict is neither `down` nor missing).
+    up: bool,
+    /// The checker ran without an error of its own.
+    checker_passing: bool,
+}
+
+/// `GET /api/admin/checklist`.
+pub(crate) async fn checklist(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<Json<Checklist>> {
+    reader(&state, &headers).await?;
+    let scenario = state.scenario();
+    // The latest tick with results: a closed one (ticks played while paused have none).
+    let tick = state.store().latest_checked_tick().await?;
+    let mut verdicts: BTreeMap<(TeamId, ServiceId), Verdict> = BTreeMap::new();
+    if let Some(tick) = tick {
+        for r in state.store().check_results(tick, None).await? {
+            verdicts.entry((r.team, r.service)).and_modify(|v| *v = v.worst(r.verdict)).or_insert(r.verdict);
+        }
+    }
+    let mut rows = Vec::new();
+    for team in scenario.teams.iter().filter(|t| t.role.defends()) {
+        for service in &scenario.services {
+            let verdict = verdicts.get(&(team.id, service.id)).copied();
+            rows.push(ChecklistRow {
+                team: team.id,
+                team_slug: team.slug.clone(),
+                service: service.id,
+                service_slug: service.slug.clone(),
+                verdict,
+                up: verdict.is_some_and(|v| v != Verdict::Down),
+                checker_passing: verdict.is_some_and(|v| v != Verdict::CheckerError),
+            });
+        }
+    }
+    let ready = rows.iter().filter(|r| r.verdict == Some(Verdict::Ok)).count();
+    Ok(Json(Checklist { tick, rows, ready, vpn: scenario.vpn.is_some() }))
+}
+
+/// `?actor=`, `?action=`, `?before=` and `?limit=` of the audit log.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+/// One audit entry as the console shows it.
+#[derive(Debug, Serialize)]
+struct AuditView {
+    id: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    action: String,
+    detail: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct AuditPage {
+    entries: Vec<AuditView>,
+    /// Pass as `?before=` for the next (older) page; `null` on the last page.
+    next_before: Option<i64>,
+}
+
+fn filter_text(field: &str, value: Option<String>) -> Reply<Option<String>> {
+    let Some(value) = value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else { return Ok(None) };
+    if value.len() > MAX_FILTER_LEN {
+        return Err(ReportsError::BadRequest(format!("`{field}` is longer than {MAX_FILTER_LEN} bytes; shorten it")));
+    }
+    Ok(Some(value))
+}
+
+/// `GET /api/admin/audit`: the audit log newest first, filtered.
+pub(crate) async fn audit(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Reply<Json<AuditPage>> {
+    reader(&state, &headers).await?;
+    let before = match query.before.as_deref().map(str::trim).filter(|b| !b.is_empty()) {
+        None => None,
+        Some(raw) => Some(crate::api::parse_id(raw, "audit entry")?),
+    };
+    let limit = match query.limit.as_deref().map(str::trim).filter(|l| !l.is_empty()) {
+        None => DEFAULT_AUDIT_PAGE,
+        Some(raw) => raw.parse::<u64>().ok().filter(|l| (1..=MAX_AUDIT_PAGE).contains(l)).ok_or_else(|| {
+            ReportsError::BadRequest(format!("`limit` must be a whole number from 1 to {MAX_AUDIT_PAGE}; got `{raw}`"))
+        })?,
+    };
+    let filter =
+        AuditFilter { actor: filter_text("actor", query.actor)?, action: filter_text("action", query.action)?, before };
+    let entries = state.store().search_audit(&filter, limit).await?;
+    let next_before = if entries.len() as u64 == limit { entries.last().map(|e| e.id) } else { None };
+    Ok(Json(AuditPage {
+        entries: entries
+            .into_iter()
+            .map(|e| AuditView { id: e.id, at: e.at, actor: e.actor, action: e.action, detail: e.detail })
+            .collect(),
+        next_before,
+    }))
+}

@@ -1,0 +1,275 @@
+//! The team portal and the organisers' console in a real browser on a running drill
+//! (`gongfang serve`, real checkers, real SQLite, headless Chromium), in English and in Hong
+//! Kong Chinese. A team logs in with its token, sees its services with the checker's message,
+//! submits a flag through the form and files a report; an organiser logs in with a password,
+//! posts a bilingual announcement that the team's portal shows without a reload, pauses the
+//! drill (no check is dispatched after the answer), and finds both changes in the audit log
+//! under the account. Screenshots of each page in both languages are written under `target/`.
+//!
+//! Without Chromium the test is skipped with a notice, unless `GONGFANG_REQUIRE_BROWSER=1`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use gongfang_core::flag::FlagInfo;
+use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
+use gongfang_e2e::hostile::{DrillProcess, DrillSpec, gongfang_binary};
+use gongfang_store::Store;
+use gongfang_test_programs::components;
+use gongfang_test_support::browser::{Browser, Cdp, chromium_or_skip, target_dir};
+use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
+use serde_json::json;
+
+const SECRET: &str = "portal-drill-test-secret-0123456789abcdef";
+const PREFIX: &str = "GONGFANG";
+const PASSWORD: &str = "a long passphrase for olga";
+
+/// The page has wired its forms and knows whether anyone is logged in.
+const READY: &str = "document.body?.dataset.ready === 'true'";
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Sets an input's value and tells the page, as typing would.
+fn fill(id: &str, value: &str) -> String {
+    format!(
+        "(() => {{ const e = document.getElementById({id}); e.value = {value}; \
+         e.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})()",
+        id = json!(id),
+        value = json!(value)
+    )
+}
+
+fn submit(form: &str) -> String {
+    format!("document.getElementById({}).requestSubmit() || true", json!(form))
+}
+
+fn click(selector: &str) -> String {
+    format!("document.querySelector({}).click() || true", json!(selector))
+}
+
+/// Checker results stored so far, over every tick.
+async fn results_stored(store: &Store) -> anyhow::Result<usize> {
+    let Some(latest) = store.latest_tick().await? else { return Ok(0) };
+    let mut n = 0;
+    for tick in 0..=latest.tick.0 {
+        n += store.check_results(Tick(tick), None).await?.len();
+    }
+    Ok(n)
+}
+
+async fn shot(cdp: &mut Cdp, name: &str) -> anyhow::Result<PathBuf> {
+    let file = cdp.screenshot(&target_dir().join("screenshots").join(format!("{name}.png"))).await?;
+    eprintln!("screenshot: {}", file.display());
+    Ok(file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_and_an_organiser_run_the_drill_from_the_browser_in_both_languages() -> anyhow::Result<()> {
+    let Some(chromium) = chromium_or_skip()? else { return Ok(()) };
+    let dir = tempfile::tempdir()?;
+    let scenario = ScenarioBuilder::new("portal-drill")
+        .name("Portal drill", "專頁演練")
+        .duration("1h")
+        .tick("2s")
+        .checker_timeout("1s")
+        .flag_prefix(PREFIX)
+        .secret(SECRET)
+        .reports(&[("attack_max_points", "100"), ("defence_max_points", "60")])
+        .team(team(1, "kowloon-cyber").name("Kowloon Cyber Unit", "九龍網絡安全組"))
+        .team(team(2, "harbour-data").name("Harbour Data Office", "海港數據辦公室"))
+        .service(
+            service("kv")
+                .name("Key registry", "鍵值登記冊")
+                .image("kv:latest")
+                .ports(&[7000])
+                .checker(components::GOOD),
+        )
+        .toml();
+    let spec = DrillSpec {
+        scenario,
+        flag_prefix: PREFIX.to_owned(),
+        secret: SECRET.to_owned(),
+        checker_cache: PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("portal-checker-cache"),
+        extra_args: Vec::new(),
+    };
+    let binary = gongfang_binary()?;
+    let drill = DrillProcess::start(&binary, dir.path(), &spec).await?;
+    let out = Command::new(&binary)
+        .args(["account", "add", "--name", "olga", "--role", "organiser"])
+        .env("GONGFANG_DATABASE_URL", &drill.database_url)
+        .env("GONGFANG_ACCOUNT_PASSWORD", PASSWORD)
+        .output()?;
+    ensure!(out.status.success(), "account add: {}", text(&out.stderr));
+
+    let mut browser = Browser::launch(&chromium).await?;
+    let outcome = drive(&mut browser.cdp, &drill).await;
+    let problems = std::mem::take(&mut browser.cdp.problems);
+    browser.close().await?;
+    outcome.with_context(|| format!("the drill's log:\n{}", drill.last_log()))?;
+    ensure!(problems.is_empty(), "the pages reported problems: {problems:#?}");
+    Ok(())
+}
+
+async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
+    let base = format!("http://{}", drill.web);
+    let store = drill.store().await?;
+
+    // ---- the team's portal, in English ----
+    let portal = cdp.open_page().await?;
+    cdp.navigate(&format!("{base}/portal?lang=en")).await?;
+    cdp.wait_for("the portal's login form", READY).await?;
+    cdp.eval(&fill("login-token", &drill.token("kowloon-cyber")?)).await?;
+    cdp.eval(&submit("login-form")).await?;
+    let entered = cdp
+        .wait_for(
+            "the portal after the login",
+            "!document.getElementById('app').hidden ? 'in' : document.getElementById('login-error').textContent",
+        )
+        .await?;
+    ensure!(entered == "in", "the login failed: {entered}");
+    let team = cdp.eval("document.getElementById('team-name').textContent").await?;
+    ensure!(team == "Kowloon Cyber Unit", "the team's English name: {team}");
+    // The checker has run: a tick row with its verdict and what the checker said.
+    let message = cdp
+        .wait_for(
+            "a tick with the checker's message",
+            "(() => { const r = document.querySelector('#services tbody tr td:nth-child(3)'); \
+             return r && r.textContent !== '—' && r.textContent.length > 1 ? r.textContent : null; })()",
+        )
+        .await?;
+    eprintln!("the checker said: {message}");
+    // A marker that survives only if the page is never reloaded.
+    cdp.eval("window.__kept = 1").await?;
+
+    // A flag of the other team, through the form.
+    let played = store.latest_tick().await?.context("a tick has opened")?.tick;
+    let flag = drill.codec.mint(FlagInfo { tick: played, team: TeamId(2), service: ServiceId(1), store: StoreIdx(0) });
+    cdp.eval(&fill("flags", &format!("{flag}\nnot-a-flag"))).await?;
+    cdp.eval(&submit("flags-form")).await?;
+    let answers = cdp
+        .wait_for(
+            "the flags' answers",
+            "(() => { const rows = [...document.querySelectorAll('#flag-answers tr')]; \
+             return rows.length === 2 ? rows.map((r) => r.children[1].textContent) : null; })()",
+        )
+        .await?;
+    ensure!(answers == json!(["Accepted", "Not a valid flag"]), "the answers, in English: {answers}");
+
+    // A defence report, through the form.
+    cdp.eval(&fill("report-kind", "defence")).await?;
+    // The window: from a second after the drill started to now, in Hong Kong time as the form takes it.
+    let hk = chrono::FixedOffset::east_opt(8 * 3600).context("UTC+8")?;
+    let started = store.drill_state().await?.started_at.context("the drill has started")?;
+    let from = (started + chrono::Duration::seconds(1)).with_timezone(&hk).format("%Y-%m-%dT%H:%M:%S").to_string();
+    let to = chrono::Utc::now().with_timezone(&hk).format("%Y-%m-%dT%H:%M:%S").to_string();
+    cdp.eval(&fill("report-from", &from)).await?;
+    cdp.eval(&fill("report-to", &to)).await?;
+    cdp.eval(&fill("report-technique", "port scan seen in the registry's log")).await?;
+    cdp.eval(&fill("report-description", "A burst of connections to the key registry from the other team.")).await?;
+    cdp.eval(&submit("report-form")).await?;
+    let filed = cdp
+        .wait_for(
+            "the filed report in the list",
+            "(() => { const h = document.querySelector('#reports li h3'); return h ? h.textContent : \
+             (document.getElementById('report-error').textContent || null); })()",
+        )
+        .await?;
+    ensure!(filed.as_str().is_some_and(|f| f.starts_with('#') && f.contains("Defence")), "the report list: {filed}");
+    shot(cdp, "portal-en").await?;
+
+    // ---- the organisers' console, in another browser (its own cookies) ----
+    let console = cdp.open_isolated_page().await?;
+    cdp.navigate(&format!("{base}/console?lang=en")).await?;
+    cdp.wait_for("the console's login form", READY).await?;
+    cdp.eval(&fill("login-name", "olga")).await?;
+    cdp.eval(&fill("login-password", PASSWORD)).await?;
+    cdp.eval(&submit("login-form")).await?;
+    cdp.wait_for("the console after the login", "document.getElementById('drill-state')?.textContent === 'Running'")
+        .await?;
+    cdp.eval(&fill("announce-title", "Lunch at noon")).await?;
+    cdp.eval(&fill("announce-title-zh", "中午午膳")).await?;
+    cdp.eval(&fill("announce-body", "Services keep running.")).await?;
+    cdp.eval(&submit("announce-form")).await?;
+    cdp.wait_for(
+        "the posted announcement",
+        "document.querySelector('#announcements li')?.textContent.includes('Lunch at noon')",
+    )
+    .await?;
+
+    // The team's portal shows it without a reload.
+    cdp.session = Some(portal.clone());
+    let shown = cdp
+        .wait_for("the announcement in the portal", "document.querySelector('#announcements li strong')?.textContent")
+        .await?;
+    ensure!(shown == "Lunch at noon", "the portal shows the new announcement: {shown}");
+    ensure!(cdp.eval("window.__kept").await? == 1, "the portal was not reloaded");
+
+    // Pause from the console: a destructive button asks for a second press.
+    cdp.session = Some(console.clone());
+    cdp.eval(&fill("pause-reason", "typhoon signal 8")).await?;
+    cdp.eval(&click("#pause")).await?;
+    ensure!(cdp.eval("document.getElementById('drill-state').textContent").await? == "Running", "one press only asks");
+    cdp.eval(&click("#pause")).await?;
+    cdp.wait_for("the paused state", "document.getElementById('drill-state').textContent === 'Paused'").await?;
+    ensure!(store.drill_state().await?.paused, "the pause is stored");
+    // In-flight actions may still land; after that, nothing more is dispatched.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let settled = results_stored(&store).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    ensure!(results_stored(&store).await? == settled, "checks were dispatched while the drill was paused");
+
+    cdp.eval(&fill("audit-actor", "account olga")).await?;
+    cdp.eval(&submit("audit-form")).await?;
+    let actions = cdp
+        .wait_for(
+            "the audit log's entries",
+            "(() => { const a = [...document.querySelectorAll('#audit tr')].map((r) => \
+             [r.children[1].textContent, r.children[2].textContent]); \
+             return a.some((x) => x[1] === 'drill.pause') ? a : null; })()",
+        )
+        .await?;
+    for action in ["drill.pause", "announcement.post", "session.login"] {
+        ensure!(
+            actions.as_array().is_some_and(|a| a.contains(&json!(["account olga", action]))),
+            "{action} under account olga in the audit table: {actions}"
+        );
+    }
+    // The checklist shows the last tick that ran checks, and the tick the drill is at.
+    let summary = cdp.eval("document.getElementById('checklist-summary').textContent").await?;
+    ensure!(summary.as_str().is_some_and(|s| s.starts_with("0 of 2 services")), "the checklist: {summary}");
+    let tick = cdp.eval("document.getElementById('drill-tick').textContent").await?;
+    ensure!(tick.as_str().is_some_and(|t| t.parse::<u32>().is_ok()), "the current tick: {tick}");
+    shot(cdp, "console-en").await?;
+
+    // ---- both pages in Hong Kong Chinese ----
+    cdp.eval(&click("[data-lang='zh-HK']")).await?;
+    cdp.wait_for(
+        "the console in Chinese",
+        "document.documentElement.lang === 'zh-HK' && document.querySelector('h1 span').textContent === '主辦控制台'",
+    )
+    .await?;
+    ensure!(cdp.eval("document.getElementById('drill-state').textContent").await? == "已暫停", "the state in Chinese");
+    shot(cdp, "console-zh-HK").await?;
+
+    cdp.session = Some(portal);
+    cdp.eval(&click("[data-lang='zh-HK']")).await?;
+    cdp.wait_for("the portal in Chinese", "document.documentElement.lang === 'zh-HK' && document.getElementById('team-name').textContent === '九龍網絡安全組'").await?;
+    let heading = cdp.eval("document.getElementById('services-heading').textContent").await?;
+    ensure!(heading == "你的服務", "the services heading in Chinese: {heading}");
+    let shown = cdp.eval("document.querySelector('#announcements li strong').textContent").await?;
+    ensure!(shown == "中午午膳", "the announcement's Chinese title: {shown}");
+    shot(cdp, "portal-zh-HK").await?;
+    // The choice is remembered: a reload comes back in Chinese, still logged in.
+    cdp.navigate(&format!("{base}/portal")).await?;
+    cdp.wait_for("the reloaded portal", READY).await?;
+    let reloaded = cdp.eval("[document.documentElement.lang, document.getElementById('app').hidden]").await?;
+    ensure!(reloaded == json!(["zh-HK", false]), "Chinese and still logged in after a reload: {reloaded}");
+
+    let captured = store.submissions_planted_since(Tick(0)).await?;
+    ensure!(captured.iter().any(|s| s.submission.flag == flag), "the flag submitted through the form is stored");
+    Ok(())
+}
