@@ -15,7 +15,7 @@ use gongfang_core::{
     Action, ActionCtx, ActionOutcome, CheckResult, CheckerFault, ExploitReplay, Exposure, FlagCodec, FlagInfo, FlagRef,
     PlantedFlag, ScoreRow, ServiceId, Target, TeamId, Tick, Verdict,
 };
-use gongfang_store::{Store, StoreError};
+use gongfang_store::{DefectiveCells, Store, StoreError};
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{info, instrument, warn};
@@ -137,6 +137,10 @@ pub struct Engine<C: Clock, R: CheckerRunner> {
     current: watch::Sender<Option<Tick>>,
     scorer: Scorer,
     last_verdicts: HashMap<(TeamId, ServiceId), Verdict>,
+    /// Results organisers marked defective: scored as `checker-error`.
+    defective: DefectiveCells,
+    /// Changes when an organiser marks a result defective: every tick is scored again.
+    marks: watch::Receiver<u64>,
     /// The paused flag as last announced on the event feed, to announce each pause and resume
     /// once, whether the engine saw it at a tick start or the moment an organiser set it.
     announced_paused: Arc<AtomicBool>,
@@ -165,20 +169,10 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let codec = cfg.codec.clone();
         let seed = codec.derive_seed(b"tick plan");
         let s = &cfg.scenario;
-        let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
-        let services: Vec<ScoredService> = s.services.iter().map(ScoredService::from).collect();
-        let mut scorer = Scorer::new(s.drill.scoring, &teams, &services)?;
-        let mut last_verdicts = HashMap::new();
-        for record in store.list_ticks().await? {
-            if !record.is_scored() {
-                break;
-            }
-            let (events, _) = stored_events(&store, s, record.tick).await?;
-            for v in &events.verdicts {
-                last_verdicts.insert((v.team, v.service), v.verdict);
-            }
-            scorer.close_tick(&events)?;
-        }
+        let mut marks = store.defective_watch();
+        marks.mark_unchanged();
+        let defective = store.defective_cells().await?;
+        let (scorer, last_verdicts, _) = replay_scored(&store, s, &defective).await?;
         let next = scorer.next_tick();
         info!(drill = %s.drill.slug, next_tick = next.0, "engine ready");
         Ok(Engine {
@@ -193,6 +187,8 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             current: watch::Sender::new(None),
             scorer,
             last_verdicts,
+            defective,
+            marks,
             announced_paused: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -223,6 +219,11 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             self.announced_paused.clone(),
         )));
         loop {
+            // Between ticks: results marked defective since the last step are scored now.
+            if self.marks.has_changed().unwrap_or(false) {
+                self.marks.mark_unchanged();
+                self.rescore().await?;
+            }
             let step = async {
                 let now = self.clock.now();
                 if now < self.cfg.start {
@@ -267,6 +268,23 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
                 }
             }
         }
+    }
+
+    /// Scores every closed tick again from the stored events, with the results marked
+    /// defective as they are now, and stores the scores that changed (every tick's row is
+    /// written again; they are upserts). The scorer then continues from the same tick.
+    #[instrument(skip(self))]
+    pub async fn rescore(&mut self) -> Result<(), EngineError> {
+        let s = self.cfg.scenario.clone();
+        self.defective = self.store.defective_cells().await?;
+        let (scorer, _, rows) = replay_scored(&self.store, &s, &self.defective).await?;
+        self.store.upsert_scores(&rows).await?;
+        self.scorer = scorer;
+        if let Some(last) = rows.last() {
+            info!(through = last.tick.0, defective = self.defective.len(), "scores recomputed");
+            let _ = self.events.send(GameEvent::ScoresUpdated { tick: last.tick });
+        }
+        Ok(())
     }
 
     /// Opens, plays, closes and scores one tick.
@@ -402,7 +420,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         self.current.send_replace(Some(tick.next()));
         self.store.close_tick(tick, self.clock.now()).await?;
         self.cfg.hook.notify(Step::Closed { tick });
-        let (events, verdicts) = stored_events(&self.store, &s, tick).await?;
+        let (events, verdicts) = stored_events(&self.store, &s, tick, &self.defective).await?;
         for v in &events.verdicts {
             let previous = self.last_verdicts.insert((v.team, v.service), v.verdict);
             if previous != Some(v.verdict) {
@@ -447,9 +465,41 @@ struct ResultBatch {
 /// Final verdict and public message per defending team × service.
 type Verdicts = HashMap<(TeamId, ServiceId), (Verdict, String)>;
 
+/// Every scored tick replayed from the store into a new scorer: the scorer ready for the next
+/// tick, the last verdict of each team × service, and every tick's score rows.
+async fn replay_scored(
+    store: &Store,
+    s: &Scenario,
+    defective: &DefectiveCells,
+) -> Result<(Scorer, HashMap<(TeamId, ServiceId), Verdict>, Vec<ScoreRow>), EngineError> {
+    let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
+    let services: Vec<ScoredService> = s.services.iter().map(ScoredService::from).collect();
+    let mut scorer = Scorer::new(s.drill.scoring, &teams, &services)?;
+    let mut last_verdicts = HashMap::new();
+    let mut rows = Vec::new();
+    for record in store.list_ticks().await? {
+        if !record.is_scored() {
+            break;
+        }
+        let (events, _) = stored_events(store, s, record.tick, defective).await?;
+        for v in &events.verdicts {
+            last_verdicts.insert((v.team, v.service), v.verdict);
+        }
+        let scores = scorer.close_tick(&events)?;
+        rows.extend(scores.teams.iter().map(|t| ScoreRow { tick: record.tick, team: t.team, score: t.score }));
+    }
+    Ok((scorer, last_verdicts, rows))
+}
+
 /// A tick's verdicts and captures as the store holds them: what scoring sees, both live and
-/// when replaying after a restart. The tick's results are read once and grouped once.
-async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<(TickEvents, Verdicts), EngineError> {
+/// when replaying after a restart. The tick's results are read once and grouped once; a
+/// result organisers marked defective counts as `checker-error`, which costs the team nothing.
+async fn stored_events(
+    store: &Store,
+    s: &Scenario,
+    tick: Tick,
+    defective: &DefectiveCells,
+) -> Result<(TickEvents, Verdicts), EngineError> {
     let results = store.check_results(tick, None).await?;
     let mut by_cell: HashMap<(TeamId, ServiceId), Vec<(Verdict, &str)>> = HashMap::new();
     for r in &results {
@@ -460,7 +510,10 @@ async fn stored_events(store: &Store, s: &Scenario, tick: Tick) -> Result<(TickE
     for team in s.defenders() {
         for service in &s.services {
             let cell = (team.id, service.id);
-            let (verdict, message) = tick_verdict(by_cell.remove(&cell).unwrap_or_default());
+            let (mut verdict, message) = tick_verdict(by_cell.remove(&cell).unwrap_or_default());
+            if defective.contains(&(tick, team.id, service.id)) {
+                verdict = Verdict::CheckerError;
+            }
             verdicts.push(ServiceVerdict { team: team.id, service: service.id, verdict });
             judged.insert(cell, (verdict, message));
         }

@@ -161,6 +161,49 @@ async fn verdicts_follow_the_service_tick_by_tick() {
 }
 
 #[tokio::test]
+async fn results_marked_defective_are_scored_again_and_cost_the_team_nothing() {
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    let faults = Faults { down: [(2, 3), (2, 4)].into(), ..Default::default() };
+    let runner = SimulatedServices { faults: Arc::new(faults), ..Default::default() };
+    let mut engine = engine(&store, runner.clone()).await;
+    for t in 0..6 {
+        engine.play_tick(Tick(t)).await.unwrap();
+    }
+    let sla = |rows: &[gongfang_core::ScoreRow], team: u16| {
+        rows.iter().find(|r| r.team == TeamId(team)).expect("a score row per team").score.sla
+    };
+    let before = store.scores_for_tick(Tick(5)).await.unwrap();
+    assert!(sla(&before, 2) < sla(&before, 1), "bravo was down in ticks 3 and 4: {before:?}");
+    let early = store.scores_for_tick(Tick(2)).await.unwrap();
+
+    let marks = store.defective_watch();
+    for t in [3, 4] {
+        let new = store.mark_defective(Tick(t), TeamId(2), ServiceId(1), "checker bug", "account olga", start());
+        assert!(new.await.unwrap(), "tick {t} marked");
+    }
+    let again = store.mark_defective(Tick(3), TeamId(2), ServiceId(1), "again", "account olga", start());
+    assert!(!again.await.unwrap(), "a result is marked once");
+    assert!(marks.has_changed().unwrap(), "the engine's watch is told");
+    engine.rescore().await.unwrap();
+
+    let after = store.scores_for_tick(Tick(5)).await.unwrap();
+    assert_eq!(sla(&after, 2), sla(&after, 1), "with its down ticks marked defective, bravo lost nothing");
+    assert_eq!(store.scores_for_tick(Tick(2)).await.unwrap(), early, "ticks before the marks are unchanged");
+    assert_eq!(engine.next_tick(), Tick(6), "the engine goes on from the same tick");
+    engine.play_tick(Tick(6)).await.unwrap();
+
+    // A restarted engine scores the marked ticks the same way.
+    let restarted = engine_with(&store, runner, Vec::new()).await;
+    assert_eq!(restarted.next_tick(), Tick(7));
+    let tick6 = store.scores_for_tick(Tick(6)).await.unwrap();
+    assert_eq!(sla(&tick6, 2), sla(&tick6, 1));
+    let audit = store.list_audit(None, 10).await.unwrap();
+    let marked: Vec<_> = audit.iter().filter(|a| a.action == "result.defective").map(|a| a.actor.as_str()).collect();
+    assert_eq!(marked, ["account olga", "account olga"], "each mark is audited under its account, once");
+}
+
+#[tokio::test]
 async fn the_reference_exploit_is_replayed_each_tick_and_sees_a_patch() {
     let db = TestDb::sqlite().await;
     let store = db.store.clone();

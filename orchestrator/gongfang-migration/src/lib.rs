@@ -23,6 +23,7 @@ mod m20261206_000003_exploit_replays;
 mod m20261207_000001_patches;
 mod m20261208_000001_admin_tokens;
 mod m20261209_000001_team_sessions;
+mod m20261209_000002_defective_results;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_patches::Migration),
             Box::new(m20261208_000001_admin_tokens::Migration),
             Box::new(m20261209_000001_team_sessions::Migration),
+            Box::new(m20261209_000002_defective_results::Migration),
         ]
     }
 }

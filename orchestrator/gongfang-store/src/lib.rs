@@ -5,6 +5,7 @@
 //! types never leave this crate; the schema itself lives in `gongfang-migration`.
 
 mod databases;
+mod defective;
 mod entity;
 mod error;
 mod game;
@@ -27,6 +28,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
 
 pub use databases::database_url;
+pub use defective::{DefectiveCells, DefectiveResult};
 pub use error::{DatabaseError, Result, StoreError};
 pub use game::{FlagIdHint, StoredSubmission, TickRecord};
 pub use ops::{Account, AccountSummary, Announcement, AnnouncementText, AuditEntry, AuditFilter, DrillState};
@@ -57,6 +59,8 @@ pub struct Store {
     token_key: std::sync::Arc<tokio::sync::OnceCell<secret::TokenKey>>,
     /// The drill's paused flag as this process knows it.
     pause: std::sync::Arc<ops::PauseCell>,
+    /// How many results this process marked defective (the engine scores again on a change).
+    defective: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -91,7 +95,13 @@ impl Store {
             .await
             .map_err(|e| StoreError::Connect { url: redact_url(url), source: DatabaseError::new(e) })?;
         tracing::debug!(url = %redact_url(url), ?backend, "database opened");
-        Ok(Store { db, backend, token_key: Default::default(), pause: Default::default() })
+        Ok(Store {
+            db,
+            backend,
+            token_key: Default::default(),
+            pause: Default::default(),
+            defective: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+        })
     }
 
     /// Opens the database and brings its schema up to date: what servers do on start.

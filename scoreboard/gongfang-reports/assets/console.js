@@ -7,7 +7,16 @@
 
 (() => {
   const { $, t, msg, el, api } = Gf;
-  const state = { me: null, drill: null, checklist: null, connections: null, audit: [], nextBefore: null, announcements: [] };
+  const state = {
+    me: null,
+    drill: null,
+    checklist: null,
+    connections: null,
+    audit: [],
+    nextBefore: null,
+    announcements: [],
+    defects: [],
+  };
 
   function showLogin(error) {
     $('app').hidden = true;
@@ -58,6 +67,33 @@
     }
   }
 
+  // The team and service choices of the defect form, from the checklist's rows.
+  function fillDefectChoices() {
+    const c = state.checklist;
+    if (!c) return;
+    for (const [id, key] of [['defect-team', 'team_slug'], ['defect-service', 'service_slug']]) {
+      const select = $(id);
+      const chosen = select.value;
+      select.replaceChildren();
+      for (const slug of [...new Set(c.rows.map((r) => r[key]))]) {
+        const option = el('option', slug);
+        option.value = slug;
+        select.append(option);
+      }
+      if (chosen) select.value = chosen;
+    }
+  }
+
+  function renderDefects() {
+    const body = $('defects');
+    body.replaceChildren();
+    for (const d of state.defects) {
+      const row = el('tr');
+      row.append(el('td', d.tick), el('td', d.team), el('td', d.service), el('td', d.reason), el('td', d.marked_by));
+      body.append(row);
+    }
+  }
+
   function renderAudit() {
     const body = $('audit');
     body.replaceChildren();
@@ -85,6 +121,7 @@
   function render() {
     renderDrill();
     renderChecklist();
+    renderDefects();
     renderAudit();
     renderAnnouncements();
   }
@@ -99,6 +136,7 @@
   async function loadChecklist() {
     const checklist = await api('GET', '/api/admin/checklist');
     if (checklist.ok) state.checklist = checklist.data;
+    fillDefectChoices();
     // Only a drill with a VPN has connections to list.
     const connections = checklist.ok && checklist.data.vpn ? await api('GET', '/api/connections') : null;
     state.connections = connections && connections.ok ? connections.data : null;
@@ -130,8 +168,14 @@
     renderAnnouncements();
   }
 
+  async function loadDefects() {
+    const answer = await api('GET', '/api/admin/defective');
+    if (answer.ok) state.defects = answer.data;
+    renderDefects();
+  }
+
   async function refresh() {
-    await Promise.all([loadDrill(), loadChecklist(), loadAudit(false), loadAnnouncements()]);
+    await Promise.all([loadDrill(), loadChecklist(), loadDefects(), loadAudit(false), loadAnnouncements()]);
   }
 
   async function enter(me) {
@@ -194,6 +238,18 @@
       const answer = await change('POST', '/api/admin/announce', body, t('console.announce.posted'));
       if (answer.ok) $('announce-form').reset();
     });
+    Gf.confirming($('defect-mark'), async () => {
+      const form = $('defect-form');
+      if (!form.reportValidity()) return;
+      const body = {
+        tick: Number($('defect-tick').value),
+        team: $('defect-team').value,
+        service: $('defect-service').value,
+        reason: $('defect-reason').value,
+      };
+      const answer = await change('POST', '/api/admin/defective', body, t('console.defects.marked'));
+      if (answer.ok) $('defect-reason').value = '';
+    });
     $('audit-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
       loadAudit(false);
@@ -211,6 +267,9 @@
         case 'tick_closed':
           loadDrill();
           loadChecklist();
+          break;
+        case 'scores_updated':
+          loadDefects();
           break;
         case 'announcement':
           loadAnnouncements();

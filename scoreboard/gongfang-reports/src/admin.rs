@@ -294,7 +294,7 @@ pub fn checked_announcement(sent: AnnouncementText) -> Reply<AnnouncementText> {
 
 /// `text` if it is at most `max` characters and holds no control character but line breaks
 /// and tabs.
-fn bounded(field: &str, text: &str, max: usize) -> Reply<String> {
+pub(crate) fn bounded(field: &str, text: &str, max: usize) -> Reply<String> {
     let chars = text.chars().count();
     if chars > max {
         return Err(ReportsError::BadRequest(format!(

@@ -1,7 +1,9 @@
 //! The organisers' console's own API: the start-of-drill checklist (`GET /api/admin/checklist`:
-//! every defending team's services in the latest tick, up or not, checker passing or not) and
-//! the audit log with filters (`GET /api/admin/audit`). Organisers and observers read both;
-//! the console's changes go through the live admin API ([`crate::admin`]).
+//! every defending team's services in the latest tick, up or not, checker passing or not), the
+//! audit log with filters (`GET /api/admin/audit`), and results marked defective
+//! (`/api/admin/defective`: a checker's or the platform's fault that must not cost a team).
+//! Organisers and observers read them; organisers mark; the console's other changes go
+//! through the live admin API ([`crate::admin`]).
 
 use std::collections::BTreeMap;
 
@@ -153,4 +155,98 @@ pub(crate) async fn audit(
             .collect(),
         next_before,
     }))
+}
+
+/// Longest reason for marking a result defective, in characters.
+pub const MAX_DEFECT_REASON_CHARS: usize = 500;
+
+/// A result to mark defective: a tick of one team's service, and why.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DefectBody {
+    tick: u32,
+    team: String,
+    service: String,
+    reason: String,
+}
+
+/// One result marked defective, as the console lists it.
+#[derive(Debug, Serialize)]
+pub(crate) struct DefectView {
+    tick: Tick,
+    team: String,
+    service: String,
+    reason: String,
+    marked_by: String,
+    marked_at: DateTime<Utc>,
+}
+
+/// What marking did.
+#[derive(Debug, Serialize)]
+pub(crate) struct DefectAnswer {
+    /// `false` when the result was marked before (the first mark stays).
+    marked: bool,
+    defect: DefectView,
+}
+
+fn defect_view(state: &ReportsState, d: gongfang_store::DefectiveResult) -> DefectView {
+    let service = state.scenario().service(d.service).map_or_else(|| d.service.to_string(), |s| s.slug.clone());
+    DefectView {
+        tick: d.tick,
+        team: state.team_slug(d.team),
+        service,
+        reason: d.reason,
+        marked_by: d.marked_by,
+        marked_at: d.marked_at,
+    }
+}
+
+/// `GET /api/admin/defective`: every result marked defective, oldest first.
+pub(crate) async fn defects(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<Json<Vec<DefectView>>> {
+    reader(&state, &headers).await?;
+    let marks = state.store().defective_results().await?;
+    Ok(Json(marks.into_iter().map(|d| defect_view(&state, d)).collect()))
+}
+
+/// `POST /api/admin/defective`: an organiser marks a scored tick of a defending team's service
+/// defective. Scoring then counts it as `checker-error` (it costs the team nothing): the
+/// engine scores every tick again before it plays the next. Audited under the account.
+pub(crate) async fn mark_defect(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Reply<Json<DefectAnswer>> {
+    let account = admin::organiser(&state, &headers).await?;
+    let DefectBody { tick, team, service, reason } = crate::upload::json_body(&headers, body, admin::MAX_BODY).await?;
+    let scenario = state.scenario();
+    let Some(team) = scenario.teams.iter().find(|t| t.slug == team.trim() && t.role.defends()) else {
+        return Err(ReportsError::BadRequest(format!(
+            "`{team}` is not a defending team of this drill; use a team's slug as the board shows it"
+        )));
+    };
+    let Some(service) = scenario.services.iter().find(|s| s.slug == service.trim()) else {
+        return Err(ReportsError::BadRequest(format!("`{service}` is not a service of this drill; use its slug")));
+    };
+    let reason = admin::bounded("reason", reason.trim(), MAX_DEFECT_REASON_CHARS)?;
+    if reason.is_empty() {
+        return Err(ReportsError::BadRequest(
+            "say why the result is defective (`reason`): it is kept in the audit log".to_owned(),
+        ));
+    }
+    let scored = state.store().tick(Tick(tick)).await?.is_some_and(|t| t.is_scored());
+    if !scored {
+        return Err(ReportsError::BadRequest(format!(
+            "tick {tick} has not been scored yet; mark a tick once it has closed"
+        )));
+    }
+    let now = state.now();
+    let marked = state.store().mark_defective(Tick(tick), team.id, service.id, &reason, &account.actor(), now).await?;
+    let mark = state
+        .store()
+        .defective_results()
+        .await?
+        .into_iter()
+        .find(|d| d.tick == Tick(tick) && d.team == team.id && d.service == service.id)
+        .ok_or_else(|| ReportsError::NotFound(format!("the mark of tick {tick}")))?;
+    Ok(Json(DefectAnswer { marked, defect: defect_view(&state, mark) }))
 }

@@ -20,6 +20,7 @@ gongfang_test_support::backend_tests!(
     a_revoked_token_stops_and_wrong_tokens_are_backed_off,
     bilingual_announcements_are_stored_and_live,
     the_end_moves_later_until_it_has_passed,
+    organisers_mark_a_scored_result_defective,
 );
 
 /// An `Authorization` header with `account`'s new API token.
@@ -192,5 +193,55 @@ async fn the_end_moves_later_until_it_has_passed(mut app: App) -> anyhow::Result
     let r = app.request("POST", "/api/admin/extend", &[(olga.0, &olga.1), JSON], br#"{"minutes":5}"#).await;
     ensure!(r.status == 409 && r.json()?["error"]["code"] == "drill_over", "{}", r.text());
     ensure!(app.store.drill_extension().await?.as_secs() == 1800, "refusals change nothing");
+    Ok(())
+}
+
+async fn organisers_mark_a_scored_result_defective(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    app.store.open_tick(gongfang_core::Tick(0), at(1)).await?;
+    app.store.close_tick(gongfang_core::Tick(0), at(2)).await?;
+    app.store.mark_tick_scored(gongfang_core::Tick(0), at(2)).await?;
+    app.store.open_tick(gongfang_core::Tick(1), at(3)).await?;
+    let service = app.scenario.services[0].slug.clone();
+    let mark = |tick: u32, team: &str, reason: &str| {
+        json!({ "tick": tick, "team": team, "service": service, "reason": reason }).to_string()
+    };
+    let marks = app.store.defective_watch();
+
+    let r = app
+        .request("POST", "/api/admin/defective", &[(oscar.0, &oscar.1), JSON], mark(0, "moda", "x").as_bytes())
+        .await;
+    ensure!(r.status == 403 && r.json()?["error"]["code"] == "organisers_only", "{}", r.text());
+    for (body, says) in [
+        (mark(1, "moda", "checker bug"), "has not been scored"),
+        (mark(0, "red-firm", "checker bug"), "not a defending team"),
+        (mark(0, "moda", "  "), "say why"),
+        (json!({ "tick": 0, "team": "moda", "service": "nope", "reason": "r" }).to_string(), "not a service"),
+    ] {
+        let r = app.request("POST", "/api/admin/defective", &[(olga.0, &olga.1), JSON], body.as_bytes()).await;
+        ensure!(r.status == 400 && r.text().contains(says), "{body}: {}", r.text());
+    }
+    ensure!(app.store.defective_results().await?.is_empty(), "no refused request marked anything");
+    ensure!(!marks.has_changed()?, "nor told the engine");
+
+    let r = app
+        .request("POST", "/api/admin/defective", &[(olga.0, &olga.1), JSON], mark(0, "moda", "checker bug").as_bytes())
+        .await;
+    ensure!(r.status == 200 && r.json()?["marked"] == true, "{}", r.text());
+    ensure!(r.json()?["defect"]["marked_by"] == "account olga", "{}", r.text());
+    ensure!(marks.has_changed()?, "the engine is told to score again");
+    let r = app
+        .request("POST", "/api/admin/defective", &[(olga.0, &olga.1), JSON], mark(0, "moda", "again").as_bytes())
+        .await;
+    ensure!(r.status == 200 && r.json()?["marked"] == false, "marked once: {}", r.text());
+    ensure!(r.json()?["defect"]["reason"] == "checker bug", "the first mark stays: {}", r.text());
+
+    let list = app.request("GET", "/api/admin/defective", &[(oscar.0, &oscar.1)], b"").await;
+    ensure!(list.status == 200 && list.json()?.as_array().map(Vec::len) == Some(1), "{}", list.text());
+    let audit = app.store.list_audit(None, 10).await?;
+    let marked: Vec<_> = audit.iter().filter(|a| a.action == "result.defective").map(|a| a.actor.clone()).collect();
+    ensure!(marked == ["account olga"], "{audit:?}");
     Ok(())
 }

@@ -3,8 +3,8 @@
 //! Kong Chinese. A team logs in with its token, sees its services with the checker's message,
 //! submits a flag through the form and files a report; an organiser logs in with a password,
 //! posts a bilingual announcement that the team's portal shows without a reload, pauses the
-//! drill (no check is dispatched after the answer), and finds both changes in the audit log
-//! under the account. Screenshots of each page in both languages are written under `target/`.
+//! drill (no check is dispatched after the answer), marks a result defective and sees the
+//! team's score for that tick rise, and finds each change in the audit log under the account. Screenshots of each page in both languages are written under `target/`.
 //!
 //! Without Chromium the test is skipped with a notice, unless `GONGFANG_REQUIRE_BROWSER=1`.
 
@@ -222,6 +222,33 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     ensure!(results_stored(&store).await? == settled, "checks were dispatched while the drill was paused");
 
+    // Mark the last checked tick of the team's service defective: its mumble stops costing SLA.
+    let checked = store.latest_checked_tick().await?.context("a tick ran checks")?;
+    let team_sla = |rows: Vec<gongfang_core::ScoreRow>| {
+        rows.iter().find(|r| r.team == TeamId(1)).map(|r| r.score.sla).unwrap_or_default()
+    };
+    let before = team_sla(store.scores_for_tick(checked).await?);
+    cdp.eval(&fill("defect-team", "kowloon-cyber")).await?;
+    cdp.eval(&fill("defect-service", "kv")).await?;
+    cdp.eval(&fill("defect-tick", &checked.0.to_string())).await?;
+    cdp.eval(&fill("defect-reason", "the checker stored into a read-only key")).await?;
+    cdp.eval(&click("#defect-mark")).await?;
+    cdp.eval(&click("#defect-mark")).await?;
+    cdp.wait_for(
+        "the mark in the console",
+        "document.querySelector('#defects tr td:nth-child(2)')?.textContent === 'kowloon-cyber'",
+    )
+    .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let after = loop {
+        let after = team_sla(store.scores_for_tick(checked).await?);
+        if after != before || tokio::time::Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    ensure!(after > before, "the score of tick {} changes once the result is marked: {before} -> {after}", checked.0);
+
     cdp.eval(&fill("audit-actor", "account olga")).await?;
     cdp.eval(&submit("audit-form")).await?;
     let actions = cdp
@@ -232,7 +259,7 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
              return a.some((x) => x[1] === 'drill.pause') ? a : null; })()",
         )
         .await?;
-    for action in ["drill.pause", "announcement.post", "session.login"] {
+    for action in ["drill.pause", "announcement.post", "session.login", "result.defective"] {
         ensure!(
             actions.as_array().is_some_and(|a| a.contains(&json!(["account olga", action]))),
             "{action} under account olga in the audit table: {actions}"
