@@ -232,6 +232,21 @@ impl<R: Runtime> Orchestrator<R> {
         Ok(specs.iter().map(|s| s.name.clone()).collect())
     }
 
+    /// Restarts one team's service (app and sidecars) as it is: its changes and data stay.
+    pub async fn restart(&self, scenario: &Scenario, team: &str, service: &str) -> Result<Vec<String>> {
+        let plan = self.plan(scenario)?;
+        let names: Vec<String> =
+            plan.instances.iter().filter(|i| i.team == team && i.service == service).map(|i| i.name.clone()).collect();
+        if names.is_empty() {
+            return Err(Error::NotFound(format!("{team}/{service}")));
+        }
+        for name in &names {
+            self.runtime.restart(name).await?;
+        }
+        info!(drill = plan.drill, team, service, "service restarted");
+        Ok(names)
+    }
+
     /// Runs `image` (a tag on the engine) as the team's staged instance, on the team's staging
     /// network (made first if missing); a staged instance left from before is replaced.
     /// Returns the instance, whose game attachment says where it answers.

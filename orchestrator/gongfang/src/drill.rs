@@ -56,6 +56,9 @@ pub struct DrillConfig {
     /// Whether browser session cookies say `Secure`: the port speaks HTTPS, itself or behind
     /// a proxy.
     pub secure_cookies: bool,
+    /// Restarts and resets teams' services for the organisers (the container engine, when
+    /// the drill runs containers).
+    pub service_control: Arc<dyn gongfang_reports::ServiceControl>,
 }
 
 /// What submitted patches are built and deployed with.
@@ -136,6 +139,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         patch_builds,
         tls,
         secure_cookies,
+        service_control,
     } = cfg;
     let start = start_time(&scenario, &store).await?;
     let (events, _) = broadcast::channel::<GameEvent>(4096);
@@ -232,6 +236,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     let reports_settings = gongfang_reports::Settings { secure_cookies, ..gongfang_reports::Settings::default() };
     let mut reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
         .with_settings(reports_settings)
+        .with_service_control(service_control)
         .with_logs(logs)
         .with_backoff(backoff);
     let mut pipeline = None;

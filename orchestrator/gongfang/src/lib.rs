@@ -1,6 +1,7 @@
 //! The organisers' binary as a library: the pieces `main` wires together that tests also drive
 //! (the checker runner over the wasm sandbox, the running drill, preparing a scenario, scenario
-//! files, defenders' shells, submitted patches).
+//! files, organisers' restarts and resets of teams' services, defenders' shells, submitted
+//! patches).
 
 pub mod checker_runner;
 pub mod drill;
@@ -9,4 +10,5 @@ pub mod limits;
 pub mod patches;
 pub mod prepare;
 pub mod scenario_file;
+pub mod service_control;
 pub mod shell;

@@ -21,6 +21,7 @@ use gongfang::drill::{self, Addresses, DrillConfig};
 use gongfang::judge_logs::DockerLogs;
 use gongfang::prepare::{self, Toolchain};
 use gongfang::scenario_file;
+use gongfang::service_control::ContainerControl;
 use gongfang_core::Target;
 use gongfang_core::patch::{DeployCause, Deployment};
 use gongfang_core::scenario::{PatchMode, Scenario};
@@ -146,7 +147,11 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     // Defenders' shells open the containers through the same engine.
     let shell_engine = docker.clone();
     let mut patch_builds = None;
+    let mut service_control: Arc<dyn gongfang_reports::ServiceControl> = Arc::new(gongfang_reports::NoServiceControl);
     if let (true, Some(engine)) = (containers, docker) {
+        // Organisers restart and reset teams' services on the scenario's own plan.
+        let control = Orchestrator::new(engine.clone(), settings.clone());
+        service_control = Arc::new(ContainerControl::new(control, scenario.clone()));
         let orchestrator = Orchestrator::new(engine, settings);
         println!("starting the teams' containers ...");
         // Teams' services run the versions their patches deployed; the pipeline works from the
@@ -304,6 +309,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         vpn,
         patch_builds,
         secure_cookies: args.secure_cookies || tls.is_some(),
+        service_control,
         tls,
     };
     let shutdown = async move {

@@ -67,11 +67,17 @@
     }
   }
 
-  // The team and service choices of the defect form, from the checklist's rows.
+  // The team and service choices of the defect and service forms, from the checklist's rows.
   function fillDefectChoices() {
     const c = state.checklist;
     if (!c) return;
-    for (const [id, key] of [['defect-team', 'team_slug'], ['defect-service', 'service_slug']]) {
+    const choices = [
+      ['defect-team', 'team_slug'],
+      ['defect-service', 'service_slug'],
+      ['control-team', 'team_slug'],
+      ['control-service', 'service_slug'],
+    ];
+    for (const [id, key] of choices) {
       const select = $(id);
       const chosen = select.value;
       select.replaceChildren();
@@ -249,6 +255,18 @@
       };
       const answer = await change('POST', '/api/admin/defective', body, t('console.defects.marked'));
       if (answer.ok) $('defect-reason').value = '';
+    });
+    Gf.confirming($('control-run'), async () => {
+      const action = $('control-action').value;
+      const body = {
+        team: $('control-team').value,
+        service: $('control-service').value,
+        action,
+        reason: $('control-reason').value,
+      };
+      const done = action === 'reset' ? t('console.control.reset_done') : t('console.control.restart_done');
+      const answer = await change('POST', '/api/admin/service', body, done);
+      if (answer.ok) $('control-reason').value = '';
     });
     $('audit-form').addEventListener('submit', (ev) => {
       ev.preventDefault();

@@ -52,6 +52,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/admin/announce", post(crate::admin::announce).layer(DefaultBodyLimit::max(crate::admin::MAX_BODY)))
         .route("/api/admin/checklist", get(crate::console::checklist))
         .route("/api/admin/audit", get(crate::console::audit))
+        .route("/api/admin/service", post(crate::control::control))
         .route("/api/admin/defective", get(crate::console::defects).post(crate::console::mark_defect))
         .route(
             crate::session::LOGIN_PATH,

@@ -81,6 +81,9 @@ pub enum ReportsError {
     ReportsOff,
     #[error("nothing at {0}")]
     NotFound(String),
+    /// The container engine could not restart or reset a service.
+    #[error("the service could not be restarted or reset: {0}")]
+    ServiceControl(String),
     #[error("no report {0}")]
     UnknownReport(i64),
     #[error("report {report} has no evidence file {evidence}")]
@@ -177,6 +180,7 @@ impl ReportsError {
             OrganisersOnly { .. } => (StatusCode::FORBIDDEN, "organisers_only"),
             CsrfMissing => (StatusCode::FORBIDDEN, "csrf_missing"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ServiceControl(_) => (StatusCode::BAD_GATEWAY, "service_control_failed"),
             CsrfMismatch => (StatusCode::FORBIDDEN, "csrf_mismatch"),
             NotLoggedIn => (StatusCode::UNAUTHORIZED, "not_logged_in"),
             WrongPassword => (StatusCode::UNAUTHORIZED, "bad_credentials"),

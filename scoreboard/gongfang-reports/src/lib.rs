@@ -29,6 +29,7 @@ mod api;
 mod auth;
 pub mod commands;
 mod console;
+mod control;
 mod error;
 mod logs;
 mod matching;
@@ -43,6 +44,7 @@ mod upload;
 mod view;
 
 pub use api::router;
+pub use control::{ControlFuture, NoServiceControl, ServiceControl};
 pub use error::ReportsError;
 pub use logs::{LogFuture, LogLine, LogSource, LogWindow, NoLogs};
 pub use matching::{CaptureView, Context, Strength, Suggestion, VerdictChange};

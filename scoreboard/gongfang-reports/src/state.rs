@@ -93,6 +93,7 @@ pub(crate) struct Inner {
     pub events: broadcast::Sender<GameEvent>,
     pub now: Arc<dyn Now>,
     pub logs: Arc<dyn LogSource>,
+    pub control: Arc<dyn crate::control::ServiceControl>,
     pub settings: Settings,
     pub backoff: Arc<Backoff>,
     pub uploads: crate::upload::Uploads,
@@ -118,6 +119,7 @@ impl ReportsState {
                 events,
                 now: Arc::new(SystemNow),
                 logs: Arc::new(NoLogs),
+                control: Arc::new(crate::control::NoServiceControl),
                 settings: Settings::default(),
                 backoff: Arc::new(Backoff::default()),
                 uploads: Default::default(),
@@ -133,6 +135,7 @@ impl ReportsState {
             events: shared.events.clone(),
             now: shared.now.clone(),
             logs: shared.logs.clone(),
+            control: shared.control.clone(),
             settings: shared.settings.clone(),
             backoff: shared.backoff.clone(),
             uploads: Default::default(),
@@ -151,6 +154,15 @@ impl ReportsState {
     /// Shows the target's container logs from `logs` beside each report.
     pub fn with_logs(self, logs: Arc<dyn LogSource>) -> ReportsState {
         self.rebuild(|i| i.logs = logs)
+    }
+
+    /// Restarts and resets teams' services through `control` (the container engine).
+    pub fn with_service_control(self, control: Arc<dyn crate::control::ServiceControl>) -> ReportsState {
+        self.rebuild(|i| i.control = control)
+    }
+
+    pub(crate) fn service_control(&self) -> &dyn crate::control::ServiceControl {
+        &*self.inner.control
     }
 
     pub fn with_settings(self, settings: Settings) -> ReportsState {

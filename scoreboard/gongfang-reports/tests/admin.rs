@@ -21,7 +21,45 @@ gongfang_test_support::backend_tests!(
     bilingual_announcements_are_stored_and_live,
     the_end_moves_later_until_it_has_passed,
     organisers_mark_a_scored_result_defective,
+    a_drill_without_containers_says_it_cannot_restart,
 );
+
+/// A drill whose services an in-test control restarts and resets, recording each call.
+mod with_containers {
+    use super::*;
+
+    gongfang_test_support::backend_tests!(
+        setup = spawn_with_control;
+        organisers_restart_and_reset_a_teams_service,
+    );
+}
+
+/// Restarts every service it is asked to, and fails every reset as an engine without the
+/// image would.
+struct FixedControl;
+
+impl gongfang_reports::ServiceControl for FixedControl {
+    fn restart<'a>(
+        &'a self,
+        team: &'a gongfang_core::scenario::Team,
+        service: &'a gongfang_core::scenario::Service,
+    ) -> gongfang_reports::ControlFuture<'a> {
+        Box::pin(async move { Ok(vec![format!("gf-redblue-{}-{}", team.slug, service.slug)]) })
+    }
+
+    fn reset<'a>(
+        &'a self,
+        team: &'a gongfang_core::scenario::Team,
+        service: &'a gongfang_core::scenario::Service,
+    ) -> gongfang_reports::ControlFuture<'a> {
+        let _ = (team, service);
+        Box::pin(async { Err("no such image: opendata:latest".to_owned()) })
+    }
+}
+
+async fn spawn_with_control(db: gongfang_test_support::TestDb) -> App {
+    spawn_configured(db, |_| {}, |state| state.with_service_control(std::sync::Arc::new(FixedControl))).await
+}
 
 /// An `Authorization` header with `account`'s new API token.
 async fn api_auth(app: &App, account: &str) -> (&'static str, String) {
@@ -243,5 +281,53 @@ async fn organisers_mark_a_scored_result_defective(app: App) -> anyhow::Result<(
     let audit = app.store.list_audit(None, 10).await?;
     let marked: Vec<_> = audit.iter().filter(|a| a.action == "result.defective").map(|a| a.actor.clone()).collect();
     ensure!(marked == ["account olga"], "{audit:?}");
+    Ok(())
+}
+
+async fn organisers_restart_and_reset_a_teams_service(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    let service = app.scenario.services[0].slug.clone();
+    let body = |team: &str, action: &str| {
+        json!({ "team": team, "service": service, "action": action, "reason": "stuck" }).to_string()
+    };
+
+    let r = app
+        .request("POST", "/api/admin/service", &[(oscar.0, &oscar.1), JSON], body("moda", "restart").as_bytes())
+        .await;
+    ensure!(r.status == 403, "an observer restarts nothing: {}", r.text());
+    for (sent, says) in
+        [(body("moda", "reboot"), "`restart` or `reset`"), (body("red-firm", "restart"), "not a defending team")]
+    {
+        let r = app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], sent.as_bytes()).await;
+        ensure!(r.status == 400 && r.text().contains(says), "{sent}: {}", r.text());
+    }
+    ensure!(app.store.list_audit(None, 10).await?.is_empty(), "refused requests reach no container");
+
+    let r =
+        app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body("moda", "restart").as_bytes()).await;
+    ensure!(r.status == 200, "{}", r.text());
+    ensure!(r.json()?["containers"][0] == format!("gf-redblue-moda-{service}"), "{}", r.text());
+    let r =
+        app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body("moi", "reset").as_bytes()).await;
+    ensure!(r.status == 502 && r.json()?["error"]["code"] == "service_control_failed", "{}", r.text());
+    ensure!(r.text().contains("no such image"), "the engine's reason is told: {}", r.text());
+
+    let audit = app.store.list_audit(None, 10).await?;
+    let lines: Vec<_> = audit.iter().map(|a| (a.actor.as_str(), a.action.as_str(), a.detail["team"].clone())).collect();
+    ensure!(
+        lines == [("account olga", "service.restart", json!("moda")), ("account olga", "service.reset", json!("moi"))],
+        "every attempt is audited under the account, failed ones too: {lines:?}"
+    );
+    ensure!(audit[1].detail["error"].as_str().is_some_and(|e| e.contains("no such image")), "{:?}", audit[1]);
+    Ok(())
+}
+
+async fn a_drill_without_containers_says_it_cannot_restart(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    let body = json!({ "team": "moda", "service": app.scenario.services[0].slug, "action": "restart" }).to_string();
+    let r = app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body.as_bytes()).await;
+    ensure!(r.status == 502 && r.text().contains("runs no containers"), "{}", r.text());
     Ok(())
 }
