@@ -366,6 +366,31 @@ async fn exploit(
     }
 }
 
+/// The id of a running container.
+fn container_id(name: &str) -> anyhow::Result<String> {
+    let out = run_ok("docker", &["inspect", "--format", "{{.Id}}", name])?;
+    Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+}
+
+/// An organiser account `olga` on the drill in `dir`, made with the organisers' command, and
+/// its API token.
+fn organiser_token(dir: &Path) -> anyhow::Result<String> {
+    let db = format!("sqlite://{}?mode=rwc", dir.join("drill.db").display());
+    let binary = gongfang_binary()?;
+    let add = Command::new(&binary)
+        .args(["account", "add", "--name", "olga", "--role", "organiser"])
+        .env("GONGFANG_DATABASE_URL", &db)
+        .env("GONGFANG_ACCOUNT_PASSWORD", "a long passphrase for olga")
+        .output()?;
+    ensure!(add.status.success(), "account add: {}", String::from_utf8_lossy(&add.stderr));
+    let token = Command::new(&binary)
+        .args(["account", "token", "--name", "olga"])
+        .env("GONGFANG_DATABASE_URL", &db)
+        .output()?;
+    ensure!(token.status.success(), "account token: {}", String::from_utf8_lossy(&token.stderr));
+    Ok(String::from_utf8(token.stdout)?.trim().to_owned())
+}
+
 /// Applies the challenge's patch to team 2's running service, as its defenders would in
 /// vulnbox mode: edit the code in the container, restart the process.
 fn patch_team2() -> anyhow::Result<()> {
@@ -513,6 +538,25 @@ async fn demo_drill() -> anyhow::Result<()> {
     .await?;
     let after = exploit(None, &web, &up.printed.services[&2], 2, |_| true).await?;
     ensure!(after.is_empty(), "the patched service still leaks flags: {after:?}");
+
+    // An organiser resets team 2's service through the live API: a fresh copy of the
+    // scenario's image, so the live patch is gone and the exploit works again.
+    let container = format!("gf-{DRILL}-moi-opendata");
+    let before = container_id(&container)?;
+    let auth = format!("Bearer {}", organiser_token(dir.path())?);
+    let body = serde_json::json!({
+        "team": "moi", "service": "opendata", "action": "reset", "reason": "the team asked for a clean copy",
+    });
+    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let answer = request(&web, "POST", "/api/admin/service", &headers, body.to_string().as_bytes()).await?;
+    ensure!(answer.status == 200, "reset: {} {}", answer.status, answer.text());
+    ensure!(container_id(&container)? != before, "a reset replaces the container");
+    let reopened = exploit(None, &web, &up.printed.services[&2], 2, |f| !f.is_empty()).await?;
+    ensure!(!reopened.is_empty(), "the reset service is the scenario's vulnerable one again");
+    ensure!(
+        audit_log(dir.path())?.iter().any(|l| l.starts_with("account olga|service.reset|")),
+        "the reset is audited under the organiser's account"
+    );
 
     // Ctrl-C stops cleanly; running the command again resumes the same drill.
     let last = get_json(&web, "/api/scoreboard").await?["tick"].as_u64().unwrap_or(0);
