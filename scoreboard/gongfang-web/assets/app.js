@@ -133,9 +133,22 @@
       : `${t.name} · ${s.name}: no tick closed yet`;
     const td = el(
       'td',
-      { class: changed ? 'status changed' : 'status', 'data-team': t.slug, 'data-service': s.slug, 'data-verdict': verdict, title },
+      {
+        class: changed ? 'status changed' : 'status',
+        'data-team': t.slug,
+        'data-service': s.slug,
+        'data-verdict': verdict,
+        title,
+        // Reachable by keyboard and touch, not only by a mouse hover: focus or tap shows it.
+        tabindex: '0',
+      },
       label,
     );
+    const detail = () => {
+      $('cell-detail').textContent = td.title;
+    };
+    td.addEventListener('focus', detail);
+    td.addEventListener('click', detail);
     // What the reference exploit's replay showed in the same tick.
     const exploit = EXPLOITS[cell.exploit];
     if (exploit) {

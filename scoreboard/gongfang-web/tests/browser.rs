@@ -46,6 +46,16 @@ const READ_PAGE: &str = r#"(() => {
     countdown: document.getElementById('countdown').textContent,
     first_bloods: [...document.querySelectorAll('#first-bloods li[data-service]')].map((li) => li.dataset.service),
     marker: window.__marker === undefined ? null : window.__marker,
+    contrast: [...document.querySelectorAll('td.status[data-verdict]')].map((td) => {
+      const rgb = (c) => c.match(/\d+(\.\d+)?/g).slice(0, 3).map(Number);
+      const lum = (c) => {
+        const [r, g, b] = rgb(c).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+      };
+      const style = getComputedStyle(td);
+      const [a, b] = [lum(style.color), lum(style.backgroundColor)].sort((x, y) => y - x);
+      return [td.dataset.verdict, Math.round(((a + 0.05) / (b + 0.05)) * 100) / 100];
+    }),
     connections_hidden: document.getElementById('connections').hidden,
     announcement: document.getElementById('announcement').hidden ? null
       : document.getElementById('announcement').textContent,
@@ -113,6 +123,19 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
         page["moda_opendata"]["title"].as_str().unwrap().contains("dataset from tick 0 is missing"),
         "the public message is the cell's hover text: {}",
         page["moda_opendata"]["title"]
+    );
+    for pair in page["contrast"].as_array().context("contrast list")? {
+        let ratio = pair[1].as_f64().context("a ratio")?;
+        assert!(ratio >= 4.5, "{} status text has contrast {ratio}:1, under WCAG AA's 4.5:1", pair[0]);
+    }
+    // The checker's message is reachable without a mouse: focusing the cell shows it.
+    let shown = cdp
+        .eval("(() => { const td = document.querySelector('td.status[data-team=\"moda\"][data-service=\"opendata\"]'); td.focus(); return [td.tabIndex, document.getElementById('cell-detail').textContent]; })()")
+        .await?;
+    assert_eq!(shown[0], 0, "a status cell takes the keyboard's focus");
+    assert!(
+        shown[1].as_str().is_some_and(|t| t.contains("dataset from tick 0 is missing")),
+        "focus shows the message: {shown}"
     );
     assert_eq!(page["moi_kv"], "down");
     assert_eq!(page["moda_kv"], "ok");
