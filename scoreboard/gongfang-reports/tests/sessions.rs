@@ -23,6 +23,7 @@ gongfang_test_support::backend_tests!(
     the_sixth_wrong_password_in_a_minute_is_answered_429,
     rotating_the_team_token_ends_the_teams_sessions,
     logging_out_ends_the_session,
+    a_session_expires_after_its_time,
 );
 
 /// A drill that serves HTTPS (itself or behind a proxy).
@@ -294,5 +295,21 @@ async fn cookies_say_secure_when_the_drill_serves_https(app: App) -> anyhow::Res
     let moda = team_login(&app, MODA).await?;
     let set = moda.login.header("set-cookie").unwrap_or_default();
     ensure!(set.contains("; Secure") && set.contains("HttpOnly"), "{set}");
+    Ok(())
+}
+
+async fn a_session_expires_after_its_time(app: App) -> anyhow::Result<()> {
+    let moda = team_login(&app, MODA).await?;
+    let olga = log_in(&app, r#"{"name":"olga","password":"organiser password"}"#).await?;
+    app.set_now(at(60 + 12 * 60 - 1));
+    let r = app.request("GET", "/api/portal", &[moda.cookie()], b"").await;
+    ensure!(r.status == 200, "a minute before the end the session works: {}", r.text());
+    app.set_now(at(60 + 12 * 60 + 1));
+    let r = app.request("GET", "/api/portal", &[moda.cookie()], b"").await;
+    ensure!(r.status == 401 && r.json()?["error"]["code"] == "bad_session", "after 12 hours it is over: {}", r.text());
+    let r = app.request("GET", "/api/admin/drill", &[olga.cookie()], b"").await;
+    ensure!(r.status == 401 && r.json()?["error"]["code"] == "bad_session", "{}", r.text());
+    let r = app.request("GET", "/api/session", &[olga.cookie()], b"").await;
+    ensure!(r.json()?["role"].is_null(), "an expired session is nobody: {}", r.text());
     Ok(())
 }
