@@ -190,15 +190,25 @@ pub(crate) async fn login(State(state): State<ReportsState>, req: Request) -> Re
 pub(crate) async fn current(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<Response> {
     let holder = match holder(&state, &headers).await {
         Ok(Some(holder)) => holder,
-        Ok(None) | Err(ReportsError::BadSession) => {
-            return Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(json!({ "role": null }))).into_response());
-        }
+        Ok(None) => return Ok(nobody(None)),
+        // Expired or logged out elsewhere: the browser is told to forget the cookie, so it
+        // stops counting against its address's back-off on every page load.
+        Err(ReportsError::BadSession) => return Ok(nobody(Some(session_cookie(&state, "", 0)))),
         Err(e) => return Err(e),
     };
     let token = uses_cookie(&headers).expect("a holder came from the cookie");
     let mut response = axum::Json(view(&state, token, &holder).await?).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// The answer when nobody is logged in, clearing a dead cookie when given its removal.
+fn nobody(clear: Option<HeaderValue>) -> Response {
+    let mut response = ([(header::CACHE_CONTROL, "no-store")], axum::Json(json!({ "role": null }))).into_response();
+    if let Some(clear) = clear {
+        response.headers_mut().insert(header::SET_COOKIE, clear);
+    }
+    response
 }
 
 /// `DELETE /api/session`: ends the cookie's session and clears the cookie (CSRF-checked like

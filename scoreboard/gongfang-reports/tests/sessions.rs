@@ -311,5 +311,7 @@ async fn a_session_expires_after_its_time(app: App) -> anyhow::Result<()> {
     ensure!(r.status == 401 && r.json()?["error"]["code"] == "bad_session", "{}", r.text());
     let r = app.request("GET", "/api/session", &[olga.cookie()], b"").await;
     ensure!(r.json()?["role"].is_null(), "an expired session is nobody: {}", r.text());
+    let cleared = r.header("set-cookie").unwrap_or_default();
+    ensure!(cleared.contains("Max-Age=0"), "the browser is told to forget the dead cookie: {cleared}");
     Ok(())
 }
