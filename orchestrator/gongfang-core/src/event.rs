@@ -38,6 +38,9 @@ pub enum GameEvent {
     FirstBlood { tick: Tick, attacker: TeamId, victim: TeamId, service: ServiceId },
     /// Scores for a tick were computed and stored.
     ScoresUpdated { tick: Tick },
+    /// Every tick up to `through` was scored again (organisers marked a result defective):
+    /// scores of ticks already shown may have changed.
+    Rescored { through: Tick },
     /// The drill was paused by an organiser.
     Paused,
     /// The drill was resumed by an organiser.

@@ -172,7 +172,12 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let mut marks = store.defective_watch();
         marks.mark_unchanged();
         let defective = store.defective_cells().await?;
-        let (scorer, last_verdicts, _) = replay_scored(&store, s, &defective).await?;
+        let (scorer, last_verdicts, rows) = replay_scored(&store, s, &defective).await?;
+        // Marks made while no engine ran (after the drill's end, or while it was stopped)
+        // are applied now: the stored scores become what the replay computed.
+        if !defective.is_empty() {
+            store.upsert_scores(&rows).await?;
+        }
         let next = scorer.next_tick();
         info!(drill = %s.drill.slug, next_tick = next.0, "engine ready");
         Ok(Engine {
@@ -222,7 +227,12 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             // Between ticks: results marked defective since the last step are scored now.
             if self.marks.has_changed().unwrap_or(false) {
                 self.marks.mark_unchanged();
-                self.rescore().await?;
+                // A failure leaves the old scores and is tried again at the next step; the
+                // drill plays on either way.
+                if let Err(error) = self.rescore().await {
+                    tracing::error!(%error, "scoring again after a result was marked defective failed; retrying");
+                    self.marks.mark_changed();
+                }
             }
             let step = async {
                 let now = self.clock.now();
@@ -282,7 +292,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         self.scorer = scorer;
         if let Some(last) = rows.last() {
             info!(through = last.tick.0, defective = self.defective.len(), "scores recomputed");
-            let _ = self.events.send(GameEvent::ScoresUpdated { tick: last.tick });
+            let _ = self.events.send(GameEvent::Rescored { through: last.tick });
         }
         Ok(())
     }

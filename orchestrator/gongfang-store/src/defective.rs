@@ -7,9 +7,7 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use gongfang_core::{ServiceId, TeamId, Tick};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::Store;
 use crate::entity::audit_log;
@@ -85,7 +83,9 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let tick_i32 = i32::try_from(tick.0).unwrap_or(i32::MAX);
-        let txn = self.db.begin().await?;
+        // A writer's transaction from the start (SQLite: no read-to-write upgrade to fail
+        // while the engine writes); a mark racing another of the same cell finds it.
+        let txn = self.write_txn().await?;
         let existing = defective_results::Entity::find()
             .filter(defective_results::Column::Tick.eq(tick_i32))
             .filter(defective_results::Column::Team.eq(i32::from(team.0)))

@@ -289,12 +289,22 @@ impl Store {
         query.order_by_asc(check_results::Column::Id).all(&self.db).await?.into_iter().map(check_from_row).collect()
     }
 
-    /// The latest tick with checker results stored (they are stored when a tick closes, so
-    /// its results are complete); `None` before the first. Ticks played while the drill is
-    /// paused have none.
+    /// The latest closed tick with checker results (a closed tick's results are complete;
+    /// the open one's are still being stored); `None` before the first. Ticks played while the
+    /// drill is paused have none.
     pub async fn latest_checked_tick(&self) -> Result<Option<Tick>> {
-        let row =
-            check_results::Entity::find().order_by_desc(check_results::Column::Tick).limit(1).one(&self.db).await?;
+        let closed = ticks::Entity::find()
+            .filter(ticks::Column::ClosedAt.is_not_null())
+            .order_by_desc(ticks::Column::Tick)
+            .one(&self.db)
+            .await?;
+        let Some(closed) = closed else { return Ok(None) };
+        let row = check_results::Entity::find()
+            .filter(check_results::Column::Tick.lte(closed.tick))
+            .order_by_desc(check_results::Column::Tick)
+            .limit(1)
+            .one(&self.db)
+            .await?;
         Ok(row.map(|r| Tick(u32::try_from(r.tick).unwrap_or(0))))
     }
 

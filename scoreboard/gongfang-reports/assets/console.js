@@ -19,6 +19,8 @@
   };
 
   function showLogin(error) {
+    // Nothing is asked for again until someone logs in (a dead cookie must not be resent).
+    state.me = null;
     $('app').hidden = true;
     $('logout').hidden = true;
     $('login-section').hidden = false;
@@ -29,6 +31,7 @@
   function renderDrill() {
     const d = state.drill;
     if (!d) return;
+    $('drill-name').textContent = d.drill;
     $('drill-state').textContent = d.paused ? t('console.drill.paused') : t('console.drill.running');
     $('drill-state').dataset.paused = String(d.paused);
     $('drill-tick').textContent = d.current_tick ?? '—';
@@ -50,7 +53,7 @@
       const row = el('tr');
       const verdict = el('td');
       verdict.append(el('span', msg(`verdict.${r.verdict || 'none'}`), `verdict v-${r.verdict || 'none'}`));
-      row.append(el('td', r.team_slug), el('td', r.service_slug), verdict);
+      row.append(el('td', Gf.name(r.team_name)), el('td', Gf.name(r.service_name)), verdict);
       row.append(el('td', r.up ? t('common.yes') : t('common.no')), el('td', r.checker_passing ? t('common.yes') : t('common.no')));
       body.append(row);
     }

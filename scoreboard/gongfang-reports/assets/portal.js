@@ -18,6 +18,9 @@
   };
 
   function showLogin(error) {
+    // Nothing of the team's is asked for again until someone logs in: a page whose session
+    // ended must not keep sending the dead cookie on every live event.
+    state.portal = null;
     $('app').hidden = true;
     $('logout').hidden = true;
     $('login-section').hidden = false;
@@ -179,6 +182,7 @@
     state.portal = answer.data;
     const services = state.portal.services;
     for (const select of [$('report-service'), $('patch-service')]) {
+      const chosen = select.value;
       select.replaceChildren();
       for (const s of services) {
         if (select.id === 'patch-service' && s.patch_mode !== 'submit') continue;
@@ -186,6 +190,8 @@
         option.value = s.slug;
         select.append(option);
       }
+      // A refresh after a tick keeps what the team chose.
+      if (chosen) select.value = chosen;
     }
     $('reports-section').hidden = !state.portal.reports;
     $('patches-section').hidden = !services.some((s) => s.patch_mode === 'submit');

@@ -63,7 +63,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/portal", get(crate::pages::portal))
         .route("/console", get(crate::pages::console))
         .route("/static/pages/{name}", get(crate::pages::file))
-        .route("/static/pages/i18n/{name}", get(crate::pages::file))
+        .route("/static/pages/i18n/{name}", get(crate::pages::catalogue_file))
         .route("/api/judge/login", post(login))
         .route("/api/judge/logout", post(logout))
         .route("/api/judge/queue", get(queue))

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::admin;
 use crate::error::ReportsError;
+use crate::portal::Names;
 use crate::state::ReportsState;
 
 type Reply<T> = Result<T, ReportsError>;
@@ -52,8 +53,10 @@ pub(crate) struct Checklist {
 struct ChecklistRow {
     team: TeamId,
     team_slug: String,
+    team_name: Names,
     service: ServiceId,
     service_slug: String,
+    service_name: Names,
     /// The worst verdict of the tick (`null`: no result yet).
     verdict: Option<Verdict>,
     /// The service answers (its verdict is neither `down` nor missing).
@@ -81,8 +84,10 @@ pub(crate) async fn checklist(State(state): State<ReportsState>, headers: Header
             rows.push(ChecklistRow {
                 team: team.id,
                 team_slug: team.slug.clone(),
+                team_name: (&team.name).into(),
                 service: service.id,
                 service_slug: service.slug.clone(),
+                service_name: (&service.name).into(),
                 verdict,
                 up: verdict.is_some_and(|v| v != Verdict::Down),
                 checker_passing: verdict.is_some_and(|v| v != Verdict::CheckerError),

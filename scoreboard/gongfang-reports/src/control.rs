@@ -67,7 +67,8 @@ pub(crate) struct ControlAnswer {
 }
 
 /// `POST /api/admin/service`: an organiser restarts or resets a defending team's service.
-/// Audited under the account, whether it worked or not.
+/// Audited under the account before the engine is asked (`service.restart`, `service.reset`),
+/// and again when it failed (`service.reset.failed`, with the engine's reason).
 pub(crate) async fn control(
     State(state): State<ReportsState>,
     headers: HeaderMap,
@@ -100,22 +101,24 @@ pub(crate) async fn control(
         )));
     }
     let reason = admin::bounded("reason", reason.trim(), admin::MAX_REASON_CHARS)?;
+    // Audited before the engine is asked: the attempt is on record even if the caller hangs up
+    // while the containers are replaced.
+    let detail = json!({ "team": team.slug, "service": service.slug, "reason": reason });
+    state.store().append_audit(state.now(), &account.actor(), &format!("service.{action}"), &detail).await?;
     let control = state.service_control();
     let outcome = match action {
         "restart" => control.restart(team, service).await,
         _ => control.reset(team, service).await,
     };
-    let detail = json!({
-        "team": team.slug,
-        "service": service.slug,
-        "reason": reason,
-        "error": outcome.as_ref().err(),
-    });
-    state.store().append_audit(state.now(), &account.actor(), &format!("service.{action}"), &detail).await?;
     match outcome {
         Ok(containers) => {
             Ok(Json(ControlAnswer { action, team: team.slug.clone(), service: service.slug.clone(), containers }))
         }
-        Err(why) => Err(ReportsError::ServiceControl(why)),
+        Err(why) => {
+            let detail = json!({ "team": team.slug, "service": service.slug, "error": why });
+            let action = format!("service.{action}.failed");
+            state.store().append_audit(state.now(), &account.actor(), &action, &detail).await?;
+            Err(ReportsError::ServiceControl(why))
+        }
     }
 }

@@ -280,8 +280,14 @@ impl IntoResponse for ReportsError {
             ReportsError::BadCredentials => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gongfang judges\""));
             }
-            ReportsError::NoJudgeCredentials | ReportsError::BadSession | ReportsError::LoginFirst => {
+            ReportsError::NoJudgeCredentials | ReportsError::LoginFirst => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gongfang judges\""));
+            }
+            ReportsError::BadSession => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"gongfang judges\""));
+                // A browser drops a dead session cookie, so a page left open stops sending it
+                // (each one counts against its address's back-off).
+                headers.insert(header::SET_COOKIE, HeaderValue::from_static(crate::session::CLEAR_COOKIE));
             }
             ReportsError::NoApiToken | ReportsError::BadApiToken => {
                 headers

@@ -39,9 +39,7 @@ fn find(name: &str) -> Option<(&'static str, &'static str)> {
 }
 
 fn asset(name: &str) -> Response {
-    let Some((content_type, body)) = find(name) else {
-        return ReportsError::NotFound(format!("/static/pages/{name}")).into_response();
-    };
+    let Some((content_type, body)) = find(name) else { return not_found(name) };
     (
         [
             (header::CONTENT_TYPE, content_type),
@@ -64,9 +62,18 @@ pub(crate) async fn console() -> Response {
     asset("console.html")
 }
 
-/// `GET /static/pages/{name}` and `GET /static/pages/i18n/{name}`.
+/// `GET /static/pages/{name}`: a script or a style.
 pub(crate) async fn file(Path(name): Path<String>) -> Response {
-    asset(&name)
+    if name.ends_with(".js") || name.ends_with(".css") { asset(&name) } else { not_found(&name) }
+}
+
+/// `GET /static/pages/i18n/{name}`: a catalogue.
+pub(crate) async fn catalogue_file(Path(name): Path<String>) -> Response {
+    if name.ends_with(".json") { asset(&name) } else { not_found(&name) }
+}
+
+fn not_found(name: &str) -> Response {
+    ReportsError::NotFound(format!("/static/pages/{name}")).into_response()
 }
 
 #[cfg(test)]

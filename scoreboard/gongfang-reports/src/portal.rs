@@ -27,7 +27,7 @@ pub const HISTORY_TICKS: u32 = 30;
 
 /// Names in both of the drill's languages.
 #[derive(Debug, Serialize)]
-struct Names {
+pub(crate) struct Names {
     en: String,
     zh: String,
 }

@@ -35,6 +35,9 @@ type Reply<T> = Result<T, ReportsError>;
 /// Largest login body.
 const MAX_LOGIN_BODY: usize = 4 << 10;
 
+/// A `Set-Cookie` value that makes a browser forget its session cookie.
+pub(crate) const CLEAR_COOKIE: &str = "gongfang_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0";
+
 /// The path of logins, which [`csrf_guard`] lets through (there is no session yet).
 pub(crate) const LOGIN_PATH: &str = "/api/session";
 
@@ -193,7 +196,7 @@ pub(crate) async fn current(State(state): State<ReportsState>, headers: HeaderMa
         Ok(None) => return Ok(nobody(None)),
         // Expired or logged out elsewhere: the browser is told to forget the cookie, so it
         // stops counting against its address's back-off on every page load.
-        Err(ReportsError::BadSession) => return Ok(nobody(Some(session_cookie(&state, "", 0)))),
+        Err(ReportsError::BadSession) => return Ok(nobody(Some(HeaderValue::from_static(CLEAR_COOKIE)))),
         Err(e) => return Err(e),
     };
     let token = uses_cookie(&headers).expect("a holder came from the cookie");

@@ -317,10 +317,15 @@ async fn organisers_restart_and_reset_a_teams_service(app: App) -> anyhow::Resul
     let audit = app.store.list_audit(None, 10).await?;
     let lines: Vec<_> = audit.iter().map(|a| (a.actor.as_str(), a.action.as_str(), a.detail["team"].clone())).collect();
     ensure!(
-        lines == [("account olga", "service.restart", json!("moda")), ("account olga", "service.reset", json!("moi"))],
-        "every attempt is audited under the account, failed ones too: {lines:?}"
+        lines
+            == [
+                ("account olga", "service.restart", json!("moda")),
+                ("account olga", "service.reset", json!("moi")),
+                ("account olga", "service.reset.failed", json!("moi")),
+            ],
+        "every attempt is audited under the account, and a failure with its reason: {lines:?}"
     );
-    ensure!(audit[1].detail["error"].as_str().is_some_and(|e| e.contains("no such image")), "{:?}", audit[1]);
+    ensure!(audit[2].detail["error"].as_str().is_some_and(|e| e.contains("no such image")), "{:?}", audit[2]);
     Ok(())
 }
 

@@ -395,6 +395,10 @@
         feed(msg.tick, 'Scores updated');
         scheduleFetch(50);
         break;
+      case 'rescored':
+        feed(msg.through, 'Scores recomputed: a result was marked defective');
+        scheduleFetch(50);
+        break;
       case 'verdict_changed':
         onVerdict(msg);
         feed(

@@ -302,8 +302,9 @@ impl Freshness {
                 let bit = usize::from(service.0);
                 self.first_bloods[bit / 64].fetch_or(1 << (bit % 64), Ordering::AcqRel);
             }
-            // A ruling changes a team's report points, hence its total and rank.
-            GameEvent::ReportRuled { .. } => {
+            // A ruling changes a team's report points, hence its total and rank; a rescore
+            // changes scores of ticks already shown.
+            GameEvent::ReportRuled { .. } | GameEvent::Rescored { .. } => {
                 self.resync.fetch_add(1, Ordering::AcqRel);
             }
             // Captures count at the next `ScoresUpdated`; other events do not touch the

@@ -158,6 +158,16 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
         )
         .await?;
     ensure!(answers == json!(["Accepted", "Not a valid flag"]), "the answers, in English: {answers}");
+    // The same session cookie without the page's CSRF token, or with another, submits nothing.
+    let refused = cdp
+        .eval(
+            "Promise.all([{}, {'X-CSRF-Token': '0'.repeat(64)}].map((h) => fetch('/flags', { method: 'PUT', \
+             headers: { 'Content-Type': 'application/json', ...h }, body: JSON.stringify(['x']) }).then((r) => r.status)))",
+        )
+        .await?;
+    ensure!(refused == json!([403, 401]), "PUT /flags with the cookie alone: {refused}");
+    // Chromium logs those two refusals as failed loads; they were the point.
+    cdp.problems.retain(|p| !p.contains("/flags"));
 
     // A defence report, through the form.
     cdp.eval(&fill("report-kind", "defence")).await?;
