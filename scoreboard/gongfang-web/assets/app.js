@@ -68,8 +68,8 @@
   const teamName = (id) => (team(id) ? team(id).name : `team ${id}`);
   const serviceName = (id) => (service(id) ? service(id).name : `service ${id}`);
   const zh = (thing) =>
-    thing.name_zh && thing.name_zh !== thing.name ? el('span', { class: 'zh', lang: 'zh-Hant' }, thing.name_zh) : null;
-  const zhText = (text) => el('span', { class: 'zh', lang: 'zh-Hant' }, text);
+    thing.name_zh && thing.name_zh !== thing.name ? el('span', { class: 'zh', lang: 'zh-HK' }, thing.name_zh) : null;
+  const zhText = (text) => el('span', { class: 'zh', lang: 'zh-HK' }, text);
 
   // ---- rendering ----
 
