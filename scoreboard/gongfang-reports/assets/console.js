@@ -79,6 +79,8 @@
       ['defect-service', 'service_slug'],
       ['control-team', 'team_slug'],
       ['control-service', 'service_slug'],
+      ['logs-team', 'team_slug'],
+      ['logs-service', 'service_slug'],
     ];
     for (const [id, key] of choices) {
       const select = $(id);
@@ -90,6 +92,31 @@
         select.append(option);
       }
       if (chosen) select.value = chosen;
+    }
+  }
+
+  async function loadLogs() {
+    const q = new URLSearchParams({ team: $('logs-team').value, service: $('logs-service').value });
+    const tick = $('logs-tick').value.trim();
+    if (tick) q.set('tick', tick);
+    const answer = await api('GET', `/api/admin/checker-log?${q}`);
+    const body = $('logs');
+    body.replaceChildren();
+    if (!answer.ok) {
+      $('logs-summary').textContent = Gf.errorText(answer);
+      return;
+    }
+    const log = answer.data;
+    $('logs-summary').textContent = log.tick === null
+      ? t('console.checklist.no_tick')
+      : t('console.logs.summary', { count: log.actions.length, tick: log.tick });
+    for (const a of log.actions) {
+      const row = el('tr');
+      const verdict = el('td');
+      verdict.append(el('span', msg(`verdict.${a.verdict}`), `verdict v-${a.verdict}`));
+      const action = a.store === null ? a.action : `${a.action} #${a.store}`;
+      row.append(el('td', action, 'mono'), verdict, el('td', a.message), el('td', a.log || '—', 'mono log'));
+      body.append(row);
     }
   }
 
@@ -276,6 +303,10 @@
       loadAudit(false);
     });
     $('audit-older').addEventListener('click', () => loadAudit(true));
+    $('logs-form').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      loadLogs();
+    });
     Gf.onLang(render);
     Gf.follow((event) => {
       if (!state.me) return;

@@ -53,6 +53,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/admin/checklist", get(crate::console::checklist))
         .route("/api/admin/audit", get(crate::console::audit))
         .route("/api/admin/service", post(crate::control::control))
+        .route("/api/admin/checker-log", get(crate::console::checker_log))
         .route("/api/admin/defective", get(crate::console::defects).post(crate::console::mark_defect))
         .route(
             crate::session::LOGIN_PATH,

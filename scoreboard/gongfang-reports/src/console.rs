@@ -1,6 +1,7 @@
 //! The organisers' console's own API: the start-of-drill checklist (`GET /api/admin/checklist`:
 //! every defending team's services in the latest tick, up or not, checker passing or not), the
-//! audit log with filters (`GET /api/admin/audit`), and results marked defective
+//! audit log with filters (`GET /api/admin/audit`), what a checker did and logged against a
+//! team's service in a tick (`GET /api/admin/checker-log`), and results marked defective
 //! (`/api/admin/defective`: a checker's or the platform's fault that must not cost a team).
 //! Organisers and observers read them; organisers mark; the console's other changes go
 //! through the live admin API ([`crate::admin`]).
@@ -254,4 +255,87 @@ pub(crate) async fn mark_defect(
         .find(|d| d.tick == Tick(tick) && d.team == team.id && d.service == service.id)
         .ok_or_else(|| ReportsError::NotFound(format!("the mark of tick {tick}")))?;
     Ok(Json(DefectAnswer { marked, defect: defect_view(&state, mark) }))
+}
+
+/// `?team=`, `?service=` and `?tick=` of the checker log.
+#[derive(Debug, Deserialize)]
+pub(crate) struct CheckerLogQuery {
+    team: Option<String>,
+    service: Option<String>,
+    tick: Option<String>,
+}
+
+/// One checker action of a tick, with the log only organisers see.
+#[derive(Debug, Serialize)]
+struct ActionLog {
+    action: &'static str,
+    /// The flag store acted on (`put` and `get`).
+    store: Option<u8>,
+    verdict: Verdict,
+    /// What the team was told.
+    message: String,
+    /// What the checker logged: for organisers only.
+    log: String,
+    duration_ms: u64,
+    recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct CheckerLog {
+    tick: Option<Tick>,
+    team: String,
+    service: String,
+    actions: Vec<ActionLog>,
+}
+
+/// `GET /api/admin/checker-log`: what the checker did and logged against one team's service in
+/// one tick (by default the latest closed tick with results), for organisers and observers.
+pub(crate) async fn checker_log(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    Query(query): Query<CheckerLogQuery>,
+) -> Reply<Json<CheckerLog>> {
+    reader(&state, &headers).await?;
+    let scenario = state.scenario();
+    let wanted = |field: &str, value: Option<String>| {
+        value
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ReportsError::BadRequest(format!("say which {field} (`?{field}=SLUG`)")))
+    };
+    let team_slug = wanted("team", query.team)?;
+    let service_slug = wanted("service", query.service)?;
+    let Some(team) = scenario.teams.iter().find(|t| t.slug == team_slug && t.role.defends()) else {
+        return Err(ReportsError::BadRequest(format!("`{team_slug}` is not a defending team of this drill")));
+    };
+    let Some(service) = scenario.services.iter().find(|s| s.slug == service_slug) else {
+        return Err(ReportsError::BadRequest(format!("`{service_slug}` is not a service of this drill")));
+    };
+    let tick = match query.tick.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(raw) => Some(Tick(
+            raw.parse::<u32>()
+                .map_err(|_| ReportsError::BadRequest(format!("`tick` is a tick number (0 or more), not `{raw}`")))?,
+        )),
+        None => state.store().latest_checked_tick().await?,
+    };
+    let actions = match tick {
+        Some(tick) => state
+            .store()
+            .check_results(tick, Some(team.id))
+            .await?
+            .into_iter()
+            .filter(|r| r.service == service.id)
+            .map(|r| ActionLog {
+                action: r.action.as_str(),
+                store: r.store.map(|s| s.0),
+                verdict: r.verdict,
+                message: r.message,
+                log: r.log,
+                duration_ms: r.duration_ms,
+                recorded_at: r.recorded_at,
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    Ok(Json(CheckerLog { tick, team: team.slug.clone(), service: service.slug.clone(), actions }))
 }

@@ -22,6 +22,7 @@ gongfang_test_support::backend_tests!(
     the_end_moves_later_until_it_has_passed,
     organisers_mark_a_scored_result_defective,
     a_drill_without_containers_says_it_cannot_restart,
+    organisers_read_the_checker_log_teams_do_not,
 );
 
 /// A drill whose services an in-test control restarts and resets, recording each call.
@@ -334,5 +335,42 @@ async fn a_drill_without_containers_says_it_cannot_restart(app: App) -> anyhow::
     let body = json!({ "team": "moda", "service": app.scenario.services[0].slug, "action": "restart" }).to_string();
     let r = app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body.as_bytes()).await;
     ensure!(r.status == 502 && r.text().contains("runs no containers"), "{}", r.text());
+    Ok(())
+}
+
+async fn organisers_read_the_checker_log_teams_do_not(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    let service = app.scenario.services[0].clone();
+    app.store.open_tick(gongfang_core::Tick(0), at(1)).await?;
+    let result = gongfang_core::CheckResult {
+        tick: gongfang_core::Tick(0),
+        team: MODA,
+        service: service.id,
+        action: gongfang_core::Action::Check,
+        store: None,
+        verdict: gongfang_core::Verdict::Mumble,
+        message: "Login failed / 登入失敗".to_owned(),
+        log: "POST /login answered 500 after 2 retries".to_owned(),
+        duration_ms: 40,
+        recorded_at: at(1),
+    };
+    app.store.record_check(&result).await?;
+    app.store.close_tick(gongfang_core::Tick(0), at(2)).await?;
+    let path = format!("/api/admin/checker-log?team=moda&service={}", service.slug);
+    let r = app.request("GET", &path, &[(olga.0, &olga.1)], b"").await;
+    ensure!(r.status == 200 && r.json()?["tick"] == 0, "the latest closed tick by default: {}", r.text());
+    let action = &r.json()?["actions"][0];
+    ensure!(
+        action["log"] == "POST /login answered 500 after 2 retries" && action["verdict"] == "mumble",
+        "{}",
+        r.text()
+    );
+    let team = team_auth(&app, MODA);
+    let r = app.request("GET", &path, &[(team.0, &team.1)], b"").await;
+    ensure!(r.status == 401, "a team token is no organiser's credential: {}", r.text());
+    let r = app.request("GET", &format!("{path}&tick=x"), &[(olga.0, &olga.1)], b"").await;
+    ensure!(r.status == 400 && r.text().contains("tick number"), "{}", r.text());
+    let r = app.request("GET", "/api/admin/checker-log?team=red-firm&service=x", &[(olga.0, &olga.1)], b"").await;
+    ensure!(r.status == 400 && r.text().contains("not a defending team"), "{}", r.text());
     Ok(())
 }

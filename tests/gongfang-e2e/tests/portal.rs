@@ -259,6 +259,14 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     };
     ensure!(after > before, "the score of tick {} changes once the result is marked: {before} -> {after}", checked.0);
 
+    // The checker's log of that tick, which only organisers and observers see.
+    cdp.eval(&fill("logs-team", "kowloon-cyber")).await?;
+    cdp.eval(&fill("logs-service", "kv")).await?;
+    cdp.eval(&fill("logs-tick", &checked.0.to_string())).await?;
+    cdp.eval(&submit("logs-form")).await?;
+    let actions = cdp.wait_for("the checker's actions", "document.querySelectorAll('#logs tr').length || null").await?;
+    ensure!(actions.as_u64().is_some_and(|n| n >= 2), "put and check at least: {actions}");
+
     cdp.eval(&fill("audit-actor", "account olga")).await?;
     cdp.eval(&submit("audit-form")).await?;
     let actions = cdp
