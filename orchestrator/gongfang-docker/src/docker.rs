@@ -97,6 +97,14 @@ pub(crate) async fn remove_volumes(docker: &Docker, drill: &str) -> Result<usize
     Ok(n)
 }
 
+pub(crate) async fn remove_volume(docker: &Docker, name: &str) -> Result<()> {
+    match docker.remove_volume(name, Some(RemoveVolumeOptionsBuilder::new().force(true).build())).await {
+        Ok(()) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::docker(format!("remove volume {name}"))(e)),
+    }
+}
+
 pub(crate) async fn remove_images(docker: &Docker, drill: &str) -> Result<usize> {
     let list = docker
         .list_images(Some(ListImagesOptionsBuilder::new().filters(&labels::drill_filter(drill)).build()))
@@ -358,6 +366,10 @@ impl Runtime for DockerRuntime {
 
     async fn remove_volumes(&self, drill: &str) -> Result<usize> {
         remove_volumes(&self.docker, drill).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        remove_volume(&self.docker, name).await
     }
 
     async fn remove_images(&self, drill: &str) -> Result<usize> {

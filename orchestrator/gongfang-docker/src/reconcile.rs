@@ -212,7 +212,7 @@ impl<R: Runtime> Orchestrator<R> {
     }
 
     /// A fresh copy of one team's service (app and sidecars) from its image: the team's
-    /// changes and data are gone.
+    /// changes and data are gone, its code and data volumes too (made again from the image).
     pub async fn reset(&self, scenario: &Scenario, team: &str, service: &str) -> Result<Vec<String>> {
         let plan = self.plan(scenario)?;
         let specs: Vec<&InstanceSpec> =
@@ -226,6 +226,10 @@ impl<R: Runtime> Orchestrator<R> {
             images.insert(s.image.clone(), id);
         }
         for s in &specs {
+            self.runtime.remove(&s.name).await?;
+            for volume in &s.volumes {
+                self.runtime.remove_volume(&volume.name).await?;
+            }
             self.runtime.reset(&plan.drill, s, &images[&s.image]).await?;
         }
         info!(drill = plan.drill, team, service, "service reset");

@@ -77,6 +77,8 @@ pub trait Runtime: Send + Sync {
     fn remove(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
     /// Removes every volume labelled with the drill; returns how many.
     fn remove_volumes(&self, drill: &str) -> impl Future<Output = Result<usize>> + Send;
+    /// Removes one named volume; a missing one is not an error.
+    fn remove_volume(&self, name: &str) -> impl Future<Output = Result<()>> + Send;
     /// Removes every image built for the drill (labelled with it); returns how many tags.
     fn remove_images(&self, drill: &str) -> impl Future<Output = Result<usize>> + Send;
     /// A fresh instance from the image: the old one and everything it wrote are gone.
@@ -165,6 +167,9 @@ impl Runtime for Engine {
     }
     async fn remove_volumes(&self, drill: &str) -> Result<usize> {
         delegate!(self, r => r.remove_volumes(drill))
+    }
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        delegate!(self, r => r.remove_volume(name))
     }
     async fn remove_images(&self, drill: &str) -> Result<usize> {
         delegate!(self, r => r.remove_images(drill))

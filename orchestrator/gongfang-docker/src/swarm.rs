@@ -347,6 +347,10 @@ impl Runtime for SwarmRuntime {
         crate::docker::remove_volumes(&self.docker, drill).await
     }
 
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        crate::docker::remove_volume(&self.docker, name).await
+    }
+
     async fn remove_images(&self, drill: &str) -> Result<usize> {
         crate::docker::remove_images(&self.docker, drill).await
     }
