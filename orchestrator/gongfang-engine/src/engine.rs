@@ -172,10 +172,12 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let mut marks = store.defective_watch();
         marks.mark_unchanged();
         let defective = store.defective_cells().await?;
-        let (scorer, last_verdicts, rows) = replay_scored(&store, s, &defective).await?;
         // Marks made while no engine ran (after the drill's end, or while it was stopped)
-        // are applied now: the stored scores become what the replay computed.
-        if !defective.is_empty() {
+        // are applied now: the stored scores become what the replay computed. Without marks
+        // the stored rows are already those, and none are kept.
+        let keep_rows = !defective.is_empty();
+        let (scorer, last_verdicts, rows) = replay_scored(&store, s, &defective, keep_rows).await?;
+        if keep_rows {
             store.upsert_scores(&rows).await?;
         }
         let next = scorer.next_tick();
@@ -287,7 +289,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
     pub async fn rescore(&mut self) -> Result<(), EngineError> {
         let s = self.cfg.scenario.clone();
         self.defective = self.store.defective_cells().await?;
-        let (scorer, _, rows) = replay_scored(&self.store, &s, &self.defective).await?;
+        let (scorer, _, rows) = replay_scored(&self.store, &s, &self.defective, true).await?;
         self.store.upsert_scores(&rows).await?;
         self.scorer = scorer;
         if let Some(last) = rows.last() {
@@ -476,11 +478,13 @@ struct ResultBatch {
 type Verdicts = HashMap<(TeamId, ServiceId), (Verdict, String)>;
 
 /// Every scored tick replayed from the store into a new scorer: the scorer ready for the next
-/// tick, the last verdict of each team × service, and every tick's score rows.
+/// tick, the last verdict of each team × service, and (when `keep_rows`) every tick's score
+/// rows, which for a long drill of many teams are many.
 async fn replay_scored(
     store: &Store,
     s: &Scenario,
     defective: &DefectiveCells,
+    keep_rows: bool,
 ) -> Result<(Scorer, HashMap<(TeamId, ServiceId), Verdict>, Vec<ScoreRow>), EngineError> {
     let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
     let services: Vec<ScoredService> = s.services.iter().map(ScoredService::from).collect();
@@ -496,7 +500,9 @@ async fn replay_scored(
             last_verdicts.insert((v.team, v.service), v.verdict);
         }
         let scores = scorer.close_tick(&events)?;
-        rows.extend(scores.teams.iter().map(|t| ScoreRow { tick: record.tick, team: t.team, score: t.score }));
+        if keep_rows {
+            rows.extend(scores.teams.iter().map(|t| ScoreRow { tick: record.tick, team: t.team, score: t.score }));
+        }
     }
     Ok((scorer, last_verdicts, rows))
 }

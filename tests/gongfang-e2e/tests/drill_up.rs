@@ -1030,8 +1030,10 @@ async fn eventually(check: impl Fn() -> bool) -> bool {
 const PATCH_DRILL: &str = "e2e-patch";
 /// Points per defended tick in the patch drill.
 const PATCH_POINTS: f64 = 10.0;
-/// The patch drill's build time limit, in seconds.
-const BUILD_LIMIT: u64 = 25;
+/// The patch drill's build time limit, in seconds: long enough for a real build on a loaded
+/// two-core machine (25 s was not, with the other Docker tests beside it), short enough to wait
+/// out the endless build.
+const BUILD_LIMIT: u64 = 60;
 
 /// Three departments whose Open Data Portal takes submitted patches, scored per defended tick.
 fn patch_scenario(dir: &Path) -> anyhow::Result<PathBuf> {
