@@ -105,7 +105,8 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     let mut page = Value::Null;
     for _ in 0..200 {
         page = cdp.eval(READ_PAGE).await?;
-        if page["ready"] == true {
+        // The announcements are fetched beside the board: the page is loaded when both are in.
+        if page["ready"] == true && !page["announcement"].is_null() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -40,8 +40,8 @@ async fn the_drill_serves_https_and_organisers_pause_it_through_it() -> anyhow::
         .checker_timeout("2s")
         .flag_prefix(PREFIX)
         .secret(SECRET)
-        .team(team(1, "moda"))
-        .team(team(2, "dpo"))
+        .team(team(1, "kowloon-cyber").network("127.60.1.0/24"))
+        .team(team(2, "harbour-data").network("127.60.2.0/24"))
         .service(service("kv").image("kv:latest").ports(&[7000]).checker(components::TRIVIAL))
         .toml();
     let spec = DrillSpec {
