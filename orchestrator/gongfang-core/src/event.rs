@@ -41,6 +41,8 @@ pub enum GameEvent {
     /// Every tick up to `through` was scored again (organisers marked a result defective):
     /// scores of ticks already shown may have changed.
     Rescored { through: Tick },
+    /// An organiser added `points` to a team's total by hand (negative: took them away).
+    ScoreAdjusted { team: TeamId, points: f64 },
     /// The drill was paused by an organiser.
     Paused,
     /// The drill was resumed by an organiser.
@@ -48,6 +50,9 @@ pub enum GameEvent {
     /// An organiser moved the drill's end later: it now ends `total_secs` after the end its
     /// scenario gives.
     Extended { total_secs: u64 },
+    /// Organisers froze the public scoreboard after tick `through` (`Some`), or lifted the
+    /// freeze (`None`). While it holds, spectators see the drill as it stood then.
+    BoardFrozen { through: Option<Tick> },
     /// An organiser posted an announcement.
     Announcement {
         id: i64,

@@ -24,6 +24,8 @@ mod m20261207_000001_patches;
 mod m20261208_000001_admin_tokens;
 mod m20261209_000001_team_sessions;
 mod m20261209_000002_defective_results;
+mod m20261210_000001_board_freeze;
+mod m20261210_000002_score_adjustments;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -49,6 +51,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000001_admin_tokens::Migration),
             Box::new(m20261209_000001_team_sessions::Migration),
             Box::new(m20261209_000002_defective_results::Migration),
+            Box::new(m20261210_000001_board_freeze::Migration),
+            Box::new(m20261210_000002_score_adjustments::Migration),
         ]
     }
 }

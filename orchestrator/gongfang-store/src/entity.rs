@@ -191,6 +191,9 @@ pub mod drill_state {
         pub started_at: Option<DateTimeUtc>,
         /// Seconds organisers added to the scenario's duration.
         pub extended_secs: i64,
+        /// The last tick the public scoreboard shows while organisers have it frozen.
+        pub frozen_through: Option<i32>,
+        pub frozen_at: Option<DateTimeUtc>,
     }
     no_relations!();
 }

@@ -4,6 +4,7 @@
 //! (production) and offers a repository that speaks `gongfang-core`'s domain types. sea-orm
 //! types never leave this crate; the schema itself lives in `gongfang-migration`.
 
+mod adjustments;
 mod databases;
 mod defective;
 mod entity;
@@ -27,11 +28,14 @@ use gongfang_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
 
+pub use adjustments::ScoreAdjustment;
 pub use databases::database_url;
 pub use defective::{DefectiveCells, DefectiveResult};
 pub use error::{DatabaseError, Result, StoreError};
 pub use game::{FlagIdHint, StoredSubmission, TickRecord};
-pub use ops::{Account, AccountSummary, Announcement, AnnouncementText, AuditEntry, AuditFilter, DrillState};
+pub use ops::{
+    Account, AccountSummary, Announcement, AnnouncementText, AuditEntry, AuditFilter, BoardFreeze, DrillState,
+};
 pub use patches::{PatchOutcome, PatchRefused};
 pub use secret::{ARGON2_WAIT, TOKEN_LEN, argon2_runs, generate_token};
 pub use sessions::SessionHolder;

@@ -59,6 +59,15 @@ pub struct DrillState {
     pub started_at: Option<DateTime<Utc>>,
 }
 
+/// The public scoreboard frozen by organisers: spectators see the drill as it stood after tick
+/// `through`; organisers and judges keep the live board.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoardFreeze {
+    pub through: Tick,
+    /// When the organisers froze it.
+    pub at: DateTime<Utc>,
+}
+
 /// An organiser's, judge's or observer's account (never its password or hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Account {
@@ -355,6 +364,60 @@ impl Store {
     pub async fn drill_extension(&self) -> Result<std::time::Duration> {
         let row = drill_state::Entity::find_by_id(DRILL_STATE_ROW).one(&self.db).await?;
         Ok(std::time::Duration::from_secs(row.map_or(0, |r| r.extended_secs.max(0).unsigned_abs())))
+    }
+
+    /// The public scoreboard's freeze, if organisers have frozen it.
+    pub async fn board_freeze(&self) -> Result<Option<BoardFreeze>> {
+        let Some(row) = drill_state::Entity::find_by_id(DRILL_STATE_ROW).one(&self.db).await? else {
+            return Ok(None);
+        };
+        match (row.frozen_through, row.frozen_at) {
+            (Some(through), Some(at)) => {
+                let through = u32::try_from(through).map_err(|_| corrupt("drill_state", row.id, "negative tick"))?;
+                Ok(Some(BoardFreeze { through: Tick(through), at }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Freezes the public scoreboard at tick `through` (`Some`) or lifts the freeze (`None`).
+    /// A board already frozen stays frozen where it was. The freeze in force afterwards, and
+    /// whether this call changed it.
+    pub async fn set_board_freeze(
+        &self,
+        through: Option<Tick>,
+        at: DateTime<Utc>,
+    ) -> Result<(Option<BoardFreeze>, bool)> {
+        let _writer = self.pause.lock.lock().await;
+        let was = self.board_freeze().await?;
+        let now = match (was, through) {
+            (Some(was), Some(_)) => return Ok((Some(was), false)),
+            (None, None) => return Ok((None, false)),
+            (_, through) => through.map(|t| BoardFreeze { through: t, at }),
+        };
+        let tick = now.map(|f| i32::try_from(f.through.0).unwrap_or(i32::MAX));
+        let upsert = Query::insert()
+            .into_table(drill_state::Entity)
+            .columns([
+                drill_state::Column::Id,
+                drill_state::Column::Paused,
+                drill_state::Column::UpdatedAt,
+                drill_state::Column::FrozenThrough,
+                drill_state::Column::FrozenAt,
+            ])
+            .values_panic([DRILL_STATE_ROW.into(), false.into(), at.into(), tick.into(), now.map(|f| f.at).into()])
+            .on_conflict(
+                OnConflict::column(drill_state::Column::Id)
+                    .update_columns([
+                        drill_state::Column::FrozenThrough,
+                        drill_state::Column::FrozenAt,
+                        drill_state::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .to_owned();
+        self.db.execute(&upsert).await?;
+        Ok((now, true))
     }
 
     /// The paused flag as this process last wrote or read it; it changes the moment

@@ -16,6 +16,8 @@
     nextBefore: null,
     announcements: [],
     defects: [],
+    adjustments: [],
+    teams: [],
   };
 
   function showLogin(error) {
@@ -39,6 +41,13 @@
     $('drill-ends').textContent = Gf.time(d.ends_at);
     $('pause').disabled = d.paused;
     $('resume').disabled = !d.paused;
+    const frozen = d.frozen_through !== null && d.frozen_through !== undefined;
+    $('board-freeze').textContent = frozen
+      ? t('console.freeze.frozen', { tick: d.frozen_through, at: Gf.time(d.frozen_at) })
+      : t('console.freeze.live');
+    $('board-freeze').dataset.frozen = String(frozen);
+    $('freeze').disabled = frozen;
+    $('unfreeze').disabled = !frozen;
   }
 
   function renderChecklist() {
@@ -130,6 +139,26 @@
     }
   }
 
+  function renderAdjustments() {
+    const select = $('adjust-team');
+    const chosen = select.value;
+    select.replaceChildren();
+    for (const team of state.teams) {
+      const option = el('option', `${team.slug} · ${Gf.name({ en: team.name, zh: team.name_zh })}`);
+      option.value = team.slug;
+      select.append(option);
+    }
+    if (chosen) select.value = chosen;
+    const body = $('adjustments');
+    body.replaceChildren();
+    for (const a of state.adjustments) {
+      const row = el('tr');
+      const points = el('td', `${a.points > 0 ? '+' : ''}${a.points}`, 'num');
+      row.append(el('td', a.team), points, el('td', a.reason), el('td', a.made_by), el('td', Gf.time(a.made_at)));
+      body.append(row);
+    }
+  }
+
   function renderAudit() {
     const body = $('audit');
     body.replaceChildren();
@@ -158,6 +187,7 @@
     renderDrill();
     renderChecklist();
     renderDefects();
+    renderAdjustments();
     renderAudit();
     renderAnnouncements();
   }
@@ -210,8 +240,15 @@
     renderDefects();
   }
 
+  async function loadAdjustments() {
+    const [answer, board] = await Promise.all([api('GET', '/api/admin/adjustments'), api('GET', '/api/scoreboard')]);
+    if (answer.ok) state.adjustments = answer.data;
+    if (board.ok) state.teams = board.data.teams.slice().sort((a, b) => a.id - b.id);
+    renderAdjustments();
+  }
+
   async function refresh() {
-    await Promise.all([loadDrill(), loadChecklist(), loadDefects(), loadAudit(false), loadAnnouncements()]);
+    await Promise.all([loadDrill(), loadChecklist(), loadDefects(), loadAdjustments(), loadAudit(false), loadAnnouncements()]);
   }
 
   async function enter(me) {
@@ -256,6 +293,12 @@
     $('resume').addEventListener('click', () =>
       change('POST', '/api/admin/resume', { reason: $('pause-reason').value }, t('console.drill.resumed_now')),
     );
+    Gf.confirming($('freeze'), () =>
+      change('POST', '/api/admin/freeze', { frozen: true, reason: $('freeze-reason').value }, t('console.freeze.frozen_now')),
+    );
+    Gf.confirming($('unfreeze'), () =>
+      change('POST', '/api/admin/freeze', { frozen: false, reason: $('freeze-reason').value }, t('console.freeze.live_now')),
+    );
     $('extend-form').addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const minutes = Number($('extend-minutes').value);
@@ -286,6 +329,15 @@
       const answer = await change('POST', '/api/admin/defective', body, t('console.defects.marked'));
       if (answer.ok) $('defect-reason').value = '';
     });
+    Gf.confirming($('adjust-run'), async () => {
+      if (!$('adjust-form').reportValidity()) return;
+      const body = { team: $('adjust-team').value, points: Number($('adjust-points').value), reason: $('adjust-reason').value };
+      const answer = await change('POST', '/api/admin/adjustments', body, t('console.adjust.done'));
+      if (answer.ok) {
+        $('adjust-points').value = '';
+        $('adjust-reason').value = '';
+      }
+    });
     Gf.confirming($('control-run'), async () => {
       const action = $('control-action').value;
       const body = {
@@ -314,11 +366,15 @@
         case 'paused':
         case 'resumed':
         case 'extended':
+        case 'board_frozen':
           loadDrill();
           break;
         case 'tick_closed':
           loadDrill();
           loadChecklist();
+          break;
+        case 'score_adjusted':
+          loadAdjustments();
           break;
         case 'scores_updated':
           loadDefects();

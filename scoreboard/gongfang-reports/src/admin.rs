@@ -81,6 +81,9 @@ pub(crate) struct DrillView {
     ends_at: Option<DateTime<Utc>>,
     /// How much later than its scenario says it ends.
     extended_secs: u64,
+    /// While the public scoreboard is frozen: the last tick it shows, and since when.
+    frozen_through: Option<u32>,
+    frozen_at: Option<DateTime<Utc>>,
     /// Who is asking, and as what.
     account: String,
     role: &'static str,
@@ -94,6 +97,7 @@ pub(crate) async fn drill(State(state): State<ReportsState>, headers: HeaderMap)
     let drill = state.store().drill_state().await?;
     let extended = state.store().drill_extension().await?;
     let started_at = state.started().await?;
+    let freeze = state.store().board_freeze().await?;
     Ok(Json(DrillView {
         drill: state.scenario().drill.slug.clone(),
         paused: drill.paused,
@@ -102,6 +106,8 @@ pub(crate) async fn drill(State(state): State<ReportsState>, headers: HeaderMap)
         started_at,
         ends_at: started_at.map(|s| drill_end(state.scenario(), s, extended)),
         extended_secs: extended.as_secs(),
+        frozen_through: freeze.map(|f| f.through.0),
+        frozen_at: freeze.map(|f| f.at),
         account: account.name,
         role: account.role.as_str(),
     }))
@@ -155,6 +161,59 @@ async fn set_paused(state: ReportsState, headers: HeaderMap, body: Body, paused:
         state.store().append_audit(now, &account.actor(), action, &json!({ "reason": reason })).await?;
     }
     Ok(Json(PauseAnswer { paused, changed }))
+}
+
+/// Whether to freeze the public scoreboard or lift its freeze, and why.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FreezeBody {
+    frozen: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+/// What a freeze or its lifting did.
+#[derive(Debug, Serialize)]
+pub(crate) struct FreezeAnswer {
+    /// The last tick the public board shows; `null` when it is live.
+    frozen_through: Option<u32>,
+    frozen_at: Option<DateTime<Utc>>,
+    /// Whether this request changed it (freezing a frozen board changes nothing).
+    changed: bool,
+}
+
+/// `POST /api/admin/freeze`: freezes the public scoreboard after the latest scored tick, or
+/// lifts the freeze. Spectators then see the board as it stood; organisers and judges keep the
+/// live one.
+pub(crate) async fn freeze(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply<Json<FreezeAnswer>> {
+    let account = organiser(&state, &headers).await?;
+    let FreezeBody { frozen, reason } = admin_body(&headers, body).await?;
+    let reason = bounded("reason", reason.trim(), MAX_REASON_CHARS)?;
+    let through = if frozen {
+        let scored = state.store().list_ticks().await?.into_iter().rev().find(|t| t.is_scored());
+        let Some(scored) = scored else {
+            return Err(ReportsError::WrongState(
+                "no tick has been scored yet, so there is no board to freeze; freeze once the first tick is scored"
+                    .to_owned(),
+            ));
+        };
+        Some(scored.tick)
+    } else {
+        None
+    };
+    let now = state.now();
+    let (freeze, changed) = state.store().set_board_freeze(through, now).await?;
+    if changed {
+        let action = if frozen { "board.freeze" } else { "board.unfreeze" };
+        let detail = json!({ "reason": reason, "through": freeze.map(|f| f.through.0) });
+        state.store().append_audit(now, &account.actor(), action, &detail).await?;
+        state.publish(GameEvent::BoardFrozen { through: freeze.map(|f| f.through) });
+    }
+    Ok(Json(FreezeAnswer { frozen_through: freeze.map(|f| f.through.0), frozen_at: freeze.map(|f| f.at), changed }))
 }
 
 /// Most minutes one request moves the end by.

@@ -30,7 +30,7 @@ const MAX_AUDIT_PAGE: u64 = 500;
 const MAX_FILTER_LEN: usize = 200;
 
 /// The calling organiser or observer (both read the console).
-async fn reader(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
+pub(crate) async fn reader(state: &ReportsState, headers: &HeaderMap) -> Reply<Account> {
     let account = admin::account(state, headers).await?;
     if !matches!(account.role, AccountRole::Organiser | AccountRole::Observer) {
         return Err(ReportsError::OrganisersOnly { role: account.role.as_str() });

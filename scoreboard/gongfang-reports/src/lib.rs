@@ -24,6 +24,7 @@
 //! Errors map to stable codes and HTTP statuses in one table ([`ReportsError::parts`]).
 //! The routes are described in `docs/reports.md`.
 
+mod adjust;
 pub mod admin;
 mod api;
 mod auth;

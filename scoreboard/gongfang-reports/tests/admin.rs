@@ -23,6 +23,8 @@ gongfang_test_support::backend_tests!(
     organisers_mark_a_scored_result_defective,
     a_drill_without_containers_says_it_cannot_restart,
     organisers_read_the_checker_log_teams_do_not,
+    organisers_freeze_the_public_board_and_lift_the_freeze,
+    organisers_adjust_a_score_with_a_reason,
 );
 
 /// A drill whose services an in-test control restarts and resets, recording each call.
@@ -373,4 +375,93 @@ async fn organisers_read_the_checker_log_teams_do_not(app: App) -> anyhow::Resul
     let r = app.request("GET", "/api/admin/checker-log?team=red-firm&service=x", &[(olga.0, &olga.1)], b"").await;
     ensure!(r.status == 400 && r.text().contains("not a defending team"), "{}", r.text());
     Ok(())
+}
+
+async fn organisers_freeze_the_public_board_and_lift_the_freeze(mut app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    let freeze = |frozen: bool| json!({ "frozen": frozen, "reason": "last hour" }).to_string();
+
+    let r = app.request("POST", "/api/admin/freeze", &[(olga.0, &olga.1), JSON], freeze(true).as_bytes()).await;
+    ensure!(r.status == 409 && r.text().contains("no tick has been scored"), "before any score: {}", r.text());
+    for tick in 0..2 {
+        let t = gongfang_core::Tick(tick);
+        app.store.open_tick(t, at(i64::from(tick) * 10 + 1)).await?;
+        app.store.close_tick(t, at(i64::from(tick) * 10 + 2)).await?;
+        app.store.mark_tick_scored(t, at(i64::from(tick) * 10 + 2)).await?;
+    }
+    app.store.open_tick(gongfang_core::Tick(2), at(21)).await?;
+
+    let r = app.request("POST", "/api/admin/freeze", &[(oscar.0, &oscar.1), JSON], freeze(true).as_bytes()).await;
+    ensure!(r.status == 403 && r.json()?["error"]["code"] == "organisers_only", "an observer: {}", r.text());
+    let r = app.request("POST", "/api/admin/freeze", &[(olga.0, &olga.1), JSON], br#"{"frozen":"yes"}"#).await;
+    ensure!(r.status == 400, "a bad body: {}", r.text());
+    ensure!(app.store.board_freeze().await?.is_none(), "nothing refused froze the board");
+
+    let r = app.request("POST", "/api/admin/freeze", &[(olga.0, &olga.1), JSON], freeze(true).as_bytes()).await;
+    ensure!(r.status == 200 && r.json()?["frozen_through"] == 1 && r.json()?["changed"] == true, "{}", r.text());
+    ensure!(app.events.try_recv()? == GameEvent::BoardFrozen { through: Some(gongfang_core::Tick(1)) });
+    let r = app.request("POST", "/api/admin/freeze", &[(olga.0, &olga.1), JSON], freeze(true).as_bytes()).await;
+    ensure!(r.status == 200 && r.json()?["changed"] == false, "frozen once: {}", r.text());
+    let r = app.request("GET", "/api/admin/drill", &[(oscar.0, &oscar.1)], b"").await;
+    ensure!(r.json()?["frozen_through"] == 1, "the drill's state shows the freeze: {}", r.text());
+
+    let r = app.request("POST", "/api/admin/freeze", &[(olga.0, &olga.1), JSON], freeze(false).as_bytes()).await;
+    ensure!(r.status == 200 && r.json()?["frozen_through"].is_null(), "{}", r.text());
+    ensure!(app.events.try_recv()? == GameEvent::BoardFrozen { through: None });
+    ensure!(app.store.board_freeze().await?.is_none(), "the freeze is lifted");
+    let audit: Vec<(String, String)> =
+        app.store.list_audit(None, 10).await?.into_iter().map(|a| (a.actor, a.action)).collect();
+    let expected = [("account olga", "board.freeze"), ("account olga", "board.unfreeze")];
+    ensure!(
+        audit.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect::<Vec<_>>() == expected,
+        "each change once, under the account: {audit:?}"
+    );
+    Ok(())
+}
+
+async fn organisers_adjust_a_score_with_a_reason(mut app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    let adjust = |team: &str, points: serde_json::Value, reason: &str| {
+        json!({ "team": team, "points": points, "reason": reason }).to_string()
+    };
+
+    let r = post(&app, &oscar, adjust("moda", json!(5), "bonus")).await;
+    ensure!(r.status == 403 && r.json()?["error"]["code"] == "organisers_only", "an observer: {}", r.text());
+    for (body, says) in [
+        (adjust("nope", json!(5), "bonus"), "not a team"),
+        (adjust("moda", json!(0), "bonus"), "other than 0"),
+        (adjust("moda", json!(1e9), "bonus"), "other than 0"),
+        (adjust("moda", json!(-5), "   "), "say why"),
+        (json!({ "team": "moda", "points": 5 }).to_string(), "reason"),
+    ] {
+        let r = post(&app, &olga, body.clone()).await;
+        ensure!(r.status == 400 && r.text().contains(says), "{body}: {}", r.text());
+    }
+    ensure!(app.store.score_adjustments().await?.is_empty(), "nothing refused was stored");
+
+    let r = post(&app, &olga, adjust("moda", json!(-12.5), "attacked the scoring server")).await;
+    ensure!(r.status == 201, "{}", r.text());
+    let made = r.json()?;
+    ensure!(made["team"] == "moda" && made["points"] == -12.5 && made["made_by"] == "account olga", "{made}");
+    let told = app.events.try_recv()?;
+    ensure!(told == GameEvent::ScoreAdjusted { team: MODA, points: -12.5 }, "the board is told: {told:?}");
+    let r = post(&app, &olga, adjust("moda", json!(2.5), "helped another team's service back up")).await;
+    ensure!(r.status == 201, "{}", r.text());
+    let totals = app.store.adjustment_totals(None).await?;
+    ensure!(totals.get(&MODA) == Some(&-10.0), "the sum: {totals:?}");
+
+    let list = app.request("GET", "/api/admin/adjustments", &[(oscar.0, &oscar.1)], b"").await;
+    ensure!(list.status == 200 && list.json()?.as_array().map(Vec::len) == Some(2), "{}", list.text());
+    let audit = app.store.list_audit(None, 10).await?;
+    let adjusted: Vec<_> = audit.iter().filter(|a| a.action == "score.adjust").map(|a| a.actor.as_str()).collect();
+    ensure!(adjusted == ["account olga", "account olga"], "{audit:?}");
+    Ok(())
+}
+
+async fn post(app: &App, auth: &(&'static str, String), body: String) -> gongfang_test_support::http::Response {
+    app.request("POST", "/api/admin/adjustments", &[(auth.0, &auth.1), JSON], body.as_bytes()).await
 }

@@ -80,6 +80,7 @@
     $('drill-name-zh').textContent = b.drill.name_zh !== b.drill.name ? b.drill.name_zh : '';
     $('scored-tick').textContent = b.tick === null ? '–' : b.tick;
     $('status-tick').textContent = b.status_tick === null ? '–' : b.status_tick;
+    renderFreeze(b.freeze);
 
     const head = $('ranking-head');
     $('patching-head').hidden = !patchingScored();
@@ -93,6 +94,28 @@
     $('problem').hidden = true;
     probe.renders += 1;
     probe.ready = true;
+  }
+
+  /** The freeze notice: spectators see the board as it stood; organisers and judges are told
+   * theirs is the live one. */
+  function renderFreeze(freeze) {
+    const node = $('freeze');
+    node.hidden = !freeze;
+    if (!freeze) return;
+    node.dataset.live = String(freeze.live);
+    node.replaceChildren(
+      freeze.live
+        ? `Live scores, for organisers and judges: the public board is frozen after tick ${freeze.through}.`
+        : `The scoreboard is frozen after tick ${freeze.through}; the final scores are shown after the drill.`,
+      ' ',
+      el(
+        'span',
+        { class: 'zh', lang: 'zh-HK' },
+        freeze.live
+          ? `主辦單位及評判看到的即時分數：公開計分板已於第 ${freeze.through} 回合後凍結。`
+          : `計分板已於第 ${freeze.through} 回合後凍結；最終分數將於演練結束後公布。`,
+      ),
+    );
   }
 
   /** Whether the drill scores patching (`[patches] scoring`), which gets a column of its own. */
@@ -394,6 +417,13 @@
       case 'scores_updated':
         feed(msg.tick, 'Scores updated');
         scheduleFetch(50);
+        break;
+      case 'score_adjusted':
+        feed(null, `The organisers ${msg.points > 0 ? 'added' : 'took'} ${fmt(Math.abs(msg.points))} points ${msg.points > 0 ? 'to' : 'from'} ${teamName(msg.team)}`);
+        scheduleFetch(50);
+        break;
+      case 'board_frozen':
+        feed(null, msg.through === null ? 'The scoreboard shows the live scores again' : `Scoreboard frozen after tick ${msg.through}`);
         break;
       case 'rescored':
         feed(msg.through, 'Scores recomputed: a result was marked defective');

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
@@ -17,9 +17,13 @@ use crate::clock::ClockView;
 use crate::error::WebError;
 use crate::state::WebState;
 
-/// `GET /api/scoreboard`.
-pub(crate) async fn scoreboard(State(state): State<WebState>) -> Result<Response, WebError> {
-    let board = state.board().await?;
+/// `GET /api/scoreboard`: while the board is frozen, spectators get it as it stood at the
+/// freeze, organisers and judges the live one.
+pub(crate) async fn scoreboard(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let mut board = state.board().await?;
+    if board.freeze.is_some() && state.sees_live(&headers).await {
+        board = state.live_board().await?;
+    }
     let body = Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) };
     Ok(no_store(Json(body)))
 }

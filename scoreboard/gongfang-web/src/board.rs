@@ -11,7 +11,7 @@ use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::{PatchScoring, Role, Scenario};
 use gongfang_core::scoring::{DefendedTicks, ReportTally, TeamScore, TeamTick, TickScores, standings};
 use gongfang_core::{Exposure, ServiceId, TeamId, Tick, Verdict};
-use gongfang_store::Store;
+use gongfang_store::{BoardFreeze, Store};
 use serde::Serialize;
 
 use crate::clock::ClockView;
@@ -33,6 +33,43 @@ pub(crate) struct Board {
     pub teams: Vec<TeamView>,
     /// The first capture of each service, by service id.
     pub first_bloods: Vec<FirstBloodView>,
+    /// Set while organisers have the public board frozen.
+    pub freeze: Option<FreezeView>,
+}
+
+/// The public board's freeze, as the board shows it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct FreezeView {
+    /// The last tick the public board shows.
+    pub through: Tick,
+    pub at: DateTime<Utc>,
+    /// Whether this board is the live one (organisers and judges) rather than the frozen one.
+    pub live: bool,
+}
+
+/// Which board to load: the live one (knowing whether the public one is frozen), or the
+/// public one as it stood when it was frozen.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Cut {
+    Live(Option<BoardFreeze>),
+    Frozen(BoardFreeze),
+}
+
+impl Cut {
+    /// The last tick this board may show.
+    fn limit(self) -> Option<Tick> {
+        match self {
+            Cut::Live(_) => None,
+            Cut::Frozen(f) => Some(f.through),
+        }
+    }
+
+    fn view(self) -> Option<FreezeView> {
+        match self {
+            Cut::Live(f) => f.map(|f| FreezeView { through: f.through, at: f.at, live: true }),
+            Cut::Frozen(f) => Some(FreezeView { through: f.through, at: f.at, live: false }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,8 +110,10 @@ pub(crate) struct TeamView {
     pub patching: f64,
     /// Ticks one of its services was `ok` while the reference exploit captured nothing, per service.
     pub defended_ticks: u64,
+    /// Points organisers added (or took) by hand, as counted in `total`.
+    pub adjustment: f64,
     /// What the team is ranked by: the flag formula's total (or, in a red/blue drill, its
-    /// attack and defence) plus `reports` and `patching`.
+    /// attack and defence) plus `reports`, `patching` and `adjustment`.
     pub total: f64,
     /// The status of each service in [`Board::status_tick`]; empty for teams without services.
     pub services: Vec<CellView>,
@@ -212,18 +251,22 @@ fn worse_exposure(a: Exposure, b: Exposure) -> Exposure {
 
 /// Reads the board from the store. `current` is the clock's running tick, which may be one
 /// ahead of the latest stored tick (the engine moves submissions to the next tick when it
-/// closes one, before it opens the next).
+/// closes one, before it opens the next). A frozen `cut` shows nothing after its tick: no
+/// later scores, verdicts, first bloods or rulings.
 pub(crate) async fn load(
     store: &Store,
     scenario: &Scenario,
     current: Option<Tick>,
     scans: &mut Scans,
+    cut: Cut,
 ) -> Result<Board, WebError> {
+    let limit = cut.limit();
+    let shown = |t: Tick| limit.is_none_or(|limit| t <= limit);
     let teams = store.list_teams().await?;
     let ticks = store.list_ticks().await?;
     let latest_tick = ticks.last().map(|t| t.tick);
-    let tick = ticks.iter().rev().find(|t| t.is_scored()).map(|t| t.tick);
-    let status_tick = ticks.iter().rev().find(|t| t.is_closed()).map(|t| t.tick);
+    let tick = ticks.iter().rev().filter(|t| shown(t.tick)).find(|t| t.is_scored()).map(|t| t.tick);
+    let status_tick = ticks.iter().rev().filter(|t| shown(t.tick)).find(|t| t.is_closed()).map(|t| t.tick);
 
     let scores: HashMap<TeamId, ScoreRow> = match tick {
         Some(t) => store.scores_for_tick(t).await?.into_iter().map(|r| (r.team, r)).collect(),
@@ -250,12 +293,17 @@ pub(crate) async fn load(
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    let first_bloods = match scan_to {
-        Some(upto) => {
+    let first_bloods = match (scan_to, limit) {
+        // Every tick up to a freeze has closed: what it holds is final.
+        (Some(upto), Some(limit)) => {
+            let upto = upto.min(limit);
+            scans.first_bloods.update(store, &service_ids, upto, Some(upto)).await?
+        }
+        (Some(upto), None) => {
             let settle = latest_tick.and_then(|t| t.0.checked_sub(2)).map(Tick);
             scans.first_bloods.update(store, &service_ids, upto, settle).await?
         }
-        None => Vec::new(),
+        (None, _) => Vec::new(),
     };
 
     // One ordering rule for the whole platform: the core's, total first, ties by team id.
@@ -270,7 +318,7 @@ pub(crate) async fn load(
     // Report points count from the ruling on, on top of the stored flag scores.
     let mut tally = ReportTally::new();
     if scenario.reports.enabled {
-        for award in store.report_awards().await? {
+        for award in store.report_awards().await?.into_iter().filter(|a| shown(a.tick)) {
             tally.apply(&award).map_err(|e| WebError::Inconsistent(e.to_string()))?;
         }
     }
@@ -280,7 +328,13 @@ pub(crate) async fn load(
         _ => DefendedTicks::new(),
     };
     let flags = TickScores { tick: tick.unwrap_or(Tick(0)), teams: scored.clone() };
-    let standings = standings(&scenario.reports, &scenario.patches, &flags, &tally, &defended);
+    let mut standings = standings(&scenario.reports, &scenario.patches, &flags, &tally, &defended);
+    // Organisers' adjustments by hand; a frozen board shows those made before the freeze.
+    let adjusted_by = match cut {
+        Cut::Live(_) => None,
+        Cut::Frozen(f) => Some(f.at),
+    };
+    standings.adjust(&store.adjustment_totals(adjusted_by).await?);
     let order = standings.ranking();
     let position: HashMap<TeamId, u32> = order.iter().enumerate().map(|(i, id)| (*id, i as u32 + 1)).collect();
 
@@ -319,6 +373,7 @@ pub(crate) async fn load(
                 reports: standings.team(team.id).map_or(0.0, |st| st.report_score),
                 patching: standings.team(team.id).map_or(0.0, |st| st.patch_score),
                 defended_ticks: standings.team(team.id).map_or(0, |st| st.defended_ticks),
+                adjustment: standings.team(team.id).map_or(0.0, |st| st.adjustment),
                 total: standings.team(team.id).map_or(s.score.total, |st| st.total),
                 services,
             }
@@ -349,5 +404,6 @@ pub(crate) async fn load(
             .collect(),
         teams: views,
         first_bloods,
+        freeze: cut.view(),
     })
 }

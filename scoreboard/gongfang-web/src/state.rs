@@ -7,13 +7,16 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::http::HeaderMap;
+use gongfang_core::AccountRole;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
+use gongfang_core::wire::{SESSION_COOKIE, cookie};
 use gongfang_core::{ServiceId, TeamConnection, TeamId, Tick};
-use gongfang_store::Store;
+use gongfang_store::{SessionHolder, Store};
 use tokio::sync::{Mutex, Semaphore, broadcast, oneshot, watch};
 
-use crate::board::{self, Board, Scans};
+use crate::board::{self, Board, Cut, Scans};
 use crate::error::WebError;
 use gongfang_core::clock::DrillClock;
 
@@ -104,9 +107,11 @@ pub(crate) struct Inner {
     /// Set to `true` when the server shuts down; live connections then say goodbye.
     pub closing: watch::Sender<bool>,
     fresh: Arc<Freshness>,
-    cached: RwLock<Option<Cached>>,
-    /// Held while loading, so concurrent requests wait for one load instead of each loading.
-    loading: Mutex<Scans>,
+    /// The live board: what organisers and judges see, and everyone while the board is not frozen.
+    live: BoardCache,
+    /// The board spectators see: the live one, or while organisers have it frozen, the board as
+    /// it stood after the freeze's tick.
+    public: BoardCache,
     /// `/api/attack-info` as sent, built from the board and the flag ids once per change.
     attack: RwLock<Option<CachedAttack>>,
     /// Held while building the attack info, like `loading`.
@@ -115,6 +120,13 @@ pub(crate) struct Inner {
     attack_builds: AtomicU64,
     /// Dropped with the state, which stops the listener task.
     _stop: oneshot::Sender<()>,
+}
+
+#[derive(Default)]
+struct BoardCache {
+    cached: RwLock<Option<Cached>>,
+    /// Held while loading, so concurrent requests wait for one load instead of each loading.
+    loading: Mutex<Scans>,
 }
 
 struct Cached {
@@ -159,8 +171,8 @@ impl WebState {
                 settings,
                 closing: watch::Sender::new(false),
                 fresh,
-                cached: RwLock::new(None),
-                loading: Mutex::new(Scans::default()),
+                live: BoardCache::default(),
+                public: BoardCache::default(),
                 attack: RwLock::new(None),
                 attack_loading: Mutex::new(()),
                 attack_builds: AtomicU64::new(0),
@@ -204,24 +216,75 @@ impl WebState {
         self.inner.fresh.note(event);
     }
 
-    /// The board, from the cache when no change has been noted since it was loaded.
+    /// The board spectators see, from the cache when no change has been noted since it was
+    /// loaded: the live board, or while the board is frozen, the board as it stood then.
     pub(crate) async fn board(&self) -> Result<Arc<Board>, WebError> {
         let inner = &self.inner;
-        if let Some(board) = self.cached_if_fresh() {
+        if let Some(board) = self.cached_if_fresh(&inner.public) {
             return Ok(board);
         }
-        let mut scan = inner.loading.lock().await;
+        let mut scan = inner.public.loading.lock().await;
         // Whoever held the lock before may just have loaded it.
-        if let Some(board) = self.cached_if_fresh() {
+        if let Some(board) = self.cached_if_fresh(&inner.public) {
             return Ok(board);
         }
         // Taken before reading: a change noted during the load makes the result stale at once.
         let stamp = inner.fresh.stamp();
-        let current = self.clock().tick;
-        let board = Arc::new(board::load(&inner.store, &inner.scenario, current, &mut scan).await?);
-        let mut cached = inner.cached.write().unwrap_or_else(PoisonError::into_inner);
+        let board = match inner.store.board_freeze().await? {
+            None => self.live_board().await?,
+            Some(freeze) => {
+                let current = self.clock().tick;
+                let cut = Cut::Frozen(freeze);
+                Arc::new(board::load(&inner.store, &inner.scenario, current, &mut scan, cut).await?)
+            }
+        };
+        let mut cached = inner.public.cached.write().unwrap_or_else(PoisonError::into_inner);
         *cached = Some(Cached { stamp, at: Instant::now(), board: board.clone() });
         Ok(board)
+    }
+
+    /// The live board, which organisers and judges keep while the public one is frozen; cached
+    /// like [`WebState::board`].
+    pub(crate) async fn live_board(&self) -> Result<Arc<Board>, WebError> {
+        let inner = &self.inner;
+        if let Some(board) = self.cached_if_fresh(&inner.live) {
+            return Ok(board);
+        }
+        let mut scan = inner.live.loading.lock().await;
+        if let Some(board) = self.cached_if_fresh(&inner.live) {
+            return Ok(board);
+        }
+        let stamp = inner.fresh.stamp();
+        let current = self.clock().tick;
+        let cut = Cut::Live(inner.store.board_freeze().await?);
+        let board = Arc::new(board::load(&inner.store, &inner.scenario, current, &mut scan, cut).await?);
+        let mut cached = inner.live.cached.write().unwrap_or_else(PoisonError::into_inner);
+        *cached = Some(Cached { stamp, at: Instant::now(), board: board.clone() });
+        Ok(board)
+    }
+
+    /// Whether the request comes from an organiser or a judge (a console session's cookie or
+    /// an account's API token), who see the live board while the public one is frozen.
+    /// Anything else, a team's session included, is a spectator.
+    pub(crate) async fn sees_live(&self, headers: &HeaderMap) -> bool {
+        let store = &self.inner.store;
+        let account = if let Some(token) = bearer(headers) {
+            store.api_token_account(token).await
+        } else if let Some(token) = session_cookie(headers) {
+            store.session(token, chrono::Utc::now()).await.map(|holder| match holder {
+                Some(SessionHolder::Account(account)) => Some(account),
+                _ => None,
+            })
+        } else {
+            return false;
+        };
+        match account {
+            Ok(account) => account.is_some_and(|a| matches!(a.role, AccountRole::Organiser | AccountRole::Judge)),
+            Err(error) => {
+                tracing::warn!(%error, "could not check who asks for the live board; serving the public one");
+                false
+            }
+        }
     }
 
     /// The attack info document, serialised, from the cache when neither an event nor the
@@ -262,12 +325,28 @@ impl WebState {
         fresh.then(|| c.body.clone())
     }
 
-    fn cached_if_fresh(&self) -> Option<Arc<Board>> {
+    fn cached_if_fresh(&self, cache: &BoardCache) -> Option<Arc<Board>> {
         let inner = &self.inner;
-        let cached = inner.cached.read().unwrap_or_else(PoisonError::into_inner);
+        let cached = cache.cached.read().unwrap_or_else(PoisonError::into_inner);
         let c = cached.as_ref()?;
         (c.stamp == inner.fresh.stamp() && c.at.elapsed() < inner.settings.max_age).then(|| c.board.clone())
     }
+}
+
+/// The token of `Authorization: Bearer TOKEN`, if the request carries one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty())
+}
+
+/// The browser session's token from the `Cookie` header, if there is one.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| cookie(v, SESSION_COOKIE))
+        .filter(|t| !t.is_empty())
 }
 
 /// What the store has seen happen, as far as the events tell. Every update is idempotent and
@@ -302,9 +381,12 @@ impl Freshness {
                 let bit = usize::from(service.0);
                 self.first_bloods[bit / 64].fetch_or(1 << (bit % 64), Ordering::AcqRel);
             }
-            // A ruling changes a team's report points, hence its total and rank; a rescore
-            // changes scores of ticks already shown.
-            GameEvent::ReportRuled { .. } | GameEvent::Rescored { .. } => {
+            // A ruling or an organiser's adjustment changes a team's total, hence its rank; a
+            // rescore changes scores of ticks already shown; a freeze changes what spectators see.
+            GameEvent::ReportRuled { .. }
+            | GameEvent::Rescored { .. }
+            | GameEvent::ScoreAdjusted { .. }
+            | GameEvent::BoardFrozen { .. } => {
                 self.resync.fetch_add(1, Ordering::AcqRel);
             }
             // Captures count at the next `ScoresUpdated`; other events do not touch the

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
+use gongfang_core::event::GameEvent;
 use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -29,16 +31,50 @@ const MAX_INCOMING: usize = 4 << 10;
 /// during a long tick.
 const KEEPALIVE: Duration = Duration::from_secs(30);
 
-/// `GET /ws`.
-pub(crate) async fn upgrade(State(state): State<WebState>, ws: WebSocketUpgrade) -> Response {
+/// `GET /ws`. Organisers and judges (by their session cookie or API token) get the live feed
+/// even while the public board is frozen; everyone else the public one.
+pub(crate) async fn upgrade(State(state): State<WebState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     let limit = state.inner.settings.max_connections;
     let Ok(permit) = state.inner.connections.clone().try_acquire_owned() else {
         return WebError::TooManyConnections { limit }.into_response();
     };
+    let view = if state.sees_live(&headers).await { View::Live } else { View::Public };
     ws.max_message_size(MAX_INCOMING).max_frame_size(MAX_INCOMING).on_upgrade(move |socket| async move {
-        serve(socket, state).await;
+        serve(socket, state, view).await;
         drop(permit);
     })
+}
+
+/// Which feed a connection gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// Every event, and the live board's snapshots.
+    Live,
+    /// The public board's snapshots; while it is frozen, only the events that tell nothing
+    /// about the game after the freeze.
+    Public,
+}
+
+/// Whether a spectator of a frozen board is sent `event`: the clock, the drill's state and
+/// announcements go out; verdicts, captures, scores, adjustments and rulings wait for the freeze
+/// to lift.
+fn shown_while_frozen(event: &GameEvent) -> bool {
+    match event {
+        GameEvent::TickOpened { .. }
+        | GameEvent::TickClosed { .. }
+        | GameEvent::Paused
+        | GameEvent::Resumed
+        | GameEvent::Extended { .. }
+        | GameEvent::Announcement { .. }
+        | GameEvent::BoardFrozen { .. } => true,
+        GameEvent::VerdictChanged { .. }
+        | GameEvent::FlagCaptured { .. }
+        | GameEvent::FirstBlood { .. }
+        | GameEvent::ScoresUpdated { .. }
+        | GameEvent::Rescored { .. }
+        | GameEvent::ScoreAdjusted { .. }
+        | GameEvent::ReportRuled { .. } => false,
+    }
 }
 
 /// Why a connection ends.
@@ -69,8 +105,8 @@ struct ErrorMessage {
     message: String,
 }
 
-async fn serve(mut socket: WebSocket, state: WebState) {
-    let end = feed(&mut socket, &state).await;
+async fn serve(mut socket: WebSocket, state: WebState, view: View) {
+    let end = feed(&mut socket, &state, view).await;
     let goodbye = match &end {
         End::Gone => None,
         End::TooSlow => {
@@ -95,7 +131,7 @@ async fn serve(mut socket: WebSocket, state: WebState) {
     }
 }
 
-async fn feed(socket: &mut WebSocket, state: &WebState) -> End {
+async fn feed(socket: &mut WebSocket, state: &WebState, view: View) -> End {
     // Subscribe before reading the snapshot, so nothing that happens in between is missed.
     let mut events = state.inner.events.subscribe();
     let mut clock = state.inner.clock.clone();
@@ -106,9 +142,10 @@ async fn feed(socket: &mut WebSocket, state: &WebState) -> End {
         return End::Closing;
     }
 
-    if let Err(end) = send_snapshot(socket, state).await {
-        return end;
-    }
+    let mut frozen = match send_snapshot(socket, state, view).await {
+        Ok(frozen) => frozen,
+        Err(end) => return end,
+    };
     let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + KEEPALIVE, KEEPALIVE);
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -116,18 +153,34 @@ async fn feed(socket: &mut WebSocket, state: &WebState) -> End {
             event = events.recv() => match event {
                 Ok(event) => {
                     state.note(&event);
-                    match serde_json::to_string(&event) {
-                        Ok(text) => Message::Text(text.into()),
-                        Err(e) => return End::Failed(e.into()),
+                    if frozen && !shown_while_frozen(&event) {
+                        continue;
                     }
+                    let text = match serde_json::to_string(&event) {
+                        Ok(text) => text,
+                        Err(e) => return End::Failed(e.into()),
+                    };
+                    if let GameEvent::BoardFrozen { .. } = event {
+                        // The event, then the board as this connection now sees it.
+                        if let Err(end) = send(socket, state, Message::Text(text.into())).await {
+                            return end;
+                        }
+                        frozen = match send_snapshot(socket, state, view).await {
+                            Ok(frozen) => frozen,
+                            Err(end) => return end,
+                        };
+                        continue;
+                    }
+                    Message::Text(text.into())
                 }
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "spectator fell behind; sending a fresh snapshot");
                     // What is still queued is older than the snapshot: skip it.
                     events = events.resubscribe();
-                    if let Err(end) = send_snapshot(socket, state).await {
-                        return end;
-                    }
+                    frozen = match send_snapshot(socket, state, view).await {
+                        Ok(frozen) => frozen,
+                        Err(end) => return end,
+                    };
                     continue;
                 }
                 Err(RecvError::Closed) => return End::Closing,
@@ -159,14 +212,21 @@ async fn feed(socket: &mut WebSocket, state: &WebState) -> End {
     }
 }
 
-async fn send_snapshot(socket: &mut WebSocket, state: &WebState) -> Result<(), End> {
-    let board = state.board().await.map_err(End::Failed)?;
+/// Sends the connection's board; whether it is a frozen one.
+async fn send_snapshot(socket: &mut WebSocket, state: &WebState, view: View) -> Result<bool, End> {
+    let board = match view {
+        View::Live => state.live_board().await,
+        View::Public => state.board().await,
+    }
+    .map_err(End::Failed)?;
+    let frozen = board.freeze.as_ref().is_some_and(|f| !f.live);
     let snapshot = Snapshot {
         kind: "snapshot",
         scoreboard: Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) },
     };
     let text = serde_json::to_string(&snapshot).map_err(|e| End::Failed(e.into()))?;
-    send(socket, state, Message::Text(text.into())).await
+    send(socket, state, Message::Text(text.into())).await?;
+    Ok(frozen)
 }
 
 async fn send(socket: &mut WebSocket, state: &WebState, message: Message) -> Result<(), End> {

@@ -4,7 +4,10 @@
 //! submits a flag through the form and files a report; an organiser logs in with a password,
 //! posts a bilingual announcement that the team's portal shows without a reload, pauses the
 //! drill (no check is dispatched after the answer), marks a result defective and sees the
-//! team's score for that tick rise, and finds each change in the audit log under the account. Screenshots of each page in both languages are written under `target/`.
+//! team's score for that tick rise, freezes the public scoreboard (the public API stands
+//! still while the console's browser sees the live board), and finds each change in the audit
+//! log under the account. Screenshots of each page in both languages are written under
+//! `target/`.
 //!
 //! Without Chromium the test is skipped with a notice, unless `GONGFANG_REQUIRE_BROWSER=1`.
 
@@ -14,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use gongfang_core::flag::FlagInfo;
-use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
+use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_e2e::hostile::{DrillProcess, DrillSpec, gongfang_binary};
 use gongfang_store::Store;
 use gongfang_test_programs::components;
@@ -61,6 +64,21 @@ async fn results_stored(store: &Store) -> anyhow::Result<usize> {
     Ok(n)
 }
 
+/// The latest closed tick in which the team's service failed its checks by the service's
+/// fault (not the checker's), with a put and a check at least: a tick that costs the team SLA.
+async fn costly_tick(store: &Store) -> anyhow::Result<Tick> {
+    let latest = store.latest_checked_tick().await?.context("a tick ran checks")?;
+    for tick in (0..=latest.0).rev() {
+        let results = store.check_results(Tick(tick), Some(TeamId(1))).await?;
+        let failed = results.iter().any(|r| !matches!(r.verdict, Verdict::Ok | Verdict::CheckerError));
+        let checker_failed = results.iter().any(|r| r.verdict == Verdict::CheckerError);
+        if results.len() >= 2 && failed && !checker_failed {
+            return Ok(Tick(tick));
+        }
+    }
+    anyhow::bail!("no tick up to {} failed the team's checks by the service's fault", latest.0)
+}
+
 async fn shot(cdp: &mut Cdp, name: &str) -> anyhow::Result<PathBuf> {
     let file = cdp.screenshot(&target_dir().join("screenshots").join(format!("{name}.png"))).await?;
     eprintln!("screenshot: {}", file.display());
@@ -74,13 +92,17 @@ async fn a_team_and_an_organiser_run_the_drill_from_the_browser_in_both_language
     let scenario = ScenarioBuilder::new("portal-drill")
         .name("Portal drill", "專頁演練")
         .duration("1h")
-        .tick("2s")
-        .checker_timeout("1s")
+        // Room for a checker on a loaded two-core CI machine: a timed-out check is a checker
+        // error, which costs nothing, so marking it defective would change nothing.
+        .tick("3s")
+        .checker_timeout("2s")
         .flag_prefix(PREFIX)
         .secret(SECRET)
         .reports(&[("attack_max_points", "100"), ("defence_max_points", "60")])
-        .team(team(1, "kowloon-cyber").name("Kowloon Cyber Unit", "九龍網絡安全組"))
-        .team(team(2, "harbour-data").name("Harbour Data Office", "海港數據辦公室"))
+        // No container runs: the services' addresses are on loopback, where nothing listens, so
+        // every check is refused at once and the test sends nothing off this machine.
+        .team(team(1, "kowloon-cyber").name("Kowloon Cyber Unit", "九龍網絡安全組").network("127.60.1.0/24"))
+        .team(team(2, "harbour-data").name("Harbour Data Office", "海港數據辦公室").network("127.60.2.0/24"))
         .service(
             service("kv")
                 .name("Key registry", "鍵值登記冊")
@@ -232,8 +254,8 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
     ensure!(results_stored(&store).await? == settled, "checks were dispatched while the drill was paused");
 
-    // Mark the last checked tick of the team's service defective: its mumble stops costing SLA.
-    let checked = store.latest_checked_tick().await?.context("a tick ran checks")?;
+    // Mark a checked tick of the team's service defective: its failed checks stop costing SLA.
+    let checked = costly_tick(&store).await?;
     let team_sla = |rows: Vec<gongfang_core::ScoreRow>| {
         rows.iter().find(|r| r.team == TeamId(1)).map(|r| r.score.sla).unwrap_or_default()
     };
@@ -259,6 +281,20 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     };
     ensure!(after > before, "the score of tick {} changes once the result is marked: {before} -> {after}", checked.0);
 
+    // Freeze the public scoreboard: the public API stands still, the console's session sees it live.
+    cdp.eval(&fill("freeze-reason", "the last hour")).await?;
+    cdp.eval(&click("#freeze")).await?;
+    cdp.eval(&click("#freeze")).await?;
+    cdp.wait_for(
+        "the frozen board in the console",
+        "document.getElementById('board-freeze').dataset.frozen === 'true'",
+    )
+    .await?;
+    let public = gongfang_test_support::http::get(drill.web, "/api/scoreboard").await?.json()?;
+    ensure!(public["freeze"]["live"] == false, "the public board is frozen: {}", public["freeze"]);
+    let seen = cdp.eval("fetch('/api/scoreboard').then((r) => r.json()).then((b) => b.freeze.live)").await?;
+    ensure!(seen == true, "the organiser's browser gets the live board: {seen}");
+
     // The checker's log of that tick, which only organisers and observers see.
     cdp.eval(&fill("logs-team", "kowloon-cyber")).await?;
     cdp.eval(&fill("logs-service", "kv")).await?;
@@ -277,7 +313,7 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
              return a.some((x) => x[1] === 'drill.pause') ? a : null; })()",
         )
         .await?;
-    for action in ["drill.pause", "announcement.post", "session.login", "result.defective"] {
+    for action in ["drill.pause", "announcement.post", "session.login", "result.defective", "board.freeze"] {
         ensure!(
             actions.as_array().is_some_and(|a| a.contains(&json!(["account olga", action]))),
             "{action} under account olga in the audit table: {actions}"

@@ -28,7 +28,7 @@ use crate::verdict::Verdict;
 
 pub use formulas::{FORCAD_DEFAULT_SCORE, FORCAD_GAME_HARDNESS, FORCAD_INFLATION, RANK_PRECISION};
 pub use reports::{
-    Award, DefendedTicks, ReportPoints, ReportTally, Standing, Standings, recompute_standings, standings,
+    Adjustments, Award, DefendedTicks, ReportPoints, ReportTally, Standing, Standings, recompute_standings, standings,
 };
 
 /// What scoring needs to know about a team.

@@ -113,6 +113,9 @@ pub struct Standing {
     /// The patching points counted in the total: `[patches] points` × defended ticks with
     /// `scoring = "defended-ticks"`, else 0.
     pub patch_score: f64,
+    /// Points organisers added (or took) by hand, counted in the total.
+    #[serde(default)]
+    pub adjustment: f64,
     /// What the team is ranked by.
     pub total: f64,
 }
@@ -129,6 +132,16 @@ impl Standings {
         self.teams.binary_search_by_key(&id, |t| t.team).ok().map(|i| &self.teams[i])
     }
 
+    /// Adds each team's manual adjustment to its total (teams without one keep theirs).
+    pub fn adjust(&mut self, adjustments: &Adjustments) {
+        for standing in &mut self.teams {
+            if let Some(points) = adjustments.get(&standing.team) {
+                standing.adjustment += points;
+                standing.total += points;
+            }
+        }
+    }
+
     /// All teams, best first; equal totals keep team id order.
     pub fn ranking(&self) -> Vec<TeamId> {
         let mut order: Vec<&Standing> = self.teams.iter().collect();
@@ -136,6 +149,9 @@ impl Standings {
         order.into_iter().map(|t| t.team).collect()
     }
 }
+
+/// Each team's manual score adjustments, summed.
+pub type Adjustments = BTreeMap<TeamId, f64>;
 
 /// Each team's defended ticks so far (see [`crate::patch::defended_cells`]).
 pub type DefendedTicks = BTreeMap<TeamId, u64>;
@@ -175,6 +191,7 @@ pub fn standings(
                 report_score,
                 defended_ticks,
                 patch_score,
+                adjustment: 0.0,
                 total: counted + report_score + patch_score,
             }
         })
