@@ -1,6 +1,7 @@
 //! The team portal (`/portal`) and the organisers' console (`/console`): plain HTML, CSS and
 //! JavaScript compiled into the binary, with one message catalogue per language
-//! (`/static/pages/i18n/en.json`, `zh-HK.json`). The pages draw everything with `textContent`
+//! (`/static/pages/i18n/en.json`, `zh-HK.json`, from `scoreboard/i18n/`, which the public
+//! scoreboard's page speaks too). The pages draw everything with `textContent`
 //! from the JSON API, under a strict content security policy.
 
 use axum::extract::Path;
@@ -17,8 +18,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("portal.js", "text/javascript; charset=utf-8", include_str!("../assets/portal.js")),
     ("console.js", "text/javascript; charset=utf-8", include_str!("../assets/console.js")),
     ("pages.css", "text/css; charset=utf-8", include_str!("../assets/pages.css")),
-    ("en.json", "application/json", include_str!("../assets/i18n/en.json")),
-    ("zh-HK.json", "application/json", include_str!("../assets/i18n/zh-HK.json")),
+    ("en.json", "application/json", include_str!("../../i18n/en.json")),
+    ("zh-HK.json", "application/json", include_str!("../../i18n/zh-HK.json")),
 ];
 
 /// The languages the pages speak, by catalogue name; the first is the default.
@@ -108,7 +109,12 @@ mod tests {
     fn every_key_the_pages_use_is_in_the_catalogue() {
         let english = keys("en");
         let mut used = BTreeSet::new();
-        for (name, _, body) in ASSETS.iter().filter(|(n, _, _)| !n.ends_with(".json")) {
+        // The public scoreboard's page speaks from the same catalogues.
+        let board = [
+            ("board index.html", "", include_str!("../../gongfang-web/assets/index.html")),
+            ("board app.js", "", include_str!("../../gongfang-web/assets/app.js")),
+        ];
+        for (name, _, body) in ASSETS.iter().filter(|(n, _, _)| !n.ends_with(".json")).chain(&board) {
             // In pages: data-i18n="key" (and -placeholder, -label).
             for marker in ["data-i18n=\"", "data-i18n-placeholder=\"", "data-i18n-label=\""] {
                 for piece in body.split(marker).skip(1) {

@@ -5,19 +5,13 @@
 'use strict';
 
 (function () {
-  const VERDICTS = {
-    ok: 'OK',
-    mumble: 'MUMBLE',
-    corrupt: 'CORRUPT',
-    down: 'DOWN',
-    'checker-error': 'CHECKER ERROR',
-  };
-  const ROLES = { attacker: 'red team', defender: 'blue team', both: null };
-  const EXPLOITS = {
-    exploitable: { mark: '!', title: 'the reference exploit still works / 參考攻擊程式仍然有效' },
-    'not-exploitable': { mark: '✓', title: 'patched: the reference exploit fails / 已修補：參考攻擊程式失效' },
-  };
-  const PHASES = { not_started: 'not started', running: 'running', paused: 'paused', over: 'over' };
+  const VERDICTS = ['ok', 'mumble', 'corrupt', 'down', 'checker-error'];
+  const ROLES = ['attacker', 'defender'];
+  const EXPLOITS = { exploitable: '!', 'not-exploitable': '✓' };
+  const PHASES = ['not_started', 'running', 'paused', 'over'];
+  // The same remembered choice as the portal's and the console's.
+  const LANG_KEY = 'gongfang.lang';
+  const LANGUAGES = ['en', 'zh-HK'];
   const FEED_MAX = 30;
   // A team counts as connected with a handshake this recent: WireGuard shakes hands again
   // every 2 minutes while traffic flows.
@@ -25,6 +19,10 @@
   const CONNECTIONS_EVERY_MS = 10000;
 
   const state = {
+    lang: 'en',
+    messages: {}, // the chosen language's catalogue
+    liveKnown: false, // whether the feed has connected or failed yet
+    announcement: null, // the newest announcement shown
     board: null,
     clock: null,
     skew: 0, // server clock minus ours, in ms
@@ -49,6 +47,60 @@
 
   const $ = (id) => document.getElementById(id);
 
+  // ---- language ----
+
+  /** The catalogue's text for `key` in the chosen language, with `{name}`s filled in. */
+  function t(key, vars) {
+    const text = state.messages[key] || key;
+    return text.replace(/\{(\w+)\}/g, (m, name) => (vars && name in vars ? String(vars[name]) : m));
+  }
+  const verdictLabel = (v) => (VERDICTS.includes(v) ? t(`verdict.${v}`).toUpperCase() : v);
+
+  function initialLang() {
+    const asked = new URLSearchParams(location.search).get('lang');
+    if (LANGUAGES.includes(asked)) return asked;
+    try {
+      const saved = localStorage.getItem(LANG_KEY);
+      if (LANGUAGES.includes(saved)) return saved;
+    } catch (e) {
+      // storage refused (private mode): fall back to the browser's language
+    }
+    return (navigator.language || '').toLowerCase().startsWith('zh') ? 'zh-HK' : 'en';
+  }
+
+  /** Loads `lang`'s catalogue and redraws the page in it; remembered for every page. */
+  async function setLang(lang) {
+    try {
+      const res = await fetch(`/static/i18n/${lang}.json`, { cache: 'no-cache' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      state.messages = await res.json();
+      state.lang = lang;
+    } catch (e) {
+      problem(`The ${lang} texts could not be loaded (${e.message}).`);
+      return;
+    }
+    try {
+      localStorage.setItem(LANG_KEY, lang);
+    } catch (e) {
+      // not remembered; the choice still holds on this page
+    }
+    document.documentElement.lang = lang;
+    document.querySelectorAll('[data-i18n]').forEach((node) => {
+      node.textContent = t(node.dataset.i18n);
+    });
+    document.querySelectorAll('[data-i18n-label]').forEach((node) => {
+      node.setAttribute('aria-label', t(node.dataset.i18nLabel));
+    });
+    document.querySelectorAll('[data-lang]').forEach((button) => {
+      button.setAttribute('aria-pressed', String(button.dataset.lang === lang));
+    });
+    if (state.liveKnown) setLive(probe.connected);
+    if (state.board) render();
+    if (state.connections) renderConnections();
+    if (state.announcement) showAnnouncement(state.announcement);
+    probe.lang = lang;
+  }
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
@@ -65,19 +117,29 @@
   const fmt = (n) => Number(n).toFixed(2);
   const team = (id) => state.board && state.board.teams.find((t) => t.id === id);
   const service = (id) => state.board && state.board.services.find((s) => s.id === id);
-  const teamName = (id) => (team(id) ? team(id).name : `team ${id}`);
-  const serviceName = (id) => (service(id) ? service(id).name : `service ${id}`);
-  const zh = (thing) =>
-    thing.name_zh && thing.name_zh !== thing.name ? el('span', { class: 'zh', lang: 'zh-HK' }, thing.name_zh) : null;
+  // A name the scenario gives in both languages: the chosen language's first.
+  const named = (thing) => (state.lang === 'zh-HK' && thing.name_zh ? thing.name_zh : thing.name);
+  const teamName = (id) => (team(id) ? named(team(id)) : `team ${id}`);
+  const serviceName = (id) => (service(id) ? named(service(id)) : `service ${id}`);
+  // The other language's name beside it, when it differs.
+  const zh = (thing) => {
+    if (!thing.name_zh || thing.name_zh === thing.name) return null;
+    return state.lang === 'zh-HK'
+      ? el('span', { class: 'zh', lang: 'en' }, thing.name)
+      : el('span', { class: 'zh', lang: 'zh-HK' }, thing.name_zh);
+  };
   const zhText = (text) => el('span', { class: 'zh', lang: 'zh-HK' }, text);
 
   // ---- rendering ----
 
   function render() {
     const b = state.board;
-    document.title = `${b.drill.name} · Scoreboard`;
-    $('drill-name').textContent = b.drill.name;
-    $('drill-name-zh').textContent = b.drill.name_zh !== b.drill.name ? b.drill.name_zh : '';
+    document.title = `${named(b.drill)} · ${t('board.title')}`;
+    $('drill-name').textContent = named(b.drill);
+    const other = state.lang === 'zh-HK' ? b.drill.name : b.drill.name_zh;
+    $('drill-name-zh').textContent = b.drill.name_zh !== b.drill.name ? other : '';
+    $('drill-name-zh').lang = state.lang === 'zh-HK' ? 'en' : 'zh-HK';
+    $('patching-head').title = t('board.patching_help');
     $('scored-tick').textContent = b.tick === null ? '–' : b.tick;
     $('status-tick').textContent = b.status_tick === null ? '–' : b.status_tick;
     renderFreeze(b.freeze);
@@ -86,7 +148,7 @@
     $('patching-head').hidden = !patchingScored();
     head.querySelectorAll('th.service').forEach((n) => n.remove());
     for (const s of b.services) {
-      head.append(el('th', { scope: 'col', class: 'service', 'data-service': s.slug }, s.name, zh(s)));
+      head.append(el('th', { scope: 'col', class: 'service', 'data-service': s.slug }, named(s), zh(s)));
     }
     $('ranking-body').replaceChildren(...b.teams.map(teamRow));
     renderFirstBloods();
@@ -103,19 +165,7 @@
     node.hidden = !freeze;
     if (!freeze) return;
     node.dataset.live = String(freeze.live);
-    node.replaceChildren(
-      freeze.live
-        ? `Live scores, for organisers and judges: the public board is frozen after tick ${freeze.through}.`
-        : `The scoreboard is frozen after tick ${freeze.through}; the final scores are shown after the drill.`,
-      ' ',
-      el(
-        'span',
-        { class: 'zh', lang: 'zh-HK' },
-        freeze.live
-          ? `主辦單位及評判看到的即時分數：公開計分板已於第 ${freeze.through} 回合後凍結。`
-          : `計分板已於第 ${freeze.through} 回合後凍結；最終分數將於演練結束後公布。`,
-      ),
-    );
+    node.textContent = t(freeze.live ? 'board.freeze.live' : 'board.freeze.public', { tick: freeze.through });
   }
 
   /** Whether the drill scores patching (`[patches] scoring`), which gets a column of its own. */
@@ -123,42 +173,42 @@
     return state.board.drill.patch_scoring !== 'none';
   }
 
-  function teamRow(t) {
+  function teamRow(team) {
     const row = el('tr', {
-      'data-team': t.slug,
-      'data-team-id': t.id,
-      'data-rank': t.rank,
-      'data-role': t.role,
-      'data-nop': String(t.nop),
+      'data-team': team.slug,
+      'data-team-id': team.id,
+      'data-rank': team.rank,
+      'data-role': team.role,
+      'data-nop': String(team.nop),
     });
-    row.append(el('td', { class: 'rank num' }, String(t.rank)));
-    const name = el('td', { class: 'team-name' }, t.name, zh(t));
-    if (t.nop) name.append(el('span', { class: 'tag' }, 'NOP'));
-    if (ROLES[t.role]) name.append(el('span', { class: 'tag' }, ROLES[t.role]));
+    row.append(el('td', { class: 'rank num' }, String(team.rank)));
+    const name = el('td', { class: 'team-name' }, named(team), zh(team));
+    if (team.nop) name.append(el('span', { class: 'tag' }, 'NOP'));
+    if (ROLES.includes(team.role)) name.append(el('span', { class: 'tag' }, t(`board.role.${team.role}`)));
     row.append(name);
     const keys = patchingScored() ? ['attack', 'defence', 'sla', 'patching', 'total'] : ['attack', 'defence', 'sla', 'total'];
     for (const key of keys) {
-      row.append(el('td', { class: `num ${key}`, 'data-score': key, 'data-value': t[key] }, fmt(t[key])));
+      row.append(el('td', { class: `num ${key}`, 'data-score': key, 'data-value': team[key] }, fmt(team[key])));
     }
-    const cells = new Map(t.services.map((c) => [c.service, c]));
-    for (const s of state.board.services) row.append(statusCell(t, s, cells.get(s.id), false));
+    const cells = new Map(team.services.map((c) => [c.service, c]));
+    for (const s of state.board.services) row.append(statusCell(team, s, cells.get(s.id), false));
     return row;
   }
 
-  function statusCell(t, s, cell, changed) {
+  function statusCell(team, s, cell, changed) {
     if (!cell) {
-      return el('td', { class: 'status none', 'data-team': t.slug, 'data-service': s.slug, title: 'no service of its own' }, '—');
+      return el('td', { class: 'status none', 'data-team': team.slug, 'data-service': s.slug, title: t('board.no_service') }, '—');
     }
     const verdict = cell.verdict || 'none';
-    const label = cell.verdict ? VERDICTS[cell.verdict] || cell.verdict : 'PENDING';
+    const label = cell.verdict ? verdictLabel(cell.verdict) : t('board.pending');
     const title = cell.verdict
-      ? `${t.name} · ${s.name}: ${label}${cell.message ? ` — ${cell.message}` : ''}`
-      : `${t.name} · ${s.name}: no tick closed yet`;
+      ? `${named(team)} · ${named(s)}: ${label}${cell.message ? ` — ${cell.message}` : ''}`
+      : `${named(team)} · ${named(s)}: ${t('board.no_tick_yet')}`;
     const td = el(
       'td',
       {
         class: changed ? 'status changed' : 'status',
-        'data-team': t.slug,
+        'data-team': team.slug,
         'data-service': s.slug,
         'data-verdict': verdict,
         title,
@@ -173,11 +223,12 @@
     td.addEventListener('focus', detail);
     td.addEventListener('click', detail);
     // What the reference exploit's replay showed in the same tick.
-    const exploit = EXPLOITS[cell.exploit];
-    if (exploit) {
+    const mark = EXPLOITS[cell.exploit];
+    if (mark) {
+      const help = t(`board.exploit.${cell.exploit}`);
       td.setAttribute('data-exploit', cell.exploit);
-      td.append(el('span', { class: `exploit ${cell.exploit}`, title: exploit.title }, exploit.mark));
-      td.title += ` · ${exploit.title}`;
+      td.append(el('span', { class: `exploit ${cell.exploit}`, title: help }, mark));
+      td.title += ` · ${help}`;
     }
     return td;
   }
@@ -188,11 +239,11 @@
       el(
         'li',
         { 'data-service': service(f.service) ? service(f.service).slug : f.service, 'data-attacker': f.attacker },
-        el('span', { class: 'when' }, `tick ${f.tick}`),
-        `${serviceName(f.service)}: ${teamName(f.attacker)} against ${teamName(f.victim)}`,
+        el('span', { class: 'when' }, t('board.tick_n', { tick: f.tick })),
+        t('board.first_blood_line', { service: serviceName(f.service), attacker: teamName(f.attacker), victim: teamName(f.victim) }),
       ),
     );
-    if (items.length === 0) items.push(el('li', { class: 'empty' }, 'No service has been exploited yet.'));
+    if (items.length === 0) items.push(el('li', { class: 'empty' }, t('board.no_first_blood')));
     list.replaceChildren(...items);
   }
 
@@ -203,7 +254,7 @@
     node.textContent = tick === null || tick === undefined ? '–' : tick;
     node.setAttribute('data-tick', tick === null || tick === undefined ? '' : tick);
     const phase = $('phase');
-    phase.textContent = c ? PHASES[c.phase] || c.phase : '–';
+    phase.textContent = c ? (PHASES.includes(c.phase) ? t(`board.phase.${c.phase}`) : c.phase) : '–';
     phase.setAttribute('data-phase', c ? c.phase : '');
     renderCountdown();
     showConnections();
@@ -259,11 +310,12 @@
 
   // The newest announcement, in English and, when the organisers gave it, Hong Kong Chinese.
   function showAnnouncement(a) {
+    state.announcement = a;
     const title = a.title_zh ? `${a.title} · ${a.title_zh}` : a.title;
     const node = $('announcement');
-    node.textContent = `Announcement: ${title}`;
+    node.textContent = t('board.announcement', { title });
     node.hidden = false;
-    return `Announcement: ${title}`;
+    return node.textContent;
   }
 
   // What was announced before this page opened; later ones arrive on the live feed.
@@ -317,7 +369,7 @@
 
   function feed(tick, text) {
     const list = $('feed');
-    list.prepend(el('li', {}, tick === null || tick === undefined ? '' : el('span', { class: 'when' }, `tick ${tick}`), text));
+    list.prepend(el('li', {}, tick === null || tick === undefined ? '' : el('span', { class: 'when' }, t('board.tick_n', { tick })), text));
     while (list.children.length > FEED_MAX) list.lastElementChild.remove();
   }
 
@@ -353,7 +405,7 @@
       if (!res.ok) throw new Error(body.error ? body.error.message : `HTTP ${res.status}`);
       applyBoard(body);
     } catch (e) {
-      problem(`Scoreboard data unavailable (${e.message}); retrying.`);
+      problem(t('board.unavailable', { reason: e.message }));
       scheduleFetch(3000);
     } finally {
       state.fetching = false;
@@ -407,50 +459,56 @@
         setClock(msg);
         break;
       case 'tick_opened':
-        feed(msg.tick, 'Tick started');
+        feed(msg.tick, t('board.event.tick_opened'));
         scheduleFetch(50);
         break;
       case 'tick_closed':
-        feed(msg.tick, 'Tick closed');
+        feed(msg.tick, t('board.event.tick_closed'));
         scheduleFetch(50);
         break;
       case 'scores_updated':
-        feed(msg.tick, 'Scores updated');
+        feed(msg.tick, t('board.event.scores_updated'));
         scheduleFetch(50);
         break;
       case 'score_adjusted':
-        feed(null, `The organisers ${msg.points > 0 ? 'added' : 'took'} ${fmt(Math.abs(msg.points))} points ${msg.points > 0 ? 'to' : 'from'} ${teamName(msg.team)}`);
+        feed(
+          null,
+          t(msg.points > 0 ? 'board.event.points_added' : 'board.event.points_taken', {
+            points: fmt(Math.abs(msg.points)),
+            team: teamName(msg.team),
+          }),
+        );
         scheduleFetch(50);
         break;
       case 'board_frozen':
-        feed(null, msg.through === null ? 'The scoreboard shows the live scores again' : `Scoreboard frozen after tick ${msg.through}`);
+        feed(null, msg.through === null ? t('board.event.unfrozen') : t('board.event.frozen', { tick: msg.through }));
         break;
       case 'rescored':
-        feed(msg.through, 'Scores recomputed: a result was marked defective');
+        feed(msg.through, t('board.event.rescored'));
         scheduleFetch(50);
         break;
       case 'verdict_changed':
         onVerdict(msg);
         feed(
           msg.tick,
-          `${teamName(msg.team)} · ${serviceName(msg.service)}: ${VERDICTS[msg.from] || 'new'} → ${VERDICTS[msg.to] || msg.to}`,
+          `${teamName(msg.team)} · ${serviceName(msg.service)}: ${msg.from ? verdictLabel(msg.from) : t('board.new')} → ${verdictLabel(msg.to)}`,
         );
         break;
       case 'flag_captured':
-        feed(msg.tick, `${teamName(msg.attacker)} captured a flag of ${teamName(msg.victim)} in ${serviceName(msg.service)}`);
+        feed(msg.tick, t('board.event.captured', { attacker: teamName(msg.attacker), victim: teamName(msg.victim), service: serviceName(msg.service) }));
         break;
       case 'first_blood':
         onFirstBlood(msg);
-        feed(msg.tick, `First blood on ${serviceName(msg.service)}: ${teamName(msg.attacker)}`);
+        feed(msg.tick, t('board.event.first_blood', { service: serviceName(msg.service), attacker: teamName(msg.attacker) }));
         break;
       case 'paused':
-        feed(null, 'Drill paused');
+        feed(null, t('board.event.paused'));
         break;
       case 'resumed':
-        feed(null, 'Drill resumed');
+        feed(null, t('board.event.resumed'));
         break;
       case 'extended':
-        feed(null, `Drill extended: it ends ${Math.round(msg.total_secs / 60)} min later than planned`);
+        feed(null, t('board.event.extended', { minutes: Math.round(msg.total_secs / 60) }));
         break;
       case 'announcement':
         feed(null, showAnnouncement(msg));
@@ -458,12 +516,15 @@
       case 'report_ruled':
         feed(
           null,
-          `${teamName(msg.team)}'s ${msg.kind} report ruled ${msg.valid ? 'valid' : 'invalid'}` +
-            `${msg.stage === 'appeal' ? ' on appeal' : ''} (${msg.points} points)`,
+          t(msg.valid ? 'board.event.ruled_valid' : 'board.event.ruled_invalid', {
+            team: teamName(msg.team),
+            kind: t(`board.kind.${msg.kind === 'attack' ? 'attack' : 'defence'}`),
+            points: msg.points,
+          }) + (msg.stage === 'appeal' ? t('board.event.on_appeal') : ''),
         );
         break;
       case 'error':
-        problem(`Live feed error: ${msg.message}`);
+        problem(t('board.event.error', { message: msg.message }));
         break;
       default:
         break; // a newer server's event; ignore it
@@ -471,10 +532,11 @@
   }
 
   function setLive(live) {
+    state.liveKnown = true;
     probe.connected = live;
     const node = $('live');
     node.setAttribute('data-live', String(live));
-    node.textContent = live ? 'live' : 'reconnecting…';
+    node.textContent = live ? t('board.live_now') : t('board.reconnecting');
   }
 
   function connect() {
@@ -502,8 +564,12 @@
     socket.onerror = () => socket.close();
   }
 
+  document.querySelectorAll('[data-lang]').forEach((button) => {
+    button.addEventListener('click', () => setLang(button.dataset.lang));
+  });
   setInterval(renderCountdown, 250);
-  fetchBoard().finally(() => {
+  // The texts first, so the board is drawn once, in its language.
+  setLang(initialLang()).finally(() => fetchBoard()).finally(() => {
     connect();
     fetchAnnouncements();
     fetchConnections();

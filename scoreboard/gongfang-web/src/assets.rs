@@ -1,4 +1,6 @@
-//! The page and its script and style, compiled into the binary: no build chain, no CDN.
+//! The page and its script and style, compiled into the binary: no build chain, no CDN; and
+//! the message catalogues (`scoreboard/i18n/`, one per language, shared with the team portal
+//! and the organisers' console) the page switches language with.
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -6,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("../assets/index.html");
 const SCRIPT: &str = include_str!("../assets/app.js");
 const STYLE: &str = include_str!("../assets/app.css");
+const CATALOGUES: &[(&str, &str)] =
+    &[("en.json", include_str!("../../i18n/en.json")), ("zh-HK.json", include_str!("../../i18n/zh-HK.json"))];
 
 /// Everything the page needs comes from this server. The socket is same-origin too, and
 /// `'self'` covers `ws:`/`wss:` to this host in every current browser (CSP level 3), so the
@@ -40,4 +44,12 @@ pub(crate) async fn script() -> Response {
 /// `GET /static/app.css`.
 pub(crate) async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
+}
+
+/// `GET /static/i18n/{name}`: the catalogue of a language (`en.json`, `zh-HK.json`).
+pub(crate) async fn catalogue(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match CATALOGUES.iter().find(|(n, _)| *n == name) {
+        Some((_, body)) => asset("application/json", body),
+        None => crate::error::WebError::NotFound(format!("/static/i18n/{name}")).into_response(),
+    }
 }

@@ -4,6 +4,7 @@
 //! | path | what |
 //! |---|---|
 //! | `GET /` | the scoreboard page (HTML, script and style embedded in the binary) |
+//! | `GET /static/i18n/{en,zh-HK}.json` | the message catalogues the page (and the portal and console) speak |
 //! | `GET /api/scoreboard` | ranking, status grid, first bloods and clock as JSON |
 //! | `GET /api/attack-info`, `GET /attack.json` | targets, addresses, status and flag ids |
 //! | `GET /api/connections` | each team's WireGuard peers and latest handshake (drills with a VPN) |
@@ -43,6 +44,7 @@ pub fn router(state: WebState) -> Router {
         .route("/", get(assets::index))
         .route("/static/app.js", get(assets::script))
         .route("/static/app.css", get(assets::style))
+        .route("/static/i18n/{name}", get(assets::catalogue))
         .route("/api/scoreboard", get(api::scoreboard))
         .route("/api/announcements", get(api::announcements))
         .route("/api/attack-info", get(api::attack_info))

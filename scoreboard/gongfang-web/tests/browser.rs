@@ -176,6 +176,31 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
 
     let file = cdp.screenshot(&target_dir().join("gongfang-web-scoreboard.png")).await?;
     eprintln!("screenshot: {}", file.display());
+
+    // In Hong Kong Chinese, from the one catalogue the portal and console use; remembered.
+    cdp.eval("document.querySelector('[data-lang=\"zh-HK\"]').click() || true").await?;
+    let chinese = cdp
+        .wait_for(
+            "the board in Chinese",
+            "document.documentElement.lang === 'zh-HK' && document.querySelector('#ranking-title span').textContent === '排名' \
+             ? [document.querySelector('#ranking-body tr .team-name').firstChild.textContent, \
+                document.querySelector('td.status[data-team=\"moda\"][data-service=\"kv\"]').firstChild.textContent, \
+                document.getElementById('announcement').textContent] : null",
+        )
+        .await?;
+    ensure!(chinese == json!(["數字發展局", "異常", "公告：Lunch · 午膳"]), "names and verdicts in Chinese: {chinese}");
+    let file = cdp.screenshot(&target_dir().join("gongfang-web-scoreboard-zh-HK.png")).await?;
+    eprintln!("screenshot: {}", file.display());
+    cdp.eval("window.__before_reload = 1").await?;
+    cdp.call("Page.reload", json!({})).await?;
+    let reloaded = cdp
+        .wait_for(
+            "the reloaded board",
+            "!window.__before_reload && window.__gongfang && window.__gongfang.ready ? [document.documentElement.lang, \
+             document.querySelector('#ranking-title span').textContent] : null",
+        )
+        .await?;
+    ensure!(reloaded == json!(["zh-HK", "排名"]), "the language is remembered: {reloaded}");
     Ok(())
 }
 

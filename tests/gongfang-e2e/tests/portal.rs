@@ -350,6 +350,18 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     let reloaded = cdp.eval("[document.documentElement.lang, document.getElementById('app').hidden]").await?;
     ensure!(reloaded == json!(["zh-HK", false]), "Chinese and still logged in after a reload: {reloaded}");
 
+    // The public board, in the same browser, speaks the language chosen in the portal.
+    cdp.navigate(&format!("{base}/")).await?;
+    let board = cdp
+        .wait_for(
+            "the board in the remembered language",
+            "window.__gongfang && window.__gongfang.ready ? [document.documentElement.lang, \
+             document.querySelector('#ranking-title span').textContent] : null",
+        )
+        .await?;
+    ensure!(board == json!(["zh-HK", "排名"]), "the board in Chinese: {board}");
+    shot(cdp, "board-zh-HK").await?;
+
     let captured = store.submissions_planted_since(Tick(0)).await?;
     ensure!(captured.iter().any(|s| s.submission.flag == flag), "the flag submitted through the form is stored");
     Ok(())
