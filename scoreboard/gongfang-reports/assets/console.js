@@ -17,7 +17,8 @@
     announcements: [],
     defects: [],
     adjustments: [],
-    teams: [],
+    teams: [], // from the live scoreboard, with their totals
+    roster: [], // every team of the drill, from /api/admin/teams
   };
 
   function showLogin(error) {
@@ -139,6 +140,25 @@
     }
   }
 
+  function renderTeams() {
+    const select = $('team-token-team');
+    const chosen = select.value;
+    select.replaceChildren();
+    const body = $('teams');
+    body.replaceChildren();
+    for (const team of state.roster) {
+      const label = `${team.slug} · ${Gf.name({ en: team.name, zh: team.name_zh })}`;
+      const option = el('option', label);
+      option.value = team.slug;
+      select.append(option);
+      const row = el('tr');
+      const role = t(`console.teams.role_${team.role}`) + (team.nop ? ' · NOP' : '');
+      row.append(el('td', team.id), el('td', label), el('td', role), el('td', team.network, 'mono'));
+      body.append(row);
+    }
+    if (chosen) select.value = chosen;
+  }
+
   function renderAdjustments() {
     const select = $('adjust-team');
     const chosen = select.value;
@@ -188,6 +208,7 @@
     renderChecklist();
     renderDefects();
     renderAdjustments();
+    renderTeams();
     renderAudit();
     renderAnnouncements();
   }
@@ -247,8 +268,22 @@
     renderAdjustments();
   }
 
+  async function loadTeams() {
+    const answer = await api('GET', '/api/admin/teams');
+    if (answer.ok) state.roster = answer.data;
+    renderTeams();
+  }
+
   async function refresh() {
-    await Promise.all([loadDrill(), loadChecklist(), loadDefects(), loadAdjustments(), loadAudit(false), loadAnnouncements()]);
+    await Promise.all([
+      loadDrill(),
+      loadChecklist(),
+      loadDefects(),
+      loadAdjustments(),
+      loadTeams(),
+      loadAudit(false),
+      loadAnnouncements(),
+    ]);
   }
 
   async function enter(me) {
@@ -328,6 +363,16 @@
       };
       const answer = await change('POST', '/api/admin/defective', body, t('console.defects.marked'));
       if (answer.ok) $('defect-reason').value = '';
+    });
+    Gf.confirming($('team-token-run'), async () => {
+      const body = { team: $('team-token-team').value, reason: $('team-token-reason').value };
+      const answer = await change('POST', '/api/admin/teams/token', body, t('console.teams.issued_now'));
+      const shown = $('team-token-issued');
+      shown.hidden = !answer.ok;
+      if (answer.ok) {
+        shown.textContent = t('console.teams.issued', { team: answer.data.team, token: answer.data.token });
+        $('team-token-reason').value = '';
+      }
     });
     Gf.confirming($('adjust-run'), async () => {
       if (!$('adjust-form').reportValidity()) return;

@@ -51,6 +51,8 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/admin/extend", post(crate::admin::extend))
         .route("/api/admin/freeze", post(crate::admin::freeze))
         .route("/api/admin/adjustments", get(crate::adjust::list).post(crate::adjust::adjust))
+        .route("/api/admin/teams", get(crate::teams::list))
+        .route("/api/admin/teams/token", post(crate::teams::rotate_token))
         .route("/api/admin/announce", post(crate::admin::announce).layer(DefaultBodyLimit::max(crate::admin::MAX_BODY)))
         .route("/api/admin/checklist", get(crate::console::checklist))
         .route("/api/admin/audit", get(crate::console::audit))

@@ -40,6 +40,7 @@ mod portal;
 mod session;
 mod shell_keys;
 mod state;
+mod teams;
 mod translations;
 mod upload;
 mod view;

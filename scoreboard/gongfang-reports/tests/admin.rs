@@ -25,6 +25,7 @@ gongfang_test_support::backend_tests!(
     organisers_read_the_checker_log_teams_do_not,
     organisers_freeze_the_public_board_and_lift_the_freeze,
     organisers_adjust_a_score_with_a_reason,
+    organisers_list_teams_and_give_one_a_new_token,
 );
 
 /// A drill whose services an in-test control restarts and resets, recording each call.
@@ -464,4 +465,38 @@ async fn organisers_adjust_a_score_with_a_reason(mut app: App) -> anyhow::Result
 
 async fn post(app: &App, auth: &(&'static str, String), body: String) -> gongfang_test_support::http::Response {
     app.request("POST", "/api/admin/adjustments", &[(auth.0, &auth.1), JSON], body.as_bytes()).await
+}
+
+async fn organisers_list_teams_and_give_one_a_new_token(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    let list = app.request("GET", "/api/admin/teams", &[(oscar.0, &oscar.1)], b"").await;
+    ensure!(list.status == 200, "{}", list.text());
+    let slugs: Vec<String> =
+        list.json()?.as_array().into_iter().flatten().filter_map(|t| t["slug"].as_str().map(str::to_owned)).collect();
+    ensure!(slugs.len() == app.scenario.teams.len() && slugs.contains(&"moda".to_owned()), "every team: {slugs:?}");
+
+    let old = team_auth(&app, MODA);
+    let body = br#"{"team":"moda","reason":"token lost"}"#;
+    let r = app.request("POST", "/api/admin/teams/token", &[(oscar.0, &oscar.1), JSON], body).await;
+    ensure!(r.status == 403, "an observer issues no token: {}", r.text());
+    let r = app.request("POST", "/api/admin/teams/token", &[(olga.0, &olga.1), JSON], br#"{"team":"nope"}"#).await;
+    ensure!(r.status == 400 && r.text().contains("not a team"), "{}", r.text());
+    let r = app.request("GET", "/api/reports", &[(old.0, &old.1)], b"").await;
+    ensure!(r.status == 200, "the old token works until the new one is issued: {}", r.text());
+
+    let r = app.request("POST", "/api/admin/teams/token", &[(olga.0, &olga.1), JSON], body).await;
+    ensure!(r.status == 200 && r.json()?["team"] == "moda", "{}", r.text());
+    let token = r.json()?["token"].as_str().unwrap_or_default().to_owned();
+    ensure!(token.len() >= 32 && token != old.1, "a new token: {}", r.text());
+    let r = app.request("GET", "/api/reports", &[(old.0, &old.1)], b"").await;
+    ensure!(r.status == 401, "the old token stops at once: {}", r.text());
+    let r = app.request("GET", "/api/reports", &[("X-Team-Token", &token)], b"").await;
+    ensure!(r.status == 200, "the new one works: {}", r.text());
+    let audit = app.store.list_audit(None, 10).await?;
+    let rotated: Vec<_> = audit.iter().filter(|a| a.action == "team.token.rotate").map(|a| a.actor.as_str()).collect();
+    ensure!(rotated == ["account olga"], "audited under the account: {audit:?}");
+    ensure!(!audit.iter().any(|a| a.detail.to_string().contains(&token)), "the token is never in the audit log");
+    Ok(())
 }
