@@ -14,6 +14,7 @@ mod migrate;
 mod reports;
 mod summary;
 mod team;
+mod team_import;
 mod up;
 mod validate;
 mod vpn;

@@ -1,4 +1,5 @@
-//! `gongfang team list|add|token`: the teams in the database and their submission tokens.
+//! `gongfang team list|add|token|import`: the teams in the database and their submission
+//! tokens, and teams added to a scenario from a CSV file (`team_import`).
 //!
 //! Teams normally come from the scenario (`--scenario FILE` loads them); `add` is for ad-hoc
 //! teams. Every change is written to the audit log with the organiser who made it; tokens are
@@ -32,6 +33,9 @@ pub enum TeamCommand {
     Add(AddArgs),
     /// Issue a new submission token to a team, replacing its old one. Shown once.
     Token(TokenArgs),
+    /// Add teams to a scenario file from a CSV file (slug, name, name_zh, role, network, id,
+    /// nop), before the drill: every row is checked and nothing is written on a problem.
+    Import(crate::team_import::ImportArgs),
 }
 
 /// Options shared by every `team` subcommand.
@@ -95,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             TeamCommand::List(a) => list(a).await,
             TeamCommand::Add(a) => add(a).await,
             TeamCommand::Token(a) => token(a).await,
+            TeamCommand::Import(a) => crate::team_import::run(a),
         }
     })
 }
