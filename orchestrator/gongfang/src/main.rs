@@ -15,6 +15,7 @@ mod reports;
 mod summary;
 mod team;
 mod team_import;
+mod team_pack;
 mod up;
 mod validate;
 mod vpn;

@@ -36,6 +36,9 @@ pub enum TeamCommand {
     /// Add teams to a scenario file from a CSV file (slug, name, name_zh, role, network, id,
     /// nop), before the drill: every row is checked and nothing is written on a problem.
     Import(crate::team_import::ImportArgs),
+    /// Write each team's credential pack to hand over: a new token, fresh WireGuard configs and
+    /// shell keys when the drill has a VPN, and a one-page how-to in English and Chinese.
+    Pack(crate::team_pack::PackArgs),
 }
 
 /// Options shared by every `team` subcommand.
@@ -93,15 +96,14 @@ pub struct TokenArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async {
-        match args.command {
-            TeamCommand::List(a) => list(a).await,
-            TeamCommand::Add(a) => add(a).await,
-            TeamCommand::Token(a) => token(a).await,
-            TeamCommand::Import(a) => crate::team_import::run(a),
-        }
-    })
+    let runtime = || tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    match args.command {
+        TeamCommand::List(a) => runtime()?.block_on(list(a)),
+        TeamCommand::Add(a) => runtime()?.block_on(add(a)),
+        TeamCommand::Token(a) => runtime()?.block_on(token(a)),
+        TeamCommand::Import(a) => crate::team_import::run(a),
+        TeamCommand::Pack(a) => crate::team_pack::run(a),
+    }
 }
 
 impl Common {

@@ -223,7 +223,7 @@ pub(crate) fn team_position(scenario: &Scenario, slug: &str) -> Option<usize> {
     scenario.teams.iter().position(|t| t.slug == slug)
 }
 
-async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
     let (scenario, vpn, store) = args.common.open().await?;
     let Some(team) = scenario.teams.iter().find(|t| t.slug == args.team) else {
         let known: Vec<&str> = scenario.teams.iter().map(|t| t.slug.as_str()).collect();
@@ -473,7 +473,7 @@ fn already_issued(team: &str, issued: &[VpnPeer]) -> String {
 
 /// Creates `dir` (and missing parents) readable by its owner only; an existing folder is kept
 /// as it is, but one others can read is refused.
-fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
         DirBuilder::new()
             .recursive(true)
@@ -495,7 +495,7 @@ fn make_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     // An earlier file of the same name keeps its mode through `open`: set it again.
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
