@@ -122,6 +122,15 @@ pub(crate) struct Inner {
     _stop: oneshot::Sender<()>,
 }
 
+/// Who a board is for.
+#[derive(Debug, Clone, Copy)]
+enum Audience {
+    /// Organisers and judges, and everyone while the board is not frozen.
+    Live,
+    /// Spectators and teams.
+    Public,
+}
+
 #[derive(Default)]
 struct BoardCache {
     cached: RwLock<Option<Cached>>,
@@ -219,46 +228,46 @@ impl WebState {
     /// The board spectators see, from the cache when no change has been noted since it was
     /// loaded: the live board, or while the board is frozen, the board as it stood then.
     pub(crate) async fn board(&self) -> Result<Arc<Board>, WebError> {
-        let inner = &self.inner;
-        if let Some(board) = self.cached_if_fresh(&inner.public) {
-            return Ok(board);
-        }
-        let mut scan = inner.public.loading.lock().await;
-        // Whoever held the lock before may just have loaded it.
-        if let Some(board) = self.cached_if_fresh(&inner.public) {
-            return Ok(board);
-        }
-        // Taken before reading: a change noted during the load makes the result stale at once.
-        let stamp = inner.fresh.stamp();
-        let board = match inner.store.board_freeze().await? {
-            None => self.live_board().await?,
-            Some(freeze) => {
-                let current = self.clock().tick;
-                let cut = Cut::Frozen(freeze);
-                Arc::new(board::load(&inner.store, &inner.scenario, current, &mut scan, cut).await?)
-            }
-        };
-        let mut cached = inner.public.cached.write().unwrap_or_else(PoisonError::into_inner);
-        *cached = Some(Cached { stamp, at: Instant::now(), board: board.clone() });
-        Ok(board)
+        self.cached(Audience::Public).await
     }
 
     /// The live board, which organisers and judges keep while the public one is frozen; cached
     /// like [`WebState::board`].
     pub(crate) async fn live_board(&self) -> Result<Arc<Board>, WebError> {
+        self.cached(Audience::Live).await
+    }
+
+    async fn cached(&self, audience: Audience) -> Result<Arc<Board>, WebError> {
         let inner = &self.inner;
-        if let Some(board) = self.cached_if_fresh(&inner.live) {
+        let cache = match audience {
+            Audience::Live => &inner.live,
+            Audience::Public => &inner.public,
+        };
+        if let Some(board) = self.cached_if_fresh(cache) {
             return Ok(board);
         }
-        let mut scan = inner.live.loading.lock().await;
-        if let Some(board) = self.cached_if_fresh(&inner.live) {
+        let mut scan = cache.loading.lock().await;
+        // Whoever held the lock before may just have loaded it.
+        if let Some(board) = self.cached_if_fresh(cache) {
             return Ok(board);
         }
+        // Taken before reading: a change noted during the load makes the result stale at once.
         let stamp = inner.fresh.stamp();
-        let current = self.clock().tick;
-        let cut = Cut::Live(inner.store.board_freeze().await?);
-        let board = Arc::new(board::load(&inner.store, &inner.scenario, current, &mut scan, cut).await?);
-        let mut cached = inner.live.cached.write().unwrap_or_else(PoisonError::into_inner);
+        let freeze = inner.store.board_freeze().await?;
+        let cut = match (audience, freeze) {
+            (Audience::Live, freeze) => Some(Cut::Live(freeze)),
+            (Audience::Public, Some(freeze)) => Some(Cut::Frozen(freeze)),
+            // Not frozen: spectators share the live board and its cache.
+            (Audience::Public, None) => None,
+        };
+        let board = match cut {
+            Some(cut) => {
+                let current = self.clock().tick;
+                Arc::new(board::load(&inner.store, &inner.scenario, current, &mut scan, cut).await?)
+            }
+            None => Box::pin(self.cached(Audience::Live)).await?,
+        };
+        let mut cached = cache.cached.write().unwrap_or_else(PoisonError::into_inner);
         *cached = Some(Cached { stamp, at: Instant::now(), board: board.clone() });
         Ok(board)
     }

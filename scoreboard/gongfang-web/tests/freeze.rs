@@ -7,22 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use chrono::Utc;
 use common::*;
-use futures::StreamExt;
 use gongfang_core::event::GameEvent;
 use gongfang_core::wire::SESSION_COOKIE;
 use gongfang_core::{AccountRole, StoreIdx, Tick};
 use gongfang_test_support::http::{get, request};
 use gongfang_web::WebSettings;
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const SESSION: Duration = Duration::from_secs(3600);
 
@@ -37,20 +32,6 @@ async fn connect(app: &App, header: Option<(&str, &str)>) -> Result<Client> {
     }
     let (socket, _) = tokio::time::timeout(WAIT, connect_async(req)).await.context("connect timed out")??;
     Ok(socket)
-}
-
-async fn next_json(client: &mut Client) -> Result<Value> {
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .context("no message in time")?
-            .context("socket ended")??;
-        match message {
-            Message::Text(text) => return Ok(serde_json::from_str(&text)?),
-            Message::Close(frame) => bail!("socket closed: {frame:?}"),
-            _ => continue,
-        }
-    }
 }
 
 async fn board(app: &App, headers: &[(&str, &str)]) -> Result<Value> {

@@ -13,32 +13,13 @@ use gongfang_core::event::GameEvent;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 use gongfang_test_support::http::get;
 use gongfang_web::WebSettings;
-use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn connect(app: &App) -> Result<Client> {
     let (socket, _) = tokio::time::timeout(WAIT, connect_async(app.ws_url())).await.context("connect timed out")??;
     Ok(socket)
-}
-
-/// The next text message as JSON (pings and pongs skipped).
-async fn next_json(client: &mut Client) -> Result<Value> {
-    loop {
-        let message = tokio::time::timeout(WAIT, client.next())
-            .await
-            .context("no message in time")?
-            .context("socket ended")??;
-        match message {
-            Message::Text(text) => return Ok(serde_json::from_str(&text)?),
-            Message::Close(frame) => bail!("socket closed: {frame:?}"),
-            _ => continue,
-        }
-    }
 }
 
 /// An announcement big enough that a few hundred of them overflow any socket buffer.

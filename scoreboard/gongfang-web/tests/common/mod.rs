@@ -380,6 +380,26 @@ impl App {
     }
 }
 
+/// A websocket client of the live feed.
+pub type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message as JSON (pings and pongs skipped).
+pub async fn next_json(client: &mut Client) -> Result<serde_json::Value> {
+    use futures::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let message = tokio::time::timeout(WAIT, client.next())
+            .await
+            .context("no message in time")?
+            .context("socket ended")??;
+        match message {
+            Message::Text(text) => return Ok(serde_json::from_str(&text)?),
+            Message::Close(frame) => bail!("socket closed: {frame:?}"),
+            _ => continue,
+        }
+    }
+}
+
 /// `value` without the fields that change with the wall clock, for snapshots and comparisons.
 pub fn without_now(mut value: serde_json::Value) -> serde_json::Value {
     let clock = value.get_mut("clock").and_then(|c| c.as_object_mut()).expect("a scoreboard has a clock");
