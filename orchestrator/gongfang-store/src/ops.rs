@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use gongfang_core::{AccountRole, DrillId, Tick};
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::{OnConflict, Query, SimpleExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -272,32 +272,37 @@ impl Store {
     /// Stores the whole drill state.
     pub async fn set_drill_state(&self, state: DrillState, at: DateTime<Utc>) -> Result<()> {
         let tick = state.current_tick.map(|t| i32::try_from(t.0).unwrap_or(i32::MAX));
+        self.upsert_drill_state(
+            at,
+            vec![
+                (drill_state::Column::Paused, state.paused.into()),
+                (drill_state::Column::CurrentTick, tick.into()),
+                (drill_state::Column::StartedAt, state.started_at.into()),
+            ],
+        )
+        .await
+    }
+
+    /// Writes `set` into the drill's state row (and the time of the change), making the row,
+    /// not paused, if there is none yet.
+    async fn upsert_drill_state(&self, at: DateTime<Utc>, set: Vec<(drill_state::Column, SimpleExpr)>) -> Result<()> {
+        let mut columns = vec![drill_state::Column::Id, drill_state::Column::UpdatedAt];
+        let mut values: Vec<SimpleExpr> = vec![DRILL_STATE_ROW.into(), at.into()];
+        if !set.iter().any(|(c, _)| matches!(c, drill_state::Column::Paused)) {
+            columns.push(drill_state::Column::Paused);
+            values.push(false.into());
+        }
+        let mut updated = vec![drill_state::Column::UpdatedAt];
+        for (column, value) in set {
+            columns.push(column);
+            values.push(value);
+            updated.push(column);
+        }
         let upsert = Query::insert()
             .into_table(drill_state::Entity)
-            .columns([
-                drill_state::Column::Id,
-                drill_state::Column::Paused,
-                drill_state::Column::CurrentTick,
-                drill_state::Column::UpdatedAt,
-                drill_state::Column::StartedAt,
-            ])
-            .values_panic([
-                DRILL_STATE_ROW.into(),
-                state.paused.into(),
-                tick.into(),
-                at.into(),
-                state.started_at.into(),
-            ])
-            .on_conflict(
-                OnConflict::column(drill_state::Column::Id)
-                    .update_columns([
-                        drill_state::Column::Paused,
-                        drill_state::Column::CurrentTick,
-                        drill_state::Column::UpdatedAt,
-                        drill_state::Column::StartedAt,
-                    ])
-                    .to_owned(),
-            )
+            .columns(columns)
+            .values_panic(values)
+            .on_conflict(OnConflict::column(drill_state::Column::Id).update_columns(updated).to_owned())
             .to_owned();
         self.db.execute(&upsert).await?;
         Ok(())
@@ -310,17 +315,7 @@ impl Store {
         let _writer = self.pause.lock.lock().await;
         let was = self.drill_state().await?.paused;
         if was != paused {
-            let upsert = Query::insert()
-                .into_table(drill_state::Entity)
-                .columns([drill_state::Column::Id, drill_state::Column::Paused, drill_state::Column::UpdatedAt])
-                .values_panic([DRILL_STATE_ROW.into(), paused.into(), at.into()])
-                .on_conflict(
-                    OnConflict::column(drill_state::Column::Id)
-                        .update_columns([drill_state::Column::Paused, drill_state::Column::UpdatedAt])
-                        .to_owned(),
-                )
-                .to_owned();
-            self.db.execute(&upsert).await?;
+            self.upsert_drill_state(at, vec![(drill_state::Column::Paused, paused.into())]).await?;
         }
         self.pause.watch.send_if_modified(|p| std::mem::replace(p, paused) != paused);
         Ok(was != paused)
@@ -341,22 +336,7 @@ impl Store {
         let _writer = self.pause.lock.lock().await;
         let total = self.drill_extension().await?.saturating_add(by);
         let secs = i64::try_from(total.as_secs()).unwrap_or(i64::MAX);
-        let upsert = Query::insert()
-            .into_table(drill_state::Entity)
-            .columns([
-                drill_state::Column::Id,
-                drill_state::Column::Paused,
-                drill_state::Column::UpdatedAt,
-                drill_state::Column::ExtendedSecs,
-            ])
-            .values_panic([DRILL_STATE_ROW.into(), false.into(), at.into(), secs.into()])
-            .on_conflict(
-                OnConflict::column(drill_state::Column::Id)
-                    .update_columns([drill_state::Column::ExtendedSecs, drill_state::Column::UpdatedAt])
-                    .to_owned(),
-            )
-            .to_owned();
-        self.db.execute(&upsert).await?;
+        self.upsert_drill_state(at, vec![(drill_state::Column::ExtendedSecs, secs.into())]).await?;
         Ok(std::time::Duration::from_secs(secs.unsigned_abs()))
     }
 
@@ -396,27 +376,14 @@ impl Store {
             (_, through) => through.map(|t| BoardFreeze { through: t, at }),
         };
         let tick = now.map(|f| i32::try_from(f.through.0).unwrap_or(i32::MAX));
-        let upsert = Query::insert()
-            .into_table(drill_state::Entity)
-            .columns([
-                drill_state::Column::Id,
-                drill_state::Column::Paused,
-                drill_state::Column::UpdatedAt,
-                drill_state::Column::FrozenThrough,
-                drill_state::Column::FrozenAt,
-            ])
-            .values_panic([DRILL_STATE_ROW.into(), false.into(), at.into(), tick.into(), now.map(|f| f.at).into()])
-            .on_conflict(
-                OnConflict::column(drill_state::Column::Id)
-                    .update_columns([
-                        drill_state::Column::FrozenThrough,
-                        drill_state::Column::FrozenAt,
-                        drill_state::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .to_owned();
-        self.db.execute(&upsert).await?;
+        self.upsert_drill_state(
+            at,
+            vec![
+                (drill_state::Column::FrozenThrough, tick.into()),
+                (drill_state::Column::FrozenAt, now.map(|f| f.at).into()),
+            ],
+        )
+        .await?;
         Ok((now, true))
     }
 
