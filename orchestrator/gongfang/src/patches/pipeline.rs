@@ -60,7 +60,13 @@ struct Watch {
     patch: i64,
     deployed_at: DateTime<Utc>,
     previous: u32,
+    /// Ticks after the deployment judged so far that said neither `ok` nor `mumble`.
+    undecided: u32,
 }
+
+/// How many ticks after a deployment the live checker may leave undecided (the service down
+/// while it starts, a checker error) before the deployment stops being watched.
+const WATCHED_TICKS: u32 = 3;
 
 impl Pipeline {
     /// Works through the queue until `stop`: at most `max_builds` patches at once, one per
@@ -380,7 +386,8 @@ impl Pipeline {
             "accepted and deployed as version {}: {} rounds of put, get and check passed; {security}; the service's data was kept",
             patch.version, self.scenario.patches.rounds
         );
-        let watch = Watch { team: team.id, service: service.id, patch: patch.id, deployed_at: at, previous };
+        let watch =
+            Watch { team: team.id, service: service.id, patch: patch.id, deployed_at: at, previous, undecided: 0 };
         Ok((PatchOutcome { status: PatchStatus::Deployed, message, checks, exploit }, Some(watch)))
     }
 
@@ -497,9 +504,12 @@ impl Pipeline {
         self.runner.run(request).await
     }
 
-    /// After a tick closes: a deployment whose first tick (one that opened after it) the live
-    /// checker found `mumble` is rolled back to the version before. `down` never causes a
-    /// rollback: an attacker can take a service down, and a rollback would be theirs to cause.
+    /// After a tick closes: a deployment whose first decided tick (one that opened after it)
+    /// the live checker found `mumble` is rolled back to the version before; one found `ok`
+    /// stays. `down` never causes a rollback (an attacker can take a service down, and a
+    /// rollback would be theirs to cause): a tick with `down`, `corrupt` or a checker error
+    /// decides nothing, and the deployment is watched for up to [`WATCHED_TICKS`] such ticks
+    /// (a service restarting slowly on a busy machine is `down` in its first tick).
     async fn judge_deployments(&self, tick: Tick, watches: Vec<Watch>, busy: &HashSet<TeamId>) -> Vec<Watch> {
         let opened = match self.store.tick(tick).await {
             Ok(Some(record)) => record.opened_at,
@@ -526,12 +536,22 @@ impl Pipeline {
             };
             let mine: Vec<_> = results.iter().filter(|r| r.service == watch.service).collect();
             let verdict = mine.iter().fold(Verdict::Ok, |v, r| v.worst(r.verdict));
-            if verdict == Verdict::Mumble {
-                let reason =
-                    mine.iter().find(|r| r.verdict == Verdict::Mumble).map(|r| r.message.clone()).unwrap_or_default();
-                if let Err(e) = self.auto_roll_back(&watch, tick, &reason).await {
-                    warn!(error = %e, patch = watch.patch, "cannot roll a deployment back");
+            match verdict {
+                Verdict::Mumble => {
+                    let reason = mine
+                        .iter()
+                        .find(|r| r.verdict == Verdict::Mumble)
+                        .map(|r| r.message.clone())
+                        .unwrap_or_default();
+                    if let Err(e) = self.auto_roll_back(&watch, tick, &reason).await {
+                        warn!(error = %e, patch = watch.patch, "cannot roll a deployment back");
+                    }
                 }
+                Verdict::Ok => {}
+                _ if watch.undecided + 1 < WATCHED_TICKS => {
+                    waiting.push(Watch { undecided: watch.undecided + 1, ..watch });
+                }
+                _ => {}
             }
         }
         waiting
