@@ -31,6 +31,9 @@ const RUNNER_GRACE: Duration = Duration::from_secs(2);
 /// (flag ids) and organisers' views follow a tick while it runs.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
+/// What a disabled team's services are told for each tick they are not checked.
+pub const OUT_OF_THE_DRILL: &str = "Team taken out of the drill by the organisers / 隊伍已被主辦單位移出演練";
+
 /// Why the engine stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -325,7 +328,28 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let _ = self.events.send(GameEvent::TickOpened { tick });
 
         let s = self.cfg.scenario.clone();
-        let defenders: Vec<TeamId> = s.defenders().map(|t| t.id).collect();
+        // Teams organisers took out of the drill are not checked. Each of their services is
+        // stored as down for the tick, with why: they earn no SLA meanwhile, the board says so,
+        // and a rescore from the stored results scores them the same.
+        let disabled = self.store.disabled_teams().await?;
+        let defenders: Vec<TeamId> = s.defenders().map(|t| t.id).filter(|id| !disabled.contains(id)).collect();
+        let mut batch = ResultBatch::default();
+        for team in s.defenders().filter(|t| disabled.contains(&t.id)) {
+            for service in &s.services {
+                batch.results.push(CheckResult {
+                    tick,
+                    team: team.id,
+                    service: service.id,
+                    action: Action::Check,
+                    store: None,
+                    verdict: Verdict::Down,
+                    message: OUT_OF_THE_DRILL.to_owned(),
+                    log: String::new(),
+                    duration_ms: 0,
+                    recorded_at: self.clock.now(),
+                });
+            }
+        }
         let services: Vec<(ServiceId, u8)> = s.services.iter().map(|s| (s.id, s.flag_stores)).collect();
         let window = s.drill.tick.saturating_sub(s.drill.checker_timeout).max(Duration::from_millis(1));
         let plan = plan_tick(&PlanInput {
@@ -372,7 +396,6 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
                 ctx.perform(tick, planned).await
             });
         }
-        let mut batch = ResultBatch::default();
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

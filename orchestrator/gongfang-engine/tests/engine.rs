@@ -32,6 +32,8 @@ struct Faults {
 struct SimulatedServices {
     flags: Arc<Mutex<HashMap<u16, HashSet<String>>>>,
     faults: Arc<Faults>,
+    /// The team of every action run, in order.
+    runs: Arc<Mutex<Vec<u16>>>,
 }
 
 impl CheckerRunner for SimulatedServices {
@@ -39,6 +41,7 @@ impl CheckerRunner for SimulatedServices {
         let ok = |msg: &str| ActionOutcome::new(r.action, Verdict::Ok, msg);
         let bad = |verdict, msg: &str| ActionOutcome::new(r.action, verdict, msg);
         let key = (r.ctx.team.0, r.ctx.tick.0);
+        self.runs.lock().unwrap().push(r.ctx.team.0);
         if self.faults.down.contains(&key) {
             return bad(Verdict::Down, "connection refused");
         }
@@ -158,6 +161,42 @@ async fn verdicts_follow_the_service_tick_by_tick() {
     assert_eq!(sla(1), sla(2), "each team failed three of nine ticks");
     assert!(sla(1) > 0.0);
     assert_eq!(store.list_ticks().await.unwrap().iter().filter(|t| t.is_scored()).count(), 9);
+}
+
+#[tokio::test]
+async fn a_disabled_team_is_not_checked_until_it_is_brought_back() {
+    let db = TestDb::sqlite().await;
+    let store = db.store.clone();
+    let runner = SimulatedServices::default();
+    let mut engine = engine(&store, runner.clone()).await;
+    let checked = |report: &gongfang_engine::TickReport| {
+        let mut teams: Vec<u16> = report.verdicts.keys().map(|(team, _)| team.0).collect();
+        teams.sort_unstable();
+        teams.dedup();
+        teams
+    };
+    assert_eq!(checked(&engine.play_tick(Tick(0)).await.unwrap()), [1, 2]);
+    store.set_team_disabled("bravo", true, start()).await.unwrap();
+    let runs = runner.runs.clone();
+    let before = runs.lock().unwrap().iter().filter(|team| **team == 2).count();
+    let out = engine.play_tick(Tick(1)).await.unwrap();
+    assert_eq!(checked(&out), [1, 2]);
+    assert_eq!(runs.lock().unwrap().iter().filter(|team| **team == 2).count(), before, "no checker ran against bravo");
+    let verdict = &out.verdicts[&(TeamId(2), ServiceId(1))];
+    assert_eq!((verdict.0, verdict.1.as_str()), (Verdict::Down, gongfang_engine::OUT_OF_THE_DRILL), "down, saying why");
+    assert_eq!(store.check_results(Tick(1), Some(TeamId(2))).await.unwrap().len(), 1, "one stored result per service");
+    let scores = store.scores_for_tick(Tick(1)).await.unwrap();
+    let sla = |team| scores.iter().find(|r| r.team == TeamId(team)).unwrap().score.sla;
+    assert!(sla(1) > sla(2), "bravo earns no SLA while out");
+    store.set_team_disabled("bravo", false, start()).await.unwrap();
+    engine.play_tick(Tick(2)).await.unwrap();
+    assert!(
+        runs.lock().unwrap().iter().filter(|team| **team == 2).count() > before,
+        "bravo is checked again once back"
+    );
+    engine.rescore().await.unwrap();
+    let again = store.scores_for_tick(Tick(1)).await.unwrap();
+    assert_eq!(again, scores, "a rescore from the stored results scores the disabled tick the same");
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ pub mod teams {
         pub nop: bool,
         pub token_hash: Option<String>,
         pub token_prefix: Option<String>,
+        pub disabled_at: Option<DateTimeUtc>,
     }
     no_relations!();
 }

@@ -41,7 +41,7 @@ pub use secret::{ARGON2_WAIT, TOKEN_LEN, argon2_runs, generate_token};
 pub use sessions::SessionHolder;
 pub use shell::{ShellKey, ShellKeyAdded};
 pub use submission_insert::SubmissionOutcome;
-pub use teams::{IssuedToken, SyncReport, TeamRecord};
+pub use teams::{IssuedToken, SyncReport, TeamRecord, TokenOwner};
 pub use vpn::{MAX_TRANSLATIONS, NewVpnPeer, NewVpnTranslation, TranslationFilter, VpnIssue, VpnPeer, VpnTranslation};
 
 /// How long a SQLite writer waits for another writer's lock before giving up.

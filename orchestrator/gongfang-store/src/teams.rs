@@ -1,6 +1,7 @@
 //! Teams and services: syncing them from the scenario, ad-hoc teams, and team tokens (stored
 //! as HMAC-SHA256 under the server key, found by a short prefix, compared in constant time).
 
+use chrono::{DateTime, Utc};
 use gongfang_core::scenario::{Ipv4Net, Names, Role, Scenario, Team};
 use gongfang_core::{Secret, TeamId};
 use sea_orm::{
@@ -12,13 +13,25 @@ use crate::entity::{services, teams};
 use crate::error::{Result, StoreError, corrupt, is_unique_violation};
 use crate::secret::{self, Purpose};
 
-/// A stored team: the scenario's view of it, plus whether it holds a working token.
+/// A stored team: the scenario's view of it, plus whether it holds a working token and
+/// whether organisers took it out of the drill.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamRecord {
     pub team: Team,
     /// Whether a token was issued and still works: a token issued before tokens were keyed
     /// (stored as an argon2id hash) does not, and must be issued again.
     pub has_token: bool,
+    /// When organisers disabled the team, if they did: it is not checked, and its token and
+    /// sessions do not work, until they enable it again.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// Who holds a presented token, as [`Store::token_owner`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub team: TeamId,
+    /// The team is disabled: the token is right but does not work now.
+    pub disabled: bool,
 }
 
 /// What [`Store::sync_scenario`] changed.
@@ -53,6 +66,7 @@ fn team_from_row(row: teams::Model) -> Result<TeamRecord> {
             nop: row.nop,
         },
         has_token: row.token_hash.as_deref().is_some_and(secret::is_keyed),
+        disabled_at: row.disabled_at,
     })
 }
 
@@ -208,11 +222,18 @@ impl Store {
         Ok(IssuedToken { team, token })
     }
 
-    /// The team a presented token belongs to, or `None`. Cheap either way: a token of the
-    /// wrong shape is refused without a lookup; otherwise one indexed lookup by prefix and one
-    /// HMAC, compared in constant time. Never an argon2 run: tokens are random, not chosen by
-    /// people, so a keyed hash is as strong and a wrong guess costs the server nothing.
+    /// The team a presented token belongs to, or `None`; a disabled team's token is refused
+    /// like a wrong one. Cheap either way: a token of the wrong shape is refused without a
+    /// lookup; otherwise one indexed lookup by prefix and one HMAC, compared in constant time.
+    /// Never an argon2 run: tokens are random, not chosen by people, so a keyed hash is as
+    /// strong and a wrong guess costs the server nothing.
     pub async fn verify_token(&self, presented: &str) -> Result<Option<TeamId>> {
+        Ok(self.token_owner(presented).await?.filter(|owner| !owner.disabled).map(|owner| owner.team))
+    }
+
+    /// The team a presented token belongs to, disabled or not: for a login that tells a
+    /// disabled team why it is refused rather than calling its token wrong.
+    pub async fn token_owner(&self, presented: &str) -> Result<Option<TokenOwner>> {
         let Some(prefix) = secret::presented_prefix(presented) else { return Ok(None) };
         let key = self.token_key().await?;
         let candidates = teams::Entity::find().filter(teams::Column::TokenPrefix.eq(prefix)).all(&self.db).await?;
@@ -222,10 +243,50 @@ impl Store {
             // the key is read).
             if key.matches(Purpose::TeamToken, presented, &hash) {
                 let id = u16::try_from(row.id).map_err(|_| corrupt("teams", &row.slug, "id out of range"))?;
-                return Ok(Some(TeamId(id)));
+                return Ok(Some(TokenOwner { team: TeamId(id), disabled: row.disabled_at.is_some() }));
             }
         }
         Ok(None)
+    }
+
+    /// Takes a team out of the drill (`disabled`) or brings it back. Disabling ends the team's
+    /// portal sessions, and from then its token is refused; the engine stops checking the
+    /// team's services from the next tick. Its history and score stay. Returns the team as
+    /// stored now; a team already in the asked state is left as it is.
+    #[tracing::instrument(skip(self), fields(team = %slug))]
+    pub async fn set_team_disabled(&self, slug: &str, disabled: bool, at: DateTime<Utc>) -> Result<TeamRecord> {
+        let txn = self.write_txn().await?;
+        let existing = teams::Entity::find()
+            .filter(teams::Column::Slug.eq(slug))
+            .one(&txn)
+            .await?
+            .ok_or_else(|| StoreError::UnknownTeam(slug.to_owned()))?;
+        if existing.disabled_at.is_some() == disabled {
+            txn.commit().await?;
+            return team_from_row(existing);
+        }
+        let id = existing.id;
+        let mut row: teams::ActiveModel = existing.into();
+        row.disabled_at = Set(disabled.then_some(at));
+        let stored = row.update(&txn).await?;
+        if disabled {
+            crate::sessions::end_team_sessions(&txn, id).await?;
+        }
+        txn.commit().await?;
+        tracing::info!(disabled, "team availability changed");
+        team_from_row(stored)
+    }
+
+    /// The teams organisers have disabled, by id.
+    pub async fn disabled_teams(&self) -> Result<Vec<TeamId>> {
+        teams::Entity::find()
+            .filter(teams::Column::DisabledAt.is_not_null())
+            .order_by_asc(teams::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|row| u16::try_from(row.id).map(TeamId).map_err(|_| corrupt("teams", &row.slug, "id out of range")))
+            .collect()
     }
 
     /// The stored token hash of a team (`hmac-sha256$` and 64 hex digits, or an argon2id PHC

@@ -24,6 +24,7 @@ gongfang_test_support::backend_tests!(
     scenario_sync_updates_names_and_roles,
     add_team_rejects_taken_id_and_slug,
     tokens_are_shown_once_and_stored_hashed,
+    a_disabled_team_is_refused_until_brought_back,
     submissions_dedupe,
     submissions_concurrent_same_flag,
     scores_upsert_and_list,
@@ -104,6 +105,31 @@ async fn add_team_rejects_taken_id_and_slug(db: TestDb) -> anyhow::Result<()> {
     dup_id.slug = "fresh".to_owned();
     db.store.add_team(&dup_id).await?;
     ensure!(db.store.team_by_slug("fresh").await?.map(|t| t.team.id) == Some(TeamId(42)), "fresh team not stored");
+    Ok(())
+}
+
+async fn a_disabled_team_is_refused_until_brought_back(db: TestDb) -> anyhow::Result<()> {
+    synced(&db).await?;
+    let red = db.store.issue_token("red-one").await?;
+    let at = Utc.with_ymd_and_hms(2026, 12, 11, 9, 0, 0).unwrap();
+    let session = db.store.create_team_session(TeamId(1), std::time::Duration::from_secs(3600), at).await?;
+    let err = db.store.set_team_disabled("nobody", true, at).await.unwrap_err();
+    ensure!(matches!(err, StoreError::UnknownTeam(_)), "got {err}");
+
+    let out = db.store.set_team_disabled("red-one", true, at).await?;
+    ensure!(out.disabled_at == Some(at), "stored with its time: {out:?}");
+    ensure!(db.store.disabled_teams().await? == [TeamId(1)], "listed as disabled");
+    ensure!(db.store.verify_token(red.token.expose()).await?.is_none(), "a disabled team's token works");
+    let owner = db.store.token_owner(red.token.expose()).await?;
+    ensure!(owner.is_some_and(|o| o.team == TeamId(1) && o.disabled), "the owner is told disabled: {owner:?}");
+    ensure!(db.store.session(session.expose(), at).await?.is_none(), "its open session survived");
+    let again = db.store.set_team_disabled("red-one", true, at + Duration::minutes(5)).await?;
+    ensure!(again.disabled_at == Some(at), "disabling twice keeps the first time: {again:?}");
+
+    let back = db.store.set_team_disabled("red-one", false, at + Duration::minutes(9)).await?;
+    ensure!(back.disabled_at.is_none(), "brought back: {back:?}");
+    ensure!(db.store.disabled_teams().await?.is_empty(), "none disabled");
+    ensure!(db.store.verify_token(red.token.expose()).await? == Some(TeamId(1)), "the same token works again");
     Ok(())
 }
 

@@ -241,7 +241,16 @@ impl Handler for Connection {
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         let Ok(offered) = public_line(key.public_key) else { return Ok(Auth::reject()) };
-        let keys = match self.shared.store.shell_keys_of(self.shared.team).await {
+        // A team organisers took out of the drill has no shell until they bring it back.
+        let keys = match self.shared.store.disabled_teams().await {
+            Ok(disabled) if disabled.contains(&self.shared.team) => {
+                tracing::info!(team = %self.shared.slug, peer = %self.peer, "shell entry: the team is disabled");
+                return Ok(Auth::reject());
+            }
+            Ok(_) => self.shared.store.shell_keys_of(self.shared.team).await,
+            Err(error) => Err(error),
+        };
+        let keys = match keys {
             Ok(keys) => keys,
             Err(error) => {
                 tracing::error!(team = %self.shared.slug, %error, "shell entry: cannot read the team's keys");

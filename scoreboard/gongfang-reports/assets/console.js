@@ -153,7 +153,10 @@
       select.append(option);
       const row = el('tr');
       const role = t(`console.teams.role_${team.role}`) + (team.nop ? ' · NOP' : '');
-      row.append(el('td', team.id), el('td', label), el('td', role), el('td', team.network, 'mono'));
+      const playing = team.disabled_at
+        ? t('console.teams.disabled_since', { at: Gf.time(team.disabled_at) })
+        : t('console.teams.playing');
+      row.append(el('td', team.id), el('td', label), el('td', role), el('td', team.network, 'mono'), el('td', playing));
       body.append(row);
     }
     if (chosen) select.value = chosen;
@@ -374,6 +377,14 @@
         $('team-token-reason').value = '';
       }
     });
+    for (const [button, disabled] of [[$('team-disable'), true], [$('team-enable'), false]]) {
+      Gf.confirming(button, async () => {
+        const body = { team: $('team-token-team').value, disabled, reason: $('team-token-reason').value };
+        const done = disabled ? 'console.teams.disabled_now' : 'console.teams.enabled_now';
+        const answer = await change('POST', '/api/admin/teams/disable', body, t(done));
+        if (answer.ok) $('team-token-reason').value = '';
+      });
+    }
     Gf.confirming($('adjust-run'), async () => {
       if (!$('adjust-form').reportValidity()) return;
       const body = { team: $('adjust-team').value, points: Number($('adjust-points').value), reason: $('adjust-reason').value };

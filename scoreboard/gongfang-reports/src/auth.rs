@@ -108,8 +108,9 @@ pub(crate) async fn caller(state: &ReportsState, headers: &HeaderMap) -> Result<
         };
     };
     not_backed_off(state, ip, None)?;
-    match state.store().verify_token(token).await? {
-        Some(team) => Ok(Caller::Team(team)),
+    match state.store().token_owner(token).await? {
+        Some(owner) if owner.disabled => Err(ReportsError::TeamDisabled),
+        Some(owner) => Ok(Caller::Team(owner.team)),
         None => {
             state.backoff().failed(ip, None, Instant::now());
             Err(ReportsError::BadToken)

@@ -154,9 +154,13 @@ pub(crate) async fn login(State(state): State<ReportsState>, req: Request) -> Re
     let (token, holder, actor) = match login {
         Login { team_token: Some(team_token), name: None, password: None } => {
             auth::not_backed_off(&state, ip, None)?;
-            let Some(team) = state.store().verify_token(team_token.expose().trim()).await? else {
-                state.backoff().failed(ip, None, Instant::now());
-                return Err(ReportsError::BadToken);
+            let team = match state.store().token_owner(team_token.expose().trim()).await? {
+                Some(owner) if owner.disabled => return Err(ReportsError::TeamDisabled),
+                Some(owner) => owner.team,
+                None => {
+                    state.backoff().failed(ip, None, Instant::now());
+                    return Err(ReportsError::BadToken);
+                }
             };
             let token = state.store().create_team_session(team, ttl, now).await?;
             (token, SessionHolder::Team(team), state.team_actor(team))

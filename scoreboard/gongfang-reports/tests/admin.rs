@@ -2,7 +2,7 @@
 //! configured): only an organiser's own API token changes the drill; observers read, judges and
 //! teams are refused; a revoked token stops at once; wrong tokens count in the back-off; every
 //! change is audited under the token's account; announcements in two languages are stored and
-//! reach the live feed.
+//! reach the live feed; a team taken out of the drill is locked out until it is brought back.
 
 mod common;
 
@@ -26,6 +26,7 @@ gongfang_test_support::backend_tests!(
     organisers_freeze_the_public_board_and_lift_the_freeze,
     organisers_adjust_a_score_with_a_reason,
     organisers_list_teams_and_give_one_a_new_token,
+    organisers_take_a_team_out_of_the_drill_and_bring_it_back,
 );
 
 /// A drill whose services an in-test control restarts and resets, recording each call.
@@ -498,5 +499,59 @@ async fn organisers_list_teams_and_give_one_a_new_token(app: App) -> anyhow::Res
     let rotated: Vec<_> = audit.iter().filter(|a| a.action == "team.token.rotate").map(|a| a.actor.as_str()).collect();
     ensure!(rotated == ["account olga"], "audited under the account: {audit:?}");
     ensure!(!audit.iter().any(|a| a.detail.to_string().contains(&token)), "the token is never in the audit log");
+    Ok(())
+}
+
+async fn organisers_take_a_team_out_of_the_drill_and_bring_it_back(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    let team = team_auth(&app, MODA);
+    let login = format!(r#"{{"team_token":"{}"}}"#, team.1);
+    let r = app.request("POST", "/api/session", &[JSON], login.as_bytes()).await;
+    ensure!(r.status == 200, "the team logs in while it plays: {}", r.text());
+    let session = r.header("set-cookie").and_then(|c| c.split(';').next()).unwrap_or_default().to_owned();
+
+    let out = br#"{"team":"moda","disabled":true,"reason":"attacked the platform's own gateway"}"#;
+    let r = app.request("POST", "/api/admin/teams/disable", &[(oscar.0, &oscar.1), JSON], out).await;
+    ensure!(r.status == 403, "an observer takes no team out: {}", r.text());
+    let no_reason = br#"{"team":"moda","disabled":true}"#;
+    let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], no_reason).await;
+    ensure!(r.status == 400 && r.text().contains("reason"), "a reason is required: {}", r.text());
+    ensure!(app.store.disabled_teams().await?.is_empty(), "a refused request changes nothing");
+
+    let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], out).await;
+    ensure!(r.status == 200 && r.json()?["disabled_at"].is_string(), "{}", r.text());
+    ensure!(app.store.disabled_teams().await? == [MODA], "stored");
+    let r = app.request("GET", "/api/reports", &[(team.0, &team.1)], b"").await;
+    ensure!(
+        r.status == 403 && r.json()?["error"]["code"] == "team_disabled",
+        "the token is refused, saying why: {}",
+        r.text()
+    );
+    let r = app.request("POST", "/api/session", &[JSON], login.as_bytes()).await;
+    ensure!(r.status == 403 && r.text().contains("out of the drill"), "no new login: {}", r.text());
+    let r = app.request("GET", "/api/portal", &[("Cookie", &session)], b"").await;
+    ensure!(r.status == 401, "the team's open session ended: {}", r.text());
+    let list = app.request("GET", "/api/admin/teams", &[(oscar.0, &oscar.1)], b"").await;
+    let listed = list.json()?;
+    let moda = listed.as_array().into_iter().flatten().find(|t| t["slug"] == "moda").cloned().unwrap_or_default();
+    ensure!(moda["disabled_at"].is_string(), "the console sees it out: {moda}");
+
+    let back = br#"{"team":"moda","disabled":false}"#;
+    let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], back).await;
+    ensure!(r.status == 200 && r.json()?.get("disabled_at").is_none(), "{}", r.text());
+    let r = app.request("GET", "/api/reports", &[(team.0, &team.1)], b"").await;
+    ensure!(r.status == 200, "the same token works again: {}", r.text());
+    let audit = app.store.list_audit(None, 20).await?;
+    let changes: Vec<_> = audit
+        .iter()
+        .filter(|a| a.action.starts_with("team.") && a.action != "team.token.rotate")
+        .map(|a| (a.action.as_str(), a.actor.as_str()))
+        .collect();
+    ensure!(
+        changes.len() == 2 && changes.iter().all(|(_, actor)| *actor == "account olga"),
+        "both changes audited under the account: {changes:?}"
+    );
     Ok(())
 }
