@@ -297,6 +297,38 @@ impl Store {
         Ok(VpnIssue::Issued(stored))
     }
 
+    /// Replaces the public key of one issued peer of a team (a team's download of a fresh
+    /// config from its portal): its number and address stay, its old key is gone. Returns the
+    /// peer as it was and as it is now; `None` when the team has no such peer. One
+    /// transaction, so two downloads at once leave one key, and each sees the key it replaced.
+    #[tracing::instrument(skip(self, public_key), fields(team = team.0))]
+    pub async fn rotate_vpn_peer(
+        &self,
+        team: TeamId,
+        peer: u32,
+        public_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(VpnPeer, VpnPeer)>> {
+        let Ok(number) = i32::try_from(peer) else { return Ok(None) };
+        let txn = self.write_txn().await?;
+        let Some(old) = vpn_peers::Entity::find()
+            .filter(vpn_peers::Column::Team.eq(i32::from(team.0)))
+            .filter(vpn_peers::Column::Peer.eq(number))
+            .one(&txn)
+            .await?
+        else {
+            txn.commit().await?;
+            return Ok(None);
+        };
+        let mut row: vpn_peers::ActiveModel = old.clone().into();
+        row.public_key = Set(public_key.to_owned());
+        row.rotated_at = Set(Some(at));
+        let new = row.update(&txn).await?;
+        txn.commit().await?;
+        tracing::info!(peer, "VPN peer key replaced");
+        Ok(Some((peer_from_row(old)?, peer_from_row(new)?)))
+    }
+
     /// The peers of one team, by number.
     pub async fn vpn_peers_of(&self, team: TeamId) -> Result<Vec<VpnPeer>> {
         vpn_peers::Entity::find()

@@ -59,6 +59,8 @@ pub struct DrillConfig {
     /// Restarts and resets teams' services for the organisers (the container engine, when
     /// the drill runs containers).
     pub service_control: Arc<dyn gongfang_reports::ServiceControl>,
+    /// Issues teams' fresh VPN configs from their portal (the gateway, when one runs).
+    pub vpn_configs: Arc<dyn gongfang_reports::VpnAccess>,
 }
 
 /// What submitted patches are built and deployed with.
@@ -140,6 +142,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         tls,
         secure_cookies,
         service_control,
+        vpn_configs,
     } = cfg;
     let start = start_time(&scenario, &store).await?;
     let (events, _) = broadcast::channel::<GameEvent>(4096);
@@ -237,6 +240,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     let mut reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
         .with_settings(reports_settings)
         .with_service_control(service_control)
+        .with_vpn_access(vpn_configs)
         .with_logs(logs)
         .with_backoff(backoff);
     let mut pipeline = None;

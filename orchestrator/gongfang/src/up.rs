@@ -211,6 +211,11 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         }
         None => (None, None, None),
     };
+    // Teams download fresh VPN configs from their portal while the gateway runs.
+    let vpn_configs: Arc<dyn gongfang_reports::VpnAccess> = match &gateway {
+        Some(_) => Arc::new(crate::vpn::GatewayConfigs::new(scenario.clone(), store.clone())),
+        None => Arc::new(gongfang_reports::NoVpnAccess),
+    };
     // Who is behind each anonymised connection, for judges and organisers.
     let translations = match &gateway {
         Some(_) => crate::vpn_log::translations_log(&scenario, store.clone())
@@ -310,6 +315,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         patch_builds,
         secure_cookies: args.secure_cookies || tls.is_some(),
         service_control,
+        vpn_configs,
         tls,
     };
     let shutdown = async move {

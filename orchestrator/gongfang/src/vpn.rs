@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 use gongfang::drill::{Addresses, VpnAccess};
 use gongfang_core::scenario::{Ipv4Net, Scenario, VpnRules};
 use gongfang_core::{TeamConnection, TeamId};
+use gongfang_reports::{FreshConfig, VpnFuture, VpnRefusal};
 use gongfang_store::{NewVpnPeer, Store, StoreError, VpnIssue, VpnPeer};
 use gongfang_vpn::{
     AddressPlan, BackendChoice, DefendingTeam, Gateway, GatewayConfig, GatewayPeer, KEEPALIVE_SECONDS, PeerConfig,
@@ -201,6 +202,95 @@ fn game_networks(scenario: &Scenario) -> anyhow::Result<Vec<gongfang_vpn::ipnet:
     scenario.defenders().map(|t| ipnet(t.network)).collect()
 }
 
+/// The `wg-quick` config of peer `n` of team `slug`, with its private key.
+#[allow(clippy::too_many_arguments)]
+fn peer_config(
+    scenario: &Scenario,
+    vpn: &VpnRules,
+    slug: &str,
+    n: u32,
+    key: &PrivateKey,
+    address: std::net::Ipv4Addr,
+    gateway_key: &PrivateKey,
+    networks: &[gongfang_vpn::ipnet::Ipv4Net],
+) -> Result<gongfang_core::Secret<String>, gongfang_vpn::Error> {
+    PeerConfig {
+        title: format!("drill {}, team {slug}, peer {n}", scenario.drill.slug),
+        private_key: key.clone(),
+        address,
+        gateway_public_key: gateway_key.public_key(),
+        preshared_key: None,
+        endpoint: vpn.endpoint(),
+        game_networks: networks.to_vec(),
+        gateway_address: vpn.gateway,
+        keepalive_seconds: Some(KEEPALIVE_SECONDS),
+    }
+    .render()
+}
+
+/// Teams' fresh configs from their portal, on the gateway running in this process: new keys
+/// for one peer, its public key stored in place of the old one, the gateway told to swap
+/// them. The peer keeps its number, address and shell key.
+pub struct GatewayConfigs {
+    scenario: Arc<Scenario>,
+    store: Store,
+}
+
+impl GatewayConfigs {
+    pub fn new(scenario: Arc<Scenario>, store: Store) -> GatewayConfigs {
+        GatewayConfigs { scenario, store }
+    }
+
+    async fn reissue(&self, team: &gongfang_core::scenario::Team, peer: u32) -> Result<FreshConfig, VpnRefusal> {
+        let failed = |what: &str, error: &dyn std::fmt::Display| VpnRefusal::Failed(format!("{what}: {error}"));
+        let Some(vpn) = &self.scenario.vpn else { return Err(VpnRefusal::NoVpn) };
+        let issued = self.store.vpn_peers_of(team.id).await.map_err(|e| failed("reading the team's peers", &e))?;
+        let Some(current) = issued.iter().find(|p| p.peer == peer) else { return Err(VpnRefusal::UnknownPeer(peer)) };
+        let gateway_key = self.store.vpn_gateway_key().await.map_err(|e| failed("reading the gateway's key", &e))?;
+        let gateway_key = PrivateKey::from_bytes(*gateway_key.expose());
+        let networks = game_networks(&self.scenario).map_err(|e| failed("the game networks", &e))?;
+        let key = PrivateKey::generate();
+        let text = peer_config(&self.scenario, vpn, &team.slug, peer, &key, current.address, &gateway_key, &networks)
+            .map_err(|e| failed("writing the config", &e))?;
+        let Some((old, new)) = self
+            .store
+            .rotate_vpn_peer(team.id, peer, &key.public_key().to_base64(), Utc::now())
+            .await
+            .map_err(|e| failed("storing the new key", &e))?
+        else {
+            return Err(VpnRefusal::UnknownPeer(peer));
+        };
+        let parse = |text: &str| text.parse::<gongfang_vpn::PublicKey>();
+        let removed: Vec<_> = parse(&old.public_key).into_iter().collect();
+        let added = GatewayPeer {
+            public_key: parse(&new.public_key).map_err(|e| failed("the new key", &e))?,
+            preshared_key: None,
+            addresses: vec![new.address],
+        };
+        let interface = gongfang_vpn::interface_name(&self.scenario.drill.slug);
+        let told = tokio::task::spawn_blocking(move || {
+            gongfang_vpn::update_interface(&interface, None, &Programs::default(), &removed, &[added])
+        })
+        .await
+        .map_err(|e| failed("telling the gateway", &e))?;
+        match told {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(VpnRefusal::Failed("the drill's gateway is not running on this machine".to_owned()));
+            }
+            Err(error) => return Err(failed("the gateway did not take the new key", &error)),
+        }
+        tracing::info!(team = %team.slug, peer, "a team's VPN peer got fresh keys from its portal");
+        Ok(FreshConfig { file_name: file_name(&team.slug, peer), text })
+    }
+}
+
+impl gongfang_reports::VpnAccess for GatewayConfigs {
+    fn reissue<'a>(&'a self, team: &'a gongfang_core::scenario::Team, peer: u32) -> VpnFuture<'a> {
+        Box::pin(GatewayConfigs::reissue(self, team, peer))
+    }
+}
+
 /// The config file of peer `n` of `team`.
 fn file_name(team: &str, n: u32) -> String {
     format!("{team}-{n}.conf")
@@ -248,18 +338,7 @@ pub(crate) async fn config(args: ConfigArgs) -> anyhow::Result<ExitCode> {
             gongfang::shell::generate_key(&format!("{} {} peer {n}", scenario.drill.slug, team.slug))?;
         files.push((args.out.join(shell_key_file_name(&team.slug, n)), shell_private));
         let key = PrivateKey::generate();
-        let text = PeerConfig {
-            title: format!("drill {}, team {}, peer {n}", scenario.drill.slug, team.slug),
-            private_key: key.clone(),
-            address: *address,
-            gateway_public_key: gateway_key.public_key(),
-            preshared_key: None,
-            endpoint: vpn.endpoint(),
-            game_networks: networks.clone(),
-            gateway_address: vpn.gateway,
-            keepalive_seconds: Some(KEEPALIVE_SECONDS),
-        }
-        .render()?;
+        let text = peer_config(&scenario, &vpn, &team.slug, n, &key, *address, &gateway_key, &networks)?;
         peers.push(NewVpnPeer {
             peer: n,
             public_key: key.public_key().to_base64(),

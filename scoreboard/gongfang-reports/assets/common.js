@@ -105,6 +105,8 @@ const Gf = (() => {
       } catch (e) {
         data = null;
       }
+    } else if (type.startsWith('text/plain')) {
+      data = await response.text();
     }
     return { ok: response.ok, status: response.status, data };
   }

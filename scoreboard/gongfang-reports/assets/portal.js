@@ -161,6 +161,38 @@
     }
   }
 
+  function renderVpn() {
+    const peers = state.portal.vpn || [];
+    $('vpn-section').hidden = peers.length === 0;
+    const body = $('vpn-peers');
+    body.replaceChildren();
+    for (const peer of peers) {
+      const row = el('tr');
+      const button = el('button', t('portal.vpn.new', { peer: peer.peer }), 'danger');
+      button.type = 'button';
+      Gf.confirming(button, () => reissueVpn(peer.peer));
+      const action = el('td');
+      action.append(button);
+      row.append(el('td', peer.peer), el('td', peer.address, 'mono'), el('td', Gf.time(peer.rotated_at || peer.issued_at)), action);
+      body.append(row);
+    }
+  }
+
+  async function reissueVpn(peer) {
+    const answer = await api('POST', '/api/portal/vpn', { peer });
+    if (!answer.ok) return Gf.announce(Gf.errorText(answer));
+    const link = $('vpn-download');
+    if (link.href) URL.revokeObjectURL(link.href);
+    const name = `${state.portal.team.slug}-${peer}.conf`;
+    link.href = URL.createObjectURL(new Blob([answer.data], { type: 'text/plain' }));
+    link.download = name;
+    link.textContent = t('portal.vpn.save', { file: name });
+    link.hidden = false;
+    link.click();
+    Gf.announce(t('portal.vpn.issued', { peer }));
+    await loadPortal();
+  }
+
   function render() {
     if (!state.portal) return;
     const p = state.portal;
@@ -173,6 +205,7 @@
     renderAnswers();
     renderReports();
     renderPatches();
+    renderVpn();
   }
 
   async function loadPortal() {

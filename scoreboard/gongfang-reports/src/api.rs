@@ -53,6 +53,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/admin/adjustments", get(crate::adjust::list).post(crate::adjust::adjust))
         .route("/api/admin/teams", get(crate::teams::list))
         .route("/api/admin/teams/token", post(crate::teams::rotate_token))
+        .route("/api/admin/teams/disable", post(crate::teams::disable))
         .route("/api/admin/announce", post(crate::admin::announce).layer(DefaultBodyLimit::max(crate::admin::MAX_BODY)))
         .route("/api/admin/checklist", get(crate::console::checklist))
         .route("/api/admin/audit", get(crate::console::audit))
@@ -64,6 +65,7 @@ pub fn router(state: ReportsState) -> Router {
             post(crate::session::login).get(crate::session::current).delete(crate::session::logout),
         )
         .route("/api/portal", get(crate::portal::portal))
+        .route("/api/portal/vpn", post(crate::vpn_access::reissue))
         .route("/api/portal/token", post(crate::portal::rotate_token))
         .route("/portal", get(crate::pages::portal))
         .route("/console", get(crate::pages::console))

@@ -24,6 +24,8 @@ pub enum ReportsError {
     NoJudgeCredentials,
     #[error("the team token is not valid; check it, or ask the organisers for a new one")]
     BadToken,
+    #[error("the organisers have taken this team out of the drill; ask them why, and to bring it back")]
+    TeamDisabled,
     /// A wrong name or password at the login: the one 401 that asks a browser for a judge's
     /// name and password.
     #[error("wrong judge name or password; check them and log in again")]
@@ -84,6 +86,9 @@ pub enum ReportsError {
     /// The container engine could not restart or reset a service.
     #[error("the service could not be restarted or reset: {0}")]
     ServiceControl(String),
+    /// The drill's gateway could not take a team's fresh VPN keys.
+    #[error("no fresh VPN config could be made: {0}; your old config still works; tell the organisers")]
+    VpnFailed(String),
     #[error("no report {0}")]
     UnknownReport(i64),
     #[error("report {report} has no evidence file {evidence}")]
@@ -175,12 +180,14 @@ impl ReportsError {
         match self {
             Unauthenticated | NoJudgeCredentials => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             BadToken => (StatusCode::UNAUTHORIZED, "bad_token"),
+            TeamDisabled => (StatusCode::FORBIDDEN, "team_disabled"),
             NoApiToken => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             BadApiToken => (StatusCode::UNAUTHORIZED, "bad_api_token"),
             OrganisersOnly { .. } => (StatusCode::FORBIDDEN, "organisers_only"),
             CsrfMissing => (StatusCode::FORBIDDEN, "csrf_missing"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ServiceControl(_) => (StatusCode::BAD_GATEWAY, "service_control_failed"),
+            VpnFailed(_) => (StatusCode::BAD_GATEWAY, "vpn_failed"),
             CsrfMismatch => (StatusCode::FORBIDDEN, "csrf_mismatch"),
             NotLoggedIn => (StatusCode::UNAUTHORIZED, "not_logged_in"),
             WrongPassword => (StatusCode::UNAUTHORIZED, "bad_credentials"),

@@ -44,6 +44,7 @@ mod teams;
 mod translations;
 mod upload;
 mod view;
+mod vpn_access;
 
 pub use api::router;
 pub use control::{ControlFuture, NoServiceControl, ServiceControl};
@@ -52,3 +53,4 @@ pub use logs::{LogFuture, LogLine, LogSource, LogWindow, NoLogs};
 pub use matching::{CaptureView, Context, Strength, Suggestion, VerdictChange};
 pub use state::{DEFAULT_EVIDENCE_TYPES, Now, ReportsState, Settings, SystemNow};
 pub use view::{AppealView, EvidenceView, ReportView, RulingView};
+pub use vpn_access::{FreshConfig, NoVpnAccess, VpnAccess, VpnFuture, VpnRefusal};

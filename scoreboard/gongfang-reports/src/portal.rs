@@ -48,6 +48,8 @@ pub(crate) struct PortalView {
     services: Vec<ServiceView>,
     /// Whether the drill takes reports.
     reports: bool,
+    /// The team's VPN peers (numbers and addresses, never keys); empty without a VPN.
+    vpn: Vec<crate::vpn_access::PeerView>,
 }
 
 #[derive(Debug, Serialize)]
@@ -127,6 +129,7 @@ pub(crate) async fn portal(State(state): State<ReportsState>, headers: HeaderMap
         history_ticks: HISTORY_TICKS,
         services,
         reports: scenario.reports.enabled,
+        vpn: crate::vpn_access::peers_of(&state, team).await?,
     }))
 }
 

@@ -94,6 +94,7 @@ pub(crate) struct Inner {
     pub now: Arc<dyn Now>,
     pub logs: Arc<dyn LogSource>,
     pub control: Arc<dyn crate::control::ServiceControl>,
+    pub vpn: Arc<dyn crate::vpn_access::VpnAccess>,
     pub settings: Settings,
     pub backoff: Arc<Backoff>,
     pub uploads: crate::upload::Uploads,
@@ -120,6 +121,7 @@ impl ReportsState {
                 now: Arc::new(SystemNow),
                 logs: Arc::new(NoLogs),
                 control: Arc::new(crate::control::NoServiceControl),
+                vpn: Arc::new(crate::vpn_access::NoVpnAccess),
                 settings: Settings::default(),
                 backoff: Arc::new(Backoff::default()),
                 uploads: Default::default(),
@@ -136,6 +138,7 @@ impl ReportsState {
             now: shared.now.clone(),
             logs: shared.logs.clone(),
             control: shared.control.clone(),
+            vpn: shared.vpn.clone(),
             settings: shared.settings.clone(),
             backoff: shared.backoff.clone(),
             uploads: Default::default(),
@@ -163,6 +166,15 @@ impl ReportsState {
 
     pub(crate) fn service_control(&self) -> &dyn crate::control::ServiceControl {
         &*self.inner.control
+    }
+
+    /// Issues teams' fresh VPN configs through `vpn` (the drill's gateway).
+    pub fn with_vpn_access(self, vpn: Arc<dyn crate::vpn_access::VpnAccess>) -> ReportsState {
+        self.rebuild(|i| i.vpn = vpn)
+    }
+
+    pub(crate) fn vpn_access(&self) -> &dyn crate::vpn_access::VpnAccess {
+        &*self.inner.vpn
     }
 
     pub fn with_settings(self, settings: Settings) -> ReportsState {

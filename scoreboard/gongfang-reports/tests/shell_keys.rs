@@ -1,12 +1,19 @@
-//! Teams' SSH keys for their shells over real HTTP with the real store (SQLite always,
-//! PostgreSQL when `GONGFANG_TEST_POSTGRES_URL` is set): a team registers, lists and removes
-//! its own keys with its token, audited under the team; a key belongs to one team; bad keys,
-//! a drill without a VPN and judges are refused with what to do.
+//! Teams' SSH keys for their shells and their VPN configs from the portal, over real HTTP with
+//! the real store (SQLite always, PostgreSQL when `GONGFANG_TEST_POSTGRES_URL` is set): a team
+//! registers, lists and removes its own keys with its token, audited under the team; a key
+//! belongs to one team; bad keys, a drill without a VPN and judges are refused with what to
+//! do. A team gets a fresh config for one of its peers as a download, its new key stored in
+//! place of the old one; the drill's gateway is stood in for by a [`VpnAccess`] over the store
+//! (the real one, with WireGuard tunnels, is in the end-to-end drill over WireGuard).
 
 mod common;
 
+use std::sync::Arc;
+
 use anyhow::ensure;
 use gongfang_core::scenario::{Ipv4Net, VpnRules};
+use gongfang_reports::{FreshConfig, VpnAccess, VpnFuture, VpnRefusal};
+use gongfang_store::NewVpnPeer;
 use serde_json::{Value, json};
 
 use common::*;
@@ -18,6 +25,14 @@ mod with_vpn {
         a_team_registers_lists_and_removes_its_keys,
         bad_keys_and_other_callers_are_refused,
     );
+
+    mod configs {
+        use super::*;
+        gongfang_test_support::backend_tests!(
+            setup = spawn_with_vpn_configs;
+            a_team_downloads_a_fresh_config_for_one_of_its_peers,
+        );
+    }
 }
 
 mod without_vpn {
@@ -25,22 +40,124 @@ mod without_vpn {
     gongfang_test_support::backend_tests!(
         setup = common::spawn;
         a_drill_without_a_vpn_has_no_shells,
+        a_drill_without_a_vpn_has_no_configs,
     );
 }
 
+fn with_vpn(s: &mut gongfang_core::scenario::Scenario) {
+    s.vpn = Some(VpnRules {
+        listen_host: "203.0.113.7".to_owned(),
+        listen_port: 51820,
+        range: Ipv4Net::parse("10.80.0.0/16").unwrap(),
+        gateway: "10.80.0.1".parse().unwrap(),
+        peers_per_team: 2,
+        anonymise: false,
+        shell_port: 2201,
+    });
+}
+
 async fn spawn_with_vpn(db: gongfang_test_support::TestDb) -> App {
-    spawn_with(db, |s| {
-        s.vpn = Some(VpnRules {
-            listen_host: "203.0.113.7".to_owned(),
-            listen_port: 51820,
-            range: Ipv4Net::parse("10.80.0.0/16").unwrap(),
-            gateway: "10.80.0.1".parse().unwrap(),
-            peers_per_team: 2,
-            anonymise: false,
-            shell_port: 2201,
-        });
-    })
-    .await
+    spawn_with(db, with_vpn).await
+}
+
+/// Makes each fresh config's key from a counter and stores it as the real gateway's access
+/// does; its config text names the key, so the test can see which one it got.
+struct StoredKeys {
+    store: gongfang_store::Store,
+    made: std::sync::atomic::AtomicU8,
+}
+
+impl VpnAccess for StoredKeys {
+    fn reissue<'a>(&'a self, team: &'a gongfang_core::scenario::Team, peer: u32) -> VpnFuture<'a> {
+        Box::pin(async move {
+            let n = self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let public_key = format!("{}=", char::from(b'a' + n).to_string().repeat(43));
+            let now = chrono::Utc::now();
+            match self.store.rotate_vpn_peer(team.id, peer, &public_key, now).await {
+                Ok(Some((_, new))) => Ok(FreshConfig {
+                    file_name: format!("{}-{peer}.conf", team.slug),
+                    text: format!("[Interface]\n# public {}\nAddress = {}/32\n", new.public_key, new.address).into(),
+                }),
+                Ok(None) => Err(VpnRefusal::UnknownPeer(peer)),
+                Err(error) => Err(VpnRefusal::Failed(error.to_string())),
+            }
+        })
+    }
+}
+
+async fn spawn_with_vpn_configs(db: gongfang_test_support::TestDb) -> App {
+    let store = db.store.clone();
+    let keys = Arc::new(StoredKeys { store, made: Default::default() });
+    spawn_configured(db, with_vpn, move |state| state.with_vpn_access(keys)).await
+}
+
+async fn a_team_downloads_a_fresh_config_for_one_of_its_peers(app: App) -> anyhow::Result<()> {
+    let peers: Vec<NewVpnPeer> = (1..=2)
+        .map(|n| NewVpnPeer {
+            peer: n,
+            public_key: format!("{}=", "Z".repeat(42) + &n.to_string()),
+            address: format!("10.80.0.{}", n + 1).parse().unwrap(),
+            shell_key: None,
+        })
+        .collect();
+    app.store.issue_vpn_peers("moda", &peers, false, chrono::Utc::now()).await?;
+    let moda = team_auth(&app, MODA);
+    let json = ("Content-Type", "application/json");
+
+    let portal = app.request("GET", "/api/portal", &[(moda.0, &moda.1)], b"").await;
+    let listed = portal.json()?["vpn"].clone();
+    ensure!(
+        listed.as_array().map(Vec::len) == Some(2) && listed[1]["address"] == "10.80.0.3",
+        "the portal lists the team's peers: {listed}"
+    );
+    ensure!(!portal.text().contains("ZZZZ"), "and no key: {}", portal.text());
+    let moi_auth = team_auth(&app, MOI);
+    let moi = app.request("GET", "/api/portal", &[(moi_auth.0, &moi_auth.1)], b"").await;
+    ensure!(moi.json()?["vpn"] == json!([]), "another team sees none of them: {}", moi.text());
+
+    let r = app.request("POST", "/api/portal/vpn", &[(moda.0, &moda.1), json], br#"{"peer":2}"#).await;
+    ensure!(r.status == 200, "{}", r.text());
+    ensure!(
+        r.header("content-disposition") == Some("attachment; filename=\"moda-2.conf\"")
+            && r.header("cache-control") == Some("no-store")
+            && r.header("content-type").is_some_and(|t| t.starts_with("text/plain")),
+        "a download that is not kept: {:?}",
+        r.headers
+    );
+    let now = app.store.vpn_peers_of(MODA).await?;
+    ensure!(r.text().contains(&now[1].public_key) && r.text().contains("10.80.0.3/32"), "{}", r.text());
+    ensure!(now[1].public_key != peers[1].public_key && now[1].rotated_at.is_some(), "the new key is stored: {now:?}");
+    ensure!(now[0].public_key == peers[0].public_key, "the other peer keeps its key: {now:?}");
+
+    let r = app.request("POST", "/api/portal/vpn", &[(moda.0, &moda.1), json], br#"{"peer":9}"#).await;
+    ensure!(r.status == 400 && r.text().contains("no VPN peer 9"), "{}", r.text());
+    let ana = judge_auth(&app, ANA).await;
+    let r = app.request("POST", "/api/portal/vpn", &[(ana.0, &ana.1), json], br#"{"peer":1}"#).await;
+    ensure!(r.status == 403, "a judge gets no team's config: {}", r.text());
+    ensure!(app.store.vpn_peers_of(MODA).await?[0].public_key == peers[0].public_key, "refusals change nothing");
+
+    let audit = app.store.list_audit(None, 20).await?;
+    let reissued: Vec<_> = audit
+        .iter()
+        .filter(|a| a.action == "vpn.config.reissue")
+        .map(|a| (a.actor.as_str(), a.detail.clone()))
+        .collect();
+    ensure!(reissued == [("team moda", json!({ "peer": 2 }))], "audited under the team, without a key: {reissued:?}");
+    Ok(())
+}
+
+async fn a_drill_without_a_vpn_has_no_configs(app: App) -> anyhow::Result<()> {
+    let moda = team_auth(&app, MODA);
+    let r = app
+        .request(
+            "POST",
+            "/api/portal/vpn",
+            &[(moda.0, &moda.1), ("Content-Type", "application/json")],
+            br#"{"peer":1}"#,
+        )
+        .await;
+    ensure!(r.status == 400 && r.text().contains("no VPN"), "{}", r.text());
+    Ok(())
 }
 
 /// An Ed25519 public key line with `fill` as its 32 key bytes.
