@@ -17,7 +17,7 @@ pub enum WebError {
     /// No page or endpoint at this path.
     #[error(
         "no such page: {0}; the scoreboard serves /, /api/scoreboard, /api/attack-info, /attack.json, \
-         /api/connections, /api/announcements and /ws"
+         /api/connections, /api/announcements, /ws and /metrics"
     )]
     NotFound(String),
     /// `/api/connections` on a drill without WireGuard access for teams.
@@ -26,6 +26,15 @@ pub enum WebError {
          WireGuard access with the scenario's [vpn] table"
     )]
     NoVpn,
+    /// `/metrics` without an account's credential.
+    #[error(
+        "the drill's metrics need an organiser's credential: send `Authorization: Bearer` with an \
+         organiser account's API token (`gongfang account token`)"
+    )]
+    MetricsUnauthenticated,
+    /// `/metrics` with the credential of an account that is not an organiser.
+    #[error("the drill's metrics are for organisers only; this account is not one")]
+    MetricsForbidden,
     /// The stored rulings cannot be scored (edited by hand, or a bug).
     #[error("the stored report rulings are inconsistent: {0}")]
     Inconsistent(String),
@@ -49,6 +58,8 @@ impl WebError {
     /// | `too_many_connections` | 503 | the live-connection limit is reached |
     /// | `not_found` | 404 | unknown path |
     /// | `no_vpn` | 404 | `/api/connections` on a drill without a VPN |
+    /// | `unauthenticated` | 401 | `/metrics` without an account's credential |
+    /// | `organisers_only` | 403 | `/metrics` with an account that is not an organiser |
     /// | `internal` | 500 | a bug in the scoreboard |
     pub fn code_and_status(&self) -> (&'static str, StatusCode) {
         match self {
@@ -56,6 +67,8 @@ impl WebError {
             WebError::TooManyConnections { .. } => ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE),
             WebError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             WebError::NoVpn => ("no_vpn", StatusCode::NOT_FOUND),
+            WebError::MetricsUnauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED),
+            WebError::MetricsForbidden => ("organisers_only", StatusCode::FORBIDDEN),
             WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) | WebError::Tls(_) => {
                 ("internal", StatusCode::INTERNAL_SERVER_ERROR)
             }
@@ -103,6 +116,8 @@ mod tests {
             (WebError::TooManyConnections { limit: 3 }, "too_many_connections", 503),
             (WebError::NotFound("/x".into()), "not_found", 404),
             (WebError::NoVpn, "no_vpn", 404),
+            (WebError::MetricsUnauthenticated, "unauthenticated", 401),
+            (WebError::MetricsForbidden, "organisers_only", 403),
         ];
         for (error, code, status) in cases {
             assert_eq!(error.code_and_status(), (code, StatusCode::from_u16(status).unwrap()));

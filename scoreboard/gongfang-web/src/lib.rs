@@ -10,6 +10,7 @@
 //! | `GET /api/connections` | each team's WireGuard peers and latest handshake (drills with a VPN) |
 //! | `GET /api/announcements` | the organisers' latest announcements, in English and Chinese |
 //! | `GET /ws` | a snapshot, then every [`GameEvent`](gongfang_core::event::GameEvent) as JSON |
+//! | `GET /metrics` | the drill's numbers in Prometheus' text format, for organisers only |
 //!
 //! The web only reads the store. It learns that something changed from the game's event
 //! channel, caches the scoreboard between changes, and serves every spectator from that one
@@ -22,6 +23,7 @@ mod board;
 mod clock;
 mod connections;
 mod error;
+mod metrics;
 mod serve;
 mod state;
 mod tls;
@@ -51,6 +53,7 @@ pub fn router(state: WebState) -> Router {
         .route("/attack.json", get(api::attack_info))
         .route("/api/connections", get(connections::connections))
         .route("/ws", get(ws::upgrade))
+        .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .layer(axum::middleware::map_response(nosniff))
         .with_state(state)

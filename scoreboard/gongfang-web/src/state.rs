@@ -13,7 +13,7 @@ use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::Scenario;
 use gongfang_core::wire::{SESSION_COOKIE, cookie};
 use gongfang_core::{ServiceId, TeamConnection, TeamId, Tick};
-use gongfang_store::{SessionHolder, Store};
+use gongfang_store::{Account, SessionHolder, Store};
 use tokio::sync::{Mutex, Semaphore, broadcast, oneshot, watch};
 
 use crate::board::{self, Board, Cut, Scans};
@@ -118,8 +118,11 @@ pub(crate) struct Inner {
     attack_loading: Mutex<()>,
     /// How many times the attack info was built from the store.
     attack_builds: AtomicU64,
-    /// Dropped with the state, which stops the listener task.
+    /// Counted from the events and the store for `GET /metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
+    /// Dropped with the state, which stops the listener tasks.
     _stop: oneshot::Sender<()>,
+    _stop_metrics: oneshot::Sender<()>,
 }
 
 /// Who a board is for.
@@ -169,6 +172,10 @@ impl WebState {
         let fresh = Arc::new(Freshness::default());
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(follow(events.subscribe(), fresh.clone(), stopped));
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let (stop_metrics, metrics_stopped) = oneshot::channel();
+        let counted = (store.clone(), scenario.clone(), metrics.clone());
+        tokio::spawn(crate::metrics::follow(events.subscribe(), counted.0, counted.1, counted.2, metrics_stopped));
         WebState {
             inner: Arc::new(Inner {
                 scenario,
@@ -185,7 +192,9 @@ impl WebState {
                 attack: RwLock::new(None),
                 attack_loading: Mutex::new(()),
                 attack_builds: AtomicU64::new(0),
+                metrics,
                 _stop: stop,
+                _stop_metrics: stop_metrics,
             }),
             connections: None,
             tls: None,
@@ -276,24 +285,44 @@ impl WebState {
     /// an account's API token), who see the live board while the public one is frozen.
     /// Anything else, a team's session included, is a spectator.
     pub(crate) async fn sees_live(&self, headers: &HeaderMap) -> bool {
-        let store = &self.inner.store;
-        let account = if let Some(token) = bearer(headers) {
-            store.api_token_account(token).await
-        } else if let Some(token) = session_cookie(headers) {
-            store.session(token, chrono::Utc::now()).await.map(|holder| match holder {
-                Some(SessionHolder::Account(account)) => Some(account),
-                _ => None,
-            })
-        } else {
-            return false;
-        };
-        match account {
+        match self.account(headers).await {
             Ok(account) => account.is_some_and(|a| matches!(a.role, AccountRole::Organiser | AccountRole::Judge)),
             Err(error) => {
                 tracing::warn!(%error, "could not check who asks for the live board; serving the public one");
                 false
             }
         }
+    }
+
+    /// The account a request comes from, by an account's API token (`Authorization: Bearer`)
+    /// or a console session's cookie; `None` for anyone else, a team's session included.
+    pub(crate) async fn account(&self, headers: &HeaderMap) -> Result<Option<Account>, gongfang_store::StoreError> {
+        let store = &self.inner.store;
+        if let Some(token) = bearer(headers) {
+            store.api_token_account(token).await
+        } else if let Some(token) = session_cookie(headers) {
+            Ok(match store.session(token, chrono::Utc::now()).await? {
+                Some(SessionHolder::Account(account)) => Some(account),
+                _ => None,
+            })
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The drill's numbers for operators (`GET /metrics`).
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Live board connections open now.
+    pub(crate) fn websocket_clients(&self) -> usize {
+        self.inner.settings.max_connections.saturating_sub(self.inner.connections.available_permits())
+    }
+
+    /// The teams' connections now, if the drill has a VPN.
+    pub(crate) fn connections_now(&self) -> Option<Vec<TeamConnection>> {
+        self.connections.as_ref().map(|c| c.borrow().clone())
     }
 
     /// The attack info document, serialised, from the cache when neither an event nor the

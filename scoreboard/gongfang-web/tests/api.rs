@@ -323,3 +323,83 @@ async fn errors_answer_with_a_stable_code() -> Result<()> {
     assert_eq!(attack.status, 503);
     app.stop().await
 }
+
+/// The value of the sample `name` with every label of `labels`, as a number.
+fn sample(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(v)))
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+async fn scrape(app: &App, auth: &str) -> Result<prometheus_parse::Scrape> {
+    let answer =
+        gongfang_test_support::http::request(app.addr, "GET", "/metrics", &[("Authorization", auth)], b"").await?;
+    anyhow::ensure!(answer.status == 200, "GET /metrics: {} {}", answer.status, answer.text());
+    anyhow::ensure!(
+        answer.header("content-type").is_some_and(|t| t.starts_with("text/plain; version=0.0.4")),
+        "Prometheus' text format: {:?}",
+        answer.header("content-type")
+    );
+    let lines = answer.text().lines().map(|l| Ok(l.to_owned())).collect::<Vec<std::io::Result<String>>>();
+    Ok(prometheus_parse::Scrape::parse(lines.into_iter())?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_game_for_organisers_only() -> Result<()> {
+    use anyhow::{Context, ensure};
+    use gongfang_core::AccountRole;
+    let app = App::start(64, WebSettings::default()).await?;
+    let now = chrono::Utc::now();
+    let olga = app.store.create_account("olga", AccountRole::Organiser, "a long passphrase for olga").await?;
+    let obi = app.store.create_account("obi", AccountRole::Observer, "a long passphrase for obi").await?;
+    let olga = format!("Bearer {}", app.store.issue_api_token(&olga.name, now).await?.context("a token")?.expose());
+    let obi = format!("Bearer {}", app.store.issue_api_token(&obi.name, now).await?.context("a token")?.expose());
+
+    let anonymous = get(app.addr, "/metrics").await?;
+    ensure!(anonymous.status == 401 && anonymous.header("www-authenticate").is_some(), "{}", anonymous.text());
+    let wrong =
+        gongfang_test_support::http::request(app.addr, "GET", "/metrics", &[("Authorization", "Bearer nope")], b"")
+            .await?;
+    ensure!(wrong.status == 401, "a wrong token: {}", wrong.text());
+    let observer =
+        gongfang_test_support::http::request(app.addr, "GET", "/metrics", &[("Authorization", obi.as_str())], b"")
+            .await?;
+    ensure!(observer.status == 403 && observer.json()?["error"]["code"] == "organisers_only", "{}", observer.text());
+
+    let before = scrape(&app, &olga).await?;
+    ensure!(sample(&before, "gongfang_ticks_closed_total", &[]) == Some(0.0), "nothing counted yet: {before:?}");
+    ensure!(sample(&before, "gongfang_current_tick", &[]) == Some(2.0), "the clock's tick");
+
+    // Tick 2 closes as the engine closes it, and a flag of moi's kv is captured.
+    close_tick_two(&app.store).await?;
+    app.events.send(GameEvent::TickClosed { tick: Tick(2) })?;
+    app.events.send(GameEvent::FlagCaptured {
+        tick: Tick(3),
+        attacker: RED,
+        victim: MOI,
+        service: KV,
+        store: StoreIdx(0),
+        planted: Tick(2),
+    })?;
+    let after = eventually("the closed tick counted", || async {
+        let m = scrape(&app, &olga).await?;
+        Ok((sample(&m, "gongfang_flags_captured_total", &[("service", "kv")]) == Some(1.0)).then_some(m))
+    })
+    .await?;
+    ensure!(sample(&after, "gongfang_ticks_closed_total", &[]) == Some(1.0), "{after:?}");
+    ensure!(sample(&after, "gongfang_tick_duration_seconds_count", &[]) == Some(1.0), "one tick's duration: {after:?}");
+    let mumbles = [("service", "kv"), ("action", "check"), ("verdict", "mumble")];
+    ensure!(sample(&after, "gongfang_checker_actions_total", &mumbles) == Some(1.0), "moda's mumble: {after:?}");
+    let oks = sample(&after, "gongfang_checker_actions_total", &[("verdict", "ok")]);
+    ensure!(oks.is_some_and(|n| n >= 1.0), "the ok actions of tick 2: {after:?}");
+    ensure!(sample(&after, "gongfang_websocket_clients", &[]) == Some(0.0), "no board open");
+    app.stop().await
+}
