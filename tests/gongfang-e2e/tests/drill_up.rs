@@ -32,6 +32,7 @@ use gongfang_core::Tick;
 use gongfang_core::scenario::Identify;
 use gongfang_store::Store;
 use gongfang_test_programs::components;
+use gongfang_test_support::browser::{Browser, PAGE_READY, chromium_or_skip, click, fill, submit, target_dir};
 use gongfang_test_support::http::request;
 use gongfang_test_support::netns::{TeamMachine, run_ok};
 use gongfang_test_support::scenario::{ScenarioBuilder, ServiceSpec, service, team};
@@ -372,6 +373,9 @@ fn container_id(name: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8(out.stdout)?.trim().to_owned())
 }
 
+/// The password of the organiser account `olga`.
+const OLGA_PASSWORD: &str = "a long passphrase for olga";
+
 /// An organiser account `olga` on the drill in `dir`, made with the organisers' command, and
 /// its API token.
 fn organiser_token(dir: &Path) -> anyhow::Result<String> {
@@ -380,7 +384,7 @@ fn organiser_token(dir: &Path) -> anyhow::Result<String> {
     let add = Command::new(&binary)
         .args(["account", "add", "--name", "olga", "--role", "organiser"])
         .env("GONGFANG_DATABASE_URL", &db)
-        .env("GONGFANG_ACCOUNT_PASSWORD", "a long passphrase for olga")
+        .env("GONGFANG_ACCOUNT_PASSWORD", OLGA_PASSWORD)
         .output()?;
     ensure!(add.status.success(), "account add: {}", String::from_utf8_lossy(&add.stderr));
     let token = Command::new(&binary)
@@ -389,6 +393,39 @@ fn organiser_token(dir: &Path) -> anyhow::Result<String> {
         .output()?;
     ensure!(token.status.success(), "account token: {}", String::from_utf8_lossy(&token.stderr));
     Ok(String::from_utf8(token.stdout)?.trim().to_owned())
+}
+
+/// Logs in to the console as olga in a headless Chromium and resets `team`'s `service`: the
+/// form filled, the button pressed twice (the second press confirms), the page saying it was
+/// done, with no error on the page.
+async fn reset_from_the_console(chromium: &Path, web: &str, team: &str, service: &str) -> anyhow::Result<()> {
+    let mut browser = Browser::launch(chromium).await?;
+    let cdp = &mut browser.cdp;
+    let outcome = async {
+        cdp.open_page().await?;
+        cdp.navigate(&format!("http://{web}/console?lang=en")).await?;
+        cdp.wait_for("the console's login form", PAGE_READY).await?;
+        cdp.eval(&fill("login-name", "olga")).await?;
+        cdp.eval(&fill("login-password", OLGA_PASSWORD)).await?;
+        cdp.eval(&submit("login-form")).await?;
+        cdp.wait_for("the console's teams", "document.getElementById('control-team')?.options.length > 0").await?;
+        cdp.eval(&fill("control-team", team)).await?;
+        cdp.eval(&fill("control-service", service)).await?;
+        cdp.eval(&fill("control-action", "reset")).await?;
+        cdp.eval(&fill("control-reason", "the team asked for a clean copy")).await?;
+        cdp.eval(&click("#control-run")).await?;
+        cdp.eval(&click("#control-run")).await?;
+        let done =
+            "document.getElementById('live')?.textContent === 'The service was reset to a fresh copy of its image.'";
+        cdp.wait_for("the console saying the service was reset", done).await?;
+        cdp.screenshot(&target_dir().join("console-reset.png")).await.map(drop)
+    }
+    .await;
+    let problems = std::mem::take(&mut cdp.problems);
+    browser.close().await?;
+    outcome?;
+    ensure!(problems.is_empty(), "the console reported problems: {problems:#?}");
+    Ok(())
 }
 
 /// Applies the challenge's patch to team 2's running service, as its defenders would in
@@ -539,17 +576,23 @@ async fn demo_drill() -> anyhow::Result<()> {
     let after = exploit(None, &web, &up.printed.services[&2], 2, |_| true).await?;
     ensure!(after.is_empty(), "the patched service still leaks flags: {after:?}");
 
-    // An organiser resets team 2's service through the live API: a fresh copy of the
-    // scenario's image, so the live patch is gone and the exploit works again.
+    // An organiser resets team 2's service from the console in a browser (through the live
+    // API where no browser is installed): a fresh copy of the scenario's image, so the live
+    // patch is gone and the exploit works again.
     let container = format!("gf-{DRILL}-moi-opendata");
     let before = container_id(&container)?;
     let auth = format!("Bearer {}", organiser_token(dir.path())?);
-    let body = serde_json::json!({
-        "team": "moi", "service": "opendata", "action": "reset", "reason": "the team asked for a clean copy",
-    });
-    let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
-    let answer = request(&web, "POST", "/api/admin/service", &headers, body.to_string().as_bytes()).await?;
-    ensure!(answer.status == 200, "reset: {} {}", answer.status, answer.text());
+    match chromium_or_skip()? {
+        Some(chromium) => reset_from_the_console(&chromium, &web, "moi", "opendata").await?,
+        None => {
+            let body = serde_json::json!({
+                "team": "moi", "service": "opendata", "action": "reset", "reason": "the team asked for a clean copy",
+            });
+            let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+            let answer = request(&web, "POST", "/api/admin/service", &headers, body.to_string().as_bytes()).await?;
+            ensure!(answer.status == 200, "reset: {} {}", answer.status, answer.text());
+        }
+    }
     ensure!(container_id(&container)? != before, "a reset replaces the container");
     let reopened = exploit(None, &web, &up.printed.services[&2], 2, |f| !f.is_empty()).await?;
     ensure!(!reopened.is_empty(), "the reset service is the scenario's vulnerable one again");
@@ -952,6 +995,28 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     }
     drop(host);
 
+    // Team 2 lost its config: its portal makes a fresh one for peer 1 (new keys, the old ones
+    // refused by the gateway at once), and the tunnel comes up with it.
+    let web_on_gateway = SocketAddr::from((gateway, web_port));
+    ensure!(team2.connects(web_on_gateway, wait), "team 2's tunnel works before the new config");
+    let token = up.printed.tokens.get(&2).context("team 2's token")?;
+    let headers = [("X-Team-Token", token.as_str()), ("Content-Type", "application/json")];
+    let fresh = request(&up.printed.web, "POST", "/api/portal/vpn", &headers, br#"{"peer":1}"#).await?;
+    ensure!(fresh.status == 200 && fresh.text().contains("PrivateKey = "), "{} {}", fresh.status, fresh.text());
+    let old_config = std::fs::read_to_string(configs.join("moi-1.conf"))?;
+    ensure!(private_key_line(&fresh.text()) != private_key_line(&old_config), "the fresh config has a new key");
+    ensure!(!team2.connects(web_on_gateway, wait), "the old config still works after the new one was made");
+    team2.tunnel_down(&configs.join("moi-1.conf"))?;
+    let fresh_dir = dir.path().join("fresh");
+    std::fs::create_dir(&fresh_dir)?;
+    let fresh_file = fresh_dir.join("moi-1.conf");
+    std::fs::write(&fresh_file, fresh.text())?;
+    std::fs::set_permissions(&fresh_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    team2.tunnel_up(&fresh_file)?;
+    ensure!(eventually(|| team2.connects(web_on_gateway, wait)).await, "team 2's fresh config works");
+    let audit = audit_log(dir.path())?;
+    ensure!(audit.iter().any(|l| l.contains("team moi|vpn.config.reissue")), "audited under the team: {audit:#?}");
+
     // A platform killed outright leaves its gateway; `gongfang down` removes every trace.
     up.kill();
     ensure!(!gateway_leftovers()?.is_empty(), "a killed platform's gateway is still there before `down`");
@@ -959,6 +1024,11 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     let left = gateway_leftovers()?;
     ensure!(left.is_empty(), "`gongfang down` left the gateway's {left:#?}");
     Ok(())
+}
+
+/// The `PrivateKey = …` line of a `wg-quick` config.
+fn private_key_line(config: &str) -> Option<&str> {
+    config.lines().find(|l| l.starts_with("PrivateKey = "))
 }
 
 /// Runs `command` over SSH from a team machine on its shell entry (`port` on the gateway's

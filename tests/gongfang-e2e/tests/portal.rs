@@ -21,7 +21,7 @@ use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_e2e::hostile::{DrillProcess, DrillSpec, gongfang_binary};
 use gongfang_store::Store;
 use gongfang_test_programs::components;
-use gongfang_test_support::browser::{Browser, Cdp, chromium_or_skip, target_dir};
+use gongfang_test_support::browser::{Browser, Cdp, PAGE_READY, chromium_or_skip, click, fill, submit, target_dir};
 use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use serde_json::json;
 
@@ -29,31 +29,11 @@ const SECRET: &str = "portal-drill-test-secret-0123456789abcdef";
 const PREFIX: &str = "GONGFANG";
 const PASSWORD: &str = "a long passphrase for olga";
 
-/// The page has wired its forms and knows whether anyone is logged in.
-const READY: &str = "document.body?.dataset.ready === 'true'";
-
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Sets an input's value and tells the page, as typing would.
-fn fill(id: &str, value: &str) -> String {
-    format!(
-        "(() => {{ const e = document.getElementById({id}); e.value = {value}; \
-         e.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})()",
-        id = json!(id),
-        value = json!(value)
-    )
-}
-
-fn submit(form: &str) -> String {
-    format!("document.getElementById({}).requestSubmit() || true", json!(form))
-}
-
-fn click(selector: &str) -> String {
-    format!("document.querySelector({}).click() || true", json!(selector))
-}
-
 /// Checker results stored so far, over every tick.
 async fn results_stored(store: &Store) -> anyhow::Result<usize> {
     let Some(latest) = store.latest_tick().await? else { return Ok(0) };
@@ -143,7 +123,7 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     // ---- the team's portal, in English ----
     let portal = cdp.open_page().await?;
     cdp.navigate(&format!("{base}/portal?lang=en")).await?;
-    cdp.wait_for("the portal's login form", READY).await?;
+    cdp.wait_for("the portal's login form", PAGE_READY).await?;
     cdp.eval(&fill("login-token", &drill.token("kowloon-cyber")?)).await?;
     cdp.eval(&submit("login-form")).await?;
     let entered = cdp
@@ -216,7 +196,7 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     // ---- the organisers' console, in another browser (its own cookies) ----
     let console = cdp.open_isolated_page().await?;
     cdp.navigate(&format!("{base}/console?lang=en")).await?;
-    cdp.wait_for("the console's login form", READY).await?;
+    cdp.wait_for("the console's login form", PAGE_READY).await?;
     cdp.eval(&fill("login-name", "olga")).await?;
     cdp.eval(&fill("login-password", PASSWORD)).await?;
     cdp.eval(&submit("login-form")).await?;
@@ -295,6 +275,20 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     let seen = cdp.eval("fetch('/api/scoreboard').then((r) => r.json()).then((b) => b.freeze.live)").await?;
     ensure!(seen == true, "the organiser's browser gets the live board: {seen}");
 
+    // Take a team out of the drill and bring it back: a reason, two presses each.
+    cdp.eval(&fill("team-token-team", "harbour-data")).await?;
+    cdp.eval(&fill("team-token-reason", "scanned the platform's own hosts")).await?;
+    cdp.eval(&click("#team-disable")).await?;
+    cdp.eval(&click("#team-disable")).await?;
+    let out = "[...document.querySelectorAll('#teams tr')].some((r) => \
+               r.textContent.includes('harbour-data') && r.textContent.includes('taken out at'))";
+    cdp.wait_for("the team out of the drill in the console", out).await?;
+    ensure!(store.disabled_teams().await? == [TeamId(2)], "stored as out of the drill");
+    cdp.eval(&click("#team-enable")).await?;
+    cdp.eval(&click("#team-enable")).await?;
+    cdp.wait_for("the team back in the drill", &format!("!{out}")).await?;
+    ensure!(store.disabled_teams().await?.is_empty(), "stored as back");
+
     // The checker's log of that tick, which only organisers and observers see.
     cdp.eval(&fill("logs-team", "kowloon-cyber")).await?;
     cdp.eval(&fill("logs-service", "kv")).await?;
@@ -313,7 +307,15 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
              return a.some((x) => x[1] === 'drill.pause') ? a : null; })()",
         )
         .await?;
-    for action in ["drill.pause", "announcement.post", "session.login", "result.defective", "board.freeze"] {
+    for action in [
+        "drill.pause",
+        "announcement.post",
+        "session.login",
+        "result.defective",
+        "board.freeze",
+        "team.disable",
+        "team.enable",
+    ] {
         ensure!(
             actions.as_array().is_some_and(|a| a.contains(&json!(["account olga", action]))),
             "{action} under account olga in the audit table: {actions}"
@@ -346,7 +348,7 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     shot(cdp, "portal-zh-HK").await?;
     // The choice is remembered: a reload comes back in Chinese, still logged in.
     cdp.navigate(&format!("{base}/portal")).await?;
-    cdp.wait_for("the reloaded portal", READY).await?;
+    cdp.wait_for("the reloaded portal", PAGE_READY).await?;
     let reloaded = cdp.eval("[document.documentElement.lang, document.getElementById('app').hidden]").await?;
     ensure!(reloaded == json!(["zh-HK", false]), "Chinese and still logged in after a reload: {reloaded}");
 

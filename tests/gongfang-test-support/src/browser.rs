@@ -33,6 +33,31 @@ fn find_chromium() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Set by the portal's and the console's script on `<body>` once the page has loaded its
+/// catalogue and asked who is logged in: a script to wait for.
+pub const PAGE_READY: &str = "document.body?.dataset.ready === 'true'";
+
+/// A script that sets the form field with id `id` to `value` as typing would (an `input`
+/// event follows).
+pub fn fill(id: &str, value: &str) -> String {
+    format!(
+        "(() => {{ const e = document.getElementById({id}); e.value = {value}; \
+         e.dispatchEvent(new Event('input', {{ bubbles: true }})); return true; }})()",
+        id = serde_json::json!(id),
+        value = serde_json::json!(value)
+    )
+}
+
+/// A script that submits the form with id `form` as its submit button would.
+pub fn submit(form: &str) -> String {
+    format!("document.getElementById({}).requestSubmit() || true", serde_json::json!(form))
+}
+
+/// A script that clicks the first element `selector` finds.
+pub fn click(selector: &str) -> String {
+    format!("document.querySelector({}).click() || true", serde_json::json!(selector))
+}
+
 /// Chromium, or `None` after saying the test is skipped; an error when it is required.
 pub fn chromium_or_skip() -> Result<Option<PathBuf>> {
     if let Some(chromium) = find_chromium() {

@@ -138,6 +138,23 @@ impl TeamMachine {
         Ok(())
     }
 
+    /// `wg-quick down FILE` of a tunnel [`TeamMachine::tunnel_up`] brought up.
+    pub fn tunnel_down(&mut self, config: &Path) -> anyhow::Result<()> {
+        let output = self
+            .command("env")
+            .args(["WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go", "wg-quick", "down"])
+            .arg(config)
+            .output()?;
+        ensure!(
+            output.status.success(),
+            "wg-quick down {} failed: {}",
+            config.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+        self.tunnels.retain(|up| up != config);
+        Ok(())
+    }
+
     /// Starts a program inside the machine that runs until the machine is dropped.
     pub fn spawn(&mut self, program: &str, args: &[&str]) -> anyhow::Result<()> {
         let child = self.command(program).args(args).stdin(Stdio::null()).stdout(Stdio::null()).spawn()?;
