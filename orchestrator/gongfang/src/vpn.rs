@@ -273,12 +273,18 @@ impl GatewayConfigs {
         })
         .await
         .map_err(|e| failed("telling the gateway", &e))?;
-        match told {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(VpnRefusal::Failed("the drill's gateway is not running on this machine".to_owned()));
+        let refused = match told {
+            Ok(true) => None,
+            Ok(false) => Some("the drill's gateway is not running on this machine".to_owned()),
+            Err(error) => Some(format!("the gateway did not take the new key: {error}")),
+        };
+        if let Some(why) = refused {
+            // The gateway still takes the old key: the store says so again, so the team's old
+            // config keeps working, now and after a restart.
+            if let Err(error) = self.store.rotate_vpn_peer(team.id, peer, &old.public_key, Utc::now()).await {
+                tracing::error!(team = %team.slug, peer, %error, "could not restore a peer's key the gateway kept");
             }
-            Err(error) => return Err(failed("the gateway did not take the new key", &error)),
+            return Err(VpnRefusal::Failed(why));
         }
         tracing::info!(team = %team.slug, peer, "a team's VPN peer got fresh keys from its portal");
         Ok(FreshConfig { file_name: file_name(&team.slug, peer), text })

@@ -3,14 +3,14 @@
 //! token stops working, for flag submission within a minute), shown to the organiser once to
 //! hand over; and a team taken out of the running drill, or brought back.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use gongfang_core::Secret;
 use gongfang_core::scenario::{Role, Team};
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -125,10 +125,10 @@ pub(crate) struct DisableBody {
 }
 
 /// `POST /api/admin/teams/disable`: takes a team out of the running drill (`disabled: true`,
-/// with a reason) or brings it back. A disabled team's services are not checked from the next
-/// tick (it earns no SLA points meanwhile; its history and score stay), its portal sessions
-/// end, and its token is refused (for flag submission, within a minute). Audited under the
-/// organiser (`team.disable` / `team.enable`).
+/// with a reason) or brings it back. From the next tick the engine records a disabled team's
+/// services as down, with why, instead of checking them (no SLA points meanwhile; its history
+/// and score so far stay); its portal sessions end, and its token is refused (for flag
+/// submission, within a minute). Audited under the organiser (`team.disable` / `team.enable`).
 pub(crate) async fn disable(
     State(state): State<ReportsState>,
     headers: HeaderMap,
