@@ -109,6 +109,10 @@ pub fn plan_tick(input: &PlanInput<'_>) -> Vec<PlannedAction> {
     out
 }
 
+/// The public message of a result the engine records, instead of a check, for each service of
+/// a team organisers took out of the drill: the service counts as down for that tick.
+pub const OUT_OF_THE_DRILL: &str = "Team taken out of the drill by the organisers / 隊伍已被主辦單位移出演練";
+
 /// The tick's verdict for one team × service from its actions' `(verdict, public message)`:
 /// the worst, with that action's message (the first such on ties). No results at all (the
 /// engine could not run any) is `CheckerError`: our failure, never the team's.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use gongfang_core::event::GameEvent;
-use gongfang_core::plan::{PlanInput, PlannedAction, plan_tick, tick_at, tick_verdict};
+use gongfang_core::plan::{OUT_OF_THE_DRILL, PlanInput, PlannedAction, plan_tick, tick_at, tick_verdict};
 use gongfang_core::scenario::Scenario;
 use gongfang_core::scoring::{ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict, TickEvents, TickScores};
 use gongfang_core::{
@@ -30,9 +30,6 @@ const RUNNER_GRACE: Duration = Duration::from_secs(2);
 /// Longest the engine holds finished action results before storing them, so attack info
 /// (flag ids) and organisers' views follow a tick while it runs.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What a disabled team's services are told for each tick they are not checked.
-pub const OUT_OF_THE_DRILL: &str = "Team taken out of the drill by the organisers / 隊伍已被主辦單位移出演練";
 
 /// Why the engine stopped.
 #[derive(Debug, thiserror::Error)]

@@ -10,5 +10,5 @@ mod engine;
 mod runner;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use engine::{Engine, EngineConfig, EngineError, OUT_OF_THE_DRILL, Step, StepHook, TickReport};
+pub use engine::{Engine, EngineConfig, EngineError, Step, StepHook, TickReport};
 pub use runner::{ActionRequest, CheckerRunner, FlagArgs};

@@ -183,7 +183,11 @@ async fn a_disabled_team_is_not_checked_until_it_is_brought_back() {
     assert_eq!(checked(&out), [1, 2]);
     assert_eq!(runs.lock().unwrap().iter().filter(|team| **team == 2).count(), before, "no checker ran against bravo");
     let verdict = &out.verdicts[&(TeamId(2), ServiceId(1))];
-    assert_eq!((verdict.0, verdict.1.as_str()), (Verdict::Down, gongfang_engine::OUT_OF_THE_DRILL), "down, saying why");
+    assert_eq!(
+        (verdict.0, verdict.1.as_str()),
+        (Verdict::Down, gongfang_core::plan::OUT_OF_THE_DRILL),
+        "down, saying why"
+    );
     assert_eq!(store.check_results(Tick(1), Some(TeamId(2))).await.unwrap().len(), 1, "one stored result per service");
     let scores = store.scores_for_tick(Tick(1)).await.unwrap();
     let sla = |team| scores.iter().find(|r| r.team == TeamId(team)).unwrap().score.sla;

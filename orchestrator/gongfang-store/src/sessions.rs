@@ -225,8 +225,8 @@ impl Store {
     }
 
     /// Whose browser session `token` is, if it is open at `now`: an account's (re-checked as
-    /// [`Store::session_account`] does) or a team's. A token of the wrong shape is refused
-    /// without a lookup.
+    /// [`Store::session_account`] does) or a team's that organisers have not taken out of the
+    /// drill. A token of the wrong shape is refused without a lookup.
     pub async fn session(&self, token: &str, now: DateTime<Utc>) -> Result<Option<SessionHolder>> {
         if let Some(account) = self.session_account(token, now).await? {
             return Ok(Some(SessionHolder::Account(account)));
@@ -240,7 +240,13 @@ impl Store {
             Some(row) if row.expires_at > now => {
                 let team =
                     u16::try_from(row.team).map_err(|_| corrupt("team_sessions", row.id, "team out of range"))?;
-                Ok(Some(SessionHolder::Team(TeamId(team))))
+                // Disabling a team ends its sessions; one opened while that happened still
+                // opens nothing until the team is back.
+                let disabled = crate::entity::teams::Entity::find_by_id(row.team)
+                    .one(&self.db)
+                    .await?
+                    .is_some_and(|t| t.disabled_at.is_some());
+                Ok((!disabled).then_some(SessionHolder::Team(TeamId(team))))
             }
             _ => Ok(None),
         }

@@ -252,9 +252,10 @@ impl Store {
     /// Takes a team out of the drill (`disabled`) or brings it back. Disabling ends the team's
     /// portal sessions, and from then its token is refused; the engine stops checking the
     /// team's services from the next tick. Its history and score stay. Returns the team as
-    /// stored now; a team already in the asked state is left as it is.
+    /// stored now and whether this changed it: a team already in the asked state is left as
+    /// it is.
     #[tracing::instrument(skip(self), fields(team = %slug))]
-    pub async fn set_team_disabled(&self, slug: &str, disabled: bool, at: DateTime<Utc>) -> Result<TeamRecord> {
+    pub async fn set_team_disabled(&self, slug: &str, disabled: bool, at: DateTime<Utc>) -> Result<(TeamRecord, bool)> {
         let txn = self.write_txn().await?;
         let existing = teams::Entity::find()
             .filter(teams::Column::Slug.eq(slug))
@@ -263,7 +264,7 @@ impl Store {
             .ok_or_else(|| StoreError::UnknownTeam(slug.to_owned()))?;
         if existing.disabled_at.is_some() == disabled {
             txn.commit().await?;
-            return team_from_row(existing);
+            return Ok((team_from_row(existing)?, false));
         }
         let id = existing.id;
         let mut row: teams::ActiveModel = existing.into();
@@ -274,7 +275,7 @@ impl Store {
         }
         txn.commit().await?;
         tracing::info!(disabled, "team availability changed");
-        team_from_row(stored)
+        Ok((team_from_row(stored)?, true))
     }
 
     /// The teams organisers have disabled, by id.

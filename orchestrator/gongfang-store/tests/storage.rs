@@ -116,20 +116,29 @@ async fn a_disabled_team_is_refused_until_brought_back(db: TestDb) -> anyhow::Re
     let err = db.store.set_team_disabled("nobody", true, at).await.unwrap_err();
     ensure!(matches!(err, StoreError::UnknownTeam(_)), "got {err}");
 
-    let out = db.store.set_team_disabled("red-one", true, at).await?;
-    ensure!(out.disabled_at == Some(at), "stored with its time: {out:?}");
+    let (out, changed) = db.store.set_team_disabled("red-one", true, at).await?;
+    ensure!(changed && out.disabled_at == Some(at), "stored with its time: {out:?}");
     ensure!(db.store.disabled_teams().await? == [TeamId(1)], "listed as disabled");
     ensure!(db.store.verify_token(red.token.expose()).await?.is_none(), "a disabled team's token works");
     let owner = db.store.token_owner(red.token.expose()).await?;
     ensure!(owner.is_some_and(|o| o.team == TeamId(1) && o.disabled), "the owner is told disabled: {owner:?}");
     ensure!(db.store.session(session.expose(), at).await?.is_none(), "its open session survived");
-    let again = db.store.set_team_disabled("red-one", true, at + Duration::minutes(5)).await?;
-    ensure!(again.disabled_at == Some(at), "disabling twice keeps the first time: {again:?}");
+    // A login that checked the token just before the team was disabled opens a session that
+    // opens nothing while the team is out.
+    let raced = db.store.create_team_session(TeamId(1), std::time::Duration::from_secs(3600), at).await?;
+    ensure!(db.store.session(raced.expose(), at).await?.is_none(), "a session opened meanwhile works");
+    let (again, changed) = db.store.set_team_disabled("red-one", true, at + Duration::minutes(5)).await?;
+    ensure!(!changed && again.disabled_at == Some(at), "disabling twice keeps the first time: {again:?}");
 
-    let back = db.store.set_team_disabled("red-one", false, at + Duration::minutes(9)).await?;
-    ensure!(back.disabled_at.is_none(), "brought back: {back:?}");
+    let (back, changed) = db.store.set_team_disabled("red-one", false, at + Duration::minutes(9)).await?;
+    ensure!(changed && back.disabled_at.is_none(), "brought back: {back:?}");
     ensure!(db.store.disabled_teams().await?.is_empty(), "none disabled");
     ensure!(db.store.verify_token(red.token.expose()).await? == Some(TeamId(1)), "the same token works again");
+    let holder = db.store.session(raced.expose(), at).await?;
+    ensure!(
+        matches!(holder, Some(gongfang_store::SessionHolder::Team(TeamId(1)))),
+        "and so does that session: {holder:?}"
+    );
     Ok(())
 }
 

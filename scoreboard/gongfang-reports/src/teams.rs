@@ -144,9 +144,12 @@ pub(crate) async fn disable(
         ));
     }
     let now = state.now();
-    let stored = state.store().set_team_disabled(&team.slug, disabled, now).await?;
-    let action = if disabled { "team.disable" } else { "team.enable" };
-    let detail = json!({ "team": team.slug, "reason": reason });
-    state.store().append_audit(now, &account.actor(), action, &detail).await?;
+    let (stored, changed) = state.store().set_team_disabled(&team.slug, disabled, now).await?;
+    // Asking again for the state the team is in changes nothing, and is not a second action.
+    if changed {
+        let action = if disabled { "team.disable" } else { "team.enable" };
+        let detail = json!({ "team": team.slug, "reason": reason });
+        state.store().append_audit(now, &account.actor(), action, &detail).await?;
+    }
     Ok(Json(TeamView::of(team, stored.disabled_at)))
 }

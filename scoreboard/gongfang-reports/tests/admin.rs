@@ -523,6 +523,8 @@ async fn organisers_take_a_team_out_of_the_drill_and_bring_it_back(app: App) -> 
     let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], out).await;
     ensure!(r.status == 200 && r.json()?["disabled_at"].is_string(), "{}", r.text());
     ensure!(app.store.disabled_teams().await? == [MODA], "stored");
+    let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], out).await;
+    ensure!(r.status == 200, "asking again answers the team as it is: {}", r.text());
     let r = app.request("GET", "/api/reports", &[(team.0, &team.1)], b"").await;
     ensure!(
         r.status == 403 && r.json()?["error"]["code"] == "team_disabled",
@@ -551,7 +553,7 @@ async fn organisers_take_a_team_out_of_the_drill_and_bring_it_back(app: App) -> 
         .collect();
     ensure!(
         changes.len() == 2 && changes.iter().all(|(_, actor)| *actor == "account olga"),
-        "both changes audited under the account: {changes:?}"
+        "both changes audited under the account, the repeated one not: {changes:?}"
     );
     Ok(())
 }

@@ -113,7 +113,9 @@ impl Metrics {
         }
         match results {
             Ok(results) => {
-                for r in results {
+                // A disabled team's services are recorded down without a checker run: not a
+                // checker action, and no duration worth counting.
+                for r in results.into_iter().filter(|r| r.message != gongfang_core::plan::OUT_OF_THE_DRILL) {
                     let service = scenario.service(r.service).map_or_else(|| r.service.to_string(), |s| s.slug.clone());
                     *c.actions.entry((service, r.action.as_str(), r.verdict.as_str())).or_default() += 1;
                     let seconds = r.duration_ms as f64 / 1000.0;
