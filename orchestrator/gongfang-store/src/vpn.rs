@@ -329,6 +329,30 @@ impl Store {
         Ok(Some((peer_from_row(old)?, peer_from_row(new)?)))
     }
 
+    /// Puts back a peer's key as it was before [`Store::rotate_vpn_peer`] replaced it with
+    /// `replaced` (the gateway did not take the new one), with its rotation time as it was.
+    /// Nothing changes if the peer's key is no longer `replaced`; says whether it changed.
+    #[tracing::instrument(skip(self, was, replaced), fields(team = was.team.0, peer = was.peer))]
+    pub async fn restore_vpn_peer(&self, was: &VpnPeer, replaced: &str) -> Result<bool> {
+        let Ok(number) = i32::try_from(was.peer) else { return Ok(false) };
+        let txn = self.write_txn().await?;
+        let current = vpn_peers::Entity::find()
+            .filter(vpn_peers::Column::Team.eq(i32::from(was.team.0)))
+            .filter(vpn_peers::Column::Peer.eq(number))
+            .one(&txn)
+            .await?;
+        let Some(current) = current.filter(|row| row.public_key == replaced) else {
+            txn.commit().await?;
+            return Ok(false);
+        };
+        let mut row: vpn_peers::ActiveModel = current.into();
+        row.public_key = Set(was.public_key.clone());
+        row.rotated_at = Set(was.rotated_at);
+        row.update(&txn).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
     /// The peers of one team, by number.
     pub async fn vpn_peers_of(&self, team: TeamId) -> Result<Vec<VpnPeer>> {
         vpn_peers::Entity::find()

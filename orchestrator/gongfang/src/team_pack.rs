@@ -204,7 +204,7 @@ fn how_to(
                     list(&keys)
                 ),
                 format!(
-                    "經 VPN 進入你隊服務的命令列：<code>ssh -i {key} -p {port} 服務簡稱@{}</code>（每個設定檔各有其金鑰：{}）。",
+                    "經 VPN 進入你隊服務的命令列：<code>ssh -i {key} -p {port} 服務簡稱@{}</code>（每個設定檔各有其密碼匙：{}）。",
                     vpn.gateway,
                     list(&keys)
                 ),

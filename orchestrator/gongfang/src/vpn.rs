@@ -234,15 +234,19 @@ fn peer_config(
 pub struct GatewayConfigs {
     scenario: Arc<Scenario>,
     store: Store,
+    /// Held from storing a new key until the gateway has it: two downloads at once (the same
+    /// peer twice, say) would otherwise tell the gateway in the other order than they stored.
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl GatewayConfigs {
     pub fn new(scenario: Arc<Scenario>, store: Store) -> GatewayConfigs {
-        GatewayConfigs { scenario, store }
+        GatewayConfigs { scenario, store, one_at_a_time: tokio::sync::Mutex::new(()) }
     }
 
     async fn reissue(&self, team: &gongfang_core::scenario::Team, peer: u32) -> Result<FreshConfig, VpnRefusal> {
         let failed = |what: &str, error: &dyn std::fmt::Display| VpnRefusal::Failed(format!("{what}: {error}"));
+        let _one = self.one_at_a_time.lock().await;
         let Some(vpn) = &self.scenario.vpn else { return Err(VpnRefusal::NoVpn) };
         let issued = self.store.vpn_peers_of(team.id).await.map_err(|e| failed("reading the team's peers", &e))?;
         let Some(current) = issued.iter().find(|p| p.peer == peer) else { return Err(VpnRefusal::UnknownPeer(peer)) };
@@ -281,7 +285,7 @@ impl GatewayConfigs {
         if let Some(why) = refused {
             // The gateway still takes the old key: the store says so again, so the team's old
             // config keeps working, now and after a restart.
-            if let Err(error) = self.store.rotate_vpn_peer(team.id, peer, &old.public_key, Utc::now()).await {
+            if let Err(error) = self.store.restore_vpn_peer(&old, &new.public_key).await {
                 tracing::error!(team = %team.slug, peer, %error, "could not restore a peer's key the gateway kept");
             }
             return Err(VpnRefusal::Failed(why));

@@ -161,8 +161,15 @@
     }
   }
 
+  // The rows are made again only when the peers or the language change: the portal reloads
+  // on every tick, and a new button would forget a first press waiting for its confirmation.
+  let shownVpn = null;
+
   function renderVpn() {
     const peers = state.portal.vpn || [];
+    const shown = JSON.stringify([Gf.lang(), peers]);
+    if (shown === shownVpn) return;
+    shownVpn = shown;
     $('vpn-section').hidden = peers.length === 0;
     const body = $('vpn-peers');
     body.replaceChildren();

@@ -113,10 +113,14 @@ pub(crate) async fn reissue(
         ),
         VpnRefusal::Failed(why) => ReportsError::VpnFailed(why),
     })?;
-    state
-        .store()
-        .append_audit(state.now(), &state.team_actor(team), "vpn.config.reissue", &json!({ "peer": peer }))
-        .await?;
+    // The old key is gone from the gateway by now: the team gets its config even if the audit
+    // log cannot be written, or it would be left with none that works.
+    let detail = json!({ "peer": peer });
+    if let Err(error) =
+        state.store().append_audit(state.now(), &state.team_actor(team), "vpn.config.reissue", &detail).await
+    {
+        tracing::error!(team = team.0, peer, %error, "a team's fresh VPN config was not audited");
+    }
     let disposition = format!("attachment; filename=\"{}\"", fresh.file_name);
     let mut response = fresh.text.into_inner().into_response();
     let headers = response.headers_mut();

@@ -123,35 +123,30 @@ impl TeamMachine {
     /// `wg-quick up FILE` with `wireguard-go`, as a team without kernel WireGuard runs it; the
     /// tunnel is named after the file and taken down on drop.
     pub fn tunnel_up(&mut self, config: &Path) -> anyhow::Result<()> {
-        let output = self
-            .command("env")
-            .args(["WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go", "wg-quick", "up"])
-            .arg(config)
-            .output()?;
-        ensure!(
-            output.status.success(),
-            "wg-quick up {} failed: {}",
-            config.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        self.wg_quick("up", config)?;
         self.tunnels.push(config.to_owned());
         Ok(())
     }
 
     /// `wg-quick down FILE` of a tunnel [`TeamMachine::tunnel_up`] brought up.
     pub fn tunnel_down(&mut self, config: &Path) -> anyhow::Result<()> {
+        self.wg_quick("down", config)?;
+        self.tunnels.retain(|up| up != config);
+        Ok(())
+    }
+
+    fn wg_quick(&self, verb: &str, config: &Path) -> anyhow::Result<()> {
         let output = self
             .command("env")
-            .args(["WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go", "wg-quick", "down"])
+            .args(["WG_QUICK_USERSPACE_IMPLEMENTATION=wireguard-go", "wg-quick", verb])
             .arg(config)
             .output()?;
         ensure!(
             output.status.success(),
-            "wg-quick down {} failed: {}",
+            "wg-quick {verb} {} failed: {}",
             config.display(),
             String::from_utf8_lossy(&output.stderr).trim()
         );
-        self.tunnels.retain(|up| up != config);
         Ok(())
     }
 
