@@ -210,6 +210,16 @@ fn peer_from_row(row: vpn_peers::Model) -> Result<VpnPeer> {
     })
 }
 
+/// The stored row of `team`'s peer number `peer`, if it has one.
+async fn peer_row(txn: &sea_orm::DatabaseTransaction, team: TeamId, peer: u32) -> Result<Option<vpn_peers::Model>> {
+    let Ok(number) = i32::try_from(peer) else { return Ok(None) };
+    Ok(vpn_peers::Entity::find()
+        .filter(vpn_peers::Column::Team.eq(i32::from(team.0)))
+        .filter(vpn_peers::Column::Peer.eq(number))
+        .one(txn)
+        .await?)
+}
+
 impl Store {
     /// The gateway's private key (32 bytes, to be clamped as an X25519 key), made once with
     /// the database.
@@ -309,14 +319,8 @@ impl Store {
         public_key: &str,
         at: DateTime<Utc>,
     ) -> Result<Option<(VpnPeer, VpnPeer)>> {
-        let Ok(number) = i32::try_from(peer) else { return Ok(None) };
         let txn = self.write_txn().await?;
-        let Some(old) = vpn_peers::Entity::find()
-            .filter(vpn_peers::Column::Team.eq(i32::from(team.0)))
-            .filter(vpn_peers::Column::Peer.eq(number))
-            .one(&txn)
-            .await?
-        else {
+        let Some(old) = peer_row(&txn, team, peer).await? else {
             txn.commit().await?;
             return Ok(None);
         };
@@ -334,13 +338,8 @@ impl Store {
     /// Nothing changes if the peer's key is no longer `replaced`; says whether it changed.
     #[tracing::instrument(skip(self, was, replaced), fields(team = was.team.0, peer = was.peer))]
     pub async fn restore_vpn_peer(&self, was: &VpnPeer, replaced: &str) -> Result<bool> {
-        let Ok(number) = i32::try_from(was.peer) else { return Ok(false) };
         let txn = self.write_txn().await?;
-        let current = vpn_peers::Entity::find()
-            .filter(vpn_peers::Column::Team.eq(i32::from(was.team.0)))
-            .filter(vpn_peers::Column::Peer.eq(number))
-            .one(&txn)
-            .await?;
+        let current = peer_row(&txn, was.team, was.peer).await?;
         let Some(current) = current.filter(|row| row.public_key == replaced) else {
             txn.commit().await?;
             return Ok(false);

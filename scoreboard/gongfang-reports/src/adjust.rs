@@ -71,11 +71,7 @@ pub(crate) async fn adjust(
 ) -> Reply<(StatusCode, Json<AdjustmentView>)> {
     let account = admin::organiser(&state, &headers).await?;
     let AdjustBody { team, points, reason } = crate::upload::json_body(&headers, body, admin::MAX_BODY).await?;
-    let Some(team) = state.scenario().teams.iter().find(|t| t.slug == team.trim()) else {
-        return Err(ReportsError::BadRequest(format!(
-            "`{team}` is not a team of this drill; use a team's slug as the board shows it"
-        )));
-    };
+    let team = admin::team_of_drill(&state, &team)?;
     if !points.is_finite() || points == 0.0 || points.abs() > MAX_ADJUSTMENT {
         return Err(ReportsError::BadRequest(format!(
             "`points` is {points}; give a number other than 0 from -{MAX_ADJUSTMENT} to {MAX_ADJUSTMENT} \

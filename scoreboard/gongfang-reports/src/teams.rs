@@ -92,7 +92,7 @@ pub(crate) async fn rotate_token(
 ) -> Reply<Json<IssuedToken>> {
     let account = admin::organiser(&state, &headers).await?;
     let TokenBody { team, reason } = crate::upload::json_body(&headers, body, admin::MAX_BODY).await?;
-    let team = team_of_drill(&state, &team)?;
+    let team = admin::team_of_drill(&state, &team)?;
     let reason = admin::bounded("reason", reason.trim(), admin::MAX_REASON_CHARS)?;
     let issued = state.store().issue_token(&team.slug).await?;
     let detail = json!({ "team": team.slug, "reason": reason });
@@ -103,15 +103,6 @@ pub(crate) async fn rotate_token(
         note: "the team's portal sessions have ended and its old token no longer works (for flag submission, \
                within a minute); hand this one over in person",
     }))
-}
-
-/// The scenario's team with this slug, or an answer that says how to name one.
-fn team_of_drill<'a>(state: &'a ReportsState, slug: &str) -> Reply<&'a Team> {
-    state.scenario().teams.iter().find(|t| t.slug == slug.trim()).ok_or_else(|| {
-        ReportsError::BadRequest(format!(
-            "`{slug}` is not a team of this drill; use a team's slug as the console lists it"
-        ))
-    })
 }
 
 /// Which team leaves the drill or comes back, and why.
@@ -136,7 +127,7 @@ pub(crate) async fn disable(
 ) -> Reply<Json<TeamView>> {
     let account = admin::organiser(&state, &headers).await?;
     let DisableBody { team, disabled, reason } = crate::upload::json_body(&headers, body, admin::MAX_BODY).await?;
-    let team = team_of_drill(&state, &team)?;
+    let team = admin::team_of_drill(&state, &team)?;
     let reason = admin::bounded("reason", reason.trim(), admin::MAX_REASON_CHARS)?;
     if disabled && reason.is_empty() {
         return Err(ReportsError::BadRequest(
