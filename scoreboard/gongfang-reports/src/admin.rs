@@ -375,6 +375,15 @@ async fn admin_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: B
     })
 }
 
+/// The scenario's team with this slug, or an answer that says how to name one.
+pub(crate) fn team_of_drill<'a>(state: &'a ReportsState, slug: &str) -> Reply<&'a gongfang_core::scenario::Team> {
+    state.scenario().teams.iter().find(|t| t.slug == slug.trim()).ok_or_else(|| {
+        ReportsError::BadRequest(format!(
+            "`{slug}` is not a team of this drill; use a team's slug as the console lists it"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -405,13 +414,4 @@ mod tests {
         // Characters, not bytes: a Chinese title of the most characters passes.
         assert!(checked_announcement(sent("ok", Some(&"長".repeat(MAX_TITLE_CHARS)))).is_ok());
     }
-}
-
-/// The scenario's team with this slug, or an answer that says how to name one.
-pub(crate) fn team_of_drill<'a>(state: &'a ReportsState, slug: &str) -> Reply<&'a gongfang_core::scenario::Team> {
-    state.scenario().teams.iter().find(|t| t.slug == slug.trim()).ok_or_else(|| {
-        ReportsError::BadRequest(format!(
-            "`{slug}` is not a team of this drill; use a team's slug as the console lists it"
-        ))
-    })
 }
