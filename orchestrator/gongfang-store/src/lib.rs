@@ -65,6 +65,9 @@ pub struct Store {
     pause: std::sync::Arc<ops::PauseCell>,
     /// How many results this process marked defective (the engine scores again on a change).
     defective: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
+    /// How many times this process took a team out of the drill or brought one back (the
+    /// VPN gateway's firewall follows it).
+    disabled: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Store {
@@ -105,6 +108,7 @@ impl Store {
             token_key: Default::default(),
             pause: Default::default(),
             defective: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
+            disabled: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
         })
     }
 

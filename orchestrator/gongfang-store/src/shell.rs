@@ -104,6 +104,37 @@ pub(crate) async fn replace_generated(
 }
 
 impl Store {
+    /// Replaces the key generated with peer `peer` of `team` by `public_key` (a fresh one made
+    /// with the peer's new config); a peer that had none gets one. Registered keys stay.
+    #[tracing::instrument(skip(self, public_key), fields(team = team.0))]
+    pub async fn replace_peer_shell_key(
+        &self,
+        team: TeamId,
+        peer: u32,
+        public_key: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let number = i32::try_from(peer).map_err(|_| corrupt("shell_keys", peer, "peer number too large"))?;
+        let txn = self.write_txn().await?;
+        shell_keys::Entity::delete_many()
+            .filter(shell_keys::Column::Team.eq(i32::from(team.0)))
+            .filter(shell_keys::Column::Peer.eq(number))
+            .exec(&txn)
+            .await?;
+        shell_keys::ActiveModel {
+            team: Set(i32::from(team.0)),
+            public_key: Set(public_key.to_owned()),
+            label: Set(format!("peer {peer}")),
+            peer: Set(Some(number)),
+            added_at: Set(at),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
     /// Registers `public_key` (OpenSSH's one-line form without a comment) for the team with
     /// this slug, unless some team has it already.
     #[tracing::instrument(skip_all, fields(team = %slug))]

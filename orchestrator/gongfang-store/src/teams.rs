@@ -274,8 +274,16 @@ impl Store {
             crate::sessions::end_team_sessions(&txn, id).await?;
         }
         txn.commit().await?;
+        self.disabled.send_modify(|changes| *changes += 1);
         tracing::info!(disabled, "team availability changed");
         Ok((team_from_row(stored)?, true))
+    }
+
+    /// Counts the teams taken out of the drill or brought back through this store (and its
+    /// clones) since it was opened: the gateway's firewall reads [`Store::disabled_teams`]
+    /// again when it changes.
+    pub fn disabled_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.disabled.subscribe()
     }
 
     /// The teams organisers have disabled, by id.

@@ -200,6 +200,22 @@ async fn shell_keys_follow_their_peers_and_belong_to_one_team(db: TestDb) -> any
     let keys: Vec<String> = db.store.shell_keys_of(TeamId(1)).await?.into_iter().map(|k| k.public_key).collect();
     ensure!(keys == ["ssh-ed25519 laptop", "ssh-ed25519 r-shell-1"], "{keys:?}");
 
+    // A fresh key for one peer (a credential pack from the console) replaces that peer's only.
+    db.store.issue_vpn_peers("red-one", &peers("s", [10, 80, 0, 4], 2), true, t0()).await?;
+    db.store.replace_peer_shell_key(TeamId(1), 2, "ssh-ed25519 fresh-2", t0()).await?;
+    let mut keys: Vec<(String, Option<u32>)> =
+        db.store.shell_keys_of(TeamId(1)).await?.into_iter().map(|k| (k.public_key, k.peer)).collect();
+    keys.sort();
+    ensure!(
+        keys == [
+            ("ssh-ed25519 fresh-2".to_owned(), Some(2)),
+            ("ssh-ed25519 laptop".to_owned(), None),
+            ("ssh-ed25519 s-shell-1".to_owned(), Some(1))
+        ],
+        "{keys:?}"
+    );
+    db.store.issue_vpn_peers("red-one", &peers("r", [10, 80, 0, 4], 1), true, t0()).await?;
+
     // A key opens one team's shell only: another team cannot register it.
     let taken = db.store.register_shell_key("blue-one", "ssh-ed25519 laptop", "stolen", t0()).await?;
     ensure!(taken == ShellKeyAdded::Taken(TeamId(1)), "{taken:?}");

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use ipnet::Ipv4Net;
 
@@ -95,6 +96,9 @@ pub struct PeerFirewall {
     config: PeerFirewallConfig,
     chains: PeerChains,
     attacks_open: AtomicBool,
+    /// The teams organisers took out of the drill: nothing of theirs is forwarded, and their
+    /// shell entries are closed.
+    out_of_drill: Mutex<BTreeSet<String>>,
 }
 
 impl PeerFirewall {
@@ -104,6 +108,7 @@ impl PeerFirewall {
         Ok(PeerFirewall {
             chains: PeerChains::of(&config.drill_slug),
             attacks_open: AtomicBool::new(config.attacks_open),
+            out_of_drill: Mutex::new(BTreeSet::new()),
             config,
         })
     }
@@ -118,10 +123,17 @@ impl PeerFirewall {
         self.attacks_open.load(Ordering::SeqCst)
     }
 
+    /// The teams taken out of the drill, as last set.
+    pub fn out_of_drill(&self) -> BTreeSet<String> {
+        self.out_of_drill.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     /// The `iptables-restore --noflush` batch that fills the chains (pure, for review and
     /// tests): the filter table's three chains, and the nat chain with `anonymise` only.
     pub fn ruleset(&self) -> String {
         let c = &self.config;
+        let out = self.out_of_drill();
+        let playing = |team: &&DefendingTeam| !out.contains(&team.slug);
         let (input, forward) = (&self.chains.input, &self.chains.forward);
         let wg = &c.interface;
         let mut r = String::from("*filter\n");
@@ -134,7 +146,7 @@ impl PeerFirewall {
         for port in sorted(&c.platform_ports) {
             r.push_str(&format!("-A {input} -i {wg} -d {}/32 -p tcp --dport {port} -j ACCEPT\n", c.gateway));
         }
-        for team in &c.teams {
+        for team in c.teams.iter().filter(playing) {
             if let Some(port) = team.shell_port {
                 r.push_str(&format!(
                     "-A {input} -i {wg} -s {} -d {}/32 -p tcp --dport {port} -m comment --comment \"{} shell\" -j ACCEPT\n",
@@ -145,10 +157,18 @@ impl PeerFirewall {
             }
         }
         r.push_str(&format!("-A {input} -i {wg} -j DROP\n"));
-        // Through the host: ACCEPT here, because Docker's own rules after DOCKER-USER would
+        // Through the host: nothing from a team out of the drill, not even a connection it
+        // opened before; then ACCEPT here, because Docker's own rules after DOCKER-USER would
         // drop a new connection from the tunnel into a bridge.
+        for team in c.teams.iter().filter(|t| out.contains(&t.slug)) {
+            r.push_str(&format!(
+                "-A {forward} -i {wg} -s {} -m comment --comment \"{} out of the drill\" -j DROP\n",
+                team.block,
+                comment(&team.slug)
+            ));
+        }
         r.push_str(&format!("-A {forward} -i {wg} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT\n"));
-        for team in &c.teams {
+        for team in c.teams.iter().filter(playing) {
             for (address, ports) in &team.services {
                 for port in sorted(ports) {
                     r.push_str(&format!(
@@ -266,46 +286,85 @@ impl PeerFirewall {
         Ok(())
     }
 
+    /// Takes the teams `slugs` out of the drill (and brings back any other): from now on
+    /// nothing of theirs is forwarded, not even a connection opened before, and their shell
+    /// entries take no new connection; the connections a newly out team has open through the
+    /// gateway are forgotten, so a shell it had open ends too. Refills the chains in one batch.
+    /// Returns how many connections were forgotten.
+    pub fn set_out_of_drill(&self, slugs: &BTreeSet<String>) -> Result<usize, Error> {
+        let ns = self.config.namespace.as_deref();
+        require(ns)?;
+        if let Some(unknown) = slugs.iter().find(|s| !self.config.teams.iter().any(|t| &t.slug == *s)) {
+            return Err(Error::Firewall(format!(
+                "no team `{unknown}` has a VPN block in drill {}: name teams of the drill",
+                self.config.drill_slug
+            )));
+        }
+        if !chain_exists(&listing(ns, "filter")?, &self.chains.forward) {
+            return Err(Error::FirewallNotInstalled {
+                drill: self.config.drill_slug.clone(),
+                chain: self.chains.forward.clone(),
+            });
+        }
+        let before =
+            std::mem::replace(&mut *self.out_of_drill.lock().unwrap_or_else(PoisonError::into_inner), slugs.clone());
+        let mut batch = self.ruleset();
+        // The nat chain is left as it is: only the filter table changes.
+        if let Some(nat) = batch.find("*nat\n") {
+            batch.truncate(nat);
+        }
+        if let Err(error) = restore(ns, &batch) {
+            *self.out_of_drill.lock().unwrap_or_else(PoisonError::into_inner) = before;
+            return Err(error);
+        }
+        let mut cut = 0;
+        for team in self.config.teams.iter().filter(|t| slugs.contains(&t.slug) && !before.contains(&t.slug)) {
+            cut += self.forget(team.block, None)?;
+        }
+        tracing::info!(drill = %self.config.drill_slug, out = ?slugs, cut, "teams out of the drill cut off at the gateway");
+        Ok(cut)
+    }
+
     /// Forgets every connection a peer opened into the game networks, so that closing the
     /// attack paths also stops an attack under way: the rules let tracked connections through,
     /// and a forgotten one must pass them again as new: a team's connection to its own service
     /// does, an attack does not. Connections to the platform's ports are not touched. Returns
     /// how many were forgotten.
-    /// Without `conntrack` (Debian's `conntrack`) nothing is cut and the drill is told so.
     fn cut_connections(&self) -> Result<usize, Error> {
-        let ns = self.config.namespace.as_deref();
-        if let Err(error) = find_program(Path::new("conntrack"), "conntrack") {
-            tracing::warn!(%error, "attack connections already open stay open until they end");
-            return Ok(0);
-        }
-        let range = self.config.vpn_range;
         let mut cut = 0;
         for network in &self.config.game_networks {
-            let (src, src_mask, dst, dst_mask) = (
-                range.network().to_string(),
-                range.netmask().to_string(),
-                network.network().to_string(),
-                network.netmask().to_string(),
-            );
-            let args = ["-D", "-s", &src, "--mask-src", &src_mask, "-d", &dst, "--mask-dst", &dst_mask];
-            let output = command(ns, "conntrack")
-                .args(args)
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|source| Error::Spawn { program: "conntrack".to_owned(), source })?;
-            let said = String::from_utf8_lossy(&output.stderr);
-            // It exits 1 when it deleted nothing, and says how many it deleted either way.
-            let deleted = said
-                .split_whitespace()
-                .zip(said.split_whitespace().skip(1))
-                .find(|(_, next)| *next == "flow")
-                .and_then(|(n, _)| n.parse::<usize>().ok());
-            match deleted {
-                Some(n) => cut += n,
-                None => return Err(failed(ns, &format!("conntrack {}", args.join(" ")), output.status, &said)),
-            }
+            cut += self.forget(self.config.vpn_range, Some(*network))?;
         }
         Ok(cut)
+    }
+
+    /// Forgets the tracked connections from `source` (to `destination`, or anywhere); how many.
+    /// Without `conntrack` (Debian's `conntrack`) nothing is forgotten and the drill is told so.
+    fn forget(&self, source: Ipv4Net, destination: Option<Ipv4Net>) -> Result<usize, Error> {
+        let ns = self.config.namespace.as_deref();
+        if let Err(error) = find_program(Path::new("conntrack"), "conntrack") {
+            tracing::warn!(%error, "connections already open through the gateway stay open until they end");
+            return Ok(0);
+        }
+        let (src, src_mask) = (source.network().to_string(), source.netmask().to_string());
+        let mut args = vec!["-D", "-s", &src, "--mask-src", &src_mask];
+        let dst = destination.map(|d| (d.network().to_string(), d.netmask().to_string()));
+        if let Some((dst, dst_mask)) = &dst {
+            args.extend(["-d", dst, "--mask-dst", dst_mask]);
+        }
+        let output = command(ns, "conntrack")
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Spawn { program: "conntrack".to_owned(), source })?;
+        let said = String::from_utf8_lossy(&output.stderr);
+        // It exits 1 when it deleted nothing, and says how many it deleted either way.
+        let deleted = said
+            .split_whitespace()
+            .zip(said.split_whitespace().skip(1))
+            .find(|(_, next)| *next == "flow")
+            .and_then(|(n, _)| n.parse::<usize>().ok());
+        deleted.ok_or_else(|| failed(ns, &format!("conntrack {}", args.join(" ")), output.status, &said))
     }
 
     /// Whether any of the drill's chains exists.
@@ -676,6 +735,26 @@ mod tests {
         assert_eq!(forward[5], "-A GF-VFW-demo -i gf-demo -j DROP", "the last rule drops the rest");
         assert!(rules_of(&r, "GF-VAT-demo").is_empty(), "attacks are closed: {r}");
         assert!(!r.contains("*nat") && !r.contains("MASQUERADE"), "{r}");
+    }
+
+    #[test]
+    fn a_team_out_of_the_drill_has_nothing_forwarded_and_no_shell() {
+        let fw = PeerFirewall::new(PeerFirewallConfig { attacks_open: true, ..config() }).unwrap();
+        fw.out_of_drill.lock().unwrap().insert("team1".to_owned());
+        let r = fw.ruleset();
+        let forward = rules_of(&r, "GF-VFW-demo");
+        assert_eq!(
+            forward[0],
+            "-A GF-VFW-demo -i gf-demo -s 10.80.0.4/30 -m comment --comment \"team1 out of the drill\" -j DROP",
+            "before the rule that lets established connections through"
+        );
+        assert!(forward[1].contains("ESTABLISHED,RELATED -j ACCEPT"), "{forward:#?}");
+        assert!(!forward.iter().any(|l| l.contains("team1 own")), "{forward:#?}");
+        assert!(forward.iter().any(|l| l.contains("team2 own")), "{forward:#?}");
+        let input = rules_of(&r, "GF-VIN-demo");
+        assert!(!input.iter().any(|l| l.contains("team1 shell")) && input.iter().any(|l| l.contains("team2 shell")));
+        assert!(input.iter().any(|l| l.contains("--dport 8080 -j ACCEPT")), "the board stays reachable: {input:#?}");
+        assert_eq!(rules_of(&r, "GF-VAT-demo").len(), 3, "the others still attack and are attacked: {r}");
     }
 
     #[test]

@@ -466,6 +466,30 @@ fn peers_reach_what_the_drill_allows_and_nothing_else() {
     assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), None, "team1 still reaches team2 after attacks closed");
     assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 lost its own service");
 
+    // A team taken out of the drill: its open connections end and nothing of it is forwarded;
+    // the other team still attacks it, and it still reaches the platform's port.
+    firewall.set_attacks_open(true).expect("attacks open");
+    let mut attack = hold(peer1, (SERVICE2, ECHO_PORT)).expect("team1 connects to team2's service during attacks");
+    assert!(echoes(&mut attack));
+    let out = std::collections::BTreeSet::from(["team1".to_owned()]);
+    firewall.set_out_of_drill(&out).expect("team1 taken out");
+    assert_eq!(firewall.out_of_drill(), out);
+    assert!(!echoes(&mut attack), "a connection team1 opened before it was taken out still works");
+    assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), None, "team1 still attacks after it was taken out");
+    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), None, "team1 still reaches its own service");
+    assert_eq!(reach(peer1, (GATEWAY, PLATFORM_PORT)), Some(PEER1), "team1 lost the platform's board");
+    assert_eq!(reach(peer2, (SERVICE1, SERVICE_PORT)), Some(PEER2), "team2 cannot attack team1 any more");
+    assert_eq!(reach(peer2, (SERVICE2, SERVICE_PORT)), Some(PEER2), "team2 lost its own service");
+    assert!(firewall.attacks_open(), "taking a team out left attacks as they were");
+    let unknown = std::collections::BTreeSet::from(["team9".to_owned()]);
+    let refused = firewall.set_out_of_drill(&unknown).expect_err("a team the drill does not have");
+    assert!(refused.to_string().contains("team9"), "{refused}");
+    assert_eq!(firewall.out_of_drill(), out, "a refused change changes nothing");
+    firewall.set_out_of_drill(&Default::default()).expect("team1 brought back");
+    assert_eq!(reach(peer1, (SERVICE2, SERVICE_PORT)), Some(PEER1), "team1 cannot attack once back");
+    assert_eq!(reach(peer1, (SERVICE1, SERVICE_PORT)), Some(PEER1), "team1 lost its own service once back");
+    firewall.set_attacks_open(false).expect("attacks close");
+
     // Anonymised: services see the router's address on their network, as they see checkers.
     let anonymised = PeerFirewall::new(config(drill, router, true, true)).unwrap();
     anonymised.apply().expect("the rules load with NAT");

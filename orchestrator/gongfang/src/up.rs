@@ -198,7 +198,7 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         Some(_) => {
             let (access, attacks) = crate::vpn::access(&scenario, &store, web_addr, submit_addr).await?;
             let ports = vec![web_addr.port(), submit_addr.port()];
-            let rules = crate::vpn::guard_gateway(&scenario, &addresses, ports, attacks).await?;
+            let rules = crate::vpn::guard_gateway(&scenario, &addresses, ports, attacks, &store).await?;
             let shells = match (&shell_engine, &scenario.vpn) {
                 (Some(engine), Some(vpn_rules)) => {
                     let entries = gongfang::shell::bind_entries(&scenario, vpn_rules, &access.blocks, &plan).await?;

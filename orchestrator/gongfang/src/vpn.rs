@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use gongfang::drill::{Addresses, VpnAccess};
 use gongfang_core::scenario::{Ipv4Net, Scenario, VpnRules};
 use gongfang_core::{TeamConnection, TeamId};
-use gongfang_reports::{FreshConfig, VpnFuture, VpnRefusal};
+use gongfang_reports::{Reissued, SecretFile, VpnFuture, VpnRefusal};
 use gongfang_store::{NewVpnPeer, Store, StoreError, VpnIssue, VpnPeer};
 use gongfang_vpn::{
     AddressPlan, BackendChoice, DefendingTeam, Gateway, GatewayConfig, GatewayPeer, KEEPALIVE_SECONDS, PeerConfig,
@@ -228,9 +228,10 @@ fn peer_config(
     .render()
 }
 
-/// Teams' fresh configs from their portal, on the gateway running in this process: new keys
-/// for one peer, its public key stored in place of the old one, the gateway told to swap
-/// them. The peer keeps its number, address and shell key.
+/// Teams' fresh configs (from their portal, or in a credential pack from the console), on the
+/// gateway running in this process: new keys for one peer, its public key stored in place of
+/// the old one, the gateway told to swap them. The peer keeps its number and address, and its
+/// shell key unless a new one is asked for.
 pub struct GatewayConfigs {
     scenario: Arc<Scenario>,
     store: Store,
@@ -244,7 +245,12 @@ impl GatewayConfigs {
         GatewayConfigs { scenario, store, one_at_a_time: tokio::sync::Mutex::new(()) }
     }
 
-    async fn reissue(&self, team: &gongfang_core::scenario::Team, peer: u32) -> Result<FreshConfig, VpnRefusal> {
+    async fn reissue(
+        &self,
+        team: &gongfang_core::scenario::Team,
+        peer: u32,
+        shell_key: bool,
+    ) -> Result<Reissued, VpnRefusal> {
         let failed = |what: &str, error: &dyn std::fmt::Display| VpnRefusal::Failed(format!("{what}: {error}"));
         let _one = self.one_at_a_time.lock().await;
         let Some(vpn) = &self.scenario.vpn else { return Err(VpnRefusal::NoVpn) };
@@ -290,14 +296,26 @@ impl GatewayConfigs {
             }
             return Err(VpnRefusal::Failed(why));
         }
-        tracing::info!(team = %team.slug, peer, "a team's VPN peer got fresh keys from its portal");
-        Ok(FreshConfig { file_name: file_name(&team.slug, peer), text })
+        tracing::info!(team = %team.slug, peer, "a team's VPN peer got fresh keys");
+        let config = SecretFile { file_name: file_name(&team.slug, peer), text };
+        if !shell_key {
+            return Ok(Reissued { config, shell_key: None });
+        }
+        // Made once the gateway has the new key: a refused config leaves the peer's shell key.
+        let comment = format!("{} {} peer {peer}", self.scenario.drill.slug, team.slug);
+        let (private, public) =
+            gongfang::shell::generate_key(&comment).map_err(|e| failed("making a shell key", &e))?;
+        self.store.replace_peer_shell_key(team.id, peer, &public, Utc::now()).await.map_err(|e| {
+            failed("storing the new shell key (the new config is in place, the old one no longer works)", &e)
+        })?;
+        let shell_key = SecretFile { file_name: shell_key_file_name(&team.slug, peer), text: private };
+        Ok(Reissued { config, shell_key: Some(shell_key) })
     }
 }
 
 impl gongfang_reports::VpnAccess for GatewayConfigs {
-    fn reissue<'a>(&'a self, team: &'a gongfang_core::scenario::Team, peer: u32) -> VpnFuture<'a> {
-        Box::pin(GatewayConfigs::reissue(self, team, peer))
+    fn reissue<'a>(&'a self, team: &'a gongfang_core::scenario::Team, peer: u32, shell_key: bool) -> VpnFuture<'a> {
+        Box::pin(GatewayConfigs::reissue(self, team, peer, shell_key))
     }
 }
 
@@ -738,12 +756,15 @@ pub struct PeerRules {
 
 /// Installs what the drill's peers may reach (docs/network.md): the platform's `ports` on the
 /// gateway's address, each team's own shell entry and services at any time, and every defending team's
-/// services while `attacks` says they are open, which the rules follow from then on.
+/// services while `attacks` says they are open, which the rules follow from then on; nothing
+/// but the platform's ports for the teams organisers took out of the drill, which the rules
+/// follow too (the store says when they change).
 pub async fn guard_gateway(
     scenario: &Scenario,
     addresses: &Addresses,
     ports: Vec<u16>,
     mut attacks: watch::Receiver<bool>,
+    store: &Store,
 ) -> anyhow::Result<PeerRules> {
     let vpn = scenario.vpn.as_ref().context("the drill's gateway runs only with a [vpn] table")?;
     let plan = address_plan(scenario, vpn)?;
@@ -788,21 +809,56 @@ pub async fn guard_gateway(
             .await?
             .context("installing the WireGuard gateway's firewall rules")?;
     }
+    let mut disabled = store.disabled_watch();
+    disabled.mark_changed();
+    // One task follows both, so the two kinds of change never refill the chains at once.
     let follower = {
-        let firewall = Arc::clone(&firewall);
+        let (firewall, store, scenario) = (Arc::clone(&firewall), store.clone(), scenario.clone());
         tokio::spawn(async move {
-            while attacks.changed().await.is_ok() {
-                let open = *attacks.borrow_and_update();
-                let firewall = Arc::clone(&firewall);
-                match tokio::task::spawn_blocking(move || firewall.set_attacks_open(open)).await {
-                    Ok(Ok(())) => tracing::info!(open, "attack paths through the WireGuard gateway switched"),
-                    Ok(Err(error)) => tracing::error!(open, %error, "cannot switch the attack paths"),
-                    Err(error) => tracing::error!(open, %error, "cannot switch the attack paths"),
+            loop {
+                tokio::select! {
+                    changed = attacks.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        let open = *attacks.borrow_and_update();
+                        let firewall = Arc::clone(&firewall);
+                        match tokio::task::spawn_blocking(move || firewall.set_attacks_open(open)).await {
+                            Ok(Ok(())) => tracing::info!(open, "attack paths through the WireGuard gateway switched"),
+                            Ok(Err(error)) => tracing::error!(open, %error, "cannot switch the attack paths"),
+                            Err(error) => tracing::error!(open, %error, "cannot switch the attack paths"),
+                        }
+                    }
+                    Ok(()) = disabled.changed() => {
+                        disabled.borrow_and_update();
+                        cut_out_of_drill(&firewall, &store, &scenario).await;
+                    }
                 }
             }
         })
     };
     Ok(PeerRules { firewall, follower })
+}
+
+/// Has the firewall cut off the teams the store says are out of the drill, and only those.
+async fn cut_out_of_drill(firewall: &Arc<PeerFirewall>, store: &Store, scenario: &Scenario) {
+    let out: std::collections::BTreeSet<String> = match store.disabled_teams().await {
+        Ok(ids) => ids.iter().filter_map(|id| scenario.team(*id)).map(|t| t.slug.clone()).collect(),
+        Err(error) => {
+            tracing::error!(%error, "cannot read the teams out of the drill; the gateway's rules stay as they are");
+            return;
+        }
+    };
+    if out == firewall.out_of_drill() {
+        return;
+    }
+    let firewall = Arc::clone(firewall);
+    let shown = out.clone();
+    match tokio::task::spawn_blocking(move || firewall.set_out_of_drill(&out)).await {
+        Ok(Ok(cut)) => tracing::info!(out = ?shown, cut, "teams out of the drill cut off at the WireGuard gateway"),
+        Ok(Err(error)) => tracing::error!(out = ?shown, %error, "cannot cut off the teams out of the drill"),
+        Err(error) => tracing::error!(out = ?shown, %error, "cannot cut off the teams out of the drill"),
+    }
 }
 
 impl PeerRules {

@@ -107,6 +107,8 @@ const Gf = (() => {
       }
     } else if (type.startsWith('text/plain')) {
       data = await response.text();
+    } else if (type.startsWith('application/gzip')) {
+      data = await response.blob();
     }
     return { ok: response.ok, status: response.status, data };
   }

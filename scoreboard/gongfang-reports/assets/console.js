@@ -385,6 +385,25 @@
         if (answer.ok) $('team-token-reason').value = '';
       });
     }
+    Gf.confirming($('pack-run'), async () => {
+      if (!$('pack-form').reportValidity()) return;
+      const team = $('team-token-team').value;
+      const body = { team, web: $('pack-web').value };
+      const submission = $('pack-submission').value.trim();
+      if (submission) body.submission = submission;
+      const answer = await api('POST', '/api/admin/teams/pack', body);
+      if (!answer.ok || !(answer.data instanceof Blob)) return Gf.announce(Gf.errorText(answer));
+      const link = $('pack-download');
+      if (link.href) URL.revokeObjectURL(link.href);
+      const file = `${team}-pack.tar.gz`;
+      link.href = URL.createObjectURL(answer.data);
+      link.download = file;
+      link.textContent = t('console.pack.save', { file });
+      link.hidden = false;
+      link.click();
+      Gf.announce(t('console.pack.made', { team }));
+      await refresh();
+    });
     Gf.confirming($('adjust-run'), async () => {
       if (!$('adjust-form').reportValidity()) return;
       const body = { team: $('adjust-team').value, points: Number($('adjust-points').value), reason: $('adjust-reason').value };
@@ -447,6 +466,8 @@
   document.addEventListener('DOMContentLoaded', async () => {
     await Gf.start();
     wire();
+    // Teams usually reach the web where the organisers do; the field says so until changed.
+    $('pack-web').value = window.location.origin;
     const me = await Gf.session();
     if (me && ['organiser', 'observer'].includes(me.role)) await enter(me);
     else showLogin('');

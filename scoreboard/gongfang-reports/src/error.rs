@@ -89,6 +89,9 @@ pub enum ReportsError {
     /// The drill's gateway could not take a team's fresh VPN keys.
     #[error("no fresh VPN config could be made: {0}; your old config still works; tell the organisers")]
     VpnFailed(String),
+    /// A team's credential pack could not be made; says what changed already.
+    #[error("the credential pack was not made: {0}")]
+    PackFailed(String),
     #[error("no report {0}")]
     UnknownReport(i64),
     #[error("report {report} has no evidence file {evidence}")]
@@ -188,6 +191,7 @@ impl ReportsError {
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ServiceControl(_) => (StatusCode::BAD_GATEWAY, "service_control_failed"),
             VpnFailed(_) => (StatusCode::BAD_GATEWAY, "vpn_failed"),
+            PackFailed(_) => (StatusCode::BAD_GATEWAY, "pack_failed"),
             CsrfMismatch => (StatusCode::FORBIDDEN, "csrf_mismatch"),
             NotLoggedIn => (StatusCode::UNAUTHORIZED, "not_logged_in"),
             WrongPassword => (StatusCode::UNAUTHORIZED, "bad_credentials"),

@@ -20,15 +20,23 @@ use crate::auth;
 use crate::error::ReportsError;
 use crate::state::ReportsState;
 
-/// A peer's fresh `wg-quick` config: its file name and its text, private key included.
+/// A file with a private key in it, made for a team and never kept: a peer's `wg-quick`
+/// config or the SSH key made with it.
 #[derive(Debug)]
-pub struct FreshConfig {
+pub struct SecretFile {
     pub file_name: String,
     pub text: Secret<String>,
 }
 
-/// What a [`VpnAccess`] call answers: the fresh config, or why there is none.
-pub type VpnFuture<'a> = Pin<Box<dyn Future<Output = Result<FreshConfig, VpnRefusal>> + Send + 'a>>;
+/// A peer's fresh config, and the fresh shell key made with it when one was asked for.
+#[derive(Debug)]
+pub struct Reissued {
+    pub config: SecretFile,
+    pub shell_key: Option<SecretFile>,
+}
+
+/// What a [`VpnAccess`] call answers: the fresh files, or why there are none.
+pub type VpnFuture<'a> = Pin<Box<dyn Future<Output = Result<Reissued, VpnRefusal>> + Send + 'a>>;
 
 /// Why a fresh config was not made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +52,9 @@ pub enum VpnRefusal {
 /// Issues fresh configs for teams' peers on the running drill's gateway.
 pub trait VpnAccess: Send + Sync + 'static {
     /// New keys for peer `peer` of `team`: stored (the old key replaced), given to the
-    /// gateway, and returned in a config that is never kept.
-    fn reissue<'a>(&'a self, team: &'a Team, peer: u32) -> VpnFuture<'a>;
+    /// gateway, and returned in a config that is never kept. With `shell_key`, a new SSH key
+    /// for the team's shell entry too, replacing the one made with the peer before.
+    fn reissue<'a>(&'a self, team: &'a Team, peer: u32, shell_key: bool) -> VpnFuture<'a>;
 }
 
 /// A drill without a VPN.
@@ -53,7 +62,7 @@ pub trait VpnAccess: Send + Sync + 'static {
 pub struct NoVpnAccess;
 
 impl VpnAccess for NoVpnAccess {
-    fn reissue<'a>(&'a self, _team: &'a Team, _peer: u32) -> VpnFuture<'a> {
+    fn reissue<'a>(&'a self, _team: &'a Team, _peer: u32, _shell_key: bool) -> VpnFuture<'a> {
         Box::pin(async { Err(VpnRefusal::NoVpn) })
     }
 }
@@ -104,7 +113,7 @@ pub(crate) async fn reissue(
     let team = auth::team(&state, &headers).await?;
     let ReissueBody { peer } = crate::upload::json_body(&headers, body, crate::admin::MAX_BODY).await?;
     let Some(spec) = state.scenario().team(team) else { return Err(ReportsError::NotInScenario(team.0)) };
-    let fresh = state.vpn_access().reissue(spec, peer).await.map_err(|refusal| match refusal {
+    let fresh = state.vpn_access().reissue(spec, peer, false).await.map_err(|refusal| match refusal {
         VpnRefusal::UnknownPeer(n) => ReportsError::BadRequest(format!(
             "your team has no VPN peer {n}; the portal lists your peers: ask the organisers if one is missing"
         )),
@@ -121,8 +130,8 @@ pub(crate) async fn reissue(
     {
         tracing::error!(team = team.0, peer, %error, "a team's fresh VPN config was not audited");
     }
-    let disposition = format!("attachment; filename=\"{}\"", fresh.file_name);
-    let mut response = fresh.text.into_inner().into_response();
+    let disposition = format!("attachment; filename=\"{}\"", fresh.config.file_name);
+    let mut response = fresh.config.text.into_inner().into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

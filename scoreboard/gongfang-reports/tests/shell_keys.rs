@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::ensure;
 use gongfang_core::scenario::{Ipv4Net, VpnRules};
-use gongfang_reports::{FreshConfig, VpnAccess, VpnFuture, VpnRefusal};
+use gongfang_reports::{Reissued, SecretFile, VpnAccess, VpnFuture, VpnRefusal};
 use gongfang_store::NewVpnPeer;
 use serde_json::{Value, json};
 
@@ -31,6 +31,7 @@ mod with_vpn {
         gongfang_test_support::backend_tests!(
             setup = spawn_with_vpn_configs;
             a_team_downloads_a_fresh_config_for_one_of_its_peers,
+            an_organiser_downloads_a_teams_credential_pack,
         );
     }
 }
@@ -68,19 +69,34 @@ struct StoredKeys {
 }
 
 impl VpnAccess for StoredKeys {
-    fn reissue<'a>(&'a self, team: &'a gongfang_core::scenario::Team, peer: u32) -> VpnFuture<'a> {
+    fn reissue<'a>(&'a self, team: &'a gongfang_core::scenario::Team, peer: u32, shell_key: bool) -> VpnFuture<'a> {
         Box::pin(async move {
             let n = self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let public_key = format!("{}=", char::from(b'a' + n).to_string().repeat(43));
             let now = chrono::Utc::now();
-            match self.store.rotate_vpn_peer(team.id, peer, &public_key, now).await {
-                Ok(Some((_, new))) => Ok(FreshConfig {
-                    file_name: format!("{}-{peer}.conf", team.slug),
-                    text: format!("[Interface]\n# public {}\nAddress = {}/32\n", new.public_key, new.address).into(),
-                }),
-                Ok(None) => Err(VpnRefusal::UnknownPeer(peer)),
-                Err(error) => Err(VpnRefusal::Failed(error.to_string())),
-            }
+            let new = match self.store.rotate_vpn_peer(team.id, peer, &public_key, now).await {
+                Ok(Some((_, new))) => new,
+                Ok(None) => return Err(VpnRefusal::UnknownPeer(peer)),
+                Err(error) => return Err(VpnRefusal::Failed(error.to_string())),
+            };
+            let config = SecretFile {
+                file_name: format!("{}-{peer}.conf", team.slug),
+                text: format!("[Interface]\n# public {}\nAddress = {}/32\n", new.public_key, new.address).into(),
+            };
+            let shell_key = if shell_key {
+                let public = format!("ssh-ed25519 made-{n}");
+                self.store
+                    .replace_peer_shell_key(team.id, peer, &public, now)
+                    .await
+                    .map_err(|e| VpnRefusal::Failed(e.to_string()))?;
+                Some(SecretFile {
+                    file_name: format!("{}-{peer}.ssh", team.slug),
+                    text: format!("private of {public}\n").into(),
+                })
+            } else {
+                None
+            };
+            Ok(Reissued { config, shell_key })
         })
     }
 }
@@ -143,6 +159,109 @@ async fn a_team_downloads_a_fresh_config_for_one_of_its_peers(app: App) -> anyho
         .map(|a| (a.actor.as_str(), a.detail.clone()))
         .collect();
     ensure!(reissued == [("team moda", json!({ "peer": 2 }))], "audited under the team, without a key: {reissued:?}");
+    Ok(())
+}
+
+async fn an_organiser_downloads_a_teams_credential_pack(app: App) -> anyhow::Result<()> {
+    let peers: Vec<NewVpnPeer> = (1..=2)
+        .map(|n| NewVpnPeer {
+            peer: n,
+            public_key: format!("{}=", "Z".repeat(42) + &n.to_string()),
+            address: format!("10.80.0.{}", n + 1).parse().unwrap(),
+            shell_key: Some(format!("ssh-ed25519 first-{n}")),
+        })
+        .collect();
+    app.store.issue_vpn_peers("moda", &peers, false, chrono::Utc::now()).await?;
+    let old = team_auth(&app, MODA);
+    let olga = app.store.issue_api_token("olga", at(0)).await?.expect("olga is an organiser");
+    let olga = ("Authorization", format!("Bearer {}", olga.expose()));
+    app.store.create_account("oscar", gongfang_core::AccountRole::Observer, "observer password").await?;
+    let oscar = app.store.issue_api_token("oscar", at(0)).await?.expect("oscar exists");
+    let oscar = ("Authorization", format!("Bearer {}", oscar.expose()));
+    let json = ("Content-Type", "application/json");
+    let body = br#"{"team":"moda","web":"https://drill.example.hk/","submission":"10.80.0.1:31337"}"#;
+
+    let r = app.request("POST", "/api/admin/teams/pack", &[(oscar.0, &oscar.1), json], body).await;
+    ensure!(r.status == 403, "an observer makes no pack: {}", r.text());
+    let r = app.request("POST", "/api/admin/teams/pack", &[(old.0, &old.1), json], body).await;
+    ensure!(r.status == 401, "nor does a team: {}", r.text());
+    let bad = br#"{"team":"moda","web":"drill.example.hk"}"#;
+    let r = app.request("POST", "/api/admin/teams/pack", &[(olga.0, &olga.1), json], bad).await;
+    ensure!(r.status == 400 && r.text().contains("https://drill.example.hk"), "{}", r.text());
+    let unissued = br#"{"team":"moi","web":"https://drill.example.hk"}"#;
+    let r = app.request("POST", "/api/admin/teams/pack", &[(olga.0, &olga.1), json], unissued).await;
+    ensure!(r.status == 400 && r.text().contains("gongfang vpn config moi"), "{}", r.text());
+    let keys: Vec<String> = app.store.vpn_peers_of(MODA).await?.into_iter().map(|p| p.public_key).collect();
+    ensure!(keys == [peers[0].public_key.clone(), peers[1].public_key.clone()], "refusals change no key: {keys:?}");
+    let r = app.request("GET", "/api/reports", &[(old.0, &old.1)], b"").await;
+    ensure!(r.status == 200, "refusals change nothing: {}", r.text());
+
+    let r = app.request("POST", "/api/admin/teams/pack", &[(olga.0, &olga.1), json], body).await;
+    ensure!(r.status == 200, "{}", r.text());
+    ensure!(
+        r.header("content-type") == Some("application/gzip")
+            && r.header("cache-control") == Some("no-store")
+            && r.header("content-disposition") == Some("attachment; filename=\"moda-pack.tar.gz\""),
+        "a download that is not kept: {:?}",
+        r.headers
+    );
+    let mut files = std::collections::BTreeMap::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(r.body.as_slice()));
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut entry, &mut text)?;
+        files.insert(entry.path()?.display().to_string(), (entry.header().mode()?, text));
+    }
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    ensure!(
+        names
+            == [
+                "moda/",
+                "moda/how-to.html",
+                "moda/moda-1.conf",
+                "moda/moda-1.ssh",
+                "moda/moda-2.conf",
+                "moda/moda-2.ssh",
+                "moda/token.txt"
+            ],
+        "{names:?}"
+    );
+    ensure!(files.values().filter(|(mode, _)| *mode == 0o600).count() == 6, "private files: {files:?}");
+
+    let token = files["moda/token.txt"].1.trim().to_owned();
+    let r = app.request("GET", "/api/reports", &[("X-Team-Token", &token)], b"").await;
+    ensure!(r.status == 200, "the pack's token works: {}", r.text());
+    let r = app.request("GET", "/api/reports", &[(old.0, &old.1)], b"").await;
+    ensure!(r.status == 401, "and the old one no longer: {}", r.text());
+    let stored = app.store.vpn_peers_of(MODA).await?;
+    for (peer, was) in stored.iter().zip(&peers) {
+        let config = &files[&format!("moda/moda-{}.conf", peer.peer)].1;
+        ensure!(peer.public_key != was.public_key && config.contains(&peer.public_key), "{config} {peer:?}");
+    }
+    let mut shell: Vec<String> = app.store.shell_keys_of(MODA).await?.into_iter().map(|k| k.public_key).collect();
+    shell.sort();
+    ensure!(!shell.iter().any(|k| k.contains("first-")), "the old shell keys are gone: {shell:?}");
+    ensure!(files["moda/moda-2.ssh"].1.contains(&shell[1]), "the pack holds the stored key's private half");
+    // A blue team's how-to: its shell, and no flag submission.
+    let how_to = &files["moda/how-to.html"].1;
+    ensure!(
+        how_to.contains(&token)
+            && how_to.contains("https://drill.example.hk/portal")
+            && how_to.contains("ssh -i moda-1.ssh")
+            && !how_to.contains("nc 10.80.0.1 31337")
+            && how_to.contains("moda-1.conf")
+            && how_to.contains("隊伍權杖"),
+        "{how_to}"
+    );
+
+    let audit = app.store.list_audit(None, 20).await?;
+    let packed: Vec<_> =
+        audit.iter().filter(|a| a.action == "team.pack").map(|a| (a.actor.as_str(), a.detail.clone())).collect();
+    ensure!(
+        packed == [("account olga", json!({ "team": "moda", "vpn": true, "web": "https://drill.example.hk" }))],
+        "audited under the account, without a secret: {packed:?}"
+    );
     Ok(())
 }
 
