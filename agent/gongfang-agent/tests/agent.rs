@@ -72,7 +72,7 @@ async fn a_red_team_files_a_report_with_evidence_and_lists_it() {
         "--kind",
         "attack",
         "--target-team",
-        "moda",
+        "ddb",
         "--service",
         "opendata",
         "--technique",
@@ -117,7 +117,7 @@ async fn a_red_team_files_a_report_with_evidence_and_lists_it() {
 async fn a_blue_team_registers_lists_and_removes_a_shell_key() {
     let dir = tempfile::tempdir().unwrap();
     let vpn = "[vpn]\nlisten = \"203.0.113.7\"\nrange = \"10.80.0.0/16\"\n";
-    let (db, address, s, token) = serve_routes(vpn, "moda").await;
+    let (db, address, s, token) = serve_routes(vpn, "ddb").await;
     let store = db.store.clone();
     let server = format!("http://{address}");
 
@@ -126,20 +126,20 @@ async fn a_blue_team_registers_lists_and_removes_a_shell_key() {
     let blob: Vec<u8> = [&11u32.to_be_bytes()[..], b"ssh-ed25519", &32u32.to_be_bytes(), &[9; 32]].concat();
     std::fs::write(
         &key,
-        format!("ssh-ed25519 {} duty@moda-laptop\n", base64::engine::general_purpose::STANDARD.encode(&blob)),
+        format!("ssh-ed25519 {} duty@ddb-laptop\n", base64::engine::general_purpose::STANDARD.encode(&blob)),
     )
     .unwrap();
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let out = agent(server.clone(), token.clone(), args(&["shell-key", "add", key.to_str().unwrap()])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("(duty@moda-laptop)"), "{}", text(&out.stdout));
-    let moda = s.teams.iter().find(|t| t.slug == "moda").unwrap().id;
-    let stored = store.shell_keys_of(moda).await.unwrap();
+    assert!(text(&out.stdout).contains("(duty@ddb-laptop)"), "{}", text(&out.stdout));
+    let ddb = s.teams.iter().find(|t| t.slug == "ddb").unwrap().id;
+    let stored = store.shell_keys_of(ddb).await.unwrap();
     assert_eq!(stored.len(), 1);
 
     let out = agent(server.clone(), token.clone(), args(&["shell-key", "list"])).await;
     assert!(
-        text(&out.stdout).contains("duty@moda-laptop") && text(&out.stdout).contains("registered"),
+        text(&out.stdout).contains("duty@ddb-laptop") && text(&out.stdout).contains("registered"),
         "{}",
         text(&out.stdout)
     );
@@ -151,7 +151,7 @@ async fn a_blue_team_registers_lists_and_removes_a_shell_key() {
     let id = stored[0].id.to_string();
     let out = agent(server.clone(), token.clone(), args(&["shell-key", "remove", &id])).await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(store.shell_keys_of(moda).await.unwrap().is_empty());
+    assert!(store.shell_keys_of(ddb).await.unwrap().is_empty());
     let out = agent(server, token, args(&["shell-key", "remove", &id])).await;
     assert!(!out.status.success() && text(&out.stderr).contains("404"), "{}", text(&out.stderr));
 }

@@ -37,7 +37,7 @@ const BLUE: TeamId = TeamId(11);
 fn attack() -> ReportDraft {
     ReportDraft {
         kind: "attack".into(),
-        target_team: Some("moda".into()),
+        target_team: Some("ddb".into()),
         service: Some("opendata".into()),
         from: Some(at(30)),
         to: Some(at(45)),
@@ -117,9 +117,9 @@ fn targets_must_be_real_defending_teams() {
     r.service = Some("mail".into());
     assert_eq!(refused(&s, RED, &r, at(60)), vec![("target_team", "missing_field"), ("service", "unknown_service")]);
     let mut d = defence();
-    d.traced_team = Some("nhi".into());
+    d.traced_team = Some("chra".into());
     d.traced_address = Some("somewhere".into());
-    d.target_team = Some("moi".into());
+    d.target_team = Some("crd".into());
     assert_eq!(
         refused(&s, BLUE, &d, at(60)),
         vec![
@@ -129,7 +129,7 @@ fn targets_must_be_real_defending_teams() {
         ]
     );
     let mut a = attack();
-    a.traced_team = Some("moi".into());
+    a.traced_team = Some("crd".into());
     assert_eq!(refused(&s, RED, &a, at(60)), vec![("traced_team", "not_for_kind")]);
 }
 

@@ -281,12 +281,12 @@ async fn audit_append_and_list(db: TestDb) -> anyhow::Result<()> {
     let a = db.store.append_audit(t0(), "alice", "team.token", &serde_json::json!({"team": "red-one"})).await?;
     let b = db
         .store
-        .append_audit(t0() + Duration::seconds(5), "bob", "drill.pause", &serde_json::json!({"reason": "網路"}))
+        .append_audit(t0() + Duration::seconds(5), "bob", "drill.pause", &serde_json::json!({"reason": "網絡"}))
         .await?;
     ensure!(b.id > a.id, "ids not increasing");
     let all = db.store.list_audit(None, 100).await?;
     ensure!(all == [a.clone(), b.clone()], "list: {all:?}");
-    ensure!(all[1].detail["reason"] == "網路" && all[1].at == t0() + Duration::seconds(5), "round trip");
+    ensure!(all[1].detail["reason"] == "網絡" && all[1].at == t0() + Duration::seconds(5), "round trip");
     ensure!(db.store.list_audit(Some(a.id), 100).await? == [b], "after");
     ensure!(db.store.list_audit(None, 1).await? == [a], "limit");
     Ok(())

@@ -505,9 +505,9 @@ mod tests {
 
     #[test]
     fn a_generated_key_reads_back_as_the_line_the_store_keeps() {
-        let (private, public) = generate_key("moda peer 1").unwrap();
+        let (private, public) = generate_key("ddb peer 1").unwrap();
         assert!(private.expose().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
-        let parsed = gongfang_core::shell_key::parse_public_key(&format!("{public} moda@laptop")).unwrap();
+        let parsed = gongfang_core::shell_key::parse_public_key(&format!("{public} ddb@laptop")).unwrap();
         assert_eq!(parsed.line, public);
         let key = PrivateKey::from_openssh(private.expose()).unwrap();
         assert_eq!(public_line(key.public_key()).unwrap(), public);

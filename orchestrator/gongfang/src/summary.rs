@@ -154,12 +154,12 @@ mod tests {
     fn tokens_accumulate_per_drill_and_stay_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.json");
-        let one = BTreeMap::from([("moda".to_owned(), "t1".to_owned())]);
+        let one = BTreeMap::from([("ddb".to_owned(), "t1".to_owned())]);
         let written = write_tokens(&path, "d", &one).unwrap();
         assert!(written.is_absolute());
-        write_tokens(&path, "d", &BTreeMap::from([("moi".to_owned(), "t2".to_owned())])).unwrap();
+        write_tokens(&path, "d", &BTreeMap::from([("crd".to_owned(), "t2".to_owned())])).unwrap();
         let saved: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(saved, json!({ "drill": "d", "tokens": { "moda": "t1", "moi": "t2" } }));
+        assert_eq!(saved, json!({ "drill": "d", "tokens": { "ddb": "t1", "crd": "t2" } }));
         // Another drill's tokens are dropped, not mixed in.
         write_tokens(&path, "other", &BTreeMap::from([("x".to_owned(), "t3".to_owned())])).unwrap();
         let saved: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();

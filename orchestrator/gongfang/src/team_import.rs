@@ -363,11 +363,11 @@ mod tests {
         };
         let nets = [Ipv4Net::parse("10.60.1.0/24").unwrap(), Ipv4Net::parse("10.60.3.0/24").unwrap()];
         let ids = BTreeSet::from([1, 3]);
-        let slugs = BTreeSet::from(["moda".to_owned(), "nop".to_owned()]);
+        let slugs = BTreeSet::from(["ddb".to_owned(), "nop".to_owned()]);
         let out = tables(&[row(2, "a"), row(3, "b")], &ids, &slugs, &nets).unwrap();
         assert!(out.contains("id = 4\nslug = \"a\"\nname = \"a\"\nnetwork = \"10.60.2.0/24\""), "{out}");
         assert!(out.contains("id = 5\nslug = \"b\"\nname = \"b\"\nnetwork = \"10.60.4.0/24\""), "{out}");
-        let clash = tables(&[row(2, "moda"), row(3, "x"), row(4, "x")], &ids, &slugs, &nets).unwrap_err();
+        let clash = tables(&[row(2, "ddb"), row(3, "x"), row(4, "x")], &ids, &slugs, &nets).unwrap_err();
         assert_eq!(clash.len(), 2, "{clash:?}");
         assert!(clash[0].starts_with("line 2:") && clash[1].starts_with("line 4:"), "{clash:?}");
     }

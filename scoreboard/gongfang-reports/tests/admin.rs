@@ -253,15 +253,14 @@ async fn organisers_mark_a_scored_result_defective(app: App) -> anyhow::Result<(
     };
     let marks = app.store.defective_watch();
 
-    let r = app
-        .request("POST", "/api/admin/defective", &[(oscar.0, &oscar.1), JSON], mark(0, "moda", "x").as_bytes())
-        .await;
+    let r =
+        app.request("POST", "/api/admin/defective", &[(oscar.0, &oscar.1), JSON], mark(0, "ddb", "x").as_bytes()).await;
     ensure!(r.status == 403 && r.json()?["error"]["code"] == "organisers_only", "{}", r.text());
     for (body, says) in [
-        (mark(1, "moda", "checker bug"), "has not been scored"),
+        (mark(1, "ddb", "checker bug"), "has not been scored"),
         (mark(0, "red-firm", "checker bug"), "not a defending team"),
-        (mark(0, "moda", "  "), "say why"),
-        (json!({ "tick": 0, "team": "moda", "service": "nope", "reason": "r" }).to_string(), "not a service"),
+        (mark(0, "ddb", "  "), "say why"),
+        (json!({ "tick": 0, "team": "ddb", "service": "nope", "reason": "r" }).to_string(), "not a service"),
     ] {
         let r = app.request("POST", "/api/admin/defective", &[(olga.0, &olga.1), JSON], body.as_bytes()).await;
         ensure!(r.status == 400 && r.text().contains(says), "{body}: {}", r.text());
@@ -270,13 +269,13 @@ async fn organisers_mark_a_scored_result_defective(app: App) -> anyhow::Result<(
     ensure!(!marks.has_changed()?, "nor told the engine");
 
     let r = app
-        .request("POST", "/api/admin/defective", &[(olga.0, &olga.1), JSON], mark(0, "moda", "checker bug").as_bytes())
+        .request("POST", "/api/admin/defective", &[(olga.0, &olga.1), JSON], mark(0, "ddb", "checker bug").as_bytes())
         .await;
     ensure!(r.status == 200 && r.json()?["marked"] == true, "{}", r.text());
     ensure!(r.json()?["defect"]["marked_by"] == "account olga", "{}", r.text());
     ensure!(marks.has_changed()?, "the engine is told to score again");
     let r = app
-        .request("POST", "/api/admin/defective", &[(olga.0, &olga.1), JSON], mark(0, "moda", "again").as_bytes())
+        .request("POST", "/api/admin/defective", &[(olga.0, &olga.1), JSON], mark(0, "ddb", "again").as_bytes())
         .await;
     ensure!(r.status == 200 && r.json()?["marked"] == false, "marked once: {}", r.text());
     ensure!(r.json()?["defect"]["reason"] == "checker bug", "the first mark stays: {}", r.text());
@@ -299,11 +298,11 @@ async fn organisers_restart_and_reset_a_teams_service(app: App) -> anyhow::Resul
     };
 
     let r = app
-        .request("POST", "/api/admin/service", &[(oscar.0, &oscar.1), JSON], body("moda", "restart").as_bytes())
+        .request("POST", "/api/admin/service", &[(oscar.0, &oscar.1), JSON], body("ddb", "restart").as_bytes())
         .await;
     ensure!(r.status == 403, "an observer restarts nothing: {}", r.text());
     for (sent, says) in
-        [(body("moda", "reboot"), "`restart` or `reset`"), (body("red-firm", "restart"), "not a defending team")]
+        [(body("ddb", "reboot"), "`restart` or `reset`"), (body("red-firm", "restart"), "not a defending team")]
     {
         let r = app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], sent.as_bytes()).await;
         ensure!(r.status == 400 && r.text().contains(says), "{sent}: {}", r.text());
@@ -311,11 +310,11 @@ async fn organisers_restart_and_reset_a_teams_service(app: App) -> anyhow::Resul
     ensure!(app.store.list_audit(None, 10).await?.is_empty(), "refused requests reach no container");
 
     let r =
-        app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body("moda", "restart").as_bytes()).await;
+        app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body("ddb", "restart").as_bytes()).await;
     ensure!(r.status == 200, "{}", r.text());
-    ensure!(r.json()?["containers"][0] == format!("gf-redblue-moda-{service}"), "{}", r.text());
+    ensure!(r.json()?["containers"][0] == format!("gf-redblue-ddb-{service}"), "{}", r.text());
     let r =
-        app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body("moi", "reset").as_bytes()).await;
+        app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body("crd", "reset").as_bytes()).await;
     ensure!(r.status == 502 && r.json()?["error"]["code"] == "service_control_failed", "{}", r.text());
     ensure!(r.text().contains("no such image"), "the engine's reason is told: {}", r.text());
 
@@ -324,9 +323,9 @@ async fn organisers_restart_and_reset_a_teams_service(app: App) -> anyhow::Resul
     ensure!(
         lines
             == [
-                ("account olga", "service.restart", json!("moda")),
-                ("account olga", "service.reset", json!("moi")),
-                ("account olga", "service.reset.failed", json!("moi")),
+                ("account olga", "service.restart", json!("ddb")),
+                ("account olga", "service.reset", json!("crd")),
+                ("account olga", "service.reset.failed", json!("crd")),
             ],
         "every attempt is audited under the account, and a failure with its reason: {lines:?}"
     );
@@ -336,7 +335,7 @@ async fn organisers_restart_and_reset_a_teams_service(app: App) -> anyhow::Resul
 
 async fn a_drill_without_containers_says_it_cannot_restart(app: App) -> anyhow::Result<()> {
     let olga = api_auth(&app, "olga").await;
-    let body = json!({ "team": "moda", "service": app.scenario.services[0].slug, "action": "restart" }).to_string();
+    let body = json!({ "team": "ddb", "service": app.scenario.services[0].slug, "action": "restart" }).to_string();
     let r = app.request("POST", "/api/admin/service", &[(olga.0, &olga.1), JSON], body.as_bytes()).await;
     ensure!(r.status == 502 && r.text().contains("runs no containers"), "{}", r.text());
     Ok(())
@@ -348,7 +347,7 @@ async fn organisers_read_the_checker_log_teams_do_not(app: App) -> anyhow::Resul
     app.store.open_tick(gongfang_core::Tick(0), at(1)).await?;
     let result = gongfang_core::CheckResult {
         tick: gongfang_core::Tick(0),
-        team: MODA,
+        team: DDB,
         service: service.id,
         action: gongfang_core::Action::Check,
         store: None,
@@ -360,7 +359,7 @@ async fn organisers_read_the_checker_log_teams_do_not(app: App) -> anyhow::Resul
     };
     app.store.record_check(&result).await?;
     app.store.close_tick(gongfang_core::Tick(0), at(2)).await?;
-    let path = format!("/api/admin/checker-log?team=moda&service={}", service.slug);
+    let path = format!("/api/admin/checker-log?team=ddb&service={}", service.slug);
     let r = app.request("GET", &path, &[(olga.0, &olga.1)], b"").await;
     ensure!(r.status == 200 && r.json()?["tick"] == 0, "the latest closed tick by default: {}", r.text());
     let action = &r.json()?["actions"][0];
@@ -369,7 +368,7 @@ async fn organisers_read_the_checker_log_teams_do_not(app: App) -> anyhow::Resul
         "{}",
         r.text()
     );
-    let team = team_auth(&app, MODA);
+    let team = team_auth(&app, DDB);
     let r = app.request("GET", &path, &[(team.0, &team.1)], b"").await;
     ensure!(r.status == 401, "a team token is no organiser's credential: {}", r.text());
     let r = app.request("GET", &format!("{path}&tick=x"), &[(olga.0, &olga.1)], b"").await;
@@ -431,30 +430,30 @@ async fn organisers_adjust_a_score_with_a_reason(mut app: App) -> anyhow::Result
         json!({ "team": team, "points": points, "reason": reason }).to_string()
     };
 
-    let r = post(&app, &oscar, adjust("moda", json!(5), "bonus")).await;
+    let r = post(&app, &oscar, adjust("ddb", json!(5), "bonus")).await;
     ensure!(r.status == 403 && r.json()?["error"]["code"] == "organisers_only", "an observer: {}", r.text());
     for (body, says) in [
         (adjust("nope", json!(5), "bonus"), "not a team"),
-        (adjust("moda", json!(0), "bonus"), "other than 0"),
-        (adjust("moda", json!(1e9), "bonus"), "other than 0"),
-        (adjust("moda", json!(-5), "   "), "say why"),
-        (json!({ "team": "moda", "points": 5 }).to_string(), "reason"),
+        (adjust("ddb", json!(0), "bonus"), "other than 0"),
+        (adjust("ddb", json!(1e9), "bonus"), "other than 0"),
+        (adjust("ddb", json!(-5), "   "), "say why"),
+        (json!({ "team": "ddb", "points": 5 }).to_string(), "reason"),
     ] {
         let r = post(&app, &olga, body.clone()).await;
         ensure!(r.status == 400 && r.text().contains(says), "{body}: {}", r.text());
     }
     ensure!(app.store.score_adjustments().await?.is_empty(), "nothing refused was stored");
 
-    let r = post(&app, &olga, adjust("moda", json!(-12.5), "attacked the scoring server")).await;
+    let r = post(&app, &olga, adjust("ddb", json!(-12.5), "attacked the scoring server")).await;
     ensure!(r.status == 201, "{}", r.text());
     let made = r.json()?;
-    ensure!(made["team"] == "moda" && made["points"] == -12.5 && made["made_by"] == "account olga", "{made}");
+    ensure!(made["team"] == "ddb" && made["points"] == -12.5 && made["made_by"] == "account olga", "{made}");
     let told = app.events.try_recv()?;
-    ensure!(told == GameEvent::ScoreAdjusted { team: MODA, points: -12.5 }, "the board is told: {told:?}");
-    let r = post(&app, &olga, adjust("moda", json!(2.5), "helped another team's service back up")).await;
+    ensure!(told == GameEvent::ScoreAdjusted { team: DDB, points: -12.5 }, "the board is told: {told:?}");
+    let r = post(&app, &olga, adjust("ddb", json!(2.5), "helped another team's service back up")).await;
     ensure!(r.status == 201, "{}", r.text());
     let totals = app.store.adjustment_totals(None).await?;
-    ensure!(totals.get(&MODA) == Some(&-10.0), "the sum: {totals:?}");
+    ensure!(totals.get(&DDB) == Some(&-10.0), "the sum: {totals:?}");
 
     let list = app.request("GET", "/api/admin/adjustments", &[(oscar.0, &oscar.1)], b"").await;
     ensure!(list.status == 200 && list.json()?.as_array().map(Vec::len) == Some(2), "{}", list.text());
@@ -476,10 +475,10 @@ async fn organisers_list_teams_and_give_one_a_new_token(app: App) -> anyhow::Res
     ensure!(list.status == 200, "{}", list.text());
     let slugs: Vec<String> =
         list.json()?.as_array().into_iter().flatten().filter_map(|t| t["slug"].as_str().map(str::to_owned)).collect();
-    ensure!(slugs.len() == app.scenario.teams.len() && slugs.contains(&"moda".to_owned()), "every team: {slugs:?}");
+    ensure!(slugs.len() == app.scenario.teams.len() && slugs.contains(&"ddb".to_owned()), "every team: {slugs:?}");
 
-    let old = team_auth(&app, MODA);
-    let body = br#"{"team":"moda","reason":"token lost"}"#;
+    let old = team_auth(&app, DDB);
+    let body = br#"{"team":"ddb","reason":"token lost"}"#;
     let r = app.request("POST", "/api/admin/teams/token", &[(oscar.0, &oscar.1), JSON], body).await;
     ensure!(r.status == 403, "an observer issues no token: {}", r.text());
     let r = app.request("POST", "/api/admin/teams/token", &[(olga.0, &olga.1), JSON], br#"{"team":"nope"}"#).await;
@@ -488,7 +487,7 @@ async fn organisers_list_teams_and_give_one_a_new_token(app: App) -> anyhow::Res
     ensure!(r.status == 200, "the old token works until the new one is issued: {}", r.text());
 
     let r = app.request("POST", "/api/admin/teams/token", &[(olga.0, &olga.1), JSON], body).await;
-    ensure!(r.status == 200 && r.json()?["team"] == "moda", "{}", r.text());
+    ensure!(r.status == 200 && r.json()?["team"] == "ddb", "{}", r.text());
     let token = r.json()?["token"].as_str().unwrap_or_default().to_owned();
     ensure!(token.len() >= 32 && token != old.1, "a new token: {}", r.text());
     let r = app.request("GET", "/api/reports", &[(old.0, &old.1)], b"").await;
@@ -506,23 +505,23 @@ async fn organisers_take_a_team_out_of_the_drill_and_bring_it_back(app: App) -> 
     let olga = api_auth(&app, "olga").await;
     app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
     let oscar = api_auth(&app, "oscar").await;
-    let team = team_auth(&app, MODA);
+    let team = team_auth(&app, DDB);
     let login = format!(r#"{{"team_token":"{}"}}"#, team.1);
     let r = app.request("POST", "/api/session", &[JSON], login.as_bytes()).await;
     ensure!(r.status == 200, "the team logs in while it plays: {}", r.text());
     let session = r.header("set-cookie").and_then(|c| c.split(';').next()).unwrap_or_default().to_owned();
 
-    let out = br#"{"team":"moda","disabled":true,"reason":"attacked the platform's own gateway"}"#;
+    let out = br#"{"team":"ddb","disabled":true,"reason":"attacked the platform's own gateway"}"#;
     let r = app.request("POST", "/api/admin/teams/disable", &[(oscar.0, &oscar.1), JSON], out).await;
     ensure!(r.status == 403, "an observer takes no team out: {}", r.text());
-    let no_reason = br#"{"team":"moda","disabled":true}"#;
+    let no_reason = br#"{"team":"ddb","disabled":true}"#;
     let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], no_reason).await;
     ensure!(r.status == 400 && r.text().contains("reason"), "a reason is required: {}", r.text());
     ensure!(app.store.disabled_teams().await?.is_empty(), "a refused request changes nothing");
 
     let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], out).await;
     ensure!(r.status == 200 && r.json()?["disabled_at"].is_string(), "{}", r.text());
-    ensure!(app.store.disabled_teams().await? == [MODA], "stored");
+    ensure!(app.store.disabled_teams().await? == [DDB], "stored");
     let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], out).await;
     ensure!(r.status == 200, "asking again answers the team as it is: {}", r.text());
     let r = app.request("GET", "/api/reports", &[(team.0, &team.1)], b"").await;
@@ -537,10 +536,10 @@ async fn organisers_take_a_team_out_of_the_drill_and_bring_it_back(app: App) -> 
     ensure!(r.status == 401, "the team's open session ended: {}", r.text());
     let list = app.request("GET", "/api/admin/teams", &[(oscar.0, &oscar.1)], b"").await;
     let listed = list.json()?;
-    let moda = listed.as_array().into_iter().flatten().find(|t| t["slug"] == "moda").cloned().unwrap_or_default();
-    ensure!(moda["disabled_at"].is_string(), "the console sees it out: {moda}");
+    let ddb = listed.as_array().into_iter().flatten().find(|t| t["slug"] == "ddb").cloned().unwrap_or_default();
+    ensure!(ddb["disabled_at"].is_string(), "the console sees it out: {ddb}");
 
-    let back = br#"{"team":"moda","disabled":false}"#;
+    let back = br#"{"team":"ddb","disabled":false}"#;
     let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], back).await;
     ensure!(r.status == 200 && r.json()?.get("disabled_at").is_none(), "{}", r.text());
     let r = app.request("GET", "/api/reports", &[(team.0, &team.1)], b"").await;

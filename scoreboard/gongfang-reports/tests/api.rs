@@ -100,12 +100,12 @@ fn total(b: &Standings, team: TeamId) -> f64 {
 async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()> {
     // Two-minute ticks: tick 30 runs at minute 60.
     app.store.open_tick(Tick(30), at(60)).await?;
-    let filed = file(&app, RED_FIRM, &attack("moda", 30, 40)).await;
+    let filed = file(&app, RED_FIRM, &attack("ddb", 30, 40)).await;
     ensure!(filed.status == 201, "{}", filed.text());
     let r = filed.json()?;
     let id = r["id"].as_i64().context("no id")?;
     ensure!(r["status"] == "pending" && r["points"] == 0 && r["can_appeal"] == false, "{r}");
-    ensure!(r["target_team"] == "moda" && r["attack_id"] == "T1078.001" && r["team"] == "red-firm", "{r}");
+    ensure!(r["target_team"] == "ddb" && r["attack_id"] == "T1078.001" && r["team"] == "red-firm", "{r}");
     ensure!(total(&board(&app).await?, RED_FIRM) == 0.0);
 
     app.set_now(at(70));
@@ -167,7 +167,7 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
     ensure!(twice.status == 409 && twice.code() == "wrong_state", "{}", twice.text());
 
     // A blue team's defence report, ruled and never appealed: final once the window closes.
-    let filed = file(&app, MODA, &defence(Some("red-firm"), 30, 50)).await;
+    let filed = file(&app, DDB, &defence(Some("red-firm"), 30, 50)).await;
     ensure!(filed.status == 201, "{}", filed.text());
     let did = filed.json()?["id"].as_i64().unwrap();
     let over = rule(&app, ANA, did, "ruling", json!({ "valid": true, "points": 61 })).await;
@@ -175,11 +175,11 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
     let ok = rule(&app, ANA, did, "ruling", json!({ "valid": true, "points": 60 })).await;
     ensure!(ok.status == 200, "{}", ok.text());
     let b = board(&app).await?;
-    ensure!((total(&b, RED_FIRM), total(&b, MODA), total(&b, MOI)) == (100.0, 60.0, 0.0));
+    ensure!((total(&b, RED_FIRM), total(&b, DDB), total(&b, CRD)) == (100.0, 60.0, 0.0));
     app.set_now(at(110 + 121));
-    let late = get_as(&app, MODA, &format!("/api/reports/{did}")).await.json()?;
+    let late = get_as(&app, DDB, &format!("/api/reports/{did}")).await.json()?;
     ensure!(late["status"] == "final" && late["can_appeal"] == false, "{late}");
-    let auth = team_auth(&app, MODA);
+    let auth = team_auth(&app, DDB);
     let closed = app
         .request("POST", &format!("/api/reports/{did}/appeal"), &[(auth.0, &auth.1), JSON], br#"{"reason": "late"}"#)
         .await;
@@ -203,7 +203,7 @@ async fn lifecycle_filed_ruled_appealed_final(mut app: App) -> anyhow::Result<()
 
 async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()> {
     let (ct, body) = multipart(&[
-        ("report", None, "application/json", attack("moi", 30, 40).to_string().as_bytes()),
+        ("report", None, "application/json", attack("crd", 30, 40).to_string().as_bytes()),
         ("evidence", Some("log.txt"), "text/plain", b"admin login from 10.60.1.9"),
     ]);
     let auth = team_auth(&app, RED_FIRM);
@@ -232,11 +232,11 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
         get_as(&app, RED_ACADEMY, &evidence_url.replace(&format!("/{id}/"), &format!("/{missing_id}/"))).await;
     as_if_missing(&file, &missing_file)?;
     ensure!(get_as(&app, RED_ACADEMY, "/api/reports").await.json()? == json!([]));
-    ensure!(get_as(&app, MOI, &format!("/api/reports/{id}")).await.status == 404, "not even the target");
+    ensure!(get_as(&app, CRD, &format!("/api/reports/{id}")).await.status == 404, "not even the target");
     ensure!(get_as(&app, RED_FIRM, &evidence_url).await.status == 200, "the filer reads its evidence");
 
     // A team cannot rule, appeal another's report, or see the queue.
-    let auth = team_auth(&app, MOI);
+    let auth = team_auth(&app, CRD);
     let ruled = app
         .request(
             "POST",
@@ -246,7 +246,7 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
         )
         .await;
     ensure!(ruled.status == 403 && ruled.code() == "judges_only", "{}", ruled.text());
-    ensure!(get_as(&app, MOI, "/api/judge/queue").await.code() == "judges_only");
+    ensure!(get_as(&app, CRD, "/api/judge/queue").await.code() == "judges_only");
     let auth = team_auth(&app, RED_ACADEMY);
     let appeal = app
         .request("POST", &format!("/api/reports/{id}/appeal"), &[(auth.0, &auth.1), JSON], br#"{"reason": "x"}"#)
@@ -266,7 +266,7 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
     ensure!(app.request("GET", "/api/reports", &[(bad.0, &bad.1)], b"").await.code() == "bad_token");
     let judge = judge_auth(&app, ANA).await;
     let filing = app
-        .request("POST", "/api/reports", &[(judge.0, &judge.1), JSON], attack("moi", 1, 2).to_string().as_bytes())
+        .request("POST", "/api/reports", &[(judge.0, &judge.1), JSON], attack("crd", 1, 2).to_string().as_bytes())
         .await;
     ensure!(filing.status == 403 && filing.code() == "teams_only", "{}", filing.text());
     // Judges read any report and its evidence.
@@ -277,7 +277,7 @@ async fn teams_see_only_their_own_and_cannot_rule(app: App) -> anyhow::Result<()
 }
 
 async fn json_answers_say_nosniff(app: App) -> anyhow::Result<()> {
-    let filed = file(&app, RED_FIRM, &attack("moi", 30, 40)).await;
+    let filed = file(&app, RED_FIRM, &attack("crd", 30, 40)).await;
     ensure!(filed.status == 201, "{}", filed.text());
     let id = filed.json()?["id"].as_i64().context("no id")?;
     let judge = judge_auth(&app, ANA).await;
@@ -324,8 +324,8 @@ async fn team_401s_ask_no_browser_for_a_password(app: App) -> anyhow::Result<()>
 }
 
 async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result<()> {
-    // red-firm captured moda's tick-20 opendata flag at minute 41 (tick 20 runs 40:00–42:00);
-    // red-academy captured nhi's flag, but at minute 60, far from its report's window.
+    // red-firm captured ddb's tick-20 opendata flag at minute 41 (tick 20 runs 40:00–42:00);
+    // red-academy captured chra's flag, but at minute 60, far from its report's window.
     let capture = |attacker: TeamId, victim: TeamId, flag: &str, minutes: i64| NewSubmission {
         capture: Capture {
             attacker,
@@ -339,12 +339,12 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
         submitted_at: at(minutes),
     };
     app.store
-        .insert_submissions(&[capture(RED_FIRM, MODA, "GONGFANG{a}", 41), capture(RED_ACADEMY, NHI, "GONGFANG{b}", 60)])
+        .insert_submissions(&[capture(RED_FIRM, DDB, "GONGFANG{a}", 41), capture(RED_ACADEMY, CHRA, "GONGFANG{b}", 60)])
         .await?;
-    // moi's opendata was up in tick 17 and down in tick 20.
+    // crd's opendata was up in tick 17 and down in tick 20.
     let check = |tick: u32, minutes: i64, verdict: Verdict| CheckResult {
         tick: Tick(tick),
-        team: MOI,
+        team: CRD,
         service: ServiceId(1),
         action: Action::Check,
         store: None,
@@ -359,10 +359,10 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
     let ids: Vec<i64> = {
         let mut ids = Vec::new();
         for (team, report) in [
-            (RED_FIRM, attack("moda", 35, 45)),
-            (RED_ACADEMY, attack("nhi", 35, 45)),
-            (RED_ACADEMY, attack("moi", 35, 45)),
-            (MODA, defence(Some("red-firm"), 35, 45)),
+            (RED_FIRM, attack("ddb", 35, 45)),
+            (RED_ACADEMY, attack("chra", 35, 45)),
+            (RED_ACADEMY, attack("crd", 35, 45)),
+            (DDB, defence(Some("red-firm"), 35, 45)),
         ] {
             let r = file(&app, team, &report).await;
             ensure!(r.status == 201, "{}", r.text());
@@ -380,7 +380,7 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
     let caps = hit["context"]["captures"].as_array().unwrap();
     ensure!(caps.len() == 1, "{hit}");
     ensure!(
-        caps[0]["attacker"] == "red-firm" && caps[0]["victim"] == "moda" && caps[0]["service"] == "opendata",
+        caps[0]["attacker"] == "red-firm" && caps[0]["victim"] == "ddb" && caps[0]["service"] == "opendata",
         "{hit}"
     );
     ensure!(caps[0]["submitted_at"] == json!(at(41)) && caps[0]["tick_planted"] == 20, "{hit}");
@@ -389,7 +389,7 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
         hit["context"]["suggestion"]["summary"]
             .as_str()
             .unwrap()
-            .contains("1 capture of moda's opendata flags by red-firm")
+            .contains("1 capture of ddb's opendata flags by red-firm")
     );
 
     let miss = entry(ids[1]);
@@ -420,7 +420,7 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
 }
 
 async fn nothing_stored(app: &App) -> anyhow::Result<()> {
-    for team in [RED_FIRM, RED_ACADEMY, MODA] {
+    for team in [RED_FIRM, RED_ACADEMY, DDB] {
         ensure!(app.store.reports_of_team(team).await?.is_empty(), "a refused report was stored");
     }
     Ok(())
@@ -488,14 +488,14 @@ async fn bad_input_is_refused_and_nothing_is_stored(app: App) -> anyhow::Result<
         app.request("POST", "/api/reports", &[(auth.0, &auth.1), ("Content-Type", "text/plain")], b"report").await;
     ensure!(wrong.status == 415 && wrong.code() == "unsupported_media_type", "{}", wrong.text());
     let (ct, body) = multipart(&[
-        ("report", None, "application/json", attack("moda", 30, 40).to_string().as_bytes()),
+        ("report", None, "application/json", attack("ddb", 30, 40).to_string().as_bytes()),
         ("evidence", Some("tool.exe"), "application/x-msdownload", b"MZ\x90\x00"),
     ]);
     let exe = app.request("POST", "/api/reports", &[(auth.0, &auth.1), ("Content-Type", &ct)], &body).await;
     ensure!(exe.status == 415 && exe.code() == "evidence_type", "{}", exe.text());
     ensure!(exe.text().contains("image/png"), "the message lists what is accepted: {}", exe.text());
     let (ct, body) = multipart(&[
-        ("report", None, "application/json", attack("moda", 30, 40).to_string().as_bytes()),
+        ("report", None, "application/json", attack("ddb", 30, 40).to_string().as_bytes()),
         ("evidence", Some("shot.png"), "image/png", b"<script>alert(1)</script>"),
     ]);
     let fake = app.request("POST", "/api/reports", &[(auth.0, &auth.1), ("Content-Type", &ct)], &body).await;
@@ -506,13 +506,13 @@ async fn bad_input_is_refused_and_nothing_is_stored(app: App) -> anyhow::Result<
         let first = &r.json().unwrap_or_default()["error"]["problems"][0];
         (r.status, r.code(), first["field"].clone(), first["code"].clone())
     };
-    let future = file(&app, RED_FIRM, &attack("moda", 50, 120)).await;
+    let future = file(&app, RED_FIRM, &attack("ddb", 50, 120)).await;
     ensure!(
         problem(&future) == (422, "invalid_report".into(), json!("to"), json!("window_in_future")),
         "{}",
         future.text()
     );
-    let mut unknown = attack("moda", 30, 40);
+    let mut unknown = attack("ddb", 30, 40);
     unknown["attack_id"] = json!("T9999");
     let unknown = file(&app, RED_FIRM, &unknown).await;
     ensure!(
@@ -528,7 +528,7 @@ async fn bad_input_is_refused_and_nothing_is_stored(app: App) -> anyhow::Result<
     );
     ensure!(nobody.text().contains("no team `ministry-of-magic`"), "{}", nobody.text());
     // A blue team cannot file attack reports.
-    let blue = file(&app, MODA, &attack("moi", 30, 40)).await;
+    let blue = file(&app, DDB, &attack("crd", 30, 40)).await;
     ensure!(
         problem(&blue) == (422, "invalid_report".into(), json!("kind"), json!("kind_not_for_role")),
         "{}",
@@ -537,7 +537,7 @@ async fn bad_input_is_refused_and_nothing_is_stored(app: App) -> anyhow::Result<
     // Not JSON, and unknown fields.
     let junk = app.request("POST", "/api/reports", &[(auth.0, &auth.1), JSON], b"{not json").await;
     ensure!(junk.status == 400 && junk.code() == "bad_request", "{}", junk.text());
-    let mut extra = attack("moda", 30, 40);
+    let mut extra = attack("ddb", 30, 40);
     extra["severity"] = json!("critical");
     let extra = file(&app, RED_FIRM, &extra).await;
     ensure!(extra.status == 400 && extra.text().contains("severity"), "{}", extra.text());
@@ -555,7 +555,7 @@ async fn evidence_files_round_trip_and_judges_log_in(app: App) -> anyhow::Result
         ("evidence", Some("../../firewall.png"), "image/png", &png),
         ("evidence", Some("fw.log"), "text/plain; charset=utf-8", b"DROP 10.60.1.9 -> 10.60.11.2:7000"),
     ]);
-    let auth = team_auth(&app, NHI);
+    let auth = team_auth(&app, CHRA);
     let filed = app.request("POST", "/api/reports", &[(auth.0, &auth.1), ("Content-Type", &ct)], &body).await;
     ensure!(filed.status == 201, "{}", filed.text());
     let r = filed.json()?;
@@ -563,12 +563,12 @@ async fn evidence_files_round_trip_and_judges_log_in(app: App) -> anyhow::Result
     ensure!(files.len() == 2 && files[0]["file_name"] == "firewall.png" && files[0]["size"] == png.len(), "{r}");
     ensure!(files[1]["content_type"] == "text/plain", "{r}");
     let url = files[0]["url"].as_str().unwrap();
-    let got = get_as(&app, NHI, url).await;
+    let got = get_as(&app, CHRA, url).await;
     ensure!(got.status == 200 && got.body == png, "the file came back changed");
     ensure!(got.header("content-type") == Some("image/png"));
     ensure!(got.header("x-content-type-options") == Some("nosniff"));
     ensure!(got.header("content-disposition").is_some_and(|d| d.contains("attachment")));
-    ensure!(get_as(&app, NHI, &format!("{}9", url)).await.status == 404, "an unknown evidence id");
+    ensure!(get_as(&app, CHRA, &format!("{}9", url)).await.status == 404, "an unknown evidence id");
 
     // A judge logs in and uses the session token.
     let login = app

@@ -12,7 +12,7 @@ use gongfang_reports::commands::{add_judge, list_reports, show_report};
 use gongfang_store::Store;
 use gongfang_test_support::TestDb;
 
-use common::{MODA, RED_FIRM, at, redblue};
+use common::{DDB, RED_FIRM, at, redblue};
 
 /// A test database with the red/blue drill synced, and a handle on its store.
 async fn store() -> (TestDb, Store) {
@@ -22,11 +22,11 @@ async fn store() -> (TestDb, Store) {
     (db, store)
 }
 
-/// An attack report on moda's first service, minutes 10 to 20 of the drill, as the team wrote it.
-fn attack_on_moda(technique: &str, description: &str, evidence: &str) -> CheckedReport {
+/// An attack report on ddb's first service, minutes 10 to 20 of the drill, as the team wrote it.
+fn attack_on_ddb(technique: &str, description: &str, evidence: &str) -> CheckedReport {
     CheckedReport {
         kind: ReportKind::Attack,
-        target_team: Some(MODA),
+        target_team: Some(DDB),
         service: ServiceId(1),
         window: TimeWindow { from: at(10), to: at(20) },
         technique: technique.into(),
@@ -59,7 +59,7 @@ async fn judge_add_creates_an_audited_judge_that_can_log_in() {
 async fn report_list_and_show() {
     let (_db, store) = store().await;
     let s = redblue();
-    let report = attack_on_moda("weak password", "admin/admin", "");
+    let report = attack_on_ddb("weak password", "admin/admin", "");
     let filed = store.file_report(RED_FIRM, &report, &[], at(30)).await.unwrap();
     let ana = store.create_account("ana", AccountRole::Judge, "correct horse battery").await.unwrap();
     let decision = Decision { valid: true, points: 25, reason: "confirmed".into() };
@@ -73,7 +73,7 @@ async fn report_list_and_show() {
     let bad = list_reports(&store, &s, Some("lost")).await.unwrap_err();
     assert!(bad.to_string().contains("use pending, ruled, appealed or final"), "{bad}");
     let shown = show_report(&store, &s, filed.id).await.unwrap();
-    assert!(shown.contains("target:      moda") && shown.contains("first ruling by ana"), "{shown}");
+    assert!(shown.contains("target:      ddb") && shown.contains("first ruling by ana"), "{shown}");
     assert!(shown.contains("valid, 25 points: confirmed"), "{shown}");
     let missing = show_report(&store, &s, 999).await.unwrap_err();
     assert!(matches!(missing, ReportsError::UnknownReport(999)));
@@ -83,7 +83,7 @@ async fn report_list_and_show() {
 async fn report_show_escapes_what_could_rewrite_the_terminal() {
     let (_db, store) = store().await;
     let s = redblue();
-    let report = attack_on_moda(
+    let report = attack_on_ddb(
         "sqli\x1b]0;pwned\x07",
         // Clear the screen, home the cursor, print a fake ruling; then a C1 CSI.
         "line one\n\tindented\x1b[2J\x1b[H\rfirst ruling by ana: valid, 500 points\u{9b}0m",

@@ -83,7 +83,7 @@ fn attack(target: &str) -> Value {
 
 async fn file_json(app: &App, team: TeamId) -> Response {
     let auth = team_auth(app, team);
-    let report = attack("moda").to_string();
+    let report = attack("ddb").to_string();
     app.request("POST", "/api/reports", &[(auth.0, &auth.1), ("Content-Type", "application/json")], report.as_bytes())
         .await
 }
@@ -92,7 +92,7 @@ async fn file_json(app: &App, team: TeamId) -> Response {
 async fn file_text(app: &App, team: TeamId, size: u64) -> Response {
     let auth = team_auth(app, team);
     let data = vec![b'a'; usize::try_from(size).unwrap()];
-    let report = attack("moda").to_string();
+    let report = attack("ddb").to_string();
     let (ct, body) = multipart(&[
         ("report", None, "application/json", report.as_bytes()),
         ("evidence", Some("log.txt"), "text/plain", &data),
@@ -124,7 +124,7 @@ impl HeldUpload {
             "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"report\"\r\nContent-Type: application/json\r\n\r\n\
              {}\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"evidence\"; filename=\"{file}\"\r\n\
              Content-Type: {content_type}\r\n\r\n",
-            attack("moda")
+            attack("ddb")
         );
         held.send(opening.as_bytes()).await?;
         Ok(held)
@@ -273,7 +273,7 @@ async fn big_evidence_round_trips_while_flags_are_stored(app: App) -> anyhow::Re
     let flag = NewSubmission {
         capture: Capture {
             attacker: RED_ACADEMY,
-            victim: MODA,
+            victim: DDB,
             service: ServiceId(1),
             store: StoreIdx(0),
             planted: Tick(20),
@@ -343,10 +343,10 @@ async fn an_upload_cut_off_leaves_nothing_and_leftovers_of_a_crash_are_swept(app
     Ok(())
 }
 
-fn report_on_moda(n: i64) -> CheckedReport {
+fn report_on_ddb(n: i64) -> CheckedReport {
     CheckedReport {
         kind: ReportKind::Attack,
-        target_team: Some(MODA),
+        target_team: Some(DDB),
         service: ServiceId(1),
         window: TimeWindow { from: at(10), to: at(20) },
         technique: format!("attempt {n}"),
@@ -402,7 +402,7 @@ async fn the_queue_comes_in_pages_without_gaps_or_repeats(app: App) -> anyhow::R
     let mut filed = Vec::new();
     for n in 0..120 {
         let team = if n % 2 == 0 { RED_FIRM } else { RED_ACADEMY };
-        filed.push(app.store.file_report(team, &report_on_moda(n), &[], at(30) + Duration::seconds(n)).await?.id);
+        filed.push(app.store.file_report(team, &report_on_ddb(n), &[], at(30) + Duration::seconds(n)).await?.id);
     }
     let queue = pages(&app, "/api/judge/queue").await?;
     ensure!(queue.iter().map(Vec::len).collect::<Vec<_>>() == [50, 50, 20], "{queue:?}");

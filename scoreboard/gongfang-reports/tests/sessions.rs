@@ -74,49 +74,49 @@ async fn team_login(app: &App, team: gongfang_core::TeamId) -> anyhow::Result<Br
 }
 
 async fn a_team_logs_in_with_its_token_and_sees_only_its_own_portal(app: App) -> anyhow::Result<()> {
-    let moda = team_login(&app, MODA).await?;
-    let set = moda.login.header("set-cookie").unwrap_or_default();
+    let ddb = team_login(&app, DDB).await?;
+    let set = ddb.login.header("set-cookie").unwrap_or_default();
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
         ensure!(set.contains(attribute), "the cookie says {attribute}: {set}");
     }
     ensure!(!set.contains("Secure"), "no Secure over plain HTTP unless configured: {set}");
-    ensure!(moda.login.json()?["role"] == "team" && moda.login.json()?["name"] == "moda", "{}", moda.login.text());
-    ensure!(!moda.login.text().contains(&app.token(MODA)), "the answer does not repeat the token");
+    ensure!(ddb.login.json()?["role"] == "team" && ddb.login.json()?["name"] == "ddb", "{}", ddb.login.text());
+    ensure!(!ddb.login.text().contains(&app.token(DDB)), "the answer does not repeat the token");
 
-    let me = app.request("GET", "/api/session", &[moda.cookie()], b"").await;
-    ensure!(me.status == 200 && me.json()?["csrf"] == moda.csrf.as_str(), "{}", me.text());
+    let me = app.request("GET", "/api/session", &[ddb.cookie()], b"").await;
+    ensure!(me.status == 200 && me.json()?["csrf"] == ddb.csrf.as_str(), "{}", me.text());
 
-    let portal = app.request("GET", "/api/portal", &[moda.cookie()], b"").await;
+    let portal = app.request("GET", "/api/portal", &[ddb.cookie()], b"").await;
     ensure!(portal.status == 200, "{}", portal.text());
     let view = portal.json()?;
-    ensure!(view["team"]["slug"] == "moda" && view["team"]["id"] == MODA.0, "{}", portal.text());
+    ensure!(view["team"]["slug"] == "ddb" && view["team"]["id"] == DDB.0, "{}", portal.text());
     ensure!(view["services"].as_array().is_some_and(|s| !s.is_empty()), "{}", portal.text());
 
-    // A report of another team, and one of MODA's own, filed with their tokens.
-    let moi = team_auth(&app, MOI);
+    // A report of another team, and one of DDB's own, filed with their tokens.
+    let crd = team_auth(&app, CRD);
     let report = serde_json::json!({
         "kind": "defence", "service": app.scenario.services[0].slug, "from": at(10), "to": at(20),
         "technique": "log review", "description": "we saw a scan",
     });
-    let filed = app.request("POST", "/api/reports", &[(moi.0, &moi.1), JSON], report.to_string().as_bytes()).await;
+    let filed = app.request("POST", "/api/reports", &[(crd.0, &crd.1), JSON], report.to_string().as_bytes()).await;
     ensure!(filed.status == 201, "{}", filed.text());
-    let moi_report = filed.json()?["id"].as_i64().context("report id")?;
+    let crd_report = filed.json()?["id"].as_i64().context("report id")?;
 
     // The portal's own session files and lists reports, and only its own.
-    let mut headers = vec![moda.cookie(), moda.csrf(), JSON];
+    let mut headers = vec![ddb.cookie(), ddb.csrf(), JSON];
     let filed = app.request("POST", "/api/reports", &headers, report.to_string().as_bytes()).await;
     ensure!(filed.status == 201, "the portal files a report with its session: {}", filed.text());
-    ensure!(filed.json()?["team"] == "moda", "{}", filed.text());
+    ensure!(filed.json()?["team"] == "ddb", "{}", filed.text());
     headers.truncate(1);
     let list = app.request("GET", "/api/reports", &headers, b"").await;
     let teams: Vec<_> = list.json()?.as_array().context("a list")?.iter().map(|r| r["team"].clone()).collect();
-    ensure!(teams == [serde_json::json!("moda")], "a team lists only its own reports: {}", list.text());
-    let other = app.request("GET", &format!("/api/reports/{moi_report}"), &headers, b"").await;
+    ensure!(teams == [serde_json::json!("ddb")], "a team lists only its own reports: {}", list.text());
+    let other = app.request("GET", &format!("/api/reports/{crd_report}"), &headers, b"").await;
     ensure!(other.status == 404, "another team's report does not exist for it: {}", other.text());
 
     // The team named in a query or body is never used: there is no way to ask for another's portal.
-    let other = app.request("GET", "/api/portal?team=moi", &headers, b"").await;
-    ensure!(other.json()?["team"]["slug"] == "moda", "{}", other.text());
+    let other = app.request("GET", "/api/portal?team=crd", &headers, b"").await;
+    ensure!(other.json()?["team"]["slug"] == "ddb", "{}", other.text());
 
     // A team's session opens no judge's or organiser's route.
     let queue = app.request("GET", "/api/judge/queue", &headers, b"").await;
@@ -126,7 +126,7 @@ async fn a_team_logs_in_with_its_token_and_sees_only_its_own_portal(app: App) ->
 
     let audit = app.store.list_audit(None, 50).await?;
     ensure!(
-        audit.iter().any(|a| a.actor == "team moda" && a.action == "session.login"),
+        audit.iter().any(|a| a.actor == "team ddb" && a.action == "session.login"),
         "the login is audited under the team: {audit:?}"
     );
     Ok(())
@@ -145,14 +145,14 @@ async fn a_change_without_the_csrf_token_is_refused(app: App) -> anyhow::Result<
     ensure!(r.status == 403 && r.json()?["error"]["code"] == "csrf_mismatch", "{}", r.text());
     ensure!(!app.store.drill_state().await?.paused, "no refused form paused the drill");
 
-    let moda = team_login(&app, MODA).await?;
+    let ddb = team_login(&app, DDB).await?;
     for (method, path) in [("POST", "/api/portal/token"), ("POST", "/api/reports"), ("DELETE", "/api/session")] {
-        let r = app.request(method, path, &[moda.cookie(), JSON], b"{}").await;
+        let r = app.request(method, path, &[ddb.cookie(), JSON], b"{}").await;
         ensure!(r.status == 403 && r.json()?["error"]["code"] == "csrf_missing", "{method} {path}: {}", r.text());
     }
-    let still = app.request("GET", "/api/portal", &[moda.cookie()], b"").await;
+    let still = app.request("GET", "/api/portal", &[ddb.cookie()], b"").await;
     ensure!(still.status == 200, "the refused logout left the session open: {}", still.text());
-    ensure!(app.store.verify_token(&app.token(MODA)).await? == Some(MODA), "the token was not rotated");
+    ensure!(app.store.verify_token(&app.token(DDB)).await? == Some(DDB), "the token was not rotated");
 
     // With its token the change goes through.
     let r = app.request("POST", "/api/admin/pause", &[olga.cookie(), olga.csrf(), JSON], b"{}").await;
@@ -255,19 +255,19 @@ async fn the_sixth_wrong_password_in_a_minute_is_answered_429(app: App) -> anyho
 }
 
 async fn rotating_the_team_token_ends_the_teams_sessions(app: App) -> anyhow::Result<()> {
-    let moda = team_login(&app, MODA).await?;
-    let second = team_login(&app, MODA).await?;
-    let r = app.request("POST", "/api/portal/token", &[moda.cookie(), moda.csrf()], b"").await;
+    let ddb = team_login(&app, DDB).await?;
+    let second = team_login(&app, DDB).await?;
+    let r = app.request("POST", "/api/portal/token", &[ddb.cookie(), ddb.csrf()], b"").await;
     ensure!(r.status == 200, "{}", r.text());
     let token = r.json()?["token"].as_str().context("the new token")?.to_owned();
-    ensure!(app.store.verify_token(&token).await? == Some(MODA), "the new token works");
-    ensure!(app.store.verify_token(&app.token(MODA)).await?.is_none(), "the old token stopped");
-    for session in [&moda, &second] {
+    ensure!(app.store.verify_token(&token).await? == Some(DDB), "the new token works");
+    ensure!(app.store.verify_token(&app.token(DDB)).await?.is_none(), "the old token stopped");
+    for session in [&ddb, &second] {
         let r = app.request("GET", "/api/portal", &[session.cookie()], b"").await;
         ensure!(r.status == 401 && r.json()?["error"]["code"] == "bad_session", "{}", r.text());
     }
     let audit = app.store.list_audit(None, 50).await?;
-    ensure!(audit.iter().any(|a| a.actor == "team moda" && a.action == "team.token.rotate"), "{audit:?}");
+    ensure!(audit.iter().any(|a| a.actor == "team ddb" && a.action == "team.token.rotate"), "{audit:?}");
     ensure!(!audit.iter().any(|a| a.detail.to_string().contains(&token)), "the token is never audited");
     Ok(())
 }
@@ -292,20 +292,20 @@ async fn logging_out_ends_the_session(app: App) -> anyhow::Result<()> {
 }
 
 async fn cookies_say_secure_when_the_drill_serves_https(app: App) -> anyhow::Result<()> {
-    let moda = team_login(&app, MODA).await?;
-    let set = moda.login.header("set-cookie").unwrap_or_default();
+    let ddb = team_login(&app, DDB).await?;
+    let set = ddb.login.header("set-cookie").unwrap_or_default();
     ensure!(set.contains("; Secure") && set.contains("HttpOnly"), "{set}");
     Ok(())
 }
 
 async fn a_session_expires_after_its_time(app: App) -> anyhow::Result<()> {
-    let moda = team_login(&app, MODA).await?;
+    let ddb = team_login(&app, DDB).await?;
     let olga = log_in(&app, r#"{"name":"olga","password":"organiser password"}"#).await?;
     app.set_now(at(60 + 12 * 60 - 1));
-    let r = app.request("GET", "/api/portal", &[moda.cookie()], b"").await;
+    let r = app.request("GET", "/api/portal", &[ddb.cookie()], b"").await;
     ensure!(r.status == 200, "a minute before the end the session works: {}", r.text());
     app.set_now(at(60 + 12 * 60 + 1));
-    let r = app.request("GET", "/api/portal", &[moda.cookie()], b"").await;
+    let r = app.request("GET", "/api/portal", &[ddb.cookie()], b"").await;
     ensure!(r.status == 401 && r.json()?["error"]["code"] == "bad_session", "after 12 hours it is over: {}", r.text());
     let r = app.request("GET", "/api/admin/drill", &[olga.cookie()], b"").await;
     ensure!(r.status == 401 && r.json()?["error"]["code"] == "bad_session", "{}", r.text());

@@ -116,41 +116,41 @@ async fn a_team_downloads_a_fresh_config_for_one_of_its_peers(app: App) -> anyho
             shell_key: None,
         })
         .collect();
-    app.store.issue_vpn_peers("moda", &peers, false, chrono::Utc::now()).await?;
-    let moda = team_auth(&app, MODA);
+    app.store.issue_vpn_peers("ddb", &peers, false, chrono::Utc::now()).await?;
+    let ddb = team_auth(&app, DDB);
     let json = ("Content-Type", "application/json");
 
-    let portal = app.request("GET", "/api/portal", &[(moda.0, &moda.1)], b"").await;
+    let portal = app.request("GET", "/api/portal", &[(ddb.0, &ddb.1)], b"").await;
     let listed = portal.json()?["vpn"].clone();
     ensure!(
         listed.as_array().map(Vec::len) == Some(2) && listed[1]["address"] == "10.80.0.3",
         "the portal lists the team's peers: {listed}"
     );
     ensure!(!portal.text().contains("ZZZZ"), "and no key: {}", portal.text());
-    let moi_auth = team_auth(&app, MOI);
-    let moi = app.request("GET", "/api/portal", &[(moi_auth.0, &moi_auth.1)], b"").await;
-    ensure!(moi.json()?["vpn"] == json!([]), "another team sees none of them: {}", moi.text());
+    let crd_auth = team_auth(&app, CRD);
+    let crd = app.request("GET", "/api/portal", &[(crd_auth.0, &crd_auth.1)], b"").await;
+    ensure!(crd.json()?["vpn"] == json!([]), "another team sees none of them: {}", crd.text());
 
-    let r = app.request("POST", "/api/portal/vpn", &[(moda.0, &moda.1), json], br#"{"peer":2}"#).await;
+    let r = app.request("POST", "/api/portal/vpn", &[(ddb.0, &ddb.1), json], br#"{"peer":2}"#).await;
     ensure!(r.status == 200, "{}", r.text());
     ensure!(
-        r.header("content-disposition") == Some("attachment; filename=\"moda-2.conf\"")
+        r.header("content-disposition") == Some("attachment; filename=\"ddb-2.conf\"")
             && r.header("cache-control") == Some("no-store")
             && r.header("content-type").is_some_and(|t| t.starts_with("text/plain")),
         "a download that is not kept: {:?}",
         r.headers
     );
-    let now = app.store.vpn_peers_of(MODA).await?;
+    let now = app.store.vpn_peers_of(DDB).await?;
     ensure!(r.text().contains(&now[1].public_key) && r.text().contains("10.80.0.3/32"), "{}", r.text());
     ensure!(now[1].public_key != peers[1].public_key && now[1].rotated_at.is_some(), "the new key is stored: {now:?}");
     ensure!(now[0].public_key == peers[0].public_key, "the other peer keeps its key: {now:?}");
 
-    let r = app.request("POST", "/api/portal/vpn", &[(moda.0, &moda.1), json], br#"{"peer":9}"#).await;
+    let r = app.request("POST", "/api/portal/vpn", &[(ddb.0, &ddb.1), json], br#"{"peer":9}"#).await;
     ensure!(r.status == 400 && r.text().contains("no VPN peer 9"), "{}", r.text());
     let ana = judge_auth(&app, ANA).await;
     let r = app.request("POST", "/api/portal/vpn", &[(ana.0, &ana.1), json], br#"{"peer":1}"#).await;
     ensure!(r.status == 403, "a judge gets no team's config: {}", r.text());
-    ensure!(app.store.vpn_peers_of(MODA).await?[0].public_key == peers[0].public_key, "refusals change nothing");
+    ensure!(app.store.vpn_peers_of(DDB).await?[0].public_key == peers[0].public_key, "refusals change nothing");
 
     let audit = app.store.list_audit(None, 20).await?;
     let reissued: Vec<_> = audit
@@ -158,7 +158,7 @@ async fn a_team_downloads_a_fresh_config_for_one_of_its_peers(app: App) -> anyho
         .filter(|a| a.action == "vpn.config.reissue")
         .map(|a| (a.actor.as_str(), a.detail.clone()))
         .collect();
-    ensure!(reissued == [("team moda", json!({ "peer": 2 }))], "audited under the team, without a key: {reissued:?}");
+    ensure!(reissued == [("team ddb", json!({ "peer": 2 }))], "audited under the team, without a key: {reissued:?}");
     Ok(())
 }
 
@@ -266,14 +266,9 @@ async fn an_organiser_downloads_a_teams_credential_pack(app: App) -> anyhow::Res
 }
 
 async fn a_drill_without_a_vpn_has_no_configs(app: App) -> anyhow::Result<()> {
-    let moda = team_auth(&app, MODA);
+    let ddb = team_auth(&app, DDB);
     let r = app
-        .request(
-            "POST",
-            "/api/portal/vpn",
-            &[(moda.0, &moda.1), ("Content-Type", "application/json")],
-            br#"{"peer":1}"#,
-        )
+        .request("POST", "/api/portal/vpn", &[(ddb.0, &ddb.1), ("Content-Type", "application/json")], br#"{"peer":1}"#)
         .await;
     ensure!(r.status == 400 && r.text().contains("no VPN"), "{}", r.text());
     Ok(())
@@ -305,19 +300,19 @@ async fn post_key(app: &App, team: gongfang_core::TeamId, body: &Value) -> (u16,
 
 async fn a_team_registers_lists_and_removes_its_keys(app: App) -> anyhow::Result<()> {
     let laptop = key_line(1, "duty@laptop");
-    let (status, added) = post_key(&app, MODA, &json!({ "key": format!("{laptop}\n") })).await;
+    let (status, added) = post_key(&app, DDB, &json!({ "key": format!("{laptop}\n") })).await;
     ensure!(status == 201, "{status} {added}");
     ensure!(added["label"] == "duty@laptop" && added["peer"].is_null(), "{added}");
     ensure!(added["public_key"] == laptop.rsplit_once(' ').unwrap().0, "kept without the comment: {added}");
 
-    let auth = team_auth(&app, MODA);
+    let auth = team_auth(&app, DDB);
     let listed = app.request("GET", "/api/shell-keys", &[(auth.0, &auth.1)], b"").await.json()?;
     ensure!(listed.as_array().map(Vec::len) == Some(1) && listed[0]["id"] == added["id"], "{listed}");
-    let keys = app.store.shell_keys_of(MODA).await?;
+    let keys = app.store.shell_keys_of(DDB).await?;
     ensure!(keys.len() == 1 && keys[0].public_key == added["public_key"], "{keys:?}");
 
     // Another team's list does not show it, nor can that team remove it.
-    let other = team_auth(&app, MOI);
+    let other = team_auth(&app, CRD);
     let theirs = app.request("GET", "/api/shell-keys", &[(other.0, &other.1)], b"").await.json()?;
     ensure!(theirs == json!([]), "{theirs}");
     let path = format!("/api/shell-keys/{}", added["id"]);
@@ -326,18 +321,18 @@ async fn a_team_registers_lists_and_removes_its_keys(app: App) -> anyhow::Result
 
     let removed = app.request("DELETE", &path, &[(auth.0, &auth.1)], b"").await;
     ensure!(removed.status == 204, "{}", removed.text());
-    ensure!(app.store.shell_keys_of(MODA).await?.is_empty());
+    ensure!(app.store.shell_keys_of(DDB).await?.is_empty());
     let again = app.request("DELETE", &path, &[(auth.0, &auth.1)], b"").await;
     ensure!(again.status == 404, "{}", again.text());
 
     let audit = app.store.list_audit(None, 50).await?;
-    let moda = app.scenario.team(MODA).unwrap().slug.clone();
+    let ddb = app.scenario.team(DDB).unwrap().slug.clone();
     let entries: Vec<(String, String)> = audit
         .iter()
         .filter(|e| e.action.starts_with("shell.key"))
         .map(|e| (e.actor.clone(), e.action.clone()))
         .collect();
-    let actor = format!("team {moda}");
+    let actor = format!("team {ddb}");
     ensure!(entries.contains(&(actor.clone(), "shell.key.add".to_owned())), "{entries:?}");
     ensure!(entries.contains(&(actor, "shell.key.remove".to_owned())), "{entries:?}");
     Ok(())
@@ -345,12 +340,12 @@ async fn a_team_registers_lists_and_removes_its_keys(app: App) -> anyhow::Result
 
 async fn bad_keys_and_other_callers_are_refused(app: App) -> anyhow::Result<()> {
     let laptop = key_line(2, "");
-    let (status, _) = post_key(&app, MODA, &json!({ "key": laptop, "label": "laptop" })).await;
+    let (status, _) = post_key(&app, DDB, &json!({ "key": laptop, "label": "laptop" })).await;
     ensure!(status == 201);
     // A key belongs to one team.
-    let (status, body) = post_key(&app, MODA, &json!({ "key": laptop })).await;
+    let (status, body) = post_key(&app, DDB, &json!({ "key": laptop })).await;
     ensure!(status == 409 && body.to_string().contains("your team has this key already"), "{status} {body}");
-    let (status, body) = post_key(&app, MOI, &json!({ "key": laptop })).await;
+    let (status, body) = post_key(&app, CRD, &json!({ "key": laptop })).await;
     ensure!(status == 409 && body.to_string().contains("belongs to another team"), "{status} {body}");
     // Keys that are not usable public keys, and bad labels.
     for (key, expected) in [
@@ -359,16 +354,16 @@ async fn bad_keys_and_other_callers_are_refused(app: App) -> anyhow::Result<()> 
         ("ssh-ed25519 AAAA", "not valid OpenSSH base64"),
         ("", "no key"),
     ] {
-        let (status, body) = post_key(&app, MODA, &json!({ "key": key })).await;
+        let (status, body) = post_key(&app, DDB, &json!({ "key": key })).await;
         ensure!(status == 400 && body.to_string().contains(expected), "{key:?}: {status} {body}");
     }
-    let (status, body) = post_key(&app, MODA, &json!({ "key": key_line(3, ""), "label": "a\nb" })).await;
+    let (status, body) = post_key(&app, DDB, &json!({ "key": key_line(3, ""), "label": "a\nb" })).await;
     ensure!(status == 400 && body.to_string().contains("`label`"), "{status} {body}");
-    let (status, body) = post_key(&app, MODA, &json!({ "key": key_line(3, ""), "extra": 1 })).await;
+    let (status, body) = post_key(&app, DDB, &json!({ "key": key_line(3, ""), "extra": 1 })).await;
     ensure!(status == 400, "unknown fields are refused: {status} {body}");
     // Only the one registered key was stored.
-    ensure!(app.store.shell_keys_of(MODA).await?.len() == 1);
-    ensure!(app.store.shell_keys_of(MOI).await?.is_empty());
+    ensure!(app.store.shell_keys_of(DDB).await?.len() == 1);
+    ensure!(app.store.shell_keys_of(CRD).await?.is_empty());
     // Without a token, or as a judge: refused.
     let none = app.request("GET", "/api/shell-keys", &[], b"").await;
     ensure!(none.status == 401, "{}", none.text());
@@ -379,8 +374,8 @@ async fn bad_keys_and_other_callers_are_refused(app: App) -> anyhow::Result<()> 
 }
 
 async fn a_drill_without_a_vpn_has_no_shells(app: App) -> anyhow::Result<()> {
-    let (status, body) = post_key(&app, MODA, &json!({ "key": key_line(4, "") })).await;
+    let (status, body) = post_key(&app, DDB, &json!({ "key": key_line(4, "") })).await;
     ensure!(status == 404 && body.to_string().contains("no [vpn] table"), "{status} {body}");
-    ensure!(app.store.shell_keys_of(MODA).await?.is_empty());
+    ensure!(app.store.shell_keys_of(DDB).await?.is_empty());
     Ok(())
 }

@@ -71,8 +71,8 @@ async fn judges_read_who_really_connected(app: App) -> anyhow::Result<()> {
 
     let firm = read(&app, &format!("?team={}", slug(&app, RED_FIRM))).await?;
     ensure!(peers(&firm) == ["10.80.0.5", "10.80.0.4"], "{firm}");
-    let to_moi = read(&app, "?target=10.60.12.2").await?;
-    ensure!(peers(&to_moi) == ["10.80.0.8", "10.80.0.4"], "{to_moi}");
+    let to_crd = read(&app, "?target=10.60.12.2").await?;
+    ensure!(peers(&to_crd) == ["10.80.0.8", "10.80.0.4"], "{to_crd}");
     let window = read(&app, "?since=2026-11-21T01:15:00Z&until=2026-11-21T01:30:00Z").await?;
     ensure!(peers(&window) == ["10.80.0.8"], "since inclusive, until exclusive: {window}");
     let offset = read(&app, "?since=2026-11-21T09:20:00%2B08:00").await?;

@@ -86,8 +86,8 @@ mod tests {
             .name("Connections Test Drill", "連線測試演練")
             .duration("8h")
             .secret("connections-test-secret-not-for-drills")
-            .team(team(1, "moda").name("Digital Development Bureau", "數字發展局"))
-            .team(team(2, "moi").name("Civic Records Department", "公民紀錄處"))
+            .team(team(1, "ddb").name("Digital Development Bureau", "數字發展局"))
+            .team(team(2, "crd").name("Civic Records Department", "公民紀錄處"))
             .service(
                 service("kv").name("Key-Value Registry", "鍵值登記系統").image("gongfang/kv:test").checker("kv.wasm"),
             )
@@ -102,7 +102,7 @@ mod tests {
         let view = Connections::of(&scenario, &seen, now);
         assert_eq!(view.teams.len(), 2);
         assert_eq!((view.teams[0].peers_issued, view.teams[0].seconds_ago), (0, None));
-        assert_eq!(view.teams[1].slug, "moi");
+        assert_eq!(view.teams[1].slug, "crd");
         assert_eq!(view.teams[1].seconds_ago, Some(0));
     }
 }

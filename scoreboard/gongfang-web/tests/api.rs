@@ -37,20 +37,20 @@ async fn scoreboard_shows_the_latest_scored_tick() -> Result<()> {
     assert_eq!(board["tick"], 1, "tick 2 is running, tick 1 is the last scored");
     assert_eq!(board["status_tick"], 1);
     let order: Vec<&str> = board["teams"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
-    // moda 8, red 3.5, then moi and nop both at 2: the lower team id first.
-    assert_eq!(order, ["moda", "red", "moi", "nop"]);
+    // ddb 8, red 3.5, then crd and nop both at 2: the lower team id first.
+    assert_eq!(order, ["ddb", "red", "crd", "nop"]);
     let ranks: Vec<u64> = board["teams"].as_array().unwrap().iter().map(|t| t["rank"].as_u64().unwrap()).collect();
     assert_eq!(ranks, [1, 2, 3, 4]);
-    assert_eq!(team(&board, "moda")["total"], 8.0);
-    assert_eq!(team(&board, "moi")["defence"], -2.0);
+    assert_eq!(team(&board, "ddb")["total"], 8.0);
+    assert_eq!(team(&board, "crd")["defence"], -2.0);
 
     // The worst action decides, with its message; a checker error alone stays a checker error.
-    assert_eq!(cell(&board, "moda", 1)["verdict"], "corrupt");
-    assert_eq!(cell(&board, "moda", 1)["message"], "dataset from tick 0 is missing");
+    assert_eq!(cell(&board, "ddb", 1)["verdict"], "corrupt");
+    assert_eq!(cell(&board, "ddb", 1)["message"], "dataset from tick 0 is missing");
     assert_eq!(cell(&board, "nop", 1)["verdict"], "checker-error");
-    assert_eq!(cell(&board, "moi", 2)["verdict"], "down");
+    assert_eq!(cell(&board, "crd", 2)["verdict"], "down");
     // Tick 2's `mumble` is not final yet.
-    assert_eq!(cell(&board, "moda", 2)["verdict"], "ok");
+    assert_eq!(cell(&board, "ddb", 2)["verdict"], "ok");
     assert_eq!(team(&board, "red")["services"], json!([]), "an attacker has no services");
 
     assert_eq!(
@@ -77,13 +77,13 @@ async fn attack_info_lists_defenders_addresses_status_and_flag_ids() -> Result<(
     assert_eq!(same.json()?, info, "/attack.json is the same document");
 
     let slugs: Vec<&str> = info["teams"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
-    assert_eq!(slugs, ["moda", "moi", "nop"], "the red team defends nothing, so it is no target");
+    assert_eq!(slugs, ["ddb", "crd", "nop"], "the red team defends nothing, so it is no target");
     let nop = &info["teams"][2];
     assert_eq!(nop["nop"], true);
-    let moi_kv = &info["teams"][1]["services"]["kv"];
-    assert_eq!(moi_kv["up"], false);
-    assert_eq!(moi_kv["verdict"], "down");
-    assert_eq!(moi_kv["addresses"], json!(["10.60.2.3:7000", "10.60.2.3:7001"]));
+    let crd_kv = &info["teams"][1]["services"]["kv"];
+    assert_eq!(crd_kv["up"], false);
+    assert_eq!(crd_kv["verdict"], "down");
+    assert_eq!(crd_kv["addresses"], json!(["10.60.2.3:7000", "10.60.2.3:7001"]));
     assert_eq!(info["teams"][0]["services"]["kv"]["up"], true);
     // Lifetime 3 at tick 2: flags of ticks 0, 1 and 2 are still accepted.
     assert_eq!(info["flag_ticks"], json!({"from": 0, "to": 2}));
@@ -130,7 +130,7 @@ async fn attack_info_is_built_once_per_change_and_shared_by_every_request() -> R
     assert_eq!(get(app.addr, "/attack.json").await?.body, first.body);
     assert_eq!(app.state.attack_info_builds(), 1);
 
-    // Tick 2's scores are announced: its verdicts show (moda's kv was `mumble`).
+    // Tick 2's scores are announced: its verdicts show (ddb's kv was `mumble`).
     app.events.send(GameEvent::ScoresUpdated { tick: Tick(2) })?;
     let scored = eventually("attack info to show tick 2's verdicts", || async {
         let info = get(app.addr, "/attack.json").await?.json()?;
@@ -186,8 +186,8 @@ async fn scoreboard_follows_the_store_when_events_say_it_changed() -> Result<()>
         Ok((board["tick"] == 2).then_some(board))
     })
     .await?;
-    assert_eq!(team(&after, "moda")["total"], 21.0);
-    assert_eq!(cell(&after, "moda", 2)["verdict"], "mumble");
+    assert_eq!(team(&after, "ddb")["total"], 21.0);
+    assert_eq!(cell(&after, "ddb", 2)["verdict"], "mumble");
     // The kv first blood stays red's (tick 1); the later capture is no first blood.
     assert_eq!(after["first_bloods"][1]["attacker"], 4);
     app.stop().await
@@ -218,33 +218,33 @@ async fn scoreboard_counts_defended_ticks_as_ticks_are_scored() -> Result<()> {
     scenario.patches.scoring = PatchScoring::DefendedTicks;
     scenario.patches.points = 5.0;
     let app = App::start_with(Arc::new(scenario), 64, WebSettings::default()).await?;
-    // Tick 0: moda's opendata ok and held (defended). Tick 1: it lost a flag (corrupt), nop's
-    // checker failed, moi's held but is exploitable in the other store: none defended.
-    replayed(&app, 0, MODA, Exposure::NotExploitable).await?;
-    replayed(&app, 1, MODA, Exposure::NotExploitable).await?;
+    // Tick 0: ddb's opendata ok and held (defended). Tick 1: it lost a flag (corrupt), nop's
+    // checker failed, crd's held but is exploitable in the other store: none defended.
+    replayed(&app, 0, DDB, Exposure::NotExploitable).await?;
+    replayed(&app, 1, DDB, Exposure::NotExploitable).await?;
     replayed(&app, 1, NOP, Exposure::NotExploitable).await?;
-    replayed(&app, 1, MOI, Exposure::Exploitable).await?;
+    replayed(&app, 1, CRD, Exposure::Exploitable).await?;
     app.events.send(GameEvent::ScoresUpdated { tick: Tick(1) })?;
     let board = eventually("the board with tick 1's replays", || async {
         let board = get(app.addr, "/api/scoreboard").await?.json()?;
-        Ok((team(&board, "moda")["defended_ticks"] == 1).then_some(board))
+        Ok((team(&board, "ddb")["defended_ticks"] == 1).then_some(board))
     })
     .await?;
     assert_eq!(board["drill"]["patch_scoring"], "defended-ticks");
-    let moda = team(&board, "moda");
-    assert_eq!(moda["patching"], 5.0);
+    let ddb = team(&board, "ddb");
+    assert_eq!(ddb["patching"], 5.0);
     let parts =
-        ["attack", "defence", "sla", "reports", "patching"].iter().map(|k| moda[*k].as_f64().unwrap()).sum::<f64>();
-    assert_eq!(moda["total"].as_f64().unwrap(), parts);
+        ["attack", "defence", "sla", "reports", "patching"].iter().map(|k| ddb[*k].as_f64().unwrap()).sum::<f64>();
+    assert_eq!(ddb["total"].as_f64().unwrap(), parts);
     assert_eq!(
-        (team(&board, "nop")["patching"].clone(), team(&board, "moi")["patching"].clone()),
+        (team(&board, "nop")["patching"].clone(), team(&board, "crd")["patching"].clone()),
         (json!(0.0), json!(0.0))
     );
 
-    // Tick 2 (everything ok but moda's kv): moda's and moi's opendata held.
+    // Tick 2 (everything ok but ddb's kv): ddb's and crd's opendata held.
     close_tick_two(&app.store).await?;
-    replayed(&app, 2, MODA, Exposure::NotExploitable).await?;
-    replayed(&app, 2, MOI, Exposure::NotExploitable).await?;
+    replayed(&app, 2, DDB, Exposure::NotExploitable).await?;
+    replayed(&app, 2, CRD, Exposure::NotExploitable).await?;
     app.events.send(GameEvent::ScoresUpdated { tick: Tick(2) })?;
     let board = eventually("the board to show tick 2", || async {
         let board = get(app.addr, "/api/scoreboard").await?.json()?;
@@ -252,10 +252,10 @@ async fn scoreboard_counts_defended_ticks_as_ticks_are_scored() -> Result<()> {
     })
     .await?;
     assert_eq!(
-        (team(&board, "moda")["defended_ticks"].clone(), team(&board, "moda")["patching"].clone()),
+        (team(&board, "ddb")["defended_ticks"].clone(), team(&board, "ddb")["patching"].clone()),
         (json!(2), json!(10.0))
     );
-    assert_eq!(team(&board, "moi")["patching"], 5.0);
+    assert_eq!(team(&board, "crd")["patching"], 5.0);
     app.stop().await
 }
 
@@ -378,13 +378,13 @@ async fn metrics_count_the_game_for_organisers_only() -> Result<()> {
     ensure!(sample(&before, "gongfang_ticks_closed_total", &[]) == Some(0.0), "nothing counted yet: {before:?}");
     ensure!(sample(&before, "gongfang_current_tick", &[]) == Some(2.0), "the clock's tick");
 
-    // Tick 2 closes as the engine closes it, and a flag of moi's kv is captured.
+    // Tick 2 closes as the engine closes it, and a flag of crd's kv is captured.
     close_tick_two(&app.store).await?;
     app.events.send(GameEvent::TickClosed { tick: Tick(2) })?;
     app.events.send(GameEvent::FlagCaptured {
         tick: Tick(3),
         attacker: RED,
-        victim: MOI,
+        victim: CRD,
         service: KV,
         store: StoreIdx(0),
         planted: Tick(2),
@@ -397,7 +397,7 @@ async fn metrics_count_the_game_for_organisers_only() -> Result<()> {
     ensure!(sample(&after, "gongfang_ticks_closed_total", &[]) == Some(1.0), "{after:?}");
     ensure!(sample(&after, "gongfang_tick_duration_seconds_count", &[]) == Some(1.0), "one tick's duration: {after:?}");
     let mumbles = [("service", "kv"), ("action", "check"), ("verdict", "mumble")];
-    ensure!(sample(&after, "gongfang_checker_actions_total", &mumbles) == Some(1.0), "moda's mumble: {after:?}");
+    ensure!(sample(&after, "gongfang_checker_actions_total", &mumbles) == Some(1.0), "ddb's mumble: {after:?}");
     let oks = sample(&after, "gongfang_checker_actions_total", &[("verdict", "ok")]);
     ensure!(oks.is_some_and(|n| n >= 1.0), "the ok actions of tick 2: {after:?}");
     ensure!(sample(&after, "gongfang_websocket_clients", &[]) == Some(0.0), "no board open");

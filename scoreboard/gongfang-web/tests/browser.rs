@@ -35,12 +35,12 @@ const READ_PAGE: &str = r#"(() => {
     names: rows.map((r) => r.querySelector('.team-name').firstChild.textContent),
     zh: rows.map((r) => (r.querySelector('.team-name .zh') || {}).textContent || null),
     services: [...document.querySelectorAll('th.service')].map((th) => th.dataset.service),
-    moda_total: rows.length ? total('moda') : null,
-    moda_opendata: rows.length ? { verdict: cell('moda', 'opendata').dataset.verdict,
-                                  title: cell('moda', 'opendata').title,
-                                  text: cell('moda', 'opendata').textContent } : null,
-    moda_kv: rows.length ? cell('moda', 'kv').dataset.verdict : null,
-    moi_kv: rows.length ? cell('moi', 'kv').dataset.verdict : null,
+    ddb_total: rows.length ? total('ddb') : null,
+    ddb_opendata: rows.length ? { verdict: cell('ddb', 'opendata').dataset.verdict,
+                                 title: cell('ddb', 'opendata').title,
+                                 text: cell('ddb', 'opendata').textContent } : null,
+    ddb_kv: rows.length ? cell('ddb', 'kv').dataset.verdict : null,
+    crd_kv: rows.length ? cell('crd', 'kv').dataset.verdict : null,
     tick: document.getElementById('tick').textContent,
     scored: document.getElementById('scored-tick').textContent,
     countdown: document.getElementById('countdown').textContent,
@@ -113,17 +113,17 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     }
     ensure!(page["ready"] == true, "the page never finished loading: {page}");
 
-    assert_eq!(page["teams"], json!(["moda", "red", "moi", "nop"]));
+    assert_eq!(page["teams"], json!(["ddb", "red", "crd", "nop"]));
     assert_eq!(page["names"][0], "Digital Development Bureau");
     assert_eq!(page["zh"][0], "數字發展局");
     assert_eq!(page["services"], json!(["opendata", "kv"]));
-    assert_eq!(page["moda_total"], "8.00");
-    assert_eq!(page["moda_opendata"]["verdict"], "corrupt");
-    assert_eq!(page["moda_opendata"]["text"], "CORRUPT");
+    assert_eq!(page["ddb_total"], "8.00");
+    assert_eq!(page["ddb_opendata"]["verdict"], "corrupt");
+    assert_eq!(page["ddb_opendata"]["text"], "CORRUPT");
     assert!(
-        page["moda_opendata"]["title"].as_str().unwrap().contains("dataset from tick 0 is missing"),
+        page["ddb_opendata"]["title"].as_str().unwrap().contains("dataset from tick 0 is missing"),
         "the public message is the cell's hover text: {}",
-        page["moda_opendata"]["title"]
+        page["ddb_opendata"]["title"]
     );
     for pair in page["contrast"].as_array().context("contrast list")? {
         let ratio = pair[1].as_f64().context("a ratio")?;
@@ -131,15 +131,15 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     }
     // The checker's message is reachable without a mouse: focusing the cell shows it.
     let shown = cdp
-        .eval("(() => { const td = document.querySelector('td.status[data-team=\"moda\"][data-service=\"opendata\"]'); td.focus(); return [td.tabIndex, document.getElementById('cell-detail').textContent]; })()")
+        .eval("(() => { const td = document.querySelector('td.status[data-team=\"ddb\"][data-service=\"opendata\"]'); td.focus(); return [td.tabIndex, document.getElementById('cell-detail').textContent]; })()")
         .await?;
     assert_eq!(shown[0], 0, "a status cell takes the keyboard's focus");
     assert!(
         shown[1].as_str().is_some_and(|t| t.contains("dataset from tick 0 is missing")),
         "focus shows the message: {shown}"
     );
-    assert_eq!(page["moi_kv"], "down");
-    assert_eq!(page["moda_kv"], "ok");
+    assert_eq!(page["crd_kv"], "down");
+    assert_eq!(page["ddb_kv"], "ok");
     assert_eq!(page["tick"], "2");
     assert_eq!(page["scored"], "1");
     assert_eq!(page["first_bloods"], json!(["opendata", "kv"]));
@@ -168,9 +168,9 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     assert_eq!(updated["scored"], "2", "the page did not pick up the closed tick: {updated}");
     assert_eq!(updated["tick"], "3");
     assert_eq!(updated["announcement"], "Announcement: Lunch · 午膳", "a new announcement shows without a reload");
-    assert_eq!(updated["moda_total"], "21.00");
-    assert_eq!(updated["moda_kv"], "mumble");
-    assert_eq!(updated["moi_kv"], "ok");
+    assert_eq!(updated["ddb_total"], "21.00");
+    assert_eq!(updated["ddb_kv"], "mumble");
+    assert_eq!(updated["crd_kv"], "ok");
     assert_eq!(updated["marker"], 1, "the page was reloaded");
     assert_eq!(updated["snapshots"], 1, "the socket was not reconnected");
 
@@ -184,7 +184,7 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
             "the board in Chinese",
             "document.documentElement.lang === 'zh-HK' && document.querySelector('#ranking-title span').textContent === '排名' \
              ? [document.querySelector('#ranking-body tr .team-name').firstChild.textContent, \
-                document.querySelector('td.status[data-team=\"moda\"][data-service=\"kv\"]').firstChild.textContent, \
+                document.querySelector('td.status[data-team=\"ddb\"][data-service=\"kv\"]').firstChild.textContent, \
                 document.getElementById('announcement').textContent] : null",
         )
         .await?;
@@ -268,11 +268,11 @@ async fn drive_pregame(
     cdp.call("Page.navigate", json!({ "url": vpn.url("/") })).await?;
     let page = connections_when(cdp, "the teams' connections", |p| p["hidden"] == false).await?;
     assert_eq!(page["phase"], "not_started");
-    assert_eq!(page["teams"], json!(["moda", "moi", "nop", "red"]));
+    assert_eq!(page["teams"], json!(["ddb", "crd", "nop", "red"]));
     assert_eq!(page["names"][0], "Digital Development Bureau數字發展局");
-    assert_eq!(page["status"], json!({"moda": "connected", "moi": "seen", "nop": "never", "red": "never"}));
-    assert_eq!(page["text"]["moda"], "connected已連線");
-    assert_eq!(page["text"]["moi"], "seen 10 min ago10 分鐘前曾連線");
+    assert_eq!(page["status"], json!({"ddb": "connected", "crd": "seen", "nop": "never", "red": "never"}));
+    assert_eq!(page["text"]["ddb"], "connected已連線");
+    assert_eq!(page["text"]["crd"], "seen 10 min ago10 分鐘前曾連線");
     assert_eq!(page["text"]["red"], "never connected未曾連線");
     assert_eq!(page["summary"], "1 of 4 teams connected4 隊中 1 隊已連線");
 

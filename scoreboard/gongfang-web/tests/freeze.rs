@@ -51,7 +51,7 @@ fn capture() -> GameEvent {
     GameEvent::FlagCaptured {
         tick: Tick(2),
         attacker: RED,
-        victim: MODA,
+        victim: DDB,
         service: KV,
         store: StoreIdx(0),
         planted: Tick(1),
@@ -71,7 +71,7 @@ async fn spectators_see_the_frozen_board_and_organisers_and_judges_the_live_one(
     let observer = app.store.create_account("obi", AccountRole::Observer, "a long passphrase for obi").await?;
     let olga = format!("{SESSION_COOKIE}={}", app.store.create_session(&organiser, SESSION, now).await?.expose());
     let obi = format!("{SESSION_COOKIE}={}", app.store.create_session(&observer, SESSION, now).await?.expose());
-    let team = format!("{SESSION_COOKIE}={}", app.store.create_team_session(MODA, SESSION, now).await?.expose());
+    let team = format!("{SESSION_COOKIE}={}", app.store.create_team_session(DDB, SESSION, now).await?.expose());
     let jude = format!("Bearer {}", app.store.issue_api_token(&judge.name, now).await?.context("a token")?.expose());
 
     // Spectators connected before the freeze.
@@ -91,9 +91,9 @@ async fn spectators_see_the_frozen_board_and_organisers_and_judges_the_live_one(
     ensure!(public["freeze"]["through"] == 0 && public["freeze"]["live"] == false, "the freeze: {}", public["freeze"]);
     ensure!(public["first_bloods"].as_array().is_some_and(Vec::is_empty), "no first blood of a later tick");
     ensure!(
-        total(&public, "moda") == 4.0 && total(&live, "moda") == 8.0,
-        "moda's frozen total: {}",
-        total(&public, "moda")
+        total(&public, "ddb") == 4.0 && total(&live, "ddb") == 8.0,
+        "ddb's frozen total: {}",
+        total(&public, "ddb")
     );
     for (who, header) in [("a team", ("Cookie", team.as_str())), ("an observer", ("Cookie", obi.as_str()))] {
         let seen = board(&app, &[header]).await?;
@@ -163,19 +163,19 @@ fn adjustment(board: &Value, slug: &str) -> f64 {
 async fn adjustments_count_in_the_total_and_a_frozen_board_has_only_the_earlier_ones() -> Result<()> {
     let app = App::start(64, WebSettings::default()).await?;
     let before = board(&app, &[]).await?;
-    ensure!(before["teams"][0]["slug"] == "moda" && total(&before, "moi") == 2.0, "moda leads: {before}");
+    ensure!(before["teams"][0]["slug"] == "ddb" && total(&before, "crd") == 2.0, "ddb leads: {before}");
 
     app.store
-        .adjust_score(MOI, 10.0, "restored by hand after a platform fault", Tick(1), "account olga", Utc::now())
+        .adjust_score(CRD, 10.0, "restored by hand after a platform fault", Tick(1), "account olga", Utc::now())
         .await?;
-    app.events.send(GameEvent::ScoreAdjusted { team: MOI, points: 10.0 })?;
+    app.events.send(GameEvent::ScoreAdjusted { team: CRD, points: 10.0 })?;
     let adjusted = eventually("the adjusted board", || async {
         let b = board(&app, &[]).await?;
-        Ok((total(&b, "moi") == 12.0).then_some(b))
+        Ok((total(&b, "crd") == 12.0).then_some(b))
     })
     .await?;
-    ensure!(adjustment(&adjusted, "moi") == 10.0, "the adjustment is shown: {adjusted}");
-    ensure!(adjusted["teams"][0]["slug"] == "moi" && adjusted["teams"][0]["rank"] == 1, "and ranks: {adjusted}");
+    ensure!(adjustment(&adjusted, "crd") == 10.0, "the adjustment is shown: {adjusted}");
+    ensure!(adjusted["teams"][0]["slug"] == "crd" && adjusted["teams"][0]["rank"] == 1, "and ranks: {adjusted}");
 
     app.store.set_board_freeze(Some(Tick(0)), Utc::now()).await?;
     app.events.send(GameEvent::BoardFrozen { through: Some(Tick(0)) })?;
@@ -187,7 +187,7 @@ async fn adjustments_count_in_the_total_and_a_frozen_board_has_only_the_earlier_
         Ok((b["tick"] == 0).then_some(b))
     })
     .await?;
-    ensure!(total(&frozen, "moi") == 12.0, "tick 0's 2 points and the earlier adjustment: {frozen}");
+    ensure!(total(&frozen, "crd") == 12.0, "tick 0's 2 points and the earlier adjustment: {frozen}");
     ensure!(adjustment(&frozen, "nop") == 0.0 && total(&frozen, "nop") == 4.0, "not the later one: {frozen}");
     app.stop().await
 }

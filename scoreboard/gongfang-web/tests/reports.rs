@@ -156,10 +156,10 @@ fn team<'a>(board: &'a Value, slug: &str) -> &'a Value {
     board["teams"].as_array().unwrap().iter().find(|t| t["slug"] == slug).unwrap_or_else(|| panic!("no team {slug}"))
 }
 
-/// The board as of tick 1 (the latest scored): moda 8 (2 attack + 6 SLA), red 3.5, moi 2 and nop
-/// 2 (tied, moi first by id), nobody with report points.
+/// The board as of tick 1 (the latest scored): ddb 8 (2 attack + 6 SLA), red 3.5, crd 2 and nop
+/// 2 (tied, crd first by id), nobody with report points.
 fn before() -> Vec<(String, u64, f64, f64)> {
-    vec![row("moda", 1, 0.0, 8.0), row("red", 2, 0.0, 3.5), row("moi", 3, 0.0, 2.0), row("nop", 4, 0.0, 2.0)]
+    vec![row("ddb", 1, 0.0, 8.0), row("red", 2, 0.0, 3.5), row("crd", 3, 0.0, 2.0), row("nop", 4, 0.0, 2.0)]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -174,7 +174,7 @@ async fn a_valid_ruling_adds_weighted_points_and_moves_the_team_up() -> Result<(
     assert_eq!(ranking(&start), before());
 
     let ana = app.judge("ana").await?;
-    let filed = app.store.file_report(RED, &attack(MOI, OPENDATA), &[], at(125)).await?;
+    let filed = app.store.file_report(RED, &attack(CRD, OPENDATA), &[], at(125)).await?;
     app.store.rule_report(filed.id, &ana, &valid(3), &app.scenario.reports, at(130)).await?;
     // Ruled in the store but not yet announced: the cached board still stands.
     assert_eq!(ranking(&app.scoreboard().await?), before(), "the board changed without an event");
@@ -185,13 +185,13 @@ async fn a_valid_ruling_adds_weighted_points_and_moves_the_team_up() -> Result<(
         Ok((team(&b, "red")["reports"].as_f64() != Some(0.0)).then_some(b))
     })
     .await?;
-    // 3 points × 2.5 = 7.5 on top of red's 3.5: 11, ahead of moda's 8.
+    // 3 points × 2.5 = 7.5 on top of red's 3.5: 11, ahead of ddb's 8.
     assert_eq!(
         ranking(&after),
-        vec![row("red", 1, 7.5, 11.0), row("moda", 2, 0.0, 8.0), row("moi", 3, 0.0, 2.0), row("nop", 4, 0.0, 2.0)]
+        vec![row("red", 1, 7.5, 11.0), row("ddb", 2, 0.0, 8.0), row("crd", 3, 0.0, 2.0), row("nop", 4, 0.0, 2.0)]
     );
     // The flag scores behind the totals are untouched.
-    for slug in ["moda", "moi", "nop", "red"] {
+    for slug in ["ddb", "crd", "nop", "red"] {
         for part in ["attack", "defence", "sla"] {
             assert_eq!(team(&after, slug)[part], team(&start, slug)[part], "{slug}'s {part}");
         }
@@ -209,10 +209,10 @@ async fn a_valid_ruling_adds_weighted_points_and_moves_the_team_up() -> Result<(
     .await?;
     assert_eq!(
         ranking(&appealed),
-        vec![row("moda", 1, 0.0, 8.0), row("red", 2, 2.5, 6.0), row("moi", 3, 0.0, 2.0), row("nop", 4, 0.0, 2.0)]
+        vec![row("ddb", 1, 0.0, 8.0), row("red", 2, 2.5, 6.0), row("crd", 3, 0.0, 2.0), row("nop", 4, 0.0, 2.0)]
     );
 
-    // A defence report of nop's worth 1 point (2.5) breaks its tie with moi.
+    // A defence report of nop's worth 1 point (2.5) breaks its tie with crd.
     app.file_and_rule(NOP, &defence(KV, Some(RED)), &ana, &valid(1)).await?;
     let untied = eventually("nop's report points on the board", || async {
         let b = app.scoreboard().await?;
@@ -221,7 +221,7 @@ async fn a_valid_ruling_adds_weighted_points_and_moves_the_team_up() -> Result<(
     .await?;
     assert_eq!(
         ranking(&untied),
-        vec![row("moda", 1, 0.0, 8.0), row("red", 2, 2.5, 6.0), row("nop", 3, 2.5, 4.5), row("moi", 4, 0.0, 2.0)]
+        vec![row("ddb", 1, 0.0, 8.0), row("red", 2, 2.5, 6.0), row("nop", 3, 2.5, 4.5), row("crd", 4, 0.0, 2.0)]
     );
     app.stop().await
 }
@@ -235,7 +235,7 @@ async fn an_invalid_ruling_changes_nothing() -> Result<()> {
     assert_eq!(ranking(&start), before());
 
     let ana = app.judge("ana").await?;
-    app.file_and_rule(MOI, &defence(OPENDATA, Some(RED)), &ana, &invalid()).await?;
+    app.file_and_rule(CRD, &defence(OPENDATA, Some(RED)), &ana, &invalid()).await?;
     app.file_and_rule(RED, &attack(NOP, KV), &ana, &invalid()).await?;
     let awards = app.store.report_awards().await?;
     ensure!(awards.len() == 2 && awards.iter().all(|a| a.points == 0), "both rulings are stored, worth 0: {awards:?}");
@@ -252,25 +252,25 @@ async fn red_blue_scoring_counts_captures_and_reports_without_sla() -> Result<()
         WebSettings { max_age: Duration::from_secs(3600), ..WebSettings::default() },
     )
     .await?;
-    // Totals are attack + defence only: moda 2, moi -2, nop 0, red 3.5; SLA is still shown.
+    // Totals are attack + defence only: ddb 2, crd -2, nop 0, red 3.5; SLA is still shown.
     let start = app.scoreboard().await?;
     assert_eq!(
         ranking(&start),
-        vec![row("red", 1, 0.0, 3.5), row("moda", 2, 0.0, 2.0), row("nop", 3, 0.0, 0.0), row("moi", 4, 0.0, -2.0)]
+        vec![row("red", 1, 0.0, 3.5), row("ddb", 2, 0.0, 2.0), row("nop", 3, 0.0, 0.0), row("crd", 4, 0.0, -2.0)]
     );
-    assert_eq!(team(&start, "moda")["sla"].as_f64(), Some(6.0));
+    assert_eq!(team(&start, "ddb")["sla"].as_f64(), Some(6.0));
 
-    // moi's defence report worth 2 points: 2 × 2.5 = 5, so -2 + 5 = 3, between red and moda.
+    // crd's defence report worth 2 points: 2 × 2.5 = 5, so -2 + 5 = 3, between red and ddb.
     let judge = app.judge("ana").await?;
-    app.file_and_rule(MOI, &defence(OPENDATA, Some(RED)), &judge, &valid(2)).await?;
-    let after = eventually("moi's report points on the board", || async {
+    app.file_and_rule(CRD, &defence(OPENDATA, Some(RED)), &judge, &valid(2)).await?;
+    let after = eventually("crd's report points on the board", || async {
         let b = app.scoreboard().await?;
-        Ok((team(&b, "moi")["reports"].as_f64() == Some(5.0)).then_some(b))
+        Ok((team(&b, "crd")["reports"].as_f64() == Some(5.0)).then_some(b))
     })
     .await?;
     assert_eq!(
         ranking(&after),
-        vec![row("red", 1, 0.0, 3.5), row("moi", 2, 5.0, 3.0), row("moda", 3, 0.0, 2.0), row("nop", 4, 0.0, 0.0)]
+        vec![row("red", 1, 0.0, 3.5), row("crd", 2, 5.0, 3.0), row("ddb", 3, 0.0, 2.0), row("nop", 4, 0.0, 0.0)]
     );
     app.stop().await
 }

@@ -35,23 +35,23 @@ async fn connections_list_every_team_as_the_gateway_was_last_seen() -> Result<()
     let body = answer.json()?;
 
     let slugs: Vec<&str> = body["teams"].as_array().unwrap().iter().map(|t| t["slug"].as_str().unwrap()).collect();
-    assert_eq!(slugs, ["moda", "moi", "nop", "red"], "every team of the scenario, in its order");
+    assert_eq!(slugs, ["ddb", "crd", "nop", "red"], "every team of the scenario, in its order");
     let server_now = DateTime::parse_from_rfc3339(body["now"].as_str().context("no `now`")?)?;
 
-    let moda = entry(&body, "moda");
-    assert_eq!(moda["id"], 1);
-    assert_eq!(moda["name"], "Digital Development Bureau");
-    assert_eq!(moda["name_zh"], "數字發展局");
-    assert_eq!((moda["peers_issued"].as_u64(), moda["peers_connected"].as_u64()), (Some(2), Some(2)));
-    let handshake = moda["last_handshake"].as_str().context("moda has a handshake")?;
+    let ddb = entry(&body, "ddb");
+    assert_eq!(ddb["id"], 1);
+    assert_eq!(ddb["name"], "Digital Development Bureau");
+    assert_eq!(ddb["name_zh"], "數字發展局");
+    assert_eq!((ddb["peers_issued"].as_u64(), ddb["peers_connected"].as_u64()), (Some(2), Some(2)));
+    let handshake = ddb["last_handshake"].as_str().context("ddb has a handshake")?;
     assert_eq!(handshake, rfc3339(now - chrono::Duration::seconds(30)));
-    let ago = moda["seconds_ago"].as_u64().context("moda's seconds_ago is a number")?;
+    let ago = ddb["seconds_ago"].as_u64().context("ddb's seconds_ago is a number")?;
     let expected = (server_now - DateTime::parse_from_rfc3339(handshake)?).num_seconds();
     assert_eq!(i64::try_from(ago)?, expected, "counted from the answer's `now`");
     assert!((30..40).contains(&ago), "the handshake was 30 s ago, not {ago}");
 
-    let moi = entry(&body, "moi");
-    assert!((600..610).contains(&moi["seconds_ago"].as_u64().unwrap()), "{moi}");
+    let crd = entry(&body, "crd");
+    assert!((600..610).contains(&crd["seconds_ago"].as_u64().unwrap()), "{crd}");
 
     let red = entry(&body, "red");
     assert_eq!(red["peers_issued"], 3);

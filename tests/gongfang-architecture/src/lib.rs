@@ -6,6 +6,12 @@
 //! about who may use a library, and the whole tree of normal and build dependencies for the
 //! teams' command, which must pull in no server crate at all. Dev-dependencies never count:
 //! tests may start a real server.
+//!
+//! Beside them live the repository's other standing checks: a purpose line atop every Rust file
+//! (`tests/architecture.rs`) and Hong Kong usage in every tracked text file
+//! (`tests/hong_kong_usage.rs`): the platform serves Hong Kong's government drills, so its
+//! Chinese is Hong Kong Traditional Chinese and its sample teams are Hong Kong bodies, not
+//! Taiwan's ministries.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -294,6 +300,103 @@ pub fn files_without_purpose(root: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// A word that is not Hong Kong usage, and what to write instead.
+#[derive(Debug)]
+pub struct Usage {
+    /// Chinese words match anywhere; ASCII words (team slugs) only whole, in any case.
+    pub word: &'static str,
+    pub instead: &'static str,
+}
+
+/// Taiwan's words and ministries (and the slugs of its ministries), which crept into scenarios,
+/// tests and docs before. The words are written as escapes so that this file holds none of them
+/// and is checked like any other; what to write instead is plain Hong Kong usage.
+pub const NOT_HONG_KONG: &[Usage] = &[
+    Usage { word: "\u{6578}\u{4F4D}", instead: "數碼 or 數字" },
+    Usage { word: "\u{8CC7}\u{5B89}", instead: "網絡安全" },
+    Usage { word: "\u{7DB2}\u{8DEF}", instead: "網絡" },
+    Usage { word: "\u{8EDF}\u{9AD4}", instead: "軟件" },
+    Usage { word: "\u{958B}\u{653E}\u{8CC7}\u{6599}", instead: "開放數據" },
+    Usage { word: "\u{8CC7}\u{6599}\u{5E73}\u{53F0}", instead: "數據平台" },
+    Usage {
+        word: "\u{6578}\u{4F4D}\u{767C}\u{5C55}\u{90E8}",
+        instead: "數字發展局 (that is Taiwan's Ministry of Digital Affairs)",
+    },
+    Usage {
+        word: "\u{5167}\u{653F}\u{90E8}",
+        instead: "a Hong Kong body, e.g. 公民紀錄處 (that is Taiwan's Ministry of the Interior)",
+    },
+    Usage {
+        word: "\u{74B0}\u{5883}\u{90E8}",
+        instead: "a Hong Kong body, e.g. 環境監測署 (that is Taiwan's Ministry of Environment)",
+    },
+    Usage {
+        word: "\u{885B}\u{751F}\u{798F}\u{5229}\u{90E8}",
+        instead: "a Hong Kong body, e.g. 社區健康紀錄管理局 (that is Taiwan's Ministry of Health and Welfare)",
+    },
+    Usage { word: "\u{884C}\u{653F}\u{9662}", instead: "a Hong Kong body (that is Taiwan's Executive Yuan)" },
+    Usage { word: "\u{81FA}\u{7063}", instead: "香港: the drills are Hong Kong's" },
+    Usage { word: "\u{53F0}\u{7063}", instead: "香港: the drills are Hong Kong's" },
+    Usage {
+        word: "\x6Doda",
+        instead: "ddb, the Digital Development Bureau (that slug is Taiwan's Ministry of Digital Affairs)",
+    },
+    Usage {
+        word: "\x6Doenv",
+        instead: "emd, the Environmental Monitoring Department (that slug is Taiwan's Ministry of Environment)",
+    },
+];
+
+/// A word of [`NOT_HONG_KONG`] found in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Counting from 1.
+    pub line: usize,
+    /// As the text has it: a slug may be in capitals, as a constant's name.
+    pub found: String,
+    pub instead: &'static str,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} → {}", self.found, self.instead)
+    }
+}
+
+/// The words of [`NOT_HONG_KONG`] in `text`, by line. A word found inside a longer one (a
+/// ministry's name that starts with another listed word) is said once, as the longer one.
+pub fn not_hong_kong_usage(text: &str) -> Vec<Finding> {
+    let word_char = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        // Same byte offsets as `line`: only ASCII letters change.
+        let folded = line.to_ascii_lowercase();
+        let mut spans: Vec<(usize, usize, &Usage)> = Vec::new();
+        for usage in NOT_HONG_KONG {
+            let ascii = usage.word.is_ascii();
+            let haystack = if ascii { folded.as_str() } else { line };
+            for (at, word) in haystack.match_indices(usage.word) {
+                let end = at + word.len();
+                if ascii && (word_char(line[..at].chars().next_back()) || word_char(line[end..].chars().next())) {
+                    continue;
+                }
+                // 部 then 門 is 部門, "department": an environment department is any city's.
+                if usage.word.ends_with('部') && line[end..].starts_with('門') {
+                    continue;
+                }
+                spans.push((at, end, usage));
+            }
+        }
+        spans.sort_by_key(|&(at, end, _)| (at, std::cmp::Reverse(end)));
+        for (i, &(at, end, usage)) in spans.iter().enumerate() {
+            if !spans[..i].iter().any(|&(a, e, _)| a <= at && end <= e) {
+                out.push(Finding { line: n + 1, found: line[at..end].to_owned(), instead: usage.instead });
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -398,5 +501,53 @@ mod tests {
         assert!(!in_family("sqlxish", &["sqlx"]));
         assert!(is_server("gongfang") && is_server("sea-orm-migration") && is_server("axum-core"));
         assert!(!is_server("gongfang-core"), "the domain crate is no server part");
+    }
+
+    /// Taiwan's digital and environment ministries' slugs, spelt so that this file holds neither.
+    const DIGITAL: &str = "\x6Doda";
+    const ENVIRONMENT: &str = "\x6Doenv";
+
+    #[test]
+    fn taiwan_usage_is_found_by_line_with_hong_kong_usage_to_write_instead() {
+        let upper = DIGITAL.to_uppercase();
+        let text = format!(
+            "fine\r\nthe \u{7DB2}\u{8DEF} is down\n\nteam {DIGITAL}, {upper}, {DIGITAL}-1.conf, attack_on_{DIGITAL}\n"
+        );
+        let found = not_hong_kong_usage(&text);
+        let at: Vec<_> = found.iter().map(|f| (f.line, f.found.as_str())).collect();
+        assert_eq!(at, [(2, "\u{7DB2}\u{8DEF}"), (4, DIGITAL), (4, upper.as_str()), (4, DIGITAL), (4, DIGITAL)]);
+        assert_eq!(found[0].to_string(), "\u{7DB2}\u{8DEF} → 網絡");
+        assert!(found[1].instead.starts_with("ddb"), "{}", found[1]);
+    }
+
+    #[test]
+    fn slugs_match_only_as_whole_words() {
+        let near = [
+            format!("{DIGITAL}l"),
+            format!("com{DIGITAL}s"),
+            format!("{DIGITAL}2"),
+            format!("3{DIGITAL}"),
+            format!("{ENVIRONMENT}s"),
+        ];
+        for text in near.iter().map(String::as_str).chain(["modest", "a moment", "nhits", "mois"]) {
+            let found = not_hong_kong_usage(text);
+            assert!(found.is_empty(), "{text}: {found:?}");
+        }
+        let found = not_hong_kong_usage(&format!("gf-national-2026-{ENVIRONMENT}-opendata"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].found, ENVIRONMENT);
+    }
+
+    #[test]
+    fn a_longer_word_is_said_once_and_a_department_is_no_ministry() {
+        // Taiwan's digital ministry starts with its word for digital.
+        let found = not_hong_kong_usage("\u{6578}\u{4F4D}\u{767C}\u{5C55}\u{90E8}");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].instead.starts_with("數字發展局"), "{}", found[0]);
+        // An environment ministry is Taiwan's; an environment department (部門) is not.
+        assert_eq!(not_hong_kong_usage("\u{74B0}\u{5883}\u{90E8}").len(), 1);
+        assert!(not_hong_kong_usage("\u{74B0}\u{5883}\u{90E8}\u{9580}").is_empty());
+        let found = not_hong_kong_usage("數據 網絡安全 軟件 數字發展局 香港");
+        assert!(found.is_empty(), "Hong Kong usage passes: {found:?}");
     }
 }

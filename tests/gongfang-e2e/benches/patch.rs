@@ -61,8 +61,8 @@ fn scenario_file(dir: &Path) -> anyhow::Result<PathBuf> {
         .limits(0.5, "256MiB")
         .submitted_patches("/var/lib/opendata", &["run.sh", "patch-live.sh"]);
     let drill = ScenarioBuilder::new(DRILL)
-        .team(team(1, "moda").network("10.87.1.0/24"))
-        .team(team(2, "moi").network("10.87.2.0/24"))
+        .team(team(1, "ddb").network("10.87.1.0/24"))
+        .team(team(2, "crd").network("10.87.2.0/24"))
         .service(portal);
     let path = dir.join("scenario.toml");
     std::fs::write(&path, drill.toml())?;

@@ -83,9 +83,9 @@ fn gongfang_binary() -> anyhow::Result<PathBuf> {
 
 fn scenario(dir: &Path) -> anyhow::Result<PathBuf> {
     let teams = [
-        (1, "moda", "Digital Development Bureau"),
-        (2, "moi", "Civic Records Department"),
-        (3, "moenv", "Environmental Monitoring Department"),
+        (1, "ddb", "Digital Development Bureau"),
+        (2, "crd", "Civic Records Department"),
+        (3, "emd", "Environmental Monitoring Department"),
     ];
     let drill = ScenarioBuilder::new(DRILL)
         .name("End-to-end drill", "End-to-end drill")
@@ -440,7 +440,7 @@ fn patch_team2() -> anyhow::Result<()> {
         .status()?;
     ensure!(status.success(), "fix.patch does not apply");
     let patched = std::fs::read(work.path().join("app.py"))?;
-    let container = format!("gf-{DRILL}-moi-opendata");
+    let container = format!("gf-{DRILL}-crd-opendata");
     let mut child = Command::new("docker")
         .args(["exec", "-i", &container, "sh", "/srv/opendata/patch-live.sh"])
         .stdin(Stdio::piped())
@@ -579,14 +579,14 @@ async fn demo_drill() -> anyhow::Result<()> {
     // An organiser resets team 2's service from the console in a browser (through the live
     // API where no browser is installed): a fresh copy of the scenario's image, so the live
     // patch is gone and the exploit works again.
-    let container = format!("gf-{DRILL}-moi-opendata");
+    let container = format!("gf-{DRILL}-crd-opendata");
     let before = container_id(&container)?;
     let auth = format!("Bearer {}", organiser_token(dir.path())?);
     match chromium_or_skip()? {
-        Some(chromium) => reset_from_the_console(&chromium, &web, "moi", "opendata").await?,
+        Some(chromium) => reset_from_the_console(&chromium, &web, "crd", "opendata").await?,
         None => {
             let body = serde_json::json!({
-                "team": "moi", "service": "opendata", "action": "reset", "reason": "the team asked for a clean copy",
+                "team": "crd", "service": "opendata", "action": "reset", "reason": "the team asked for a clean copy",
             });
             let headers = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
             let answer = request(&web, "POST", "/api/admin/service", &headers, body.to_string().as_bytes()).await?;
@@ -704,8 +704,8 @@ fn vpn_scenario(dir: &Path, start: chrono::DateTime<chrono::Utc>) -> anyhow::Res
         .secret("end-to-end-vpn-secret-0123456789")
         .submission(Identify::Address, Some(100), 8)
         .vpn("172.30.1.1:51899", "10.86.0.0/24", 1)
-        .team(team(1, "moda").name("Digital Development Bureau", "數字發展局").network("10.85.1.0/24"))
-        .team(team(2, "moi").name("Civic Records Department", "民事記錄署").network("10.85.2.0/24"))
+        .team(team(1, "ddb").name("Digital Development Bureau", "數字發展局").network("10.85.1.0/24"))
+        .team(team(2, "crd").name("Civic Records Department", "公民紀錄處").network("10.85.2.0/24"))
         .service(opendata());
     let path = dir.join("scenario.toml");
     std::fs::write(&path, drill.toml())?;
@@ -830,7 +830,7 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     let configs = dir.path().join("configs");
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let scenario = vpn_scenario(dir.path(), later)?;
-    for team in ["moda", "moi"] {
+    for team in ["ddb", "crd"] {
         gongfang_vpn(dir.path(), &scenario, &["config", team, "--out", configs.to_str().context("UTF-8")?])?;
     }
     let mut team1 = TeamMachine::new("gfe2e-team1", "gfe2e-h1", [172, 30, 1])?;
@@ -840,8 +840,8 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
 
     // Before the start: each team prepares its own service only.
     let up = Up::start(dir.path(), &scenario, 2)?;
-    team1.tunnel_up(&configs.join("moda-1.conf"))?;
-    team2.tunnel_up(&configs.join("moi-1.conf"))?;
+    team1.tunnel_up(&configs.join("ddb-1.conf"))?;
+    team2.tunnel_up(&configs.join("crd-1.conf"))?;
     let port = |address: &str| -> anyhow::Result<SocketAddr> { Ok(address.parse()?) };
     let own = port(&up.printed.services[&1])?;
     let theirs = port(&up.printed.services[&2])?;
@@ -862,13 +862,13 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
         "team 1 reaches the scoreboard on the gateway's address"
     );
     let connections = wait_for_json(&up.printed.web, "/api/connections", "team 1 connected", |c| {
-        c["teams"].as_array().is_some_and(|ts| ts.iter().any(|t| t["slug"] == "moda" && t["peers_connected"] == 1))
+        c["teams"].as_array().is_some_and(|ts| ts.iter().any(|t| t["slug"] == "ddb" && t["peers_connected"] == 1))
     })
     .await?;
     ensure!(connections["teams"][0]["last_handshake"].is_string(), "{connections:#}");
     let status = gongfang_vpn(dir.path(), &scenario, &["status"])?;
     ensure!(
-        status.lines().any(|l| l.starts_with("moda") && l.contains(" s ago)")),
+        status.lines().any(|l| l.starts_with("ddb") && l.contains(" s ago)")),
         "vpn status shows team 1's handshake: {status}"
     );
     up.stop()?;
@@ -895,18 +895,18 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     })
     .await?;
     // The checker and team 1 reached team 2's service from one address: its host's.
-    let seen = client_addresses(&format!("gf-{VPN_DRILL}-moi-opendata"))?;
+    let seen = client_addresses(&format!("gf-{VPN_DRILL}-crd-opendata"))?;
     ensure!(seen.keys().eq(["10.85.2.1"]), "team 2's service saw the checker and team 1 as one source: {seen:?}");
     // The gateway's translation log still says it was team 1.
     let theirs_text = theirs.to_string();
     let logged = |log: &str| {
         log.lines().any(|l| {
-            l.contains("moda") && l.contains("10.86.0.2") && l.contains(&theirs_text) && l.contains("10.85.2.1")
+            l.contains("ddb") && l.contains("10.86.0.2") && l.contains(&theirs_text) && l.contains("10.85.2.1")
         })
     };
     let mut log = String::new();
     for _ in 0..20 {
-        log = gongfang_vpn(dir.path(), &scenario, &["log", "--team", "moda"])?;
+        log = gongfang_vpn(dir.path(), &scenario, &["log", "--team", "ddb"])?;
         if logged(&log) {
             break;
         }
@@ -922,7 +922,7 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     // Team 1's defenders open a shell in their own service through the tunnel, apply the
     // published patch to its code and restart it: the exploit finds nothing there any more,
     // and the checker still finds the service working, its earlier flags kept.
-    let key = configs.join("moda-1.ssh");
+    let key = configs.join("ddb-1.ssh");
     let patch = std::fs::read(repo().join("challenges/opendata/patch/fix.patch"))?;
     let applied = ssh_from(&team1, &key, 2201, "cd /srv/opendata && patch -p1", &patch)?;
     ensure!(applied.contains("patching file app.py"), "the patch applies in team 1's shell: {applied}");
@@ -957,13 +957,13 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
         team2.connects(SocketAddr::from((gateway, 2202)), wait),
         "team 2 reaches its own shell entry (or its port is not 2202)"
     );
-    let refused = ssh_status(&team2, &configs.join("moda-1.ssh"), 2202, "true")?;
+    let refused = ssh_status(&team2, &configs.join("ddb-1.ssh"), 2202, "true")?;
     ensure!(!refused.success(), "team 1's key opens team 2's shell");
     // Every session is in the audit log: who, from where, which container.
     let audit = audit_log(dir.path())?;
     ensure!(
-        audit.iter().any(|l| l.contains("team moda|shell.open")
-            && l.contains(&format!("gf-{VPN_DRILL}-moda-opendata"))
+        audit.iter().any(|l| l.contains("team ddb|shell.open")
+            && l.contains(&format!("gf-{VPN_DRILL}-ddb-opendata"))
             && l.contains("10.86.0.2")
             && l.contains("restart")),
         "the restart is audited under team 1 with its container and address: {audit:#?}"
@@ -978,14 +978,14 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
         eventually(|| team2.connects(SocketAddr::from((team2_peer, 9999)), wait)).await,
         "team 2's own listener answers on its tunnel address (or the peer address is not 10.86.0.3)"
     );
-    let gateway_key = std::fs::read_to_string(configs.join("moda-1.conf"))?
+    let gateway_key = std::fs::read_to_string(configs.join("ddb-1.conf"))?
         .lines()
         .find_map(|l| l.strip_prefix("PublicKey = ").map(str::to_owned))
         .context("the config names the gateway's key")?;
     let ns = team1.namespace.clone();
-    run_ok("ip", &["netns", "exec", &ns, "wg", "set", "moda-1", "peer", &gateway_key, "allowed-ips", "0.0.0.0/0"])?;
+    run_ok("ip", &["netns", "exec", &ns, "wg", "set", "ddb-1", "peer", &gateway_key, "allowed-ips", "0.0.0.0/0"])?;
     for net in ["10.86.0.0/24", "172.30.2.0/24"] {
-        run_ok("ip", &["-n", &ns, "route", "replace", net, "dev", "moda-1"])?;
+        run_ok("ip", &["-n", &ns, "route", "replace", net, "dev", "ddb-1"])?;
     }
     ensure!(team1.connects(SocketAddr::from((gateway, web_port)), wait), "the platform's port still answers");
     for (what, target) in [
@@ -1006,19 +1006,19 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     let headers = [("X-Team-Token", token.as_str()), ("Content-Type", "application/json")];
     let fresh = request(&up.printed.web, "POST", "/api/portal/vpn", &headers, br#"{"peer":1}"#).await?;
     ensure!(fresh.status == 200 && fresh.text().contains("PrivateKey = "), "{} {}", fresh.status, fresh.text());
-    let old_config = std::fs::read_to_string(configs.join("moi-1.conf"))?;
+    let old_config = std::fs::read_to_string(configs.join("crd-1.conf"))?;
     ensure!(private_key_line(&fresh.text()) != private_key_line(&old_config), "the fresh config has a new key");
     ensure!(!team2.connects(web_on_gateway, wait), "the old config still works after the new one was made");
-    team2.tunnel_down(&configs.join("moi-1.conf"))?;
+    team2.tunnel_down(&configs.join("crd-1.conf"))?;
     let fresh_dir = dir.path().join("fresh");
     std::fs::create_dir(&fresh_dir)?;
-    let fresh_file = fresh_dir.join("moi-1.conf");
+    let fresh_file = fresh_dir.join("crd-1.conf");
     std::fs::write(&fresh_file, fresh.text())?;
     std::fs::set_permissions(&fresh_file, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     team2.tunnel_up(&fresh_file)?;
     ensure!(eventually(|| team2.connects(web_on_gateway, wait)).await, "team 2's fresh config works");
     let audit = audit_log(dir.path())?;
-    ensure!(audit.iter().any(|l| l.contains("team moi|vpn.config.reissue")), "audited under the team: {audit:#?}");
+    ensure!(audit.iter().any(|l| l.contains("team crd|vpn.config.reissue")), "audited under the team: {audit:#?}");
 
     // The organisers hand team 2 a whole credential pack from the console's API: its config
     // and shell key work with the running gateway at once, the portal's config no longer.
@@ -1163,7 +1163,7 @@ fn patch_scenario(dir: &Path) -> anyhow::Result<PathBuf> {
             ("start_timeout", "\"20s\""),
             ("max_queued", "5"),
         ]);
-    let drill = [(1, "moda"), (2, "moi"), (3, "moenv")]
+    let drill = [(1, "ddb"), (2, "crd"), (3, "emd")]
         .into_iter()
         .fold(drill, |drill, (id, slug)| drill.team(team(id, slug).network(&format!("10.84.{id}.0/24"))))
         .service(
@@ -1280,7 +1280,7 @@ async fn patch_drill() -> anyhow::Result<()> {
     let web = up.printed.web.clone();
     let token = |team: u16| up.printed.tokens[&team].clone();
     let live = |slug: &str| format!("gf-{PATCH_DRILL}-{slug}-opendata");
-    let base_image = image_of(&live("moi"))?;
+    let base_image = image_of(&live("crd"))?;
     wait_for_board(&web, "every service ok and exploitable", |b| {
         all_ok(b) && (1..=3).all(|t| replay(b, t) == Some("exploitable"))
     })
@@ -1300,7 +1300,7 @@ async fn patch_drill() -> anyhow::Result<()> {
     ensure!(said.contains("the reference exploit captured nothing"), "{said}");
     eprintln!("the fix went from submission to deployment in {:.1} s", started.elapsed().as_secs_f64());
     let deployed_at = get_json(&web, "/api/scoreboard").await?["tick"].as_u64().unwrap_or(0);
-    ensure!(image_of(&live("moda"))? == format!("gongfang/{PATCH_DRILL}-opendata:moda-v1"));
+    ensure!(image_of(&live("ddb"))? == format!("gongfang/{PATCH_DRILL}-opendata:ddb-v1"));
     let status = agent(&web, &token(1), &["patch", "status"])?;
     ensure!(String::from_utf8_lossy(&status.stdout).contains("opendata v1 diff deployed"), "{status:?}");
     // The source it runs now is the patched one.
@@ -1364,7 +1364,7 @@ async fn patch_drill() -> anyhow::Result<()> {
     let message = refused["message"].as_str().unwrap_or_default();
     ensure!(message.contains("in round 1") && message.contains("does not work"), "the checker's words: {message}");
     ensure!(message.contains("the live service is unchanged"), "{message}");
-    ensure!(image_of(&live("moi"))? == base_image, "the refused patch never reached team 2's service");
+    ensure!(image_of(&live("crd"))? == base_image, "the refused patch never reached team 2's service");
     for (want, id) in &hostile_ids {
         let sent = Instant::now();
         let patch = patch_decided(&web, &token(3), id, &["refused", "failed", "deployed"]).await?;
@@ -1372,7 +1372,7 @@ async fn patch_drill() -> anyhow::Result<()> {
         ensure!(patch["message"].as_str().unwrap_or_default().contains(want), "{want}: {patch:#}");
         ensure!(sent.elapsed() < Duration::from_secs(BUILD_LIMIT + 30), "{want} took {:?}", sent.elapsed());
     }
-    ensure!(image_of(&live("moenv"))? == base_image, "no hostile patch reached team 3's service");
+    ensure!(image_of(&live("emd"))? == base_image, "no hostile patch reached team 3's service");
     // The endless build's step container is gone with it.
     ensure!(
         eventually(|| run_ok("docker", &["ps", "--format", "{{.Command}}"])
@@ -1386,7 +1386,7 @@ async fn patch_drill() -> anyhow::Result<()> {
     let back = patch_decided(&web, &token(2), &rolled["id"], &["rolled-back", "refused", "failed"]).await?;
     ensure!(back["status"] == "rolled-back", "{back:#}");
     ensure!(back["message"].as_str().unwrap_or_default().contains("answering wrongly"), "{back:#}");
-    ensure!(image_of(&live("moi"))? == base_image, "team 2 runs the scenario's own version again");
+    ensure!(image_of(&live("crd"))? == base_image, "team 2 runs the scenario's own version again");
 
     // From the ticks after the deployment, the replay finds team 1 patched and still ok.
     let board = wait_for_board(&web, "team 1 not exploitable and ok, the others exploitable", |b| {
@@ -1434,9 +1434,9 @@ async fn patch_drill() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || agent(&web1, &token1, &["patch", "rollback", "opendata", "0"])).await??;
     ensure!(rollback.status.success(), "{rollback:?}");
     ensure!(String::from_utf8_lossy(&rollback.stdout).contains("version 0 runs again"), "{rollback:?}");
-    ensure!(image_of(&live("moda"))? == base_image);
+    ensure!(image_of(&live("ddb"))? == base_image);
     let audit = audit_log(dir.path())?;
-    ensure!(audit.iter().any(|l| l.starts_with("team moda|patch.submit|")), "{audit:?}");
+    ensure!(audit.iter().any(|l| l.starts_with("team ddb|patch.submit|")), "{audit:?}");
     ensure!(
         audit.iter().any(|l| l.starts_with("gongfang patches|patch.deploy|") && l.contains("auto-rollback")),
         "{audit:?}"

@@ -6,48 +6,57 @@
 
 use gongfang_checker_sdk::Rng;
 
-/// Departments as officers type them: English, Traditional Chinese, or both.
+/// Departments as officers type them: English, Traditional Chinese, or both. Topics pick them
+/// by position: transport, environment, food hygiene, buildings, digital policy, leisure and
+/// culture, education, social welfare, statistics, water, trade, fire.
 const DEPARTMENTS: &[(&str, &str)] = &[
-    ("Department of Transportation", "交通局"),
-    ("Department of Environmental Protection", "環境保護局"),
-    ("Department of Health", "衛生局"),
-    ("Department of Urban Development", "都市發展局"),
-    ("Department of Information Technology", "資訊局"),
-    ("Department of Cultural Affairs", "文化局"),
-    ("Department of Education", "教育局"),
-    ("Department of Social Welfare", "社會局"),
-    ("Department of Budget, Accounting and Statistics", "主計處"),
-    ("Water Resources Office", "水利處"),
-    ("Department of Economic Development", "產業發展局"),
-    ("Fire Department", "消防局"),
+    ("Transport Department", "運輸署"),
+    ("Environmental Protection Department", "環境保護署"),
+    ("Food and Environmental Hygiene Department", "食物環境衞生署"),
+    ("Buildings Department", "屋宇署"),
+    ("Digital Policy Office", "數字政策辦公室"),
+    ("Leisure and Cultural Services Department", "康樂及文化事務署"),
+    ("Education Bureau", "教育局"),
+    ("Social Welfare Department", "社會福利署"),
+    ("Census and Statistics Department", "政府統計處"),
+    ("Water Supplies Department", "水務署"),
+    ("Trade and Industry Department", "工業貿易署"),
+    ("Fire Services Department", "消防處"),
 ];
 
+/// Hong Kong's eighteen districts.
 const DISTRICTS: &[&str] = &[
-    "Zhongzheng",
-    "Datong",
-    "Zhongshan",
-    "Songshan",
-    "Da'an",
-    "Wanhua",
-    "Xinyi",
-    "Shilin",
-    "Beitou",
-    "Neihu",
-    "Nangang",
-    "Wenshan",
+    "Central and Western",
+    "Wan Chai",
+    "Eastern",
+    "Southern",
+    "Yau Tsim Mong",
+    "Sham Shui Po",
+    "Kowloon City",
+    "Wong Tai Sin",
+    "Kwun Tong",
+    "Kwai Tsing",
+    "Tsuen Wan",
+    "Tuen Mun",
+    "Yuen Long",
+    "North",
+    "Tai Po",
+    "Sha Tin",
+    "Sai Kung",
+    "Islands",
 ];
 
 const STREETS: &[&str] = &[
-    "Zhongxiao E. Rd.",
-    "Heping W. Rd.",
-    "Xinsheng S. Rd.",
-    "Minsheng E. Rd.",
-    "Roosevelt Rd.",
-    "Keelung Rd.",
-    "Chengde Rd.",
-    "Bade Rd.",
-    "Nanjing W. Rd.",
-    "Dunhua N. Rd.",
+    "Nathan Road",
+    "Hennessy Road",
+    "Des Voeux Road Central",
+    "Lockhart Road",
+    "Castle Peak Road",
+    "Waterloo Road",
+    "Prince Edward Road West",
+    "Tai Po Road",
+    "Electric Road",
+    "Ma Tau Wai Road",
 ];
 
 const MONTHS: &[&str] = &[
@@ -149,7 +158,7 @@ fn decimal(rng: &mut Rng, lo: u64, hi: u64, places: u32) -> String {
 }
 
 fn address(rng: &mut Rng) -> String {
-    format!("No. {}, Sec. {}, {}", rng.range(1, 400), rng.range(1, 6), rng.pick(STREETS))
+    format!("{} {}", rng.range(1, 400), rng.pick(STREETS))
 }
 
 /// What a kind of dataset looks like: its title, columns and how a row is made.
@@ -208,10 +217,10 @@ const TOPICS: &[Topic] = &[
         row: |rng, district| {
             let status = *rng.pick(&["active", "active", "active", "maintenance"]);
             vec![
-                format!("TPE-{}", rng.hex(6)),
+                format!("WF-{}", rng.hex(6)),
                 district.to_owned(),
                 address(rng),
-                "TPE-Free".to_owned(),
+                "Wi-Fi.HK".to_owned(),
                 status.to_owned(),
             ]
         },
@@ -251,7 +260,7 @@ const TOPICS: &[Topic] = &[
         departments: &[9, 1],
         header: &["site", "sample_date", "ph", "turbidity_ntu", "e_coli_cfu"],
         row: |rng, district| {
-            let river = *rng.pick(&["Keelung River", "Xindian River", "Jingmei River", "Tamsui River"]);
+            let river = *rng.pick(&["Shing Mun River", "Lam Tsuen River", "Tuen Mun River", "Kam Tin River"]);
             vec![
                 format!("{river} at {district}"),
                 date(rng),
@@ -266,7 +275,7 @@ const TOPICS: &[Topic] = &[
         departments: &[2],
         header: &["inspection_id", "premises", "district", "result", "inspected_on"],
         row: |rng, district| {
-            let kind = *rng.pick(&["Noodle House", "Tea Shop", "Dumpling Bar", "Bakery", "Hot Pot", "Bento"]);
+            let kind = *rng.pick(&["Noodle House", "Tea Shop", "Dumpling Bar", "Bakery", "Hot Pot", "Cha Chaan Teng"]);
             let result = *rng.pick(&["pass", "pass", "pass", "follow-up", "fail"]);
             vec![
                 format!("HI{}", rng.range(100_000, 999_999)),

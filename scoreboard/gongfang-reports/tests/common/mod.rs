@@ -21,9 +21,9 @@ use tokio::sync::{broadcast, oneshot};
 
 pub const RED_FIRM: TeamId = TeamId(1);
 pub const RED_ACADEMY: TeamId = TeamId(2);
-pub const MODA: TeamId = TeamId(11);
-pub const MOI: TeamId = TeamId(12);
-pub const NHI: TeamId = TeamId(13);
+pub const DDB: TeamId = TeamId(11);
+pub const CRD: TeamId = TeamId(12);
+pub const CHRA: TeamId = TeamId(13);
 pub const ANA: (&str, &str) = ("ana", "correct horse battery staple");
 pub const BO: (&str, &str) = ("bo", "purple monkey dishwasher");
 

@@ -33,13 +33,13 @@ use tokio::task::JoinHandle;
 /// Longest any single wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-pub const MODA: TeamId = TeamId(1);
-pub const MOI: TeamId = TeamId(2);
+pub const DDB: TeamId = TeamId(1);
+pub const CRD: TeamId = TeamId(2);
 pub const NOP: TeamId = TeamId(3);
 pub const RED: TeamId = TeamId(4);
 pub const OPENDATA: ServiceId = ServiceId(1);
 pub const KV: ServiceId = ServiceId(2);
-pub const DEFENDERS: [TeamId; 3] = [MODA, MOI, NOP];
+pub const DEFENDERS: [TeamId; 3] = [DDB, CRD, NOP];
 
 /// Two ministries and the NOP team defending an open-data portal and a key-value registry,
 /// and a red team attacking them.
@@ -50,8 +50,8 @@ pub fn drill() -> ScenarioBuilder {
         .checker_timeout("15s")
         .flag_lifetime(3)
         .secret("scoreboard-test-secret-not-for-drills")
-        .team(team(1, "moda").name("Digital Development Bureau", "數字發展局"))
-        .team(team(2, "moi").name("Civic Records Department", "公民紀錄處"))
+        .team(team(1, "ddb").name("Digital Development Bureau", "數字發展局"))
+        .team(team(2, "crd").name("Civic Records Department", "公民紀錄處"))
         .team(team(3, "nop").name("NOP Team", "NOP 隊伍").role(Role::Defender).nop())
         .team(team(4, "red").name("Red Team Security", "紅隊網絡安全").role(Role::Attacker))
         .service(
@@ -107,18 +107,18 @@ pub fn not_started(starts_at: DateTime<Utc>) -> DrillClock {
     }
 }
 
-/// moda connected half a minute ago on both configs, moi seen ten minutes ago, red issued
+/// ddb connected half a minute ago on both configs, crd seen ten minutes ago, red issued
 /// configs it never used; the NOP team has none.
 pub fn gateway_poll(now: DateTime<Utc>) -> Vec<TeamConnection> {
     vec![
         TeamConnection {
-            team: MODA,
+            team: DDB,
             peers_issued: 2,
             peers_connected: 2,
             last_handshake: Some(now - chrono::Duration::seconds(30)),
         },
         TeamConnection {
-            team: MOI,
+            team: CRD,
             peers_issued: 1,
             peers_connected: 1,
             last_handshake: Some(now - chrono::Duration::minutes(10)),
@@ -236,22 +236,22 @@ fn capture(
 }
 
 /// A two-tick game, and tick 2 running:
-/// - tick 0: all ok except moi's kv, down; scored.
-/// - tick 1: moda's opendata corrupt and also a checker error on it (corrupt wins); moi's kv
-///   still down; nop's opendata has a checker error only. Red captures moi's kv flag (first blood
-///   of kv) and moda captures moi's opendata flag (first blood of opendata), then red too. Scored:
-///   moi and nop tie on total.
+/// - tick 0: all ok except crd's kv, down; scored.
+/// - tick 1: ddb's opendata corrupt and also a checker error on it (corrupt wins); crd's kv
+///   still down; nop's opendata has a checker error only. Red captures crd's kv flag (first blood
+///   of kv) and ddb captures crd's opendata flag (first blood of opendata), then red too. Scored:
+///   crd and nop tie on total.
 /// - tick 2: open, with a `mumble` result that must not show until it closes.
 pub async fn fill(store: &Store, scenario: &Scenario) -> Result<()> {
     store.sync_scenario(scenario).await?;
 
     store.open_tick(Tick(0), at(0)).await?;
     plant(store, 0).await?;
-    checks(store, 0, &[(MOI, KV, Verdict::Down, "connection refused on port 7000")]).await?;
+    checks(store, 0, &[(CRD, KV, Verdict::Down, "connection refused on port 7000")]).await?;
     close_and_score(
         store,
         0,
-        &[(MODA, 0.0, 0.0, 4.0), (MOI, 0.0, 0.0, 2.0), (NOP, 0.0, 0.0, 4.0), (RED, 0.0, 0.0, 0.0)],
+        &[(DDB, 0.0, 0.0, 4.0), (CRD, 0.0, 0.0, 2.0), (NOP, 0.0, 0.0, 4.0), (RED, 0.0, 0.0, 0.0)],
     )
     .await?;
 
@@ -261,37 +261,37 @@ pub async fn fill(store: &Store, scenario: &Scenario) -> Result<()> {
         store,
         1,
         &[
-            (MODA, OPENDATA, Verdict::CheckerError, "checker could not log in"),
-            (MODA, OPENDATA, Verdict::Corrupt, "dataset from tick 0 is missing"),
-            (MOI, KV, Verdict::Down, "timeout after 15 s"),
+            (DDB, OPENDATA, Verdict::CheckerError, "checker could not log in"),
+            (DDB, OPENDATA, Verdict::Corrupt, "dataset from tick 0 is missing"),
+            (CRD, KV, Verdict::Down, "timeout after 15 s"),
             (NOP, OPENDATA, Verdict::CheckerError, "internal checker error"),
         ],
     )
     .await?;
-    store.insert_submissions(&[capture(RED, MOI, KV, 0, 1, 70)]).await?;
-    store.insert_submissions(&[capture(MODA, MOI, OPENDATA, 0, 1, 75)]).await?;
-    store.insert_submissions(&[capture(RED, MOI, OPENDATA, 0, 1, 80)]).await?;
+    store.insert_submissions(&[capture(RED, CRD, KV, 0, 1, 70)]).await?;
+    store.insert_submissions(&[capture(DDB, CRD, OPENDATA, 0, 1, 75)]).await?;
+    store.insert_submissions(&[capture(RED, CRD, OPENDATA, 0, 1, 80)]).await?;
     close_and_score(
         store,
         1,
-        &[(MODA, 2.0, 0.0, 6.0), (MOI, 0.0, -2.0, 4.0), (NOP, 0.0, 0.0, 2.0), (RED, 3.5, 0.0, 0.0)],
+        &[(DDB, 2.0, 0.0, 6.0), (CRD, 0.0, -2.0, 4.0), (NOP, 0.0, 0.0, 2.0), (RED, 3.5, 0.0, 0.0)],
     )
     .await?;
 
     store.open_tick(Tick(2), at(120)).await?;
     plant(store, 2).await?;
-    store.record_check(&check(2, MODA, KV, Action::Check, Verdict::Mumble, "wrong answer to GET")).await?;
+    store.record_check(&check(2, DDB, KV, Action::Check, Verdict::Mumble, "wrong answer to GET")).await?;
     Ok(())
 }
 
-/// Closes tick 2 as the engine would (moda's kv `mumble`, everything else ok), scores it with
-/// moda far ahead, and opens tick 3. Publishes nothing: the caller decides which events to send.
+/// Closes tick 2 as the engine would (ddb's kv `mumble`, everything else ok), scores it with
+/// ddb far ahead, and opens tick 3. Publishes nothing: the caller decides which events to send.
 pub async fn close_tick_two(store: &Store) -> Result<()> {
     checks(store, 2, &[]).await?;
     close_and_score(
         store,
         2,
-        &[(MODA, 12.0, 0.0, 9.0), (MOI, 0.0, -2.0, 6.0), (NOP, 0.0, 0.0, 4.0), (RED, 3.5, 0.0, 0.0)],
+        &[(DDB, 12.0, 0.0, 9.0), (CRD, 0.0, -2.0, 6.0), (NOP, 0.0, 0.0, 4.0), (RED, 3.5, 0.0, 0.0)],
     )
     .await?;
     store.open_tick(Tick(3), at(180)).await?;
