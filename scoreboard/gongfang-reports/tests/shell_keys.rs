@@ -171,27 +171,27 @@ async fn an_organiser_downloads_a_teams_credential_pack(app: App) -> anyhow::Res
             shell_key: Some(format!("ssh-ed25519 first-{n}")),
         })
         .collect();
-    app.store.issue_vpn_peers("moda", &peers, false, chrono::Utc::now()).await?;
-    let old = team_auth(&app, MODA);
+    app.store.issue_vpn_peers("ddb", &peers, false, chrono::Utc::now()).await?;
+    let old = team_auth(&app, DDB);
     let olga = app.store.issue_api_token("olga", at(0)).await?.expect("olga is an organiser");
     let olga = ("Authorization", format!("Bearer {}", olga.expose()));
     app.store.create_account("oscar", gongfang_core::AccountRole::Observer, "observer password").await?;
     let oscar = app.store.issue_api_token("oscar", at(0)).await?.expect("oscar exists");
     let oscar = ("Authorization", format!("Bearer {}", oscar.expose()));
     let json = ("Content-Type", "application/json");
-    let body = br#"{"team":"moda","web":"https://drill.example.hk/","submission":"10.80.0.1:31337"}"#;
+    let body = br#"{"team":"ddb","web":"https://drill.example.hk/","submission":"10.80.0.1:31337"}"#;
 
     let r = app.request("POST", "/api/admin/teams/pack", &[(oscar.0, &oscar.1), json], body).await;
     ensure!(r.status == 403, "an observer makes no pack: {}", r.text());
     let r = app.request("POST", "/api/admin/teams/pack", &[(old.0, &old.1), json], body).await;
     ensure!(r.status == 401, "nor does a team: {}", r.text());
-    let bad = br#"{"team":"moda","web":"drill.example.hk"}"#;
+    let bad = br#"{"team":"ddb","web":"drill.example.hk"}"#;
     let r = app.request("POST", "/api/admin/teams/pack", &[(olga.0, &olga.1), json], bad).await;
     ensure!(r.status == 400 && r.text().contains("https://drill.example.hk"), "{}", r.text());
-    let unissued = br#"{"team":"moi","web":"https://drill.example.hk"}"#;
+    let unissued = br#"{"team":"crd","web":"https://drill.example.hk"}"#;
     let r = app.request("POST", "/api/admin/teams/pack", &[(olga.0, &olga.1), json], unissued).await;
-    ensure!(r.status == 400 && r.text().contains("gongfang vpn config moi"), "{}", r.text());
-    let keys: Vec<String> = app.store.vpn_peers_of(MODA).await?.into_iter().map(|p| p.public_key).collect();
+    ensure!(r.status == 400 && r.text().contains("gongfang vpn config crd"), "{}", r.text());
+    let keys: Vec<String> = app.store.vpn_peers_of(DDB).await?.into_iter().map(|p| p.public_key).collect();
     ensure!(keys == [peers[0].public_key.clone(), peers[1].public_key.clone()], "refusals change no key: {keys:?}");
     let r = app.request("GET", "/api/reports", &[(old.0, &old.1)], b"").await;
     ensure!(r.status == 200, "refusals change nothing: {}", r.text());
@@ -201,7 +201,7 @@ async fn an_organiser_downloads_a_teams_credential_pack(app: App) -> anyhow::Res
     ensure!(
         r.header("content-type") == Some("application/gzip")
             && r.header("cache-control") == Some("no-store")
-            && r.header("content-disposition") == Some("attachment; filename=\"moda-pack.tar.gz\""),
+            && r.header("content-disposition") == Some("attachment; filename=\"ddb-pack.tar.gz\""),
         "a download that is not kept: {:?}",
         r.headers
     );
@@ -217,40 +217,40 @@ async fn an_organiser_downloads_a_teams_credential_pack(app: App) -> anyhow::Res
     ensure!(
         names
             == [
-                "moda/",
-                "moda/how-to.html",
-                "moda/moda-1.conf",
-                "moda/moda-1.ssh",
-                "moda/moda-2.conf",
-                "moda/moda-2.ssh",
-                "moda/token.txt"
+                "ddb/",
+                "ddb/ddb-1.conf",
+                "ddb/ddb-1.ssh",
+                "ddb/ddb-2.conf",
+                "ddb/ddb-2.ssh",
+                "ddb/how-to.html",
+                "ddb/token.txt"
             ],
         "{names:?}"
     );
     ensure!(files.values().filter(|(mode, _)| *mode == 0o600).count() == 6, "private files: {files:?}");
 
-    let token = files["moda/token.txt"].1.trim().to_owned();
+    let token = files["ddb/token.txt"].1.trim().to_owned();
     let r = app.request("GET", "/api/reports", &[("X-Team-Token", &token)], b"").await;
     ensure!(r.status == 200, "the pack's token works: {}", r.text());
     let r = app.request("GET", "/api/reports", &[(old.0, &old.1)], b"").await;
     ensure!(r.status == 401, "and the old one no longer: {}", r.text());
-    let stored = app.store.vpn_peers_of(MODA).await?;
+    let stored = app.store.vpn_peers_of(DDB).await?;
     for (peer, was) in stored.iter().zip(&peers) {
-        let config = &files[&format!("moda/moda-{}.conf", peer.peer)].1;
+        let config = &files[&format!("ddb/ddb-{}.conf", peer.peer)].1;
         ensure!(peer.public_key != was.public_key && config.contains(&peer.public_key), "{config} {peer:?}");
     }
-    let mut shell: Vec<String> = app.store.shell_keys_of(MODA).await?.into_iter().map(|k| k.public_key).collect();
+    let mut shell: Vec<String> = app.store.shell_keys_of(DDB).await?.into_iter().map(|k| k.public_key).collect();
     shell.sort();
     ensure!(!shell.iter().any(|k| k.contains("first-")), "the old shell keys are gone: {shell:?}");
-    ensure!(files["moda/moda-2.ssh"].1.contains(&shell[1]), "the pack holds the stored key's private half");
+    ensure!(files["ddb/ddb-2.ssh"].1.contains(&shell[1]), "the pack holds the stored key's private half");
     // A blue team's how-to: its shell, and no flag submission.
-    let how_to = &files["moda/how-to.html"].1;
+    let how_to = &files["ddb/how-to.html"].1;
     ensure!(
         how_to.contains(&token)
             && how_to.contains("https://drill.example.hk/portal")
-            && how_to.contains("ssh -i moda-1.ssh")
+            && how_to.contains("ssh -i ddb-1.ssh")
             && !how_to.contains("nc 10.80.0.1 31337")
-            && how_to.contains("moda-1.conf")
+            && how_to.contains("ddb-1.conf")
             && how_to.contains("隊伍權杖"),
         "{how_to}"
     );
@@ -259,7 +259,7 @@ async fn an_organiser_downloads_a_teams_credential_pack(app: App) -> anyhow::Res
     let packed: Vec<_> =
         audit.iter().filter(|a| a.action == "team.pack").map(|a| (a.actor.as_str(), a.detail.clone())).collect();
     ensure!(
-        packed == [("account olga", json!({ "team": "moda", "vpn": true, "web": "https://drill.example.hk" }))],
+        packed == [("account olga", json!({ "team": "ddb", "vpn": true, "web": "https://drill.example.hk" }))],
         "audited under the account, without a secret: {packed:?}"
     );
     Ok(())

@@ -1024,33 +1024,33 @@ async fn drill_over_wireguard() -> anyhow::Result<()> {
     // and shell key work with the running gateway at once, the portal's config no longer.
     let olga = format!("Bearer {}", organiser_token(dir.path())?);
     let organiser = [("Authorization", olga.as_str()), ("Content-Type", "application/json")];
-    let body = format!(r#"{{"team":"moi","web":"http://{VPN_GATEWAY}:{web_port}"}}"#);
+    let body = format!(r#"{{"team":"crd","web":"http://{VPN_GATEWAY}:{web_port}"}}"#);
     let pack = request(&up.printed.web, "POST", "/api/admin/teams/pack", &organiser, body.as_bytes()).await?;
     ensure!(pack.status == 200, "{} {}", pack.status, pack.text());
     let pack_dir = dir.path().join("pack");
     tar::Archive::new(flate2::read::GzDecoder::new(pack.body.as_slice())).unpack(&pack_dir)?;
     ensure!(!team2.connects(web_on_gateway, wait), "the portal's config still works after the pack was made");
     team2.tunnel_down(&fresh_file)?;
-    team2.tunnel_up(&pack_dir.join("moi/moi-1.conf"))?;
+    team2.tunnel_up(&pack_dir.join("crd/crd-1.conf"))?;
     ensure!(eventually(|| team2.connects(web_on_gateway, wait)).await, "the pack's config works");
-    let pack_key = pack_dir.join("moi/moi-1.ssh");
+    let pack_key = pack_dir.join("crd/crd-1.ssh");
     ssh_from(&team2, &pack_key, 2202, "true", b"").context("the pack's shell key opens team 2's shell")?;
-    let how_to = std::fs::read_to_string(pack_dir.join("moi/how-to.html"))?;
-    let token = std::fs::read_to_string(pack_dir.join("moi/token.txt"))?;
-    ensure!(how_to.contains(token.trim()) && how_to.contains("moi-1.conf"), "{how_to}");
+    let how_to = std::fs::read_to_string(pack_dir.join("crd/how-to.html"))?;
+    let token = std::fs::read_to_string(pack_dir.join("crd/token.txt"))?;
+    ensure!(how_to.contains(token.trim()) && how_to.contains("crd-1.conf"), "{how_to}");
 
     // Taken out of the drill, team 2 is cut off at the gateway at once: not its own service,
     // not its shell, only the board; brought back, it has them again.
     let own2 = port(&up.printed.services[&2])?;
     ensure!(team2.connects(own2, wait), "team 2 reaches its own service while it plays");
-    let out = br#"{"team":"moi","disabled":true,"reason":"end-to-end test"}"#;
+    let out = br#"{"team":"crd","disabled":true,"reason":"end-to-end test"}"#;
     let r = request(&up.printed.web, "POST", "/api/admin/teams/disable", &organiser, out).await?;
     ensure!(r.status == 200, "{} {}", r.status, r.text());
     ensure!(eventually(|| !team2.connects(own2, wait)).await, "team 2 reaches its service after it was taken out");
     ensure!(!team2.connects(SocketAddr::from((gateway, 2202)), wait), "team 2 reaches its shell entry while out");
     ensure!(team2.connects(web_on_gateway, wait), "team 2 lost the board while out");
     ensure!(team1.connects(own, wait), "team 1 lost its own service when team 2 was taken out");
-    let back = br#"{"team":"moi","disabled":false}"#;
+    let back = br#"{"team":"crd","disabled":false}"#;
     let r = request(&up.printed.web, "POST", "/api/admin/teams/disable", &organiser, back).await?;
     ensure!(r.status == 200, "{} {}", r.status, r.text());
     ensure!(eventually(|| team2.connects(own2, wait)).await, "team 2 does not reach its service once back");
