@@ -61,6 +61,9 @@ pub struct DrillConfig {
     pub service_control: Arc<dyn gongfang_reports::ServiceControl>,
     /// Issues teams' fresh VPN configs from their portal (the gateway, when one runs).
     pub vpn_configs: Arc<dyn gongfang_reports::VpnAccess>,
+    /// Adds teams to the running drill from the console (its scenario file grown, the drill
+    /// started again), when the drill runs from a file it may grow.
+    pub team_admission: Arc<dyn gongfang_reports::TeamAdmission>,
 }
 
 /// What submitted patches are built and deployed with.
@@ -143,6 +146,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         secure_cookies,
         service_control,
         vpn_configs,
+        team_admission,
     } = cfg;
     let start = start_time(&scenario, &store).await?;
     let (events, _) = broadcast::channel::<GameEvent>(4096);
@@ -241,6 +245,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         .with_settings(reports_settings)
         .with_service_control(service_control)
         .with_vpn_access(vpn_configs)
+        .with_team_admission(team_admission)
         .with_logs(logs)
         .with_backoff(backoff);
     let mut pipeline = None;

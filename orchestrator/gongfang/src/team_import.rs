@@ -2,7 +2,8 @@
 //! a spreadsheet, before the drill. Each row becomes a `[[team]]` table appended to the file
 //! (comments and layout kept); ids and networks not given are the next free ones. Every row
 //! is checked first and the grown scenario validated as a whole: on any problem nothing is
-//! written and every problem is listed with its line.
+//! written and every problem is listed with its line. The console adds teams to a running
+//! drill the same way ([`LiveImport`]).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -10,8 +11,12 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use gongfang_core::scenario::{self, Ipv4Net, Role};
+use gongfang_reports::{AdmissionFuture, AdmissionRefusal, Admitted, TeamAdmission};
+use tokio::sync::Notify;
 
 use crate::scenario_file::FsProbe;
 
@@ -57,39 +62,92 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     }
     let csv = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {} (it must be UTF-8 text)", args.file.display()))?;
-    let source = std::fs::read_to_string(&args.into).with_context(|| format!("reading {}", args.into.display()))?;
-    let current = scenario::parse(&source, &args.into, &FsProbe).map_err(|problems| {
-        anyhow::anyhow!("{}: fix the scenario before importing into it:\n{problems}", args.into.display())
+    let grown = grow(&args.into, &csv, &file_name(&args.file)).map_err(|problems| anyhow::anyhow!("{problems}"))?;
+    println!(
+        "{} teams added to {} ({} in all); `gongfang validate {}` checks it, `gongfang up` starts it",
+        grown.added.len(),
+        args.into.display(),
+        grown.teams,
+        args.into.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What [`grow`] did to a scenario file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grown {
+    /// The slugs of the teams added, in the file's order.
+    pub added: Vec<String>,
+    /// How many teams the scenario has now.
+    pub teams: usize,
+}
+
+/// Adds the teams of `csv` (named `source` in the comment above them) to the scenario file at
+/// `scenario`: every row checked, the grown scenario validated as a whole, then the file
+/// replaced in one step. On any problem nothing is written and the error lists every problem
+/// with its line.
+pub fn grow(scenario: &Path, csv: &str, source: &str) -> Result<Grown, String> {
+    let text = std::fs::read_to_string(scenario).map_err(|e| format!("reading {}: {e}", scenario.display()))?;
+    let current = scenario::parse(&text, scenario, &FsProbe).map_err(|problems| {
+        format!("{}: fix the scenario before importing into it:\n{problems}", scenario.display())
     })?;
-    let rows =
-        parse_rows(&csv).map_err(|problems| anyhow::anyhow!("{}:\n{}", args.file.display(), problems.join("\n")))?;
+    let rows = parse_rows(csv).map_err(|problems| format!("{source}:\n{}", problems.join("\n")))?;
     let taken_ids: BTreeSet<u16> = current.teams.iter().map(|t| t.id.0).collect();
     let taken_slugs: BTreeSet<String> = current.teams.iter().map(|t| t.slug.clone()).collect();
     let networks: Vec<Ipv4Net> = current.teams.iter().map(|t| t.network).collect();
     let tables = tables(&rows, &taken_ids, &taken_slugs, &networks)
-        .map_err(|problems| anyhow::anyhow!("{}:\n{}", args.file.display(), problems.join("\n")))?;
+        .map_err(|problems| format!("{source}:\n{}", problems.join("\n")))?;
 
-    let mut grown = source.clone();
+    let mut grown = text;
     if !grown.ends_with('\n') {
         grown.push('\n');
     }
-    let _ = write!(grown, "\n# {} teams imported from {}\n", rows.len(), file_name(&args.file));
+    let _ = write!(grown, "\n# {} teams imported from {source}\n", rows.len());
     grown.push_str(&tables);
-    let checked = scenario::parse(&grown, &args.into, &FsProbe).map_err(|problems| {
-        anyhow::anyhow!("with these teams the scenario would not be valid; nothing was written:\n{problems}")
+    let checked = scenario::parse(&grown, scenario, &FsProbe).map_err(|problems| {
+        format!("with these teams the scenario would not be valid; nothing was written:\n{problems}")
     })?;
 
-    let temporary = args.into.with_extension("toml.importing");
-    std::fs::write(&temporary, &grown).with_context(|| format!("writing {}", temporary.display()))?;
-    std::fs::rename(&temporary, &args.into).with_context(|| format!("replacing {}", args.into.display()))?;
-    println!(
-        "{} teams added to {} ({} in all); `gongfang validate {}` checks it, `gongfang up` starts it",
-        rows.len(),
-        args.into.display(),
-        checked.teams.len(),
-        args.into.display()
-    );
-    Ok(ExitCode::SUCCESS)
+    let temporary = scenario.with_extension("toml.importing");
+    std::fs::write(&temporary, &grown).map_err(|e| format!("writing {}: {e}", temporary.display()))?;
+    std::fs::rename(&temporary, scenario).map_err(|e| format!("replacing {}: {e}", scenario.display()))?;
+    Ok(Grown { added: rows.into_iter().map(|r| r.slug).collect(), teams: checked.teams.len() })
+}
+
+/// Teams added to the drill this process runs, from the console: the scenario file grows as
+/// `gongfang team import` grows it, then `reload` is told, and `gongfang up` starts the drill
+/// again with the grown file (its store, containers and game carry on).
+#[derive(Debug)]
+pub struct LiveImport {
+    scenario: PathBuf,
+    reload: Arc<Notify>,
+    /// One import at a time: each checks its rows against the file the last one wrote.
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+impl LiveImport {
+    pub fn new(scenario: PathBuf, reload: Arc<Notify>) -> LiveImport {
+        LiveImport { scenario, reload, one_at_a_time: tokio::sync::Mutex::new(()) }
+    }
+
+    async fn admit(&self, csv: &str) -> Result<Admitted, AdmissionRefusal> {
+        let _one = self.one_at_a_time.lock().await;
+        let (path, csv) = (self.scenario.clone(), csv.to_owned());
+        let grown = tokio::task::spawn_blocking(move || grow(&path, &csv, "the console"))
+            .await
+            .map_err(|e| AdmissionRefusal::Invalid(format!("the import stopped: {e}")))?
+            .map_err(AdmissionRefusal::Invalid)?;
+        tracing::info!(added = ?grown.added, teams = grown.teams, "teams added to the scenario; the drill starts again");
+        // A stored permit: the drill stops for the reload even if it is not waiting yet.
+        self.reload.notify_one();
+        Ok(Admitted { added: grown.added, teams: grown.teams })
+    }
+}
+
+impl TeamAdmission for LiveImport {
+    fn admit<'a>(&'a self, csv: &'a str) -> AdmissionFuture<'a> {
+        Box::pin(LiveImport::admit(self, csv))
+    }
 }
 
 fn file_name(path: &Path) -> String {

@@ -7,7 +7,9 @@
 //! `docs/running-a-drill.md` describes it). `serve` runs the same platform against services
 //! someone else started (the addresses are the same pure function of the scenario).
 //! Ctrl-C stops the platform cleanly; the containers keep running (and keep their flags), so
-//! running the command again resumes the same drill. `gongfang down` removes them.
+//! running the command again resumes the same drill. `gongfang down` removes them. When the
+//! organisers add teams from the console, the scenario file grows and the drill starts again
+//! in the same process with it, its ports kept bound.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +32,7 @@ use gongfang_docker::{Backend, Engine, Orchestrator, Plan, Settings};
 use gongfang_store::redact_url;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::migrate::DatabaseArgs;
 use crate::summary;
@@ -111,6 +114,77 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         (Some(cert), Some(key)) => Some(gongfang_web::Tls::from_pem_files(cert, key)?),
         _ => None,
     };
+    // Bound once: while the drill starts again with teams added from the console, connections
+    // wait in the ports' queues instead of being refused.
+    let web = bind(args.web).with_context(|| format!("cannot listen on {} for the scoreboard", args.web))?;
+    let submit = bind(args.submit).with_context(|| format!("cannot listen on {} for flag submission", args.submit))?;
+    let mut stops = Stops { interrupted: None, reload: Arc::new(Notify::new()) };
+    loop {
+        let listeners = (tokio_listener(&web)?, tokio_listener(&submit)?);
+        match run_once(&args, containers, &path, tls.clone(), listeners, &mut stops).await? {
+            Stopped::Interrupted => return Ok(ExitCode::SUCCESS),
+            Stopped::Reload => {
+                println!("\nteams were added to {}: starting the drill again with them\n", path.display())
+            }
+        }
+    }
+}
+
+/// A listening socket for the servers, which each start of the drill takes a handle of.
+fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+fn tokio_listener(listener: &std::net::TcpListener) -> anyhow::Result<TcpListener> {
+    Ok(TcpListener::from_std(listener.try_clone()?)?)
+}
+
+/// What stops a run of the drill: Ctrl-C (caught once the platform first starts), or teams
+/// added from the console.
+struct Stops {
+    interrupted: Option<Arc<Notify>>,
+    reload: Arc<Notify>,
+}
+
+/// Why a run of the drill stopped.
+enum Stopped {
+    /// Ctrl-C, or the drill is over: the command ends.
+    Interrupted,
+    /// Teams were added: the drill starts again with them.
+    Reload,
+}
+
+impl Stops {
+    /// Ctrl-C from now on, caught instead of killing the process.
+    fn interrupted(&mut self) -> anyhow::Result<Arc<Notify>> {
+        if let Some(interrupted) = &self.interrupted {
+            return Ok(interrupted.clone());
+        }
+        let interrupted = Arc::new(Notify::new());
+        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        let told = interrupted.clone();
+        tokio::spawn(async move {
+            while signal.recv().await.is_some() {
+                told.notify_one();
+            }
+        });
+        self.interrupted = Some(interrupted.clone());
+        Ok(interrupted)
+    }
+}
+
+/// Starts the drill of the scenario at `path` and runs it until Ctrl-C, its end, or teams
+/// added from the console.
+async fn run_once(
+    args: &Args,
+    containers: bool,
+    path: &Path,
+    tls: Option<gongfang_web::Tls>,
+    (web, submit): (TcpListener, TcpListener),
+    stops: &mut Stops,
+) -> anyhow::Result<Stopped> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     // One engine connection: preparing images, the containers (`up`) and the judges' view of
     // their logs.
@@ -124,11 +198,11 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     };
     let scenario = match &docker {
         Some(engine) if containers => {
-            let scenario = prepare::prepare(&path, &Toolchain::from_env(), engine, &mut std::io::stdout()).await?;
+            let scenario = prepare::prepare(path, &Toolchain::from_env(), engine, &mut std::io::stdout()).await?;
             println!();
             Arc::new(scenario)
         }
-        _ => Arc::new(scenario_file::load(&path)?),
+        _ => Arc::new(scenario_file::load(path)?),
     };
     let secret = scenario_file::resolve_secret(&scenario.drill)?;
     let slug = scenario.drill.slug.clone();
@@ -183,15 +257,9 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     // Ctrl-C is caught from here on, so one pressed while the platform starts stops it (and
     // removes the gateway) instead of killing the process. Then teams' WireGuard access, while
     // the platform runs.
-    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let interrupted = stops.interrupted()?;
     let gateway = crate::vpn::start_gateway(&scenario, &store).await?;
 
-    let web = TcpListener::bind(args.web)
-        .await
-        .with_context(|| format!("cannot listen on {} for the scoreboard", args.web))?;
-    let submit = TcpListener::bind(args.submit)
-        .await
-        .with_context(|| format!("cannot listen on {} for flag submission", args.submit))?;
     let web_addr = web.local_addr()?;
     let submit_addr = submit.local_addr()?;
     let (vpn, peer_rules, shells) = match &gateway {
@@ -215,6 +283,12 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     let vpn_configs: Arc<dyn gongfang_reports::VpnAccess> = match &gateway {
         Some(_) => Arc::new(crate::vpn::GatewayConfigs::new(scenario.clone(), store.clone())),
         None => Arc::new(gongfang_reports::NoVpnAccess),
+    };
+    // Organisers add teams from the console to a drill run from a file of theirs; the demo's
+    // scenario is the repository's own.
+    let team_admission: Arc<dyn gongfang_reports::TeamAdmission> = match &args.scenario {
+        Some(file) => Arc::new(crate::team_import::LiveImport::new(file.clone(), stops.reload.clone())),
+        None => Arc::new(gongfang_reports::NoTeamAdmission),
     };
     // Who is behind each anonymised connection, for judges and organisers.
     let translations = match &gateway {
@@ -316,10 +390,18 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
         secure_cookies: args.secure_cookies || tls.is_some(),
         service_control,
         vpn_configs,
+        team_admission,
         tls,
     };
-    let shutdown = async move {
-        interrupt.recv().await;
+    let reloading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let shutdown = {
+        let (reload, reloading) = (stops.reload.clone(), reloading.clone());
+        async move {
+            tokio::select! {
+                () = interrupted.notified() => {}
+                () = reload.notified() => reloading.store(true, std::sync::atomic::Ordering::SeqCst),
+            }
+        }
     };
     let result = drill::run(cfg, shutdown).await;
     drop(shells);
@@ -335,8 +417,11 @@ async fn run_async(args: Args, containers: bool) -> anyhow::Result<ExitCode> {
     drop(summary_file);
     result?;
     store.close().await?;
+    if reloading.load(std::sync::atomic::Ordering::SeqCst) {
+        return Ok(Stopped::Reload);
+    }
     println!("stopped; run the same command again to resume the drill");
-    Ok(ExitCode::SUCCESS)
+    Ok(Stopped::Interrupted)
 }
 
 /// Puts the version each team's service last had deployed into the plan. A version whose

@@ -404,6 +404,27 @@
       Gf.announce(t('console.pack.made', { team }));
       await refresh();
     });
+    // One CSV field: quoted when it holds a comma, a quote or a line break.
+    const field = (text) => (/[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text);
+    async function importTeams(csv) {
+      const answer = await change('POST', '/api/admin/teams/import', { csv }, '');
+      if (!answer.ok) return false;
+      Gf.announce(t('console.add.added', { teams: answer.data.added.join(', '), count: answer.data.teams }));
+      return true;
+    }
+    Gf.confirming($('add-run'), async () => {
+      if (!$('add-form').reportValidity()) return;
+      const values = [$('add-slug').value, $('add-name').value, $('add-name-zh').value, $('add-role').value];
+      const csv = `slug,name,name_zh,role\n${values.map((v) => field(v.trim())).join(',')}\n`;
+      if (await importTeams(csv)) {
+        for (const id of ['add-slug', 'add-name', 'add-name-zh']) $(id).value = '';
+      }
+    });
+    Gf.confirming($('import-run'), async () => {
+      const file = $('add-file').files[0];
+      if (!file) return Gf.announce(t('console.add.no_file'));
+      if (await importTeams(await file.text())) $('add-file').value = '';
+    });
     Gf.confirming($('adjust-run'), async () => {
       if (!$('adjust-form').reportValidity()) return;
       const body = { team: $('adjust-team').value, points: Number($('adjust-points').value), reason: $('adjust-reason').value };

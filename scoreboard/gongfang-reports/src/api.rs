@@ -55,6 +55,10 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/admin/teams/token", post(crate::teams::rotate_token))
         .route("/api/admin/teams/disable", post(crate::teams::disable))
         .route("/api/admin/teams/pack", post(crate::pack::pack))
+        .route(
+            "/api/admin/teams/import",
+            post(crate::admission::import).layer(DefaultBodyLimit::max(crate::admission::MAX_IMPORT_BYTES)),
+        )
         .route("/api/admin/announce", post(crate::admin::announce).layer(DefaultBodyLimit::max(crate::admin::MAX_BODY)))
         .route("/api/admin/checklist", get(crate::console::checklist))
         .route("/api/admin/audit", get(crate::console::audit))

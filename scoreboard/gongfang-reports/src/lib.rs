@@ -26,6 +26,7 @@
 
 mod adjust;
 pub mod admin;
+mod admission;
 mod api;
 mod auth;
 pub mod commands;
@@ -47,6 +48,7 @@ mod upload;
 mod view;
 mod vpn_access;
 
+pub use admission::{AdmissionFuture, AdmissionRefusal, Admitted, MAX_IMPORT_BYTES, NoTeamAdmission, TeamAdmission};
 pub use api::router;
 pub use control::{ControlFuture, NoServiceControl, ServiceControl};
 pub use error::ReportsError;

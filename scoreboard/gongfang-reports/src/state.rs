@@ -95,6 +95,7 @@ pub(crate) struct Inner {
     pub logs: Arc<dyn LogSource>,
     pub control: Arc<dyn crate::control::ServiceControl>,
     pub vpn: Arc<dyn crate::vpn_access::VpnAccess>,
+    pub admission: Arc<dyn crate::admission::TeamAdmission>,
     pub settings: Settings,
     pub backoff: Arc<Backoff>,
     pub uploads: crate::upload::Uploads,
@@ -122,6 +123,7 @@ impl ReportsState {
                 logs: Arc::new(NoLogs),
                 control: Arc::new(crate::control::NoServiceControl),
                 vpn: Arc::new(crate::vpn_access::NoVpnAccess),
+                admission: Arc::new(crate::admission::NoTeamAdmission),
                 settings: Settings::default(),
                 backoff: Arc::new(Backoff::default()),
                 uploads: Default::default(),
@@ -139,6 +141,7 @@ impl ReportsState {
             logs: shared.logs.clone(),
             control: shared.control.clone(),
             vpn: shared.vpn.clone(),
+            admission: shared.admission.clone(),
             settings: shared.settings.clone(),
             backoff: shared.backoff.clone(),
             uploads: Default::default(),
@@ -175,6 +178,16 @@ impl ReportsState {
 
     pub(crate) fn vpn_access(&self) -> &dyn crate::vpn_access::VpnAccess {
         &*self.inner.vpn
+    }
+
+    /// Adds teams to the running drill through `admission` (the scenario file grown, the
+    /// drill started again with it).
+    pub fn with_team_admission(self, admission: Arc<dyn crate::admission::TeamAdmission>) -> ReportsState {
+        self.rebuild(|i| i.admission = admission)
+    }
+
+    pub(crate) fn team_admission(&self) -> &dyn crate::admission::TeamAdmission {
+        &*self.inner.admission
     }
 
     pub fn with_settings(self, settings: Settings) -> ReportsState {

@@ -27,6 +27,7 @@ gongfang_test_support::backend_tests!(
     organisers_adjust_a_score_with_a_reason,
     organisers_list_teams_and_give_one_a_new_token,
     organisers_take_a_team_out_of_the_drill_and_bring_it_back,
+    a_drill_that_cannot_grow_says_so,
 );
 
 /// A drill whose services an in-test control restarts and resets, recording each call.
@@ -37,6 +38,83 @@ mod with_containers {
         setup = spawn_with_control;
         organisers_restart_and_reset_a_teams_service,
     );
+}
+
+/// A drill that grows: an in-test admission that takes every file but one with a bad row,
+/// recording what it was given (the real one grows the scenario file: `gongfang up`'s test).
+mod growing {
+    use super::*;
+
+    gongfang_test_support::backend_tests!(
+        setup = spawn_with_admission;
+        organisers_add_teams_to_the_running_drill,
+    );
+}
+
+#[derive(Default)]
+struct RecordedAdmission(std::sync::Mutex<Vec<String>>);
+
+impl gongfang_reports::TeamAdmission for RecordedAdmission {
+    fn admit<'a>(&'a self, csv: &'a str) -> gongfang_reports::AdmissionFuture<'a> {
+        Box::pin(async move {
+            if csv.contains("Bad Slug") {
+                return Err(gongfang_reports::AdmissionRefusal::Invalid(
+                    "line 2: slug `Bad Slug` may only hold …".into(),
+                ));
+            }
+            self.0.lock().unwrap().push(csv.to_owned());
+            Ok(gongfang_reports::Admitted { added: vec!["wsd".to_owned()], teams: 9 })
+        })
+    }
+}
+
+async fn spawn_with_admission(db: gongfang_test_support::TestDb) -> App {
+    spawn_configured(db, |_| {}, |state| state.with_team_admission(std::sync::Arc::new(RecordedAdmission::default())))
+        .await
+}
+
+async fn a_drill_that_cannot_grow_says_so(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    let body = serde_json::json!({ "csv": "slug,name\nwsd,Water Supplies Records Office\n" }).to_string();
+    let r = app.request("POST", "/api/admin/teams/import", &[(olga.0, &olga.1), JSON], body.as_bytes()).await;
+    ensure!(r.status == 409 && r.text().contains("gongfang team import"), "{} {}", r.status, r.text());
+    Ok(())
+}
+
+async fn organisers_add_teams_to_the_running_drill(app: App) -> anyhow::Result<()> {
+    let olga = api_auth(&app, "olga").await;
+    app.store.create_account("oscar", AccountRole::Observer, "observer password").await?;
+    let oscar = api_auth(&app, "oscar").await;
+    let body = serde_json::json!({ "csv": "slug,name\nwsd,Water Supplies Records Office\n" }).to_string();
+    let r = app.request("POST", "/api/admin/teams/import", &[(oscar.0, &oscar.1), JSON], body.as_bytes()).await;
+    ensure!(r.status == 403, "an observer adds no team: {}", r.text());
+    let team = team_auth(&app, DDB);
+    let r = app.request("POST", "/api/admin/teams/import", &[(team.0, &team.1), JSON], body.as_bytes()).await;
+    ensure!(r.status == 401, "nor does a team: {}", r.text());
+    let bad = serde_json::json!({ "csv": "slug,name\nBad Slug,x\n" }).to_string();
+    let r = app.request("POST", "/api/admin/teams/import", &[(olga.0, &olga.1), JSON], bad.as_bytes()).await;
+    ensure!(r.status == 400 && r.text().contains("no team was added") && r.text().contains("line 2"), "{}", r.text());
+    let huge = serde_json::json!({ "csv": "x".repeat(gongfang_reports::MAX_IMPORT_BYTES + 1) }).to_string();
+    let r = app.request("POST", "/api/admin/teams/import", &[(olga.0, &olga.1), JSON], huge.as_bytes()).await;
+    ensure!(r.status == 400 || r.status == 413, "an import too large is refused: {} {}", r.status, r.text());
+    ensure!(
+        !app.store.list_audit(None, 50).await?.iter().any(|a| a.action == "team.import"),
+        "refusals are not audited as imports"
+    );
+
+    let r = app.request("POST", "/api/admin/teams/import", &[(olga.0, &olga.1), JSON], body.as_bytes()).await;
+    ensure!(r.status == 200, "{}", r.text());
+    let answer = r.json()?;
+    ensure!(answer["added"] == serde_json::json!(["wsd"]) && answer["teams"] == 9, "{answer}");
+    ensure!(answer["note"].as_str().is_some_and(|n| n.contains("credential pack")), "{answer}");
+    let audit = app.store.list_audit(None, 50).await?;
+    let imported: Vec<_> =
+        audit.iter().filter(|a| a.action == "team.import").map(|a| (a.actor.as_str(), a.detail.clone())).collect();
+    ensure!(
+        imported == [("account olga", serde_json::json!({ "teams": ["wsd"] }))],
+        "audited under the account: {imported:?}"
+    );
+    Ok(())
 }
 
 /// Restarts every service it is asked to, and fails every reset as an engine without the

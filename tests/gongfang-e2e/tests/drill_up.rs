@@ -617,7 +617,8 @@ async fn demo_drill() -> anyhow::Result<()> {
 }
 
 /// The red/blue example runs: attacker-only teams get no containers and may submit flags,
-/// defender-only teams get the services and may not.
+/// defender-only teams get the services and may not. A blue team added from the console's API
+/// while it runs gets its service, checked `ok` like the others, once the drill started again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn red_blue_example_runs() -> anyhow::Result<()> {
     let _one = ONE_DRILL_AT_A_TIME.lock().await;
@@ -682,6 +683,32 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     ensure!(
         status == 200 && !body.contains("Accepted") && body.contains("defend"),
         "a defender-only team's submission is refused, saying why: {status} {body}"
+    );
+
+    // A department joins late: an organiser adds it from the console's API; the drill starts
+    // again with it (same ports), its service is created and checked like every other.
+    let olga = format!("Bearer {}", organiser_token(dir.path())?);
+    let organiser = [("Authorization", olga.as_str()), ("Content-Type", "application/json")];
+    let bad = serde_json::json!({ "csv": "slug,name\nBad Slug,x\n" }).to_string();
+    let r = request(&web, "POST", "/api/admin/teams/import", &organiser, bad.as_bytes()).await?;
+    ensure!(r.status == 400 && r.text().contains("line 2"), "a bad row is refused with its line: {}", r.text());
+    let csv = "slug,name,name_zh,role\nwsd,Water Supplies Records Office,水務紀錄處,defender\n";
+    let body = serde_json::json!({ "csv": csv }).to_string();
+    let r = request(&web, "POST", "/api/admin/teams/import", &organiser, body.as_bytes()).await?;
+    ensure!(r.status == 200 && r.json()?["added"] == serde_json::json!(["wsd"]), "{} {}", r.status, r.text());
+    ensure!(std::fs::read_to_string(&scenario)?.contains("slug = \"wsd\""), "the scenario file holds the new team");
+    let board = wait_for_board(&web, "the new team's service ok", |b| {
+        b["teams"].as_array().is_some_and(|ts| ts.iter().any(|t| t["slug"] == "wsd")) && verdict(b, 14) == Some("ok")
+    })
+    .await?;
+    ensure!([11, 12, 13].iter().all(|&t| verdict(&board, t).is_some()), "the other teams play on: {board:#}");
+    let containers =
+        Command::new("docker").args(["ps", "-q", "--filter", "label=gongfang.drill=e2e-redblue"]).output()?;
+    ensure!(String::from_utf8(containers.stdout)?.lines().count() == 4, "a container for the new blue team");
+    let audit = audit_log(dir.path())?;
+    ensure!(
+        audit.iter().any(|l| l.starts_with("account olga|team.import|") && l.contains("wsd")),
+        "audited under the account: {audit:#?}"
     );
     up.stop()?;
     Ok(())
