@@ -352,6 +352,45 @@ impl Store {
         Ok(true)
     }
 
+    /// Stores a peer of the team that it was never issued (a team added during the drill gets
+    /// its configs from the console or its portal): `None`, and nothing changed, when the team
+    /// already has a peer with that number.
+    #[tracing::instrument(skip(self, new), fields(team = team.0, peer = new.peer))]
+    pub async fn add_vpn_peer(&self, team: TeamId, new: &NewVpnPeer, at: DateTime<Utc>) -> Result<Option<VpnPeer>> {
+        let number = i32::try_from(new.peer).map_err(|_| corrupt("vpn_peers", new.peer, "peer number too large"))?;
+        let txn = self.write_txn().await?;
+        if peer_row(&txn, team, new.peer).await?.is_some() {
+            txn.commit().await?;
+            return Ok(None);
+        }
+        let row = vpn_peers::ActiveModel {
+            team: Set(i32::from(team.0)),
+            peer: Set(number),
+            public_key: Set(new.public_key.clone()),
+            address: Set(new.address.to_string()),
+            issued_at: Set(at),
+            rotated_at: Set(None),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(Some(peer_from_row(row)?))
+    }
+
+    /// Takes back a peer [`Store::add_vpn_peer`] stored (the gateway did not take its key),
+    /// unless its key is no longer `public_key`; says whether it was removed.
+    pub async fn withdraw_vpn_peer(&self, team: TeamId, peer: u32, public_key: &str) -> Result<bool> {
+        let txn = self.write_txn().await?;
+        let Some(row) = peer_row(&txn, team, peer).await?.filter(|row| row.public_key == public_key) else {
+            txn.commit().await?;
+            return Ok(false);
+        };
+        vpn_peers::Entity::delete_by_id(row.id).exec(&txn).await?;
+        txn.commit().await?;
+        Ok(true)
+    }
+
     /// The peers of one team, by number.
     pub async fn vpn_peers_of(&self, team: TeamId) -> Result<Vec<VpnPeer>> {
         vpn_peers::Entity::find()

@@ -216,6 +216,15 @@ async fn shell_keys_follow_their_peers_and_belong_to_one_team(db: TestDb) -> any
     );
     db.store.issue_vpn_peers("red-one", &peers("r", [10, 80, 0, 4], 1), true, t0()).await?;
 
+    // A peer never issued is added alone, once; taken back only while it has the key it got.
+    let added = db.store.add_vpn_peer(TeamId(1), &peers("n", [10, 80, 0, 6], 3)[2], t0()).await?;
+    ensure!(added.as_ref().is_some_and(|p| p.peer == 3 && p.address.to_string() == "10.80.0.8"), "{added:?}");
+    ensure!(db.store.add_vpn_peer(TeamId(1), &peers("m", [10, 80, 0, 6], 3)[2], t0()).await?.is_none());
+    ensure!(!db.store.withdraw_vpn_peer(TeamId(1), 3, "another key").await?);
+    ensure!(db.store.vpn_peers_of(TeamId(1)).await?.len() == 2);
+    ensure!(db.store.withdraw_vpn_peer(TeamId(1), 3, &added.unwrap().public_key).await?);
+    ensure!(db.store.vpn_peers_of(TeamId(1)).await?.len() == 1, "only peer 1 is left");
+
     // A key opens one team's shell only: another team cannot register it.
     let taken = db.store.register_shell_key("blue-one", "ssh-ed25519 laptop", "stolen", t0()).await?;
     ensure!(taken == ShellKeyAdded::Taken(TeamId(1)), "{taken:?}");

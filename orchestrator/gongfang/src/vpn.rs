@@ -231,7 +231,8 @@ fn peer_config(
 /// Teams' fresh configs (from their portal, or in a credential pack from the console), on the
 /// gateway running in this process: new keys for one peer, its public key stored in place of
 /// the old one, the gateway told to swap them. The peer keeps its number and address, and its
-/// shell key unless a new one is asked for.
+/// shell key unless a new one is asked for; a peer the team was never issued (a team added
+/// during the drill) gets the address the plan gives it.
 pub struct GatewayConfigs {
     scenario: Arc<Scenario>,
     store: Store,
@@ -255,23 +256,37 @@ impl GatewayConfigs {
         let _one = self.one_at_a_time.lock().await;
         let Some(vpn) = &self.scenario.vpn else { return Err(VpnRefusal::NoVpn) };
         let issued = self.store.vpn_peers_of(team.id).await.map_err(|e| failed("reading the team's peers", &e))?;
-        let Some(current) = issued.iter().find(|p| p.peer == peer) else { return Err(VpnRefusal::UnknownPeer(peer)) };
+        let current = issued.iter().find(|p| p.peer == peer);
+        // A peer never issued (a team added during the drill) gets the address the plan gives
+        // it, within the scenario's peers per team.
+        let address = match current {
+            Some(current) => current.address,
+            None => {
+                let plan = address_plan(&self.scenario, vpn).map_err(|e| failed("the address plan", &e))?;
+                let planned = plan.team(&team.slug).and_then(|t| t.peers.get(usize::try_from(peer).ok()?.checked_sub(1)?));
+                *planned.ok_or(VpnRefusal::UnknownPeer(peer))?
+            }
+        };
         let gateway_key = self.store.vpn_gateway_key().await.map_err(|e| failed("reading the gateway's key", &e))?;
         let gateway_key = PrivateKey::from_bytes(*gateway_key.expose());
         let networks = game_networks(&self.scenario).map_err(|e| failed("the game networks", &e))?;
         let key = PrivateKey::generate();
-        let text = peer_config(&self.scenario, vpn, &team.slug, peer, &key, current.address, &gateway_key, &networks)
+        let text = peer_config(&self.scenario, vpn, &team.slug, peer, &key, address, &gateway_key, &networks)
             .map_err(|e| failed("writing the config", &e))?;
-        let Some((old, new)) = self
-            .store
-            .rotate_vpn_peer(team.id, peer, &key.public_key().to_base64(), Utc::now())
-            .await
-            .map_err(|e| failed("storing the new key", &e))?
-        else {
-            return Err(VpnRefusal::UnknownPeer(peer));
+        let public_key = key.public_key().to_base64();
+        let stored = match current {
+            Some(_) => self.store.rotate_vpn_peer(team.id, peer, &public_key, Utc::now()).await.map(|r| r.map(|(old, new)| (Some(old), new))),
+            None => {
+                let first = NewVpnPeer { peer, public_key: public_key.clone(), address, shell_key: None };
+                self.store.add_vpn_peer(team.id, &first, Utc::now()).await.map(|r| r.map(|new| (None, new)))
+            }
+        };
+        let Some((old, new)) = stored.map_err(|e| failed("storing the new key", &e))? else {
+            // Removed, or issued, meanwhile by another hand: nothing here changed.
+            return Err(VpnRefusal::Failed("the team's peers changed meanwhile; ask again".to_owned()));
         };
         let parse = |text: &str| text.parse::<gongfang_vpn::PublicKey>();
-        let removed: Vec<_> = parse(&old.public_key).into_iter().collect();
+        let removed: Vec<_> = old.iter().filter_map(|old| parse(&old.public_key).ok()).collect();
         let added = GatewayPeer {
             public_key: parse(&new.public_key).map_err(|e| failed("the new key", &e))?,
             preshared_key: None,
@@ -289,9 +304,13 @@ impl GatewayConfigs {
             Err(error) => Some(format!("the gateway did not take the new key: {error}")),
         };
         if let Some(why) = refused {
-            // The gateway still takes the old key: the store says so again, so the team's old
-            // config keeps working, now and after a restart.
-            if let Err(error) = self.store.restore_vpn_peer(&old, &new.public_key).await {
+            // The gateway still takes the old key (or none): the store says so again, so the
+            // team's old config keeps working, now and after a restart.
+            let undone = match &old {
+                Some(old) => self.store.restore_vpn_peer(old, &new.public_key).await,
+                None => self.store.withdraw_vpn_peer(team.id, peer, &new.public_key).await,
+            };
+            if let Err(error) = undone {
                 tracing::error!(team = %team.slug, peer, %error, "could not restore a peer's key the gateway kept");
             }
             return Err(VpnRefusal::Failed(why));

@@ -58,11 +58,13 @@
     if (!c) return;
     $('checklist-summary').textContent = c.tick === null
       ? t('console.checklist.no_tick')
-      : t('console.checklist.summary', { ready: c.ready, total: c.rows.length, tick: c.tick });
+      : t('console.checklist.summary', { ready: c.ready, total: c.playing, tick: c.tick });
     for (const r of c.rows) {
       const row = el('tr');
       const verdict = el('td');
       verdict.append(el('span', msg(`verdict.${r.verdict || 'none'}`), `verdict v-${r.verdict || 'none'}`));
+      // Down on purpose: not counted above.
+      if (r.out_of_drill) verdict.append(' ', el('span', t('console.checklist.out_of_drill'), 'muted'));
       row.append(el('td', Gf.name(r.team_name)), el('td', Gf.name(r.service_name)), verdict);
       row.append(el('td', r.up ? t('common.yes') : t('common.no')), el('td', r.checker_passing ? t('common.yes') : t('common.no')));
       body.append(row);

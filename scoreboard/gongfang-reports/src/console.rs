@@ -46,6 +46,9 @@ pub(crate) struct Checklist {
     rows: Vec<ChecklistRow>,
     /// Rows whose service is up (`ok`) with its checker passing.
     ready: usize,
+    /// Rows of teams in the drill: the services of a team organisers took out are recorded
+    /// down on purpose and count in neither `ready` nor `playing`.
+    playing: usize,
     /// Whether teams connect over the drill's VPN (then `GET /api/connections` lists them).
     vpn: bool,
 }
@@ -64,6 +67,8 @@ struct ChecklistRow {
     up: bool,
     /// The checker ran without an error of its own.
     checker_passing: bool,
+    /// The team was taken out of the drill by the organisers.
+    out_of_drill: bool,
 }
 
 /// `GET /api/admin/checklist`.
@@ -78,6 +83,7 @@ pub(crate) async fn checklist(State(state): State<ReportsState>, headers: Header
             verdicts.entry((r.team, r.service)).and_modify(|v| *v = v.worst(r.verdict)).or_insert(r.verdict);
         }
     }
+    let out = state.store().disabled_teams().await?;
     let mut rows = Vec::new();
     for team in scenario.teams.iter().filter(|t| t.role.defends()) {
         for service in &scenario.services {
@@ -92,11 +98,14 @@ pub(crate) async fn checklist(State(state): State<ReportsState>, headers: Header
                 verdict,
                 up: verdict.is_some_and(|v| v != Verdict::Down),
                 checker_passing: verdict.is_some_and(|v| v != Verdict::CheckerError),
+                out_of_drill: out.contains(&team.id),
             });
         }
     }
-    let ready = rows.iter().filter(|r| r.verdict == Some(Verdict::Ok)).count();
-    Ok(Json(Checklist { tick, rows, ready, vpn: scenario.vpn.is_some() }))
+    let playing = rows.iter().filter(|r| !r.out_of_drill);
+    let ready = playing.clone().filter(|r| r.verdict == Some(Verdict::Ok)).count();
+    let playing = playing.count();
+    Ok(Json(Checklist { tick, rows, ready, playing, vpn: scenario.vpn.is_some() }))
 }
 
 /// `?actor=`, `?action=`, `?before=` and `?limit=` of the audit log.

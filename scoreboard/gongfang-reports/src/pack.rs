@@ -259,17 +259,13 @@ pub(crate) async fn pack(
 
     let mut files = Vec::new();
     let mut names = PackFiles::default();
-    if state.scenario().vpn.is_some() {
-        let peers = state.store().vpn_peers_of(team.id).await?;
-        if peers.is_empty() {
-            return Err(ReportsError::BadRequest(format!(
-                "team {} has no VPN configs yet: issue them with `gongfang vpn config {}` (or `gongfang team pack`), \
-                 then make its pack here",
-                team.slug, team.slug
-            )));
-        }
-        for (done, peer) in peers.iter().enumerate() {
-            let fresh = state.vpn_access().reissue(team, peer.peer, true).await.map_err(|refusal| {
+    if let Some(vpn) = &state.scenario().vpn {
+        // Every peer the team may have: those it was issued, and those it never was (a team
+        // added during the drill) up to the scenario's number per team.
+        let mut peers: std::collections::BTreeSet<u32> = (1..=vpn.peers_per_team).collect();
+        peers.extend(state.store().vpn_peers_of(team.id).await?.iter().map(|p| p.peer));
+        for (done, &peer) in peers.iter().enumerate() {
+            let fresh = state.vpn_access().reissue(team, peer, true).await.map_err(|refusal| {
                 let changed = if done == 0 {
                     "nothing changed".to_owned()
                 } else {
@@ -281,8 +277,8 @@ pub(crate) async fn pack(
                     VpnRefusal::Failed(why) => why,
                 };
                 ReportsError::PackFailed(format!(
-                    "peer {} of team {} did not get new keys ({why}); {changed}: make the pack again once this is fixed",
-                    peer.peer, team.slug
+                    "peer {peer} of team {} did not get new keys ({why}); {changed}: make the pack again once this is fixed",
+                    team.slug
                 ))
             })?;
             let mut add = |file: SecretFile, list: &mut Vec<String>| {

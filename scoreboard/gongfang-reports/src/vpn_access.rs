@@ -51,7 +51,8 @@ pub enum VpnRefusal {
 
 /// Issues fresh configs for teams' peers on the running drill's gateway.
 pub trait VpnAccess: Send + Sync + 'static {
-    /// New keys for peer `peer` of `team`: stored (the old key replaced), given to the
+    /// New keys for peer `peer` of `team`: stored (the old key replaced; a peer the team was
+    /// never issued, up to the scenario's peers per team, is issued now), given to the
     /// gateway, and returned in a config that is never kept. With `shell_key`, a new SSH key
     /// for the team's shell entry too, replacing the one made with the peer before.
     fn reissue<'a>(&'a self, team: &'a Team, peer: u32, shell_key: bool) -> VpnFuture<'a>;

@@ -616,6 +616,11 @@ async fn organisers_take_a_team_out_of_the_drill_and_bring_it_back(app: App) -> 
     let listed = list.json()?;
     let ddb = listed.as_array().into_iter().flatten().find(|t| t["slug"] == "ddb").cloned().unwrap_or_default();
     ensure!(ddb["disabled_at"].is_string(), "the console sees it out: {ddb}");
+    let checklist = app.request("GET", "/api/admin/checklist", &[(oscar.0, &oscar.1)], b"").await.json()?;
+    let rows = checklist["rows"].as_array().cloned().unwrap_or_default();
+    let out: Vec<_> = rows.iter().filter(|r| r["out_of_drill"] == true).map(|r| r["team_slug"].clone()).collect();
+    ensure!(!out.is_empty() && out.iter().all(|slug| slug == "ddb"), "the checklist marks its rows: {checklist}");
+    ensure!(checklist["playing"] == rows.len() - out.len(), "and counts the others only: {checklist}");
 
     let back = br#"{"team":"ddb","disabled":false}"#;
     let r = app.request("POST", "/api/admin/teams/disable", &[(olga.0, &olga.1), JSON], back).await;

@@ -28,6 +28,9 @@ pub(crate) enum TokenCheck {
     Team(TeamId),
     /// Wrong, or not a token at all; counted as a failure of its address.
     Wrong,
+    /// The token of a team the organisers took out of the drill: refused, saying why, and
+    /// not counted as a failure.
+    Disabled(TeamId),
     /// The address is backed off: the token was not checked. Come back after this long.
     BackedOff(Duration),
 }
@@ -64,17 +67,18 @@ impl SubmissionState {
         if let Some(wait) = self.backed_off(ip) {
             return Ok(TokenCheck::BackedOff(wait));
         }
-        let team = match token {
-            Some(token) => self.team_by_token(token).await?,
-            None => None,
+        let Some(token) = token else {
+            self.backoff().failed(ip, None, Instant::now());
+            return Ok(TokenCheck::Wrong);
         };
-        match team {
-            Some(team) => Ok(TokenCheck::Team(team)),
-            None => {
-                self.backoff().failed(ip, None, Instant::now());
-                Ok(TokenCheck::Wrong)
-            }
+        if let Some(team) = self.team_by_token(token).await? {
+            return Ok(TokenCheck::Team(team));
         }
+        if let Some(team) = self.inner.sink.disabled_owner(token).await? {
+            return Ok(TokenCheck::Disabled(team));
+        }
+        self.backoff().failed(ip, None, Instant::now());
+        Ok(TokenCheck::Wrong)
     }
 }
 

@@ -46,6 +46,8 @@ enum RequestError {
     /// A portal session's cookie without its CSRF token.
     MissingCsrf,
     BadToken,
+    /// The token of a team taken out of the drill.
+    TeamDisabled,
     /// Too many wrong tokens from this address lately: this one was not checked.
     BackedOff {
         retry_after_secs: u64,
@@ -77,6 +79,9 @@ impl RequestError {
                 ),
             ),
             RequestError::BadToken => (StatusCode::UNAUTHORIZED, "invalid team token".to_owned()),
+            RequestError::TeamDisabled => {
+                (StatusCode::FORBIDDEN, "your team was taken out of the drill by the organisers".to_owned())
+            }
             RequestError::BackedOff { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
@@ -164,6 +169,7 @@ async fn submit(
     let team = match check {
         Ok(TokenCheck::Team(team)) => team,
         Ok(TokenCheck::Wrong) => return Err(RequestError::BadToken),
+        Ok(TokenCheck::Disabled(_)) => return Err(RequestError::TeamDisabled),
         Ok(TokenCheck::BackedOff(wait)) => {
             return Err(RequestError::BackedOff { retry_after_secs: gongfang_core::throttle::retry_after_secs(wait) });
         }

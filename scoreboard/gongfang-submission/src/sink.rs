@@ -35,6 +35,14 @@ pub trait SubmissionSink: Send + Sync + 'static {
     /// The team a presented token belongs to.
     fn verify_token<'a>(&'a self, token: &'a str) -> SinkFuture<'a, Option<TeamId>>;
 
+    /// The team a token refused by [`SubmissionSink::verify_token`] belongs to, when it is a
+    /// team's own but the team was taken out of the drill: it is told why, and its refusals
+    /// count as no one's wrong guesses. A sink that takes no team out knows none.
+    fn disabled_owner<'a>(&'a self, token: &'a str) -> SinkFuture<'a, Option<TeamId>> {
+        let _ = token;
+        Box::pin(async { Ok(None) })
+    }
+
     /// The team whose open portal session `session` is, if `csrf` is that session's CSRF
     /// token (a flag form in the team's portal). A sink without browser sessions knows none.
     fn session_team<'a>(&'a self, session: &'a str, csrf: &'a str) -> SinkFuture<'a, Option<TeamId>> {
@@ -83,6 +91,10 @@ impl SubmissionSink for Store {
 
     fn verify_token<'a>(&'a self, token: &'a str) -> SinkFuture<'a, Option<TeamId>> {
         Box::pin(async move { Ok(Store::verify_token(self, token).await?) })
+    }
+
+    fn disabled_owner<'a>(&'a self, token: &'a str) -> SinkFuture<'a, Option<TeamId>> {
+        Box::pin(async move { Ok(self.token_owner(token).await?.filter(|o| o.disabled).map(|o| o.team)) })
     }
 
     fn session_team<'a>(&'a self, session: &'a str, csrf: &'a str) -> SinkFuture<'a, Option<TeamId>> {

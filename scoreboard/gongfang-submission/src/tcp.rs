@@ -33,6 +33,8 @@ pub const BANNER_LAST_LINE: &str = "One flag per line please!";
 pub const TOKEN_GREETING: &str = "Welcome! Please, enter your team token:";
 /// ForcAD's invitation after a valid token.
 pub const TOKEN_ACCEPTED: &str = "Now enter your flags, one in a line:";
+/// The answer to the token of a team the organisers took out of the drill, before closing.
+pub const DISABLED_TEAM: &str = "Your team was taken out of the drill by the organisers, goodbye\n";
 
 /// Read buffer size; a line longer than the limit is discarded as it streams, so one
 /// connection never holds more than this.
@@ -309,6 +311,11 @@ async fn identify(
                 Ok(TokenCheck::Wrong) => {
                     tracing::info!(%peer, "submission with an invalid team token");
                     send(wr, b"Invalid team token, goodbye\n", state).await?;
+                    None
+                }
+                Ok(TokenCheck::Disabled(team)) => {
+                    tracing::info!(%peer, team = team.0, "submission by a team taken out of the drill");
+                    send(wr, DISABLED_TEAM.as_bytes(), state).await?;
                     None
                 }
                 Ok(TokenCheck::BackedOff(wait)) => {

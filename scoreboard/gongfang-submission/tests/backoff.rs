@@ -2,7 +2,8 @@
 //! loopback with the real store: the 21st wrong token from one address within a minute is
 //! answered `429` with `Retry-After` over HTTP, and over TCP refused in one line before a token
 //! may be sent; a wrong token closes a TCP connection; other addresses carry on; and no wrong
-//! token costs an argon2 run.
+//! token costs an argon2 run. The token of a team taken out of the drill is refused saying
+//! why, and never backs its address off.
 //!
 //! Attackers and teams connect from distinct addresses in 127.0.0.0/8, as they would in a drill.
 
@@ -16,7 +17,7 @@ use anyhow::{Context, ensure};
 use gongfang_core::scenario::Identify;
 use gongfang_core::throttle::Backoff;
 use gongfang_submission::Settings;
-use gongfang_submission::tcp::{BANNER_LAST_LINE, TOKEN_ACCEPTED, TOKEN_GREETING};
+use gongfang_submission::tcp::{BANNER_LAST_LINE, DISABLED_TEAM, TOKEN_ACCEPTED, TOKEN_GREETING};
 use gongfang_test_support::TestDb;
 use gongfang_test_support::http::{Response, read_response};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -29,6 +30,7 @@ gongfang_test_support::backend_tests!(
     http_the_21st_wrong_token_from_one_address_is_refused_unchecked,
     tcp_a_wrong_token_closes_and_the_21st_address_is_refused_before_its_token,
     one_shared_backoff_counts_for_every_server,
+    a_team_out_of_the_drill_is_told_so_and_not_backed_off,
 );
 
 fn loopback(last: u8) -> Ipv4Addr {
@@ -132,6 +134,33 @@ async fn tcp_a_wrong_token_closes_and_the_21st_address_is_refused_before_its_tok
     ensure!(answer.contains(" OK"), "{answer}");
     drop(c);
     ensure!(gongfang_store::argon2_runs() == argon2_before, "a team token ran argon2");
+    app.shutdown().await;
+    Ok(())
+}
+
+async fn a_team_out_of_the_drill_is_told_so_and_not_backed_off(db: TestDb) -> anyhow::Result<()> {
+    let app = spawn(&db, fixture::scenario(Identify::Token, LIFETIME, 8, None), Settings::default()).await;
+    let slug = app.store.list_teams().await?.into_iter().find(|t| t.team.id == ALPHA).context("alpha")?.team.slug;
+    app.store.set_team_disabled(&slug, true, chrono::Utc::now()).await?;
+    let flag = vec![fixture::flag(9, BRAVO, 1, 0)];
+    let (team, other) = (loopback(41), loopback(42));
+    let alpha = app.tokens[&ALPHA].clone();
+    // More than the back-off's twenty: the team's own token is never a wrong guess.
+    for i in 0..25 {
+        let r = put_flags(&app, team, &alpha, &flag).await?;
+        ensure!(r.status == 403 && r.text().contains("taken out of the drill"), "try {i}: {} {}", r.status, r.text());
+    }
+    let r = put_flags(&app, team, &wrong_token(1), &flag).await?;
+    ensure!(r.status == 401, "the address was not backed off: {} {}", r.status, r.text());
+    let mut c = tcp_from(&app, other).await?;
+    ensure!(c.line().await.as_deref() == Some(TOKEN_GREETING));
+    c.send(format!("{alpha}\n").as_bytes()).await;
+    ensure!(c.line().await.as_deref() == Some(DISABLED_TEAM.trim_end()), "TCP says why");
+    ensure!(c.rest().await.is_empty(), "and closes the connection");
+    // Brought back, the same token works.
+    app.store.set_team_disabled(&slug, false, chrono::Utc::now()).await?;
+    let r = put_flags(&app, other, &alpha, &flag).await?;
+    ensure!(r.status == 200, "{} {}", r.status, r.text());
     app.shutdown().await;
     Ok(())
 }
