@@ -249,7 +249,7 @@ fn award(report: i64, team: TeamId, kind: ReportKind, stage: RulingStage, points
 /// FAUST, two teams: a capture is worth 1 + 1/1 = 2 to red and costs blue 1^0.75 = 1;
 /// blue's SLA is √2 per up tick.
 #[test]
-fn red_blue_counts_reports_and_captures_but_not_sla() {
+fn red_blue_counts_captures_availability_and_reports() {
     let rules = ReportRules { enabled: true, scoring: ReportScoring::RedBlue, weight: 0.5, ..ReportRules::default() };
     let awards = [
         award(1, RED, ReportKind::Attack, RulingStage::First, 40, 1),
@@ -259,12 +259,57 @@ fn red_blue_counts_reports_and_captures_but_not_sla() {
     let s = recompute(&ticks(3), &rules, &awards).unwrap();
     let red = |t: usize| *s[t].team(RED).unwrap();
     let blue = |t: usize| *s[t].team(BLUE).unwrap();
+    let sla = 2f64.sqrt();
     assert_eq!(red(0).total, 0.0);
     assert_eq!((red(1).reports.attack, red(1).report_score, red(1).total), (40, 20.0, 2.0 + 20.0));
-    assert_eq!(blue(1).total, -1.0, "SLA is not counted: only the lost flag");
-    assert!(blue(1).flags.sla > 0.0, "but it is still shown");
-    assert_eq!((blue(2).reports.defence, blue(2).total), (30, -1.0 + 15.0));
+    assert_eq!(blue(1).total, 2.0 * sla - 1.0, "two ticks up, one flag lost");
+    assert_eq!((blue(2).reports.defence, blue(2).total), (30, 3.0 * sla - 1.0 + 15.0));
     assert_eq!(s[2].ranking(), vec![RED, BLUE]);
+    // Each side is ranked among itself.
+    assert_eq!(s[2].ranking_of(|t| t == RED), vec![RED]);
+    assert_eq!(s[2].ranking_of(|t| t == BLUE), vec![BLUE]);
+}
+
+/// Two blue units under the same attacks: one takes its service down to lose nothing, the other
+/// keeps it up and loses a flag now and then. Availability is part of a blue team's score, so
+/// the one that keeps serving ranks above the one that hides.
+#[test]
+fn a_blue_team_that_takes_its_service_down_ranks_below_one_that_keeps_it_up() {
+    const DOWN: TeamId = TeamId(12);
+    let teams = vec![
+        ScoredTeam { id: RED, role: Role::Attacker, nop: false },
+        ScoredTeam { id: BLUE, role: Role::Defender, nop: false },
+        ScoredTeam { id: DOWN, role: Role::Defender, nop: false },
+    ];
+    let capture = |t: u32| Capture {
+        attacker: RED,
+        victim: BLUE,
+        service: ServiceId(1),
+        store: StoreIdx(0),
+        planted: Tick(t - 1),
+        submitted: Tick(t),
+    };
+    let events: Vec<TickEvents> = (0..12)
+        .map(|t| TickEvents {
+            tick: Tick(t),
+            verdicts: vec![
+                ServiceVerdict { team: BLUE, service: ServiceId(1), verdict: Verdict::Ok },
+                ServiceVerdict { team: DOWN, service: ServiceId(1), verdict: Verdict::Down },
+            ],
+            // Every third tick the red team gets one of the serving team's flags.
+            captures: if t % 3 == 1 { vec![capture(t)] } else { vec![] },
+        })
+        .collect();
+    let rules = ReportRules { enabled: true, scoring: ReportScoring::RedBlue, ..ReportRules::default() };
+    for formula in [ScoringFormula::Faust, ScoringFormula::Forcad, ScoringFormula::Saarctf] {
+        let s = recompute_standings(formula, &teams, &services(), &events, &rules, &[], &PatchRules::default(), &[])
+            .unwrap();
+        let last = s.last().unwrap();
+        let blue = last.ranking_of(|t| t != RED);
+        assert_eq!(blue, vec![BLUE, DOWN], "{formula:?}: {last:?}");
+        assert!(last.team(BLUE).unwrap().flags.defence < 0.0, "{formula:?}: it did lose flags");
+        assert_eq!(last.team(DOWN).unwrap().flags.defence, 0.0, "{formula:?}: the hidden one lost none");
+    }
 }
 
 #[test]

@@ -263,7 +263,8 @@ impl GatewayConfigs {
             Some(current) => current.address,
             None => {
                 let plan = address_plan(&self.scenario, vpn).map_err(|e| failed("the address plan", &e))?;
-                let planned = plan.team(&team.slug).and_then(|t| t.peers.get(usize::try_from(peer).ok()?.checked_sub(1)?));
+                let planned =
+                    plan.team(&team.slug).and_then(|t| t.peers.get(usize::try_from(peer).ok()?.checked_sub(1)?));
                 *planned.ok_or(VpnRefusal::UnknownPeer(peer))?
             }
         };
@@ -275,7 +276,11 @@ impl GatewayConfigs {
             .map_err(|e| failed("writing the config", &e))?;
         let public_key = key.public_key().to_base64();
         let stored = match current {
-            Some(_) => self.store.rotate_vpn_peer(team.id, peer, &public_key, Utc::now()).await.map(|r| r.map(|(old, new)| (Some(old), new))),
+            Some(_) => self
+                .store
+                .rotate_vpn_peer(team.id, peer, &public_key, Utc::now())
+                .await
+                .map(|r| r.map(|(old, new)| (Some(old), new))),
             None => {
                 let first = NewVpnPeer { peer, public_key: public_key.clone(), address, shell_key: None };
                 self.store.add_vpn_peer(team.id, &first, Utc::now()).await.map(|r| r.map(|new| (None, new)))

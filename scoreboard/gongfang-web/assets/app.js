@@ -150,7 +150,29 @@
     for (const s of b.services) {
       head.append(el('th', { scope: 'col', class: 'service', 'data-service': s.slug }, named(s), zh(s)));
     }
-    $('ranking-body').replaceChildren(...b.teams.map(teamRow));
+    // A red/blue drill ranks each side among itself, in two tables; a symmetric one in one.
+    const redBlue = b.drill.red_blue;
+    $('red-title').hidden = !redBlue;
+    $('blue-title').hidden = !redBlue;
+    $('blue-wrap').hidden = !redBlue;
+    if (redBlue) {
+      const side = (key) =>
+        b.teams
+          .filter((team) => team[key] !== undefined && team[key] !== null)
+          .sort((x, y) => x[key] - y[key])
+          .map((team) => teamRow(team, team[key]));
+      $('ranking-body').replaceChildren(...side('red_rank'));
+      const copy = (n) => {
+        const c = n.cloneNode(true);
+        c.removeAttribute('id'); // one element per id
+        return c;
+      };
+      $('ranking-blue-head').replaceChildren(...[...head.children].map(copy));
+      $('ranking-blue-body').replaceChildren(...side('blue_rank'));
+    } else {
+      $('ranking-body').replaceChildren(...b.teams.map((team) => teamRow(team, team.rank)));
+      $('ranking-blue-body').replaceChildren();
+    }
     renderFirstBloods();
     renderClock();
     $('problem').hidden = true;
@@ -173,15 +195,16 @@
     return state.board.drill.patch_scoring !== 'none';
   }
 
-  function teamRow(team) {
+  /** A team's row, at `rank` in the ranking it is shown in. */
+  function teamRow(team, rank) {
     const row = el('tr', {
       'data-team': team.slug,
       'data-team-id': team.id,
-      'data-rank': team.rank,
+      'data-rank': rank,
       'data-role': team.role,
       'data-nop': String(team.nop),
     });
-    row.append(el('td', { class: 'rank num' }, String(team.rank)));
+    row.append(el('td', { class: 'rank num' }, String(rank)));
     const name = el('td', { class: 'team-name' }, named(team), zh(team));
     if (team.nop) name.append(el('span', { class: 'tag' }, 'NOP'));
     if (ROLES.includes(team.role)) name.append(el('span', { class: 'tag' }, t(`board.role.${team.role}`)));
@@ -434,10 +457,11 @@
     if (!cell) return;
     cell.verdict = e.to;
     cell.message = e.message;
-    const old = document.querySelector(
+    // A team that attacks and defends is in both rankings of a red/blue drill.
+    const shown = document.querySelectorAll(
       `td.status[data-team="${CSS.escape(t.slug)}"][data-service="${CSS.escape(s.slug)}"]`,
     );
-    if (old) old.replaceWith(statusCell(t, s, cell, true));
+    shown.forEach((old) => old.replaceWith(statusCell(t, s, cell, true)));
   }
 
   function onFirstBlood(e) {

@@ -81,6 +81,9 @@ pub(crate) struct DrillView {
     /// How patching counts (`[patches] scoring`): the board shows a patching column unless
     /// `none`.
     pub patch_scoring: PatchScoring,
+    /// A red-team / blue-team drill: red teams are ranked among red teams (`red_rank`) and
+    /// blue teams among blue teams (`blue_rank`), and the board shows two rankings.
+    pub red_blue: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,6 +104,14 @@ pub(crate) struct TeamView {
     pub nop: bool,
     /// 1 = best; every team has its own rank, ties broken by team id.
     pub rank: u32,
+    /// In a red/blue drill, the team's place among the teams that attack (attackers and
+    /// `both`), 1 = best; absent for a team that does not attack, and in symmetric drills.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub red_rank: Option<u32>,
+    /// In a red/blue drill, the team's place among the teams that defend (defenders, `both`
+    /// and NOP teams).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blue_rank: Option<u32>,
     pub attack: f64,
     pub defence: f64,
     pub sla: f64,
@@ -112,8 +123,8 @@ pub(crate) struct TeamView {
     pub defended_ticks: u64,
     /// Points organisers added (or took) by hand, as counted in `total`.
     pub adjustment: f64,
-    /// What the team is ranked by: the flag formula's total (or, in a red/blue drill, its
-    /// attack and defence) plus `reports`, `patching` and `adjustment`.
+    /// What the team is ranked by: the flag formula's total (attack, defence and SLA) plus
+    /// `reports`, `patching` and `adjustment`.
     pub total: f64,
     /// The status of each service in [`Board::status_tick`]; empty for teams without services.
     pub services: Vec<CellView>,
@@ -335,8 +346,21 @@ pub(crate) async fn load(
         Cut::Frozen(f) => Some(f.at),
     };
     standings.adjust(&store.adjustment_totals(adjusted_by).await?);
-    let order = standings.ranking();
-    let position: HashMap<TeamId, u32> = order.iter().enumerate().map(|(i, id)| (*id, i as u32 + 1)).collect();
+    let places = |order: Vec<TeamId>| -> HashMap<TeamId, u32> {
+        order.into_iter().enumerate().map(|(i, id)| (id, i as u32 + 1)).collect()
+    };
+    let position = places(standings.ranking());
+    // A red/blue drill ranks each side among itself.
+    let red_blue = scenario.is_red_blue();
+    let role = |id: TeamId| scenario.team(id).map(|t| t.role);
+    let (red, blue) = if red_blue {
+        (
+            places(standings.ranking_of(|id| role(id).is_some_and(Role::attacks))),
+            places(standings.ranking_of(|id| role(id).is_some_and(Role::defends))),
+        )
+    } else {
+        Default::default()
+    };
 
     let mut views: Vec<TeamView> = teams
         .into_iter()
@@ -361,6 +385,8 @@ pub(crate) async fn load(
             };
             TeamView {
                 rank: position[&team.id],
+                red_rank: red.get(&team.id).copied(),
+                blue_rank: blue.get(&team.id).copied(),
                 id: team.id,
                 slug: team.slug,
                 name: team.name.en,
@@ -388,6 +414,7 @@ pub(crate) async fn load(
             name_zh: scenario.drill.name.zh.clone(),
             flag_lifetime: scenario.drill.flag_lifetime,
             patch_scoring: scenario.patches.scoring,
+            red_blue,
         },
         tick,
         status_tick,

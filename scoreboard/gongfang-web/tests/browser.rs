@@ -32,9 +32,11 @@ const READ_PAGE: &str = r#"(() => {
     ready: !!(window.__gongfang && window.__gongfang.ready && window.__gongfang.connected),
     snapshots: window.__gongfang ? window.__gongfang.snapshots : 0,
     teams: rows.map((r) => r.dataset.team),
+    blue: [...document.querySelectorAll('#ranking-blue-body tr')].map((r) => [r.dataset.team, r.dataset.rank]),
+    two_rankings: !document.getElementById('blue-wrap').hidden && !document.getElementById('red-title').hidden,
     names: rows.map((r) => r.querySelector('.team-name').firstChild.textContent),
     zh: rows.map((r) => (r.querySelector('.team-name .zh') || {}).textContent || null),
-    services: [...document.querySelectorAll('th.service')].map((th) => th.dataset.service),
+    services: [...document.querySelectorAll('#ranking-head th.service')].map((th) => th.dataset.service),
     ddb_total: rows.length ? total('ddb') : null,
     ddb_opendata: rows.length ? { verdict: cell('ddb', 'opendata').dataset.verdict,
                                  title: cell('ddb', 'opendata').title,
@@ -113,7 +115,10 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     }
     ensure!(page["ready"] == true, "the page never finished loading: {page}");
 
-    assert_eq!(page["teams"], json!(["ddb", "red", "crd", "nop"]));
+    // One red team beside teams that attack and defend: a red/blue drill, ranked per side.
+    assert_eq!(page["two_rankings"], true);
+    assert_eq!(page["teams"], json!(["ddb", "red", "crd"]), "the teams that attack");
+    assert_eq!(page["blue"], json!([["ddb", "1"], ["crd", "2"], ["nop", "3"]]), "the teams that defend");
     assert_eq!(page["names"][0], "Digital Development Bureau");
     assert_eq!(page["zh"][0], "數字發展局");
     assert_eq!(page["services"], json!(["opendata", "kv"]));

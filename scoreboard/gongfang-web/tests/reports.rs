@@ -245,22 +245,40 @@ async fn an_invalid_ruling_changes_nothing() -> Result<()> {
     app.stop().await
 }
 
+/// Each side's places: (slug, `red_rank` or `blue_rank`), best first.
+fn side(board: &Value, key: &str) -> Vec<(String, u64)> {
+    let mut places: Vec<(String, u64)> = board["teams"]
+        .as_array()
+        .expect("a scoreboard lists teams")
+        .iter()
+        .filter_map(|t| Some((t["slug"].as_str()?.to_owned(), t[key].as_u64()?)))
+        .collect();
+    places.sort_by_key(|(_, rank)| *rank);
+    places
+}
+
+fn places(slugs: &[&str]) -> Vec<(String, u64)> {
+    slugs.iter().zip(1..).map(|(slug, rank)| ((*slug).to_owned(), rank)).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn red_blue_scoring_counts_captures_and_reports_without_sla() -> Result<()> {
+async fn red_blue_scoring_counts_availability_and_ranks_each_side_apart() -> Result<()> {
     let app = Board::start(
         with_reports("red-blue"),
         WebSettings { max_age: Duration::from_secs(3600), ..WebSettings::default() },
     )
     .await?;
-    // Totals are attack + defence only: ddb 2, crd -2, nop 0, red 3.5; SLA is still shown.
+    // Totals count captures, flags lost and availability, as in a symmetric drill (ddb 2 + 6
+    // SLA); the teams that attack (ddb and crd attack and defend, red only attacks) are ranked
+    // among themselves, and so are the teams that defend.
     let start = app.scoreboard().await?;
-    assert_eq!(
-        ranking(&start),
-        vec![row("red", 1, 0.0, 3.5), row("ddb", 2, 0.0, 2.0), row("nop", 3, 0.0, 0.0), row("crd", 4, 0.0, -2.0)]
-    );
-    assert_eq!(team(&start, "ddb")["sla"].as_f64(), Some(6.0));
+    assert_eq!(ranking(&start), before());
+    assert_eq!(start["drill"]["red_blue"], true);
+    assert_eq!(side(&start, "red_rank"), places(&["ddb", "red", "crd"]));
+    assert_eq!(side(&start, "blue_rank"), places(&["ddb", "crd", "nop"]));
+    assert!(team(&start, "red").get("blue_rank").is_none(), "a red team is in no blue ranking");
 
-    // crd's defence report worth 2 points: 2 × 2.5 = 5, so -2 + 5 = 3, between red and ddb.
+    // crd's defence report worth 2 points: 2 × 2.5 = 5, so 2 + 5 = 7, second on both sides.
     let judge = app.judge("ana").await?;
     app.file_and_rule(CRD, &defence(OPENDATA, Some(RED)), &judge, &valid(2)).await?;
     let after = eventually("crd's report points on the board", || async {
@@ -270,7 +288,9 @@ async fn red_blue_scoring_counts_captures_and_reports_without_sla() -> Result<()
     .await?;
     assert_eq!(
         ranking(&after),
-        vec![row("red", 1, 0.0, 3.5), row("crd", 2, 5.0, 3.0), row("ddb", 3, 0.0, 2.0), row("nop", 4, 0.0, 0.0)]
+        vec![row("ddb", 1, 0.0, 8.0), row("crd", 2, 5.0, 7.0), row("red", 3, 0.0, 3.5), row("nop", 4, 0.0, 2.0)]
     );
+    assert_eq!(side(&after, "red_rank"), places(&["ddb", "crd", "red"]));
+    assert_eq!(side(&after, "blue_rank"), places(&["ddb", "crd", "nop"]));
     app.stop().await
 }

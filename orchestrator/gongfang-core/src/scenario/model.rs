@@ -349,8 +349,9 @@ crate::named_enum! {
         /// The drill's flag formula in full (attack, defence and SLA) plus weighted report
         /// points: a symmetric attack-defence drill where reports are a bonus.
         Formula = "formula",
-        /// Reports plus captures: weighted report points plus the formula's attack and defence
-        /// (flags captured and lost), without SLA. A red-team / blue-team drill.
+        /// A red-team / blue-team drill: the same total (captures, flags lost, availability and
+        /// weighted report points), with red teams ranked among red teams and blue teams among
+        /// blue teams.
         RedBlue = "red-blue",
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::{ScoredService, ScoredTeam, Scorer, ScoringError, TeamScore, TickEvents, TickScores};
 use crate::ids::{ServiceId, TeamId, Tick};
 use crate::report::{ReportKind, RulingStage};
-use crate::scenario::{PatchRules, PatchScoring, ReportRules, ReportScoring, ScoringFormula};
+use crate::scenario::{PatchRules, PatchScoring, ReportRules, ScoringFormula};
 
 /// A ruling's effect on the score: what the report is worth after it (0 when ruled invalid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -144,7 +144,14 @@ impl Standings {
 
     /// All teams, best first; equal totals keep team id order.
     pub fn ranking(&self) -> Vec<TeamId> {
-        let mut order: Vec<&Standing> = self.teams.iter().collect();
+        self.ranking_of(|_| true)
+    }
+
+    /// The teams `member` takes, best first; equal totals keep team id order. A red/blue
+    /// drill ranks its red teams among themselves and its blue teams among themselves
+    /// ([`crate::scenario::Role::attacks`], [`crate::scenario::Role::defends`]).
+    pub fn ranking_of(&self, member: impl Fn(TeamId) -> bool) -> Vec<TeamId> {
+        let mut order: Vec<&Standing> = self.teams.iter().filter(|t| member(t.team)).collect();
         order.sort_by(|a, b| b.total.total_cmp(&a.total).then(a.team.cmp(&b.team)));
         order.into_iter().map(|t| t.team).collect()
     }
@@ -156,12 +163,11 @@ pub type Adjustments = BTreeMap<TeamId, f64>;
 /// Each team's defended ticks so far (see [`crate::patch::defended_cells`]).
 pub type DefendedTicks = BTreeMap<TeamId, u64>;
 
-/// Combines a tick's flag scores with the report points ruled so far and the ticks defended.
-///
-/// `formula`: total = attack + defence + SLA + weight × report points + patch points.
-/// `red-blue`: total = attack + defence + weight × report points + patch points (SLA is
-/// shown, not counted). Patch points are `[patches] points` × defended ticks, or 0 with
-/// `scoring = "none"`.
+/// Combines a tick's flag scores with the report points ruled so far and the ticks defended:
+/// total = attack + defence + SLA + weight × report points + patch points, in both report
+/// modes (`red-blue` ranks red and blue teams apart, [`Standings::ranking_of`]; a blue team
+/// that takes its service down earns no SLA, so one that keeps it up ranks above it). Patch
+/// points are `[patches] points` × defended ticks, or 0 with `scoring = "none"`.
 pub fn standings(
     rules: &ReportRules,
     patches: &PatchRules,
@@ -175,10 +181,6 @@ pub fn standings(
         .map(|t| {
             let reports = tally.points(t.team);
             let report_score = if rules.enabled { rules.weight * reports.total() as f64 } else { 0.0 };
-            let counted = match rules.scoring {
-                ReportScoring::Formula => t.score.total,
-                ReportScoring::RedBlue => t.score.attack + t.score.defence,
-            };
             let defended_ticks = defended.get(&t.team).copied().unwrap_or(0);
             let patch_score = match patches.scoring {
                 PatchScoring::None => 0.0,
@@ -192,7 +194,7 @@ pub fn standings(
                 defended_ticks,
                 patch_score,
                 adjustment: 0.0,
-                total: counted + report_score + patch_score,
+                total: t.score.total + report_score + patch_score,
             }
         })
         .collect();
