@@ -220,6 +220,19 @@ async fn peer_row(txn: &sea_orm::DatabaseTransaction, team: TeamId, peer: u32) -
         .await?)
 }
 
+/// The row of a peer issued for the first time.
+fn new_peer_row(team: i32, number: i32, new: &NewVpnPeer, at: DateTime<Utc>) -> vpn_peers::ActiveModel {
+    vpn_peers::ActiveModel {
+        team: Set(team),
+        peer: Set(number),
+        public_key: Set(new.public_key.clone()),
+        address: Set(new.address.to_string()),
+        issued_at: Set(at),
+        rotated_at: Set(None),
+        ..Default::default()
+    }
+}
+
 impl Store {
     /// The gateway's private key (32 bytes, to be clamped as an X25519 key), made once with
     /// the database.
@@ -277,17 +290,7 @@ impl Store {
                     row.update(&txn).await?;
                 }
                 None => {
-                    vpn_peers::ActiveModel {
-                        team: Set(team.id),
-                        peer: Set(number),
-                        public_key: Set(new.public_key.clone()),
-                        address: Set(new.address.to_string()),
-                        issued_at: Set(at),
-                        rotated_at: Set(None),
-                        ..Default::default()
-                    }
-                    .insert(&txn)
-                    .await?;
+                    new_peer_row(team.id, number, new, at).insert(&txn).await?;
                 }
             }
         }
@@ -363,17 +366,7 @@ impl Store {
             txn.commit().await?;
             return Ok(None);
         }
-        let row = vpn_peers::ActiveModel {
-            team: Set(i32::from(team.0)),
-            peer: Set(number),
-            public_key: Set(new.public_key.clone()),
-            address: Set(new.address.to_string()),
-            issued_at: Set(at),
-            rotated_at: Set(None),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
+        let row = new_peer_row(i32::from(team.0), number, new, at).insert(&txn).await?;
         txn.commit().await?;
         Ok(Some(peer_from_row(row)?))
     }

@@ -307,15 +307,19 @@ pub(crate) async fn pack(
     if let Err(error) = state.store().append_audit(state.now(), &account.actor(), "team.pack", &detail).await {
         tracing::error!(team = %team.slug, %error, "a team's credential pack was not audited");
     }
-    let disposition = format!("attachment; filename=\"{}-pack.tar.gz\"", team.slug);
-    let mut response = archive.into_response();
+    Ok(attachment(archive, "application/gzip", &format!("{}-pack.tar.gz", team.slug)))
+}
+
+/// `body` as a download called `file_name` that no cache keeps: it holds secrets.
+pub(crate) fn attachment(body: impl IntoResponse, content_type: &'static str, file_name: &str) -> Response {
+    let mut response = body.into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{file_name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
-    Ok(response)
+    response
 }
 
 #[cfg(test)]

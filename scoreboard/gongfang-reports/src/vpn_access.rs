@@ -8,8 +8,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use gongfang_core::Secret;
 use gongfang_core::scenario::Team;
@@ -131,13 +131,6 @@ pub(crate) async fn reissue(
     {
         tracing::error!(team = team.0, peer, %error, "a team's fresh VPN config was not audited");
     }
-    let disposition = format!("attachment; filename=\"{}\"", fresh.config.file_name);
-    let mut response = fresh.config.text.into_inner().into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
+    let SecretFile { file_name, text } = fresh.config;
+    Ok(crate::pack::attachment(text.into_inner(), "text/plain; charset=utf-8", &file_name))
 }
