@@ -395,15 +395,16 @@ fn organiser_token(dir: &Path) -> anyhow::Result<String> {
     Ok(String::from_utf8(token.stdout)?.trim().to_owned())
 }
 
-/// Logs in to the console as olga in a headless Chromium and resets `team`'s `service`: the
-/// form filled, the button pressed twice (the second press confirms), the page saying it was
-/// done, with no error on the page.
+/// Logs in to the console as olga in a headless Chromium, in Hong Kong Chinese, and resets
+/// `team`'s `service`: the form filled, the button pressed twice (the second press confirms),
+/// the page saying it was done, with no error on the page.
 async fn reset_from_the_console(chromium: &Path, web: &str, team: &str, service: &str) -> anyhow::Result<()> {
     let mut browser = Browser::launch(chromium).await?;
     let cdp = &mut browser.cdp;
     let outcome = async {
         cdp.open_page().await?;
-        cdp.navigate(&format!("http://{web}/console?lang=en")).await?;
+        // In Hong Kong Chinese: the console's other actions are pressed in English (`portal.rs`).
+        cdp.navigate(&format!("http://{web}/console?lang=zh-HK")).await?;
         cdp.wait_for("the console's login form", PAGE_READY).await?;
         cdp.eval(&fill("login-name", "olga")).await?;
         cdp.eval(&fill("login-password", OLGA_PASSWORD)).await?;
@@ -415,10 +416,10 @@ async fn reset_from_the_console(chromium: &Path, web: &str, team: &str, service:
         cdp.eval(&fill("control-reason", "the team asked for a clean copy")).await?;
         cdp.eval(&click("#control-run")).await?;
         cdp.eval(&click("#control-run")).await?;
-        let done =
-            "document.getElementById('live')?.textContent === 'The service was reset to a fresh copy of its image.'";
-        cdp.wait_for("the console saying the service was reset", done).await?;
-        cdp.screenshot(&target_dir().join("console-reset.png")).await.map(drop)
+        let done = "document.documentElement.lang === 'zh-HK' \
+                    && document.getElementById('live')?.textContent === '服務已重設為映像檔的全新副本。'";
+        cdp.wait_for("the console saying, in Chinese, that the service was reset", done).await?;
+        cdp.screenshot(&target_dir().join("console-reset-zh-HK.png")).await.map(drop)
     }
     .await;
     let problems = std::mem::take(&mut cdp.problems);
