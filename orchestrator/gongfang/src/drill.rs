@@ -240,6 +240,8 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     if let Some(tls) = tls {
         web_state = web_state.with_tls(tls);
     }
+    // `/metrics` also says what the flag submission answered and how its commits went.
+    web_state = web_state.with_more_metrics(Arc::new(gongfang_submission::metrics::render));
     let reports_settings = gongfang_reports::Settings { secure_cookies, ..gongfang_reports::Settings::default() };
     let mut reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
         .with_settings(reports_settings)

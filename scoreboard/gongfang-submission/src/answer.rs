@@ -122,6 +122,25 @@ impl Answer {
         self.reply().code
     }
 
+    /// The answer's name in `/metrics` (`accepted`, `too_long`, …), finer than its code.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Answer::Accepted => "accepted",
+            Answer::Duplicate => "duplicate",
+            Answer::Own => "own",
+            Answer::Old => "old",
+            Answer::Invalid => "invalid",
+            Answer::Nop => "nop",
+            Answer::TooLong => "too_long",
+            Answer::NotStarted => "not_started",
+            Answer::Paused => "paused",
+            Answer::Over => "over",
+            Answer::NotAttacker => "not_attacker",
+            Answer::Unavailable => "unavailable",
+            Answer::Busy => "busy",
+        }
+    }
+
     /// Whether the flag is now stored and counted for this team (`OK` or `DUP`).
     pub fn is_stored(self) -> bool {
         matches!(self, Answer::Accepted | Answer::Duplicate)

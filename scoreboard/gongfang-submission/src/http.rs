@@ -201,6 +201,7 @@ async fn submit(
             Verdict::Now(a) => a,
             later => tokio::time::timeout_at(deadline, later.resolve()).await.unwrap_or(Answer::Busy),
         };
+        crate::metrics::answered(answer);
         answers.push(FlagAnswer { flag, msg: answer.reply().http });
     }
     Ok(answers)

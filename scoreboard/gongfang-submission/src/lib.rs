@@ -17,6 +17,7 @@ mod auth;
 mod classify;
 mod error;
 pub mod http;
+pub mod metrics;
 mod sink;
 mod state;
 pub mod tcp;

@@ -239,6 +239,7 @@ fn echo(line: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 }
 
 fn write_answer(out: &mut Vec<u8>, echo: &[u8], answer: Answer) {
+    crate::metrics::answered(answer);
     let reply = answer.reply();
     out.extend_from_slice(echo);
     out.push(b' ');

@@ -298,9 +298,11 @@ impl Writer {
                     let _counted = counted;
                     let started = std::time::Instant::now();
                     let result = sink.insert_batch(&batch.rows, expect_new).await;
+                    let elapsed = started.elapsed();
+                    crate::metrics::committed(elapsed, if result.is_ok() { batch.rows.len() } else { 0 });
                     tracing::trace!(
                         rows = batch.rows.len(),
-                        elapsed_us = started.elapsed().as_micros() as u64,
+                        elapsed_us = elapsed.as_micros() as u64,
                         "batch committed"
                     );
                     (batch, hashes, result)

@@ -37,7 +37,7 @@ use tokio::net::TcpListener;
 
 pub use error::WebError;
 pub use serve::SHUTDOWN_GRACE;
-pub use state::{ServiceEndpoint, WebSettings, WebState};
+pub use state::{MoreMetrics, ServiceEndpoint, WebSettings, WebState};
 pub use tls::Tls;
 
 /// The scoreboard's routes, ready to serve or to merge into a larger router.

@@ -5,8 +5,9 @@
 //! closed and how long they took, checker actions by service, action and verdict with their
 //! durations, flags captured by service; beside them the current tick, whether the drill is
 //! paused, the board's websocket clients, the teams' VPN peers connected (drills with a VPN),
-//! and the store errors met while counting. Counters start at zero when the process starts,
-//! as Prometheus expects of counters.
+//! and the store errors met while counting; then what other parts of the drill count (the flag
+//! submission's answers and commits, [`WebState::with_more_metrics`]). Counters start at zero
+//! when the process starts, as Prometheus expects of counters.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -209,6 +210,9 @@ impl Metrics {
             "Game events the counting fell behind on and missed.",
         );
         let _ = writeln!(out, "gongfang_metrics_events_missed_total {}", c.events_missed);
+        if let Some(more) = state.more_metrics() {
+            more(&mut out);
+        }
         out
     }
 }

@@ -83,7 +83,13 @@ pub struct WebState {
     connections: Option<watch::Receiver<Vec<TeamConnection>>>,
     /// The certificate the port is served with over HTTPS; plain HTTP without one.
     tls: Option<crate::Tls>,
+    /// What other parts of the drill count for `/metrics` (the flag submission's answers and
+    /// commits), appended to the board's own.
+    more_metrics: Option<MoreMetrics>,
 }
+
+/// Writes more metrics, in Prometheus' text format with their help and type lines.
+pub type MoreMetrics = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl std::fmt::Debug for WebState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -198,6 +204,7 @@ impl WebState {
             }),
             connections: None,
             tls: None,
+            more_metrics: None,
         }
     }
 
@@ -213,6 +220,15 @@ impl WebState {
     /// included); without it, plain HTTP.
     pub fn with_tls(self, tls: crate::Tls) -> WebState {
         WebState { tls: Some(tls), ..self }
+    }
+
+    /// Appends what `more` writes to `/metrics` (another part of the drill's own counters).
+    pub fn with_more_metrics(self, more: MoreMetrics) -> WebState {
+        WebState { more_metrics: Some(more), ..self }
+    }
+
+    pub(crate) fn more_metrics(&self) -> Option<&MoreMetrics> {
+        self.more_metrics.as_ref()
     }
 
     pub(crate) fn tls(&self) -> Option<crate::Tls> {

@@ -6,7 +6,8 @@
 //! drill (no check is dispatched after the answer), marks a result defective and sees the
 //! team's score for that tick rise, freezes the public scoreboard (the public API stands
 //! still while the console's browser sees the live board), and finds each change in the audit
-//! log under the account. Screenshots of each page in both languages are written under
+//! log under the account; its session reads `/metrics`, where the flag submission counted the
+//! form's answers. Screenshots of each page in both languages are written under
 //! `target/`.
 //!
 //! Without Chromium the test is skipped with a notice, unless `GONGFANG_REQUIRE_BROWSER=1`.
@@ -202,6 +203,23 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     cdp.eval(&submit("login-form")).await?;
     cdp.wait_for("the console after the login", "document.getElementById('drill-state')?.textContent === 'Running'")
         .await?;
+    // The organiser's session reads `/metrics`: the flag submission counted the form's answers
+    // (this process has answered no other flag) and its commit.
+    let metrics = cdp.eval("fetch('/metrics').then((r) => r.text())").await?;
+    let metrics = metrics.as_str().context("the metrics' text")?;
+    let value = |series: &str| -> Option<f64> {
+        metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    };
+    ensure!(
+        value("gongfang_flag_answers_total{answer=\"accepted\",code=\"OK\"}") == Some(1.0)
+            && value("gongfang_flag_answers_total{answer=\"invalid\",code=\"INV\"}") == Some(1.0),
+        "the form's two answers are counted: {metrics}"
+    );
+    ensure!(
+        value("gongfang_submission_commit_seconds_count").is_some_and(|n| n >= 1.0)
+            && value("gongfang_submission_committed_flags_total") == Some(1.0),
+        "the accepted flag's commit is counted: {metrics}"
+    );
     cdp.eval(&fill("announce-title", "Lunch at noon")).await?;
     cdp.eval(&fill("announce-title-zh", "中午午膳")).await?;
     cdp.eval(&fill("announce-body", "Services keep running.")).await?;
