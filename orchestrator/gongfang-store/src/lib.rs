@@ -136,6 +136,12 @@ impl Store {
         self.backend
     }
 
+    /// Whether the database answers: one round trip on a pooled connection (readiness checks).
+    pub async fn ping(&self) -> Result<()> {
+        self.db.ping().await?;
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(self) -> Result<()> {
         self.db.close().await?;

@@ -11,6 +11,7 @@
 //! | `GET /api/announcements` | the organisers' latest announcements, in English and Chinese |
 //! | `GET /ws` | a snapshot, then every [`GameEvent`](gongfang_core::event::GameEvent) as JSON |
 //! | `GET /metrics` | the drill's numbers in Prometheus' text format, for organisers only |
+//! | `GET /healthz`, `GET /readyz` | the process answers; it can serve the drill (its database answers) |
 //!
 //! The web only reads the store. It learns that something changed from the game's event
 //! channel, caches the scoreboard between changes, and serves every spectator from that one
@@ -23,6 +24,7 @@ mod board;
 mod clock;
 mod connections;
 mod error;
+mod health;
 mod metrics;
 mod serve;
 mod state;
@@ -54,6 +56,8 @@ pub fn router(state: WebState) -> Router {
         .route("/api/connections", get(connections::connections))
         .route("/ws", get(ws::upgrade))
         .route("/metrics", get(metrics::metrics))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         .fallback(not_found)
         .layer(axum::middleware::map_response(nosniff))
         .with_state(state)

@@ -112,6 +112,8 @@ pub(crate) struct Inner {
     pub connections: Arc<Semaphore>,
     /// Set to `true` when the server shuts down; live connections then say goodbye.
     pub closing: watch::Sender<bool>,
+    /// The database's last answer to `/readyz`.
+    pub readiness: crate::health::Readiness,
     fresh: Arc<Freshness>,
     /// The live board: what organisers and judges see, and everyone while the board is not frozen.
     live: BoardCache,
@@ -192,6 +194,7 @@ impl WebState {
                 connections: Arc::new(Semaphore::new(settings.max_connections)),
                 settings,
                 closing: watch::Sender::new(false),
+                readiness: Default::default(),
                 fresh,
                 live: BoardCache::default(),
                 public: BoardCache::default(),

@@ -403,3 +403,23 @@ async fn metrics_count_the_game_for_organisers_only() -> Result<()> {
     ensure!(sample(&after, "gongfang_websocket_clients", &[]) == Some(0.0), "no board open");
     app.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_answers_and_readiness_follows_the_database() -> Result<()> {
+    let app = App::start(64, WebSettings::default()).await?;
+    let health = get(app.addr, "/healthz").await?;
+    assert_eq!((health.status, health.text()), (200, "ok\n".to_owned()));
+    let ready = get(app.addr, "/readyz").await?;
+    assert_eq!((ready.status, ready.text()), (200, "ready\n".to_owned()));
+    assert_eq!(ready.header("cache-control"), Some("no-store"));
+
+    // The database gone: not ready (once the last answer, at most a second old, has passed),
+    // while the process still answers.
+    app.store.clone().close().await?;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let ready = get(app.addr, "/readyz").await?;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.text().starts_with("the database does not answer"), "{}", ready.text());
+    assert_eq!(get(app.addr, "/healthz").await?.status, 200);
+    app.stop().await
+}
