@@ -25,8 +25,18 @@ mod vpn_log;
 #[derive(Debug, Parser)]
 #[command(name = "gongfang", version, about)]
 struct Cli {
+    /// How log lines are written to standard error: `text` for people, `json` (one object per
+    /// line) for a log collector. `GONGFANG_LOG` says which (e.g. `debug`, `gongfang=debug`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -69,10 +79,14 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+    let cli = Cli::parse();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GONGFANG_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     // Before any server starts: the connection caps are derived from this limit.
     match gongfang::limits::raise_open_files() {
         Ok(files) if files.now > files.before => {
@@ -83,7 +97,6 @@ fn main() -> ExitCode {
             tracing::warn!(%error, "cannot raise the open-file limit; connections are capped under the current one")
         }
     }
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => up::run(args, true),
         Command::Prepare(args) => up::prepare(args),

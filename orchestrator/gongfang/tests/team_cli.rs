@@ -123,3 +123,27 @@ fn migrate_add_token_list() {
         assert!(audit.iter().all(|e| !e.detail.to_string().contains(&token)), "token in audit log");
     });
 }
+
+/// `--log-format json`: every line on standard error is one JSON object a log collector reads,
+/// with its level, message and fields; the default stays text for people.
+#[test]
+fn logs_are_one_json_object_per_line_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("drill.db").display());
+    let run = |format: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gongfang"))
+            .args(format)
+            .args(["migrate", "--database-url", &url])
+            .env("GONGFANG_LOG", "debug")
+            .output()
+            .expect("run gongfang");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let json = run(&["--log-format", "json"]);
+    let lines: Vec<serde_json::Value> =
+        json.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect();
+    assert!(lines.iter().any(|l| l["level"] == "DEBUG" && l["fields"]["message"] == "database opened"), "{json}");
+    let plain = run(&[]);
+    assert!(plain.contains("database opened") && !plain.trim_start().starts_with('{'), "{plain}");
+}

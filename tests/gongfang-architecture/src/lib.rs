@@ -11,7 +11,8 @@
 //! (`tests/architecture.rs`) and Hong Kong usage in every tracked text file
 //! (`tests/hong_kong_usage.rs`): the platform serves Hong Kong's government drills, so its
 //! Chinese is Hong Kong Traditional Chinese and its sample teams are Hong Kong bodies, not
-//! Taiwan's ministries.
+//! Taiwan's ministries; and the operators' dashboard and alerts query only series the
+//! platform writes (`tests/operations.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
