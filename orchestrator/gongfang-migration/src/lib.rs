@@ -27,6 +27,7 @@ mod m20261209_000002_defective_results;
 mod m20261210_000001_board_freeze;
 mod m20261210_000002_score_adjustments;
 mod m20261211_000001_team_disabled;
+mod m20261212_000001_team_results_index;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000001_board_freeze::Migration),
             Box::new(m20261210_000002_score_adjustments::Migration),
             Box::new(m20261211_000001_team_disabled::Migration),
+            Box::new(m20261212_000001_team_results_index::Migration),
         ]
     }
 }

@@ -119,11 +119,17 @@ impl Store {
             .collect()
     }
 
-    /// Each team's adjustments made by `upto` (all of them with `None`), summed.
-    pub async fn adjustment_totals(&self, upto: Option<DateTime<Utc>>) -> Result<Adjustments> {
+    /// Each team's adjustments, summed: those made by `made_by` that count in the standings
+    /// of tick `counted_at` (made while it or an earlier tick was the latest scored). `None`
+    /// leaves that bound out.
+    pub async fn adjustment_totals(
+        &self,
+        made_by: Option<DateTime<Utc>>,
+        counted_at: Option<Tick>,
+    ) -> Result<Adjustments> {
         let mut totals = Adjustments::new();
         for a in self.score_adjustments().await? {
-            if upto.is_none_or(|upto| a.made_at <= upto) {
+            if made_by.is_none_or(|by| a.made_at <= by) && counted_at.is_none_or(|t| a.tick <= t) {
                 *totals.entry(a.team).or_default() += a.points;
             }
         }

@@ -530,7 +530,7 @@ async fn organisers_adjust_a_score_with_a_reason(mut app: App) -> anyhow::Result
     ensure!(told == GameEvent::ScoreAdjusted { team: DDB, points: -12.5 }, "the board is told: {told:?}");
     let r = post(&app, &olga, adjust("ddb", json!(2.5), "helped another team's service back up")).await;
     ensure!(r.status == 201, "{}", r.text());
-    let totals = app.store.adjustment_totals(None).await?;
+    let totals = app.store.adjustment_totals(None, None).await?;
     ensure!(totals.get(&DDB) == Some(&-10.0), "the sum: {totals:?}");
 
     let list = app.request("GET", "/api/admin/adjustments", &[(oscar.0, &oscar.1)], b"").await;

@@ -1,5 +1,7 @@
 // Gongfang scoreboard: renders /api/scoreboard once, then follows /ws live without reloading;
-// before the first tick it also lists the teams' VPN connections from /api/connections.
+// draws the scores over the drill from /api/history and a team's service status over the drill
+// from /api/history/TEAM; steps back through the drill with /api/scoreboard?tick=N; before the
+// first tick it also lists the teams' VPN connections from /api/connections.
 // Plain browser JavaScript, no build step. Every value from the server goes into the page as
 // text (textContent / attributes), never as HTML.
 'use strict';
@@ -17,13 +19,23 @@
   // every 2 minutes while traffic flows.
   const CONNECTED_WITHIN_S = 180;
   const CONNECTIONS_EVERY_MS = 10000;
+  // The graph draws the leading teams only: more lines than this cannot be told apart.
+  const GRAPH_TEAMS = 8;
+  const PALETTE = ['#38bdf8', '#f472b6', '#a3e635', '#fbbf24', '#c084fc', '#fb923c', '#2dd4bf', '#f87171'];
+  const SVG_NS = 'http://www.w3.org/2000/svg';
 
   const state = {
     lang: 'en',
     messages: {}, // the chosen language's catalogue
     liveKnown: false, // whether the feed has connected or failed yet
     announcement: null, // the newest announcement shown
-    board: null,
+    board: null, // the board shown: the live one, or a past one while replaying
+    live: null, // the latest live board
+    replay: null, // the tick replayed, or null for the live board
+    replayTimer: null,
+    history: null, // the last /api/history answer
+    historyTimer: null,
+    teamHistory: null, // the last /api/history/TEAM answer shown, or null
     clock: null,
     skew: 0, // server clock minus ours, in ms
     retries: 0,
@@ -43,6 +55,10 @@
     connected: false,
     connectionFetches: 0,
     vpn: null, // whether /api/connections said the drill has a VPN
+    historyFetches: 0,
+    graphRenders: 0,
+    replay: null, // the tick replayed, once its board is shown
+    teamHistories: 0,
   });
 
   const $ = (id) => document.getElementById(id);
@@ -97,6 +113,7 @@
     if (state.liveKnown) setLive(probe.connected);
     if (state.board) render();
     if (state.connections) renderConnections();
+    if (state.teamHistory) renderTeamHistory();
     if (state.announcement) showAnnouncement(state.announcement);
     probe.lang = lang;
   }
@@ -129,6 +146,13 @@
       : el('span', { class: 'zh', lang: 'zh-HK' }, thing.name_zh);
   };
   const zhText = (text) => el('span', { class: 'zh', lang: 'zh-HK' }, text);
+
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
 
   // ---- rendering ----
 
@@ -174,6 +198,8 @@
       $('ranking-blue-body').replaceChildren();
     }
     renderFirstBloods();
+    renderReplay();
+    renderGraph();
     renderClock();
     $('problem').hidden = true;
     probe.renders += 1;
@@ -208,10 +234,30 @@
     const name = el('td', { class: 'team-name' }, named(team), zh(team));
     if (team.nop) name.append(el('span', { class: 'tag' }, 'NOP'));
     if (ROLES.includes(team.role)) name.append(el('span', { class: 'tag' }, t(`board.role.${team.role}`)));
+    if (team.services.length > 0) {
+      const button = el(
+        'button',
+        { type: 'button', class: 'plain', 'data-history': team.slug, 'aria-label': t('board.history_of', { team: named(team) }) },
+        t('board.history_button'),
+      );
+      button.addEventListener('click', () => openTeamHistory(team.slug));
+      name.append(button);
+    }
     row.append(name);
     const keys = patchingScored() ? ['attack', 'defence', 'sla', 'patching', 'total'] : ['attack', 'defence', 'sla', 'total'];
     for (const key of keys) {
-      row.append(el('td', { class: `num ${key}`, 'data-score': key, 'data-value': team[key] }, fmt(team[key])));
+      const cell = el('td', { class: `num ${key}`, 'data-score': key, 'data-value': team[key] }, fmt(team[key]));
+      if (key === 'total') {
+        const delta = change(team);
+        if (delta !== null) {
+          const sign = delta > 0.004 ? 'up' : delta < -0.004 ? 'down' : 'same';
+          const text = `${delta >= 0 ? '+' : '−'}${fmt(Math.abs(delta))}`;
+          cell.append(
+            el('span', { class: 'delta', 'data-sign': sign, 'data-change': delta.toFixed(2), title: t('board.change_since', { tick: state.board.tick - 1 }) }, text),
+          );
+        }
+      }
+      row.append(cell);
     }
     const cells = new Map(team.services.map((c) => [c.service, c]));
     for (const s of state.board.services) row.append(statusCell(team, s, cells.get(s.id), false));
@@ -254,6 +300,182 @@
       td.title += ` · ${help}`;
     }
     return td;
+  }
+
+  /** How much `team`'s total moved in the shown board's tick, from the score series; null
+   * when the series does not hold the tick before it. */
+  function change(team) {
+    const h = state.history;
+    const tick = state.board.tick;
+    if (!h || tick === null || tick === undefined) return null;
+    const i = h.ticks.indexOf(tick);
+    if (i < 1 || h.ticks[i - 1] !== tick - 1) return null;
+    const series = h.teams.find((s) => s.id === team.id);
+    return series ? series.totals[i] - series.totals[i - 1] : null;
+  }
+
+  // ---- the drill's past: replay, score graph, a team's status over the drill ----
+
+  /** The slider's range follows the live board; the notice says when the board is a past one. */
+  function renderReplay() {
+    const latest = state.live ? state.live.tick : null;
+    const bar = $('replay-bar');
+    bar.hidden = latest === null || latest === undefined;
+    const replaying = state.replay !== null;
+    const notice = $('replay-notice');
+    notice.hidden = !replaying;
+    $('replay-live').hidden = !replaying;
+    if (replaying) notice.textContent = t('board.replay_notice', { tick: state.replay });
+    if (bar.hidden) return;
+    const input = $('replay');
+    input.max = String(latest);
+    if (!replaying && document.activeElement !== input) input.value = String(latest);
+    $('replay-tick').textContent = t('board.tick_n', { tick: input.value });
+  }
+
+  async function showReplay(tick) {
+    if (state.live && tick >= state.live.tick) {
+      backToLive();
+      return;
+    }
+    try {
+      const res = await fetch(`/api/scoreboard?tick=${tick}`, { cache: 'no-store' });
+      const body = await res.json();
+      if (!res.ok) throw new Error(body.error ? body.error.message : `HTTP ${res.status}`);
+      if (Number($('replay').value) !== tick) return; // moved on meanwhile
+      state.replay = tick;
+      state.board = body;
+      probe.replay = tick;
+      $('cell-detail').textContent = '';
+      render();
+    } catch (e) {
+      problem(t('board.unavailable', { reason: e.message }));
+    }
+  }
+
+  function backToLive() {
+    state.replay = null;
+    probe.replay = null;
+    $('cell-detail').textContent = '';
+    if (state.live) {
+      state.board = state.live;
+      render();
+    }
+  }
+
+  async function fetchHistory() {
+    try {
+      const res = await fetch('/api/history', { cache: 'no-store' });
+      if (!res.ok) return; // keep the last graph; the next tick asks again
+      state.history = await res.json();
+      probe.historyFetches += 1;
+      if (state.board) render();
+    } catch (e) {
+      // Unreachable for a moment: the next tick asks again.
+    }
+    if (state.teamHistory) openTeamHistory(state.teamHistory.team.slug, false);
+  }
+
+  // Like the board: spectators hearing the same event spread their requests a little.
+  function scheduleHistory() {
+    if (state.historyTimer !== null) return;
+    state.historyTimer = setTimeout(() => {
+      state.historyTimer = null;
+      fetchHistory();
+    }, 300 + Math.random() * 500);
+  }
+
+  /** The leading teams' totals after each scored tick, as lines of an inline SVG. */
+  function renderGraph() {
+    const h = state.history;
+    const section = $('graph-section');
+    section.hidden = !h || h.ticks.length === 0;
+    if (section.hidden) return;
+    const W = 800;
+    const H = 260;
+    const pad = { left: 56, right: 12, top: 12, bottom: 26 };
+    const last = h.ticks.length - 1;
+    const lead = h.teams
+      .filter((team) => !team.nop)
+      .sort((a, b) => b.totals[last] - a.totals[last] || a.id - b.id)
+      .slice(0, GRAPH_TEAMS);
+    const values = lead.flatMap((team) => team.totals);
+    const lo = Math.min(0, ...values);
+    const hi = Math.max(lo + 1, ...values);
+    const first = h.ticks[0];
+    const span = Math.max(1, h.ticks[last] - first);
+    const x = (tick) => pad.left + ((tick - first) / span) * (W - pad.left - pad.right);
+    const y = (v) => pad.top + ((hi - v) / (hi - lo)) * (H - pad.top - pad.bottom);
+    const nodes = [svg('desc', { id: 'graph-desc' }, t('board.graph_desc', { count: lead.length }))];
+    nodes.push(svg('line', { class: 'axis', x1: pad.left, x2: W - pad.right, y1: y(0), y2: y(0) }));
+    nodes.push(svg('line', { class: 'axis', x1: pad.left, x2: pad.left, y1: pad.top, y2: H - pad.bottom }));
+    nodes.push(svg('text', { class: 'axis-label', x: pad.left - 6, y: y(hi) + 4, 'text-anchor': 'end' }, fmt(hi)));
+    nodes.push(svg('text', { class: 'axis-label', x: pad.left - 6, y: y(lo) + 4, 'text-anchor': 'end' }, fmt(lo)));
+    nodes.push(svg('text', { class: 'axis-label', x: pad.left, y: H - 8 }, t('board.tick_n', { tick: first })));
+    nodes.push(svg('text', { class: 'axis-label', x: W - pad.right, y: H - 8, 'text-anchor': 'end' }, t('board.tick_n', { tick: h.ticks[last] })));
+    lead.forEach((team, i) => {
+      const points = h.ticks.map((tick, j) => `${x(tick).toFixed(1)},${y(team.totals[j]).toFixed(1)}`).join(' ');
+      nodes.push(svg('polyline', { points, stroke: PALETTE[i], 'data-team': team.slug }));
+    });
+    if (state.replay !== null) {
+      const at = x(state.replay);
+      nodes.push(svg('line', { class: 'marker', x1: at, x2: at, y1: pad.top, y2: H - pad.bottom, 'data-tick': state.replay }));
+    }
+    $('graph').replaceChildren(...nodes);
+    $('graph-legend').replaceChildren(
+      ...lead.map((team, i) => {
+        const swatch = svg('svg', { class: 'line', viewBox: '0 0 20 4', 'aria-hidden': 'true' });
+        swatch.append(svg('rect', { width: 20, height: 4, fill: PALETTE[i] }));
+        return el('li', { 'data-team': team.slug }, swatch, named(team), el('span', { class: 'value' }, fmt(team.totals[last])));
+      }),
+    );
+    probe.graphRenders += 1;
+  }
+
+  /** Opens `slug`'s status over the drill below the board, and moves the focus to it unless
+   * it is only a refresh. */
+  async function openTeamHistory(slug, focus = true) {
+    const section = $('team-history');
+    section.hidden = false;
+    try {
+      const res = await fetch(`/api/history/${encodeURIComponent(slug)}`, { cache: 'no-store' });
+      const body = await res.json();
+      if (!res.ok) throw new Error(body.error ? body.error.message : `HTTP ${res.status}`);
+      state.teamHistory = body;
+      renderTeamHistory();
+    } catch (e) {
+      $('team-history-body').textContent = t('board.history_unavailable', { reason: e.message });
+    }
+    if (focus) {
+      $('team-history-title').setAttribute('tabindex', '-1');
+      $('team-history-title').focus();
+    }
+  }
+
+  function renderTeamHistory() {
+    const h = state.teamHistory;
+    $('team-history-title').textContent = t('board.history_title', { team: named(h.team) });
+    const strips = h.services.map((s) => {
+      const verdicts = [...s.verdicts].map((letter) => h.legend[letter] || 'none');
+      const counts = new Map();
+      for (const v of verdicts) counts.set(v, (counts.get(v) || 0) + 1);
+      const summary = [...counts]
+        .map(([v, n]) => `${VERDICTS.includes(v) ? verdictLabel(v) : t('board.not_checked')} ${n}`)
+        .join(' · ');
+      const strip = svg('svg', { viewBox: `0 0 ${Math.max(1, verdicts.length)} 1`, preserveAspectRatio: 'none', 'aria-hidden': 'true' });
+      // One rectangle per run of equal verdicts: a 60-hour drill has thousands of ticks.
+      for (let i = 0; i < verdicts.length; ) {
+        let j = i;
+        while (j < verdicts.length && verdicts[j] === verdicts[i]) j += 1;
+        const v = VERDICTS.includes(verdicts[i]) ? verdicts[i] : 'none';
+        strip.append(svg('rect', { x: i, y: 0, width: j - i, height: 1, 'data-verdict': v, 'data-from': i, 'data-to': j - 1 }));
+        i = j;
+      }
+      const line = t('board.history_summary', { service: named(s), ticks: verdicts.length, counts: summary });
+      return el('div', { class: 'strip', 'data-service': s.slug }, el('p', {}, line), strip);
+    });
+    $('team-history-body').replaceChildren(...strips);
+    probe.teamHistories += 1;
   }
 
   function renderFirstBloods() {
@@ -405,9 +627,14 @@
   // ---- data ----
 
   function applyBoard(board) {
-    state.board = board;
+    state.live = board;
     setClock(board.clock);
-    render();
+    if (state.replay === null) {
+      state.board = board;
+      render();
+    } else {
+      renderReplay();
+    }
   }
 
   function setClock(clock) {
@@ -450,7 +677,7 @@
 
   function onVerdict(e) {
     const b = state.board;
-    if (!b || (b.status_tick !== null && e.tick < b.status_tick)) return;
+    if (!b || state.replay !== null || (b.status_tick !== null && e.tick < b.status_tick)) return;
     const t = team(e.team);
     const s = service(e.service);
     const cell = t && s && t.services.find((c) => c.service === e.service);
@@ -466,7 +693,7 @@
 
   function onFirstBlood(e) {
     const b = state.board;
-    if (!b || b.first_bloods.some((f) => f.service === e.service)) return;
+    if (!b || state.replay !== null || b.first_bloods.some((f) => f.service === e.service)) return;
     b.first_bloods.push({ service: e.service, attacker: e.attacker, victim: e.victim, tick: e.tick });
     b.first_bloods.sort((x, y) => x.service - y.service);
     renderFirstBloods();
@@ -493,6 +720,7 @@
       case 'scores_updated':
         feed(msg.tick, t('board.event.scores_updated'));
         scheduleFetch(50);
+        scheduleHistory();
         break;
       case 'score_adjusted':
         feed(
@@ -503,13 +731,16 @@
           }),
         );
         scheduleFetch(50);
+        scheduleHistory();
         break;
       case 'board_frozen':
         feed(null, msg.through === null ? t('board.event.unfrozen') : t('board.event.frozen', { tick: msg.through }));
+        scheduleHistory();
         break;
       case 'rescored':
         feed(msg.through, t('board.event.rescored'));
         scheduleFetch(50);
+        scheduleHistory();
         break;
       case 'verdict_changed':
         onVerdict(msg);
@@ -546,6 +777,7 @@
             points: msg.points,
           }) + (msg.stage === 'appeal' ? t('board.event.on_appeal') : ''),
         );
+        scheduleHistory();
         break;
       case 'error':
         problem(t('board.event.error', { message: msg.message }));
@@ -591,10 +823,25 @@
   document.querySelectorAll('[data-lang]').forEach((button) => {
     button.addEventListener('click', () => setLang(button.dataset.lang));
   });
+  $('replay').addEventListener('input', () => {
+    const tick = Number($('replay').value);
+    $('replay-tick').textContent = t('board.tick_n', { tick });
+    clearTimeout(state.replayTimer);
+    state.replayTimer = setTimeout(() => showReplay(tick), 150);
+  });
+  $('replay-live').addEventListener('click', () => {
+    backToLive();
+    $('replay').focus();
+  });
+  $('team-history-close').addEventListener('click', () => {
+    state.teamHistory = null;
+    $('team-history').hidden = true;
+  });
   setInterval(renderCountdown, 250);
   // The texts first, so the board is drawn once, in its language.
   setLang(initialLang()).finally(() => fetchBoard()).finally(() => {
     connect();
+    fetchHistory();
     fetchAnnouncements();
     fetchConnections();
     state.connectionsTimer = setInterval(fetchConnections, CONNECTIONS_EVERY_MS);

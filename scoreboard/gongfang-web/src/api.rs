@@ -1,31 +1,91 @@
-//! The JSON endpoints: `/api/scoreboard` and `/api/announcements` for spectators,
-//! `/api/attack-info` (and the same body at `/attack.json`) for the teams' exploit scripts.
+//! The JSON endpoints: `/api/scoreboard` (now or after any tick), `/api/history`,
+//! `/api/history/TEAM` and `/api/announcements` for spectators, `/api/attack-info` (and the
+//! same body at `/attack.json`) for the teams' exploit scripts.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-use crate::board::{Scoreboard, ServiceView};
+use crate::board::{Board, Scoreboard, ServiceView};
 use crate::clock::ClockView;
 use crate::error::WebError;
+use crate::history::View;
 use crate::state::WebState;
 
+/// `/api/scoreboard`'s query.
+#[derive(Debug, Deserialize)]
+pub(crate) struct BoardQuery {
+    /// A scored tick: the board as it stood after it.
+    tick: Option<String>,
+}
+
 /// `GET /api/scoreboard`: while the board is frozen, spectators get it as it stood at the
-/// freeze, organisers and judges the live one.
-pub(crate) async fn scoreboard(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
-    let mut board = state.board().await?;
-    if board.freeze.is_some() && state.sees_live(&headers).await {
-        board = state.live_board().await?;
+/// freeze, organisers and judges the live one. With `?tick=N`, the board as it stood after
+/// tick N (without a clock, and with `"replay": N`), up to what the asker's board shows.
+pub(crate) async fn scoreboard(
+    State(state): State<WebState>,
+    headers: HeaderMap,
+    query: Result<Query<BoardQuery>, QueryRejection>,
+) -> Result<Response, WebError> {
+    let Query(query) = query.map_err(|_| WebError::BadTick)?;
+    let board = board_for(&state, &headers).await?;
+    let Some(tick) = query.tick else {
+        let body = Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) };
+        return Ok(no_store(Json(body)));
+    };
+    let tick = tick.trim().parse::<u32>().map(Tick).map_err(|_| WebError::BadTick)?;
+    // A first blood is the earliest capture of its service: the live board's are every past one's.
+    let live = state.live_board().await?;
+    let inner = &state.inner;
+    let body = state
+        .history()
+        .past_board(&inner.store, &inner.scenario, tick, View::of(&board), &live.first_bloods, state.changes())
+        .await?;
+    Ok(json(body))
+}
+
+/// `GET /api/history`: every team's total after each scored tick (sampled evenly in a long
+/// drill), up to what the asker's board shows.
+pub(crate) async fn history(State(state): State<WebState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let board = board_for(&state, &headers).await?;
+    let inner = &state.inner;
+    let body = state
+        .history()
+        .series(&inner.store, &inner.scenario, View::of(&board), state.changes(), state.rescores(), state.max_age())
+        .await?;
+    Ok(json(body))
+}
+
+/// `GET /api/history/TEAM`: one defending team's verdict per service for every closed tick,
+/// up to what the asker's board shows.
+pub(crate) async fn team_history(
+    State(state): State<WebState>,
+    Path(team): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let board = board_for(&state, &headers).await?;
+    let inner = &state.inner;
+    let body = state.history().team(&inner.store, &inner.scenario, &team, View::of(&board)).await?;
+    Ok(json(body))
+}
+
+/// The board the asker gets: while the public board is frozen, the live one for organisers and
+/// judges, the frozen one for everyone else.
+async fn board_for(state: &WebState, headers: &HeaderMap) -> Result<Arc<Board>, WebError> {
+    let board = state.board().await?;
+    if board.freeze.is_some() && state.sees_live(headers).await {
+        return state.live_board().await;
     }
-    let body = Scoreboard { board: &board, clock: ClockView::of(&state.clock(), Utc::now()) };
-    Ok(no_store(Json(body)))
+    Ok(board)
 }
 
 /// Most announcements `GET /api/announcements` answers.
@@ -54,8 +114,12 @@ pub(crate) async fn announcements(State(state): State<WebState>) -> Result<Respo
 /// `GET /api/attack-info` and `GET /attack.json`: the same bytes for every request until
 /// something they show changes (see [`WebState::attack_info`]).
 pub(crate) async fn attack_info(State(state): State<WebState>) -> Result<Response, WebError> {
-    let body = state.attack_info().await?;
-    Ok(no_store(([(header::CONTENT_TYPE, "application/json")], body)))
+    Ok(json(state.attack_info().await?))
+}
+
+/// A JSON body already serialised, never cached by the browser.
+fn json(body: Bytes) -> Response {
+    no_store(([(header::CONTENT_TYPE, "application/json")], body))
 }
 
 /// The attack info document at the clock's `tick`, serialised: the board's teams, services

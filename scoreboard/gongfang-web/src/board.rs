@@ -47,27 +47,51 @@ pub(crate) struct FreezeView {
     pub live: bool,
 }
 
-/// Which board to load: the live one (knowing whether the public one is frozen), or the
-/// public one as it stood when it was frozen.
-#[derive(Debug, Clone, Copy)]
+/// Which board to load: the live one (knowing whether the public one is frozen), the public
+/// one as it stood when it was frozen, or any earlier one for a replay.
+#[derive(Debug, Clone)]
 pub(crate) enum Cut {
     Live(Option<BoardFreeze>),
     Frozen(BoardFreeze),
+    Past(Past),
+}
+
+/// The board as it stood after tick `through` (`/api/scoreboard?tick=N`).
+#[derive(Debug, Clone)]
+pub(crate) struct Past {
+    pub through: Tick,
+    /// Set when the board is asked for by a spectator while the public board is frozen: only
+    /// the adjustments made before the freeze count.
+    pub freeze: Option<BoardFreeze>,
+    /// The first capture of each service as the live board knows it: those up to `through` are
+    /// the past board's (a first blood is the earliest capture, so none is missed).
+    pub first_bloods: Vec<FirstBloodView>,
 }
 
 impl Cut {
     /// The last tick this board may show.
-    fn limit(self) -> Option<Tick> {
+    fn limit(&self) -> Option<Tick> {
         match self {
             Cut::Live(_) => None,
             Cut::Frozen(f) => Some(f.through),
+            Cut::Past(p) => Some(p.through),
         }
     }
 
-    fn view(self) -> Option<FreezeView> {
+    fn view(&self) -> Option<FreezeView> {
         match self {
             Cut::Live(f) => f.map(|f| FreezeView { through: f.through, at: f.at, live: true }),
             Cut::Frozen(f) => Some(FreezeView { through: f.through, at: f.at, live: false }),
+            Cut::Past(_) => None,
+        }
+    }
+
+    /// Which organisers' adjustments count: those made by a time, those counting at a tick.
+    fn adjustments(&self) -> (Option<DateTime<Utc>>, Option<Tick>) {
+        match self {
+            Cut::Live(_) => (None, None),
+            Cut::Frozen(f) => (Some(f.at), None),
+            Cut::Past(p) => (p.freeze.map(|f| f.at), Some(p.through)),
         }
     }
 }
@@ -304,13 +328,14 @@ pub(crate) async fn load(
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    let first_bloods = match (scan_to, limit) {
+    let first_bloods = match (scan_to, &cut) {
+        (_, Cut::Past(past)) => past.first_bloods.iter().filter(|b| b.tick <= past.through).cloned().collect(),
         // Every tick up to a freeze has closed: what it holds is final.
-        (Some(upto), Some(limit)) => {
-            let upto = upto.min(limit);
+        (Some(upto), Cut::Frozen(f)) => {
+            let upto = upto.min(f.through);
             scans.first_bloods.update(store, &service_ids, upto, Some(upto)).await?
         }
-        (Some(upto), None) => {
+        (Some(upto), Cut::Live(_)) => {
             let settle = latest_tick.and_then(|t| t.0.checked_sub(2)).map(Tick);
             scans.first_bloods.update(store, &service_ids, upto, settle).await?
         }
@@ -333,19 +358,21 @@ pub(crate) async fn load(
             tally.apply(&award).map_err(|e| WebError::Inconsistent(e.to_string()))?;
         }
     }
-    // Defended ticks count up to the latest scored tick, like the flag scores.
+    // Defended ticks count up to the latest scored tick, like the flag scores; a past board
+    // counts them afresh (the scan keeps only the latest count).
     let defended = match (scenario.patches.scoring, tick) {
+        (PatchScoring::DefendedTicks, Some(upto)) if matches!(cut, Cut::Past(_)) => {
+            DefendedScan::default().update(store, upto).await?
+        }
         (PatchScoring::DefendedTicks, Some(upto)) => scans.defended.update(store, upto).await?,
         _ => DefendedTicks::new(),
     };
     let flags = TickScores { tick: tick.unwrap_or(Tick(0)), teams: scored.clone() };
     let mut standings = standings(&scenario.reports, &scenario.patches, &flags, &tally, &defended);
-    // Organisers' adjustments by hand; a frozen board shows those made before the freeze.
-    let adjusted_by = match cut {
-        Cut::Live(_) => None,
-        Cut::Frozen(f) => Some(f.at),
-    };
-    standings.adjust(&store.adjustment_totals(adjusted_by).await?);
+    // Organisers' adjustments by hand; a frozen board shows those made before the freeze, a
+    // past one those counting at its tick.
+    let (made_by, counted_at) = cut.adjustments();
+    standings.adjust(&store.adjustment_totals(made_by, counted_at).await?);
     let places = |order: Vec<TeamId>| -> HashMap<TeamId, u32> {
         order.into_iter().enumerate().map(|(i, id)| (id, i as u32 + 1)).collect()
     };

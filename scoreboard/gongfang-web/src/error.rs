@@ -17,7 +17,7 @@ pub enum WebError {
     /// No page or endpoint at this path.
     #[error(
         "no such page: {0}; the scoreboard serves /, /api/scoreboard, /api/attack-info, /attack.json, \
-         /api/connections, /api/announcements, /ws and /metrics"
+         /api/connections, /api/announcements, /api/history, /api/history/TEAM, /ws and /metrics"
     )]
     NotFound(String),
     /// `/api/connections` on a drill without WireGuard access for teams.
@@ -35,6 +35,18 @@ pub enum WebError {
     /// `/metrics` with the credential of an account that is not an organiser.
     #[error("the drill's metrics are for organisers only; this account is not one")]
     MetricsForbidden,
+    /// `?tick=N` names a tick the board cannot show (yet).
+    #[error("{0}")]
+    NoSuchTick(String),
+    /// `?tick=` is not a tick number.
+    #[error(
+        "`tick` must be a tick number (0, 1, 2 …), as in /api/scoreboard?tick=12; leave it out for the \
+         board now"
+    )]
+    BadTick,
+    /// `/api/history/TEAM` names no team that defends.
+    #[error("{0}")]
+    NoSuchTeam(String),
     /// The stored rulings cannot be scored (edited by hand, or a bug).
     #[error("the stored report rulings are inconsistent: {0}")]
     Inconsistent(String),
@@ -58,6 +70,9 @@ impl WebError {
     /// | `too_many_connections` | 503 | the live-connection limit is reached |
     /// | `not_found` | 404 | unknown path |
     /// | `no_vpn` | 404 | `/api/connections` on a drill without a VPN |
+    /// | `no_such_tick` | 404 | `?tick=N` beyond the latest scored tick (or, while the public board is frozen, beyond the freeze) |
+    /// | `bad_tick` | 400 | `?tick=` is not a tick number |
+    /// | `no_such_team` | 404 | `/api/history/TEAM` names no team with services |
     /// | `unauthenticated` | 401 | `/metrics` without an account's credential |
     /// | `organisers_only` | 403 | `/metrics` with an account that is not an organiser |
     /// | `internal` | 500 | a bug in the scoreboard |
@@ -67,6 +82,9 @@ impl WebError {
             WebError::TooManyConnections { .. } => ("too_many_connections", StatusCode::SERVICE_UNAVAILABLE),
             WebError::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             WebError::NoVpn => ("no_vpn", StatusCode::NOT_FOUND),
+            WebError::NoSuchTick(_) => ("no_such_tick", StatusCode::NOT_FOUND),
+            WebError::BadTick => ("bad_tick", StatusCode::BAD_REQUEST),
+            WebError::NoSuchTeam(_) => ("no_such_team", StatusCode::NOT_FOUND),
             WebError::MetricsUnauthenticated => ("unauthenticated", StatusCode::UNAUTHORIZED),
             WebError::MetricsForbidden => ("organisers_only", StatusCode::FORBIDDEN),
             WebError::Inconsistent(_) | WebError::Encode(_) | WebError::Io(_) | WebError::Tls(_) => {
@@ -116,6 +134,9 @@ mod tests {
             (WebError::TooManyConnections { limit: 3 }, "too_many_connections", 503),
             (WebError::NotFound("/x".into()), "not_found", 404),
             (WebError::NoVpn, "no_vpn", 404),
+            (WebError::NoSuchTick("x".into()), "no_such_tick", 404),
+            (WebError::BadTick, "bad_tick", 400),
+            (WebError::NoSuchTeam("x".into()), "no_such_team", 404),
             (WebError::MetricsUnauthenticated, "unauthenticated", 401),
             (WebError::MetricsForbidden, "organisers_only", 403),
         ];

@@ -5,7 +5,9 @@
 //! |---|---|
 //! | `GET /` | the scoreboard page (HTML, script and style embedded in the binary) |
 //! | `GET /static/i18n/{en,zh-HK}.json` | the message catalogues the page (and the portal and console) speak |
-//! | `GET /api/scoreboard` | ranking, status grid, first bloods and clock as JSON |
+//! | `GET /api/scoreboard` | ranking, status grid, first bloods and clock as JSON; `?tick=N` the board as it stood after tick N |
+//! | `GET /api/history` | every team's total after each scored tick (at most 300 points) |
+//! | `GET /api/history/{team}` | one team's verdict per service for every closed tick |
 //! | `GET /api/attack-info`, `GET /attack.json` | targets, addresses, status and flag ids |
 //! | `GET /api/connections` | each team's WireGuard peers and latest handshake (drills with a VPN) |
 //! | `GET /api/announcements` | the organisers' latest announcements, in English and Chinese |
@@ -25,6 +27,7 @@ mod clock;
 mod connections;
 mod error;
 mod health;
+mod history;
 mod metrics;
 mod serve;
 mod state;
@@ -51,6 +54,8 @@ pub fn router(state: WebState) -> Router {
         .route("/static/i18n/{name}", get(assets::catalogue))
         .route("/api/scoreboard", get(api::scoreboard))
         .route("/api/announcements", get(api::announcements))
+        .route("/api/history", get(api::history))
+        .route("/api/history/{team}", get(api::team_history))
         .route("/api/attack-info", get(api::attack_info))
         .route("/attack.json", get(api::attack_info))
         .route("/api/connections", get(connections::connections))

@@ -128,6 +128,8 @@ pub(crate) struct Inner {
     attack_builds: AtomicU64,
     /// Counted from the events and the store for `GET /metrics`.
     metrics: Arc<crate::metrics::Metrics>,
+    /// Past boards, the score series and teams' status series.
+    history: crate::history::Caches,
     /// Dropped with the state, which stops the listener tasks.
     _stop: oneshot::Sender<()>,
     _stop_metrics: oneshot::Sender<()>,
@@ -202,6 +204,7 @@ impl WebState {
                 attack_loading: Mutex::new(()),
                 attack_builds: AtomicU64::new(0),
                 metrics,
+                history: Default::default(),
                 _stop: stop,
                 _stop_metrics: stop_metrics,
             }),
@@ -329,6 +332,27 @@ impl WebState {
         }
     }
 
+    /// The caches of the drill's past (`?tick=N`, `/api/history`).
+    pub(crate) fn history(&self) -> &crate::history::Caches {
+        &self.inner.history
+    }
+
+    /// Moves with every change to the board that is not a new tick: rulings, adjustments,
+    /// rescores, a freeze, events missed.
+    pub(crate) fn changes(&self) -> crate::history::Changes {
+        self.inner.fresh.resync.load(Ordering::Acquire)
+    }
+
+    /// Moves with every rescore (and events missed, which may have hidden one).
+    pub(crate) fn rescores(&self) -> u64 {
+        self.inner.fresh.rescores.load(Ordering::Acquire)
+    }
+
+    /// Longest a cached answer is served without re-reading the store.
+    pub(crate) fn max_age(&self) -> Duration {
+        self.inner.settings.max_age
+    }
+
     /// The drill's numbers for operators (`GET /metrics`).
     pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
         &self.inner.metrics
@@ -415,8 +439,10 @@ struct Freshness {
     tick_step: AtomicU64,
     /// Services with a first blood (a bit per service id).
     first_bloods: [AtomicU64; 4],
-    /// Bumped when events may have been missed.
+    /// Bumped when events may have been missed, and by every change not tied to a tick.
     resync: AtomicU64,
+    /// Bumped by every rescore, and when events may have been missed.
+    rescores: AtomicU64,
 }
 
 type Stamp = (u64, [u64; 4], u64);
@@ -440,10 +466,11 @@ impl Freshness {
             }
             // A ruling or an organiser's adjustment changes a team's total, hence its rank; a
             // rescore changes scores of ticks already shown; a freeze changes what spectators see.
-            GameEvent::ReportRuled { .. }
-            | GameEvent::Rescored { .. }
-            | GameEvent::ScoreAdjusted { .. }
-            | GameEvent::BoardFrozen { .. } => {
+            GameEvent::Rescored { .. } => {
+                self.rescores.fetch_add(1, Ordering::AcqRel);
+                self.resync.fetch_add(1, Ordering::AcqRel);
+            }
+            GameEvent::ReportRuled { .. } | GameEvent::ScoreAdjusted { .. } | GameEvent::BoardFrozen { .. } => {
                 self.resync.fetch_add(1, Ordering::AcqRel);
             }
             // Captures count at the next `ScoresUpdated`; other events do not touch the
@@ -470,6 +497,7 @@ async fn follow(mut events: broadcast::Receiver<GameEvent>, fresh: Arc<Freshness
                 Ok(event) => fresh.note(&event),
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     fresh.resync.fetch_add(1, Ordering::AcqRel);
+                    fresh.rescores.fetch_add(1, Ordering::AcqRel);
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },

@@ -1,6 +1,9 @@
 //! The scoreboard page in a real browser: headless Chromium, driven over the Chrome DevTools
 //! Protocol, renders the ranking and the status grid, then updates after a tick closes without
 //! reloading. A screenshot is written to the workspace's `target/gongfang-web-scoreboard.png`.
+//! The drill's past: the score graph and each total's change since the last tick, the replay
+//! slider stepping back to tick 0 and live again, and one team's status over the drill
+//! (screenshots `gongfang-web-scoreboard-replay.png`, `…-team-history.png`).
 //! Before the first tick the page lists the teams' VPN connections, refreshes them, and hides
 //! the list once the drill runs, or never shows it on a drill without a VPN.
 //!
@@ -27,7 +30,11 @@ const READ_PAGE: &str = r#"(() => {
   const rows = [...document.querySelectorAll('#ranking-body tr')];
   const cell = (team, service) =>
     document.querySelector(`td.status[data-team="${team}"][data-service="${service}"]`);
-  const total = (team) => document.querySelector(`tr[data-team="${team}"] td[data-score="total"]`).textContent;
+  const total = (team) => document.querySelector(`tr[data-team="${team}"] td[data-score="total"]`).firstChild.textContent;
+  const change = (team) => {
+    const delta = document.querySelector(`tr[data-team="${team}"] td[data-score="total"] .delta`);
+    return delta ? delta.dataset.change : null;
+  };
   return {
     ready: !!(window.__gongfang && window.__gongfang.ready && window.__gongfang.connected),
     snapshots: window.__gongfang ? window.__gongfang.snapshots : 0,
@@ -38,6 +45,14 @@ const READ_PAGE: &str = r#"(() => {
     zh: rows.map((r) => (r.querySelector('.team-name .zh') || {}).textContent || null),
     services: [...document.querySelectorAll('#ranking-head th.service')].map((th) => th.dataset.service),
     ddb_total: rows.length ? total('ddb') : null,
+    ddb_change: rows.length ? change('ddb') : null,
+    graph_lines: [...document.querySelectorAll('#graph polyline')].map((p) => p.dataset.team),
+    graph_legend: [...document.querySelectorAll('#graph-legend li')].map((li) => li.dataset.team),
+    graph_marker: (document.querySelector('#graph line.marker') || { dataset: {} }).dataset.tick || null,
+    replay: window.__gongfang ? window.__gongfang.replay : null,
+    replay_max: document.getElementById('replay').max,
+    replay_notice: document.getElementById('replay-notice').hidden ? null
+      : document.getElementById('replay-notice').textContent,
     ddb_opendata: rows.length ? { verdict: cell('ddb', 'opendata').dataset.verdict,
                                  title: cell('ddb', 'opendata').title,
                                  text: cell('ddb', 'opendata').textContent } : null,
@@ -182,6 +197,8 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
     let file = cdp.screenshot(&target_dir().join("gongfang-web-scoreboard.png")).await?;
     eprintln!("screenshot: {}", file.display());
 
+    replay_graph_and_history(cdp).await?;
+
     // In Hong Kong Chinese, from the one catalogue the portal and console use; remembered.
     cdp.eval("document.querySelector('[data-lang=\"zh-HK\"]').click() || true").await?;
     let chinese = cdp
@@ -206,6 +223,68 @@ async fn drive(cdp: &mut Cdp, app: &App) -> Result<()> {
         )
         .await?;
     ensure!(reloaded == json!(["zh-HK", "排名"]), "the language is remembered: {reloaded}");
+    Ok(())
+}
+
+/// Reads the page until `done` holds, for at most `WAIT`.
+async fn page_when(cdp: &mut Cdp, what: &str, done: impl Fn(&Value) -> bool) -> Result<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let page = cdp.eval(READ_PAGE).await?;
+        if done(&page) {
+            return Ok(page);
+        }
+        ensure!(tokio::time::Instant::now() < deadline, "{what}: not seen in {WAIT:?}: {page}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After tick 2 is scored: the graph and the changes, a replay of tick 0 and back, and ddb's
+/// status over the drill.
+async fn replay_graph_and_history(cdp: &mut Cdp) -> Result<()> {
+    // The graph draws every team but the NOP one, leader first; ddb gained 13 in tick 2.
+    let page = page_when(cdp, "the graph and the changes", |p| {
+        p["graph_lines"].as_array().is_some_and(|l| l.len() == 3) && !p["ddb_change"].is_null()
+    })
+    .await?;
+    ensure!(page["graph_lines"] == json!(["ddb", "crd", "red"]), "the leading teams' lines: {page}");
+    ensure!(page["graph_legend"] == page["graph_lines"], "a legend entry per line: {page}");
+    ensure!(page["ddb_change"] == "13.00", "ddb's change since tick 1: {page}");
+    ensure!(page["replay_max"] == "2" && page["replay"].is_null(), "the slider reaches the latest scored tick: {page}");
+
+    // The slider back to tick 0: the board as it stood then, and a marker on the graph.
+    cdp.eval("(() => { const r = document.getElementById('replay'); r.value = '0'; r.dispatchEvent(new Event('input')); return true; })()").await?;
+    let past = page_when(cdp, "the replay of tick 0", |p| p["replay"] == 0).await?;
+    ensure!(past["scored"] == "0" && past["ddb_total"] == "4.00" && past["crd_kv"] == "down", "tick 0's board: {past}");
+    ensure!(past["first_bloods"] == json!([]), "no first blood yet in tick 0: {past}");
+    ensure!(past["graph_marker"] == "0", "the graph marks the replayed tick: {past}");
+    let notice = past["replay_notice"].as_str().unwrap_or_default();
+    ensure!(notice.contains("after tick 0"), "the page says it is a replay: {past}");
+    let file = cdp.screenshot(&target_dir().join("gongfang-web-scoreboard-replay.png")).await?;
+    eprintln!("screenshot: {}", file.display());
+
+    // ddb's status over the drill, opened from its row by keyboard-reachable button.
+    cdp.eval("document.querySelector('#ranking-blue-body button[data-history=ddb]').click() || true").await?;
+    let strips = cdp
+        .wait_for(
+            "ddb's status over the drill",
+            "window.__gongfang.teamHistories > 0 ? [document.getElementById('team-history-title').textContent,              [...document.querySelectorAll('#team-history .strip[data-service=kv] rect')].map((r) => r.dataset.verdict),              document.querySelector('#team-history .strip[data-service=kv] p').textContent,              document.activeElement.id] : null",
+        )
+        .await?;
+    ensure!(strips[0] == "Service status over the drill: Digital Development Bureau", "{strips}");
+    ensure!(strips[1] == json!(["ok", "mumble"]), "kv: ok in ticks 0 and 1, mumble in tick 2: {strips}");
+    ensure!(strips[2] == "Key-Value Registry, 3 ticks: OK 2 · MUMBLE 1", "the strip in words: {strips}");
+    ensure!(strips[3] == "team-history-title", "the focus moves to it: {strips}");
+    let file = cdp.screenshot(&target_dir().join("gongfang-web-scoreboard-team-history.png")).await?;
+    eprintln!("screenshot: {}", file.display());
+
+    // Back to the live board.
+    cdp.eval("document.getElementById('replay-live').click() || true").await?;
+    let live = page_when(cdp, "the live board again", |p| p["replay"].is_null() && p["scored"] == "2").await?;
+    ensure!(
+        live["ddb_total"] == "21.00" && live["replay_notice"].is_null() && live["graph_marker"].is_null(),
+        "{live}"
+    );
     Ok(())
 }
 

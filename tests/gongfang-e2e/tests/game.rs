@@ -1,7 +1,8 @@
 //! A twenty-tick game in simulated time: four teams × two services, real wasm checkers in the
 //! sandbox against real service processes, a real SQLite store. The test breaks services on
 //! purpose (stops one, deletes a flag, makes one answer garbage) and a checker breaks itself;
-//! the verdict table that comes out is asserted cell by cell.
+//! the verdict table that comes out is asserted cell by cell, and the scoreboard's past (the
+//! board after every tick, the score series, each team's status series) against it.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -9,12 +10,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::ensure;
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang::checker_runner::SandboxRunner;
 use gongfang_core::NewSubmission;
+use gongfang_core::clock::{DrillClock, Phase};
+use gongfang_core::event::GameEvent;
 use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::scoring::{Capture, ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents, recompute};
+use gongfang_core::scoring::{
+    Capture, ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents, TickScores, recompute,
+};
 use gongfang_core::{ActionCtx, FlagCodec, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict};
 use gongfang_e2e::ServiceProcess;
 use gongfang_engine::{Engine, EngineConfig, ManualClock};
@@ -22,8 +28,12 @@ use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
 use gongfang_store::Store;
 use gongfang_test_programs::components;
 use gongfang_test_support::TestDb;
+use gongfang_test_support::http::get;
 use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
-use tokio::sync::broadcast;
+use gongfang_web::{WebSettings, WebState};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, oneshot, watch};
 
 const SECRET: &str = "game-test-secret-0123456789abcdef";
 const TICKS: u32 = 20;
@@ -101,7 +111,7 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     let mut cfg = EngineConfig::new(scenario.clone(), codec.clone(), start());
     cfg.max_concurrency = 16;
     let mut engine =
-        Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events).await?;
+        Engine::resume(cfg, ManualClock::starting_at(start()), runner, store.clone(), targets, events.clone()).await?;
 
     let mut table: BTreeMap<(u32, u16, ServiceId), Verdict> = BTreeMap::new();
     let mut captured = 0;
@@ -225,6 +235,8 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
         }
     }
 
+    scoreboard_past_agrees(&store, &scenario, events, &recomputed, &table).await?;
+
     // The final scoreboard, rounded so the snapshot reads well.
     let board: Vec<String> = last
         .iter()
@@ -236,6 +248,94 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
         })
         .collect();
     insta::assert_yaml_snapshot!("scoreboard_after_20_ticks", board);
+    Ok(())
+}
+
+/// The real scoreboard over the game's store answers the game's past as the recomputation and
+/// the verdict table have it: `/api/scoreboard?tick=N` for every N ranks each team at its
+/// recomputed total after tick N, `/api/history` gives the same totals tick by tick, and
+/// `/api/history/TEAM` every verdict of the table.
+async fn scoreboard_past_agrees(
+    store: &Store,
+    scenario: &Arc<Scenario>,
+    events: broadcast::Sender<GameEvent>,
+    recomputed: &[TickScores],
+    table: &BTreeMap<(u32, u16, ServiceId), Verdict>,
+) -> anyhow::Result<()> {
+    let over = DrillClock {
+        phase: Phase::Over,
+        tick: None,
+        tick_started_at: None,
+        tick_length: Duration::from_secs(60),
+        drill_starts_at: Some(start()),
+        drill_ends_at: Some(start() + chrono::Duration::minutes(20)),
+    };
+    let (_clock, clock) = watch::channel(over);
+    let state = WebState::new(scenario.clone(), store.clone(), events, clock, Vec::new(), WebSettings::default());
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(gongfang_web::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    let total = |teams: &Value, slug: &str| {
+        teams.as_array().and_then(|t| t.iter().find(|t| t["slug"] == slug)).and_then(|t| t["total"].as_f64())
+    };
+
+    for scores in recomputed {
+        let n = scores.tick.0;
+        let board = get(addr, &format!("/api/scoreboard?tick={n}")).await?.json()?;
+        ensure!(board["replay"] == n && board["tick"] == n && board["status_tick"] == n, "tick {n}: {board}");
+        for t in &scores.teams {
+            let shown = total(&board["teams"], &format!("team{}", t.team.0));
+            ensure!(
+                shown == Some(t.score.total),
+                "tick {n}, team {}: board {shown:?}, recomputed {}",
+                t.team.0,
+                t.score.total
+            );
+        }
+        let order: Vec<u64> =
+            board["teams"].as_array().into_iter().flatten().filter_map(|t| t["id"].as_u64()).collect();
+        let ranking: Vec<u64> = scores.ranking().into_iter().map(|t| u64::from(t.0)).collect();
+        ensure!(order == ranking, "tick {n}: the board's order {order:?} is the core's ranking {ranking:?}");
+    }
+
+    let history = get(addr, "/api/history").await?.json()?;
+    let ticks: Vec<u64> = (0..u64::from(TICKS)).collect();
+    ensure!(history["ticks"] == serde_json::json!(ticks) && history["sampled"] == false, "{history}");
+    for (i, scores) in recomputed.iter().enumerate() {
+        for t in &scores.teams {
+            let slug = format!("team{}", t.team.0);
+            let series = history["teams"].as_array().and_then(|all| all.iter().find(|s| s["slug"] == slug));
+            let shown = series.and_then(|s| s["totals"][i].as_f64()).unwrap_or(f64::NAN);
+            ensure!(
+                (shown - t.score.total).abs() <= 0.005,
+                "tick {i}, {slug}: series {shown}, recomputed {}",
+                t.score.total
+            );
+        }
+    }
+
+    for team in 1..=4u16 {
+        let status = get(addr, &format!("/api/history/team{team}")).await?.json()?;
+        ensure!(status["through"] == TICKS - 1, "team {team}: {status}");
+        for (service, slug) in [(KV, "kv"), (NOTES, "notes")] {
+            let letters = status["services"]
+                .as_array()
+                .and_then(|s| s.iter().find(|s| s["slug"] == slug))
+                .and_then(|s| s["verdicts"].as_str())
+                .unwrap_or_default();
+            ensure!(letters.len() == TICKS as usize, "team {team} {slug}: {letters:?}");
+            for (t, letter) in letters.chars().enumerate() {
+                let want = table[&(t as u32, team, service)].to_string();
+                let got = &status["legend"][letter.to_string()];
+                ensure!(*got == want, "team {team} {slug} tick {t}: series says {got}, the engine said {want}");
+            }
+        }
+    }
+    let _ = stop.send(());
+    server.await??;
     Ok(())
 }
 
