@@ -8,6 +8,7 @@ pub mod action;
 pub mod admission;
 pub mod clock;
 pub mod event;
+pub mod export;
 pub mod flag;
 pub mod ids;
 pub mod names;

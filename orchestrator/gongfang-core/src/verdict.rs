@@ -41,6 +41,27 @@ impl Verdict {
         if other.severity() > self.severity() { other } else { self }
     }
 
+    /// The one letter that stands for this verdict in compact series (`/api/history/TEAM`, the
+    /// drill's export): `o`k, `m`umble, `c`orrupt, `d`own, checker `e`rror. A tick without
+    /// checks is [`Verdict::NOT_CHECKED`].
+    pub fn letter(self) -> char {
+        match self {
+            Verdict::Ok => 'o',
+            Verdict::Mumble => 'm',
+            Verdict::Corrupt => 'c',
+            Verdict::Down => 'd',
+            Verdict::CheckerError => 'e',
+        }
+    }
+
+    /// The verdict a letter of [`Verdict::letter`] stands for.
+    pub fn from_letter(letter: char) -> Option<Verdict> {
+        Verdict::ALL.iter().copied().find(|v| v.letter() == letter)
+    }
+
+    /// The letter of a tick without checks in a compact series (the drill was paused).
+    pub const NOT_CHECKED: char = '-';
+
     /// Whether this verdict is the team's fault (and so may cost it SLA points).
     pub fn is_teams_fault(self) -> bool {
         matches!(self, Verdict::Mumble | Verdict::Corrupt | Verdict::Down)
@@ -50,6 +71,17 @@ impl Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn letters_round_trip_and_differ() {
+        for &v in Verdict::ALL {
+            assert_eq!(Verdict::from_letter(v.letter()), Some(v));
+            assert_ne!(v.letter(), Verdict::NOT_CHECKED);
+        }
+        let letters: std::collections::HashSet<char> = Verdict::ALL.iter().map(|v| v.letter()).collect();
+        assert_eq!(letters.len(), Verdict::ALL.len());
+        assert_eq!(Verdict::from_letter(Verdict::NOT_CHECKED), None);
+    }
 
     #[test]
     fn names_round_trip() {

@@ -1,10 +1,11 @@
 //! The organisers' binary as a library: the pieces `main` wires together that tests also drive
 //! (the checker runner over the wasm sandbox, the running drill, preparing a scenario, scenario
 //! files, organisers' restarts and resets of teams' services, defenders' shells, submitted
-//! patches).
+//! patches, the drill's export).
 
 pub mod checker_runner;
 pub mod drill;
+pub mod export;
 pub mod judge_logs;
 pub mod limits;
 pub mod patches;

@@ -9,6 +9,7 @@ use gongfang::scenario_file;
 mod account;
 mod checker;
 mod down;
+mod export_cli;
 mod live;
 mod migrate;
 mod reports;
@@ -76,6 +77,8 @@ enum Command {
     Announce(live::AnnounceArgs),
     /// Teams' WireGuard access: write a team's configs, list who is connected.
     Vpn(vpn::Args),
+    /// The drill's final standings and whole event log, as JSON, CSV files or CTFtime's feed.
+    Export(export_cli::Args),
 }
 
 fn main() -> ExitCode {
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Extend(args) => live::extend(args),
         Command::Announce(args) => live::announce(args),
         Command::Vpn(args) => vpn::run(args),
+        Command::Export(args) => export_cli::run(args),
     };
     match result {
         Ok(code) => code,

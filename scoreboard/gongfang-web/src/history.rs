@@ -193,7 +193,7 @@ impl Caches {
         let body = TeamBody {
             team: TeamName { id: team.id, slug: &team.slug, name: &team.name.en, name_zh: &team.name.zh },
             through: view.closed,
-            legend: LEGEND.iter().map(|&(letter, meaning)| (letter, meaning)).collect(),
+            legend: legend(),
             services: scenario
                 .services
                 .iter()
@@ -203,7 +203,7 @@ impl Caches {
                     slug: &service.slug,
                     name: &service.name.en,
                     name_zh: &service.name.zh,
-                    verdicts: String::from_utf8_lossy(&letters[..shown.min(letters.len())]).into_owned(),
+                    verdicts: letters[..shown.min(letters.len())].to_owned(),
                 })
                 .collect(),
         };
@@ -362,18 +362,12 @@ struct TeamSeries<'a> {
     totals: Vec<f64>,
 }
 
-/// The letter of each verdict in `/api/history/TEAM`, and of a tick without checks.
-const LEGEND: [(&str, &str); 6] =
-    [("o", "ok"), ("m", "mumble"), ("c", "corrupt"), ("d", "down"), ("e", "checker-error"), ("-", "not checked")];
-
-fn letter(verdict: Verdict) -> u8 {
-    match verdict {
-        Verdict::Ok => b'o',
-        Verdict::Mumble => b'm',
-        Verdict::Corrupt => b'c',
-        Verdict::Down => b'd',
-        Verdict::CheckerError => b'e',
-    }
+/// What each letter of `/api/history/TEAM` stands for.
+fn legend() -> BTreeMap<String, &'static str> {
+    let mut legend: BTreeMap<String, &'static str> =
+        Verdict::ALL.iter().map(|v| (v.letter().to_string(), v.as_str())).collect();
+    legend.insert(Verdict::NOT_CHECKED.to_string(), "not checked");
+    legend
 }
 
 /// One team's verdicts, a letter per service and closed tick, from tick 0.
@@ -381,14 +375,14 @@ struct TeamStatus {
     /// Every closed tick up to this one is in `verdicts`.
     through: Option<Tick>,
     /// Per service, in the scenario's order.
-    verdicts: Vec<Vec<u8>>,
+    verdicts: Vec<String>,
     /// Serialised answers by the latest closed tick they show.
     bodies: Vec<(Option<Tick>, Bytes)>,
 }
 
 impl TeamStatus {
     fn new(services: usize) -> TeamStatus {
-        TeamStatus { through: None, verdicts: vec![Vec::new(); services], bodies: Vec::new() }
+        TeamStatus { through: None, verdicts: vec![String::new(); services], bodies: Vec::new() }
     }
 
     /// Adds the closed ticks up to `closed`, from the team's stored results since the last.
@@ -408,9 +402,9 @@ impl TeamStatus {
             let tick = Tick(t);
             for (service, letters) in scenario.services.iter().zip(&mut self.verdicts) {
                 letters.push(if checked.contains(&tick) {
-                    letter(tick_verdict(cells.remove(&(tick, service.id)).unwrap_or_default()).0)
+                    tick_verdict(cells.remove(&(tick, service.id)).unwrap_or_default()).0.letter()
                 } else {
-                    b'-'
+                    Verdict::NOT_CHECKED
                 });
             }
         }
@@ -424,7 +418,7 @@ struct TeamBody<'a> {
     team: TeamName<'a>,
     /// The latest closed tick shown.
     through: Option<Tick>,
-    legend: BTreeMap<&'static str, &'static str>,
+    legend: BTreeMap<String, &'static str>,
     services: Vec<ServiceSeries<'a>>,
 }
 
@@ -472,14 +466,11 @@ mod tests {
     }
 
     #[test]
-    fn every_verdict_has_its_own_letter_in_the_legend() {
-        let verdicts = [Verdict::Ok, Verdict::Mumble, Verdict::Corrupt, Verdict::Down, Verdict::CheckerError];
-        for v in verdicts {
-            let l = letter(v);
-            let entry = LEGEND.iter().find(|(k, _)| k.as_bytes() == [l]).expect("in the legend");
-            assert_eq!(entry.1, v.to_string());
+    fn the_legend_names_every_letter() {
+        let legend = legend();
+        for &v in Verdict::ALL {
+            assert_eq!(legend[&v.letter().to_string()], v.as_str());
         }
-        let letters: HashSet<u8> = verdicts.iter().map(|&v| letter(v)).collect();
-        assert_eq!(letters.len(), verdicts.len());
+        assert_eq!(legend.len(), Verdict::ALL.len() + 1, "and a tick without checks");
     }
 }

@@ -2,7 +2,8 @@
 //! sandbox against real service processes, a real SQLite store. The test breaks services on
 //! purpose (stops one, deletes a flag, makes one answer garbage) and a checker breaks itself;
 //! the verdict table that comes out is asserted cell by cell, and the scoreboard's past (the
-//! board after every tick, the score series, each team's status series) against it.
+//! board after every tick, the score series, each team's status series) against it. The
+//! drill's export recomputes to its own standings from its event log alone.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -236,6 +237,22 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     }
 
     scoreboard_past_agrees(&store, &scenario, events, &recomputed, &table).await?;
+
+    // The export: the same bytes every time, and its event log alone gives its standings.
+    let export = gongfang::export::build(&store, &scenario).await?;
+    let bytes = serde_json::to_vec(&export)?;
+    assert_eq!(bytes, serde_json::to_vec(&gongfang::export::build(&store, &scenario).await?)?, "byte-stable");
+    let read: gongfang_core::export::Export = serde_json::from_slice(&bytes)?;
+    assert_eq!(read, export, "the JSON reads back whole");
+    assert_eq!(read.ticks.len(), TICKS as usize);
+    let standings = read.recompute()?;
+    assert_eq!(standings, export.standings, "the standings recomputed from the exported events");
+    let final_tick = recomputed.last().expect("twenty ticks");
+    for s in &export.standings {
+        assert_eq!(Some(s.total), final_tick.team(s.team).map(|t| t.score.total), "team {}'s final total", s.team.0);
+    }
+    let team3 = &read.ticks[10].verdicts.iter().find(|v| v.team == TeamId(3)).expect("team 3 defends").verdicts;
+    assert_eq!(team3, "co", "tick 10: team 3's kv corrupt, its notes ok");
 
     // The final scoreboard, rounded so the snapshot reads well.
     let board: Vec<String> = last
