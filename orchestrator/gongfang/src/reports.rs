@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gongfang::scenario_file;
+use gongfang_reports::after_action::Lang;
 use gongfang_reports::commands::{add_judge, list_reports, show_report};
 
 use crate::migrate::DatabaseArgs;
@@ -45,6 +46,19 @@ pub enum ReportCommand {
     Show {
         /// The report's id.
         id: i64,
+    },
+    /// A team's after-action report: what happened to it over the drill, with recommendations.
+    AfterAction {
+        /// The team, by slug.
+        #[arg(long)]
+        team: String,
+        /// The file to write (new): PDF when it ends in `.pdf` (printed by headless Chromium),
+        /// else HTML.
+        #[arg(long)]
+        out: PathBuf,
+        /// `en` or `zh-HK` (Hong Kong Chinese).
+        #[arg(long, default_value = "en")]
+        lang: String,
     },
 }
 
@@ -91,6 +105,19 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         let text = match args.command {
             ReportCommand::List { status } => list_reports(&store, &scenario, status.as_deref()).await?,
             ReportCommand::Show { id } => show_report(&store, &scenario, id).await?,
+            ReportCommand::AfterAction { team, out, lang } => {
+                let Some(lang) = Lang::parse(&lang) else {
+                    anyhow::bail!("--lang {lang:?}: write `en` or `zh-HK`");
+                };
+                if !scenario.teams.iter().any(|t| t.slug == team) {
+                    let known: Vec<&str> = scenario.teams.iter().map(|t| t.slug.as_str()).collect();
+                    anyhow::bail!("no team `{team}` in the scenario; its teams are: {}", known.join(", "));
+                }
+                let export = gongfang_reports::export::build(&store, &scenario).await?;
+                let report = gongfang_reports::after_action::build(&store, &scenario, &export, &team).await?;
+                gongfang::after_action::write(&report, lang, &out)?;
+                out.display().to_string()
+            }
         };
         println!("{text}");
         store.close().await?;

@@ -172,6 +172,9 @@ pub enum ReportsError {
     SameJudge(String),
     #[error("storage failed: {0}")]
     Store(StoreError),
+    /// What the store holds cannot be scored (edited by hand, or a bug).
+    #[error("the stored drill is inconsistent: {0}")]
+    Inconsistent(String),
     #[error("cannot read the password from standard input: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -234,7 +237,7 @@ impl ReportsError {
             Rule(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
             WrongState(_) => (StatusCode::CONFLICT, "wrong_state"),
             SameJudge(_) => (StatusCode::CONFLICT, "same_judge"),
-            Store(_) | Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Store(_) | Io(_) | Inconsistent(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }

@@ -27,12 +27,14 @@
 mod adjust;
 pub mod admin;
 mod admission;
+pub mod after_action;
 mod api;
 mod auth;
 pub mod commands;
 mod console;
 mod control;
 mod error;
+pub mod export;
 mod logs;
 mod matching;
 pub mod pack;

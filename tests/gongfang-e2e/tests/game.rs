@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::ensure;
+use anyhow::{Context, ensure};
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang::checker_runner::SandboxRunner;
 use gongfang_core::NewSubmission;
@@ -254,6 +254,8 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     let team3 = &read.ticks[10].verdicts.iter().find(|v| v.team == TeamId(3)).expect("team 3 defends").verdicts;
     assert_eq!(team3, "co", "tick 10: team 3's kv corrupt, its notes ok");
 
+    after_action_reports_agree(&store, &scenario, &export, &table, dir.path()).await?;
+
     // The final scoreboard, rounded so the snapshot reads well.
     let board: Vec<String> = last
         .iter()
@@ -353,6 +355,86 @@ async fn scoreboard_past_agrees(
     }
     let _ = stop.send(());
     server.await??;
+    Ok(())
+}
+
+/// Every team's after-action report, in both languages, says what the store holds: its
+/// verdicts tick by tick, the flags it lost and to whom; team 2's is printed to PDF by headless
+/// Chromium, its pages drawn with `pdftoppm` and its first page's text read with `pdftotext`.
+async fn after_action_reports_agree(
+    store: &Store,
+    scenario: &Scenario,
+    export: &gongfang_core::export::Export,
+    table: &BTreeMap<(u32, u16, ServiceId), Verdict>,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    use gongfang_reports::after_action::{Lang, build};
+    let mut lost_by_victim: BTreeMap<TeamId, u32> = BTreeMap::new();
+    for t in 0..TICKS {
+        for s in store.submissions_in_tick(Tick(t)).await? {
+            *lost_by_victim.entry(s.submission.capture.victim).or_default() += 1;
+        }
+    }
+    for team in 1..=4u16 {
+        let report = build(store, scenario, export, &format!("team{team}")).await?;
+        ensure!(report.ticks == TICKS, "team {team}: {} ticks", report.ticks);
+        for s in &report.services {
+            let verdicts: Vec<Verdict> = (0..TICKS).map(|t| table[&(t, team, s.service)]).collect();
+            let faulty = verdicts.iter().filter(|v| v.is_teams_fault()).count() as u32;
+            let ok = verdicts.iter().filter(|v| **v == Verdict::Ok).count() as u32;
+            let letters: String = verdicts.iter().map(|v| v.letter()).collect();
+            ensure!(
+                (s.ok, s.faulty, s.letters.as_str()) == (ok, faulty, letters.as_str()),
+                "team {team} service {}: report {:?}, engine {ok} ok {faulty} faulty {letters}",
+                s.service.0,
+                (s.ok, s.faulty, &s.letters)
+            );
+        }
+        let lost = lost_by_victim.get(&TeamId(team)).copied().unwrap_or(0);
+        ensure!(report.flags_lost() == lost, "team {team} lost {lost} flags, the report says {}", report.flags_lost());
+        for lang in [Lang::En, Lang::ZhHk] {
+            let html = report.html(lang);
+            let heading = if lang == Lang::En { "After-action report" } else { "事後檢討報告" };
+            ensure!(html.contains(heading) && !report.recommendations.is_empty(), "team {team} {lang:?}");
+        }
+    }
+    // Team 2 lost its kv flags to team 1 and was down three ticks: both are recommended on.
+    let report = build(store, scenario, export, "team2").await?;
+    let advice: Vec<&str> = report.recommendations.iter().map(|r| r.en.as_str()).collect();
+    ensure!(advice.iter().any(|r| r.contains("in 3 of 20 ticks")), "availability, with its figures: {advice:#?}");
+    ensure!(
+        advice.iter().any(|r| r.contains("took 4 flags from it")),
+        "the lost flag store, with its figures: {advice:#?}"
+    );
+
+    let Some(_) = gongfang_test_support::browser::chromium_or_skip()? else { return Ok(()) };
+    for (lang, words) in [(Lang::En, "After-action report"), (Lang::ZhHk, "事後檢討報告")] {
+        let pdf = dir.join(format!("after-action-{lang:?}.pdf"));
+        gongfang::after_action::write(&report, lang, &pdf)?;
+        let prefix = dir.join(format!("page-{lang:?}"));
+        let drawn =
+            std::process::Command::new("pdftoppm").args(["-r", "40", "-png"]).arg(&pdf).arg(&prefix).output()?;
+        ensure!(drawn.status.success(), "pdftoppm: {}", String::from_utf8_lossy(&drawn.stderr));
+        let pages = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("page-{lang:?}")))
+            .count();
+        ensure!(pages >= 1, "{lang:?}: no page drawn");
+        let text = std::process::Command::new("pdftotext").args(["-f", "1", "-l", "1"]).arg(&pdf).arg("-").output()?;
+        let text = String::from_utf8_lossy(&text.stdout);
+        ensure!(text.contains(words), "{lang:?}: the first page says {text:?}");
+        let kv = if lang == Lang::En { "took 4 flags" } else { "4 面旗幟" };
+        ensure!(text.contains(kv), "{lang:?}: the first page cites the figures: {text:?}");
+        let first = std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("page-{lang:?}-1"))))
+            .next()
+            .context("the first page's picture")?;
+        let kept = gongfang_test_support::browser::target_dir().join(format!("after-action-{lang:?}-page-1.png"));
+        std::fs::copy(&first, &kept)?;
+        eprintln!("after-action report: {pages} pages; first page: {}", kept.display());
+    }
     Ok(())
 }
 

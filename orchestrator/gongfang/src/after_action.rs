@@ -1,0 +1,91 @@
+//! Writes a team's after-action report (`gongfang report after-action`): the reports crate's
+//! page as an HTML file, or printed to PDF by headless Chromium (the binary named by
+//! `GONGFANG_CHROMIUM`, else `chromium`, `chromium-browser` or `google-chrome` on the `PATH`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use gongfang_reports::after_action::{AfterAction, Lang};
+
+/// Longest a PDF may take to print.
+const PRINT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Writes `report` in `lang` to `out`, a new file: PDF when its name ends in `.pdf`, else HTML.
+pub fn write(report: &AfterAction, lang: Lang, out: &Path) -> anyhow::Result<()> {
+    if out.exists() {
+        bail!("{} already exists; move it away or choose another --out", out.display());
+    }
+    let html = report.html(lang);
+    if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")) {
+        // A folder of its own for the page and Chromium's profile, removed afterwards.
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let scratch = std::env::temp_dir().join(format!("gongfang-print-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&scratch).with_context(|| format!("cannot make {}", scratch.display()))?;
+        let page = scratch.join("report.html");
+        let printed =
+            std::fs::write(&page, &html).map_err(anyhow::Error::from).and_then(|()| print_pdf(&page, out, &scratch));
+        let _ = std::fs::remove_dir_all(&scratch);
+        printed
+    } else {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        file.write_all(html.as_bytes())?;
+        file.sync_all()?;
+        Ok(())
+    }
+}
+
+/// The Chromium to print with, if this machine has one.
+pub fn chromium() -> Option<PathBuf> {
+    if let Some(named) = std::env::var_os("GONGFANG_CHROMIUM") {
+        return Some(PathBuf::from(named));
+    }
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+fn print_pdf(page: &Path, pdf: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let Some(chromium) = chromium() else {
+        bail!(
+            "printing a PDF needs Chromium (apt-get install chromium, or name it in GONGFANG_CHROMIUM); \
+             or ask for HTML with an --out ending in .html and print it from a browser"
+        );
+    };
+    let mut child = Command::new(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--user-data-dir={}", scratch.join("profile").display()))
+        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", chromium.display()))?;
+    let started = std::time::Instant::now();
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > PRINT_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{} did not print the PDF within {PRINT_TIMEOUT:?}", chromium.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if !pdf.is_file() {
+        bail!("{} printed no PDF; print the HTML form (--out ….html) from a browser instead", chromium.display());
+    }
+    Ok(())
+}
