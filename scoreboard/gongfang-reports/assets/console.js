@@ -142,6 +142,13 @@
     }
   }
 
+  /** The after-action report links follow the chosen team. */
+  function aarLinks() {
+    const team = encodeURIComponent($('team-token-team').value);
+    $('aar-en').href = `/api/admin/teams/after-action?team=${team}&lang=en`;
+    $('aar-zh').href = `/api/admin/teams/after-action?team=${team}&lang=zh-HK`;
+  }
+
   function renderTeams() {
     const select = $('team-token-team');
     const chosen = select.value;
@@ -214,6 +221,7 @@
     renderDefects();
     renderAdjustments();
     renderTeams();
+    aarLinks();
     renderAudit();
     renderAnnouncements();
   }
@@ -277,6 +285,7 @@
     const answer = await api('GET', '/api/admin/teams');
     if (answer.ok) state.roster = answer.data;
     renderTeams();
+    aarLinks();
   }
 
   async function refresh() {
@@ -491,6 +500,7 @@
     wire();
     // Teams usually reach the web where the organisers do; the field says so until changed.
     $('pack-web').value = window.location.origin;
+    $('team-token-team').addEventListener('change', aarLinks);
     const me = await Gf.session();
     if (me && ['organiser', 'observer'].includes(me.role)) await enter(me);
     else showLogin('');

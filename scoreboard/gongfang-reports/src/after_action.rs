@@ -9,6 +9,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use chrono::{DateTime, Utc};
 use gongfang_core::export::{Export, FinalStanding};
 use gongfang_core::patch::PatchStatus;
@@ -17,8 +20,10 @@ use gongfang_core::scenario::Scenario;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 use gongfang_store::Store;
 use gongfang_store::reports::ReportRecord;
+use serde::Deserialize;
 
 use crate::error::ReportsError;
+use crate::state::ReportsState;
 
 /// The language a report is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +174,64 @@ pub async fn build(
         }
     }
     Ok(assemble(export, team.id, &patches, &reports, &deployed_minutes))
+}
+
+/// The query of the report downloads.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Download {
+    /// `en` (the default) or `zh-HK`.
+    lang: Option<String>,
+    /// The team, by slug (the console's download).
+    team: Option<String>,
+}
+
+/// `GET /api/portal/after-action?lang=en|zh-HK`: the team's own report, as an HTML download.
+/// Closed while the public board is frozen: the report holds the standings.
+pub(crate) async fn portal_download(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    Query(query): Query<Download>,
+) -> Result<Response, ReportsError> {
+    let team = crate::auth::team(&state, &headers).await?;
+    if let Some(freeze) = state.store().board_freeze().await? {
+        return Err(ReportsError::WrongState(format!(
+            "the scoreboard is frozen after tick {}; your after-action report opens when the organisers show the final scores",
+            freeze.through.0
+        )));
+    }
+    let slug = state.scenario().team(team).ok_or(ReportsError::NotInScenario(team.0))?.slug.clone();
+    download(&state, &slug, query.lang.as_deref()).await
+}
+
+/// `GET /api/admin/teams/after-action?team=SLUG&lang=en|zh-HK`: any team's report for the
+/// organisers, as an HTML download.
+pub(crate) async fn console_download(
+    State(state): State<ReportsState>,
+    headers: HeaderMap,
+    Query(query): Query<Download>,
+) -> Result<Response, ReportsError> {
+    crate::admin::organiser(&state, &headers).await?;
+    let slug = query.team.as_deref().ok_or_else(|| ReportsError::BadRequest("say which team: ?team=SLUG".into()))?;
+    download(&state, slug, query.lang.as_deref()).await
+}
+
+async fn download(state: &ReportsState, slug: &str, lang: Option<&str>) -> Result<Response, ReportsError> {
+    let lang = match lang {
+        None => Lang::En,
+        Some(tag) => Lang::parse(tag)
+            .ok_or_else(|| ReportsError::BadRequest(format!("lang {tag:?}: ask for `en` or `zh-HK`")))?,
+    };
+    let scenario = state.scenario();
+    if !scenario.teams.iter().any(|t| t.slug == slug) {
+        return Err(ReportsError::UnknownTeam(slug.to_owned()));
+    }
+    let Ok(_writing) = state.inner.after_actions.clone().try_acquire_owned() else {
+        return Err(ReportsError::Busy { retry_after_secs: 10 });
+    };
+    let export = crate::export::build(state.store(), scenario).await?;
+    let report = build(state.store(), scenario, &export, slug).await?;
+    let file = format!("{slug}-after-action-{}.html", lang.tag());
+    Ok(crate::pack::attachment(report.html(lang), "text/html; charset=utf-8", &file))
 }
 
 /// Minutes from `start` to the first deployed patch.

@@ -55,6 +55,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/admin/teams/token", post(crate::teams::rotate_token))
         .route("/api/admin/teams/disable", post(crate::teams::disable))
         .route("/api/admin/teams/pack", post(crate::pack::pack))
+        .route("/api/admin/teams/after-action", get(crate::after_action::console_download))
         .route(
             "/api/admin/teams/import",
             post(crate::admission::import).layer(DefaultBodyLimit::max(crate::admission::MAX_IMPORT_BYTES)),
@@ -72,6 +73,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/portal", get(crate::portal::portal))
         .route("/api/portal/vpn", post(crate::vpn_access::reissue))
         .route("/api/portal/token", post(crate::portal::rotate_token))
+        .route("/api/portal/after-action", get(crate::after_action::portal_download))
         .route("/portal", get(crate::pages::portal))
         .route("/console", get(crate::pages::console))
         .route("/static/pages/{name}", get(crate::pages::file))

@@ -101,6 +101,8 @@ pub(crate) struct Inner {
     pub uploads: crate::upload::Uploads,
     /// Whether the drill builds submitted patches (it runs on a container engine).
     pub patch_builds: bool,
+    /// After-action reports are written one at a time: each reads the whole drill.
+    pub after_actions: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for ReportsState {
@@ -128,6 +130,7 @@ impl ReportsState {
                 backoff: Arc::new(Backoff::default()),
                 uploads: Default::default(),
                 patch_builds: false,
+                after_actions: Arc::new(tokio::sync::Semaphore::new(1)),
             }),
         }
     }
@@ -146,6 +149,7 @@ impl ReportsState {
             backoff: shared.backoff.clone(),
             uploads: Default::default(),
             patch_builds: shared.patch_builds,
+            after_actions: shared.after_actions.clone(),
         });
         let mut inner = inner;
         f(&mut inner);

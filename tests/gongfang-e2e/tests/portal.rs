@@ -279,6 +279,29 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     };
     ensure!(after > before, "the score of tick {} changes once the result is marked: {before} -> {after}", checked.0);
 
+    // The team's own after-action report, with its token; the organisers' of any team.
+    let token = drill.token("kowloon-cyber")?;
+    let own = gongfang_test_support::http::request(
+        drill.web,
+        "GET",
+        "/api/portal/after-action",
+        &[("X-Team-Token", &token)],
+        b"",
+    )
+    .await?;
+    ensure!(
+        own.status == 200 && own.header("content-type") == Some("text/html; charset=utf-8"),
+        "{} {}",
+        own.status,
+        own.text()
+    );
+    ensure!(own.text().contains("After-action report") && own.text().contains("Kowloon Cyber Unit"), "{}", own.text());
+    let zh = "fetch('/api/admin/teams/after-action?team=kowloon-cyber&lang=zh-HK').then(async (r) => \
+              [r.status, r.headers.get('content-disposition'), await r.text()])";
+    let zh = cdp.eval(zh).await?;
+    ensure!(zh[0] == 200 && zh[1] == "attachment; filename=\"kowloon-cyber-after-action-zh-HK.html\"", "{}", zh[1]);
+    ensure!(zh[2].as_str().is_some_and(|t| t.contains("事後檢討報告") && t.contains("九龍網絡安全組")), "{}", zh[2]);
+
     // Freeze the public scoreboard: the public API stands still, the console's session sees it live.
     cdp.eval(&fill("freeze-reason", "the last hour")).await?;
     cdp.eval(&click("#freeze")).await?;
@@ -292,6 +315,19 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     ensure!(public["freeze"]["live"] == false, "the public board is frozen: {}", public["freeze"]);
     let seen = cdp.eval("fetch('/api/scoreboard').then((r) => r.json()).then((b) => b.freeze.live)").await?;
     ensure!(seen == true, "the organiser's browser gets the live board: {seen}");
+    let frozen = gongfang_test_support::http::request(
+        drill.web,
+        "GET",
+        "/api/portal/after-action",
+        &[("X-Team-Token", &token)],
+        b"",
+    )
+    .await?;
+    ensure!(
+        frozen.status == 409 && frozen.code() == "wrong_state",
+        "a team's report waits for the final scores: {}",
+        frozen.text()
+    );
 
     // Take a team out of the drill and bring it back: a reason, two presses each.
     cdp.eval(&fill("team-token-team", "harbour-data")).await?;
