@@ -87,6 +87,40 @@ pub enum CheckerFault {
     Platform { message: String },
 }
 
+crate::named_enum! {
+    /// What kind of failure a checker's fault was, as stored with its result and counted in
+    /// `/metrics`: the distinction organisers act on (a slow service or checker, a broken
+    /// checker, a checker over its limits, the platform itself).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum FaultKind {
+        /// Past its wall-clock or CPU time limit.
+        Timeout = "timeout",
+        /// The checker trapped, could not start, or lacks the function asked for.
+        Crash = "crash",
+        /// Over a memory, log, result, socket or resource limit, or outside its network.
+        Limit = "limit",
+        /// The platform could not run it.
+        Platform = "platform",
+    }
+}
+
+impl CheckerFault {
+    /// The kind of failure this is.
+    pub fn kind(&self) -> FaultKind {
+        match self {
+            CheckerFault::Timeout { .. } | CheckerFault::CpuLimit { .. } => FaultKind::Timeout,
+            CheckerFault::Trap { .. } | CheckerFault::Instantiate { .. } | CheckerFault::NoExploit => FaultKind::Crash,
+            CheckerFault::MemoryLimit { .. }
+            | CheckerFault::LogLimit { .. }
+            | CheckerFault::ResultTooLarge { .. }
+            | CheckerFault::ForbiddenNetwork { .. }
+            | CheckerFault::SocketLimit { .. }
+            | CheckerFault::ResourceLimit { .. } => FaultKind::Limit,
+            CheckerFault::Platform { .. } => FaultKind::Platform,
+        }
+    }
+}
+
 impl fmt::Display for CheckerFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

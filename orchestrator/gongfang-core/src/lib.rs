@@ -26,7 +26,7 @@ pub mod verdict;
 pub mod wire;
 
 pub use account::AccountRole;
-pub use action::{Action, ActionCtx, ActionOutcome, CheckerFault, FlagRef, Target};
+pub use action::{Action, ActionCtx, ActionOutcome, CheckerFault, FaultKind, FlagRef, Target};
 pub use flag::{DrillId, FlagCodec, FlagError, FlagInfo};
 pub use ids::{ServiceId, StoreIdx, TeamId, Tick};
 pub use names::UnknownName;

@@ -39,6 +39,8 @@ pub struct CheckResult {
     pub log: String,
     pub duration_ms: u64,
     pub recorded_at: DateTime<Utc>,
+    /// For a `checker-error`, what kind of failure it was (timeout, crash, …).
+    pub fault: Option<crate::action::FaultKind>,
 }
 
 /// A validated flag submission, ready to store: the capture it scores as, the flag itself and

@@ -344,6 +344,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
                     log: String::new(),
                     duration_ms: 0,
                     recorded_at: self.clock.now(),
+                    fault: None,
                 });
             }
         }
@@ -674,6 +675,7 @@ impl<C: Clock, R: CheckerRunner> ActionContext<C, R> {
             log: outcome.private_log.join("\n"),
             duration_ms,
             recorded_at: self.clock.now(),
+            fault: outcome.fault.as_ref().map(CheckerFault::kind),
         };
         Some(Done::Checked(result, planted))
     }

@@ -28,6 +28,7 @@ mod m20261210_000001_board_freeze;
 mod m20261210_000002_score_adjustments;
 mod m20261211_000001_team_disabled;
 mod m20261212_000001_team_results_index;
+mod m20261212_000002_checker_faults;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -57,6 +58,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261210_000002_score_adjustments::Migration),
             Box::new(m20261211_000001_team_disabled::Migration),
             Box::new(m20261212_000001_team_results_index::Migration),
+            Box::new(m20261212_000002_checker_faults::Migration),
         ]
     }
 }

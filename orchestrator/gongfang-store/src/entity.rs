@@ -102,6 +102,8 @@ pub mod check_results {
         pub log: String,
         pub duration_ms: i64,
         pub recorded_at: DateTimeUtc,
+        /// For a `checker-error`: `timeout`, `crash`, `limit` or `platform`.
+        pub fault: Option<String>,
     }
     no_relations!();
 }

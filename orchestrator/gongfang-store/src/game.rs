@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::rows::{check_from_row, de, flag_from_row, score_from_row, submission_from_row, tick_from_row, tick_i32};
 use crate::{Backend, Store};
 
-/// Rows per INSERT statement of the engine's result batches: at most 10 bound values each,
+/// Rows per INSERT statement of the engine's result batches: at most 11 bound values each,
 /// under SQLite's limit of 32,766 bound parameters per statement.
 const RESULT_CHUNK: usize = 1_000;
 
@@ -233,6 +233,7 @@ impl Store {
                 check_results::Column::Log,
                 check_results::Column::DurationMs,
                 check_results::Column::RecordedAt,
+                check_results::Column::Fault,
             ]);
             for r in chunk {
                 insert.values_panic([
@@ -246,6 +247,7 @@ impl Store {
                     r.log.clone().into(),
                     i64::try_from(r.duration_ms).unwrap_or(i64::MAX).into(),
                     r.recorded_at.into(),
+                    r.fault.map(|f| f.as_str()).into(),
                 ]);
             }
             txn.execute(&insert).await?;

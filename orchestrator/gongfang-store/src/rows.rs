@@ -55,6 +55,7 @@ pub(crate) fn check_from_row(r: check_results::Model) -> Result<CheckResult> {
         log: r.log,
         duration_ms: u64::try_from(r.duration_ms).map_err(|_| corrupt("check_results", r.id, "negative duration"))?,
         recorded_at: r.recorded_at,
+        fault: r.fault.map(|f| f.parse().map_err(|e| corrupt("check_results", r.id, e))).transpose()?,
     })
 }
 

@@ -199,6 +199,7 @@ async fn defended_cells_follow_the_domain_rule(db: TestDb) -> anyhow::Result<()>
         log: String::new(),
         duration_ms: 1,
         recorded_at: at,
+        fault: None,
     };
     let replay = |tick: u32, team: u16, s: u8, exposure| ExploitReplay {
         tick: Tick(tick),

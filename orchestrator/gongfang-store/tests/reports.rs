@@ -281,6 +281,7 @@ async fn records_around_a_window(db: TestDb) -> anyhow::Result<()> {
         log: "private".into(),
         duration_ms: 3,
         recorded_at: t0() + Duration::minutes(minutes),
+        fault: None,
     };
     db.store
         .record_tick_results(&[], &[check(1, Verdict::Ok), check(4, Verdict::Down), check(20, Verdict::Ok)])

@@ -369,6 +369,7 @@ async fn check_results_round_trip(db: TestDb) -> anyhow::Result<()> {
             log: format!("private log {i}\nline two"),
             duration_ms: 1234 + i as u64,
             recorded_at: t0(),
+            fault: None,
         };
         db.store.record_check(&r).await?;
         results.push(r);
@@ -407,6 +408,7 @@ async fn tick_results_batch_and_replay(db: TestDb) -> anyhow::Result<()> {
             log: String::new(),
             duration_ms: i,
             recorded_at: t0(),
+            fault: None,
         })
         .collect();
     db.store.record_tick_results(&flags, &results).await?;

@@ -126,6 +126,8 @@
       const row = el('tr');
       const verdict = el('td');
       verdict.append(el('span', msg(`verdict.${a.verdict}`), `verdict v-${a.verdict}`));
+      // A checker error says what kind: a timeout is not a crash.
+      if (a.fault) verdict.append(' ', el('span', t(`console.logs.fault.${a.fault}`), 'fault'));
       const action = a.store === null ? a.action : `${a.action} #${a.store}`;
       row.append(el('td', action, 'mono'), verdict, el('td', a.message), el('td', a.log || '—', 'mono log'));
       body.append(row);

@@ -287,6 +287,8 @@ struct ActionLog {
     log: String,
     duration_ms: u64,
     recorded_at: DateTime<Utc>,
+    /// For a `checker-error`: `timeout`, `crash`, `limit` or `platform`.
+    fault: Option<gongfang_core::FaultKind>,
 }
 
 #[derive(Debug, Serialize)]
@@ -342,6 +344,7 @@ pub(crate) async fn checker_log(
                 log: r.log,
                 duration_ms: r.duration_ms,
                 recorded_at: r.recorded_at,
+                fault: r.fault,
             })
             .collect(),
         None => Vec::new(),

@@ -434,6 +434,7 @@ async fn organisers_read_the_checker_log_teams_do_not(app: App) -> anyhow::Resul
         log: "POST /login answered 500 after 2 retries".to_owned(),
         duration_ms: 40,
         recorded_at: at(1),
+        fault: None,
     };
     app.store.record_check(&result).await?;
     app.store.close_tick(gongfang_core::Tick(0), at(2)).await?;

@@ -353,6 +353,7 @@ async fn the_queue_suggests_matches_from_the_records(app: App) -> anyhow::Result
         log: String::new(),
         duration_ms: 5,
         recorded_at: at(minutes),
+        fault: None,
     };
     app.store.record_tick_results(&[], &[check(17, 34, Verdict::Ok), check(20, 40, Verdict::Down)]).await?;
 

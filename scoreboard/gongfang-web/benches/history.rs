@@ -56,6 +56,7 @@ fn result(tick: u32, team: TeamId, service: u8) -> CheckResult {
         log: String::new(),
         duration_ms: 40,
         recorded_at: at(tick),
+        fault: None,
     }
 }
 

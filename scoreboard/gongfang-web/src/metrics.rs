@@ -44,6 +44,8 @@ struct Counters {
     actions: BTreeMap<(String, &'static str, &'static str), u64>,
     /// By action.
     checker_seconds: BTreeMap<&'static str, Histogram>,
+    /// Checker errors by service slug and kind of fault (timeout, crash, limit, platform).
+    faults: BTreeMap<(String, &'static str), u64>,
     /// By service slug.
     captures: BTreeMap<String, u64>,
     store_errors: u64,
@@ -118,6 +120,9 @@ impl Metrics {
                 // checker action, and no duration worth counting.
                 for r in results.into_iter().filter(|r| r.message != gongfang_core::plan::OUT_OF_THE_DRILL) {
                     let service = scenario.service(r.service).map_or_else(|| r.service.to_string(), |s| s.slug.clone());
+                    if let Some(fault) = r.fault {
+                        *c.faults.entry((service.clone(), fault.as_str())).or_default() += 1;
+                    }
                     *c.actions.entry((service, r.action.as_str(), r.verdict.as_str())).or_default() += 1;
                     let seconds = r.duration_ms as f64 / 1000.0;
                     c.checker_seconds.entry(r.action.as_str()).or_default().observe(CHECKER_BUCKETS, seconds);
@@ -157,6 +162,16 @@ impl Metrics {
                 "gongfang_checker_actions_total{{service=\"{}\",action=\"{action}\",verdict=\"{verdict}\"}} {n}",
                 escape(service)
             );
+        }
+        head(
+            &mut out,
+            "gongfang_checker_faults_total",
+            "counter",
+            "Checker errors of closed ticks, by service and kind: timeout, crash, limit or platform.",
+        );
+        for ((service, fault), n) in &c.faults {
+            let _ =
+                writeln!(out, "gongfang_checker_faults_total{{service=\"{}\",fault=\"{fault}\"}} {n}", escape(service));
         }
         head(
             &mut out,

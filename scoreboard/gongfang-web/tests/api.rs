@@ -7,12 +7,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
+use chrono::Utc;
 use common::*;
 use gongfang_core::NewSubmission;
 use gongfang_core::event::GameEvent;
 use gongfang_core::scenario::PatchScoring;
 use gongfang_core::scoring::Capture;
-use gongfang_core::{ExploitReplay, Exposure, ServiceId, StoreIdx, TeamId, Tick};
+use gongfang_core::{
+    Action, CheckResult, ExploitReplay, Exposure, FaultKind, ServiceId, StoreIdx, TeamId, Tick, Verdict,
+};
 use gongfang_test_support::http::get;
 use gongfang_web::WebSettings;
 use serde_json::{Value, json};
@@ -378,7 +381,25 @@ async fn metrics_count_the_game_for_organisers_only() -> Result<()> {
     ensure!(sample(&before, "gongfang_ticks_closed_total", &[]) == Some(0.0), "nothing counted yet: {before:?}");
     ensure!(sample(&before, "gongfang_current_tick", &[]) == Some(2.0), "the clock's tick");
 
-    // Tick 2 closes as the engine closes it, and a flag of crd's kv is captured.
+    // Tick 2 closes as the engine closes it, with two checker failures of crd's opendata (one
+    // ran out of time, one crashed), and a flag of crd's kv is captured.
+    for (fault, action) in [(FaultKind::Timeout, Action::Put), (FaultKind::Crash, Action::Get)] {
+        app.store
+            .record_check(&CheckResult {
+                tick: Tick(2),
+                team: CRD,
+                service: OPENDATA,
+                action,
+                store: Some(StoreIdx(0)),
+                verdict: Verdict::CheckerError,
+                message: "the checker failed; this does not count against you".into(),
+                log: format!("checker-error: {fault}"),
+                duration_ms: 15_000,
+                recorded_at: Utc::now(),
+                fault: Some(fault),
+            })
+            .await?;
+    }
     close_tick_two(&app.store).await?;
     app.events.send(GameEvent::TickClosed { tick: Tick(2) })?;
     app.events.send(GameEvent::FlagCaptured {
@@ -400,6 +421,11 @@ async fn metrics_count_the_game_for_organisers_only() -> Result<()> {
     ensure!(sample(&after, "gongfang_checker_actions_total", &mumbles) == Some(1.0), "ddb's mumble: {after:?}");
     let oks = sample(&after, "gongfang_checker_actions_total", &[("verdict", "ok")]);
     ensure!(oks.is_some_and(|n| n >= 1.0), "the ok actions of tick 2: {after:?}");
+    for fault in ["timeout", "crash"] {
+        let labels = [("service", "opendata"), ("fault", fault)];
+        ensure!(sample(&after, "gongfang_checker_faults_total", &labels) == Some(1.0), "one {fault}: {after:?}");
+    }
+    ensure!(sample(&after, "gongfang_checker_faults_total", &[("fault", "limit")]).is_none(), "no limit hit");
     ensure!(sample(&after, "gongfang_websocket_clients", &[]) == Some(0.0), "no board open");
     app.stop().await
 }

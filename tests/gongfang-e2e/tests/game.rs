@@ -22,7 +22,7 @@ use gongfang_core::scenario::Scenario;
 use gongfang_core::scoring::{
     Capture, ScoredService, ScoredTeam, Scorer, ServiceVerdict, TickEvents, TickScores, recompute,
 };
-use gongfang_core::{ActionCtx, FlagCodec, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict};
+use gongfang_core::{ActionCtx, FaultKind, FlagCodec, ServiceId, StoreIdx, Target, TeamId, Tick, Verdict};
 use gongfang_e2e::ServiceProcess;
 use gongfang_engine::{Engine, EngineConfig, ManualClock};
 use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
@@ -192,6 +192,10 @@ async fn twenty_ticks_with_real_checkers_and_services() -> anyhow::Result<()> {
     assert!(!notes.is_empty() && notes.iter().all(|r| r.verdict == Verdict::CheckerError));
     assert!(notes.iter().all(|r| r.message == "the checker failed; this does not count against you"), "{notes:?}");
     assert!(notes.iter().all(|r| r.log.contains("checker trapped")), "the private log says why: {notes:?}");
+    assert!(notes.iter().all(|r| r.fault == Some(FaultKind::Crash)), "stored as a crash: {notes:?}");
+    let spun = store.check_results(Tick(15), Some(TeamId(1))).await?;
+    let spun: Vec<_> = spun.iter().filter(|r| r.service == NOTES).collect();
+    assert!(!spun.is_empty() && spun.iter().all(|r| r.fault == Some(FaultKind::Timeout)), "tick 15 spins: {spun:?}");
 
     // No SLA lost to the checker's bug: team 1, hit only by it, has the SLA of a perfect game.
     let last = store.scores_for_tick(Tick(TICKS - 1)).await?;

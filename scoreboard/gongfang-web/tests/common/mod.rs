@@ -149,6 +149,7 @@ fn check(tick: u32, team: TeamId, service: ServiceId, action: Action, verdict: V
         log: format!("private log of {action} for team {team}"),
         duration_ms: 120,
         recorded_at: at(60 * i64::from(tick) + 20),
+        fault: None,
     }
 }
 
