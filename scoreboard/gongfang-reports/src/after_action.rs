@@ -756,9 +756,9 @@ impl AfterAction {
             f.lost_best
         );
         let _ = write!(h, "</tbody></table>");
-        let _ = write!(
+        let _ = writeln!(
             h,
-            "<footer>{}</footer></body></html>\n",
+            "<footer>{}</footer></body></html>",
             tr("Gongfang · figures read from the drill's records", "攻防 · 數字取自演練紀錄")
         );
         h

@@ -432,8 +432,7 @@ async fn after_action_reports_agree(
         let first = std::fs::read_dir(dir)?
             .filter_map(Result::ok)
             .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("page-{lang:?}-1"))))
-            .next()
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&format!("page-{lang:?}-1"))))
             .context("the first page's picture")?;
         let kept = gongfang_test_support::browser::target_dir().join(format!("after-action-{lang:?}-page-1.png"));
         std::fs::copy(&first, &kept)?;
