@@ -77,6 +77,18 @@ pub enum StoreError {
     /// Nothing was checked; the caller may try again after `retry_after`.
     #[error("the server is busy checking passwords; try again in {} s", retry_after.as_secs().max(1))]
     Busy { retry_after: std::time::Duration },
+    /// A backup was asked of a database that is not SQLite.
+    #[error("only a SQLite database can be copied this way; back up PostgreSQL with its own tools")]
+    BackupNotSqlite,
+    /// The backup's file exists already; a backup never replaces a file.
+    #[error("{} already exists: a backup never replaces a file. Name a new file, or move the old one away first", .0.display())]
+    BackupExists(std::path::PathBuf),
+    /// The backup's file could not be written.
+    #[error("cannot write the backup {}: {error}", path.display())]
+    BackupIo { path: std::path::PathBuf, error: std::io::Error },
+    /// SQLite's backup failed; nothing was left under the backup's name.
+    #[error("backup failed: {0}")]
+    Backup(String),
     /// A blocking task (argon2) panicked or was cancelled.
     #[error("background task failed: {0}")]
     Join(#[from] tokio::task::JoinError),

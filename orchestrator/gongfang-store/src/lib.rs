@@ -5,6 +5,7 @@
 //! types never leave this crate; the schema itself lives in `gongfang-migration`.
 
 mod adjustments;
+mod backup;
 mod databases;
 mod defective;
 mod entity;
@@ -29,6 +30,7 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, DatabaseConnection, DatabaseTransaction, TransactionOptions, TransactionTrait};
 
 pub use adjustments::ScoreAdjustment;
+pub use backup::BackupSummary;
 pub use databases::database_url;
 pub use defective::{DefectiveCells, DefectiveResult};
 pub use error::{DatabaseError, Result, StoreError};

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use gongfang::scenario_file;
 
 mod account;
+mod backup;
 mod checker;
 mod down;
 mod export_cli;
@@ -55,6 +56,9 @@ enum Command {
     Validate(validate::Args),
     /// Create or update the database schema.
     Migrate(migrate::Args),
+    /// Copy a drill's SQLite database to a new file while the drill runs (0600: it holds the
+    /// drill's keys). A drill started on the copy resumes where the copy was taken.
+    Backup(backup::Args),
     /// List teams, add an ad-hoc team, or issue a team's submission token.
     Team(team::Args),
     /// Remove every container, network and volume of a drill.
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => up::run(args, false),
         Command::Validate(args) => validate::run(args),
         Command::Migrate(args) => migrate::run(args),
+        Command::Backup(args) => backup::run(args),
         Command::Team(args) => team::run(args),
         Command::Down(args) => down::run(args),
         Command::Checker(args) => checker::run(args),
