@@ -526,6 +526,7 @@ mod tests {
                 secret: SecretSource::Env("X".into()),
                 scoring: ScoringFormula::Faust,
                 demo: false,
+                debrief_names: false,
             },
             submission: Submission { identify: Identify::Address, rate_limit: None, max_connections: 1 },
             teams,

@@ -6,6 +6,7 @@
 //! own, so nothing outside needs to look inside a database error.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sea_orm::{DbErr, SqlErr};
 
@@ -97,8 +98,18 @@ pub enum StoreError {
 impl From<DbErr> for StoreError {
     /// Lets the crate's code use `?` on sea-orm calls; the error stays opaque to callers.
     fn from(e: DbErr) -> Self {
-        StoreError::Db(DatabaseError(e))
+        StoreError::Db(DatabaseError::new(e))
     }
+}
+
+/// Database failures since the process started, whatever the caller then did with them.
+static DATABASE_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// How many database failures this process has seen (`gongfang_store_errors_total` in
+/// `/metrics`): statements that failed, connections lost, migrations refused. A unique key
+/// refusing a duplicate is an expected answer and not counted.
+pub fn database_errors() -> u64 {
+    DATABASE_ERRORS.load(Ordering::Relaxed)
 }
 
 /// A failure the database or its driver reported. Opaque on purpose: its message and source
@@ -108,6 +119,9 @@ pub struct DatabaseError(DbErr);
 
 impl DatabaseError {
     pub(crate) fn new(e: DbErr) -> DatabaseError {
+        if !is_unique_violation(&e) {
+            DATABASE_ERRORS.fetch_add(1, Ordering::Relaxed);
+        }
         DatabaseError(e)
     }
 }

@@ -33,7 +33,7 @@ pub use adjustments::ScoreAdjustment;
 pub use backup::BackupSummary;
 pub use databases::database_url;
 pub use defective::{DefectiveCells, DefectiveResult};
-pub use error::{DatabaseError, Result, StoreError};
+pub use error::{DatabaseError, Result, StoreError, database_errors};
 pub use game::{FlagIdHint, StoredSubmission, TickRecord};
 pub use ops::{
     Account, AccountSummary, Announcement, AnnouncementText, AuditEntry, AuditFilter, BoardFreeze, DrillState,

@@ -73,6 +73,8 @@ pub struct AfterAction {
     /// First bloods the team took or suffered: (service, attacker, victim, tick).
     pub first_bloods: Vec<(ServiceId, TeamId, TeamId, Tick)>,
     pub patches: Vec<PatchLine>,
+    /// Minutes from the drill's first tick to the team's first deployed patch.
+    pub first_patch_minutes: Option<f64>,
     pub reports: Vec<ReportLine>,
     pub standing: Option<FinalStanding>,
     /// How many teams are ranked.
@@ -146,6 +148,18 @@ pub struct Field {
     pub lost_best: u32,
     /// Minutes from the start to the first deployed patch, over the teams that deployed one.
     pub first_patch_median: Option<f64>,
+    /// Each defending team's figures by name, when the scenario allows names
+    /// (`debrief_names = true`); empty otherwise.
+    pub named: Vec<FieldRow>,
+}
+
+/// One defending team's figures in a field comparison that names teams.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldRow {
+    pub team: TeamId,
+    /// Percent of its service ticks down, mumble or corrupt.
+    pub faulty: f64,
+    pub lost: u32,
 }
 
 /// A plain recommendation and the figures behind it.
@@ -173,7 +187,7 @@ pub async fn build(
             deployed_minutes.push(m);
         }
     }
-    Ok(assemble(export, team.id, &patches, &reports, &deployed_minutes))
+    Ok(assemble(export, team.id, &patches, &reports, &deployed_minutes, scenario.drill.debrief_names))
 }
 
 /// The query of the report downloads.
@@ -250,13 +264,15 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 /// The report from the export and the team's own records: pure, so its figures are tested
-/// without a store.
+/// without a store. `field_first_patches` are the defending teams' minutes to their first
+/// deployed patch; `name_teams` lists the field by name (`debrief_names`).
 pub fn assemble(
     export: &Export,
     team: TeamId,
     patches: &[gongfang_core::PatchRecord],
     reports: &[ReportRecord],
     field_first_patches: &[f64],
+    name_teams: bool,
 ) -> AfterAction {
     let mut names = BTreeMap::new();
     for t in &export.teams {
@@ -357,9 +373,19 @@ pub fn assemble(
         lost_median: median(field_lost.iter().map(|&l| f64::from(l)).collect()),
         lost_best: field_lost.iter().copied().min().unwrap_or(0),
         first_patch_median: (!field_first_patches.is_empty()).then(|| median(field_first_patches.to_vec())),
+        named: if name_teams {
+            defenders
+                .iter()
+                .zip(field_faulty.iter().zip(&field_lost))
+                .map(|(&team, (&faulty, &lost))| FieldRow { team, faulty, lost })
+                .collect()
+        } else {
+            Vec::new()
+        },
     };
+    let start = export.ticks.first().map(|t| t.opened_at);
 
-    let patches: Vec<PatchLine> = patches
+    let patch_lines: Vec<PatchLine> = patches
         .iter()
         .map(|p| PatchLine {
             service: p.service,
@@ -390,7 +416,8 @@ pub fn assemble(
         lost: lost.into_values().collect(),
         captured,
         first_bloods,
-        patches,
+        first_patch_minutes: first_patch_minutes(patches, start),
+        patches: patch_lines,
         reports,
         standing: export.standings.iter().find(|s| s.team == team).cloned(),
         teams_ranked: export.standings.len(),
@@ -398,12 +425,12 @@ pub fn assemble(
         recommendations: Vec::new(),
         names,
     };
-    report.recommendations = recommend(&report, export.ticks.first().map(|t| t.opened_at));
+    report.recommendations = recommend(&report);
     report
 }
 
 /// The recommendations the figures call for, each citing them; one that says so when none do.
-fn recommend(r: &AfterAction, start: Option<DateTime<Utc>>) -> Vec<Recommendation> {
+fn recommend(r: &AfterAction) -> Vec<Recommendation> {
     let mut out = Vec::new();
     let say = |out: &mut Vec<Recommendation>, en: String, zh: String| out.push(Recommendation { en, zh });
     for s in &r.services {
@@ -446,29 +473,27 @@ fn recommend(r: &AfterAction, start: Option<DateTime<Utc>>) -> Vec<Recommendatio
         );
     }
     let lost: u32 = r.lost.iter().map(|l| l.flags).sum();
-    let deployed = r.patches.iter().filter(|p| p.status == PatchStatus::Deployed).filter_map(|p| p.decided_at).min();
-    if lost > 0 && deployed.is_none() {
+    if lost > 0 && r.first_patch_minutes.is_none() {
         say(
             &mut out,
             format!("Patch sooner: {lost} flags were taken from your services and no patch of yours was deployed."),
             format!("請盡早修補：你隊的服務被取走 {lost} 面旗幟，但你隊沒有部署任何修補。"),
         );
     }
-    if let (Some(first), Some(start), Some(median)) = (deployed, start, r.field.first_patch_median) {
-        let minutes = (first - start).num_seconds() as f64 / 60.0;
-        if minutes > median {
-            say(
-                &mut out,
-                format!(
-                    "Your first patch was deployed {minutes:.0} minutes into the drill; half the teams that \
-                     patched did so within {median:.0} minutes. Prepare a patching routine before the drill."
-                ),
-                format!(
-                    "你隊的首個修補在演練開始後 {minutes:.0} 分鐘才部署；有修補的隊伍中，一半在 {median:.0} 分鐘內完成。\
-                     請在演練前準備好修補流程。"
-                ),
-            );
-        }
+    if let (Some(minutes), Some(median)) = (r.first_patch_minutes, r.field.first_patch_median)
+        && minutes > median
+    {
+        say(
+            &mut out,
+            format!(
+                "Your first patch was deployed {minutes:.0} minutes into the drill; half the teams that \
+                 patched did so within {median:.0} minutes. Prepare a patching routine before the drill."
+            ),
+            format!(
+                "你隊的首個修補在演練開始後 {minutes:.0} 分鐘才部署；有修補的隊伍中，一半在 {median:.0} 分鐘內完成。\
+                 請在演練前準備好修補流程。"
+            ),
+        );
     }
     let defence_reports = r.reports.iter().filter(|x| x.kind == ReportKind::Defence).count();
     if lost > 0 && defence_reports == 0 {
@@ -569,6 +594,11 @@ impl AfterAction {
             row(&mut h, tr("Total points", "總分"), format!("{:.2}", s.total));
         }
         row(&mut h, tr("Scored ticks", "已計分回合"), self.ticks.to_string());
+        let first_patch = match self.first_patch_minutes {
+            Some(m) => tr(&format!("{m:.0} minutes"), &format!("{m:.0} 分鐘")),
+            None => tr("no patch deployed", "沒有部署修補"),
+        };
+        row(&mut h, tr("Time to the first deployed patch", "首個修補部署所需時間"), first_patch);
         row(&mut h, tr("Flags lost", "失去旗幟"), self.flags_lost().to_string());
         row(&mut h, tr("Flags captured", "奪得旗幟"), self.captured.values().sum::<u32>().to_string());
         let _ = write!(h, "</tbody></table>");
@@ -727,10 +757,17 @@ impl AfterAction {
             h,
             "<h2>{}</h2><p class=\"note\">{}</p><table><tbody>",
             tr("You and the field", "與全場比較"),
-            tr(
-                "Other teams appear only as figures: the median and the best of the teams that defend.",
-                "其他隊伍只以數字呈現：守方隊伍的中位數及最佳表現。"
-            )
+            if f.named.is_empty() {
+                tr(
+                    "Other teams appear only as figures: the median and the best of the teams that defend.",
+                    "其他隊伍只以數字呈現：守方隊伍的中位數及最佳表現。",
+                )
+            } else {
+                tr(
+                    "The median and the best of the teams that defend, then each of them by name (the drill allows names).",
+                    "守方隊伍的中位數及最佳表現，以及各隊的數字（本演練容許列出隊名）。",
+                )
+            }
         );
         let mine_faulty = {
             let faulty: u32 = self.services.iter().map(|s| s.faulty).sum();
@@ -755,7 +792,35 @@ impl AfterAction {
             tr("best", "最佳"),
             f.lost_best
         );
+        if let Some(median) = f.first_patch_median {
+            let mine = self.first_patch_minutes.map_or_else(|| tr("none", "沒有"), |m| format!("{m:.0}"));
+            let _ = write!(
+                h,
+                "<tr><th scope=\"row\">{}</th><td>{mine}</td><td>{} {median:.0}</td></tr>",
+                tr("Minutes to the first deployed patch", "首個修補部署所需分鐘"),
+                tr("median", "中位數"),
+            );
+        }
         let _ = write!(h, "</tbody></table>");
+        if !f.named.is_empty() {
+            let _ = write!(
+                h,
+                "<table class=\"field\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+                tr("Team", "隊伍"),
+                tr("Service ticks down, mumble or corrupt", "服務中斷、異常或損壞的回合比例"),
+                tr("Flags lost", "失去旗幟"),
+            );
+            for r in &f.named {
+                let _ = write!(
+                    h,
+                    "<tr><td>{}</td><td>{:.1}%</td><td>{}</td></tr>",
+                    self.named(NameKey::Team(r.team), lang),
+                    r.faulty,
+                    r.lost
+                );
+            }
+            let _ = write!(h, "</tbody></table>");
+        }
         let _ = writeln!(
             h,
             "<footer>{}</footer></body></html>",

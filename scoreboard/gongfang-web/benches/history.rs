@@ -1,10 +1,11 @@
 //! What the drill's past costs the scoreboard at the end of a long drill: 1,800 scored ticks of
 //! 500 teams × 10 services, on SQLite. For `/api/history`, `/api/history/TEAM` and
-//! `/api/scoreboard?tick=N`: the answer's size; its build from the store, cold (the first
-//! request after a start) and after one more tick closes (what every tick costs); and the
-//! requests served per second from memory over keep-alive HTTP on loopback by 32 clients,
-//! against the requests per second a cold build per request would allow (the alternative the
-//! caches replace). Load generator and server share the machine.
+//! `/api/scoreboard?tick=N`: the answer's size, plain and gzipped; its build from the store,
+//! cold (the first request after a start) and after one more tick closes (what every tick
+//! costs); and the requests served per second from memory over keep-alive HTTP on loopback by
+//! 32 clients that take gzip as browsers do, against the requests per second a cold build per
+//! request would allow (the alternative the caches replace). Load generator and server share
+//! the machine.
 //!
 //! Run with `cargo bench -p gongfang-web --bench history` (a few minutes, most of it filling
 //! the store).
@@ -80,9 +81,11 @@ async fn play(store: &Store, t: u32) -> Result<()> {
     Ok(())
 }
 
-/// One request over a kept-alive connection; the answer's body length.
+/// One request over a kept-alive connection, taking gzip as browsers do; the answer's body
+/// length as sent.
 async fn ask(stream: &mut TcpStream, path: &str) -> Result<usize> {
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes()).await?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept-Encoding: gzip\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
     let response = read_response(stream).await?;
     ensure!(response.status == 200, "GET {path}: {}", response.status);
     Ok(response.body.len())
@@ -188,17 +191,18 @@ async fn bench() -> Result<()> {
         "drill: {TICKS} scored ticks, {TEAMS} teams × {SERVICES} services; {CLIENTS} keep-alive clients for {LOAD:?} each"
     );
     println!(
-        "| answer | bytes | cold build | after a tick closes | served/s from memory | a cold build per request | ratio |"
+        "| answer | bytes (gzipped) | cold build | after a tick closes | served/s from memory | a cold build per request | ratio |"
     );
     println!("|---|---|---|---|---|---|---|");
     for (i, (path, what)) in paths.iter().enumerate() {
         let served = served_per_second(addr, path).await?;
         let (cold_time, size) = cold[i];
+        let plain = gongfang_test_support::http::get(addr, path).await?.body.len();
         // A past board is final once built: a new one (of the tick just closed) is the build.
         let build = if i == 2 { newest } else { warm[i].0 };
         let uncached = 1.0 / cold_time.as_secs_f64();
         println!(
-            "| {what} (`{path}`) | {size} | {:.1} ms | {:.1} ms | {served:.0} | {uncached:.0} | {:.0}× |",
+            "| {what} (`{path}`) | {plain} ({size}) | {:.1} ms | {:.1} ms | {served:.0} | {uncached:.0} | {:.0}× |",
             cold_time.as_secs_f64() * 1e3,
             build.as_secs_f64() * 1e3,
             served / uncached,

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::board::{Board, Scoreboard, ServiceView};
 use crate::clock::ClockView;
 use crate::error::WebError;
-use crate::history::View;
+use crate::history::{Encoded, View};
 use crate::state::WebState;
 
 /// `/api/scoreboard`'s query.
@@ -50,7 +50,7 @@ pub(crate) async fn scoreboard(
         .history()
         .past_board(&inner.store, &inner.scenario, tick, View::of(&board), &live.first_bloods, state.changes())
         .await?;
-    Ok(json(body))
+    Ok(encoded_json(&headers, body))
 }
 
 /// `GET /api/history`: every team's total after each scored tick (sampled evenly in a long
@@ -62,7 +62,7 @@ pub(crate) async fn history(State(state): State<WebState>, headers: HeaderMap) -
         .history()
         .series(&inner.store, &inner.scenario, View::of(&board), state.changes(), state.rescores(), state.max_age())
         .await?;
-    Ok(json(body))
+    Ok(encoded_json(&headers, body))
 }
 
 /// `GET /api/history/TEAM`: one defending team's verdict per service for every closed tick,
@@ -75,7 +75,7 @@ pub(crate) async fn team_history(
     let board = board_for(&state, &headers).await?;
     let inner = &state.inner;
     let body = state.history().team(&inner.store, &inner.scenario, &team, View::of(&board)).await?;
-    Ok(json(body))
+    Ok(encoded_json(&headers, body))
 }
 
 /// The board the asker gets: while the public board is frozen, the live one for organisers and
@@ -115,6 +115,32 @@ pub(crate) async fn announcements(State(state): State<WebState>) -> Result<Respo
 /// something they show changes (see [`WebState::attack_info`]).
 pub(crate) async fn attack_info(State(state): State<WebState>) -> Result<Response, WebError> {
     Ok(json(state.attack_info().await?))
+}
+
+/// An answer of the drill's past, gzipped for a client that takes gzip (`Accept-Encoding`).
+fn encoded_json(headers: &HeaderMap, body: Encoded) -> Response {
+    let gzip = accepts_gzip(headers);
+    let mut response = if gzip { json(body.gzip) } else { json(body.plain) };
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, header::HeaderValue::from_static("accept-encoding"));
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// Whether `Accept-Encoding` takes gzip (by name or `*`, without `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts
+                .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+                .any(|q| q.trim().parse::<f32>().is_ok_and(|q| q == 0.0));
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        },
+    )
 }
 
 /// A JSON body already serialised, never cached by the browser.
@@ -242,6 +268,22 @@ struct TargetService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_taken_when_asked_for_and_not_refused() {
+        let asks = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, header::HeaderValue::from_str(value).unwrap());
+            accepts_gzip(&headers)
+        };
+        assert!(asks("gzip, deflate, br"));
+        assert!(asks("br;q=1.0, GZIP;q=0.5"));
+        assert!(asks("*"));
+        assert!(!asks("br, deflate"));
+        assert!(!asks("gzip;q=0"));
+        assert!(!asks("gzip; q=0.000"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 
     #[test]
     fn addresses_bracket_ipv6_hosts() {

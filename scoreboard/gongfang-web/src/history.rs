@@ -8,6 +8,7 @@
 //! freeze's tick, as the board does; the caller says which view a request gets ([`View`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -30,6 +31,23 @@ pub const MAX_POINTS: usize = 300;
 /// Past boards kept serialised, the most recently built first out when full. A board of 500
 /// teams is a few hundred kilobytes.
 const PAST_BOARDS_KEPT: usize = 64;
+
+/// An answer serialised once, plain and gzipped: the JSON of a long drill is large, numbers
+/// compress well, and every spectator's browser takes gzip.
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    pub plain: Bytes,
+    pub gzip: Bytes,
+}
+
+impl Encoded {
+    fn of(value: &impl Serialize) -> Result<Encoded, WebError> {
+        let plain = serde_json::to_vec(value)?;
+        let mut gzip = flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 4), flate2::Compression::fast());
+        gzip.write_all(&plain)?;
+        Ok(Encoded { plain: Bytes::from(plain), gzip: Bytes::from(gzip.finish()?) })
+    }
+}
 
 /// What one request may see.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -54,7 +72,7 @@ impl View {
 #[derive(Default)]
 pub(crate) struct Caches {
     series: Mutex<Series>,
-    past: Mutex<VecDeque<(PastKey, Bytes)>>,
+    past: Mutex<VecDeque<(PastKey, Encoded)>>,
     teams: Mutex<HashMap<TeamId, TeamStatus>>,
 }
 
@@ -95,7 +113,7 @@ impl Caches {
         view: View,
         first_bloods: &[FirstBloodView],
         changes: Changes,
-    ) -> Result<Bytes, WebError> {
+    ) -> Result<Encoded, WebError> {
         match view.scored {
             Some(scored) if tick <= scored => {}
             scored => return Err(WebError::NoSuchTick(no_such_tick(tick, scored, view.freeze))),
@@ -107,7 +125,7 @@ impl Caches {
         }
         let past = Past { through: tick, freeze: view.freeze, first_bloods: first_bloods.to_vec() };
         let board = board::load(store, scenario, None, &mut Scans::default(), Cut::Past(past)).await?;
-        let body = Bytes::from(serde_json::to_vec(&PastBoard { board: &board, replay: tick })?);
+        let body = Encoded::of(&PastBoard { board: &board, replay: tick })?;
         kept.retain(|(k, _)| k.changes == changes);
         if kept.len() >= PAST_BOARDS_KEPT {
             kept.pop_front();
@@ -125,11 +143,11 @@ impl Caches {
         changes: Changes,
         rescores: u64,
         max_age: Duration,
-    ) -> Result<Bytes, WebError> {
+    ) -> Result<Encoded, WebError> {
         let mut series = self.series.lock().await;
         let key = SeriesKey { scored: view.scored, made_by: view.freeze.map(|f| f.at), changes };
         if let Some(body) = series.bodies.iter().find(|b| b.key == key && b.at.elapsed() < max_age) {
-            return Ok(body.bytes.clone());
+            return Ok(body.encoded.clone());
         }
         if let Some(scored) = view.scored {
             series.update(store, scenario, scored, rescores).await?;
@@ -167,15 +185,15 @@ impl Caches {
             ticks: picks.iter().map(|&p| series.ticks[p]).collect(),
             teams,
         };
-        let bytes = Bytes::from(serde_json::to_vec(&body)?);
+        let encoded = Encoded::of(&body)?;
         series.bodies.retain(|b| b.key.changes == changes && b.key != key);
         series.bodies.truncate(1);
-        series.bodies.push(SeriesBody { key, at: Instant::now(), bytes: bytes.clone() });
-        Ok(bytes)
+        series.bodies.push(SeriesBody { key, at: Instant::now(), encoded: encoded.clone() });
+        Ok(encoded)
     }
 
     /// One team's verdict per service for every closed tick up to `view.closed`, serialised.
-    pub async fn team(&self, store: &Store, scenario: &Scenario, slug: &str, view: View) -> Result<Bytes, WebError> {
+    pub async fn team(&self, store: &Store, scenario: &Scenario, slug: &str, view: View) -> Result<Encoded, WebError> {
         let team = scenario.teams.iter().find(|t| t.slug == slug && t.role.defends()).ok_or_else(|| {
             WebError::NoSuchTeam(format!(
                 "no team `{slug}` defends services in this drill; /api/scoreboard lists the teams and their slugs"
@@ -207,7 +225,7 @@ impl Caches {
                 })
                 .collect(),
         };
-        let bytes = Bytes::from(serde_json::to_vec(&body)?);
+        let bytes = Encoded::of(&body)?;
         // Two views at most are asked for at once: the live one and the frozen public one.
         if status.bodies.len() >= 2 {
             status.bodies.remove(0);
@@ -259,7 +277,7 @@ struct SeriesKey {
 struct SeriesBody {
     key: SeriesKey,
     at: Instant,
-    bytes: Bytes,
+    encoded: Encoded,
 }
 
 /// Every team's total (adjustments by hand aside, which are added when serving) after each
@@ -377,7 +395,7 @@ struct TeamStatus {
     /// Per service, in the scenario's order.
     verdicts: Vec<String>,
     /// Serialised answers by the latest closed tick they show.
-    bodies: Vec<(Option<Tick>, Bytes)>,
+    bodies: Vec<(Option<Tick>, Encoded)>,
 }
 
 impl TeamStatus {

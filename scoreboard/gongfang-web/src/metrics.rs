@@ -220,6 +220,13 @@ impl Metrics {
         let _ = writeln!(out, "gongfang_metrics_store_errors_total {}", c.store_errors);
         head(
             &mut out,
+            "gongfang_store_errors_total",
+            "counter",
+            "Database failures met by any part of this process (engine, submission, web, reports).",
+        );
+        let _ = writeln!(out, "gongfang_store_errors_total {}", gongfang_store::database_errors());
+        head(
+            &mut out,
             "gongfang_metrics_events_missed_total",
             "counter",
             "Game events the counting fell behind on and missed.",

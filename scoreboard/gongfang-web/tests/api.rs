@@ -427,6 +427,18 @@ async fn metrics_count_the_game_for_organisers_only() -> Result<()> {
     }
     ensure!(sample(&after, "gongfang_checker_faults_total", &[("fault", "limit")]).is_none(), "no limit hit");
     ensure!(sample(&after, "gongfang_websocket_clients", &[]) == Some(0.0), "no board open");
+
+    // A database failure anywhere in the process counts: a read on a database closed under it.
+    let failures = |m: &prometheus_parse::Scrape| sample(m, "gongfang_store_errors_total", &[]).unwrap_or(f64::NAN);
+    let before = failures(&after);
+    let dir = tempfile::tempdir()?;
+    let other =
+        gongfang_store::Store::connect_and_migrate(&format!("sqlite://{}?mode=rwc", dir.path().join("x.db").display()))
+            .await?;
+    other.clone().close().await?;
+    ensure!(other.list_teams().await.is_err(), "a closed database answers nothing");
+    let failed = scrape(&app, &olga).await?;
+    ensure!(failures(&failed) > before, "the failure is counted: {before} -> {}", failures(&failed));
     app.stop().await
 }
 

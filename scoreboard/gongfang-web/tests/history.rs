@@ -96,6 +96,19 @@ async fn past_boards_the_score_series_and_a_teams_status_series_follow_the_game(
     ensure!(history["sampled"] == false);
     ensure!(series(&history, "ddb") == [4.0, 8.0] && series(&history, "crd") == [2.0, 2.0], "{history}");
     ensure!(series(&history, "red") == [0.0, 3.5], "{history}");
+    // Gzipped for a client that takes it, the same JSON inside.
+    for path in ["/api/history", "/api/history/ddb", "/api/scoreboard?tick=1"] {
+        let plain = request(app.addr, "GET", path, &[], b"").await?;
+        let zipped = request(app.addr, "GET", path, &[("Accept-Encoding", "gzip, br")], b"").await?;
+        ensure!(
+            zipped.header("content-encoding") == Some("gzip") && plain.header("content-encoding").is_none(),
+            "{path}"
+        );
+        ensure!(zipped.header("vary") == Some("accept-encoding"), "{path}: caches keep the two apart");
+        let mut inflated = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(zipped.body.as_slice()), &mut inflated)?;
+        ensure!(inflated == plain.body, "{path}: the gzipped answer is the plain one");
+    }
 
     // A team's status: a letter per closed tick; tick 2's result so far is not shown.
     let ddb = ok_json(&app, "/api/history/ddb", &[]).await?;

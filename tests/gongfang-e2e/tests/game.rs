@@ -410,6 +410,15 @@ async fn after_action_reports_agree(
         advice.iter().any(|r| r.contains("took 4 flags from it")),
         "the lost flag store, with its figures: {advice:#?}"
     );
+    // Other teams are named in the field only when the scenario allows it.
+    let html = report.html(Lang::En);
+    ensure!(report.field.named.is_empty() && !html.contains("team3"), "anonymised by default");
+    let named = gongfang_reports::after_action::assemble(export, TeamId(2), &[], &[], &[], true);
+    let teams: Vec<u16> = named.field.named.iter().map(|r| r.team.0).collect();
+    ensure!(teams == [1, 2, 3, 4], "every defending team by name when allowed: {teams:?}");
+    let lost: Vec<u32> = named.field.named.iter().map(|r| r.lost).collect();
+    ensure!(lost == [0, 4, 0, 0], "each team's flags lost: {lost:?}");
+    ensure!(named.html(Lang::En).contains("team3"), "named in the page");
 
     let Some(_) = gongfang_test_support::browser::chromium_or_skip()? else { return Ok(()) };
     for (lang, words) in [(Lang::En, "After-action report"), (Lang::ZhHk, "事後檢討報告")] {

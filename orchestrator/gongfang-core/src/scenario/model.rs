@@ -50,6 +50,9 @@ pub struct Drill {
     /// A demo drill (`demo = true`): it may keep its secret inline and short.
     #[serde(skip)]
     pub demo: bool,
+    /// Whether a team's after-action report names the other teams in its comparison with the
+    /// field (`debrief_names = true`); by default they appear only as a median and a best.
+    pub debrief_names: bool,
 }
 
 impl Drill {

@@ -122,6 +122,7 @@ pub fn scenario(drill: &str, teams: Vec<Team>, services: Vec<Service>) -> Scenar
             secret: SecretSource::Inline("test-secret-of-sufficient-length".into()),
             scoring: ScoringFormula::Faust,
             demo: true,
+            debrief_names: false,
         },
         submission: Submission { identify: Identify::Address, rate_limit: None, max_connections: 16 },
         teams,

@@ -26,6 +26,7 @@ pub(super) const DRILL_KEYS: &[&str] = &[
     "secret_file",
     "scoring",
     "demo",
+    "debrief_names",
 ];
 pub(super) const SUBMISSION_KEYS: &[&str] = &["identify", "rate_limit", "max_connections"];
 pub(super) const TEAM_KEYS: &[&str] = &["id", "slug", "name", "name_zh", "role", "network", "nop"];
@@ -93,6 +94,7 @@ impl Walker<'_, '_> {
         let flag_lifetime = self.int(t, "flag_lifetime", Some(5), 1..=1000);
         let flag_prefix = self.flag_prefix(t);
         let demo = self.boolean(t, "demo", false);
+        let debrief_names = self.boolean(t, "debrief_names", false);
         // A `demo` of the wrong type is reported already; judge the secret as a demo's.
         let secret = self.secret(t, demo.unwrap_or(true));
         let scoring = self
@@ -179,6 +181,7 @@ impl Walker<'_, '_> {
             secret: secret?,
             scoring: scoring?,
             demo: demo?,
+            debrief_names: debrief_names?,
         })
     }
 
