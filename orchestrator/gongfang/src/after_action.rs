@@ -20,15 +20,10 @@ pub fn write(report: &AfterAction, lang: Lang, out: &Path) -> anyhow::Result<()>
     }
     let html = report.html(lang);
     if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")) {
-        // A folder of its own for the page and Chromium's profile, removed afterwards.
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-        let scratch = std::env::temp_dir().join(format!("gongfang-print-{}-{nanos}", std::process::id()));
-        std::fs::create_dir(&scratch).with_context(|| format!("cannot make {}", scratch.display()))?;
-        let page = scratch.join("report.html");
-        let printed =
-            std::fs::write(&page, &html).map_err(anyhow::Error::from).and_then(|()| print_pdf(&page, out, &scratch));
-        let _ = std::fs::remove_dir_all(&scratch);
-        printed
+        let scratch = Scratch::new()?;
+        let page = scratch.0.join("report.html");
+        std::fs::write(&page, &html)?;
+        print_pdf(&page, out, &scratch.0)
     } else {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -38,6 +33,31 @@ pub fn write(report: &AfterAction, lang: Lang, out: &Path) -> anyhow::Result<()>
         file.write_all(html.as_bytes())?;
         file.sync_all()?;
         Ok(())
+    }
+}
+
+/// Prints the HTML file `page` to the new PDF file `pdf` with headless Chromium (A4, no
+/// header or footer).
+pub fn print_to_pdf(page: &Path, pdf: &Path) -> anyhow::Result<()> {
+    let scratch = Scratch::new()?;
+    print_pdf(page, pdf, &scratch.0)
+}
+
+/// A folder of its own for a print's page and Chromium's profile, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> anyhow::Result<Scratch> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let dir = std::env::temp_dir().join(format!("gongfang-print-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir).with_context(|| format!("cannot make {}", dir.display()))?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

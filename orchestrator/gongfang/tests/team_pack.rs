@@ -1,7 +1,8 @@
 //! `gongfang team pack` as organisers run it before a drill with a VPN: one folder per team
 //! with a token that works, fresh WireGuard configs and shell keys, and a bilingual how-to that
-//! prints on one A4 page (headless Chromium prints it; `pdfinfo` counts the pages). A second
-//! pack into the same folder is refused, and the audit log never holds a secret.
+//! prints on one A4 page (headless Chromium prints it, as it prints after-action reports;
+//! `pdfinfo` counts the pages). A second pack into the same folder is refused, and the audit
+//! log never holds a secret.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -99,22 +100,9 @@ fn every_team_gets_a_pack_that_works_and_a_how_to_on_one_page() {
     assert!(!again.status.success() && text(&again.stderr).contains("already holds a pack"), "{}", text(&again.stderr));
 
     // The how-to prints on one A4 page.
-    let Some(chromium) = gongfang_test_support::browser::chromium_or_skip().unwrap() else { return };
+    let Some(_) = gongfang_test_support::browser::chromium_or_skip().unwrap() else { return };
     let pdf = dir.path().join("how-to.pdf");
-    let printed = Command::new(&chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--no-pdf-header-footer",
-        ])
-        .arg(format!("--user-data-dir={}", dir.path().join("chromium").display()))
-        .arg(format!("--print-to-pdf={}", pdf.display()))
-        .arg(format!("file://{}", out.join("kowloon-cyber").join("how-to.html").display()))
-        .output()
-        .unwrap();
-    assert!(pdf.exists(), "chromium printed no PDF: {}", text(&printed.stderr));
+    gongfang::after_action::print_to_pdf(&out.join("kowloon-cyber").join("how-to.html"), &pdf).unwrap();
     let info = Command::new("pdfinfo").arg(&pdf).output().expect("pdfinfo (apt-get install poppler-utils)");
     let pages = text(&info.stdout).lines().find_map(|l| l.strip_prefix("Pages:").map(|p| p.trim().to_owned()));
     assert_eq!(pages.as_deref(), Some("1"), "the how-to is one page: {}", text(&info.stdout));

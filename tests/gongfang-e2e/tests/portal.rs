@@ -60,6 +60,12 @@ async fn costly_tick(store: &Store) -> anyhow::Result<Tick> {
     anyhow::bail!("no tick up to {} failed the team's checks by the service's fault", latest.0)
 }
 
+/// The team's own after-action report, asked for with its token.
+async fn own_report(drill: &DrillProcess, token: &str) -> anyhow::Result<gongfang_test_support::http::Response> {
+    gongfang_test_support::http::request(drill.web, "GET", "/api/portal/after-action", &[("X-Team-Token", token)], b"")
+        .await
+}
+
 async fn shot(cdp: &mut Cdp, name: &str) -> anyhow::Result<PathBuf> {
     let file = cdp.screenshot(&target_dir().join("screenshots").join(format!("{name}.png"))).await?;
     eprintln!("screenshot: {}", file.display());
@@ -281,14 +287,7 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
 
     // The team's own after-action report, with its token; the organisers' of any team.
     let token = drill.token("kowloon-cyber")?;
-    let own = gongfang_test_support::http::request(
-        drill.web,
-        "GET",
-        "/api/portal/after-action",
-        &[("X-Team-Token", &token)],
-        b"",
-    )
-    .await?;
+    let own = own_report(drill, &token).await?;
     ensure!(
         own.status == 200 && own.header("content-type") == Some("text/html; charset=utf-8"),
         "{} {}",
@@ -315,14 +314,7 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     ensure!(public["freeze"]["live"] == false, "the public board is frozen: {}", public["freeze"]);
     let seen = cdp.eval("fetch('/api/scoreboard').then((r) => r.json()).then((b) => b.freeze.live)").await?;
     ensure!(seen == true, "the organiser's browser gets the live board: {seen}");
-    let frozen = gongfang_test_support::http::request(
-        drill.web,
-        "GET",
-        "/api/portal/after-action",
-        &[("X-Team-Token", &token)],
-        b"",
-    )
-    .await?;
+    let frozen = own_report(drill, &token).await?;
     ensure!(
         frozen.status == 409 && frozen.code() == "wrong_state",
         "a team's report waits for the final scores: {}",
