@@ -50,7 +50,7 @@ pub(crate) async fn scoreboard(
         .history()
         .past_board(&inner.store, &inner.scenario, tick, View::of(&board), &live.first_bloods, state.changes())
         .await?;
-    Ok(encoded_json(&headers, body))
+    encoded_json(&headers, body)
 }
 
 /// `GET /api/history`: every team's total after each scored tick (sampled evenly in a long
@@ -62,7 +62,7 @@ pub(crate) async fn history(State(state): State<WebState>, headers: HeaderMap) -
         .history()
         .series(&inner.store, &inner.scenario, View::of(&board), state.changes(), state.rescores(), state.max_age())
         .await?;
-    Ok(encoded_json(&headers, body))
+    encoded_json(&headers, body)
 }
 
 /// `GET /api/history/TEAM`: one defending team's verdict per service for every closed tick,
@@ -75,7 +75,7 @@ pub(crate) async fn team_history(
     let board = board_for(&state, &headers).await?;
     let inner = &state.inner;
     let body = state.history().team(&inner.store, &inner.scenario, &team, View::of(&board)).await?;
-    Ok(encoded_json(&headers, body))
+    encoded_json(&headers, body)
 }
 
 /// The board the asker gets: while the public board is frozen, the live one for organisers and
@@ -118,15 +118,15 @@ pub(crate) async fn attack_info(State(state): State<WebState>) -> Result<Respons
 }
 
 /// An answer of the drill's past, gzipped for a client that takes gzip (`Accept-Encoding`).
-fn encoded_json(headers: &HeaderMap, body: Encoded) -> Response {
+fn encoded_json(headers: &HeaderMap, body: Encoded) -> Result<Response, WebError> {
     let gzip = accepts_gzip(headers);
-    let mut response = if gzip { json(body.gzip) } else { json(body.plain) };
+    let mut response = if gzip { json(body.gzip) } else { json(body.plain()?) };
     let headers = response.headers_mut();
     headers.insert(header::VARY, header::HeaderValue::from_static("accept-encoding"));
     if gzip {
         headers.insert(header::CONTENT_ENCODING, header::HeaderValue::from_static("gzip"));
     }
-    response
+    Ok(response)
 }
 
 /// Whether `Accept-Encoding` takes gzip (by name or `*`, without `q=0`).

@@ -28,15 +28,17 @@ use crate::error::WebError;
 /// always keeping its first tick and its last two (the board's change since the last tick).
 pub const MAX_POINTS: usize = 300;
 
-/// Past boards kept serialised, the most recently built first out when full. A board of 500
-/// teams is a few hundred kilobytes.
-const PAST_BOARDS_KEPT: usize = 64;
+/// Past boards kept, gzipped only (a board of 500 teams is about 18 kB so, 420 kB plain), the
+/// oldest built first out when full: enough for every tick of a 60-hour drill at 120 s, so a
+/// client stepping through the whole drill builds each board once.
+const PAST_BOARDS_KEPT: usize = 2_048;
 
 /// An answer serialised once, plain and gzipped: the JSON of a long drill is large, numbers
 /// compress well, and every spectator's browser takes gzip.
 #[derive(Debug, Clone)]
 pub(crate) struct Encoded {
-    pub plain: Bytes,
+    /// Empty when only the gzipped bytes are kept ([`Encoded::gzip_only`]).
+    plain: Bytes,
     pub gzip: Bytes,
 }
 
@@ -46,6 +48,21 @@ impl Encoded {
         let mut gzip = flate2::write::GzEncoder::new(Vec::with_capacity(plain.len() / 4), flate2::Compression::fast());
         gzip.write_all(&plain)?;
         Ok(Encoded { plain: Bytes::from(plain), gzip: Bytes::from(gzip.finish()?) })
+    }
+
+    /// The same answer keeping only its gzipped bytes, for caches of many answers.
+    fn gzip_only(self) -> Encoded {
+        Encoded { plain: Bytes::new(), gzip: self.gzip }
+    }
+
+    /// The plain JSON, inflated again when only the gzipped bytes were kept.
+    pub fn plain(&self) -> Result<Bytes, WebError> {
+        if !self.plain.is_empty() {
+            return Ok(self.plain.clone());
+        }
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(self.gzip.as_ref()), &mut plain)?;
+        Ok(Bytes::from(plain))
     }
 }
 
@@ -125,7 +142,7 @@ impl Caches {
         }
         let past = Past { through: tick, freeze: view.freeze, first_bloods: first_bloods.to_vec() };
         let board = board::load(store, scenario, None, &mut Scans::default(), Cut::Past(past)).await?;
-        let body = Encoded::of(&PastBoard { board: &board, replay: tick })?;
+        let body = Encoded::of(&PastBoard { board: &board, replay: tick })?.gzip_only();
         kept.retain(|(k, _)| k.changes == changes);
         if kept.len() >= PAST_BOARDS_KEPT {
             kept.pop_front();
