@@ -1114,14 +1114,18 @@ async fn evidence_infos(db: &impl ConnectionTrait, reports: &[i32]) -> Result<Ve
 }
 
 /// The tick a ruling made now counts from: the latest opened tick, else the drill state's,
-/// else tick 0 (a ruling before the drill starts counts from its first tick).
+/// else tick 0 (a ruling before the drill starts counts from its first tick). While the public
+/// board is frozen, never before the tick after the freeze's: every view that stops at the
+/// freeze (the frozen board, its past, its series) then leaves the ruling out, also one made
+/// after the drill's last tick, and the live board and the final standings count it.
 async fn current_tick(txn: &DatabaseTransaction) -> Result<Tick> {
-    if let Some(t) = ticks::Entity::find().order_by_desc(ticks::Column::Tick).one(txn).await? {
-        return Ok(Tick(u32::try_from(t.tick).map_err(|_| corrupt("ticks", t.tick, "negative tick"))?));
-    }
     let state = drill_state::Entity::find().one(txn).await?;
-    let tick = state.and_then(|s| s.current_tick).and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
-    Ok(Tick(tick))
+    let after_freeze = state.as_ref().and_then(|s| s.frozen_through).and_then(|t| u32::try_from(t).ok()).map(|t| t + 1);
+    let tick = match ticks::Entity::find().order_by_desc(ticks::Column::Tick).one(txn).await? {
+        Some(t) => u32::try_from(t.tick).map_err(|_| corrupt("ticks", t.tick, "negative tick"))?,
+        None => state.and_then(|s| s.current_tick).and_then(|t| u32::try_from(t).ok()).unwrap_or(0),
+    };
+    Ok(Tick(after_freeze.map_or(tick, |after| std::cmp::max(tick, after))))
 }
 
 async fn audit(

@@ -29,6 +29,7 @@ gongfang_test_support::backend_tests!(
     appeals_are_refused_when_they_break_a_rule,
     two_judges_racing_rule_once,
     records_around_a_window,
+    a_ruling_made_while_the_board_is_frozen_counts_after_the_freeze,
 );
 
 const RED: TeamId = TeamId(1);
@@ -288,5 +289,22 @@ async fn records_around_a_window(db: TestDb) -> anyhow::Result<()> {
         .await?;
     let got = db.store.check_results_between(BLUE, ServiceId(1), t0(), t0() + Duration::minutes(10)).await?;
     ensure!(got.iter().map(|c| c.verdict).collect::<Vec<_>>() == vec![Verdict::Ok, Verdict::Down], "{got:?}");
+    Ok(())
+}
+
+/// After the drill's last tick, with the public board frozen at it, a ruling counts from the
+/// tick after the freeze: every frozen view leaves it out, the live board counts it.
+async fn a_ruling_made_while_the_board_is_frozen_counts_after_the_freeze(db: TestDb) -> anyhow::Result<()> {
+    ready(&db).await?;
+    db.store.open_tick(Tick(0), t0()).await?;
+    db.store.open_tick(Tick(1), t0() + Duration::minutes(1)).await?;
+    let ana = db.store.create_account("ana", AccountRole::Judge, "correct horse battery").await?;
+    let early = db.store.file_report(RED, &attack_on_blue(), &[], t0() + Duration::minutes(2)).await?;
+    let late = db.store.file_report(RED_TWO, &attack_on_blue(), &[], t0() + Duration::minutes(2)).await?;
+    db.store.rule_report(early.id, &ana, &decision(true, 10, ""), &rules(), t0() + Duration::minutes(3)).await?;
+    db.store.set_board_freeze(Some(Tick(1)), t0() + Duration::minutes(4)).await?;
+    db.store.rule_report(late.id, &ana, &decision(true, 20, ""), &rules(), t0() + Duration::minutes(5)).await?;
+    let ticks: Vec<(i64, Tick)> = db.store.report_awards().await?.iter().map(|a| (a.report, a.tick)).collect();
+    ensure!(ticks == [(early.id, Tick(1)), (late.id, Tick(2))], "the later ruling counts after the freeze: {ticks:?}");
     Ok(())
 }

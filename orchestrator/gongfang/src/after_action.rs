@@ -73,7 +73,9 @@ pub fn chromium() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Prints `page` to `pdf` (new), Chromium writing into `scratch` first.
 fn print_pdf(page: &Path, pdf: &Path, scratch: &Path) -> anyhow::Result<()> {
+    let printed = scratch.join("printed.pdf");
     let Some(chromium) = chromium() else {
         bail!(
             "printing a PDF needs Chromium (apt-get install chromium, or name it in GONGFANG_CHROMIUM); \
@@ -89,23 +91,37 @@ fn print_pdf(page: &Path, pdf: &Path, scratch: &Path) -> anyhow::Result<()> {
             "--no-pdf-header-footer",
         ])
         .arg(format!("--user-data-dir={}", scratch.join("profile").display()))
-        .arg(format!("--print-to-pdf={}", pdf.display()))
+        .arg(format!("--print-to-pdf={}", printed.display()))
         .arg(format!("file://{}", page.display()))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", chromium.display()))?;
     let started = std::time::Instant::now();
-    while child.try_wait()?.is_none() {
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
         if started.elapsed() > PRINT_TIMEOUT {
             let _ = child.kill();
             let _ = child.wait();
             bail!("{} did not print the PDF within {PRINT_TIMEOUT:?}", chromium.display());
         }
         std::thread::sleep(Duration::from_millis(50));
+    };
+    if !status.success() || !printed.is_file() {
+        bail!(
+            "{} printed no PDF ({status}); print the HTML form (--out ….html) from a browser instead",
+            chromium.display()
+        );
     }
-    if !pdf.is_file() {
-        bail!("{} printed no PDF; print the HTML form (--out ….html) from a browser instead", chromium.display());
-    }
+    // Into place only when whole, and never over a file that appeared meanwhile.
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(pdf)
+        .with_context(|| format!("cannot write {}", pdf.display()))?;
+    std::io::copy(&mut std::fs::File::open(&printed)?, &mut out)?;
+    out.sync_all()?;
     Ok(())
 }

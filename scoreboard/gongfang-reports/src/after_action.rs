@@ -440,13 +440,13 @@ fn recommend(r: &AfterAction) -> Vec<Recommendation> {
             say(
                 &mut out,
                 format!(
-                    "Keep {en_name} available: it was down or answered wrongly in {} of {} ticks ({share:.0}%), \
-                     against a field median of {:.0}% for all services. Watch it between ticks and restart it \
-                     before the checker comes back.",
+                    "Keep {en_name} available: it was down or answered wrongly in {} of {} ticks ({share:.0}%); \
+                     the median team's services were in {:.0}% of theirs. Watch it between ticks and restart \
+                     it before the checker comes back.",
                     s.faulty, r.ticks, r.field.faulty_median
                 ),
                 format!(
-                    "保持{zh_name}可用：{} 個回合中有 {} 個回合服務中斷或回應錯誤（{share:.0}%），全場所有服務的中位數為 {:.0}%。\
+                    "保持{zh_name}可用：{} 個回合中有 {} 個回合服務中斷或回應錯誤（{share:.0}%）；全場中位數隊伍的服務則為 {:.0}%。\
                      請在回合之間監察服務，並在檢查程式再次檢查前重新啟動。",
                     r.ticks, s.faulty, r.field.faulty_median
                 ),
