@@ -244,7 +244,7 @@ impl Export {
             *adjustments.entry(a.team).or_default() += a.points;
         }
         last.adjust(&adjustments);
-        let red_blue = self.drill.reports_enabled && self.drill.report_scoring == ReportScoring::RedBlue;
+        let red_blue = self.drill.reports_enabled && self.drill.report_scoring.ranks_sides();
         Ok(final_standings(&last, &self.teams, red_blue))
     }
 

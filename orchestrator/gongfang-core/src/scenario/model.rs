@@ -323,6 +323,8 @@ pub struct ReportRules {
     pub max_evidence_bytes_per_team: u64,
     /// Most filings with evidence one team may upload at the same time.
     pub max_concurrent_uploads: u32,
+    /// The rule-based preset's tables: `Some` exactly when `scoring = "rules"`.
+    pub preset: Option<RulePreset>,
 }
 
 impl Default for ReportRules {
@@ -341,6 +343,7 @@ impl Default for ReportRules {
             max_reports_per_team: 200,
             max_evidence_bytes_per_team: 512 << 20,
             max_concurrent_uploads: 2,
+            preset: None,
         }
     }
 }
@@ -356,6 +359,152 @@ crate::named_enum! {
         /// weighted report points), with red teams ranked among red teams and blue teams among
         /// blue teams.
         RedBlue = "red-blue",
+        /// A red-team / blue-team drill under the rule-based preset of published drill rules
+        /// ([`RulePreset`]): typed attack results capped per defending unit, key units weighted,
+        /// repeats of a weakness worth less each time; defence results scored on a rubric as a
+        /// share of what the attack they answer cost. Ranked like `red-blue`.
+        Rules = "rules",
+    }
+}
+
+impl ReportScoring {
+    /// Whether red teams are ranked among red teams and blue teams among blue teams.
+    pub fn ranks_sides(self) -> bool {
+        match self {
+            ReportScoring::Formula => false,
+            ReportScoring::RedBlue | ReportScoring::Rules => true,
+        }
+    }
+}
+
+/// The tables of the rule-based preset (`scoring = "rules"`), read from `[reports]`; what each
+/// value means for points is [`crate::scoring::score_rules`]'s to say. Every number is a whole
+/// number of points or percent, so scores are exact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RulePreset {
+    /// The kinds of attack result, each with its points and its cap per defending unit
+    /// (`[[reports.attack_type]]`).
+    pub attack_types: Vec<AttackType>,
+    /// Units (defending teams) whose findings and caps are weighted, in team id order
+    /// (`[reports.key_units]`); any other unit counts 100 %.
+    pub key_units: Vec<KeyUnit>,
+    /// What the first, second, … valid finding of one weakness in one unit scores, in percent
+    /// of its type's points; later ones score nothing.
+    pub repeat_factors: Vec<u32>,
+    /// The most points ruled attacks can take from one defending unit, all types and red teams
+    /// together (before its multiplier). A unit whose points are exhausted yields nothing more.
+    pub unit_points: u32,
+    /// The criteria a defence result is scored on, each with its largest share in percent of
+    /// the points the attack it answers cost (`[[reports.rubric]]`).
+    pub rubric: Vec<Criterion>,
+    /// The largest share, in percent, of one attack's points that one team's defence results on
+    /// it may earn together.
+    pub max_defence_share: u32,
+    /// How many of one team's defence results score: a scoring cap, apart from the filing limit
+    /// `max_reports_per_team`.
+    pub max_counted_defences: u32,
+    /// The most bonus points one team's defence results may earn together.
+    pub max_bonus: u32,
+    /// What a recorded capture counts as having cost its victim (before the victim's
+    /// multiplier), when a defence result answers it rather than a ruled attack result.
+    pub capture_points: u32,
+}
+
+/// A kind of attack result (`[[reports.attack_type]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttackType {
+    pub slug: String,
+    pub name: Names,
+    /// What a first finding of this type scores, before the unit's multiplier.
+    pub points: u32,
+    /// The most points findings of this type can take from one unit, all red teams together
+    /// (before the unit's multiplier).
+    pub max_per_unit: u32,
+}
+
+/// A defending team weighted by a multiplier (`[reports.key_units]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KeyUnit {
+    pub team: TeamId,
+    /// In percent: 150 makes the unit's findings, and its caps, worth one and a half times.
+    pub multiplier: u32,
+}
+
+/// One criterion of the defence rubric (`[[reports.rubric]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Criterion {
+    pub slug: String,
+    pub name: Names,
+    /// The largest share, in percent of the attack's points, judges may give on it.
+    pub max_share: u32,
+}
+
+impl RulePreset {
+    /// The attack type named `slug`.
+    pub fn attack_type(&self, slug: &str) -> Option<&AttackType> {
+        self.attack_types.iter().find(|t| t.slug == slug)
+    }
+
+    /// The rubric's criterion named `slug`.
+    pub fn criterion(&self, slug: &str) -> Option<&Criterion> {
+        self.rubric.iter().find(|c| c.slug == slug)
+    }
+
+    /// A unit's multiplier in percent: 100 unless it is a key unit.
+    pub fn multiplier(&self, team: TeamId) -> u32 {
+        self.key_units.iter().find(|k| k.team == team).map_or(100, |k| k.multiplier)
+    }
+
+    /// The factor in percent of the `repeat`th valid finding (from 1) of one weakness in one
+    /// unit: 0 past the list.
+    pub fn repeat_factor(&self, repeat: u32) -> u32 {
+        let index = repeat.checked_sub(1).and_then(|i| usize::try_from(i).ok());
+        index.and_then(|i| self.repeat_factors.get(i)).copied().unwrap_or(0)
+    }
+}
+
+impl Default for RulePreset {
+    /// The tables a `[reports]` table with `scoring = "rules"` gets for those it leaves out.
+    fn default() -> RulePreset {
+        let names = |en: &str, zh: &str| Names { en: en.to_owned(), zh: zh.to_owned() };
+        let kind = |slug: &str, en: &str, zh: &str, points, max_per_unit| AttackType {
+            slug: slug.to_owned(),
+            name: names(en, zh),
+            points,
+            max_per_unit,
+        };
+        let criterion = |slug: &str, en: &str, zh: &str, max_share| Criterion {
+            slug: slug.to_owned(),
+            name: names(en, zh),
+            max_share,
+        };
+        RulePreset {
+            attack_types: vec![
+                kind("perimeter-breach", "Perimeter breach", "邊界突破", 100, 200),
+                kind("target-control", "Control of a target system", "取得目標系統控制權", 300, 600),
+                kind("data-access", "Access to data", "存取數據", 200, 400),
+                kind("attack-path", "Attack path", "攻擊路徑", 150, 300),
+                kind("other-system", "Other systems", "其他系統", 50, 200),
+            ],
+            key_units: Vec::new(),
+            repeat_factors: vec![100, 70, 40],
+            unit_points: 1000,
+            rubric: vec![
+                criterion("detection-timeliness", "Detection: timeliness", "偵測：及時性", 10),
+                criterion("detection-tooling", "Detection: tooling", "偵測：工具", 10),
+                criterion("detection-coverage", "Detection: coverage", "偵測：覆蓋範圍", 10),
+                criterion("detection-effectiveness", "Detection: effectiveness", "偵測：成效", 10),
+                criterion("analysis", "Analysis", "分析", 10),
+                criterion("response", "Response", "應變處理", 15),
+                criterion("notification", "Notification", "通報", 10),
+                criterion("coordination", "Coordination", "協調", 10),
+                criterion("tracing", "Tracing the attacker", "追蹤攻擊者", 15),
+            ],
+            max_defence_share: 80,
+            max_counted_defences: 20,
+            max_bonus: 100,
+            capture_points: 100,
+        }
     }
 }
 
@@ -533,7 +682,7 @@ impl Scenario {
     }
 
     /// A red-team / blue-team drill rather than a symmetric one: some team (NOP teams aside)
-    /// only attacks or only defends, or reports are ranked `red-blue`.
+    /// only attacks or only defends, or reports are ranked `red-blue` or `rules`.
     pub fn is_red_blue(&self) -> bool {
         is_red_blue(&self.teams, &self.reports)
     }
@@ -541,8 +690,7 @@ impl Scenario {
 
 /// See [`Scenario::is_red_blue`].
 pub(crate) fn is_red_blue(teams: &[Team], reports: &ReportRules) -> bool {
-    (reports.enabled && reports.scoring == ReportScoring::RedBlue)
-        || teams.iter().any(|t| !t.nop && t.role != Role::Both)
+    (reports.enabled && reports.scoring.ranks_sides()) || teams.iter().any(|t| !t.nop && t.role != Role::Both)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! spread over the files below by what they read:
 //!
 //! - `sections`: the `[drill]`, `[submission]`, `[[team]]`, `[[service]]` and `[reports]` tables;
+//! - `rules`: the rule-based preset's tables in `[reports]` (`scoring = "rules"`);
 //! - `logs`: the `[logs]` table (how much of the service containers' output is kept);
 //! - `vpn`: the `[vpn]` table (teams' WireGuard access);
 //! - `patches`: the `[patches]` table (submitted patches, their builds and scoring) and a
@@ -20,6 +21,7 @@ mod checks;
 mod fields;
 mod logs;
 mod patches;
+mod rules;
 mod sections;
 mod tables;
 mod units;
@@ -135,8 +137,9 @@ impl Walker<'_, '_> {
             "add a service: [[service]] with slug, name, image or build, ports, checker",
             Self::service,
         );
+        let read: Vec<Team> = teams.iter().filter_map(|(t, _)| t.clone()).collect();
         let reports = match self.table_at(&top, "reports", false) {
-            Some(t) => self.reports(&t),
+            Some(t) => self.reports(&t, &read, teams.len()),
             None => Some(ReportRules::default()),
         };
         let logs = match self.table_at(&top, "logs", false) {
@@ -148,10 +151,7 @@ impl Walker<'_, '_> {
             None => Some(PatchRules::default()),
         };
         let vpn = match self.table_at(&top, "vpn", false) {
-            Some(t) => {
-                let read: Vec<Team> = teams.iter().filter_map(|(t, _)| t.clone()).collect();
-                self.vpn(&t, &read, teams.len(), reports.as_ref()).map(Some)
-            }
+            Some(t) => self.vpn(&t, &read, teams.len(), reports.as_ref()).map(Some),
             None => Some(None),
         };
         self.cross_checks(&teams, &services);

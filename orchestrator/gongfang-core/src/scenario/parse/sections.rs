@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::fields::PathKind;
+use super::rules::RULE_KEYS;
 use super::units::show;
 use super::{Tab, Walker};
 use crate::ids::{ServiceId, TeamId};
@@ -280,9 +281,12 @@ impl Walker<'_, '_> {
         })
     }
 
-    /// The `[reports]` table: present means reports are on unless `enabled = false`.
-    pub(super) fn reports(&mut self, t: &Tab<'_, '_>) -> Option<ReportRules> {
-        self.unknown_keys(t, REPORT_KEYS, "keys");
+    /// The `[reports]` table: present means reports are on unless `enabled = false`. `teams`
+    /// are the teams read so far, of `all_teams` entries (the preset's key units name them).
+    pub(super) fn reports(&mut self, t: &Tab<'_, '_>, teams: &[Team], all_teams: usize) -> Option<ReportRules> {
+        // The preset's keys are allowed here too; `rule_preset` refuses them without it.
+        let known: Vec<&str> = REPORT_KEYS.iter().chain(RULE_KEYS).copied().collect();
+        self.unknown_keys(t, &known, "keys");
         let d = ReportRules::default();
         let enabled = self.boolean(t, "enabled", true);
         let attack_max = self.int(t, "attack_max_points", Some(d.attack_max_points), 0..=MAX_REPORT_POINTS);
@@ -290,6 +294,7 @@ impl Walker<'_, '_> {
         let scoring = self
             .choice(t, "scoring", ReportScoring::NAMES, Some(d.scoring.as_str()))
             .map(|s| ReportScoring::from_name(&s).expect("choice returns a listed name"));
+        let preset = self.rule_preset(t, scoring, teams, all_teams);
         let weight = self.report_weight(t, d.weight);
         let max_window = self.duration(t, "max_window", Some(d.max_window));
         let filing_grace = self.duration(t, "filing_grace", Some(d.filing_grace));
@@ -322,11 +327,13 @@ impl Walker<'_, '_> {
                 Some("give at least one kind a maximum above 0, or set enabled = false".into()),
             );
         }
-        if let (Some(false), Some(ReportScoring::RedBlue)) = (enabled, scoring) {
+        if let (Some(false), Some(scoring)) = (enabled, scoring)
+            && scoring.ranks_sides()
+        {
             let at = t.get("scoring").map_or(t.at.clone(), |v| v.span());
             self.c.error(
                 &at,
-                "scoring = \"red-blue\" ranks teams on reports, but reports are off (enabled = false)",
+                format!("scoring = \"{scoring}\" ranks teams on reports, but reports are off (enabled = false)"),
                 Some("set enabled = true, or use scoring = \"formula\"".into()),
             );
         }
@@ -343,6 +350,7 @@ impl Walker<'_, '_> {
             max_reports_per_team: max_reports?,
             max_evidence_bytes_per_team: team_evidence?,
             max_concurrent_uploads: uploads?,
+            preset: preset?,
         })
     }
 

@@ -82,6 +82,18 @@ impl Walker<'_, '_> {
         default: Option<u32>,
         range: std::ops::RangeInclusive<u32>,
     ) -> Option<u32> {
+        self.int_meaning(t, key, default, range, None)
+    }
+
+    /// [`Walker::int`], saying what the number means when it is out of range.
+    pub(super) fn int_meaning(
+        &mut self,
+        t: &Tab<'_, '_>,
+        key: &str,
+        default: Option<u32>,
+        range: std::ops::RangeInclusive<u32>,
+        meaning: Option<&str>,
+    ) -> Option<u32> {
         let Some(v) = t.get(key) else {
             if default.is_none() {
                 self.missing(t, key, &format!("`{key} = {}`", range.start()));
@@ -100,7 +112,11 @@ impl Walker<'_, '_> {
         match u32::from_str_radix(i.as_str(), i.radix()).ok().filter(|n| range.contains(n)) {
             Some(n) => Some(n),
             None => {
-                self.c.error(&v.span(), format!("`{key}` must be between {} and {}", range.start(), range.end()), None);
+                self.c.error(
+                    &v.span(),
+                    format!("`{key}` must be between {} and {}", range.start(), range.end()),
+                    meaning.map(str::to_owned),
+                );
                 None
             }
         }
