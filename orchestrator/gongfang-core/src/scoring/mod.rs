@@ -13,9 +13,13 @@
 //! Roles: an attacker-only team has no services, so it gets no SLA and no defence terms (a
 //! verdict for it is an error); a defender-only team submits no flags, so its score is its
 //! defence and SLA. The formulas themselves are described in `docs/scoring.md`.
+//!
+//! Reports: [`standings`] adds judges' points to the flag score; [`score_rules`] scores ruled
+//! attack and defence results by the rule-based preset's tables (`docs/reports.md`).
 
 mod formulas;
 mod reports;
+mod rules;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -23,12 +27,17 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ServiceId, StoreIdx, TeamId, Tick};
+use crate::report::ReportKind;
 use crate::scenario::{Role, ScoringFormula, Service, Team};
 use crate::verdict::Verdict;
 
 pub use formulas::{FORCAD_DEFAULT_SCORE, FORCAD_GAME_HARDNESS, FORCAD_INFLATION, RANK_PRECISION};
 pub use reports::{
     Adjustments, Award, DefendedTicks, ReportPoints, ReportTally, Standing, Standings, recompute_standings, standings,
+};
+pub use rules::{
+    AttackFinding, AttackNote, AttackScore, DefenceFinding, DefenceNote, DefenceScore, LinkedEvent, RulesScores,
+    RulesTeam, score_rules,
 };
 
 /// What scoring needs to know about a team.
@@ -188,6 +197,24 @@ pub enum ScoringError {
     RulingsDisagree { report: i64 },
     #[error("report {report}: team {team} is not in the scenario")]
     UnknownReportTeam { report: i64, team: TeamId },
+    #[error("report {report} is listed twice")]
+    DuplicateReport { report: i64 },
+    #[error("report {report}: team {team} may not file {kind} reports")]
+    ReportNotForRole { report: i64, team: TeamId, kind: ReportKind },
+    #[error("report {report}: team {team} defends no systems, so it is no unit to attack")]
+    NotAUnit { report: i64, team: TeamId },
+    #[error("report {report}: the attack is on the attacking team's own systems")]
+    AttackOnOwnTeam { report: i64 },
+    #[error("report {report}: the scenario has no attack type `{attack_type}`")]
+    UnknownAttackType { report: i64, attack_type: String },
+    #[error("report {report}: the scenario's rubric has no criterion `{criterion}`")]
+    UnknownCriterion { report: i64, criterion: String },
+    #[error("report {report}: {share} % on `{criterion}` is above its largest share, {max} %")]
+    ShareAboveMax { report: i64, criterion: String, share: u32, max: u32 },
+    #[error("report {report} answers report {linked}, which is no attack result")]
+    UnknownLinkedAttack { report: i64, linked: i64 },
+    #[error("report {report} answers an attack on team {victim}, not one on the filing team")]
+    LinkedElsewhere { report: i64, victim: TeamId },
 }
 
 /// A flag, by indices into the scorer's team and service lists. The derived order (victim,
