@@ -1,6 +1,6 @@
 //! The rule-based preset (`[reports] scoring = "rules"`) as organisers and judges rely on it:
-//! its tables read from the scenario with defaults and clear refusals, a worked example
-//! computed by hand, and properties over random drills: the order findings
+//! its tables read from the scenario with defaults and clear refusals, the worked example of
+//! `docs/reports.md` computed by hand, and properties over random drills: the order findings
 //! are stored or listed in never matters, every cap holds, and scores recompute exactly from the
 //! stored findings.
 
@@ -270,9 +270,9 @@ fn a_wrong_scoring_still_has_the_tables_checked() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A worked example
+// The worked example of docs/reports.md
 
-/// The worked example's `[reports]` table.
+/// The worked example's `[reports]` table, as `docs/reports.md` shows it.
 const WORKED_EXAMPLE: &str = r#"[reports]
 scoring = "rules"
 unit_points = 500
@@ -480,6 +480,93 @@ fn worked_example_by_hand() {
     assert_eq!(team(RED_B), (400, 0, 0, 0, 0, 0, 400));
     assert_eq!(team(DDB), (0, 255, 30, 450, 750, 2, -165));
     assert_eq!(team(EMD), (0, 240, 20, 500, 500, 2, -240));
+}
+
+/// The worked example's tables (attacks, defences, teams; a blank line between), as
+/// `docs/reports.md` prints them.
+fn example_tables(e: &Example, s: &RulesScores) -> String {
+    let slug = |id: TeamId| e.scenario.team(id).unwrap().slug.clone();
+    let time =
+        |t: DateTime<Utc>| t.with_timezone(&FixedOffset::east_opt(8 * 3600).unwrap()).format("%H:%M").to_string();
+    let notes = |n: Vec<String>| if n.is_empty() { "—".to_owned() } else { n.join(", ") };
+    let mut out = String::from(
+        "| report | stated | red team | unit | type | weakness | repeat | factor | base | type left | unit left | counted | multiplier | points | notes |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for a in &s.attacks {
+        let f = e.attacks.iter().find(|f| f.report == a.report).unwrap();
+        out += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} % | {} | {} | {} | {} | {} % | **{}** | {} |\n",
+            a.report,
+            time(f.stated),
+            slug(a.team),
+            slug(a.unit),
+            a.attack_type,
+            f.weakness,
+            a.repeat,
+            a.factor,
+            a.base,
+            a.type_left,
+            a.unit_left,
+            a.counted,
+            a.multiplier,
+            a.points,
+            notes(a.notes.iter().map(|n| format!("`{n}`")).collect())
+        );
+    }
+    out += "\n| report | stated | blue team | answers | cost | judged | new | share left | share | points | bonus | counted | notes |\n\
+            |---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    for d in &s.defences {
+        let f = e.defences.iter().find(|f| f.report == d.report).unwrap();
+        let link = match d.link {
+            LinkedEvent::Attack { report } => format!("report {report}"),
+            LinkedEvent::Capture(c) => format!("{}'s capture, tick {}", slug(c.attacker), c.planted.0),
+        };
+        out += &format!(
+            "| {} | {} | {} | {} | {} | {} % | {} % | {} % | {} % | **{}** | {} of {} | {} | {} |\n",
+            d.report,
+            time(f.stated),
+            slug(d.team),
+            link,
+            d.cost,
+            d.judged,
+            d.new,
+            d.share_left,
+            d.share,
+            d.points,
+            d.bonus,
+            f.bonus,
+            if d.counted { "yes" } else { "no" },
+            notes(d.notes.iter().map(|n| format!("`{n}`")).collect())
+        );
+    }
+    out += "\n| team | attack | defence | bonus | cost | unit points | counted defences | total |\n\
+            |---|---|---|---|---|---|---|---|\n";
+    for t in &s.teams {
+        out += &format!(
+            "| {} | {} | {} | {} | {} | {} | {} | **{}** |\n",
+            slug(t.team),
+            t.attack,
+            t.defence,
+            t.bonus,
+            t.cost,
+            t.unit_points,
+            t.counted_defences,
+            t.total()
+        );
+    }
+    out
+}
+
+#[test]
+fn the_guide_shows_the_worked_example_as_computed() {
+    let guide = include_str!("../../../docs/reports.md");
+    let e = worked_example();
+    assert!(guide.contains(&format!("```toml\n{WORKED_EXAMPLE}```")), "docs/reports.md lost the example's table");
+    let tables = example_tables(&e, &score(&e));
+    for table in tables.split("\n\n") {
+        assert!(guide.contains(table), "docs/reports.md shows other numbers; the computed table is:\n{table}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
