@@ -3,12 +3,13 @@
 
 Officers register, log in, publish datasets (CSV) as public or private drafts, keep private
 department notes, and export datasets as JSON or TSV. Anyone can browse, search, preview and
-download public datasets.
+download public datasets. A built-in data steward account reviews the drafts officers submit
+for release, and approves (publishes) or rejects them.
 
 Python 3 standard library only. Everything it writes lives under --data (default
 /tmp/opendata), because the container's root filesystem is read-only:
 
-    DATA/portal.db            users, sessions and datasets (SQLite)
+    DATA/portal.db            users (the data steward too), sessions and datasets (SQLite)
     DATA/notes/USER.json      each user's private notes
     DATA/exports/NAME         exported datasets, downloadable for a while
 
@@ -41,8 +42,9 @@ MAX_NOTES_PER_USER = 200
 EXPORT_MAX_AGE = 15 * 60
 PBKDF2_ROUNDS = 20_000
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{2,31}$")
-DATASET_PATH_RE = re.compile(r"^/api/datasets/([0-9]{1,12})(/preview|/download|/export)?$")
+DATASET_PATH_RE = re.compile(r"^/api/datasets/([0-9]{1,12})(/preview|/download|/export|/review)?$")
 PAGE_PATH_RE = re.compile(r"^/datasets/([0-9]{1,12})$")
+REVIEW_PATH_RE = re.compile(r"^/api/review/([0-9]{1,12})$")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -51,6 +53,7 @@ CREATE TABLE IF NOT EXISTS users (
     salt BLOB NOT NULL,
     pw_hash BLOB NOT NULL,
     department TEXT NOT NULL,
+    role TEXT NOT NULL DEFAULT 'officer' CHECK (role IN ('officer', 'steward')),
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sessions (
@@ -68,11 +71,21 @@ CREATE TABLE IF NOT EXISTS datasets (
     columns TEXT NOT NULL,
     rows INTEGER NOT NULL,
     content TEXT NOT NULL,
+    review TEXT CHECK (review IN ('pending', 'approved', 'rejected')),
+    review_comment TEXT NOT NULL DEFAULT '',
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS datasets_public ON datasets (visibility, id);
 CREATE INDEX IF NOT EXISTS datasets_owner ON datasets (owner_id);
+CREATE INDEX IF NOT EXISTS datasets_review ON datasets (review, id);
 """
+
+# The built-in data steward of the Digital Policy Office: reviews every department's drafts
+# before release. The installer sets its password through OPENDATA_STEWARD_PASSWORD; without
+# it, the portal starts with the initial password from the installation guide.
+STEWARD = "steward"
+STEWARD_DEPARTMENT = "數字政策辦公室 Digital Policy Office"
+DEFAULT_STEWARD_PASSWORD = "Steward@2024"
 
 
 class ApiError(Exception):
@@ -87,12 +100,13 @@ class ApiError(Exception):
 class Storage:
     """The data folder: the SQLite database, the notes files and the exports."""
 
-    def __init__(self, root, retention):
+    def __init__(self, root, retention, steward_password):
         self.root = os.path.abspath(root)
         self.db_path = os.path.join(self.root, "portal.db")
         self.notes_dir = os.path.join(self.root, "notes")
         self.exports_dir = os.path.join(self.root, "exports")
         self.retention = retention
+        self.steward_password = steward_password
         self.notes_lock = threading.Lock()
         self.schema_lock = threading.Lock()
 
@@ -107,17 +121,27 @@ class Storage:
         with self.schema_lock:
             fresh = not os.path.exists(self.db_path)
             conn = sqlite3.connect(self.db_path, timeout=10, isolation_level=None)
+            conn.row_factory = sqlite3.Row
             if fresh:
-                conn.executescript(SCHEMA)
-        conn.row_factory = sqlite3.Row
+                self.set_up(conn)
         return conn
 
     def init(self):
         conn = self.connect()
         try:
-            conn.executescript(SCHEMA)
+            self.set_up(conn)
         finally:
             conn.close()
+
+    def set_up(self, conn):
+        """Makes the tables, and the built-in data steward's account when there is none."""
+        conn.executescript(SCHEMA)
+        salt = secrets.token_bytes(16)
+        if conn.execute("SELECT 1 FROM users WHERE username = ?", (STEWARD,)).fetchone() is None:
+            conn.execute(
+                "INSERT INTO users (username, salt, pw_hash, department, role, created) VALUES (?, ?, ?, ?, 'steward', ?)",
+                (STEWARD, salt, hash_password(self.steward_password, salt), STEWARD_DEPARTMENT, time.time()),
+            )
 
     def notes_path(self, username):
         return os.path.join(self.notes_dir, username + ".json")
@@ -138,16 +162,18 @@ class Storage:
         os.replace(tmp, path)
 
     def cleanup(self, now=None):
-        """Deletes users (with their sessions, datasets and notes) and exports past retention."""
+        """Deletes officers (with their sessions, datasets and notes), old sessions and exports
+        past retention. The data steward's account stays."""
         now = time.time() if now is None else now
         conn = self.connect()
         try:
             cutoff = now - self.retention
-            old = [r["username"] for r in conn.execute("SELECT username FROM users WHERE created < ?", (cutoff,))]
+            old_users = "SELECT id FROM users WHERE created < ? AND role = 'officer'"
+            old = [r["username"] for r in conn.execute("SELECT username FROM users WHERE id IN (" + old_users + ")", (cutoff,))]
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM datasets WHERE created < ? OR owner_id IN (SELECT id FROM users WHERE created < ?)", (cutoff, cutoff))
-            conn.execute("DELETE FROM sessions WHERE created < ? OR user_id IN (SELECT id FROM users WHERE created < ?)", (cutoff, cutoff))
-            conn.execute("DELETE FROM users WHERE created < ?", (cutoff,))
+            conn.execute("DELETE FROM datasets WHERE created < ? OR owner_id IN (" + old_users + ")", (cutoff, cutoff))
+            conn.execute("DELETE FROM sessions WHERE created < ? OR user_id IN (" + old_users + ")", (cutoff, cutoff))
+            conn.execute("DELETE FROM users WHERE id IN (" + old_users + ")", (cutoff,))
             conn.execute("COMMIT")
         finally:
             conn.close()
@@ -211,13 +237,15 @@ def dataset_meta(row):
         "owner": row["owner"],
         "columns": json.loads(row["columns"]),
         "rows": row["rows"],
+        "review": row["review"],
+        "review_comment": row["review_comment"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(row["created"])),
     }
 
 
 DATASET_SELECT = (
     "SELECT d.id, d.title, d.description, d.department, d.visibility, d.columns, d.rows, d.content, "
-    "d.created, d.owner_id, u.username AS owner FROM datasets d JOIN users u ON u.id = d.owner_id "
+    "d.review, d.review_comment, d.created, d.owner_id, u.username AS owner FROM datasets d JOIN users u ON u.id = d.owner_id "
 )
 
 PAGE_STYLE = """
@@ -229,6 +257,25 @@ table { border-collapse: collapse; background: white; }
 td, th { border: 1px solid #c8d1da; padding: .3em .6em; text-align: left; }
 .dept { color: #5a6b7b; font-size: .9em; }
 """
+
+# Page labels in English and in Traditional Chinese (Hong Kong), shown side by side.
+LABELS = {
+    "datasets": ("Datasets", "數據集"),
+    "search": ("Search", "搜尋"),
+    "search_placeholder": ("Search datasets", "搜尋數據集"),
+    "title": ("Title", "標題"),
+    "department": ("Department", "部門"),
+    "rows": ("Rows", "行數"),
+    "none": ("No datasets found.", "找不到數據集。"),
+    "published_by": ("published by", "發布者："),
+    "download": ("Download CSV", "下載 CSV"),
+}
+
+
+def label(key):
+    en, zh = LABELS[key]
+    return f"{html.escape(en)} <span lang=\"zh-HK\">{html.escape(zh)}</span>"
+
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -276,6 +323,7 @@ class Handler(BaseHTTPRequestHandler):
             ("POST", "/api/register"): self.api_register,
             ("POST", "/api/login"): self.api_login,
             ("POST", "/api/logout"): self.api_logout,
+            ("POST", "/api/password"): self.api_change_password,
             ("GET", "/api/departments"): self.api_departments,
             ("GET", "/api/datasets"): self.api_list_datasets,
             ("POST", "/api/datasets"): self.api_publish,
@@ -284,6 +332,7 @@ class Handler(BaseHTTPRequestHandler):
             ("GET", "/api/notes"): self.api_list_notes,
             ("POST", "/api/notes"): self.api_add_note,
             ("GET", "/api/exports"): self.api_export_download,
+            ("GET", "/api/review"): self.api_review_queue,
         }
         if (method, path) in routes:
             return routes[(method, path)]
@@ -296,13 +345,17 @@ class Handler(BaseHTTPRequestHandler):
                 ("GET", "/preview"): self.api_preview,
                 ("GET", "/download"): self.api_download,
                 ("POST", "/export"): self.api_export,
+                ("POST", "/review"): self.api_request_review,
             }
             if (method, sub) in by_sub:
                 return lambda: by_sub[(method, sub)](dataset_id)
-        m = PAGE_PATH_RE.match(path)
-        if m and method == "GET":
-            return lambda: self.page_dataset(int(m.group(1)))
-        if any(p == path for (_, p) in routes) or m:
+        review = REVIEW_PATH_RE.match(path)
+        if review and method == "POST":
+            return lambda: self.api_review_decide(int(review.group(1)))
+        page = PAGE_PATH_RE.match(path)
+        if page and method == "GET":
+            return lambda: self.page_dataset(int(page.group(1)))
+        if any(p == path for (_, p) in routes) or m or review or page:
             raise ApiError(405, f"{method} is not allowed on {path}")
         raise ApiError(404, f"no such page: {path}")
 
@@ -352,18 +405,22 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- sessions -----------------------------------------------------------------------
 
-    def current_user(self):
+    def session_token(self):
         cookie = self.headers.get("Cookie", "")
         for part in cookie.split(";"):
             name, _, value = part.strip().partition("=")
             if name == "session" and value:
-                row = self.db.execute(
-                    "SELECT u.id, u.username, u.department FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token = ?",
-                    (value,),
-                ).fetchone()
-                if row:
-                    return row
+                return value
         return None
+
+    def current_user(self):
+        token = self.session_token()
+        if token is None:
+            return None
+        return self.db.execute(
+            "SELECT u.id, u.username, u.department, u.role FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token = ?",
+            (token,),
+        ).fetchone()
 
     def require_user(self):
         user = self.current_user()
@@ -371,10 +428,20 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(401, "log in first")
         return user
 
+    def require_steward(self):
+        user = self.require_user()
+        if user["role"] != "steward":
+            raise ApiError(403, "only the data steward reviews drafts")
+        return user
+
     def visible_dataset(self, dataset_id, user):
-        """The dataset if it is public or belongs to `user`; 404 otherwise."""
+        """The dataset if it is public, belongs to `user` or `user` is the data steward (who
+        reviews every department's drafts); 404 otherwise."""
         row = self.db.execute(DATASET_SELECT + "WHERE d.id = ?", (dataset_id,)).fetchone()
-        if row is None or (row["visibility"] != "public" and (user is None or user["id"] != row["owner_id"])):
+        allowed = row is not None and (
+            row["visibility"] == "public" or (user is not None and (user["id"] == row["owner_id"] or user["role"] == "steward"))
+        )
+        if not allowed:
             raise ApiError(404, f"no dataset {dataset_id}")
         return row
 
@@ -414,18 +481,32 @@ class Handler(BaseHTTPRequestHandler):
     def api_logout(self):
         user = self.current_user()
         if user is not None:
-            cookie = self.headers.get("Cookie", "")
-            for part in cookie.split(";"):
-                name, _, value = part.strip().partition("=")
-                if name == "session":
-                    self.db.execute("DELETE FROM sessions WHERE token = ?", (value,))
+            self.db.execute("DELETE FROM sessions WHERE token = ?", (self.session_token(),))
         self.extra_headers.append(("Set-Cookie", "session=; Path=/; Max-Age=0"))
         self.send_json(200, {"logged_out": user is not None})
+
+    def api_change_password(self):
+        user = self.require_user()
+        body = self.read_json()
+        current = text_field(body, "password", 128)
+        new = text_field(body, "new_password", 128)
+        row = self.db.execute("SELECT salt, pw_hash FROM users WHERE id = ?", (user["id"],)).fetchone()
+        if not hmac.compare_digest(hash_password(current, row["salt"]), row["pw_hash"]):
+            raise ApiError(403, "the current password is wrong")
+        if len(new) < 8:
+            raise ApiError(400, "password must be at least 8 characters")
+        salt = secrets.token_bytes(16)
+        self.db.execute("UPDATE users SET salt = ?, pw_hash = ? WHERE id = ?", (salt, hash_password(new, salt), user["id"]))
+        # Whoever knew the old password is logged out everywhere but here.
+        self.db.execute("DELETE FROM sessions WHERE user_id = ? AND token != ?", (user["id"], self.session_token()))
+        self.send_json(200, {"username": user["username"], "changed": True})
 
     def api_me(self):
         user = self.require_user()
         count = self.db.execute("SELECT COUNT(*) FROM datasets WHERE owner_id = ?", (user["id"],)).fetchone()[0]
-        self.send_json(200, {"username": user["username"], "department": user["department"], "datasets": count})
+        self.send_json(
+            200, {"username": user["username"], "department": user["department"], "role": user["role"], "datasets": count}
+        )
 
     # -- datasets -----------------------------------------------------------------------
 
@@ -564,6 +645,48 @@ class Handler(BaseHTTPRequestHandler):
         ctype = "application/json; charset=utf-8" if name.endswith(".json") else "text/tab-separated-values; charset=utf-8"
         self.send_body(200, ctype, data, [("Content-Disposition", "attachment")])
 
+    # -- release review -----------------------------------------------------------------
+
+    def api_request_review(self, dataset_id):
+        user = self.require_user()
+        row = self.visible_dataset(dataset_id, user)
+        if row["owner_id"] != user["id"]:
+            raise ApiError(403, "only the publisher can submit a dataset for review")
+        if row["visibility"] == "public":
+            raise ApiError(409, f"dataset {dataset_id} is public already")
+        stewards = [r["username"] for r in self.db.execute("SELECT username FROM users WHERE role = 'steward' ORDER BY id")]
+        if not stewards:
+            raise ApiError(503, "no data steward can review drafts at the moment")
+        self.db.execute("UPDATE datasets SET review = 'pending', review_comment = '' WHERE id = ?", (dataset_id,))
+        self.send_json(200, {"id": dataset_id, "review": "pending", "reviewers": stewards})
+
+    def api_review_queue(self):
+        self.require_steward()
+        limit, offset = self.paging()
+        where = "WHERE d.review = 'pending' "
+        total = self.db.execute("SELECT COUNT(*) FROM datasets d " + where).fetchone()[0]
+        rows = self.db.execute(DATASET_SELECT + where + "ORDER BY d.id LIMIT ? OFFSET ?", (limit, offset))
+        self.send_json(200, {"total": total, "datasets": [dataset_meta(r) for r in rows]})
+
+    def api_review_decide(self, dataset_id):
+        steward = self.require_steward()
+        row = self.visible_dataset(dataset_id, steward)
+        body = self.read_json()
+        decision = text_field(body, "decision", 10)
+        comment = text_field(body, "comment", 500, required=False)
+        if row["review"] != "pending":
+            raise ApiError(409, f"dataset {dataset_id} is not waiting for review")
+        if decision == "approve":
+            self.db.execute(
+                "UPDATE datasets SET visibility = 'public', review = 'approved', review_comment = ? WHERE id = ?", (comment, dataset_id)
+            )
+        elif decision == "reject":
+            self.db.execute("UPDATE datasets SET review = 'rejected', review_comment = ? WHERE id = ?", (comment, dataset_id))
+        else:
+            raise ApiError(400, "decision must be approve or reject")
+        row = self.db.execute(DATASET_SELECT + "WHERE d.id = ?", (dataset_id,)).fetchone()
+        self.send_json(200, dataset_meta(row))
+
     # -- notes --------------------------------------------------------------------------
 
     def api_list_notes(self):
@@ -601,12 +724,13 @@ class Handler(BaseHTTPRequestHandler):
             f"<td class=\"dept\">{html.escape(r['department'])}</td><td>{r['rows']}</td></tr>"
             for r in rows
         )
+        placeholder = " ".join(LABELS["search_placeholder"])
         content = (
-            "<h1>Datasets</h1>"
-            f"<form action=\"/\" method=\"get\"><input name=\"q\" value=\"{html.escape(q)}\" placeholder=\"Search datasets\"> "
-            "<button>Search</button></form>"
-            f"<table><tr><th>Title</th><th>Department</th><th>Rows</th></tr>{items}</table>"
-            + ("" if rows else "<p>No datasets found.</p>")
+            f"<h1>{label('datasets')}</h1>"
+            f"<form action=\"/\" method=\"get\"><input name=\"q\" value=\"{html.escape(q)}\" placeholder=\"{placeholder}\" "
+            f"aria-label=\"{placeholder}\"> <button>{label('search')}</button></form>"
+            f"<table><tr><th>{label('title')}</th><th>{label('department')}</th><th>{label('rows')}</th></tr>{items}</table>"
+            + ("" if rows else f"<p>{label('none')}</p>")
         )
         self.send_html(200, "Datasets", content)
 
@@ -617,9 +741,9 @@ class Handler(BaseHTTPRequestHandler):
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows[:10])
         content = (
             f"<h1>{html.escape(row['title'])}</h1><p class=\"dept\">{html.escape(row['department'])} · "
-            f"published by {html.escape(row['owner'])}</p><p>{html.escape(row['description'])}</p>"
+            f"{label('published_by')} {html.escape(row['owner'])}</p><p>{html.escape(row['description'])}</p>"
             f"<table><tr>{head}</tr>{body}</table>"
-            f"<p>{len(rows)} rows · <a href=\"/api/datasets/{dataset_id}/download\">Download CSV</a></p>"
+            f"<p>{label('rows')}: {len(rows)} · <a href=\"/api/datasets/{dataset_id}/download\">{label('download')}</a></p>"
         )
         self.send_html(200, row["title"], content)
 
@@ -648,7 +772,8 @@ def main(argv=None):
     if args.retention_minutes <= 0:
         parser.error("--retention-minutes must be positive")
 
-    storage = Storage(args.data, args.retention_minutes * 60)
+    steward_password = os.environ.get("OPENDATA_STEWARD_PASSWORD") or DEFAULT_STEWARD_PASSWORD
+    storage = Storage(args.data, args.retention_minutes * 60, steward_password)
     try:
         storage.init()
     except OSError as e:

@@ -1,5 +1,6 @@
 //! A client of the Open Data Portal's JSON API, as one browser session: each call checks the
-//! status and the shape of the answer and says, in the team's words, which feature broke.
+//! status and the shape of the answer and says, in a short English / Chinese message the team
+//! sees, which feature broke; what came back goes to the organisers' log.
 
 use gongfang_checker_sdk::http::{Http, Response};
 use gongfang_checker_sdk::{Ctx, Failure, Outcome};
@@ -17,6 +18,8 @@ pub struct Meta {
     pub owner: String,
     pub rows: u64,
     pub columns: Vec<String>,
+    /// Where the dataset is in the release review: `pending`, `approved`, `rejected` or none.
+    pub review: Option<String>,
 }
 
 /// The first rows of a dataset.
@@ -47,8 +50,39 @@ pub struct Portal {
     http: Http,
 }
 
+/// The public messages of the features: what the team sees when one breaks.
+pub mod failed {
+    pub const REGISTER: &str = "Registration does not work / 無法註冊";
+    pub const LOGIN: &str = "Login does not work / 無法登入";
+    pub const LOGOUT: &str = "Logout does not work / 無法登出";
+    pub const ACCOUNT: &str = "Account page does not work / 帳戶頁面無法使用";
+    pub const PASSWORD: &str = "Password change does not work / 無法更改密碼";
+    pub const PUBLISH: &str = "Publishing does not work / 無法發布數據集";
+    pub const LIST: &str = "Dataset list does not work / 數據集列表無法使用";
+    pub const MINE: &str = "Own dataset list does not work / 我的數據集列表無法使用";
+    pub const SEARCH: &str = "Search does not work / 搜尋功能無法使用";
+    pub const DATASET: &str = "Dataset page does not work / 數據集頁面無法使用";
+    pub const PREVIEW: &str = "Preview does not work / 預覽功能無法使用";
+    pub const DOWNLOAD: &str = "Download does not work / 下載功能無法使用";
+    pub const EXPORT: &str = "Export does not work / 匯出功能無法使用";
+    pub const REVIEW: &str = "Review request does not work / 無法提交審閱";
+    pub const NOTE: &str = "Saving notes does not work / 無法儲存筆記";
+    pub const NOTES: &str = "Notes page does not work / 筆記頁面無法使用";
+    pub const HOME: &str = "Home page does not work / 主頁無法使用";
+}
+
 fn wrong(feature: &str, what: impl Into<String>) -> Failure {
-    Failure::mumble(format!("{feature} does not work")).with_private(what.into())
+    Failure::mumble(feature).with_private(what.into())
+}
+
+/// The answer as JSON; not JSON is `feature` failing.
+fn json_of(response: &Response, feature: &str) -> Outcome<Value> {
+    response.json().map_err(|f| f.context(feature))
+}
+
+/// The answer as text; not UTF-8 is `feature` failing.
+fn text_of<'a>(response: &'a Response, feature: &str) -> Outcome<&'a str> {
+    response.text().map_err(|f| f.context(feature))
 }
 
 fn str_field(v: &Value, key: &str, feature: &str) -> Outcome<String> {
@@ -82,6 +116,7 @@ fn meta(v: &Value, feature: &str) -> Outcome<Meta> {
         owner: str_field(v, "owner", feature)?,
         rows: u64_field(v, "rows", feature)?,
         columns: strings(v.get("columns").unwrap_or(&Value::Null), feature)?,
+        review: v.get("review").and_then(Value::as_str).map(str::to_owned),
     })
 }
 
@@ -112,19 +147,23 @@ impl Portal {
     }
 
     fn expect(&self, response: Response, status: u16, feature: &str) -> Outcome<Response> {
-        response.expect_status(status).map_err(|f| f.context(format!("{feature} does not work")))
+        response.expect_status(status).map_err(|f| f.context(feature))
+    }
+
+    fn expect_json(&self, response: Response, status: u16, feature: &str) -> Outcome<Value> {
+        json_of(&self.expect(response, status, feature)?, feature)
     }
 
     /// Registers `account`; false when the user name is taken.
     pub fn register(&mut self, account: &Account) -> Outcome<bool> {
-        const FEATURE: &str = "registration";
+        const FEATURE: &str = failed::REGISTER;
         let body =
             json!({"username": account.username, "password": account.password, "department": account.department});
         let response = self.http.post_json("/api/register", &body)?;
         if response.status == 409 {
             return Ok(false);
         }
-        let v = self.expect(response, 201, FEATURE)?.json()?;
+        let v = self.expect_json(response, 201, FEATURE)?;
         let got = str_field(&v, "username", FEATURE)?;
         if got != account.username {
             return Err(wrong(FEATURE, format!("registered {:?}, the portal says {got:?}", account.username)));
@@ -134,7 +173,7 @@ impl Portal {
 
     /// Logs in; the session cookie is kept for later calls.
     pub fn login(&mut self, username: &str, password: &str) -> Outcome<Login> {
-        const FEATURE: &str = "login";
+        const FEATURE: &str = failed::LOGIN;
         let response = self.http.post_json("/api/login", &json!({"username": username, "password": password}))?;
         if response.status == 401 {
             return Ok(Login::Rejected);
@@ -149,24 +188,32 @@ impl Portal {
     /// Logs out.
     pub fn logout(&mut self) -> Outcome<()> {
         let response = self.http.post_json("/api/logout", &json!({}))?;
-        self.expect(response, 200, "logout")?;
+        self.expect(response, 200, failed::LOGOUT)?;
+        Ok(())
+    }
+
+    /// Changes the logged-in user's password.
+    pub fn change_password(&mut self, current: &str, new: &str) -> Outcome<()> {
+        let body = json!({"password": current, "new_password": new});
+        let response = self.http.post_json("/api/password", &body)?;
+        self.expect(response, 200, failed::PASSWORD)?;
         Ok(())
     }
 
     /// The logged-in user's (user name, department); `None` when not logged in (401).
     pub fn me(&mut self) -> Outcome<Option<(String, String)>> {
-        const FEATURE: &str = "the account page";
+        const FEATURE: &str = failed::ACCOUNT;
         let response = self.http.get("/api/me")?;
         if response.status == 401 {
             return Ok(None);
         }
-        let v = self.expect(response, 200, FEATURE)?.json()?;
+        let v = self.expect_json(response, 200, FEATURE)?;
         Ok(Some((str_field(&v, "username", FEATURE)?, str_field(&v, "department", FEATURE)?)))
     }
 
     /// Publishes `dataset`; the portal's description of it.
     pub fn publish(&mut self, dataset: &Dataset) -> Outcome<Meta> {
-        const FEATURE: &str = "publishing a dataset";
+        const FEATURE: &str = failed::PUBLISH;
         let body = json!({
             "title": dataset.title,
             "description": dataset.description,
@@ -175,7 +222,7 @@ impl Portal {
             "csv": dataset.csv(),
         });
         let response = self.http.post_json("/api/datasets", &body)?;
-        let got = meta(&self.expect(response, 201, FEATURE)?.json()?, FEATURE)?;
+        let got = meta(&self.expect_json(response, 201, FEATURE)?, FEATURE)?;
         let want_visibility = if dataset.public { "public" } else { "private" };
         if got.title != dataset.title
             || got.visibility != want_visibility
@@ -196,47 +243,47 @@ impl Portal {
 
     /// The newest public datasets, optionally of one department.
     pub fn list(&mut self, department: Option<&str>) -> Outcome<Vec<Meta>> {
-        const FEATURE: &str = "the dataset list";
+        const FEATURE: &str = failed::LIST;
         let path = match department {
             Some(d) => format!("/api/datasets?department={}&limit=100", query_encode(d)),
             None => "/api/datasets?limit=100".to_owned(),
         };
         let response = self.http.get(&path)?;
-        metas(&self.expect(response, 200, FEATURE)?.json()?, FEATURE)
+        metas(&self.expect_json(response, 200, FEATURE)?, FEATURE)
     }
 
     /// The logged-in user's own datasets, private ones included.
     pub fn mine(&mut self) -> Outcome<Vec<Meta>> {
-        const FEATURE: &str = "the list of one's own datasets";
+        const FEATURE: &str = failed::MINE;
         let response = self.http.get("/api/my/datasets")?;
-        metas(&self.expect(response, 200, FEATURE)?.json()?, FEATURE)
+        metas(&self.expect_json(response, 200, FEATURE)?, FEATURE)
     }
 
     /// Public datasets matching `query`.
     pub fn search(&mut self, query: &str) -> Outcome<Vec<Meta>> {
-        const FEATURE: &str = "search";
+        const FEATURE: &str = failed::SEARCH;
         let response = self.http.get(&format!("/api/search?q={}", query_encode(query)))?;
-        metas(&self.expect(response, 200, FEATURE)?.json()?, FEATURE)
+        metas(&self.expect_json(response, 200, FEATURE)?, FEATURE)
     }
 
     /// A dataset's description; `None` when the portal says there is no such dataset (404).
     pub fn dataset(&mut self, id: u64) -> Outcome<Option<Meta>> {
-        const FEATURE: &str = "the dataset page";
+        const FEATURE: &str = failed::DATASET;
         let response = self.http.get(&format!("/api/datasets/{id}"))?;
         if response.status == 404 {
             return Ok(None);
         }
-        Ok(Some(meta(&self.expect(response, 200, FEATURE)?.json()?, FEATURE)?))
+        Ok(Some(meta(&self.expect_json(response, 200, FEATURE)?, FEATURE)?))
     }
 
     /// A dataset's first rows; `None` on 404.
     pub fn preview(&mut self, id: u64) -> Outcome<Option<Preview>> {
-        const FEATURE: &str = "dataset preview";
+        const FEATURE: &str = failed::PREVIEW;
         let response = self.http.get(&format!("/api/datasets/{id}/preview"))?;
         if response.status == 404 {
             return Ok(None);
         }
-        let v = self.expect(response, 200, FEATURE)?.json()?;
+        let v = self.expect_json(response, 200, FEATURE)?;
         let rows = v
             .get("rows")
             .and_then(Value::as_array)
@@ -257,8 +304,8 @@ impl Portal {
         if response.status == 404 {
             return Ok(None);
         }
-        let response = self.expect(response, 200, "downloading a dataset")?;
-        Ok(Some(response.text()?.to_owned()))
+        let response = self.expect(response, 200, failed::DOWNLOAD)?;
+        Ok(Some(text_of(&response, failed::DOWNLOAD)?.to_owned()))
     }
 
     /// The raw answer to downloading dataset `id` (for the exploit, which reads any status).
@@ -268,10 +315,26 @@ impl Portal {
 
     /// Exports dataset `id` as `format` (`json` or `tsv`); the export's file name.
     pub fn export(&mut self, id: u64, format: &str) -> Outcome<String> {
-        const FEATURE: &str = "exporting a dataset";
+        const FEATURE: &str = failed::EXPORT;
         let response = self.http.post_json(&format!("/api/datasets/{id}/export"), &json!({"format": format}))?;
-        let v = self.expect(response, 201, FEATURE)?.json()?;
+        let v = self.expect_json(response, 201, FEATURE)?;
         str_field(&v, "file", FEATURE)
+    }
+
+    /// Submits the private draft `id` for the data steward's release review; who will review it.
+    pub fn request_review(&mut self, id: u64) -> Outcome<Vec<String>> {
+        const FEATURE: &str = failed::REVIEW;
+        let response = self.http.post_json(&format!("/api/datasets/{id}/review"), &json!({}))?;
+        let v = self.expect_json(response, 200, FEATURE)?;
+        if str_field(&v, "review", FEATURE)? != "pending" {
+            return Err(wrong(FEATURE, format!("dataset {id} submitted for review: {}", short(&v))));
+        }
+        strings(v.get("reviewers").unwrap_or(&Value::Null), FEATURE)
+    }
+
+    /// The status the data steward's review queue answers this session with.
+    pub fn review_queue_status(&mut self) -> Outcome<u16> {
+        Ok(self.http.get("/api/review?limit=20")?.status)
     }
 
     /// The raw answer to fetching export `file`.
@@ -281,9 +344,9 @@ impl Portal {
 
     /// Adds a note; its id.
     pub fn add_note(&mut self, title: &str, body: &str) -> Outcome<u64> {
-        const FEATURE: &str = "saving a note";
+        const FEATURE: &str = failed::NOTE;
         let response = self.http.post_json("/api/notes", &json!({"title": title, "body": body}))?;
-        let v = self.expect(response, 201, FEATURE)?.json()?;
+        let v = self.expect_json(response, 201, FEATURE)?;
         if str_field(&v, "body", FEATURE)? != body {
             return Err(wrong(FEATURE, format!("the saved note reads differently: {}", short(&v))));
         }
@@ -292,9 +355,9 @@ impl Portal {
 
     /// The logged-in user's notes.
     pub fn notes(&mut self) -> Outcome<Vec<Note>> {
-        const FEATURE: &str = "the notes page";
+        const FEATURE: &str = failed::NOTES;
         let response = self.http.get("/api/notes")?;
-        let v = self.expect(response, 200, FEATURE)?.json()?;
+        let v = self.expect_json(response, 200, FEATURE)?;
         v.get("notes")
             .and_then(Value::as_array)
             .ok_or_else(|| wrong(FEATURE, format!("no \"notes\" list in {}", short(&v))))?
@@ -310,7 +373,7 @@ impl Portal {
             None => "/".to_owned(),
         };
         let response = self.http.get(&path)?;
-        Ok(self.expect(response, 200, "the home page")?.text()?.to_owned())
+        Ok(text_of(&self.expect(response, 200, failed::HOME)?, failed::HOME)?.to_owned())
     }
 }
 
