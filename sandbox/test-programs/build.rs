@@ -27,7 +27,7 @@ const FIXTURES: &[&str] = &[
 
 /// Challenges whose checker is a member of the guests workspace (`challenges/NAME/checker`,
 /// package `NAME-checker`); each becomes a constant `NAME_CHECKER` with its component's path.
-const CHALLENGE_CHECKERS: &[&str] = &["opendata"];
+const CHALLENGE_CHECKERS: &[&str] = &["opendata", "citizenid", "consent", "bizsign"];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -168,13 +168,15 @@ pub fn ensure_wasm_target(tools: &Toolchain, project: &Path, out: &mut impl Writ
 }
 
 /// The base image a Debian-based Dockerfile line `FROM gongfang/NAME:SUITE` asks for, when
-/// prepare knows how to make it: `gongfang/base:SUITE` (minimal) or `gongfang/python:SUITE`
-/// (with python3, and patch for defenders who apply a published patch in place).
+/// prepare knows how to make it: `gongfang/base:SUITE` (minimal), `gongfang/python:SUITE`
+/// (with python3) or `gongfang/node:SUITE` (with Node.js), each with patch for defenders who
+/// apply a published patch in place.
 pub fn known_base_image(from: &str) -> Option<BaseImage> {
     let (name, suite) = from.split_once(':')?;
     let include = match name {
         "gongfang/base" => vec![],
         "gongfang/python" => vec!["python3".to_owned(), "patch".to_owned()],
+        "gongfang/node" => vec!["nodejs".to_owned(), "patch".to_owned()],
         _ => return None,
     };
     let suite_ok = !suite.is_empty() && suite.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
@@ -293,6 +295,7 @@ mod tests {
             ("bookworm", &["python3".to_owned(), "patch".to_owned()][..])
         );
         assert!(known_base_image("gongfang/base:trixie").unwrap().include.is_empty());
+        assert_eq!(known_base_image("gongfang/node:bookworm").unwrap().include[0], "nodejs");
         assert_eq!(known_base_image("python:3.12"), None);
         assert_eq!(known_base_image("gongfang/base:../x"), None);
     }
