@@ -121,7 +121,7 @@ fn a_demo_may_keep_its_secret_inline() {
 
 #[test]
 fn every_shipped_scenario_with_an_inline_secret_is_a_demo() {
-    for name in ["example", "opendata", "redblue"] {
+    for name in ["demo", "opendata", "redblue"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../challenges/{name}/scenario.toml"));
         let src = std::fs::read_to_string(&path).unwrap();
         let s = scenario::parse(&src, &path, &scenario::AssumeEverythingExists).unwrap_or_else(|p| panic!("{p}"));
@@ -131,20 +131,29 @@ fn every_shipped_scenario_with_an_inline_secret_is_a_demo() {
     }
 }
 
+/// The four services of the Hong Kong e-government pack, as both shipped drills name them.
+const PACK: [&str; 4] = ["opendata", "citizenid", "consent", "bizsign"];
+
 #[test]
-fn example_scenario_parses() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/example/scenario.toml");
+fn the_demo_runs_the_whole_pack_for_three_teams() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../challenges/demo/scenario.toml");
     let src = std::fs::read_to_string(&path).unwrap();
-    // The example's checker is an output of the guests' build (the CLI test validates it on
-    // disk); only the model is under test here.
+    // The checkers are outputs of the guests' build (the pack's tests run them); only the
+    // model is under test here.
     let s = scenario::parse(&src, &path, &scenario::AssumeEverythingExists).unwrap_or_else(|p| panic!("{p}"));
-    assert_eq!(s.drill.name.zh, "攻防演練範例");
+    assert_eq!(s.drill.name.zh, "香港電子政府攻防演練示範");
     assert_eq!(s.teams.len(), 3);
-    assert_eq!(s.teams.iter().filter(|t| t.nop).count(), 1);
+    assert!(s.teams.iter().all(|t| t.role == Role::Both && !t.nop));
+    assert_eq!(s.drill.tick, Duration::from_secs(30));
     assert_eq!(s.submission.identify, Identify::Token);
-    assert!(matches!(&s.services[0].source, ImageSource::Image(name) if name == "gongfang/kv:latest"));
-    assert_eq!(s.services[0].ports, vec![7000]);
-    assert_eq!(s.services[0].id.0, 1);
+    assert_eq!(s.services.iter().map(|s| s.slug.as_str()).collect::<Vec<_>>(), PACK);
+    for service in &s.services {
+        let ImageSource::Build(folder) = &service.source else {
+            panic!("{} is built: {:?}", service.slug, service.source)
+        };
+        assert!(folder.ends_with(format!("{}/service", service.slug)), "{}", folder.display());
+        assert_eq!((service.flag_stores, service.ports.as_slice()), (2, &[8080][..]), "{}", service.slug);
+    }
 }
 
 #[test]
@@ -155,6 +164,7 @@ fn redblue_example_parses_with_reports() {
     let roles: Vec<Role> = s.teams.iter().map(|t| t.role).collect();
     assert!(roles.contains(&Role::Attacker) && roles.contains(&Role::Defender));
     assert!(!roles.contains(&Role::Both), "a red/blue drill has no symmetric teams");
+    assert_eq!(s.services.iter().map(|s| s.slug.as_str()).collect::<Vec<_>>(), PACK, "blue teams defend the pack");
     let r = &s.reports;
     assert!(r.enabled);
     assert_eq!((r.attack_max_points, r.defence_max_points), (100, 60));

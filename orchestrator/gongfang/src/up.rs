@@ -1,8 +1,9 @@
 //! `gongfang up [SCENARIO]` and `gongfang serve SCENARIO`: run a drill on this machine.
 //!
-//! `up` does everything: with no scenario it runs the demo drill (`challenges/opendata`); it
-//! first runs `gongfang prepare` (checkers, base images, service images; see [`prepare`]),
-//! starts the teams' containers, then the engine, the submission servers and the scoreboard,
+//! `up` does everything: with no scenario it runs the demo drill (`challenges/demo`: the whole
+//! challenge pack for three teams); it first runs `gongfang prepare` (checkers, base images,
+//! service images; see [`prepare`]), starts the teams' containers, then the engine, the
+//! submission servers and the scoreboard,
 //! prints where everything is and writes the same as JSON (`--summary`, for scripts and tests;
 //! `docs/running-a-drill.md` describes it). `serve` runs the same platform against services
 //! someone else started (the addresses are the same pure function of the scenario).
@@ -38,7 +39,7 @@ use crate::migrate::DatabaseArgs;
 use crate::summary;
 
 /// The demo drill, relative to the repository's root.
-const DEMO_SCENARIO: &str = "challenges/opendata/scenario.toml";
+const DEMO_SCENARIO: &str = "challenges/demo/scenario.toml";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

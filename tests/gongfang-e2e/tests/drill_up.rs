@@ -1,11 +1,13 @@
-//! The first drill end to end, on real Docker: `gongfang up` with three teams and short ticks
-//! builds the demo service's image, starts the containers, the engine, both submission servers
-//! and the scoreboard. The test then plays team 1: it runs the reference exploit against team
-//! 2, submits the stolen flags over TCP and over HTTP, watches the websocket feed report the
-//! capture and the new scores, checks `/api/scoreboard` against the database, patches team 2's
-//! service as a defender would (live, in its container), and sees the exploit get nothing while
-//! the checker stays `ok`. Finally it stops the drill with Ctrl-C and starts it again: the same
-//! drill resumes.
+//! The demo drill end to end, on real Docker: `gongfang up` on the shipped demo scenario (the
+//! whole challenge pack for three teams, twelve containers) with short ticks builds the four
+//! services' images, starts the containers, the engine, both submission servers and the
+//! scoreboard, and every service of every team is checked `ok`. The test then plays team 1: it
+//! runs a team-style exploit against each of team 2's services and submits what it took; on the
+//! Open Data Portal it runs the reference exploit, submits the stolen flags over TCP and over
+//! HTTP, watches the websocket feed report the capture and the new scores, checks
+//! `/api/scoreboard` against the database, patches team 2's portal as a defender would (live,
+//! in its container), and sees the exploit get nothing while the checker stays `ok`. Finally
+//! it stops the drill with Ctrl-C and starts it again: the same drill resumes.
 //!
 //! A third drill is played over WireGuard from two team machines (network namespaces), as
 //! `teams_play_over_wireguard` describes; it also needs `wireguard-go`, `wireguard-tools` and
@@ -15,7 +17,7 @@
 //! text. Every step that waits on the drill polls until a deadline, the exploit included; when
 //! the test fails it prints the containers' logs.
 //!
-//! Needs Docker, root (`gongfang up` prepares the base image with debootstrap), python3 and
+//! Needs Docker, root (`gongfang up` prepares the base images with debootstrap), python3 and
 //! `patch`; skipped with a notice without Docker unless `GONGFANG_REQUIRE_DOCKER=1`.
 
 use std::collections::BTreeMap;
@@ -81,31 +83,61 @@ fn gongfang_binary() -> anyhow::Result<PathBuf> {
     Ok(binary)
 }
 
+/// The demo drill as shipped (`challenges/demo`: the whole challenge pack for three teams),
+/// with short ticks, this test's slug and networks, and absolute paths.
 fn scenario(dir: &Path) -> anyhow::Result<PathBuf> {
-    let teams = [
-        (1, "ddb", "Digital Development Bureau"),
-        (2, "crd", "Civic Records Department"),
-        (3, "emd", "Environmental Monitoring Department"),
-    ];
-    let drill = ScenarioBuilder::new(DRILL)
-        .name("End-to-end drill", "End-to-end drill")
-        .duration("30m")
-        .tick("8s")
-        .checker_timeout("3s")
-        .secret("end-to-end-test-secret-0123456789")
-        .submission(Identify::Token, Some(100), 8);
-    let drill = teams
-        .iter()
-        .fold(drill, |drill, (id, slug, name)| {
-            drill.team(team(*id, slug).name(name, name).network(&format!("10.83.{id}.0/24")))
-        })
-        .service(opendata());
+    let demo = std::fs::read_to_string(repo().join("challenges/demo/scenario.toml"))?;
+    let text = shipped(demo.replace("slug = \"hk-egov-demo\"", &format!("slug = \"{DRILL}\"")), "30s", "10s")?
+        .replace("10.60.", "10.83.");
+    ensure!(text.contains(&format!("slug = \"{DRILL}\"")), "{text}");
     let path = dir.join("scenario.toml");
-    std::fs::write(&path, drill.toml())?;
+    std::fs::write(&path, text)?;
     Ok(path)
 }
 
-/// The demo's service, built from the repository.
+/// The services of the challenge pack, each with the exploit script a team runs against it
+/// in the demo drill and the flag store that script empties.
+const PACK: [(&str, &str, u8); 4] = [
+    ("opendata", "exploit.py", 0),
+    ("citizenid", "debug-endpoint.py", 1),
+    ("consent", "default-client.py", 1),
+    ("bizsign", "default-pin.py", 0),
+];
+
+/// A shipped scenario's text with its tick shortened from `tick` to `short` (checkers get half
+/// of it), and the pack's build folders and checkers as absolute paths: the checkers this
+/// test build made.
+fn shipped(text: String, tick: &str, short: &str) -> anyhow::Result<String> {
+    let checker_timeout = text
+        .lines()
+        .find_map(|l| l.strip_prefix("checker_timeout = "))
+        .context("the scenario sets checker_timeout")?
+        .to_owned();
+    let half = format!("\"{}s\"", short.trim_end_matches('s').parse::<u32>()? / 2);
+    let mut text = text
+        .replace(&format!("tick = \"{tick}\""), &format!("tick = \"{short}\""))
+        .replace(&format!("checker_timeout = {checker_timeout}"), &format!("checker_timeout = {half}"));
+    for (service, _, _) in PACK {
+        let checker = match service {
+            "opendata" => components::OPENDATA_CHECKER,
+            "citizenid" => components::CITIZENID_CHECKER,
+            "consent" => components::CONSENT_CHECKER,
+            _ => components::BIZSIGN_CHECKER,
+        };
+        let folder = repo().join("challenges").join(service).join("service");
+        text = text
+            .replace(&format!("build = \"../{service}/service\""), &format!("build = \"{}\"", folder.display()))
+            .replace(
+                &format!("checker = \"../../sandbox/guests/target/wasm32-wasip2/release/{service}_checker.wasm\""),
+                &format!("checker = \"{checker}\""),
+            );
+        ensure!(text.contains(checker), "{service}'s checker is not where the shipped scenario says: {text}");
+    }
+    ensure!(text.contains(&format!("tick = \"{short}\"")), "{text}");
+    Ok(text)
+}
+
+/// The opendata service for the drills this file builds in code.
 fn opendata() -> ServiceSpec {
     service("opendata")
         .name("Open Data Portal", "Open Data Portal")
@@ -125,6 +157,8 @@ struct Running {
     tokens: BTreeMap<u16, String>,
     /// Team id -> the opendata service's `address:port`.
     services: BTreeMap<u16, String>,
+    /// (team id, service slug) -> that service's `address:port`, for every service.
+    addresses: BTreeMap<(u16, String), String>,
     /// The tokens file's whole text, to see that a restart issues none.
     tokens_text: String,
 }
@@ -149,11 +183,13 @@ impl Running {
                 running.tokens.insert(id, token.to_owned());
             }
             for service in team["services"].as_array().context("services")? {
-                if service["service"] == "opendata" {
-                    let address = service["address"].as_str().context("address")?;
-                    let port = service["ports"][0].as_u64().context("port")?;
+                let slug = service["service"].as_str().context("service slug")?;
+                let address = service["address"].as_str().context("address")?;
+                let port = service["ports"][0].as_u64().context("port")?;
+                if slug == "opendata" {
                     running.services.insert(id, format!("{address}:{port}"));
                 }
+                running.addresses.insert((id, slug.to_owned()), format!("{address}:{port}"));
             }
         }
         Ok(running)
@@ -305,8 +341,12 @@ async fn wait_for_json(web: &str, path: &str, what: &str, done: impl Fn(&Value) 
     }
 }
 
+/// A team's verdict in the board's tick: `ok` when every one of its services is, else the
+/// first that is not.
 fn verdict(board: &Value, team: u64) -> Option<&str> {
-    board["teams"].as_array()?.iter().find(|t| t["id"] == team)?["services"][0]["verdict"].as_str()
+    let services = board["teams"].as_array()?.iter().find(|t| t["id"] == team)?["services"].as_array()?;
+    let verdicts = services.iter().map(|s| s["verdict"].as_str()).collect::<Option<Vec<&str>>>()?;
+    verdicts.iter().find(|v| **v != "ok").or(verdicts.first()).copied()
 }
 
 /// What the reference exploit's replay showed about a team's service in the board's tick.
@@ -363,6 +403,47 @@ async fn exploit(
             "the exploit against team {team} at {target} did not succeed within {EXPLOIT_DEADLINE:?}: {failures:#?}"
         );
         eprintln!("exploit against team {team}: {}; retrying", failures.last().map_or("", String::as_str));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Runs `challenges/SERVICE/exploit/SCRIPT` against team 2's copy of `service` at `target`,
+/// aimed at the flag ids the scoreboard publishes for `store`, until it prints flags.
+async fn exploit_pack_service(
+    web: &str,
+    target: &str,
+    service: &str,
+    script: &str,
+    store: u8,
+) -> anyhow::Result<Vec<String>> {
+    let (host, port) = target.rsplit_once(':').context("address has a port")?;
+    let deadline = Instant::now() + EXPLOIT_DEADLINE;
+    loop {
+        let info = get_json(web, "/api/attack-info").await?;
+        let team = info["teams"].as_array().context("teams")?.iter().find(|t| t["id"] == 2).context("team 2")?;
+        let ids: Vec<String> = team["services"][service]["flag_ids"]
+            .as_object()
+            .into_iter()
+            .flat_map(|ticks| ticks.values())
+            .filter_map(|stores| stores[store.to_string()].as_str().map(str::to_owned))
+            .collect();
+        let run = tokio::process::Command::new("python3")
+            .arg(repo().join("challenges").join(service).join("exploit").join(script))
+            .args([host, port])
+            .args(&ids)
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(EXPLOIT_RUN, run).await.context("the exploit ran too long")??;
+        let flags: Vec<String> =
+            String::from_utf8(out.stdout)?.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        if out.status.success() && !flags.is_empty() {
+            return Ok(flags);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{script} against team 2's {service} found nothing within {EXPLOIT_DEADLINE:?} (flag ids {ids:?}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
@@ -478,8 +559,23 @@ async fn demo_drill() -> anyhow::Result<()> {
     );
     let web = up.printed.web.clone();
 
-    // After the first ticks every service is up.
+    // After the first ticks every service of every team is up.
     wait_for_board(&web, "every service ok in a scored tick", |b| b["tick"].as_u64().is_some() && all_ok(b)).await?;
+    let token = up.printed.tokens.get(&1).context("team 1's token was printed")?.clone();
+
+    // Team 1 breaks into each of team 2's other services with a team-style exploit script and
+    // submits what it took (the opendata portal's turn comes below, over both protocols).
+    for (service, script, store) in &PACK[1..] {
+        let flags =
+            exploit_pack_service(&web, &up.printed.addresses[&(2, (*service).to_owned())], service, script, *store)
+                .await?;
+        let answers = put_flags(&web, &token, &flags).await?;
+        let accepted = answers.as_array().context("a JSON list")?;
+        ensure!(
+            !accepted.is_empty() && accepted.iter().all(|a| a["msg"].as_str().is_some_and(|m| m.contains("Accepted"))),
+            "{service}: team 2's flags from {script} are accepted: {answers}"
+        );
+    }
 
     // A spectator's websocket, open before the attack.
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{web}/ws")).await?;
@@ -496,7 +592,6 @@ async fn demo_drill() -> anyhow::Result<()> {
 
     // Team 1 attacks team 2 with the reference exploit.
     let flags = exploit(None, &web, &up.printed.services[&2], 2, |f| f.len() >= 2).await?;
-    let token = up.printed.tokens.get(&1).context("team 1's token was printed")?.clone();
 
     // Half over TCP (token greeting, then the FAUST protocol)...
     let (tcp_flags, http_flags) = flags.split_at(flags.len() / 2);
@@ -618,7 +713,7 @@ async fn demo_drill() -> anyhow::Result<()> {
 }
 
 /// The red/blue example runs: attacker-only teams get no containers and may submit flags,
-/// defender-only teams get the services and may not. A blue team added from the console's API
+/// defender-only teams get the pack's four services and may not. A blue team added from the console's API
 /// while it runs gets its service, checked `ok` like the others, once the drill started again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn red_blue_example_runs() -> anyhow::Result<()> {
@@ -629,23 +724,9 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // The example as shipped, with short ticks, its own slug and networks, absolute paths.
     let example = std::fs::read_to_string(repo().join("challenges/redblue/scenario.toml"))?;
-    let text = example
-        .replace("slug = \"redblue\"", "slug = \"e2e-redblue\"")
-        .replace("tick = \"120s\"", "tick = \"8s\"")
-        .replace("checker_timeout = \"30s\"", "checker_timeout = \"3s\"")
-        .replace("10.60.", "10.84.")
-        .replace(
-            "build = \"../opendata/service\"",
-            &format!("build = \"{}\"", repo().join("challenges/opendata/service").display()),
-        )
-        .replace(
-            "checker = \"../../sandbox/guests/target/wasm32-wasip2/release/opendata_checker.wasm\"",
-            &format!("checker = \"{}\"", components::OPENDATA_CHECKER),
-        );
-    ensure!(
-        text.contains("e2e-redblue") && text.contains("tick = \"8s\"") && text.contains(components::OPENDATA_CHECKER),
-        "{text}"
-    );
+    let text = shipped(example.replace("slug = \"redblue\"", "slug = \"e2e-redblue\""), "120s", "10s")?
+        .replace("10.60.", "10.84.");
+    ensure!(text.contains("e2e-redblue"), "{text}");
     let scenario = dir.path().join("redblue.toml");
     std::fs::write(&scenario, text)?;
 
@@ -659,7 +740,7 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     );
     let containers =
         Command::new("docker").args(["ps", "-q", "--filter", "label=gongfang.drill=e2e-redblue"]).output()?;
-    ensure!(String::from_utf8(containers.stdout)?.lines().count() == 3, "one container per blue team");
+    ensure!(String::from_utf8(containers.stdout)?.lines().count() == 3 * PACK.len(), "the pack for each blue team");
 
     let board = wait_for_board(&web, "the blue teams' services ok", |b| {
         b["tick"].as_u64().is_some() && [11, 12, 13].iter().all(|&t| verdict(b, t) == Some("ok"))
@@ -705,7 +786,7 @@ async fn red_blue_example_runs() -> anyhow::Result<()> {
     ensure!([11, 12, 13].iter().all(|&t| verdict(&board, t).is_some()), "the other teams play on: {board:#}");
     let containers =
         Command::new("docker").args(["ps", "-q", "--filter", "label=gongfang.drill=e2e-redblue"]).output()?;
-    ensure!(String::from_utf8(containers.stdout)?.lines().count() == 4, "a container for the new blue team");
+    ensure!(String::from_utf8(containers.stdout)?.lines().count() == 4 * PACK.len(), "the pack for the new blue team");
     let audit = audit_log(dir.path())?;
     ensure!(
         audit.iter().any(|l| l.starts_with("account olga|team.import|") && l.contains("wsd")),
