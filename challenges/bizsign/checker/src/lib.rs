@@ -15,9 +15,8 @@
 
 mod client;
 mod data;
-mod flags;
 
-use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, log};
+use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, flags, log};
 use serde_json::{Value, json};
 
 use crate::client::{Client, Doc, Login, ShareLink, query_encode};

@@ -16,10 +16,9 @@
 mod citypass;
 mod crypto;
 mod data;
-mod flags;
 mod oauth;
 
-use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, log};
+use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, flags, log};
 use serde_json::{Value, json};
 
 use crate::citypass::{CityPass, Item, Login, Signed};

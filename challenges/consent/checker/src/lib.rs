@@ -18,10 +18,9 @@
 //!   the service desk's ops API.
 
 mod data;
-mod flags;
 mod gateway;
 
-use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, log};
+use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, flags, log};
 use serde_json::{Value, json};
 
 use crate::gateway::{Asked, Auth, Browser, ConsentView, Credentials, Dept, Login, RecordView, broken};

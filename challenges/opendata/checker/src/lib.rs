@@ -15,10 +15,9 @@
 //! - Every public message is short, English then Chinese; details go to the private log.
 
 mod data;
-mod flags;
 mod portal;
 
-use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, Status, log};
+use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, Status, flags, log};
 use serde_json::{Value, json};
 
 use crate::data::{Account, Dataset};

@@ -24,6 +24,7 @@
 //! errors into `down` and protocol surprises into `mumble`). A panic is a bug in the checker
 //! and ends the action as `checker-error`, which never costs the team points.
 
+pub mod flags;
 pub mod http;
 pub mod net;
 pub mod random;

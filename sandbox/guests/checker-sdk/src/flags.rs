@@ -1,6 +1,6 @@
 //! Finds flags in whatever an exploit read: `PREFIX{32 base64url characters}`, where the
-//! prefix is 1 to 16 of `A-Z`, `0-9`, `_`. The exploit does not know the drill's prefix, so it
-//! takes every string of that shape.
+//! prefix is 1 to 16 of `A-Z`, `0-9`, `_`. An exploit does not know the drill's prefix, so it
+//! takes every string of that shape. Every checker's `exploit` uses it on what it stole.
 
 const BODY_LEN: usize = 32;
 const MAX_PREFIX: usize = 16;
