@@ -6,6 +6,7 @@
 //! nothing repeats from tick to tick in a way a team could match on.
 
 use gongfang_checker_sdk::Rng;
+use gongfang_checker_sdk::random::DISTRICTS;
 
 const FAMILY: &[(&str, &str)] = &[
     ("CHAN", "陳"),
@@ -51,27 +52,6 @@ const GIVEN: &[(&str, &str)] = &[
 
 const ENGLISH_NAMES: &[&str] =
     &["Alex", "Karen", "Peter", "Joyce", "Kelvin", "Mandy", "Vincent", "Iris", "Jason", "Cherry"];
-
-const DISTRICTS: &[&str] = &[
-    "Central and Western",
-    "Wan Chai",
-    "Eastern",
-    "Southern",
-    "Yau Tsim Mong",
-    "Sham Shui Po",
-    "Kowloon City",
-    "Wong Tai Sin",
-    "Kwun Tong",
-    "Kwai Tsing",
-    "Tsuen Wan",
-    "Tuen Mun",
-    "Yuen Long",
-    "North",
-    "Tai Po",
-    "Sha Tin",
-    "Sai Kung",
-    "Islands",
-];
 
 const STREETS: &[&str] = &[
     "Nathan Road",

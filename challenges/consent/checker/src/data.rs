@@ -6,6 +6,7 @@
 //! nothing repeats from tick to tick in a way a team could match on.
 
 use gongfang_checker_sdk::Rng;
+use gongfang_checker_sdk::random::DISTRICTS;
 
 /// The kinds of record the gateway exchanges (its `/api/record-types`).
 pub const RECORD_TYPES: &[&str] = &[
@@ -133,26 +134,6 @@ const FAMILY_ZH: &[(&str, &str)] = &[
 const GIVEN_EN: &[&str] =
     &["Mei Ling", "Ka Ming", "Chi Keung", "Wing Sze", "Ka Yan", "Ho Yin", "Wai Man", "Tsz Hin", "Hoi Ting", "Kwok Wah"];
 
-const DISTRICTS: &[&str] = &[
-    "Central and Western",
-    "Wan Chai",
-    "Eastern",
-    "Southern",
-    "Yau Tsim Mong",
-    "Sham Shui Po",
-    "Kowloon City",
-    "Wong Tai Sin",
-    "Kwun Tong",
-    "Kwai Tsing",
-    "Tsuen Wan",
-    "Tuen Mun",
-    "Yuen Long",
-    "North",
-    "Tai Po",
-    "Sha Tin",
-    "Sai Kung",
-    "Islands",
-];
 const STREETS: &[&str] = &[
     "Nathan Road",
     "King's Road",

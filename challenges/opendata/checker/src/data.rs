@@ -5,6 +5,7 @@
 //! nothing repeats from tick to tick in a way a team could match on.
 
 use gongfang_checker_sdk::Rng;
+use gongfang_checker_sdk::random::DISTRICTS;
 
 /// Departments as officers type them: English, Traditional Chinese, or both. Topics pick them
 /// by position: transport, environment, food hygiene, buildings, digital policy, leisure and
@@ -22,28 +23,6 @@ const DEPARTMENTS: &[(&str, &str)] = &[
     ("Water Supplies Department", "水務署"),
     ("Trade and Industry Department", "工業貿易署"),
     ("Fire Services Department", "消防處"),
-];
-
-/// Hong Kong's eighteen districts.
-const DISTRICTS: &[&str] = &[
-    "Central and Western",
-    "Wan Chai",
-    "Eastern",
-    "Southern",
-    "Yau Tsim Mong",
-    "Sham Shui Po",
-    "Kowloon City",
-    "Wong Tai Sin",
-    "Kwun Tong",
-    "Kwai Tsing",
-    "Tsuen Wan",
-    "Tuen Mun",
-    "Yuen Long",
-    "North",
-    "Tai Po",
-    "Sha Tin",
-    "Sai Kung",
-    "Islands",
 ];
 
 const STREETS: &[&str] = &[

@@ -11,6 +11,28 @@ pub struct Rng {
     state: u64,
 }
 
+/// Hong Kong's eighteen districts, for addresses, clinics and counters in checkers' data.
+pub const DISTRICTS: &[&str] = &[
+    "Central and Western",
+    "Wan Chai",
+    "Eastern",
+    "Southern",
+    "Yau Tsim Mong",
+    "Sham Shui Po",
+    "Kowloon City",
+    "Wong Tai Sin",
+    "Kwun Tong",
+    "Kwai Tsing",
+    "Tsuen Wan",
+    "Tuen Mun",
+    "Yuen Long",
+    "North",
+    "Tai Po",
+    "Sha Tin",
+    "Sai Kung",
+    "Islands",
+];
+
 const GIVEN: &[&str] = &[
     "mei", "wing", "ka", "chun", "siu", "hoi", "yan", "ming", "kit", "ling", "alex", "sam", "jo",
     "chris", "pat", "lee", "kai", "yu", "tin", "wai", "fung", "man", "ying", "hei", "lok", "on",
