@@ -16,7 +16,7 @@
 mod client;
 mod data;
 
-use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, flags, log};
+use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, bilingual, flags, log};
 use serde_json::{Value, json};
 
 use crate::client::{Client, Doc, Login, ShareLink, query_encode};
@@ -337,12 +337,9 @@ fn document_round(
     Ok(())
 }
 
-impl Checker for BizSign {
-    const SERVICE: &'static str = "bizsign";
-    const FLAG_STORES: u8 = 2;
-    const HAS_EXPLOIT: bool = true;
-
-    fn check(ctx: &Ctx) -> Outcome<()> {
+/// The actions themselves; [`Checker`] gives their failures bilingual messages.
+impl BizSign {
+    fn run_check(ctx: &Ctx) -> Outcome<()> {
         let mut rng = ctx.rng(1);
         let mut front = Client::new(ctx);
         let (path, brand) = if rng.range(0, 3) == 0 {
@@ -443,7 +440,7 @@ impl Checker for BizSign {
         Ok(())
     }
 
-    fn put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
+    fn run_put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
         let mut rng = ctx.rng(2);
         let (mut admin, company, brn) = new_company(ctx, &mut rng)?;
         match store {
@@ -519,7 +516,7 @@ impl Checker for BizSign {
         }
     }
 
-    fn get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
+    fn run_get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
         let state = read_state(state);
         let mut rng = ctx.rng(3);
         match store {
@@ -578,7 +575,7 @@ impl Checker for BizSign {
         }
     }
 
-    fn exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
+    fn run_exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
         match store {
             STORE_LICENCE => {
                 // The public check names the holder; its signers are BRN-01, BRN-02, ...; and
@@ -627,6 +624,28 @@ impl Checker for BizSign {
             }
             _ => unreachable!("the SDK only passes stores below FLAG_STORES"),
         }
+    }
+}
+
+impl Checker for BizSign {
+    const SERVICE: &'static str = "bizsign";
+    const FLAG_STORES: u8 = 2;
+    const HAS_EXPLOIT: bool = true;
+
+    fn check(ctx: &Ctx) -> Outcome<()> {
+        bilingual(BizSign::run_check(ctx))
+    }
+
+    fn put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
+        bilingual(BizSign::run_put(ctx, store, flag))
+    }
+
+    fn get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
+        bilingual(BizSign::run_get(ctx, store, flag, state))
+    }
+
+    fn exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
+        bilingual(BizSign::run_exploit(ctx, store, flag_id))
     }
 }
 

@@ -18,7 +18,7 @@ mod crypto;
 mod data;
 mod oauth;
 
-use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, flags, log};
+use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, bilingual, flags, log};
 use serde_json::{Value, json};
 
 use crate::citypass::{CityPass, Item, Login, Signed};
@@ -307,12 +307,9 @@ fn pages(rng: &mut Rng, session: &mut CityPass, citizen: &Citizen, sub: &str, it
     Ok(())
 }
 
-impl Checker for CitizenId {
-    const SERVICE: &'static str = "citizenid";
-    const FLAG_STORES: u8 = 2;
-    const HAS_EXPLOIT: bool = true;
-
-    fn check(ctx: &Ctx) -> Outcome<()> {
+/// The actions themselves; [`Checker`] gives their failures bilingual messages.
+impl CitizenId {
+    fn run_check(ctx: &Ctx) -> Outcome<()> {
         let mut rng = ctx.rng(1);
         let mut front = CityPass::new(ctx);
         let (path, brand) = match rng.range(0, 3) {
@@ -366,7 +363,7 @@ impl Checker for CitizenId {
         Ok(())
     }
 
-    fn put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
+    fn run_put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
         let mut rng = ctx.rng(2);
         let (mut session, citizen, sub) = new_citizen(ctx, &mut rng)?;
         let login = json!({"id_number": citizen.id_number, "password": citizen.password});
@@ -402,7 +399,7 @@ impl Checker for CitizenId {
         }
     }
 
-    fn get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
+    fn run_get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
         let state = read_state(state);
         let id_number = state_str(&state, "id_number");
         let mut owner = login_owner(ctx, id_number, state_str(&state, "password"))?;
@@ -468,7 +465,7 @@ impl Checker for CitizenId {
         }
     }
 
-    fn exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
+    fn run_exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
         match store {
             STORE_WALLET => {
                 // Userinfo takes the token's `alg` from the token itself, and "none" needs no
@@ -497,6 +494,28 @@ impl Checker for CitizenId {
             }
             _ => unreachable!("the SDK only passes stores below FLAG_STORES"),
         }
+    }
+}
+
+impl Checker for CitizenId {
+    const SERVICE: &'static str = "citizenid";
+    const FLAG_STORES: u8 = 2;
+    const HAS_EXPLOIT: bool = true;
+
+    fn check(ctx: &Ctx) -> Outcome<()> {
+        bilingual(CitizenId::run_check(ctx))
+    }
+
+    fn put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
+        bilingual(CitizenId::run_put(ctx, store, flag))
+    }
+
+    fn get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
+        bilingual(CitizenId::run_get(ctx, store, flag, state))
+    }
+
+    fn exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
+        bilingual(CitizenId::run_exploit(ctx, store, flag_id))
     }
 }
 

@@ -20,7 +20,7 @@
 mod data;
 mod gateway;
 
-use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, flags, log};
+use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, bilingual, flags, log};
 use serde_json::{Value, json};
 
 use crate::gateway::{Asked, Auth, Browser, ConsentView, Credentials, Dept, Login, RecordView, broken};
@@ -159,12 +159,9 @@ fn register_requester(
     Ok((gateway::register_department(ctx, &department)?, department))
 }
 
-impl Checker for Consent {
-    const SERVICE: &'static str = "consent";
-    const FLAG_STORES: u8 = 2;
-    const HAS_EXPLOIT: bool = true;
-
-    fn check(ctx: &Ctx) -> Outcome<()> {
+/// The actions themselves; [`Checker`] gives their failures bilingual messages.
+impl Consent {
+    fn run_check(ctx: &Ctx) -> Outcome<()> {
         let mut rng = ctx.rng(1);
         let mut visitor = Browser::new(ctx);
         let home = visitor.page(if rng.range(0, 2) == 0 { "/" } else { "/?lang=zh-HK" }, gateway::HOME)?;
@@ -405,7 +402,7 @@ impl Checker for Consent {
         Ok(())
     }
 
-    fn put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
+    fn run_put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
         let mut rng = ctx.rng(2);
         match store {
             STORE_RECORD => {
@@ -472,7 +469,7 @@ impl Checker for Consent {
         }
     }
 
-    fn get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
+    fn run_get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
         let state = read_state(state);
         let creds = creds_of(&state);
         let mut rng = ctx.rng(3);
@@ -536,7 +533,7 @@ impl Checker for Consent {
         }
     }
 
-    fn exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
+    fn run_exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
         match store {
             STORE_RECORD => {
                 // The exchange checks that a record named with `record=` has the consent's
@@ -571,6 +568,28 @@ impl Checker for Consent {
             }
             _ => unreachable!("the SDK only passes stores below FLAG_STORES"),
         }
+    }
+}
+
+impl Checker for Consent {
+    const SERVICE: &'static str = "consent";
+    const FLAG_STORES: u8 = 2;
+    const HAS_EXPLOIT: bool = true;
+
+    fn check(ctx: &Ctx) -> Outcome<()> {
+        bilingual(Consent::run_check(ctx))
+    }
+
+    fn put(ctx: &Ctx, store: u8, flag: &str) -> Outcome<Planted> {
+        bilingual(Consent::run_put(ctx, store, flag))
+    }
+
+    fn get(ctx: &Ctx, store: u8, flag: &str, state: &[u8]) -> Outcome<()> {
+        bilingual(Consent::run_get(ctx, store, flag, state))
+    }
+
+    fn exploit(ctx: &Ctx, store: u8, flag_id: &str) -> Outcome<Vec<String>> {
+        bilingual(Consent::run_exploit(ctx, store, flag_id))
     }
 }
 

@@ -17,7 +17,7 @@
 mod data;
 mod portal;
 
-use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, Status, flags, log};
+use gongfang_checker_sdk::{Checker, Ctx, Failure, Outcome, Planted, Rng, bilingual, flags, log};
 use serde_json::{Value, json};
 
 use crate::data::{Account, Dataset};
@@ -38,23 +38,6 @@ const LIST: View = View("Dataset list", "數據集列表");
 const SEARCH: View = View("Search", "搜尋結果");
 const PAGE: View = View("Dataset page", "數據集頁面");
 const MINE: View = View("Own dataset list", "我的數據集列表");
-
-/// Gives a failure the SDK made (connection trouble, an answer that is not HTTP) a short
-/// bilingual public message; the original moves to the private log.
-fn bilingual<T>(outcome: Outcome<T>) -> Outcome<T> {
-    outcome.map_err(|failure| {
-        if failure.public.contains(" / ") {
-            return failure;
-        }
-        let public = match failure.status {
-            Status::Down if failure.public.contains("timed out") => "Service timed out / 服務逾時",
-            Status::Down => "Service unreachable / 無法連接服務",
-            Status::Mumble => "Unexpected answer / 回應異常",
-            Status::Corrupt => "Flag missing / 旗幟遺失",
-        };
-        failure.context(public)
-    })
-}
 
 /// Registers a fresh officer and logs them in, retrying a few names when one is taken.
 fn new_officer(ctx: &Ctx, rng: &mut Rng) -> Outcome<(Portal, Account)> {
@@ -490,26 +473,3 @@ impl Checker for OpenData {
 }
 
 gongfang_checker_sdk::export_checker!(OpenData);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_public_message_is_bilingual() {
-        let cases = [
-            (Failure::down("port 8080 refuses connections"), "Service unreachable / 無法連接服務"),
-            (Failure::down("connecting to port 8080 timed out"), "Service timed out / 服務逾時"),
-            (Failure::mumble("answer to GET /api/me is not JSON"), "Unexpected answer / 回應異常"),
-            (Failure::mumble(failed::LOGIN), failed::LOGIN),
-        ];
-        for (failure, public) in cases {
-            let original = failure.public.clone();
-            let got = bilingual::<()>(Err(failure)).unwrap_err();
-            assert_eq!(got.public, public);
-            if original != public {
-                assert_eq!(got.private, vec![original], "the SDK's words stay in the private log");
-            }
-        }
-    }
-}

@@ -44,7 +44,7 @@ pub mod bindings {
 }
 
 pub use ctx::Ctx;
-pub use outcome::{Failure, Outcome, Planted, Status};
+pub use outcome::{Failure, Outcome, Planted, Status, bilingual};
 pub use random::Rng;
 /// The raw WASI 0.2 bindings, for checkers that need more than [`net`] and [`http`] offer.
 pub use wasip2;

@@ -78,6 +78,48 @@ pub struct Planted {
     pub state: Vec<u8>,
 }
 
+/// Gives a failure whose public message is English only (the SDK's own: connection trouble,
+/// an answer that is not HTTP) a short bilingual one, English then Hong Kong Chinese; the
+/// original moves to the private log. A message that already has both (`English / 中文`) is
+/// kept. A checker whose own messages are bilingual wraps each action in it.
+pub fn bilingual<T>(outcome: Outcome<T>) -> Outcome<T> {
+    outcome.map_err(|failure| {
+        if failure.public.contains(" / ") {
+            return failure;
+        }
+        let public = match failure.status {
+            Status::Down if failure.public.contains("timed out") => "Service timed out / 服務逾時",
+            Status::Down => "Service unreachable / 無法連接服務",
+            Status::Mumble => "Unexpected answer / 回應異常",
+            Status::Corrupt => "Flag missing / 旗幟遺失",
+        };
+        failure.context(public)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn english_only_messages_become_bilingual() {
+        let cases = [
+            (Failure::down("port 8080 refuses connections"), "Service unreachable / 無法連接服務"),
+            (Failure::down("connecting to port 8080 timed out"), "Service timed out / 服務逾時"),
+            (Failure::mumble("answer to GET /api/me is not JSON"), "Unexpected answer / 回應異常"),
+            (Failure::mumble("Login failed / 登入失敗"), "Login failed / 登入失敗"),
+        ];
+        for (failure, public) in cases {
+            let original = failure.public.clone();
+            let got = bilingual::<()>(Err(failure)).unwrap_err();
+            assert_eq!(got.public, public);
+            if original != public {
+                assert_eq!(got.private, vec![original], "the SDK's words stay in the private log");
+            }
+        }
+    }
+}
+
 /// Turns an unexpected answer into `mumble` with a public message and the raw answer in the
 /// private log.
 pub(crate) fn unexpected(what: &str, got: &[u8]) -> Failure {
