@@ -509,6 +509,30 @@ crate::named_enum! {
     }
 }
 
+crate::named_enum! {
+    /// A judge's reason for a ruling, from a fixed list (each has an English and a Hong Kong
+    /// Chinese label on the judges' workbench), stored with the ruling beside its free text.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum ReasonCode {
+        /// The platform's captures back the report.
+        ConfirmedByCapture = "confirmed-by-capture",
+        /// The service's logs back the report.
+        ConfirmedByLogs = "confirmed-by-logs",
+        /// The evidence the team sent shows it.
+        ConfirmedByEvidence = "confirmed-by-evidence",
+        /// Another report already has it.
+        Duplicate = "duplicate",
+        /// Not a target, service or kind of finding the drill's rules count.
+        OutOfScope = "out-of-scope",
+        /// The evidence does not show what the report says.
+        InsufficientEvidence = "insufficient-evidence",
+        /// Nothing the platform recorded matches the report's window.
+        NoMatchingEvent = "no-matching-event",
+        /// Outside the report's stated window or the drill's hours.
+        OutsideWindow = "outside-window",
+    }
+}
+
 /// A judge's decision on a report or an appeal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Decision {
@@ -519,6 +543,9 @@ pub struct Decision {
     /// Why, shown to the filing team.
     #[serde(default)]
     pub reason: String,
+    /// Why, from the fixed list; optional, so clients that send none keep working.
+    #[serde(default)]
+    pub reason_codes: Vec<ReasonCode>,
 }
 
 /// Checks a decision against the scenario's maximum for the report's kind.
@@ -608,7 +635,8 @@ mod tests {
     #[test]
     fn decisions_are_bounded() {
         let rules = ReportRules { attack_max_points: 50, ..ReportRules::default() };
-        let d = |valid, points, reason: &str| Decision { valid, points, reason: reason.into() };
+        let d =
+            |valid, points, reason: &str| Decision { valid, points, reason: reason.into(), reason_codes: Vec::new() };
         assert_eq!(check_decision(ReportKind::Attack, &d(true, 50, ""), &rules), Ok(()));
         assert_eq!(
             check_decision(ReportKind::Attack, &d(true, 51, ""), &rules),

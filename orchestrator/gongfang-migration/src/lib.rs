@@ -29,6 +29,8 @@ mod m20261210_000002_score_adjustments;
 mod m20261211_000001_team_disabled;
 mod m20261212_000001_team_results_index;
 mod m20261212_000002_checker_faults;
+mod m20261213_000001_ruling_reason_codes;
+mod m20261213_000002_capture_window_index;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -59,6 +61,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261211_000001_team_disabled::Migration),
             Box::new(m20261212_000001_team_results_index::Migration),
             Box::new(m20261212_000002_checker_faults::Migration),
+            Box::new(m20261213_000001_ruling_reason_codes::Migration),
+            Box::new(m20261213_000002_capture_window_index::Migration),
         ]
     }
 }
@@ -67,6 +71,15 @@ impl MigratorTrait for Migrator {
 /// (its per-row costs differ from SQLite's; see each migration).
 async fn on_postgres(m: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
     if m.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    m.get_connection().execute_unprepared(sql).await.map(drop)
+}
+
+/// Runs `sql` on SQLite and nothing on PostgreSQL: the B-tree indexes that SQLite needs and
+/// PostgreSQL answers otherwise (see each migration).
+async fn on_sqlite(m: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if m.get_database_backend() != DbBackend::Sqlite {
         return Ok(());
     }
     m.get_connection().execute_unprepared(sql).await.map(drop)

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use gongfang_core::report::ReportStatus;
 use gongfang_core::report::{
-    CheckedReport, Decision, ReportKind, RulingStage, TechniqueId, TimeWindow, check_appeal, check_decision,
+    CheckedReport, Decision, ReasonCode, ReportKind, RulingStage, TechniqueId, TimeWindow, check_appeal, check_decision,
 };
 use gongfang_core::scenario::ReportRules;
 use gongfang_core::scoring::Award;
@@ -150,6 +150,7 @@ mod entity {
             pub valid: bool,
             pub points: i32,
             pub reason: String,
+            pub reason_codes: String,
             pub tick: i32,
             pub ruled_at: DateTimeUtc,
         }
@@ -199,6 +200,19 @@ pub struct ReportPage {
     pub reports: Vec<ReportRecord>,
     /// The id to ask for the next page after; `None` on the last page.
     pub next: Option<i64>,
+}
+
+/// Which reports a judge lists: any of `statuses` (all when empty), of one filing team, of one
+/// kind, filed within a span.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportFilter {
+    pub statuses: Vec<ReportStatus>,
+    pub team: Option<TeamId>,
+    pub kind: Option<ReportKind>,
+    /// Filed at or after.
+    pub filed_from: Option<DateTime<Utc>>,
+    /// Filed before.
+    pub filed_until: Option<DateTime<Utc>>,
 }
 
 /// An evidence file as a team uploads it.
@@ -353,10 +367,27 @@ fn ruling_from_row(r: report_rulings::Model) -> Result<Ruling> {
             valid: r.valid,
             points: u32::try_from(r.points).map_err(|_| bad("negative points".into()))?,
             reason: r.reason.clone(),
+            reason_codes: reason_codes_from_row(&r.reason_codes).map_err(bad)?,
         },
         tick: Tick(u32::try_from(r.tick).map_err(|_| bad("negative tick".into()))?),
         ruled_at: r.ruled_at,
     })
+}
+
+/// The codes a ruling row stores, comma-separated.
+fn reason_codes_from_row(raw: &str) -> std::result::Result<Vec<ReasonCode>, String> {
+    raw.split(',')
+        .filter(|w| !w.is_empty())
+        .map(|w| ReasonCode::from_name(w).ok_or_else(|| format!("unknown reason code `{w}`")))
+        .collect()
+}
+
+/// A decision's codes, each once, in the list's order.
+fn reason_codes_row(codes: &[ReasonCode]) -> String {
+    let mut codes = codes.to_vec();
+    codes.sort();
+    codes.dedup();
+    codes.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
 }
 
 fn seq_u32(seq: usize) -> u32 {
@@ -673,6 +704,32 @@ impl Store {
         self.page(query, after, limit).await
     }
 
+    /// A page of the reports `filter` selects, oldest first: the judges' workbench's queue.
+    pub async fn filtered_reports_page(
+        &self,
+        filter: &ReportFilter,
+        after: Option<i64>,
+        limit: u64,
+    ) -> Result<ReportPage> {
+        let mut query = reports::Entity::find();
+        if !filter.statuses.is_empty() {
+            query = query.filter(reports::Column::Status.is_in(filter.statuses.iter().map(|s| s.as_str())));
+        }
+        if let Some(team) = filter.team {
+            query = query.filter(reports::Column::Team.eq(i32::from(team.0)));
+        }
+        if let Some(kind) = filter.kind {
+            query = query.filter(reports::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(from) = filter.filed_from {
+            query = query.filter(reports::Column::FiledAt.gte(from));
+        }
+        if let Some(until) = filter.filed_until {
+            query = query.filter(reports::Column::FiledAt.lt(until));
+        }
+        self.page(query, after, limit).await
+    }
+
     /// A page of the judges' queue ([`Store::report_queue`]): at most `limit` reports with ids
     /// above `after`.
     pub async fn report_queue_page(&self, after: Option<i64>, limit: u64) -> Result<ReportPage> {
@@ -809,6 +866,7 @@ impl Store {
             valid: Set(decision.valid),
             points: Set(i32::try_from(decision.points).unwrap_or(i32::MAX)),
             reason: Set(decision.reason.trim().to_owned()),
+            reason_codes: Set(reason_codes_row(&decision.reason_codes)),
             tick: Set(tick_i32(tick)),
             ruled_at: Set(at),
             ..Default::default()
@@ -832,6 +890,7 @@ impl Store {
                 "valid": decision.valid,
                 "points": decision.points,
                 "reason": decision.reason.trim(),
+                "reason_codes": reason_codes_row(&decision.reason_codes).split(',').filter(|w| !w.is_empty()).collect::<Vec<_>>(),
                 "judge_account": judge.id,
                 "tick": tick.0,
             }),
@@ -1045,6 +1104,36 @@ impl Store {
             .all(&self.db)
             .await?;
         rows.into_iter().map(submission_from_row).collect()
+    }
+
+    /// [`Store::captures_between`], at most `limit` of them (the oldest), and whether more
+    /// were left out. With the (victim, service, submitted_at) index on SQLite and the BRIN
+    /// index on `submitted_at` on PostgreSQL, it reads about as many rows as it returns.
+    pub async fn captures_in_window(
+        &self,
+        attacker: Option<TeamId>,
+        victim: TeamId,
+        service: ServiceId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: u64,
+    ) -> Result<(Vec<StoredSubmission>, bool)> {
+        let mut query = submissions::Entity::find()
+            .filter(submissions::Column::Victim.eq(i32::from(victim.0)))
+            .filter(submissions::Column::Service.eq(i32::from(service.0)))
+            .filter(submissions::Column::SubmittedAt.between(from, to));
+        if let Some(a) = attacker {
+            query = query.filter(submissions::Column::Attacker.eq(i32::from(a.0)));
+        }
+        let mut rows = query
+            .order_by_asc(submissions::Column::SubmittedAt)
+            .order_by_asc(submissions::Column::Id)
+            .limit(limit.saturating_add(1))
+            .all(&self.db)
+            .await?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok((rows.into_iter().map(submission_from_row).collect::<Result<_>>()?, more))
     }
 
     /// Checker results of one team × service recorded between `from` and `to` (both

@@ -66,7 +66,7 @@ fn attack_on_blue() -> CheckedReport {
 }
 
 fn decision(valid: bool, points: u32, reason: &str) -> Decision {
-    Decision { valid, points, reason: reason.into() }
+    Decision { valid, points, reason: reason.into(), reason_codes: Vec::new() }
 }
 
 async fn ready(db: &TestDb) -> anyhow::Result<()> {

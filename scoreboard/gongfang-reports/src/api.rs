@@ -83,6 +83,11 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/judge/queue", get(queue))
         .route("/api/judge/reports", get(list_all))
         .route("/api/judge/reports/{id}", get(judge_read))
+        .route("/api/judge/reports/{id}/context", get(crate::workbench::report_context))
+        .route("/api/judge/reports/{id}/evidence/{evidence}/view", get(crate::workbench::evidence_view))
+        .route("/api/judge/workbench", get(crate::workbench::setup))
+        .route("/api/judge/workbench/queue", get(crate::workbench::queue))
+        .route("/judge", get(crate::pages::judge))
         .route("/api/judge/reports/{id}/ruling", post(rule))
         .route("/api/judge/reports/{id}/appeal-ruling", post(rule_appeal))
         .route("/api/judge/translations", get(crate::translations::translations))
@@ -297,9 +302,9 @@ struct Judged {
 
 /// `?limit=` and `?after=` of a paginated list.
 #[derive(Debug, Deserialize)]
-struct PageQuery {
-    limit: Option<String>,
-    after: Option<String>,
+pub(crate) struct PageQuery {
+    pub(crate) limit: Option<String>,
+    pub(crate) after: Option<String>,
 }
 
 /// Reports per page unless `?limit=` says otherwise, and the most it may say.
@@ -307,7 +312,7 @@ const DEFAULT_PAGE: u64 = 50;
 const MAX_PAGE: u64 = 200;
 
 impl PageQuery {
-    fn parse(&self) -> Reply<(Option<i64>, u64)> {
+    pub(crate) fn parse(&self) -> Reply<(Option<i64>, u64)> {
         let limit = match self.limit.as_deref() {
             None => DEFAULT_PAGE,
             Some(raw) => raw.parse::<u64>().ok().filter(|n| (1..=MAX_PAGE).contains(n)).ok_or_else(|| {
@@ -329,7 +334,7 @@ impl PageQuery {
 /// A page's answer: the list as the body, and where the next page starts in the `Link`
 /// (`rel="next"`) and `X-Next-After` headers, absent on the last page. The body stays a plain
 /// list, so a client that reads one page sees what it always saw.
-fn paged<T: Serialize>(path: &str, extra: &str, items: Vec<T>, next: Option<i64>, limit: u64) -> Response {
+pub(crate) fn paged<T: Serialize>(path: &str, extra: &str, items: Vec<T>, next: Option<i64>, limit: u64) -> Response {
     let mut response = axum::response::IntoResponse::into_response(axum::Json(items));
     if let Some(next) = next {
         let h = response.headers_mut();

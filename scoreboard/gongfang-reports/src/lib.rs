@@ -17,7 +17,8 @@
 //! [`admin`]): pause, resume, extend the end, announce.
 //!
 //! Teams and accounts also log in from a browser (`POST /api/session`): a
-//! team's portal (`/portal`) and the organisers' console (`/console`) are pages served here
+//! team's portal (`/portal`), the organisers' console (`/console`) and the judges' workbench
+//! (`/judge`, [`workbench`'s API](sniff_image)) are pages served here
 //! ([`pages`]), in English and Hong Kong Chinese, over the same routes with a session cookie
 //! and a CSRF token.
 //!
@@ -49,13 +50,15 @@ mod translations;
 mod upload;
 mod view;
 mod vpn_access;
+mod workbench;
 
 pub use admission::{AdmissionFuture, AdmissionRefusal, Admitted, MAX_IMPORT_BYTES, NoTeamAdmission, TeamAdmission};
 pub use api::router;
 pub use control::{ControlFuture, NoServiceControl, ServiceControl};
 pub use error::ReportsError;
 pub use logs::{LogFuture, LogLine, LogSource, LogWindow, NoLogs};
-pub use matching::{CaptureView, Context, Strength, Suggestion, VerdictChange};
+pub use matching::{CaptureView, Context, MAX_CAPTURES, Strength, Suggestion, VerdictChange};
 pub use state::{DEFAULT_EVIDENCE_TYPES, Now, ReportsState, Settings, SystemNow};
 pub use view::{AppealView, EvidenceView, ReportView, RulingView};
 pub use vpn_access::{NoVpnAccess, Reissued, SecretFile, VpnAccess, VpnFuture, VpnRefusal};
+pub use workbench::sniff_image;

@@ -24,6 +24,9 @@ pub struct Context {
     pub searched_from: DateTime<Utc>,
     pub searched_to: DateTime<Utc>,
     pub captures: Vec<CaptureView>,
+    /// More captures were recorded in the span than the [`MAX_CAPTURES`] shown (the oldest).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub captures_truncated: bool,
     pub verdict_changes: Vec<VerdictChange>,
     pub logs: Vec<LogLine>,
     /// Why there are no logs, when the log source failed.
@@ -48,7 +51,12 @@ pub struct CaptureView {
     pub tick_planted: Tick,
     pub tick_submitted: Tick,
     pub submitted_at: DateTime<Utc>,
+    /// A suggested match: submitted within the report's own window (not only the margin).
+    pub suggested: bool,
 }
+
+/// Most captures shown beside one report: enough to judge by, bounded however busy the drill.
+pub const MAX_CAPTURES: u64 = 200;
 
 /// The service's tick verdict changed.
 #[derive(Debug, Clone, Serialize)]
@@ -61,6 +69,8 @@ pub struct VerdictChange {
     pub to: Verdict,
     /// The public message of the action that decided the verdict.
     pub message: String,
+    /// A suggested match: the failure the suggestion cites.
+    pub suggested: bool,
 }
 
 /// How well the records back a report.
@@ -101,9 +111,9 @@ pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Co
         ReportKind::Defence => (r.team, c.traced_team),
     };
     let store = state.store();
-    let captures: Vec<CaptureView> = store
-        .captures_between(attacker, owner, Some(c.service), searched_from, searched_to)
-        .await?
+    let (found, captures_truncated) =
+        store.captures_in_window(attacker, owner, c.service, searched_from, searched_to, MAX_CAPTURES).await?;
+    let captures: Vec<CaptureView> = found
         .into_iter()
         .map(|x| {
             let x = x.submission;
@@ -115,6 +125,7 @@ pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Co
                 tick_planted: x.capture.planted,
                 tick_submitted: x.capture.submitted,
                 submitted_at: x.submitted_at,
+                suggested: c.window.from <= x.submitted_at && x.submitted_at <= c.window.to,
             }
         })
         .collect();
@@ -133,7 +144,14 @@ pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Co
         let at = list.iter().map(|x| x.recorded_at).min().unwrap_or(searched_from);
         let changed = previous.is_none_or(|p| p != verdict) && !(previous.is_none() && verdict == Verdict::Ok);
         if changed && at >= searched_from {
-            verdict_changes.push(VerdictChange { tick: *tick, at, from: previous, to: verdict, message });
+            verdict_changes.push(VerdictChange {
+                tick: *tick,
+                at,
+                from: previous,
+                to: verdict,
+                message,
+                suggested: false,
+            });
         }
         previous = Some(verdict);
     }
@@ -151,10 +169,16 @@ pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Co
     }
 
     let suggestion = suggest(state, r, owner, &captures, &verdict_changes);
+    if suggestion.strength == Strength::Weak
+        && let Some(fail) = verdict_changes.iter_mut().find(|v| v.to.is_teams_fault())
+    {
+        fail.suggested = true;
+    }
     Ok(Context {
         searched_from,
         searched_to,
         captures,
+        captures_truncated,
         verdict_changes,
         logs,
         logs_error,

@@ -1,4 +1,5 @@
-//! The team portal (`/portal`) and the organisers' console (`/console`): plain HTML, CSS and
+//! The team portal (`/portal`), the organisers' console (`/console`) and the judges'
+//! workbench (`/judge`): plain HTML, CSS and
 //! JavaScript compiled into the binary, with one message catalogue per language
 //! (`/static/pages/i18n/en.json`, `zh-HK.json`, from `scoreboard/i18n/`, which the public
 //! scoreboard's page speaks too). The pages draw everything with `textContent`
@@ -17,6 +18,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("common.js", "text/javascript; charset=utf-8", include_str!("../assets/common.js")),
     ("portal.js", "text/javascript; charset=utf-8", include_str!("../assets/portal.js")),
     ("console.js", "text/javascript; charset=utf-8", include_str!("../assets/console.js")),
+    ("judge.html", "text/html; charset=utf-8", include_str!("../assets/judge.html")),
+    ("judge.js", "text/javascript; charset=utf-8", include_str!("../assets/judge.js")),
     ("pages.css", "text/css; charset=utf-8", include_str!("../assets/pages.css")),
     ("en.json", "application/json", include_str!("../../i18n/en.json")),
     ("zh-HK.json", "application/json", include_str!("../../i18n/zh-HK.json")),
@@ -61,6 +64,11 @@ pub(crate) async fn portal() -> Response {
 /// `GET /console`.
 pub(crate) async fn console() -> Response {
     asset("console.html")
+}
+
+/// `GET /judge`: the judges' workbench.
+pub(crate) async fn judge() -> Response {
+    asset("judge.html")
 }
 
 /// `GET /static/pages/{name}`: a script or a style.

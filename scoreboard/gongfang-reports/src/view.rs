@@ -2,7 +2,7 @@
 //! and what judges see (everything).
 
 use chrono::{DateTime, Utc};
-use gongfang_core::report::ReportStatus;
+use gongfang_core::report::{ReasonCode, ReportStatus};
 use gongfang_core::report::{RulingStage, appeal_deadline};
 use gongfang_core::scenario::Scenario;
 use gongfang_core::{ServiceId, TeamId};
@@ -57,6 +57,9 @@ pub struct EvidenceView {
     pub sha256: String,
     /// Where to download it (same authentication as the report).
     pub url: String,
+    /// For judges: where the workbench shows it (inline only if its bytes are a PNG or JPEG).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view_url: Option<String>,
 }
 
 /// A ruling.
@@ -66,6 +69,8 @@ pub struct RulingView {
     pub valid: bool,
     pub points: u32,
     pub reason: String,
+    /// The reason codes (`duplicate`, `out-of-scope`, …), each once; empty for older rulings.
+    pub reason_codes: Vec<ReasonCode>,
     pub ruled_at: DateTime<Utc>,
     /// The judge; shown to judges only, so the panel rules without pressure from teams.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -112,7 +117,7 @@ pub(crate) fn report_view(s: &Scenario, r: &ReportRecord, now: DateTime<Utc>, au
         filed_at: r.filed_at,
         status,
         points: r.points(),
-        evidence: r.evidence.iter().map(|e| evidence_view(r.id, e)).collect(),
+        evidence: r.evidence.iter().map(|e| evidence_view(r.id, e, audience)).collect(),
         rulings: r.rulings.iter().map(|x| ruling_view(x, audience)).collect(),
         appeal: r.appeal.as_ref().map(|a| AppealView { reason: a.reason.clone(), at: a.at }),
         appeal_deadline: deadline,
@@ -120,7 +125,7 @@ pub(crate) fn report_view(s: &Scenario, r: &ReportRecord, now: DateTime<Utc>, au
     }
 }
 
-fn evidence_view(report: i64, e: &EvidenceInfo) -> EvidenceView {
+fn evidence_view(report: i64, e: &EvidenceInfo, audience: Audience) -> EvidenceView {
     EvidenceView {
         id: e.id,
         file_name: e.file_name.clone(),
@@ -128,6 +133,7 @@ fn evidence_view(report: i64, e: &EvidenceInfo) -> EvidenceView {
         size: e.size,
         sha256: e.sha256.clone(),
         url: format!("/api/reports/{report}/evidence/{}", e.id),
+        view_url: (audience == Audience::Judge).then(|| format!("/api/judge/reports/{report}/evidence/{}/view", e.id)),
     }
 }
 
@@ -137,6 +143,12 @@ fn ruling_view(r: &Ruling, audience: Audience) -> RulingView {
         valid: r.decision.valid,
         points: r.decision.points,
         reason: r.decision.reason.clone(),
+        reason_codes: {
+            let mut codes = r.decision.reason_codes.clone();
+            codes.sort();
+            codes.dedup();
+            codes
+        },
         ruled_at: r.ruled_at,
         judge: (audience == Audience::Judge).then(|| r.judge.clone()),
     }

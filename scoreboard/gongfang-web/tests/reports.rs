@@ -124,11 +124,11 @@ fn defence(service: ServiceId, traced: Option<TeamId>) -> CheckedReport {
 }
 
 fn valid(points: u32) -> Decision {
-    Decision { valid: true, points, reason: "evidence confirms it".into() }
+    Decision { valid: true, points, reason: "evidence confirms it".into(), reason_codes: Vec::new() }
 }
 
 fn invalid() -> Decision {
-    Decision { valid: false, points: 0, reason: "the evidence does not show access".into() }
+    Decision { valid: false, points: 0, reason: "the evidence does not show access".into(), reason_codes: Vec::new() }
 }
 
 /// `(slug, rank, reports, total)` of every team, best first.

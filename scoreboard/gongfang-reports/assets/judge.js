@@ -1,0 +1,308 @@
+// The judges' workbench: a judge logs in with name and password, filters the queue (status,
+// filing team, kind, age), opens a report and sees it beside what the platform recorded around
+// its window (captures, checker verdict changes, the target's container logs), the suggested
+// matches highlighted, then rules: valid or not, points within the scenario's maximum, reason
+// codes and a reason. The API audits every ruling under the logged-in account. Evidence images
+// are shown only when the server found PNG or JPEG bytes; every other file is a download.
+'use strict';
+
+(() => {
+  const { $, t, msg, el, api } = Gf;
+  const state = { me: null, setup: null, queue: [], next: null, current: null, context: null };
+
+  function showLogin(error) {
+    state.me = null;
+    $('app').hidden = true;
+    $('logout').hidden = true;
+    $('login-section').hidden = false;
+    $('login-error').textContent = error || '';
+    $('whoami').textContent = '';
+  }
+
+  function teamName(slug) {
+    const team = state.setup && state.setup.teams.find((x) => x.slug === slug);
+    return team ? Gf.name(team.name) : slug || '—';
+  }
+
+  function serviceName(slug) {
+    const service = state.setup && state.setup.services.find((x) => x.slug === slug);
+    return service ? Gf.name(service.name) : slug || '—';
+  }
+
+  function queuePath(after) {
+    const q = new URLSearchParams();
+    q.set('status', $('f-status').value);
+    if ($('f-team').value) q.set('team', $('f-team').value);
+    if ($('f-kind').value) q.set('kind', $('f-kind').value);
+    const age = $('f-age').value;
+    if (age) {
+      const [which, minutes] = age.split(':');
+      q.set(which === 'within' ? 'filed_within' : 'older_than', minutes);
+    }
+    q.set('limit', '50');
+    if (after) q.set('after', after);
+    return `/api/judge/workbench/queue?${q}`;
+  }
+
+  async function loadQueue(more) {
+    const answer = await api('GET', queuePath(more ? state.next : null));
+    if (answer.status === 401) return showLogin(t('console.login.expired'));
+    if (!answer.ok) return Gf.announce(Gf.errorText(answer));
+    state.queue = more ? state.queue.concat(answer.data) : answer.data;
+    state.next = null;
+    // The next page's start, from the `Link` the server sent (the list's last id works too).
+    if (answer.data.length === 50) state.next = answer.data[answer.data.length - 1].id;
+    renderQueue();
+  }
+
+  function renderQueue() {
+    const body = $('queue');
+    body.replaceChildren();
+    for (const r of state.queue) {
+      const row = el('tr');
+      row.dataset.report = String(r.id);
+      if (state.current && state.current.id === r.id) row.className = 'current';
+      const open = el('button', t('judge.queue.open'));
+      open.type = 'button';
+      open.dataset.open = String(r.id);
+      open.addEventListener('click', () => openReport(r.id));
+      const target = r.kind === 'attack' ? `${teamName(r.target_team)} · ${serviceName(r.service)}` : serviceName(r.service);
+      row.append(el('td', r.id), el('td', teamName(r.team)), el('td', msg(`judge.kind.${r.kind}`)), el('td', target));
+      row.append(el('td', msg(`judge.status.${r.status}`)), el('td', Gf.time(r.filed_at)));
+      const cell = el('td');
+      cell.append(open);
+      row.append(cell);
+      body.append(row);
+    }
+    $('queue-empty').hidden = state.queue.length > 0;
+    $('queue-more').hidden = !state.next;
+  }
+
+  async function openReport(id) {
+    const [report, context] = await Promise.all([api('GET', `/api/judge/reports/${id}`), api('GET', `/api/judge/reports/${id}/context`)]);
+    if (report.status === 401) return showLogin(t('console.login.expired'));
+    if (!report.ok) return Gf.announce(Gf.errorText(report));
+    state.current = report.data.report;
+    state.context = context.ok ? context.data : report.data.context;
+    $('report-area').hidden = false;
+    renderReport();
+    renderContext();
+    renderQueue();
+    $('rule-error').textContent = '';
+    $('report-heading').focus();
+    Gf.announce(t('judge.report.opened', { id }));
+  }
+
+  function fact(label, value) {
+    const box = el('div');
+    box.append(el('dt', label), el('dd', value));
+    return box;
+  }
+
+  function renderReport() {
+    const r = state.current;
+    if (!r) return;
+    $('report-area').dataset.report = String(r.id);
+    $('report-heading').textContent = t('judge.report.heading', { id: r.id, kind: msg(`judge.kind.${r.kind}`) });
+    $('report-heading').tabIndex = -1;
+    const facts = $('report-facts');
+    facts.replaceChildren(
+      fact(t('judge.filter.team'), teamName(r.team)),
+      fact(t('judge.col.target'), r.target_team ? teamName(r.target_team) : '—'),
+      fact(t('common.service'), serviceName(r.service)),
+      fact(t('judge.report.window'), `${Gf.time(r.from)} – ${Gf.time(r.to)}`),
+      fact(t('judge.filter.status'), msg(`judge.status.${r.status}`)),
+    );
+    if (r.attack_id) facts.append(fact('ATT&CK', r.attack_id));
+    if (r.traced_address) facts.append(fact(t('judge.report.traced'), `${r.traced_address} ${r.traced_team ? teamName(r.traced_team) : ''}`));
+    $('report-technique').textContent = r.technique;
+    $('report-description').textContent = r.description;
+    $('report-evidence-text').textContent = r.evidence_text;
+    const files = $('report-files');
+    files.replaceChildren();
+    for (const e of r.evidence) {
+      const item = el('li', null, 'card');
+      item.dataset.evidence = String(e.id);
+      const link = el('a', `${e.file_name} (${e.content_type}, ${e.size} B)`);
+      link.href = e.url;
+      link.setAttribute('download', e.file_name);
+      item.append(link);
+      // Asked as an image only when the team said PNG or JPEG; the server shows it inline only
+      // if its bytes agree, else the browser gets a download it will not draw.
+      if (['image/png', 'image/jpeg'].includes(e.content_type) && e.view_url) {
+        const img = el('img', null, 'evidence');
+        img.alt = t('judge.report.image_alt', { name: e.file_name });
+        img.src = e.view_url;
+        img.dataset.inline = 'true';
+        item.append(img);
+      }
+      files.append(item);
+    }
+    const rulings = $('report-rulings');
+    rulings.replaceChildren();
+    for (const x of r.rulings) {
+      const p = el('p', null, 'notice');
+      p.dataset.ruling = x.stage;
+      const codes = (x.reason_codes || []).map((c) => msg(`judge.code.${c}`)).join(', ');
+      p.textContent = t('judge.report.ruling', {
+        stage: msg(`judge.stage.${x.stage}`),
+        verdict: x.valid ? t('judge.rule.is_valid') : t('judge.rule.is_invalid'),
+        points: x.points,
+        judge: x.judge || '',
+        codes: codes || '—',
+        reason: x.reason || '—',
+      });
+      rulings.append(p);
+    }
+    $('report-appeal').hidden = !r.appeal;
+    if (r.appeal) $('report-appeal').textContent = t('judge.report.appeal', { reason: r.appeal.reason });
+    const open = r.status === 'pending' || r.status === 'appealed';
+    $('ruling-form').hidden = !open;
+    const max = state.setup ? state.setup.max_points[r.kind] : 0;
+    $('rule-points').max = String(max);
+    $('rule-max').textContent = t('judge.rule.max', { max });
+  }
+
+  function renderContext() {
+    const c = state.context;
+    if (!c) return;
+    $('context-span').textContent = t('judge.context.span', { from: Gf.time(c.searched_from), to: Gf.time(c.searched_to) });
+    const s = $('suggestion');
+    s.dataset.strength = c.suggestion.strength;
+    s.textContent = `${msg(`judge.strength.${c.suggestion.strength}`)} — ${c.suggestion.summary}`;
+    const caps = $('captures');
+    caps.replaceChildren();
+    for (const x of c.captures) {
+      const row = el('tr', null, x.suggested ? 'suggested' : '');
+      row.dataset.capture = x.suggested ? 'suggested' : 'context';
+      row.append(el('td', Gf.time(x.submitted_at)), el('td', teamName(x.attacker)), el('td', teamName(x.victim)));
+      row.append(el('td', `${x.tick_planted} → ${x.tick_submitted}`), el('td', x.suggested ? t('judge.context.suggested') : ''));
+      caps.append(row);
+    }
+    $('captures-none').hidden = c.captures.length > 0;
+    $('captures-more').hidden = !c.captures_truncated;
+    const verdicts = $('verdicts');
+    verdicts.replaceChildren();
+    for (const v of c.verdict_changes) {
+      const item = el('li', null, v.suggested ? 'suggested' : '');
+      item.dataset.verdict = v.to;
+      item.append(el('span', `${Gf.time(v.at)} · ${t('common.tick')} ${v.tick} `));
+      item.append(el('span', msg(`verdict.${v.to}`), `verdict v-${v.to}`));
+      if (v.message) item.append(el('span', ` ${v.message}`, 'muted'));
+      if (v.suggested) item.append(el('strong', ` ${t('judge.context.suggested')}`));
+      verdicts.append(item);
+    }
+    $('verdicts-none').hidden = c.verdict_changes.length > 0;
+    $('logs').textContent = c.logs.map((l) => `${l.at} ${l.container} ${l.line}`).join('\n');
+    $('logs').hidden = c.logs.length === 0;
+    $('logs-note').textContent = c.logs_error || c.logs_notice || (c.logs.length ? '' : t('judge.context.no_logs'));
+  }
+
+  function renderCodes() {
+    const box = $('rule-codes');
+    const checked = new Set([...box.querySelectorAll('input:checked')].map((i) => i.value));
+    box.replaceChildren();
+    for (const code of (state.setup && state.setup.reason_codes) || []) {
+      const label = el('label');
+      const input = el('input');
+      input.type = 'checkbox';
+      input.value = code;
+      input.dataset.code = code;
+      input.checked = checked.has(code);
+      label.append(input, ' ', el('span', msg(`judge.code.${code}`)));
+      box.append(label);
+    }
+  }
+
+  function render() {
+    renderCodes();
+    renderQueue();
+    renderReport();
+    renderContext();
+    if (state.me) $('whoami').textContent = `${state.me.name} · ${msg(`role.${state.me.role}`)}`;
+  }
+
+  async function enter(me) {
+    state.me = me;
+    $('login-section').hidden = true;
+    $('app').hidden = false;
+    $('logout').hidden = false;
+    const setup = await api('GET', '/api/judge/workbench');
+    if (!setup.ok) return showLogin(Gf.errorText(setup));
+    state.setup = setup.data;
+    const teams = $('f-team');
+    teams.replaceChildren(teams.firstElementChild);
+    for (const team of state.setup.teams) {
+      const option = el('option', Gf.name(team.name));
+      option.value = team.slug;
+      teams.append(option);
+    }
+    render();
+    await loadQueue(false);
+  }
+
+  async function rule(ev) {
+    ev.preventDefault();
+    const r = state.current;
+    if (!r || !$('ruling-form').reportValidity()) return;
+    const valid = $('rule-valid').checked;
+    const body = {
+      valid,
+      points: valid ? Number($('rule-points').value) : 0,
+      reason: $('rule-reason').value,
+      reason_codes: [...$('rule-codes').querySelectorAll('input:checked')].map((i) => i.value),
+    };
+    const path = r.status === 'appealed' ? `/api/judge/reports/${r.id}/appeal-ruling` : `/api/judge/reports/${r.id}/ruling`;
+    const answer = await api('POST', path, body);
+    if (!answer.ok) {
+      $('rule-error').textContent = Gf.errorText(answer);
+      return;
+    }
+    state.current = answer.data;
+    $('rule-reason').value = '';
+    $('rule-codes').querySelectorAll('input').forEach((i) => {
+      i.checked = false;
+    });
+    renderReport();
+    Gf.announce(t('judge.rule.done', { id: r.id }));
+    await loadQueue(false);
+  }
+
+  function wire() {
+    $('login-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const answer = await Gf.login({ name: $('login-name').value.trim(), password: $('login-password').value });
+      $('login-password').value = '';
+      if (!answer.ok) return showLogin(Gf.errorText(answer));
+      if (answer.data.role !== 'judge') {
+        await Gf.logout();
+        return showLogin(t('judge.login.wrong_role'));
+      }
+      await enter(answer.data);
+    });
+    $('logout').addEventListener('click', async () => {
+      await Gf.logout();
+      showLogin('');
+    });
+    $('filters').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      loadQueue(false);
+    });
+    $('queue-more').addEventListener('click', () => loadQueue(true));
+    $('ruling-form').addEventListener('submit', rule);
+    $('rule-invalid').addEventListener('change', () => {
+      $('rule-points').value = '0';
+    });
+    Gf.onLang(render);
+  }
+
+  document.addEventListener('DOMContentLoaded', async () => {
+    await Gf.start();
+    wire();
+    const me = await Gf.session();
+    if (me && me.role === 'judge') await enter(me);
+    else showLogin('');
+    // Wired and told who is logged in: tests wait for this before they type.
+    document.body.dataset.ready = 'true';
+  });
+})();
