@@ -495,11 +495,13 @@ crate::named_enum! {
 }
 
 crate::named_enum! {
-    /// Where a report is in its life: filed → ruled → (appealed → final).
+    /// Where a report is in its life: filed → (disputed →) ruled → (appealed → final).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub enum ReportStatus {
-        /// Filed, waiting for a judge.
+        /// Filed, waiting for a judge (with two judges, until both have scored it).
         Pending = "pending",
+        /// Two judges scored it blind and disagree: a third judge, who scored neither, decides.
+        Disputed = "disputed",
         /// Ruled once; the team may still appeal until the scenario's appeal window closes.
         Ruled = "ruled",
         /// Appealed, waiting for a second judge.
@@ -586,6 +588,36 @@ pub fn check_appeal(
     Ok(())
 }
 
+/// What two judges' blind scores of one report come to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PanelOutcome {
+    /// They agree: this is the ruling.
+    Agreed(Decision),
+    /// They disagree: a third judge decides.
+    Disputed,
+}
+
+/// Two blind scores agree when both are valid, or both invalid, with points at most
+/// `max_difference` apart. Their ruling then awards the mean of their points, rounded down,
+/// with both reasons (once when the same) and every reason code either gave.
+pub fn combine_scores(a: &Decision, b: &Decision, max_difference: u32) -> PanelOutcome {
+    if a.valid != b.valid || a.points.abs_diff(b.points) > max_difference {
+        return PanelOutcome::Disputed;
+    }
+    let (ra, rb) = (a.reason.trim(), b.reason.trim());
+    let reason = match (ra.is_empty(), rb.is_empty()) {
+        (_, true) => ra.to_owned(),
+        (true, false) => rb.to_owned(),
+        (false, false) if ra == rb => ra.to_owned(),
+        (false, false) => format!("{ra}\n\n{rb}"),
+    };
+    let mut reason_codes: Vec<ReasonCode> = a.reason_codes.iter().chain(&b.reason_codes).copied().collect();
+    reason_codes.sort();
+    reason_codes.dedup();
+    let points = u32::try_from((u64::from(a.points) + u64::from(b.points)) / 2).unwrap_or(u32::MAX);
+    PanelOutcome::Agreed(Decision { valid: a.valid, points, reason, reason_codes })
+}
+
 /// When an appeal of a ruling made at `ruled_at` closes.
 pub fn appeal_deadline(ruled_at: DateTime<Utc>, rules: &ReportRules) -> DateTime<Utc> {
     add(ruled_at, rules.appeal_window)
@@ -644,6 +676,38 @@ mod tests {
         );
         assert_eq!(check_decision(ReportKind::Attack, &d(false, 5, "no"), &rules), Err(ReportError::PointsForInvalid));
         assert_eq!(check_decision(ReportKind::Attack, &d(false, 0, " "), &rules), Err(ReportError::ReasonRequired));
+    }
+
+    #[test]
+    fn two_blind_scores_agree_only_within_the_threshold() {
+        let d = |valid, points, reason: &str, codes: &[ReasonCode]| Decision {
+            valid,
+            points,
+            reason: reason.into(),
+            reason_codes: codes.to_vec(),
+        };
+        let capture = [ReasonCode::ConfirmedByCapture];
+        let logs = [ReasonCode::ConfirmedByLogs, ReasonCode::ConfirmedByCapture];
+        assert_eq!(
+            combine_scores(&d(true, 40, "seen", &capture), &d(true, 61, "in the logs", &logs), 21),
+            PanelOutcome::Agreed(d(
+                true,
+                50,
+                "seen\n\nin the logs",
+                &[ReasonCode::ConfirmedByCapture, ReasonCode::ConfirmedByLogs]
+            ))
+        );
+        assert_eq!(combine_scores(&d(true, 40, "", &[]), &d(true, 61, "", &[]), 20), PanelOutcome::Disputed);
+        assert_eq!(combine_scores(&d(true, 0, "", &[]), &d(false, 0, "no", &[]), 100), PanelOutcome::Disputed);
+        assert_eq!(
+            combine_scores(&d(false, 0, "no", &[]), &d(false, 0, " no ", &[]), 0),
+            PanelOutcome::Agreed(d(false, 0, "no", &[]))
+        );
+        // The mean of two large awards does not overflow.
+        assert_eq!(
+            combine_scores(&d(true, u32::MAX, "", &[]), &d(true, u32::MAX - 1, "", &[]), 1),
+            PanelOutcome::Agreed(d(true, u32::MAX - 1, "", &[]))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gongfang_core::scenario::{
-    self, Identify, ImageSource, Probe, ReportRules, ReportScoring, Role, ScoringFormula, SecretSource,
+    self, Identify, ImageSource, JudgePanel, Probe, ReportRules, ReportScoring, Role, ScoringFormula, SecretSource,
 };
 
 /// Files exist unless their path says `missing`; only `GONGFANG_SECRET` is set.
@@ -200,6 +200,25 @@ fn filing_limits_have_defaults_and_can_be_set() {
     assert_eq!(s.reports.max_reports_per_team, 30);
     assert_eq!(s.reports.max_evidence_bytes_per_team, 2 << 30);
     assert_eq!(s.reports.max_concurrent_uploads, 1);
+}
+
+#[test]
+fn two_judges_score_blind_with_a_disagreement_threshold() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios/valid_minimal.toml");
+    let src = std::fs::read_to_string(&path).unwrap() + "\n[reports]\n";
+    let parse = |extra: &str| scenario::parse(&(src.clone() + extra), &path, &TestProbe);
+    assert_eq!(parse("").unwrap().reports.panel, JudgePanel::One);
+    assert_eq!(parse("judges = 2\n").unwrap().reports.panel, JudgePanel::BlindPair { max_difference: 20 });
+    assert_eq!(
+        parse("judges = 2\ndisagreement_points = 0\n").unwrap().reports.panel,
+        JudgePanel::BlindPair { max_difference: 0 }
+    );
+    let three = parse("judges = 3\n").unwrap_err().to_string();
+    assert!(three.contains("`judges` must be between 1 and 2") && three.contains("a third decides"), "{three}");
+    let lone = parse("disagreement_points = 5\n").unwrap_err().to_string();
+    assert!(lone.contains("`judges` is 1") && lone.contains("set judges = 2"), "{lone}");
+    let bad = parse("judges = 2\ndisagreement_points = -1\n").unwrap_err().to_string();
+    assert!(bad.contains("disagreement_points"), "{bad}");
 }
 
 #[test]

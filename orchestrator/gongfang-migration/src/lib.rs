@@ -31,6 +31,7 @@ mod m20261212_000001_team_results_index;
 mod m20261212_000002_checker_faults;
 mod m20261213_000001_ruling_reason_codes;
 mod m20261213_000002_capture_window_index;
+mod m20261214_000001_report_scores;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -63,6 +64,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261212_000002_checker_faults::Migration),
             Box::new(m20261213_000001_ruling_reason_codes::Migration),
             Box::new(m20261213_000002_capture_window_index::Migration),
+            Box::new(m20261214_000001_report_scores::Migration),
         ]
     }
 }

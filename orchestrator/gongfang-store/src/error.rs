@@ -52,9 +52,10 @@ pub enum StoreError {
     /// The report is not in the state the operation needs (e.g. ruling a report twice).
     #[error("report {report} is {status}; {what}")]
     ReportState { report: i64, status: &'static str, what: &'static str },
-    /// The judge who made the first ruling tried to rule the appeal.
-    #[error("judge `{judge}` made the first ruling of report {report}; another judge must rule the appeal")]
-    SameJudge { report: i64, judge: String },
+    /// A judge tried to take a second part in one report: score it twice, decide a dispute
+    /// between their own score and another's, or rule the appeal of their own ruling.
+    #[error("judge `{judge}` {did} report {report}; {next}")]
+    SameJudge { report: i64, judge: String, did: &'static str, next: &'static str },
     /// The team has filed as many reports as the scenario allows one team
     /// (`max_reports_per_team`).
     #[error("team {team} has filed {limit} reports, the most one team may file in this drill")]

@@ -29,6 +29,9 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,
     pub before: Option<i64>,
+    /// Leave out the entries of reports (`report.…`: who filed, scored and ruled what, and
+    /// why), which observers do not read.
+    pub without_reports: bool,
 }
 
 /// A message from the organisers to everyone, in English and, when given, Hong Kong Chinese.
@@ -205,6 +208,13 @@ impl Store {
         }
         if let Some(before) = filter.before {
             query = query.filter(audit_log::Column::Id.lt(before));
+        }
+        if filter.without_reports {
+            use sea_orm::sea_query::ExprTrait as _;
+            query = query.filter(
+                sea_orm::sea_query::Expr::col(audit_log::Column::Action)
+                    .not_like(sea_orm::sea_query::LikeExpr::new("report.%")),
+            );
         }
         query
             .order_by_desc(audit_log::Column::Id)

@@ -11,7 +11,9 @@
 //!
 //! Every change of a report's state is one transaction with a conditional update on its
 //! status (and a unique (report, stage) key on rulings), so two judges racing on one report
-//! cannot both rule it. Each ruling and appeal is written to the audit log in the same
+//! cannot both rule it. In a two-judge drill a pending report collects blind scores first (one
+//! per judge, a unique key decides); the second either agrees with the first and rules the
+//! report, or disputes it for a third judge. Each ruling and appeal is written to the audit log in the same
 //! transaction: there is no ruling without its audit line.
 
 use std::net::IpAddr;
@@ -19,9 +21,10 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 use gongfang_core::report::ReportStatus;
 use gongfang_core::report::{
-    CheckedReport, Decision, ReasonCode, ReportKind, RulingStage, TechniqueId, TimeWindow, check_appeal, check_decision,
+    CheckedReport, Decision, PanelOutcome, ReasonCode, ReportKind, RulingStage, TechniqueId, TimeWindow, check_appeal,
+    check_decision, combine_scores,
 };
-use gongfang_core::scenario::ReportRules;
+use gongfang_core::scenario::{JudgePanel, ReportRules};
 use gongfang_core::scoring::Award;
 use gongfang_core::{AccountRole, CheckResult, ServiceId, TeamId, Tick};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
@@ -160,9 +163,37 @@ mod entity {
 
         impl ActiveModelBehavior for ActiveModel {}
     }
+
+    pub mod report_scores {
+        use sea_orm::entity::prelude::*;
+
+        #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+        #[sea_orm(table_name = "report_scores")]
+        pub struct Model {
+            #[sea_orm(primary_key)]
+            pub id: i32,
+            pub report: i32,
+            pub judge: String,
+            pub judge_account: i32,
+            pub valid: bool,
+            pub points: i32,
+            pub reason: String,
+            pub reason_codes: String,
+            pub scored_at: DateTimeUtc,
+        }
+
+        #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+        pub enum Relation {}
+
+        impl ActiveModelBehavior for ActiveModel {}
+    }
 }
 
-use entity::{evidence_uploads, report_evidence, report_evidence_chunks, report_rulings, reports};
+use entity::{evidence_uploads, report_evidence, report_evidence_chunks, report_rulings, report_scores, reports};
+
+/// What the judges' queue holds: reports waiting for a score or ruling, a dispute waiting for
+/// its third judge, and appeals.
+const QUEUED: [ReportStatus; 3] = [ReportStatus::Pending, ReportStatus::Disputed, ReportStatus::Appealed];
 
 /// Most bytes of evidence stored in one chunk row, and so written by one transaction.
 pub const EVIDENCE_CHUNK: usize = 1 << 20;
@@ -256,6 +287,16 @@ pub struct Ruling {
     pub ruled_at: DateTime<Utc>,
 }
 
+/// One judge's blind score of a report, in a drill where two judges score each report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Score {
+    /// The judge's account name and id.
+    pub judge: String,
+    pub judge_id: i64,
+    pub decision: Decision,
+    pub scored_at: DateTime<Utc>,
+}
+
 /// A team's appeal of the first ruling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appeal {
@@ -276,6 +317,8 @@ pub struct ReportRecord {
     /// The first ruling, then the appeal's, as made.
     pub rulings: Vec<Ruling>,
     pub appeal: Option<Appeal>,
+    /// The judges' blind scores, in the order they were made (two-judge drills only).
+    pub scores: Vec<Score>,
 }
 
 impl ReportRecord {
@@ -292,6 +335,11 @@ impl ReportRecord {
     pub fn points(&self) -> u32 {
         self.latest_ruling().map_or(0, |r| r.decision.points)
     }
+
+    /// Whether this judge scored the report blind.
+    pub fn scored_by(&self, judge: i64) -> bool {
+        self.scores.iter().any(|s| s.judge_id == judge)
+    }
 }
 
 fn id32(id: i64) -> i32 {
@@ -302,6 +350,7 @@ fn report_from_rows(
     r: reports::Model,
     evidence: Vec<report_evidence::Model>,
     rulings: Vec<report_rulings::Model>,
+    scores: Vec<report_scores::Model>,
 ) -> Result<ReportRecord> {
     let key = r.id;
     let bad = |detail: String| corrupt("reports", key, detail);
@@ -331,6 +380,8 @@ fn report_from_rows(
     let evidence = evidence.into_iter().map(evidence_info).collect::<Result<Vec<_>>>()?;
     let mut rulings = rulings.into_iter().map(ruling_from_row).collect::<Result<Vec<_>>>()?;
     rulings.sort_by_key(|r| r.stage);
+    let mut scores = scores.into_iter().map(score_from_row).collect::<Result<Vec<_>>>()?;
+    scores.sort_by_key(|s| s.scored_at);
     let appeal = match (r.appeal_reason, r.appealed_at) {
         (Some(reason), Some(at)) => Some(Appeal { reason, at }),
         _ => None,
@@ -344,6 +395,7 @@ fn report_from_rows(
         evidence,
         rulings,
         appeal,
+        scores,
     })
 }
 
@@ -374,12 +426,32 @@ fn ruling_from_row(r: report_rulings::Model) -> Result<Ruling> {
     })
 }
 
+fn score_from_row(r: report_scores::Model) -> Result<Score> {
+    let bad = |detail: String| corrupt("report_scores", r.id, detail);
+    Ok(Score {
+        judge: r.judge.clone(),
+        judge_id: i64::from(r.judge_account),
+        decision: Decision {
+            valid: r.valid,
+            points: u32::try_from(r.points).map_err(|_| bad("negative points".into()))?,
+            reason: r.reason.clone(),
+            reason_codes: reason_codes_from_row(&r.reason_codes).map_err(bad)?,
+        },
+        scored_at: r.scored_at,
+    })
+}
+
 /// The codes a ruling row stores, comma-separated.
 fn reason_codes_from_row(raw: &str) -> std::result::Result<Vec<ReasonCode>, String> {
     raw.split(',')
         .filter(|w| !w.is_empty())
         .map(|w| ReasonCode::from_name(w).ok_or_else(|| format!("unknown reason code `{w}`")))
         .collect()
+}
+
+/// A decision's codes' names, each once, in the list's order: as the audit log lists them.
+fn reason_code_names(codes: &[ReasonCode]) -> Vec<String> {
+    reason_codes_row(codes).split(',').filter(|w| !w.is_empty()).map(str::to_owned).collect()
 }
 
 /// A decision's codes, each once, in the list's order.
@@ -733,8 +805,7 @@ impl Store {
     /// A page of the judges' queue ([`Store::report_queue`]): at most `limit` reports with ids
     /// above `after`.
     pub async fn report_queue_page(&self, after: Option<i64>, limit: u64) -> Result<ReportPage> {
-        let query = reports::Entity::find()
-            .filter(reports::Column::Status.is_in([ReportStatus::Pending.as_str(), ReportStatus::Appealed.as_str()]));
+        let query = reports::Entity::find().filter(reports::Column::Status.is_in(QUEUED.map(ReportStatus::as_str)));
         self.page(query, after, limit).await
     }
 
@@ -759,7 +830,7 @@ impl Store {
     /// The judges' queue: reports waiting for a first ruling or an appeal ruling, oldest first.
     pub async fn report_queue(&self) -> Result<Vec<ReportRecord>> {
         let rows = reports::Entity::find()
-            .filter(reports::Column::Status.is_in([ReportStatus::Pending.as_str(), ReportStatus::Appealed.as_str()]))
+            .filter(reports::Column::Status.is_in(QUEUED.map(ReportStatus::as_str)))
             .order_by_asc(reports::Column::Id)
             .all(&self.db)
             .await?;
@@ -773,6 +844,7 @@ impl Store {
         let ids: Vec<i32> = rows.iter().map(|r| r.id).collect();
         let mut evidence = Vec::new();
         let mut rulings = Vec::new();
+        let mut scores = Vec::new();
         // Bounded IN lists: far below either database's limit on bound parameters.
         for chunk in ids.chunks(500) {
             evidence.extend(evidence_infos(&self.db, chunk).await?);
@@ -782,13 +854,20 @@ impl Store {
                     .all(&self.db)
                     .await?,
             );
+            scores.extend(
+                report_scores::Entity::find()
+                    .filter(report_scores::Column::Report.is_in(chunk.iter().copied()))
+                    .all(&self.db)
+                    .await?,
+            );
         }
         rows.into_iter()
             .map(|r| {
                 let id = r.id;
                 let ev = evidence.iter().filter(|e| e.report == id).cloned().collect();
                 let ru = rulings.iter().filter(|x| x.report == id).cloned().collect();
-                report_from_rows(r, ev, ru)
+                let sc = scores.iter().filter(|x| x.report == id).cloned().collect();
+                report_from_rows(r, ev, ru, sc)
             })
             .collect()
     }
@@ -833,72 +912,149 @@ impl Store {
         if judge.role != AccountRole::Judge {
             return Err(StoreError::NotAJudge(judge.name.clone()));
         }
-        let (from, to, what) = match stage {
-            RulingStage::First => (ReportStatus::Pending, ReportStatus::Ruled, "only a pending report can be ruled"),
-            RulingStage::Appeal => {
-                (ReportStatus::Appealed, ReportStatus::Final, "only an appealed report can have its appeal ruled")
-            }
-        };
         let txn = self.write_txn().await?;
         let before = load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?;
         check_decision(before.report.kind, decision, rules)?;
-        if stage == RulingStage::Appeal
-            && let Some(first) = before.ruling(RulingStage::First)
-            && first.judge_id == judge.id
-        {
-            return Err(StoreError::SameJudge { report: id, judge: judge.name.clone() });
-        }
-        let moved = reports::Entity::update_many()
-            .col_expr(reports::Column::Status, to.as_str().into())
-            .filter(reports::Column::Id.eq(id32(id)))
-            .filter(reports::Column::Status.eq(from.as_str()))
-            .exec(&txn)
-            .await?;
-        if moved.rows_affected != 1 {
+        let (from, to, what) = match stage {
+            RulingStage::First => {
+                if let (JudgePanel::BlindPair { max_difference }, ReportStatus::Pending) = (rules.panel, before.status)
+                {
+                    return self.score(txn, id, judge, decision, max_difference, at).await;
+                }
+                if before.status == ReportStatus::Disputed && before.scored_by(judge.id) {
+                    return Err(StoreError::SameJudge {
+                        report: id,
+                        judge: judge.name.clone(),
+                        did: "scored",
+                        next: "a third judge, who scored neither side, decides",
+                    });
+                }
+                let from = if before.status == ReportStatus::Disputed {
+                    ReportStatus::Disputed
+                } else {
+                    ReportStatus::Pending
+                };
+                (from, ReportStatus::Ruled, "only a pending or disputed report can be ruled")
+            }
+            RulingStage::Appeal => {
+                let ruled = before.ruling(RulingStage::First).is_some_and(|f| f.judge_id == judge.id);
+                if ruled || before.scored_by(judge.id) {
+                    return Err(StoreError::SameJudge {
+                        report: id,
+                        judge: judge.name.clone(),
+                        did: if ruled { "made the first ruling of" } else { "scored" },
+                        next: "another judge must rule the appeal",
+                    });
+                }
+                (ReportStatus::Appealed, ReportStatus::Final, "only an appealed report can have its appeal ruled")
+            }
+        };
+        let moved = move_report(&txn, id, from, to).await?;
+        if moved != 1 {
             return Err(StoreError::ReportState { report: id, status: before.status.as_str(), what });
         }
-        let tick = current_tick(&txn).await?;
-        report_rulings::ActiveModel {
+        let mut detail = serde_json::Map::new();
+        if from == ReportStatus::Disputed {
+            detail.insert("decides_dispute".into(), true.into());
+        }
+        let record = record_ruling(&txn, &before, stage, judge, &judge.name, decision, at, detail).await?;
+        txn.commit().await?;
+        tracing::info!(valid = decision.valid, points = decision.points, ?stage, "report ruled");
+        Ok(record)
+    }
+
+    /// A judge's blind score of a pending report in a two-judge drill. The second judge's score
+    /// either agrees with the first (the report is ruled, by both) or not (it is disputed, and
+    /// a third judge decides). Audited, the score and what it led to, in one transaction.
+    async fn score(
+        &self,
+        txn: DatabaseTransaction,
+        id: i64,
+        judge: &Account,
+        decision: &Decision,
+        max_difference: u32,
+        at: DateTime<Utc>,
+    ) -> Result<ReportRecord> {
+        // Lock the report's row before reading its scores (on PostgreSQL; SQLite's write lock is
+        // already held), so two judges scoring at once see each other's score.
+        if move_report(&txn, id, ReportStatus::Pending, ReportStatus::Pending).await? != 1 {
+            let status = load(&txn, id32(id)).await?.map_or("gone", |r| r.status.as_str());
+            return Err(StoreError::ReportState { report: id, status, what: "only a pending report can be scored" });
+        }
+        let before = load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?;
+        if before.scored_by(judge.id) {
+            return Err(StoreError::SameJudge {
+                report: id,
+                judge: judge.name.clone(),
+                did: "already scored",
+                next: "a second judge scores it blind",
+            });
+        }
+        report_scores::ActiveModel {
             report: Set(id32(id)),
-            stage: Set(stage.as_str().to_owned()),
             judge: Set(judge.name.clone()),
             judge_account: Set(id32(judge.id)),
             valid: Set(decision.valid),
             points: Set(i32::try_from(decision.points).unwrap_or(i32::MAX)),
             reason: Set(decision.reason.trim().to_owned()),
             reason_codes: Set(reason_codes_row(&decision.reason_codes)),
-            tick: Set(tick_i32(tick)),
-            ruled_at: Set(at),
+            scored_at: Set(at),
             ..Default::default()
         }
         .insert(&txn)
         .await?;
-        let action = match stage {
-            RulingStage::First => "report.rule",
-            RulingStage::Appeal => "report.rule-appeal",
-        };
         audit(
             &txn,
             at,
             &judge.actor(),
-            action,
+            "report.score",
             serde_json::json!({
                 "report": id,
                 "team": before.team.0,
                 "kind": before.report.kind.as_str(),
-                "stage": stage.as_str(),
                 "valid": decision.valid,
                 "points": decision.points,
                 "reason": decision.reason.trim(),
-                "reason_codes": reason_codes_row(&decision.reason_codes).split(',').filter(|w| !w.is_empty()).collect::<Vec<_>>(),
+                "reason_codes": reason_code_names(&decision.reason_codes),
                 "judge_account": judge.id,
-                "tick": tick.0,
             }),
         )
         .await?;
-        let record = load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?;
+        let record = if let [first] = before.scores.as_slice() {
+            let panel = format!("{} + {}", first.judge, judge.name);
+            match combine_scores(&first.decision, decision, max_difference) {
+                PanelOutcome::Agreed(ruling) => {
+                    move_report(&txn, id, ReportStatus::Pending, ReportStatus::Ruled).await?;
+                    let mut detail = serde_json::Map::new();
+                    detail.insert("panel".into(), serde_json::json!([first.judge, judge.name]));
+                    let record =
+                        record_ruling(&txn, &before, RulingStage::First, judge, &panel, &ruling, at, detail).await?;
+                    tracing::info!(valid = ruling.valid, points = ruling.points, "report ruled by two judges");
+                    record
+                }
+                PanelOutcome::Disputed => {
+                    move_report(&txn, id, ReportStatus::Pending, ReportStatus::Disputed).await?;
+                    audit(
+                        &txn,
+                        at,
+                        &judge.actor(),
+                        "report.dispute",
+                        serde_json::json!({
+                            "report": id,
+                            "team": before.team.0,
+                            "panel": [first.judge, judge.name],
+                            "max_difference": max_difference,
+                        }),
+                    )
+                    .await?;
+                    tracing::info!("two judges disagree; a third decides");
+                    load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?
+                }
+            }
+        } else {
+            load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?
+        };
         txn.commit().await?;
-        tracing::info!(valid = decision.valid, points = decision.points, ?stage, "report ruled");
         Ok(record)
     }
 
@@ -1157,12 +1313,78 @@ impl Store {
     }
 }
 
-/// A report with its evidence list and rulings.
+/// Moves a report from one status to another if it is still in the first; how many rows moved
+/// (0 or 1). Moving a report to the status it has locks its row on PostgreSQL.
+async fn move_report(txn: &DatabaseTransaction, id: i64, from: ReportStatus, to: ReportStatus) -> Result<u64> {
+    let moved = reports::Entity::update_many()
+        .col_expr(reports::Column::Status, to.as_str().into())
+        .filter(reports::Column::Id.eq(id32(id)))
+        .filter(reports::Column::Status.eq(from.as_str()))
+        .exec(txn)
+        .await?;
+    Ok(moved.rows_affected)
+}
+
+/// Stores a ruling of `report` made by `judge` (under the name `judge_name`: the judge's, or
+/// the panel's) at the current tick, audits it with `detail` added, and reads the report back.
+#[allow(clippy::too_many_arguments)]
+async fn record_ruling(
+    txn: &DatabaseTransaction,
+    report: &ReportRecord,
+    stage: RulingStage,
+    judge: &Account,
+    judge_name: &str,
+    decision: &Decision,
+    at: DateTime<Utc>,
+    detail: serde_json::Map<String, serde_json::Value>,
+) -> Result<ReportRecord> {
+    let id = report.id;
+    let tick = current_tick(txn).await?;
+    report_rulings::ActiveModel {
+        report: Set(id32(id)),
+        stage: Set(stage.as_str().to_owned()),
+        judge: Set(judge_name.to_owned()),
+        judge_account: Set(id32(judge.id)),
+        valid: Set(decision.valid),
+        points: Set(i32::try_from(decision.points).unwrap_or(i32::MAX)),
+        reason: Set(decision.reason.trim().to_owned()),
+        reason_codes: Set(reason_codes_row(&decision.reason_codes)),
+        tick: Set(tick_i32(tick)),
+        ruled_at: Set(at),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?;
+    let action = match stage {
+        RulingStage::First => "report.rule",
+        RulingStage::Appeal => "report.rule-appeal",
+    };
+    let mut entry = serde_json::json!({
+        "report": id,
+        "team": report.team.0,
+        "kind": report.report.kind.as_str(),
+        "stage": stage.as_str(),
+        "valid": decision.valid,
+        "points": decision.points,
+        "reason": decision.reason.trim(),
+        "reason_codes": reason_code_names(&decision.reason_codes),
+        "judge_account": judge.id,
+        "tick": tick.0,
+    });
+    if let Some(map) = entry.as_object_mut() {
+        map.extend(detail);
+    }
+    audit(txn, at, &judge.actor(), action, entry).await?;
+    load(txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))
+}
+
+/// A report with its evidence list, rulings and scores.
 async fn load(db: &impl ConnectionTrait, id: i32) -> Result<Option<ReportRecord>> {
     let Some(row) = reports::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
     let evidence = evidence_infos(db, &[id]).await?;
     let rulings = report_rulings::Entity::find().filter(report_rulings::Column::Report.eq(id)).all(db).await?;
-    report_from_rows(row, evidence, rulings).map(Some)
+    let scores = report_scores::Entity::find().filter(report_scores::Column::Report.eq(id)).all(db).await?;
+    report_from_rows(row, evidence, rulings, scores).map(Some)
 }
 
 /// The columns of an evidence row but its bytes: id, report, file name, content type, size,

@@ -13,7 +13,7 @@ use gongfang_core::CheckResult;
 use gongfang_core::NewSubmission;
 use gongfang_core::report::ReportStatus;
 use gongfang_core::report::{CheckedReport, Decision, ReportError, ReportKind, RulingStage, TechniqueId, TimeWindow};
-use gongfang_core::scenario::ReportRules;
+use gongfang_core::scenario::{JudgePanel, ReportRules};
 use gongfang_core::scoring::Award;
 use gongfang_core::scoring::Capture;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
@@ -28,6 +28,8 @@ gongfang_test_support::backend_tests!(
     rulings_are_refused_when_they_break_a_rule,
     appeals_are_refused_when_they_break_a_rule,
     two_judges_racing_rule_once,
+    two_judges_score_blind_and_a_third_decides,
+    two_judges_scoring_at_once_both_count,
     records_around_a_window,
     a_ruling_made_while_the_board_is_frozen_counts_after_the_freeze,
 );
@@ -193,7 +195,7 @@ async fn rulings_are_refused_when_they_break_a_rule(db: TestDb) -> anyhow::Resul
     db.store.rule_report(r.id, &ana, &decision(true, 50, ""), &rules(), at).await?;
     let e = db.store.rule_report(r.id, &ana, &decision(true, 10, ""), &rules(), at).await.unwrap_err();
     ensure!(matches!(e, StoreError::ReportState { status: "ruled", .. }), "{e}");
-    ensure!(e.to_string().contains("only a pending report can be ruled"), "{e}");
+    ensure!(e.to_string().contains("only a pending or disputed report can be ruled"), "{e}");
     db.store.appeal_report(r.id, RED, "worth more", &rules(), at).await?;
     let e = db.store.rule_appeal(r.id, &ana, &decision(true, 10, ""), &rules(), at).await.unwrap_err();
     ensure!(matches!(e, StoreError::SameJudge { ref judge, .. } if judge == "ana"), "{e}");
@@ -239,6 +241,106 @@ async fn two_judges_racing_rule_once(db: TestDb) -> anyhow::Result<()> {
     ensure!(results.iter().filter(|r| r.is_ok()).count() == 1, "{results:?}");
     ensure!(db.store.report_awards().await?.len() == 1);
     ensure!(db.store.list_audit(None, 10).await?.len() == 1, "only the ruling that counted is audited");
+    Ok(())
+}
+
+fn two_judges() -> ReportRules {
+    ReportRules { panel: JudgePanel::BlindPair { max_difference: 10 }, ..rules() }
+}
+
+async fn two_judges_score_blind_and_a_third_decides(db: TestDb) -> anyhow::Result<()> {
+    ready(&db).await?;
+    db.store.open_tick(Tick(0), t0()).await?;
+    let judge =
+        |name: &'static str, password: &'static str| db.store.create_account(name, AccountRole::Judge, password);
+    let ana = judge("ana", "correct horse battery").await?;
+    let bo = judge("bo", "staple ribbon lamp").await?;
+    let cy = judge("cy", "harbour ferry lantern").await?;
+    let di = judge("di", "typhoon signal eight").await?;
+    let rules = two_judges();
+    let at = |m: i64| t0() + Duration::minutes(m);
+
+    // Agreeing scores rule the report with their mean, by both.
+    let agreed = db.store.file_report(RED, &attack_on_blue(), &[], at(1)).await?;
+    let one = db.store.rule_report(agreed.id, &ana, &decision(true, 30, "seen in the logs"), &rules, at(2)).await?;
+    ensure!(one.status == ReportStatus::Pending && one.rulings.is_empty() && one.scores.len() == 1, "{one:?}");
+    ensure!(db.store.report_awards().await?.is_empty(), "one score awarded points");
+    let e = db.store.rule_report(agreed.id, &ana, &decision(true, 31, ""), &rules, at(3)).await.unwrap_err();
+    ensure!(matches!(e, StoreError::SameJudge { did: "already scored", .. }), "{e}");
+    ensure!(e.to_string().contains("a second judge scores it blind"), "{e}");
+    let both = db.store.rule_report(agreed.id, &bo, &decision(true, 39, "capture at 09:01"), &rules, at(4)).await?;
+    ensure!(both.status == ReportStatus::Ruled && both.points() == 34, "{both:?}");
+    let ruling = both.ruling(RulingStage::First).context("no ruling")?;
+    ensure!(ruling.judge == "ana + bo" && ruling.judge_id == bo.id, "{ruling:?}");
+    ensure!(ruling.decision.reason == "seen in the logs\n\ncapture at 09:01", "{:?}", ruling.decision.reason);
+    ensure!(both.scores.iter().map(|s| s.judge.as_str()).collect::<Vec<_>>() == ["ana", "bo"], "{both:?}");
+
+    // Disagreeing scores (valid and not) wait for a third judge, in the queue.
+    let split = db.store.file_report(RED, &attack_on_blue(), &[], at(5)).await?;
+    db.store.rule_report(split.id, &ana, &decision(true, 40, ""), &rules, at(6)).await?;
+    let disputed = db.store.rule_report(split.id, &bo, &decision(false, 0, "no capture"), &rules, at(7)).await?;
+    ensure!(disputed.status == ReportStatus::Disputed && disputed.rulings.is_empty(), "{disputed:?}");
+    ensure!(db.store.report_queue().await?.iter().any(|r| r.id == split.id), "a disputed report left the queue");
+    for scorer in [&ana, &bo] {
+        let e = db.store.rule_report(split.id, scorer, &decision(true, 5, ""), &rules, at(8)).await.unwrap_err();
+        ensure!(matches!(e, StoreError::SameJudge { did: "scored", .. }), "{e}");
+    }
+    let decided = db.store.rule_report(split.id, &cy, &decision(true, 20, "the pcap shows it"), &rules, at(9)).await?;
+    ensure!(decided.status == ReportStatus::Ruled && decided.points() == 20, "{decided:?}");
+    ensure!(decided.ruling(RulingStage::First).is_some_and(|r| r.judge == "cy"), "{decided:?}");
+
+    // The appeal goes to a judge who took no part in the first ruling.
+    db.store.appeal_report(split.id, RED, "worth more", &rules, at(10)).await?;
+    for (part, did) in [(&ana, "scored"), (&cy, "made the first ruling of")] {
+        let e = db.store.rule_appeal(split.id, part, &decision(true, 45, ""), &rules, at(11)).await.unwrap_err();
+        ensure!(matches!(e, StoreError::SameJudge { did: d, .. } if d == did), "{e}");
+    }
+    let fin = db.store.rule_appeal(split.id, &di, &decision(true, 45, "more than a foothold"), &rules, at(12)).await?;
+    ensure!(fin.status == ReportStatus::Final && fin.points() == 45, "{fin:?}");
+
+    let points: Vec<(i64, u32)> = db.store.report_awards().await?.iter().map(|a| (a.report, a.points)).collect();
+    ensure!(points == [(agreed.id, 34), (split.id, 20), (split.id, 45)], "{points:?}");
+    let audit = db.store.list_audit(None, 100).await?;
+    let lines: Vec<(&str, &str)> = audit.iter().map(|a| (a.actor.as_str(), a.action.as_str())).collect();
+    ensure!(
+        lines
+            == [
+                ("account ana", "report.score"),
+                ("account bo", "report.score"),
+                ("account bo", "report.rule"),
+                ("account ana", "report.score"),
+                ("account bo", "report.score"),
+                ("account bo", "report.dispute"),
+                ("account cy", "report.rule"),
+                ("team:1", "report.appeal"),
+                ("account di", "report.rule-appeal"),
+            ],
+        "audit {lines:?}"
+    );
+    ensure!(audit[2].detail["panel"] == serde_json::json!(["ana", "bo"]) && audit[2].detail["points"] == 34);
+    ensure!(audit[6].detail["decides_dispute"] == true, "{:?}", audit[6].detail);
+    Ok(())
+}
+
+async fn two_judges_scoring_at_once_both_count(db: TestDb) -> anyhow::Result<()> {
+    ready(&db).await?;
+    let ana = db.store.create_account("ana", AccountRole::Judge, "correct horse battery").await?;
+    let bo = db.store.create_account("bo", AccountRole::Judge, "staple ribbon lamp").await?;
+    for round in 0..5 {
+        let r = db.store.file_report(RED, &attack_on_blue(), &[], t0() + Duration::minutes(round)).await?;
+        let (s1, s2, a, b) = (db.store.clone(), db.store.clone(), ana.clone(), bo.clone());
+        let id = r.id;
+        let one =
+            tokio::spawn(async move { s1.rule_report(id, &a, &decision(true, 10, ""), &two_judges(), t0()).await });
+        let two =
+            tokio::spawn(async move { s2.rule_report(id, &b, &decision(true, 12, ""), &two_judges(), t0()).await });
+        let results = [one.await?, two.await?];
+        ensure!(results.iter().all(|r| r.is_ok()), "{results:?}");
+        // Whichever came second saw the other's score: the report is ruled, never left pending
+        // with two scores.
+        let now = db.store.report(id).await?.context("gone")?;
+        ensure!(now.status == ReportStatus::Ruled && now.scores.len() == 2 && now.points() == 11, "{now:?}");
+    }
     Ok(())
 }
 

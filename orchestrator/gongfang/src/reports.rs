@@ -38,7 +38,7 @@ impl std::fmt::Debug for JudgeCommand {
 pub enum ReportCommand {
     /// List reports, oldest first.
     List {
-        /// Only reports in this state: pending, ruled, appealed or final.
+        /// Only reports in this state: pending, disputed, ruled, appealed or final.
         #[arg(long)]
         status: Option<String>,
     },

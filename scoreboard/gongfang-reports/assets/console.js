@@ -1,8 +1,8 @@
 // The organisers' console: an organiser or observer logs in with name and password, then sees
-// the drill's state, the start-of-drill checklist and the audit log; organisers pause, resume,
-// extend the end and post announcements in both languages. Every change goes through the live
-// admin API, which audits it under the logged-in account; observers get the page without the
-// buttons, and the server refuses their changes anyway.
+// the drill's state, the start-of-drill checklist, the reports' anonymised counts and the audit
+// log; organisers pause, resume, extend the end and post announcements in both languages.
+// Every change goes through the live admin API, which audits it under the logged-in account;
+// observers get the page without the buttons, and the server refuses their changes anyway.
 'use strict';
 
 (() => {
@@ -12,6 +12,7 @@
     drill: null,
     checklist: null,
     connections: null,
+    stats: null, // the reports' anonymised counts
     audit: [],
     nextBefore: null,
     announcements: [],
@@ -79,6 +80,32 @@
       row.append(el('td', Gf.name({ en: team.name, zh: team.name_zh })));
       row.append(el('td', `${team.peers_connected} / ${team.peers_issued}`), el('td', Gf.time(team.last_handshake)));
       cbody.append(row);
+    }
+  }
+
+  // The reports' anonymised counts: one row per kind, one per service.
+  function renderStats() {
+    const s = state.stats;
+    const kinds = $('stats-kinds');
+    const services = $('stats-services');
+    kinds.replaceChildren();
+    services.replaceChildren();
+    if (!s) return;
+    for (const kind of ['attack', 'defence']) {
+      const k = s[kind];
+      const row = el('tr');
+      row.dataset.kind = kind;
+      const wait = k.median_minutes_to_ruling === null ? '—' : t('console.stats.minutes', { n: k.median_minutes_to_ruling });
+      row.append(el('th', t(`console.stats.${kind}`)));
+      for (const n of [k.filed, k.pending, k.disputed, k.valid, k.invalid, k.appealed, k.points, k.teams_filing]) row.append(el('td', n));
+      row.append(el('td', wait));
+      kinds.append(row);
+    }
+    for (const x of s.services) {
+      const row = el('tr');
+      row.dataset.service = x.service;
+      row.append(el('td', Gf.name(x.name)), el('td', `${x.attack_valid} / ${x.attack_filed}`), el('td', `${x.defence_valid} / ${x.defence_filed}`));
+      services.append(row);
     }
   }
 
@@ -220,6 +247,7 @@
   function render() {
     renderDrill();
     renderChecklist();
+    renderStats();
     renderDefects();
     renderAdjustments();
     renderTeams();
@@ -243,6 +271,12 @@
     const connections = checklist.ok && checklist.data.vpn ? await api('GET', '/api/connections') : null;
     state.connections = connections && connections.ok ? connections.data : null;
     renderChecklist();
+  }
+
+  async function loadStats() {
+    const answer = await api('GET', '/api/admin/report-stats');
+    state.stats = answer.ok ? answer.data : null;
+    renderStats();
   }
 
   function auditQuery(before) {
@@ -294,6 +328,7 @@
     await Promise.all([
       loadDrill(),
       loadChecklist(),
+      loadStats(),
       loadDefects(),
       loadAdjustments(),
       loadTeams(),

@@ -2,7 +2,10 @@
 // filing team, kind, age), opens a report and sees it beside what the platform recorded around
 // its window (captures, checker verdict changes, the target's container logs), the suggested
 // matches highlighted, then rules: valid or not, points within the scenario's maximum, reason
-// codes and a reason. The API audits every ruling under the logged-in account. Evidence images
+// codes and a reason. In a two-judge drill the same form records the judge's blind score (the
+// other judge's stays hidden until both have scored), and a third judge decides a dispute.
+// The appeal deadline of a ruled report is shown. The API audits every score and ruling under
+// the logged-in account. Evidence images
 // are shown only when the server found PNG or JPEG bytes; every other file is a download.
 'use strict';
 
@@ -138,6 +141,31 @@
       }
       files.append(item);
     }
+    const scores = $('report-scores');
+    scores.replaceChildren();
+    for (const x of r.scores || []) {
+      const p = el('p', null, 'notice');
+      p.dataset.score = x.judge;
+      p.textContent = t('judge.report.score', {
+        judge: x.judge,
+        verdict: x.valid ? t('judge.rule.is_valid') : t('judge.rule.is_invalid'),
+        points: x.points,
+        codes: (x.reason_codes || []).map((c) => msg(`judge.code.${c}`)).join(', ') || '—',
+        reason: x.reason || '—',
+      });
+      scores.append(p);
+    }
+    const mine = (r.scores || []).some((x) => state.setup && x.judge === state.setup.judge);
+    const panel = $('report-panel');
+    const panelText = r.status === 'disputed'
+      ? t(mine ? 'judge.panel.disputed_mine' : 'judge.panel.disputed')
+      : r.status === 'pending' && mine
+        ? t('judge.panel.scored')
+        : r.status === 'pending' && r.hidden_scores
+          ? t('judge.panel.hidden', { count: r.hidden_scores })
+          : '';
+    panel.hidden = !panelText;
+    panel.textContent = panelText;
     const rulings = $('report-rulings');
     rulings.replaceChildren();
     for (const x of r.rulings) {
@@ -156,8 +184,20 @@
     }
     $('report-appeal').hidden = !r.appeal;
     if (r.appeal) $('report-appeal').textContent = t('judge.report.appeal', { reason: r.appeal.reason });
-    const open = r.status === 'pending' || r.status === 'appealed';
+    const deadline = $('report-deadline');
+    deadline.hidden = !r.appeal_deadline || r.appeal;
+    if (r.appeal_deadline) {
+      const key = r.can_appeal ? 'judge.report.appeal_open' : 'judge.report.appeal_closed';
+      deadline.textContent = t(key, { deadline: Gf.time(r.appeal_deadline) });
+    }
+    // A judge scores a report once, and decides only a dispute between others' scores.
+    const open = (r.status === 'pending' || r.status === 'disputed' || r.status === 'appealed') && !mine;
     $('ruling-form').hidden = !open;
+    const blind = r.status === 'pending' && state.setup && state.setup.judges === 2;
+    const form = blind ? 'score' : r.status === 'disputed' ? 'decide' : r.status === 'appealed' ? 'appeal' : 'rule';
+    $('ruling-form').dataset.form = form;
+    $('rule-heading').textContent = t(`judge.form.${form}.heading`);
+    $('rule-submit').textContent = t(`judge.form.${form}.submit`);
     const max = state.setup ? state.setup.max_points[r.kind] : 0;
     $('rule-points').max = String(max);
     $('rule-max').textContent = t('judge.rule.max', { max });
@@ -264,7 +304,8 @@
       i.checked = false;
     });
     renderReport();
-    Gf.announce(t('judge.rule.done', { id: r.id }));
+    const done = answer.data.status === 'pending' ? 'judge.rule.scored' : answer.data.status === 'disputed' ? 'judge.rule.disputed' : 'judge.rule.done';
+    Gf.announce(t(done, { id: r.id }));
     await loadQueue(false);
   }
 

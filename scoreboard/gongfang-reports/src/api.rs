@@ -62,6 +62,7 @@ pub fn router(state: ReportsState) -> Router {
         )
         .route("/api/admin/announce", post(crate::admin::announce).layer(DefaultBodyLimit::max(crate::admin::MAX_BODY)))
         .route("/api/admin/checklist", get(crate::console::checklist))
+        .route("/api/admin/report-stats", get(crate::stats::stats))
         .route("/api/admin/audit", get(crate::console::audit))
         .route("/api/admin/service", post(crate::control::control))
         .route("/api/admin/checker-log", get(crate::console::checker_log))
@@ -172,7 +173,7 @@ async fn visible(state: &ReportsState, caller: &Caller, id: i64) -> Reply<Report
 fn audience(caller: &Caller) -> Audience {
     match caller {
         Caller::Team(_) => Audience::Team,
-        Caller::Judge(_) => Audience::Judge,
+        Caller::Judge(account) => Audience::Judge(account.id),
     }
 }
 
@@ -347,14 +348,14 @@ pub(crate) fn paged<T: Serialize>(path: &str, extra: &str, items: Vec<T>, next: 
 }
 
 async fn queue(State(state): State<ReportsState>, Query(q): Query<PageQuery>, headers: HeaderMap) -> Reply<Response> {
-    auth::judge(&state, &headers).await?;
+    let judge = auth::judge(&state, &headers).await?;
     let (after, limit) = q.parse()?;
     let now = state.now();
     let page = state.store().report_queue_page(after, limit).await?;
     let mut out = Vec::with_capacity(page.reports.len());
     for record in &page.reports {
         let context = context(&state, record).await?;
-        out.push(Judged { report: report_view(state.scenario(), record, now, Audience::Judge), context });
+        out.push(Judged { report: report_view(state.scenario(), record, now, Audience::Judge(judge.id)), context });
     }
     Ok(paged("/api/judge/queue", "", out, page.next, limit))
 }
@@ -371,18 +372,18 @@ async fn list_all(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Reply<Response> {
-    auth::judge(&state, &headers).await?;
+    let judge = auth::judge(&state, &headers).await?;
     let (after, limit) = q.page.parse()?;
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => Some(ReportStatus::from_name(s).ok_or_else(|| {
-            ReportsError::BadRequest(format!("unknown status `{s}`; use pending, ruled, appealed or final"))
+            ReportsError::BadRequest(format!("unknown status `{s}`; use pending, disputed, ruled, appealed or final"))
         })?),
     };
     let now = state.now();
     let page = state.store().list_reports_page(status, after, limit).await?;
     let list: Vec<ReportView> =
-        page.reports.iter().map(|r| report_view(state.scenario(), r, now, Audience::Judge)).collect();
+        page.reports.iter().map(|r| report_view(state.scenario(), r, now, Audience::Judge(judge.id))).collect();
     let extra = status.map(|s| format!("status={}&", s.as_str())).unwrap_or_default();
     Ok(paged("/api/judge/reports", &extra, list, page.next, limit))
 }
@@ -393,10 +394,11 @@ async fn judge_read(
     headers: HeaderMap,
 ) -> Reply<axum::Json<Judged>> {
     let id = parse_id(&id, "report")?;
-    auth::judge(&state, &headers).await?;
+    let judge = auth::judge(&state, &headers).await?;
     let record = state.store().report(id).await?.ok_or(ReportsError::UnknownReport(id))?;
     let context = context(&state, &record).await?;
-    Ok(axum::Json(Judged { report: report_view(state.scenario(), &record, state.now(), Audience::Judge), context }))
+    let report = report_view(state.scenario(), &record, state.now(), Audience::Judge(judge.id));
+    Ok(axum::Json(Judged { report, context }))
 }
 
 async fn rule(state: State<ReportsState>, id: Path<String>, req: Request) -> Reply<axum::Json<ReportView>> {
@@ -423,13 +425,16 @@ async fn ruling(
         RulingStage::First => state.store().rule_report(id, &judge, &decision, rules, now).await?,
         RulingStage::Appeal => state.store().rule_appeal(id, &judge, &decision, rules, now).await?,
     };
-    state.publish(GameEvent::ReportRuled {
-        report: record.id,
-        team: record.team,
-        kind: record.report.kind,
-        stage,
-        valid: decision.valid,
-        points: record.points(),
-    });
-    Ok(axum::Json(report_view(state.scenario(), &record, now, Audience::Judge)))
+    // In a two-judge drill a first score rules nothing yet, and a second may dispute the report.
+    if let Some(ruling) = record.ruling(stage) {
+        state.publish(GameEvent::ReportRuled {
+            report: record.id,
+            team: record.team,
+            kind: record.report.kind,
+            stage,
+            valid: ruling.decision.valid,
+            points: record.points(),
+        });
+    }
+    Ok(axum::Json(report_view(state.scenario(), &record, now, Audience::Judge(judge.id))))
 }

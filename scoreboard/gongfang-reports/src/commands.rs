@@ -63,7 +63,7 @@ pub async fn list_reports(store: &Store, scenario: &Scenario, status: Option<&st
     let status = match status {
         None => None,
         Some(s) => Some(ReportStatus::from_name(s).ok_or_else(|| {
-            ReportsError::BadRequest(format!("unknown status `{s}`; use pending, ruled, appealed or final"))
+            ReportsError::BadRequest(format!("unknown status `{s}`; use pending, disputed, ruled, appealed or final"))
         })?),
     };
     let mut out = table_header();

@@ -335,7 +335,13 @@ mod tests {
         );
         let e = ReportsError::Rule(ReportError::ReasonRequired);
         assert_eq!(e.parts(), (StatusCode::UNPROCESSABLE_ENTITY, "reason_required"));
-        let e: ReportsError = StoreError::SameJudge { report: 3, judge: "ana".into() }.into();
+        let e: ReportsError = StoreError::SameJudge {
+            report: 3,
+            judge: "ana".into(),
+            did: "made the first ruling of",
+            next: "another judge must rule the appeal",
+        }
+        .into();
         assert_eq!(e.parts(), (StatusCode::CONFLICT, "same_judge"));
         assert!(e.to_string().contains("another judge must rule the appeal"), "{e}");
         let busy: ReportsError = StoreError::Busy { retry_after: std::time::Duration::from_millis(4_500) }.into();

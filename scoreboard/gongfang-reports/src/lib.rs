@@ -2,9 +2,10 @@
 //!
 //! Red teams file *attack* reports and blue teams *defence* reports (JSON, or multipart with
 //! evidence files), see their own reports and rulings, and may appeal a ruling once. Judges
-//! (accounts with the judge role) log in, see a queue of pending and appealed reports, each
-//! beside what the platform recorded around its window (captures, checker verdict changes,
-//! container logs through a [`LogSource`]) with a suggested match, and rule. Rulings are
+//! (accounts with the judge role) log in, see a queue of pending, disputed and appealed reports,
+//! each beside what the platform recorded around its window (captures, checker verdict changes,
+//! container logs through a [`LogSource`]) with a suggested match, and rule: alone, or in a
+//! two-judge drill two score blind and a third decides when they disagree. Rulings are
 //! audited by the store and published as [`GameEvent::ReportRuled`](gongfang_core::event::GameEvent)
 //! with only the fact and the points: a report's content stays with its team and the judges.
 //!
@@ -14,7 +15,8 @@
 //! team's peer made a connection that a service saw coming from the gateway.
 //!
 //! Organisers drive the running drill with their accounts' API tokens (`/api/admin/…`, see
-//! [`admin`]): pause, resume, extend the end, announce.
+//! [`admin`]): pause, resume, extend the end, announce. Organisers and observers read the
+//! reports' anonymised statistics (`GET /api/admin/report-stats`: counts, no team, no content).
 //!
 //! Teams and accounts also log in from a browser (`POST /api/session`): a
 //! team's portal (`/portal`), the organisers' console (`/console`) and the judges' workbench
@@ -45,6 +47,7 @@ mod portal;
 mod session;
 mod shell_keys;
 mod state;
+mod stats;
 mod teams;
 mod translations;
 mod upload;

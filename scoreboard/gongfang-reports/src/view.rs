@@ -1,19 +1,21 @@
-//! The JSON shapes of reports: what the filing team sees (rulings without the judge's name)
-//! and what judges see (everything).
+//! The JSON shapes of reports: what the filing team sees (rulings without the judge's name,
+//! no judges' scores) and what a judge sees (everything, except, while a report waits for its
+//! second blind score, another judge's score).
 
 use chrono::{DateTime, Utc};
 use gongfang_core::report::{ReasonCode, ReportStatus};
 use gongfang_core::report::{RulingStage, appeal_deadline};
 use gongfang_core::scenario::Scenario;
 use gongfang_core::{ServiceId, TeamId};
-use gongfang_store::reports::{EvidenceInfo, ReportRecord, Ruling};
+use gongfang_store::reports::{EvidenceInfo, ReportRecord, Ruling, Score};
 use serde::Serialize;
 
 /// Who a view is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Audience {
     Team,
-    Judge,
+    /// A judge, by account id: blind scores are shown to the judge who made them only.
+    Judge(i64),
 }
 
 /// A report as the API shows it.
@@ -34,7 +36,8 @@ pub struct ReportView {
     pub traced_address: Option<String>,
     pub traced_team: Option<String>,
     pub filed_at: DateTime<Utc>,
-    /// `pending`, `ruled`, `appealed` or `final` (a ruling whose appeal window has closed is final).
+    /// `pending`, `disputed`, `ruled`, `appealed` or `final` (a ruling whose appeal window has
+    /// closed is final).
     pub status: &'static str,
     /// What the report is worth now.
     pub points: u32,
@@ -45,6 +48,24 @@ pub struct ReportView {
     pub appeal_deadline: Option<DateTime<Utc>>,
     /// Whether the filing team may appeal now.
     pub can_appeal: bool,
+    /// For judges, in a two-judge drill: the blind scores this judge may see (while the report
+    /// is pending, only their own; once both have scored, both).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<ScoreView>,
+    /// For judges: how many other judges' scores are hidden until the report has both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden_scores: Option<usize>,
+}
+
+/// A judge's blind score.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreView {
+    pub judge: String,
+    pub valid: bool,
+    pub points: u32,
+    pub reason: String,
+    pub reason_codes: Vec<ReasonCode>,
+    pub scored_at: DateTime<Utc>,
 }
 
 /// An evidence file, without its bytes.
@@ -122,6 +143,31 @@ pub(crate) fn report_view(s: &Scenario, r: &ReportRecord, now: DateTime<Utc>, au
         appeal: r.appeal.as_ref().map(|a| AppealView { reason: a.reason.clone(), at: a.at }),
         appeal_deadline: deadline,
         can_appeal: r.status == ReportStatus::Ruled && window_open,
+        scores: r.scores.iter().filter(|x| score_visible(r, x, audience)).map(score_view).collect(),
+        hidden_scores: match audience {
+            Audience::Team => None,
+            Audience::Judge(_) => Some(r.scores.iter().filter(|x| !score_visible(r, x, audience)).count()),
+        },
+    }
+}
+
+/// Teams never see scores; a judge sees their own, and every score once the report is past
+/// its blind scoring.
+fn score_visible(r: &ReportRecord, score: &Score, audience: Audience) -> bool {
+    match audience {
+        Audience::Team => false,
+        Audience::Judge(id) => r.status != ReportStatus::Pending || score.judge_id == id,
+    }
+}
+
+fn score_view(s: &Score) -> ScoreView {
+    ScoreView {
+        judge: s.judge.clone(),
+        valid: s.decision.valid,
+        points: s.decision.points,
+        reason: s.decision.reason.clone(),
+        reason_codes: s.decision.reason_codes.clone(),
+        scored_at: s.scored_at,
     }
 }
 
@@ -133,7 +179,8 @@ fn evidence_view(report: i64, e: &EvidenceInfo, audience: Audience) -> EvidenceV
         size: e.size,
         sha256: e.sha256.clone(),
         url: format!("/api/reports/{report}/evidence/{}", e.id),
-        view_url: (audience == Audience::Judge).then(|| format!("/api/judge/reports/{report}/evidence/{}/view", e.id)),
+        view_url: matches!(audience, Audience::Judge(_))
+            .then(|| format!("/api/judge/reports/{report}/evidence/{}/view", e.id)),
     }
 }
 
@@ -150,6 +197,6 @@ fn ruling_view(r: &Ruling, audience: Audience) -> RulingView {
             codes
         },
         ruled_at: r.ruled_at,
-        judge: (audience == Audience::Judge).then(|| r.judge.clone()),
+        judge: matches!(audience, Audience::Judge(_)).then(|| r.judge.clone()),
     }
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use chrono::Duration;
 use gongfang_core::report::{ReasonCode, ReportKind, ReportStatus};
-use gongfang_core::scenario::Names;
+use gongfang_core::scenario::{JudgePanel, Names};
 use gongfang_store::reports::ReportFilter;
 use serde::{Deserialize, Serialize};
 
@@ -63,16 +63,16 @@ pub(crate) async fn queue(
     Query(q): Query<QueueQuery>,
     headers: HeaderMap,
 ) -> Reply<Response> {
-    auth::judge(&state, &headers).await?;
+    let judge = auth::judge(&state, &headers).await?;
     let (after, limit) = PageQuery { limit: q.limit.clone(), after: q.after.clone() }.parse()?;
     let s = state.scenario();
     let mut extra = String::new();
     let statuses = match q.status.as_deref() {
-        None | Some("") | Some("open") => vec![ReportStatus::Pending, ReportStatus::Appealed],
+        None | Some("") | Some("open") => vec![ReportStatus::Pending, ReportStatus::Disputed, ReportStatus::Appealed],
         Some("all") => Vec::new(),
         Some(raw) => vec![ReportStatus::from_name(raw).ok_or_else(|| {
             ReportsError::BadRequest(format!(
-                "unknown status `{raw}`; use open, pending, ruled, appealed, final or all"
+                "unknown status `{raw}`; use open, pending, disputed, ruled, appealed, final or all"
             ))
         })?],
     };
@@ -109,7 +109,8 @@ pub(crate) async fn queue(
     let filter =
         ReportFilter { statuses, team, kind, filed_from: within.map(|w| now - w), filed_until: older.map(|o| now - o) };
     let page = state.store().filtered_reports_page(&filter, after, limit).await?;
-    let list: Vec<ReportView> = page.reports.iter().map(|r| report_view(s, r, now, Audience::Judge)).collect();
+    let list: Vec<ReportView> =
+        page.reports.iter().map(|r| report_view(s, r, now, Audience::Judge(judge.id))).collect();
     Ok(paged("/api/judge/workbench/queue", &extra, list, page.next, limit))
 }
 
@@ -121,6 +122,13 @@ pub(crate) struct Setup {
     services: Vec<Named>,
     reason_codes: &'static [&'static str],
     max_points: MaxPoints,
+    /// `1`, or `2` when two judges score each report blind.
+    judges: u8,
+    /// With two judges: how far apart two valid scores may be and still agree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disagreement_points: Option<u32>,
+    /// The logged-in judge's account name.
+    judge: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -139,8 +147,12 @@ struct MaxPoints {
 
 /// `GET /api/judge/workbench`.
 pub(crate) async fn setup(State(state): State<ReportsState>, headers: HeaderMap) -> Reply<axum::Json<Setup>> {
-    auth::judge(&state, &headers).await?;
+    let judge = auth::judge(&state, &headers).await?;
     let s = state.scenario();
+    let (judges, disagreement_points) = match s.reports.panel {
+        JudgePanel::One => (1, None),
+        JudgePanel::BlindPair { max_difference } => (2, Some(max_difference)),
+    };
     Ok(axum::Json(Setup {
         teams: s
             .teams
@@ -153,6 +165,9 @@ pub(crate) async fn setup(State(state): State<ReportsState>, headers: HeaderMap)
             attack: ReportKind::Attack.max_points(&s.reports),
             defence: ReportKind::Defence.max_points(&s.reports),
         },
+        judges,
+        disagreement_points,
+        judge: judge.name,
     }))
 }
 

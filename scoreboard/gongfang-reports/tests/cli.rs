@@ -71,7 +71,7 @@ async fn report_list_and_show() {
     let pending = list_reports(&store, &s, Some("pending")).await.unwrap();
     assert!(!pending.contains("red-firm") && pending.ends_with("1 report\n"), "{pending}");
     let bad = list_reports(&store, &s, Some("lost")).await.unwrap_err();
-    assert!(bad.to_string().contains("use pending, ruled, appealed or final"), "{bad}");
+    assert!(bad.to_string().contains("use pending, disputed, ruled, appealed or final"), "{bad}");
     let shown = show_report(&store, &s, filed.id).await.unwrap();
     assert!(shown.contains("target:      ddb") && shown.contains("first ruling by ana"), "{shown}");
     assert!(shown.contains("valid, 25 points: confirmed"), "{shown}");

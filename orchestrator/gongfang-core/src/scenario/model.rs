@@ -325,6 +325,21 @@ pub struct ReportRules {
     pub max_concurrent_uploads: u32,
     /// The rule-based preset's tables: `Some` exactly when `scoring = "rules"`.
     pub preset: Option<RulePreset>,
+    /// Who rules a report: one judge, or two scoring blind with a third deciding when they
+    /// disagree (`judges`, `disagreement_points`).
+    pub panel: JudgePanel,
+}
+
+/// How many judges a report's first ruling takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "judges", rename_all = "kebab-case")]
+pub enum JudgePanel {
+    /// One judge rules (`judges = 1`).
+    One,
+    /// Two judges score each report without seeing each other's score (`judges = 2`). When
+    /// both rule it valid, or both invalid, with points at most `max_difference` apart, the
+    /// ruling is theirs together; otherwise a third judge, who scored neither, decides.
+    BlindPair { max_difference: u32 },
 }
 
 impl Default for ReportRules {
@@ -344,6 +359,7 @@ impl Default for ReportRules {
             max_evidence_bytes_per_team: 512 << 20,
             max_concurrent_uploads: 2,
             preset: None,
+            panel: JudgePanel::One,
         }
     }
 }

@@ -61,9 +61,13 @@ pub(super) const REPORT_KEYS: &[&str] = &[
     "max_reports_per_team",
     "max_evidence_per_team",
     "max_concurrent_uploads",
+    "judges",
+    "disagreement_points",
 ];
 /// Most points one report may be worth: generous, yet far from overflowing any sum.
 pub(super) const MAX_REPORT_POINTS: u32 = 1_000_000;
+/// How far apart two judges' points may be and still agree, unless the scenario says.
+const DEFAULT_DISAGREEMENT_POINTS: u32 = 20;
 /// Highest `max_reports_per_team`: far more than judges could ever read in a drill.
 const MAX_REPORTS_PER_TEAM: u32 = 100_000;
 /// Highest `max_evidence_per_team`.
@@ -303,6 +307,7 @@ impl Walker<'_, '_> {
         let max_reports = self.int(t, "max_reports_per_team", Some(d.max_reports_per_team), 1..=MAX_REPORTS_PER_TEAM);
         let team_evidence = self.team_evidence_limit(t, d.max_evidence_bytes_per_team);
         let uploads = self.int(t, "max_concurrent_uploads", Some(d.max_concurrent_uploads), 1..=MAX_CONCURRENT_UPLOADS);
+        let panel = self.judge_panel(t);
         if let (Some(per_report), Some(per_team)) = (max_evidence, team_evidence)
             && per_team < per_report
         {
@@ -351,7 +356,34 @@ impl Walker<'_, '_> {
             max_evidence_bytes_per_team: team_evidence?,
             max_concurrent_uploads: uploads?,
             preset: preset?,
+            panel: panel?,
         })
+    }
+
+    /// `judges` (1, or 2 scoring blind) and, with two, `disagreement_points`: how far apart two
+    /// valid scores may be and still agree.
+    fn judge_panel(&mut self, t: &Tab<'_, '_>) -> Option<JudgePanel> {
+        let judges = self.int_meaning(
+            t,
+            "judges",
+            Some(1),
+            1..=2,
+            Some("1: one judge rules each report; 2: two judges score it blind and a third decides when they disagree"),
+        )?;
+        if judges == 1 {
+            if let Some(v) = t.get("disagreement_points") {
+                self.c.error(
+                    &v.span(),
+                    "`disagreement_points` only applies when two judges score each report, but `judges` is 1",
+                    Some("set judges = 2, or remove disagreement_points".into()),
+                );
+                return None;
+            }
+            return Some(JudgePanel::One);
+        }
+        let max_difference =
+            self.int(t, "disagreement_points", Some(DEFAULT_DISAGREEMENT_POINTS), 0..=MAX_REPORT_POINTS)?;
+        Some(JudgePanel::BlindPair { max_difference })
     }
 
     /// `max_evidence_per_team`: a size, like `max_evidence`, but over a team's whole drill.
