@@ -11,6 +11,7 @@ pub mod event;
 pub mod export;
 pub mod flag;
 pub mod ids;
+pub mod inject;
 pub mod names;
 pub mod patch;
 pub mod plan;

@@ -32,6 +32,7 @@ mod m20261212_000002_checker_faults;
 mod m20261213_000001_ruling_reason_codes;
 mod m20261213_000002_capture_window_index;
 mod m20261214_000001_report_scores;
+mod m20261214_000002_injects;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -65,6 +66,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261213_000001_ruling_reason_codes::Migration),
             Box::new(m20261213_000002_capture_window_index::Migration),
             Box::new(m20261214_000001_report_scores::Migration),
+            Box::new(m20261214_000002_injects::Migration),
         ]
     }
 }

@@ -56,6 +56,18 @@ pub enum StoreError {
     /// between their own score and another's, or rule the appeal of their own ruling.
     #[error("judge `{judge}` {did} report {report}; {next}")]
     SameJudge { report: i64, judge: String, did: &'static str, next: &'static str },
+    /// No inject has this id.
+    #[error("no inject {0}; GET the list of injects for their ids")]
+    UnknownInject(i64),
+    /// The team answered this inject already: one answer per team.
+    #[error("your team has answered inject {inject} already; each team answers an inject once")]
+    InjectAnswered { inject: i64 },
+    /// A grade for an answer that was never given.
+    #[error("team {team} has not answered inject {inject}; only answers can be graded")]
+    NoInjectAnswer { inject: i64, team: u16 },
+    /// The answer is graded already: one grade per answer.
+    #[error("team {team}'s answer to inject {inject} is graded already; each answer is graded once")]
+    InjectGraded { inject: i64, team: u16 },
     /// The team has filed as many reports as the scenario allows one team
     /// (`max_reports_per_team`).
     #[error("team {team} has filed {limit} reports, the most one team may file in this drill")]

@@ -11,6 +11,7 @@ mod defective;
 mod entity;
 mod error;
 mod game;
+pub mod injects;
 mod ops;
 mod patches;
 mod replay;

@@ -1439,7 +1439,7 @@ async fn current_tick(txn: &DatabaseTransaction) -> Result<Tick> {
     Ok(Tick(after_freeze.map_or(tick, |after| std::cmp::max(tick, after))))
 }
 
-async fn audit(
+pub(crate) async fn audit(
     txn: &DatabaseTransaction,
     at: DateTime<Utc>,
     actor: &str,

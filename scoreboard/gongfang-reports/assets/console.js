@@ -13,6 +13,7 @@
     checklist: null,
     connections: null,
     stats: null, // the reports' anonymised counts
+    injects: [], // with how their answers stand
     audit: [],
     nextBefore: null,
     announcements: [],
@@ -107,6 +108,28 @@
       row.append(el('td', Gf.name(x.name)), el('td', `${x.attack_valid} / ${x.attack_filed}`), el('td', `${x.defence_valid} / ${x.defence_filed}`));
       services.append(row);
     }
+  }
+
+  function renderInjects() {
+    const body = $('injects');
+    body.replaceChildren();
+    const zh = Gf.lang() === 'zh-HK';
+    for (const i of state.injects) {
+      const row = el('tr');
+      row.dataset.inject = String(i.id);
+      row.append(el('td', (zh && i.title_zh) || i.title), el('td', Gf.time(i.deadline)));
+      row.append(el('td', `${i.answered} / ${i.asked}`), el('td', i.late), el('td', i.graded));
+      body.append(row);
+    }
+  }
+
+  // "name | points | 中文名稱" lines as the rubric the API takes.
+  function rubricOf(text) {
+    return text
+      .split('\n')
+      .map((line) => line.split('|').map((part) => part.trim()))
+      .filter((parts) => parts[0])
+      .map(([name, points, nameZh]) => (nameZh ? { name, max_points: Number(points), name_zh: nameZh } : { name, max_points: Number(points) }));
   }
 
   // The team and service choices of the defect and service forms, from the checklist's rows.
@@ -248,6 +271,7 @@
     renderDrill();
     renderChecklist();
     renderStats();
+    renderInjects();
     renderDefects();
     renderAdjustments();
     renderTeams();
@@ -271,6 +295,12 @@
     const connections = checklist.ok && checklist.data.vpn ? await api('GET', '/api/connections') : null;
     state.connections = connections && connections.ok ? connections.data : null;
     renderChecklist();
+  }
+
+  async function loadInjects() {
+    const answer = await api('GET', '/api/admin/injects');
+    if (answer.ok) state.injects = answer.data;
+    renderInjects();
   }
 
   async function loadStats() {
@@ -329,6 +359,7 @@
       loadDrill(),
       loadChecklist(),
       loadStats(),
+      loadInjects(),
       loadDefects(),
       loadAdjustments(),
       loadTeams(),
@@ -402,6 +433,23 @@
       if (textZh) body.body_zh = textZh;
       const answer = await change('POST', '/api/admin/announce', body, t('console.announce.posted'));
       if (answer.ok) $('announce-form').reset();
+    });
+    $('inject-form').addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const body = {
+        title: $('inject-title').value,
+        body: $('inject-body').value,
+        audience: $('inject-audience').value,
+        deadline: new Date(Date.now() + Number($('inject-minutes').value) * 60000).toISOString(),
+        rubric: rubricOf($('inject-rubric').value),
+      };
+      const titleZh = $('inject-title-zh').value.trim();
+      const textZh = $('inject-body-zh').value.trim();
+      if (titleZh) body.title_zh = titleZh;
+      if (textZh) body.body_zh = textZh;
+      const answer = await change('POST', '/api/admin/injects', body, t('console.injects.posted'));
+      $('inject-error').textContent = answer.ok ? '' : Gf.errorText(answer);
+      if (answer.ok) $('inject-form').reset();
     });
     Gf.confirming($('defect-mark'), async () => {
       const form = $('defect-form');

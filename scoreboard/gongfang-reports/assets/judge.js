@@ -4,14 +4,15 @@
 // matches highlighted, then rules: valid or not, points within the scenario's maximum, reason
 // codes and a reason. In a two-judge drill the same form records the judge's blind score (the
 // other judge's stays hidden until both have scored), and a third judge decides a dispute.
-// The appeal deadline of a ruled report is shown. The API audits every score and ruling under
-// the logged-in account. Evidence images
+// The appeal deadline of a ruled report is shown. Below, the organisers' injects with every
+// team's answer (late ones marked), each graded once against its rubric. The API audits every
+// score, ruling and grade under the logged-in account. Evidence images
 // are shown only when the server found PNG or JPEG bytes; every other file is a download.
 'use strict';
 
 (() => {
   const { $, t, msg, el, api } = Gf;
-  const state = { me: null, setup: null, queue: [], next: null, current: null, context: null };
+  const state = { me: null, setup: null, queue: [], next: null, current: null, context: null, injects: [] };
 
   function showLogin(error) {
     state.me = null;
@@ -238,6 +239,89 @@
     $('logs-note').textContent = c.logs_error || c.logs_notice || (c.logs.length ? '' : t('judge.context.no_logs'));
   }
 
+  // One answer: its team, time and text, then its grade or the form to grade it.
+  function answerItem(inject, a) {
+    const zh = Gf.lang() === 'zh-HK';
+    const item = el('li', null, 'card');
+    item.dataset.answer = a.team;
+    const when = t(a.late ? 'judge.injects.late' : 'judge.injects.on_time', { at: Gf.time(a.answered_at) });
+    item.append(el('strong', teamName(a.team)), ' ', el('span', when, a.late ? 'error' : 'muted'));
+    item.append(el('p', a.text, 'pre'));
+    if (a.grade) {
+      const g = el('p', t('judge.injects.graded', { total: a.grade.total, max: inject.max_points, judge: a.grade.judge || '', reason: a.grade.reason || '—' }), 'notice');
+      g.dataset.grade = String(a.grade.total);
+      item.append(g);
+      return item;
+    }
+    const form = el('form', null, 'grid');
+    form.dataset.gradeForm = a.team;
+    const inputs = [];
+    for (const c of inject.rubric) {
+      const input = el('input');
+      input.type = 'number';
+      input.min = '0';
+      input.max = String(c.max_points);
+      input.value = '0';
+      input.required = true;
+      input.id = `grade-${inject.id}-${a.team}-${inputs.length}`;
+      input.dataset.criterion = c.name;
+      const label = el('label', t('judge.injects.criterion', { name: (zh && c.name_zh) || c.name, points: c.max_points }));
+      label.htmlFor = input.id;
+      form.append(label, input);
+      inputs.push(input);
+    }
+    const reason = el('textarea');
+    reason.rows = 2;
+    reason.maxLength = 2000;
+    reason.id = `grade-${inject.id}-${a.team}-reason`;
+    const reasonLabel = el('label', t('judge.injects.reason'));
+    reasonLabel.htmlFor = reason.id;
+    const send = el('button', t('judge.injects.grade'));
+    send.type = 'submit';
+    const error = el('p', '', 'error');
+    error.setAttribute('role', 'alert');
+    form.append(reasonLabel, reason, el('span'), send, el('span'), error);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (!form.reportValidity()) return;
+      const points = {};
+      for (const input of inputs) points[input.dataset.criterion] = Number(input.value);
+      const answer = await api('POST', `/api/judge/injects/${inject.id}/grade`, { team: a.team, points, reason: reason.value });
+      if (!answer.ok) {
+        error.textContent = Gf.errorText(answer);
+        return;
+      }
+      Gf.announce(t('judge.injects.done', { team: teamName(a.team) }));
+      await loadInjects();
+    });
+    item.append(form);
+    return item;
+  }
+
+  function renderInjects() {
+    const list = $('injects');
+    list.replaceChildren();
+    $('injects-none').hidden = state.injects.length > 0;
+    const zh = Gf.lang() === 'zh-HK';
+    for (const i of state.injects) {
+      const item = el('li', null, 'card');
+      item.dataset.inject = String(i.id);
+      item.append(el('h3', (zh && i.title_zh) || i.title));
+      item.append(el('p', t('judge.injects.deadline', { deadline: Gf.time(i.deadline), count: i.answers.length }), 'muted'));
+      item.append(el('p', (zh && i.body_zh) || i.body, 'pre'));
+      const answers = el('ul', null, 'cards');
+      for (const a of i.answers) answers.append(answerItem(i, a));
+      item.append(answers);
+      list.append(item);
+    }
+  }
+
+  async function loadInjects() {
+    const answer = await api('GET', '/api/judge/injects');
+    if (answer.ok) state.injects = answer.data;
+    renderInjects();
+  }
+
   function renderCodes() {
     const box = $('rule-codes');
     const checked = new Set([...box.querySelectorAll('input:checked')].map((i) => i.value));
@@ -259,6 +343,7 @@
     renderQueue();
     renderReport();
     renderContext();
+    renderInjects();
     if (state.me) $('whoami').textContent = `${state.me.name} · ${msg(`role.${state.me.role}`)}`;
   }
 
@@ -278,7 +363,7 @@
       teams.append(option);
     }
     render();
-    await loadQueue(false);
+    await Promise.all([loadQueue(false), loadInjects()]);
   }
 
   async function rule(ev) {

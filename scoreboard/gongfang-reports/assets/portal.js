@@ -1,12 +1,13 @@
 // The team portal: the team logs in with its token, then sees its services tick by tick with
 // the checker's messages, its addresses, announcements as they are posted, and submits flags,
-// files and follows reports, sends patches and rotates its token. It only ever asks for the
+// files and follows reports, answers the organisers' tasks (injects), sends patches and rotates
+// its token. It only ever asks for the
 // team's own data: the server answers from the session, never from what the page names.
 'use strict';
 
 (() => {
   const { $, t, msg, el, api } = Gf;
-  const state = { me: null, portal: null, targets: null, reports: [], patches: [], announcements: [], answers: [] };
+  const state = { me: null, portal: null, targets: null, reports: [], patches: [], announcements: [], answers: [], injects: [], drafts: {} };
 
   // The submission server's answers (stable, for teams' farms), in the chosen language.
   const FLAG_ANSWERS = {
@@ -100,6 +101,69 @@
       const body = (zh && a.body_zh) || a.body;
       if (body) item.append(el('p', body));
       item.append(el('small', Gf.time(a.posted_at), 'muted'));
+      list.append(item);
+    }
+  }
+
+  // The organisers' tasks: each with its deadline and rubric, then the team's answer (late or
+  // not, graded or not) or a form to answer it.
+  function renderInjects() {
+    const list = $('injects');
+    list.replaceChildren();
+    $('injects-section').hidden = state.injects.length === 0;
+    const zh = Gf.lang() === 'zh-HK';
+    for (const i of state.injects) {
+      const item = el('li', null, 'card');
+      item.dataset.inject = String(i.id);
+      item.append(el('h3', (zh && i.title_zh) || i.title));
+      const due = new Date(i.deadline) < new Date() ? 'portal.injects.due_passed' : 'portal.injects.due';
+      item.append(el('p', t(due, { deadline: Gf.time(i.deadline) }), 'muted'));
+      item.append(el('p', (zh && i.body_zh) || i.body, 'pre'));
+      const rubric = el('ul');
+      for (const c of i.rubric) rubric.append(el('li', t('portal.injects.criterion', { name: (zh && c.name_zh) || c.name, points: c.max_points })));
+      item.append(rubric);
+      if (i.answer) {
+        const a = i.answer;
+        const note = el('p', t(a.late ? 'portal.injects.answered_late' : 'portal.injects.answered', { at: Gf.time(a.answered_at) }), a.late ? 'error' : 'notice');
+        note.dataset.late = String(a.late);
+        item.append(note, el('p', a.text, 'pre'));
+        if (a.grade) {
+          const g = el('p', t('portal.injects.graded', { total: a.grade.total, max: i.max_points, reason: a.grade.reason || '—' }), 'notice');
+          g.dataset.grade = String(a.grade.total);
+          item.append(g);
+        }
+      } else {
+        const form = el('form', null, 'grid');
+        const area = el('textarea');
+        area.rows = 4;
+        area.maxLength = 8000;
+        area.required = true;
+        area.id = `inject-text-${i.id}`;
+        // What the team is typing survives the page being drawn again.
+        area.value = state.drafts[i.id] || '';
+        area.addEventListener('input', () => {
+          state.drafts[i.id] = area.value;
+        });
+        const label = el('label', t('portal.injects.answer'));
+        label.htmlFor = area.id;
+        const send = el('button', t('portal.injects.send'));
+        send.type = 'submit';
+        const error = el('p', '', 'error');
+        error.setAttribute('role', 'alert');
+        form.append(label, area, el('span'), send, el('span'), error);
+        form.addEventListener('submit', async (ev) => {
+          ev.preventDefault();
+          const answer = await api('POST', `/api/portal/injects/${i.id}/answer`, { text: area.value });
+          if (!answer.ok) {
+            error.textContent = Gf.errorText(answer);
+            return;
+          }
+          delete state.drafts[i.id];
+          Gf.announce(t(answer.data.late ? 'portal.injects.sent_late' : 'portal.injects.sent'));
+          await loadInjects();
+        });
+        item.append(form);
+      }
       list.append(item);
     }
   }
@@ -209,6 +273,7 @@
     renderServices();
     renderTargets();
     renderAnnouncements();
+    renderInjects();
     renderAnswers();
     renderReports();
     renderPatches();
@@ -251,6 +316,15 @@
     renderAnnouncements();
   }
 
+  async function loadInjects() {
+    const answer = await api('GET', '/api/portal/injects');
+    if (!answer.ok) return;
+    // Drawn again only when something changed, so a refresh after a tick leaves a form alone.
+    if (JSON.stringify(answer.data) === JSON.stringify(state.injects)) return;
+    state.injects = answer.data;
+    renderInjects();
+  }
+
   async function loadReports() {
     if (!state.portal || !state.portal.reports) return;
     const answer = await api('GET', '/api/reports');
@@ -271,7 +345,7 @@
     $('app').hidden = false;
     $('logout').hidden = false;
     await loadPortal();
-    await Promise.all([loadTargets(), loadAnnouncements(), loadReports(), loadPatches()]);
+    await Promise.all([loadTargets(), loadAnnouncements(), loadInjects(), loadReports(), loadPatches()]);
   }
 
   function localToIso(value) {
@@ -362,6 +436,11 @@
           Gf.announce(`${t('common.new_announcement')}: ${(Gf.lang() === 'zh-HK' && event.title_zh) || event.title}`);
           break;
         case 'tick_closed':
+          // New tasks appear within a tick.
+          loadInjects();
+          loadPortal();
+          loadTargets();
+          break;
         case 'verdict_changed':
           loadPortal();
           loadTargets();

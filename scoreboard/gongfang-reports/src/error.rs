@@ -168,6 +168,11 @@ pub enum ReportsError {
     Rule(ReportError),
     #[error("{0}")]
     WrongState(String),
+    /// An inject that does not exist, is not for the caller's team, or an answer not given.
+    #[error("{0}")]
+    UnknownInject(String),
+    #[error("{0}")]
+    InvalidInject(String),
     #[error("{0}")]
     SameJudge(String),
     #[error("storage failed: {0}")]
@@ -236,6 +241,8 @@ impl ReportsError {
             InvalidReport { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_report"),
             Rule(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
             WrongState(_) => (StatusCode::CONFLICT, "wrong_state"),
+            UnknownInject(_) => (StatusCode::NOT_FOUND, "unknown_inject"),
+            InvalidInject(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_inject"),
             SameJudge(_) => (StatusCode::CONFLICT, "same_judge"),
             Store(_) | Io(_) | Inconsistent(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -255,6 +262,12 @@ impl From<StoreError> for ReportsError {
             StoreError::EvidenceBudget { limit, left, .. } => ReportsError::EvidenceBudget { limit, left },
             e @ StoreError::ReportState { .. } => ReportsError::WrongState(e.to_string()),
             e @ StoreError::SameJudge { .. } => ReportsError::SameJudge(e.to_string()),
+            e @ (StoreError::UnknownInject(_) | StoreError::NoInjectAnswer { .. }) => {
+                ReportsError::UnknownInject(e.to_string())
+            }
+            e @ (StoreError::InjectAnswered { .. } | StoreError::InjectGraded { .. }) => {
+                ReportsError::WrongState(e.to_string())
+            }
             StoreError::Busy { retry_after } => {
                 ReportsError::Busy { retry_after_secs: gongfang_core::throttle::retry_after_secs(retry_after) }
             }

@@ -17,6 +17,8 @@
 //! Organisers drive the running drill with their accounts' API tokens (`/api/admin/…`, see
 //! [`admin`]): pause, resume, extend the end, announce. Organisers and observers read the
 //! reports' anonymised statistics (`GET /api/admin/report-stats`: counts, no team, no content).
+//! Organisers post injects, tasks with a deadline and a rubric, that teams answer from their
+//! portal and judges grade (`injects`).
 //!
 //! Teams and accounts also log in from a browser (`POST /api/session`): a
 //! team's portal (`/portal`), the organisers' console (`/console`) and the judges' workbench
@@ -38,6 +40,7 @@ mod console;
 mod control;
 mod error;
 pub mod export;
+mod injects;
 mod logs;
 mod matching;
 pub mod pack;

@@ -244,6 +244,39 @@ async fn drive(cdp: &mut Cdp, drill: &DrillProcess) -> anyhow::Result<()> {
     ensure!(shown == "Lunch at noon", "the portal shows the new announcement: {shown}");
     ensure!(cdp.eval("window.__kept").await? == 1, "the portal was not reloaded");
 
+    // An inject from the console: the team sees it within a tick and answers it on time.
+    cdp.session = Some(console.clone());
+    cdp.eval(&fill("inject-title", "Incident notification")).await?;
+    cdp.eval(&fill("inject-body", "File your notification of the scan on the key registry.")).await?;
+    cdp.eval(&fill("inject-minutes", "30")).await?;
+    cdp.eval(&fill("inject-rubric", "timeliness | 10 | 時效\ncompleteness | 20")).await?;
+    cdp.eval(&submit("inject-form")).await?;
+    let asked = cdp
+        .wait_for(
+            "the posted inject in the console",
+            "(() => { const r = document.querySelector('#injects tr'); return r ? r.children[2].textContent : \
+             (document.getElementById('inject-error').textContent || null); })()",
+        )
+        .await?;
+    ensure!(asked == "0 / 2", "both teams are asked, none has answered: {asked}");
+    cdp.session = Some(portal.clone());
+    let task =
+        cdp.wait_for("the inject in the portal", "document.querySelector('#injects li h3')?.textContent").await?;
+    ensure!(task == "Incident notification", "the portal shows the task: {task}");
+    let id = cdp.eval("document.querySelector('#injects li').dataset.inject").await?;
+    let id = id.as_str().context("the inject's id")?.to_owned();
+    cdp.eval(&fill(&format!("inject-text-{id}"), "Notified the office of the scan at 10:02.")).await?;
+    cdp.eval("document.querySelector('#injects li form').requestSubmit() || true").await?;
+    let noted = cdp
+        .wait_for(
+            "the answer in the portal",
+            "(() => { const n = document.querySelector('#injects li [data-late]'); return n ? n.dataset.late : null; })()",
+        )
+        .await?;
+    ensure!(noted == "false", "answered before the deadline: not late ({noted})");
+    let answers = store.inject_answers(Some(TeamId(1))).await?;
+    ensure!(answers.len() == 1 && !answers[0].late && answers[0].text.contains("10:02"), "{answers:?}");
+
     // Pause from the console: a destructive button asks for a second press.
     cdp.session = Some(console.clone());
     cdp.eval(&fill("pause-reason", "typhoon signal 8")).await?;
