@@ -3,6 +3,9 @@
 //! and from the team always; agreeing scores rule the report, disagreeing ones wait for a third
 //! judge who scored neither; only a ruling is published on the event feed. Observers and
 //! organisers read the reports' anonymised counts, and observers reach no report or evidence.
+//! In headless Chromium, in both languages: two judges score one report blind on the workbench
+//! and see it disputed, and one grades a team's answer to an inject; screenshots under
+//! `target/screenshots/`.
 
 mod common;
 
@@ -11,6 +14,7 @@ use gongfang_core::event::GameEvent;
 use gongfang_core::report::{ReportKind, RulingStage};
 use gongfang_core::scenario::JudgePanel;
 use gongfang_test_support::TestDb;
+use gongfang_test_support::browser::{Browser, Cdp, PAGE_READY, chromium_or_skip, click, fill, submit, target_dir};
 use gongfang_test_support::http::Response;
 use serde_json::{Value, json};
 
@@ -227,6 +231,103 @@ async fn observers_count_reports_without_seeing_them(app: App) -> anyhow::Result
         let r = app.request("GET", "/api/admin/report-stats", &[who], b"").await;
         ensure!(matches!(r.status, 401 | 403), "{} {}", r.status, r.text());
     }
+    app.stop().await;
+    Ok(())
+}
+
+/// Logs `judge` in on a fresh page of the workbench in `lang` and opens report `id`.
+async fn open_as(cdp: &mut Cdp, app: &App, judge: (&str, &str), lang: &str, id: i64) -> anyhow::Result<()> {
+    cdp.open_isolated_page().await?;
+    cdp.navigate(&format!("http://{}/judge?lang={lang}", app.addr)).await?;
+    cdp.wait_for("the page is ready", PAGE_READY).await?;
+    cdp.eval(&fill("login-name", judge.0)).await?;
+    cdp.eval(&fill("login-password", judge.1)).await?;
+    cdp.eval(&submit("login-form")).await?;
+    cdp.wait_for("the report in the queue", &format!("!!document.querySelector('button[data-open=\"{id}\"]')")).await?;
+    cdp.eval(&click(&format!("button[data-open=\"{id}\"]"))).await?;
+    cdp.wait_for("the report", &format!("document.getElementById('report-area').dataset.report === '{id}'")).await?;
+    Ok(())
+}
+
+async fn shot(cdp: &mut Cdp, name: &str) -> anyhow::Result<()> {
+    let file = cdp.screenshot(&target_dir().join("screenshots").join(format!("{name}.png"))).await?;
+    eprintln!("screenshot: {}", file.display());
+    Ok(())
+}
+
+async fn blind_scores_and_an_inject_grade(cdp: &mut Cdp, app: &App, id: i64, inject: i64) -> anyhow::Result<()> {
+    // Ana, in English: the form asks for her blind score; once given, it is gone and she waits.
+    open_as(cdp, app, ANA, "en", id).await?;
+    let form = cdp.eval("document.getElementById('ruling-form').dataset.form").await?;
+    ensure!(form == "score", "the form asks for a blind score: {form}");
+    let heading = cdp.eval("document.getElementById('rule-heading').textContent").await?;
+    ensure!(heading == "Your blind score", "{heading}");
+    cdp.eval(&click("#rule-valid")).await?;
+    cdp.eval(&fill("rule-points", "40")).await?;
+    cdp.eval(&fill("rule-reason", "the steward login is in the logs")).await?;
+    cdp.eval(&submit("ruling-form")).await?;
+    cdp.wait_for("ana's score shown", "document.querySelectorAll('[data-score]').length === 1").await?;
+    ensure!(cdp.eval("document.getElementById('ruling-form').hidden").await? == true, "one score per judge");
+    let note = cdp.eval("document.querySelector('[data-panel]').textContent").await?;
+    ensure!(note.as_str().is_some_and(|n| n.contains("second judge")), "{note}");
+    shot(cdp, "workbench-blind-score-en").await?;
+
+    // Bo, in Chinese: Ana's score is held back; his own disagrees, and both then show.
+    open_as(cdp, app, BO, "zh-HK", id).await?;
+    ensure!(cdp.eval("document.querySelectorAll('[data-score]').length").await? == 0, "ana's score is hidden");
+    let held = cdp.eval("document.querySelector('[data-panel]').textContent").await?;
+    ensure!(held.as_str().is_some_and(|n| n.contains("另一位評判")), "{held}");
+    ensure!(!cdp.eval("document.body.textContent").await?.to_string().contains("steward login"), "ana's reason leaked");
+    cdp.eval(&click("#rule-invalid")).await?;
+    cdp.eval(&fill("rule-reason", "沒有下載的證據")).await?;
+    cdp.eval(&submit("ruling-form")).await?;
+    cdp.wait_for("both scores shown", "document.querySelectorAll('[data-score]').length === 2").await?;
+    let status = cdp.eval("document.querySelector('#report-facts').textContent").await?;
+    ensure!(status.as_str().is_some_and(|s| s.contains("評分分歧")), "the report is disputed: {status}");
+    shot(cdp, "workbench-disputed-zh-HK").await?;
+
+    // Bo grades ddb's answer to the inject.
+    let form = "document.querySelector('[data-grade-form=\"ddb\"]')";
+    cdp.wait_for("the inject's answer to grade", &format!("!!{form}")).await?;
+    cdp.eval(&fill(&format!("grade-{inject}-ddb-0"), "8")).await?;
+    cdp.eval(&fill(&format!("grade-{inject}-ddb-1"), "15")).await?;
+    cdp.eval(&fill(&format!("grade-{inject}-ddb-reason"), "準時，但欠影響評估")).await?;
+    cdp.eval(&format!("{form}.requestSubmit() || true")).await?;
+    let total = cdp
+        .wait_for("the grade shown", "document.querySelector('[data-answer=\"ddb\"] [data-grade]')?.dataset.grade")
+        .await?;
+    ensure!(total == "23", "the grade's total: {total}");
+    shot(cdp, "workbench-inject-zh-HK").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_judges_score_blind_and_grade_an_inject_in_the_browser() -> anyhow::Result<()> {
+    let Some(chromium) = chromium_or_skip()? else { return Ok(()) };
+    let app = two_judges(TestDb::sqlite().await).await;
+    let id = file(&app).await?;
+    let olga = app.store.account("olga").await?.context("olga exists")?;
+    let task: gongfang_core::inject::InjectDraft = serde_json::from_value(json!({
+        "title": "Incident notification",
+        "title_zh": "事故通報",
+        "body": "File your notification of the steward account breach.",
+        "audience": "defenders",
+        "deadline": at(90),
+        "rubric": [{"name": "timeliness", "name_zh": "時效", "max_points": 10}, {"name": "completeness", "max_points": 20}],
+    }))?;
+    let inject = app.store.post_inject(&task, &olga, at(60)).await?.id;
+    app.store.answer_inject(inject, DDB, "Notified the office at 01:50.", at(61)).await?;
+    let mut browser = Browser::launch(&chromium).await?;
+    let outcome = blind_scores_and_an_inject_grade(&mut browser.cdp, &app, id, inject).await;
+    let problems = std::mem::take(&mut browser.cdp.problems);
+    browser.close().await?;
+    outcome?;
+    ensure!(problems.is_empty(), "the page reported problems: {problems:#?}");
+    let stored = app.store.report(id).await?.context("stored")?;
+    ensure!(stored.status == gongfang_core::report::ReportStatus::Disputed && stored.scores.len() == 2, "{stored:?}");
+    let answers = app.store.inject_answers(Some(DDB)).await?;
+    let grade = answers[0].grade.as_ref().context("graded")?;
+    ensure!(grade.grade.total() == 23 && grade.judge == "bo", "{grade:?}");
     app.stop().await;
     Ok(())
 }
