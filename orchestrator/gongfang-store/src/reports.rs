@@ -415,12 +415,7 @@ fn ruling_from_row(r: report_rulings::Model) -> Result<Ruling> {
         stage: RulingStage::from_name(&r.stage).ok_or_else(|| bad(format!("unknown stage `{}`", r.stage)))?,
         judge: r.judge.clone(),
         judge_id: i64::from(r.judge_account),
-        decision: Decision {
-            valid: r.valid,
-            points: u32::try_from(r.points).map_err(|_| bad("negative points".into()))?,
-            reason: r.reason.clone(),
-            reason_codes: reason_codes_from_row(&r.reason_codes).map_err(bad)?,
-        },
+        decision: decision_from_row(r.valid, r.points, &r.reason, &r.reason_codes).map_err(bad)?,
         tick: Tick(u32::try_from(r.tick).map_err(|_| bad("negative tick".into()))?),
         ruled_at: r.ruled_at,
     })
@@ -431,13 +426,18 @@ fn score_from_row(r: report_scores::Model) -> Result<Score> {
     Ok(Score {
         judge: r.judge.clone(),
         judge_id: i64::from(r.judge_account),
-        decision: Decision {
-            valid: r.valid,
-            points: u32::try_from(r.points).map_err(|_| bad("negative points".into()))?,
-            reason: r.reason.clone(),
-            reason_codes: reason_codes_from_row(&r.reason_codes).map_err(bad)?,
-        },
+        decision: decision_from_row(r.valid, r.points, &r.reason, &r.reason_codes).map_err(bad)?,
         scored_at: r.scored_at,
+    })
+}
+
+/// A ruling's or a score's decision from its row's columns.
+fn decision_from_row(valid: bool, points: i32, reason: &str, codes: &str) -> std::result::Result<Decision, String> {
+    Ok(Decision {
+        valid,
+        points: u32::try_from(points).map_err(|_| "negative points".to_owned())?,
+        reason: reason.to_owned(),
+        reason_codes: reason_codes_from_row(codes)?,
     })
 }
 

@@ -23,6 +23,7 @@ use gongfang_store::reports::ReportRecord;
 use serde::Deserialize;
 
 use crate::error::ReportsError;
+use crate::pack::escape;
 use crate::state::ReportsState;
 
 /// The language a report is written in.
@@ -839,10 +840,6 @@ fn strip(letters: &str) -> String {
     }
     let _ = write!(s, "</span><code>{}</code>", escape(letters));
     s
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 const STYLE: &str = "@page{size:A4;margin:14mm}\

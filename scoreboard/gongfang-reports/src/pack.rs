@@ -57,8 +57,9 @@ pub fn submission_address(submission: &str) -> Result<String, String> {
     Ok(trimmed.to_owned())
 }
 
-/// `text` for HTML: the names come from the scenario, which organisers type.
-fn escape(text: &str) -> String {
+/// `text` for HTML (text or an attribute's value): the names come from the scenario, which
+/// organisers type, and the after-action report's from teams' reports.
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
