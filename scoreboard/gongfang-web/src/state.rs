@@ -303,12 +303,13 @@ impl WebState {
         Ok(board)
     }
 
-    /// Whether the request comes from an organiser or a judge (a console session's cookie or
-    /// an account's API token), who see the live board while the public one is frozen.
-    /// Anything else, a team's session included, is a spectator.
+    /// Whether the request comes from an organiser, a judge or an observer (a console
+    /// session's cookie or an account's API token), who see the live board while the public
+    /// one is frozen. Anything else, a team's session included, is a spectator.
     pub(crate) async fn sees_live(&self, headers: &HeaderMap) -> bool {
         match self.account(headers).await {
-            Ok(account) => account.is_some_and(|a| matches!(a.role, AccountRole::Organiser | AccountRole::Judge)),
+            Ok(account) => account
+                .is_some_and(|a| matches!(a.role, AccountRole::Organiser | AccountRole::Judge | AccountRole::Observer)),
             Err(error) => {
                 tracing::warn!(%error, "could not check who asks for the live board; serving the public one");
                 false
