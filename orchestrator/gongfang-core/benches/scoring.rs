@@ -2,8 +2,9 @@
 //! team, per formula, next to recomputing a whole 100-tick drill from its events.
 //!
 //! Run with `cargo bench -p gongfang-core --bench scoring`. Prints medians; no assertions.
-//! Times are the thread's CPU time where Linux reports it (`/proc/thread-self/schedstat`), so
-//! a busy machine does not inflate them; elsewhere, wall-clock time.
+//! Times are the thread's CPU time (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, which resolves
+//! nanoseconds, where `/proc/thread-self/schedstat` advances in scheduler ticks), so a busy
+//! machine does not inflate them; where that clock is missing, wall-clock time.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -80,8 +81,8 @@ struct Stopwatch {
 }
 
 fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID).ok()?;
+    u64::try_from(t.tv_sec()).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(t.tv_nsec()).ok()?)
 }
 
 impl Stopwatch {
