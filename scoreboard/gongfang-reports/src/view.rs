@@ -36,8 +36,8 @@ pub struct ReportView {
     pub traced_address: Option<String>,
     pub traced_team: Option<String>,
     pub filed_at: DateTime<Utc>,
-    /// `pending`, `disputed`, `ruled`, `appealed` or `final` (a ruling whose appeal window has
-    /// closed is final).
+    /// `pending`, `disputed` (judges only; the team sees `pending`), `ruled`, `appealed` or
+    /// `final` (a ruling whose appeal window has closed is final).
     pub status: &'static str,
     /// What the report is worth now.
     pub points: u32,
@@ -116,9 +116,11 @@ pub(crate) fn service_slug(s: &Scenario, id: ServiceId) -> String {
 pub(crate) fn report_view(s: &Scenario, r: &ReportRecord, now: DateTime<Utc>, audience: Audience) -> ReportView {
     let deadline = r.ruling(RulingStage::First).map(|f| appeal_deadline(f.ruled_at, &s.reports));
     let window_open = deadline.is_some_and(|d| now <= d);
-    let status = match r.status {
-        ReportStatus::Ruled if !window_open => "final",
-        other => other.as_str(),
+    let status = match (r.status, audience) {
+        (ReportStatus::Ruled, _) if !window_open => "final",
+        // How the judges' panel works is theirs: a team's report waits for its ruling.
+        (ReportStatus::Disputed, Audience::Team) => ReportStatus::Pending.as_str(),
+        (other, _) => other.as_str(),
     };
     let c = &r.report;
     ReportView {

@@ -105,7 +105,8 @@ async fn scores_stay_blind_until_both_are_in(mut app: App) -> anyhow::Result<()>
     let anas = judge_view(&app, &ana, id).await?;
     ensure!(anas["scores"][1]["reason"] == "no proof of download" && anas["hidden_scores"] == 0, "{anas}");
     let team = team_view(&app, id).await?;
-    ensure!(team["status"] == "disputed" && team.get("scores").is_none() && team.get("hidden_scores").is_none());
+    // The team sees its report waiting, nothing of the panel's disagreement.
+    ensure!(team["status"] == "pending" && team.get("scores").is_none() && team.get("hidden_scores").is_none());
     ensure!(!team.to_string().contains("no proof of download"), "the team saw a score: {team}");
 
     let refused = score(&app, &bo, id, json!({"valid": true, "points": 5})).await;
