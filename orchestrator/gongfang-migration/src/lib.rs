@@ -33,6 +33,7 @@ mod m20261213_000001_ruling_reason_codes;
 mod m20261213_000002_capture_window_index;
 mod m20261214_000001_report_scores;
 mod m20261214_000002_injects;
+mod m20261214_000003_engine_lease;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -67,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261213_000002_capture_window_index::Migration),
             Box::new(m20261214_000001_report_scores::Migration),
             Box::new(m20261214_000002_injects::Migration),
+            Box::new(m20261214_000003_engine_lease::Migration),
         ]
     }
 }

@@ -56,6 +56,13 @@ pub enum StoreError {
     /// between their own score and another's, or rule the appeal of their own ruling.
     #[error("judge `{judge}` {did} report {report}; {next}")]
     SameJudge { report: i64, judge: String, did: &'static str, next: &'static str },
+    /// Another engine holds the drill's lease: exactly one engine runs a drill.
+    #[error(
+        "another engine runs this drill ({}); stop it first, or, if it died, start again once its lease is {} seconds old",
+        holder.as_ref().map_or_else(|| "it took the lease just now".to_owned(), |h| h.to_string()),
+        crate::lease::STALE_AFTER.as_secs()
+    )]
+    EngineRunning { holder: Option<Box<crate::lease::LeaseHolder>> },
     /// No inject has this id.
     #[error("no inject {0}; GET the list of injects for their ids")]
     UnknownInject(i64),

@@ -12,6 +12,7 @@ mod entity;
 mod error;
 mod game;
 pub mod injects;
+pub mod lease;
 mod ops;
 mod patches;
 mod replay;

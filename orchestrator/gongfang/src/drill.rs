@@ -17,7 +17,8 @@ use gongfang_core::{FlagCodec, Secret, ServiceId, Target, TeamConnection, TeamId
 use gongfang_docker::{Orchestrator, Plan};
 use gongfang_engine::{Engine, EngineConfig, SystemClock};
 use gongfang_sandbox::{ActionLimits, Sandbox, SandboxConfig};
-use gongfang_store::Store;
+use gongfang_store::lease::{self, LeaseClaim};
+use gongfang_store::{Store, StoreError};
 use gongfang_submission::SubmissionState;
 use gongfang_web::{ServiceEndpoint, WebSettings, WebState};
 use tokio::net::TcpListener;
@@ -149,6 +150,24 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         team_admission,
     } = cfg;
     let start = start_time(&scenario, &store).await?;
+    // Exactly one engine runs a drill: a second process on the same database stops here.
+    let claim =
+        LeaseClaim { holder: hex::encode(rand::random::<[u8; 16]>()), host: host_name(), pid: std::process::id() };
+    match store.acquire_engine_lease(&claim, Utc::now(), lease::STALE_AFTER).await {
+        // The engine before this one on this machine died without giving the lease up (a crash,
+        // a kill): its process is gone, so nothing needs to wait for the lease to go stale.
+        Err(StoreError::EngineRunning { holder: Some(h) }) if h.host == claim.host && !process_alive(h.pid) => {
+            warn!(pid = h.pid, "the engine before this one died holding the lease; taking it over");
+            store.acquire_engine_lease(&claim, Utc::now(), Duration::ZERO).await
+        }
+        other => other,
+    }
+    .context("cannot start the engine")?;
+    // Renewed from now on: loading the checkers may take longer than the lease stays fresh.
+    // Given up when this function returns, also early with an error.
+    let (lease_stop, lease_stopped) = watch::channel(false);
+    let lease_stop = GiveUpOnDrop(lease_stop);
+    let mut lease_task = tokio::spawn(keep_lease(store.clone(), claim.holder.clone(), lease_stopped));
     let (events, _) = broadcast::channel::<GameEvent>(4096);
 
     let limits = ActionLimits { timeout: scenario.drill.checker_timeout, ..ActionLimits::default() };
@@ -284,9 +303,19 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
 
     let mut engine_task = tokio::spawn(engine.run(wait_for(stop_rx.clone())));
     tokio::pin!(shutdown);
+    let mut lost_lease = None;
     let finished = tokio::select! {
         () = &mut shutdown => None,
         result = &mut engine_task => Some(result),
+        // Another engine took the lease (this process stalled past it): stop, never score twice.
+        lost = &mut lease_task => {
+            lost_lease = Some(match lost {
+                Ok(Err(e)) => e,
+                Ok(Ok(())) => anyhow::anyhow!("the engine's lease ended before the engine"),
+                Err(join) => anyhow::anyhow!("the engine's lease task failed: {join}"),
+            });
+            None
+        }
     };
     if let Some(Ok(Ok(()))) = &finished {
         // The drill is over: flags are refused from now on, the scoreboard stays up.
@@ -309,6 +338,11 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         let _ = pipeline.await;
     }
     checker_runtime.shutdown().await;
+    if let Some(lost) = lost_lease {
+        return Err(lost);
+    }
+    drop(lease_stop);
+    let _ = lease_task.await;
     match engine_result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.into()),
@@ -335,6 +369,53 @@ async fn open_attacks_while_running(mut clock: watch::Receiver<DrillClock>, open
 }
 
 /// Resolves once `stop` turns true.
+/// Tells [`keep_lease`] to give the lease up when dropped.
+struct GiveUpOnDrop(watch::Sender<bool>);
+
+impl Drop for GiveUpOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
+}
+
+/// Renews the engine's lease until told to stop, then gives it up. An error when another
+/// engine took it over: this process stalled past [`lease::STALE_AFTER`] and must stop.
+async fn keep_lease(store: Store, holder: String, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut every = tokio::time::interval(lease::RENEW_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopped = wait_for(stop);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            () = &mut stopped => break,
+            _ = every.tick() => match store.renew_engine_lease(&holder, Utc::now()).await {
+                Ok(true) => {}
+                Ok(false) => anyhow::bail!("another engine took over this drill's lease; this one stops"),
+                // The database may be busy a moment; the lease stays fresh for several renewals.
+                Err(e) => warn!(error = %e, "could not renew the engine's lease"),
+            },
+        }
+    }
+    if let Err(e) = store.release_engine_lease(&holder).await {
+        warn!(error = %e, "could not give up the engine's lease; the next engine waits until it is stale");
+    }
+    Ok(())
+}
+
+/// Whether a process with this id runs on this machine.
+fn process_alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// This machine's name, for the message a second engine gets.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "this host".to_owned())
+}
+
 async fn wait_for(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }

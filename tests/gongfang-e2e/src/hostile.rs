@@ -114,6 +114,8 @@ impl DrillProcess {
         std::fs::write(&scenario, &spec.scenario)?;
         let database_url = format!("sqlite://{}?mode=rwc", dir.join("drill.db").display());
         let summary = dir.join("serve.json");
+        // A summary left by an earlier server in this folder would pass for this one's.
+        let _ = std::fs::remove_file(&summary);
         let child = Command::new(binary)
             .current_dir(dir)
             .arg("serve")
