@@ -13,8 +13,8 @@
 //! status (and a unique (report, stage) key on rulings), so two judges racing on one report
 //! cannot both rule it. In a two-judge drill a pending report collects blind scores first (one
 //! per judge, a unique key decides); the second either agrees with the first and rules the
-//! report, or disputes it for a third judge. Each ruling and appeal is written to the audit log in the same
-//! transaction: there is no ruling without its audit line.
+//! report, or disputes it for a third judge. Each score, ruling and appeal is written to the
+//! audit log in the same transaction: there is no ruling without its audit line.
 
 use std::net::IpAddr;
 
@@ -857,6 +857,7 @@ impl Store {
             scores.extend(
                 report_scores::Entity::find()
                     .filter(report_scores::Column::Report.is_in(chunk.iter().copied()))
+                    .order_by_asc(report_scores::Column::Id)
                     .all(&self.db)
                     .await?,
             );
@@ -1383,7 +1384,11 @@ async fn load(db: &impl ConnectionTrait, id: i32) -> Result<Option<ReportRecord>
     let Some(row) = reports::Entity::find_by_id(id).one(db).await? else { return Ok(None) };
     let evidence = evidence_infos(db, &[id]).await?;
     let rulings = report_rulings::Entity::find().filter(report_rulings::Column::Report.eq(id)).all(db).await?;
-    let scores = report_scores::Entity::find().filter(report_scores::Column::Report.eq(id)).all(db).await?;
+    let scores = report_scores::Entity::find()
+        .filter(report_scores::Column::Report.eq(id))
+        .order_by_asc(report_scores::Column::Id)
+        .all(db)
+        .await?;
     report_from_rows(row, evidence, rulings, scores).map(Some)
 }
 

@@ -6,8 +6,8 @@
 // other judge's stays hidden until both have scored), and a third judge decides a dispute.
 // The appeal deadline of a ruled report is shown. Below, the organisers' injects with every
 // team's answer (late ones marked), each graded once against its rubric. The API audits every
-// score, ruling and grade under the logged-in account. Evidence images
-// are shown only when the server found PNG or JPEG bytes; every other file is a download.
+// score, ruling and grade under the logged-in account. Evidence images are shown only when the
+// server found PNG or JPEG bytes; every other file is a download.
 'use strict';
 
 (() => {

@@ -65,6 +65,6 @@ pub use error::ReportsError;
 pub use logs::{LogFuture, LogLine, LogSource, LogWindow, NoLogs};
 pub use matching::{CaptureView, Context, MAX_CAPTURES, Strength, Suggestion, VerdictChange};
 pub use state::{DEFAULT_EVIDENCE_TYPES, Now, ReportsState, Settings, SystemNow};
-pub use view::{AppealView, EvidenceView, ReportView, RulingView};
+pub use view::{AppealView, EvidenceView, ReportView, RulingView, ScoreView};
 pub use vpn_access::{NoVpnAccess, Reissued, SecretFile, VpnAccess, VpnFuture, VpnRefusal};
 pub use workbench::sniff_image;
