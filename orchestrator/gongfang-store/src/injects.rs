@@ -11,7 +11,7 @@ use crate::Store;
 use crate::error::{Result, StoreError, corrupt, is_unique_violation};
 use crate::ops::Account;
 use crate::reports::audit;
-use crate::rows::de;
+use crate::rows::{de, id32};
 
 /// Entities of the inject tables (`m20261214_000002_injects`). Private to this module.
 #[allow(missing_debug_implementations)]
@@ -144,10 +144,6 @@ fn answer_from_row(r: inject_answers::Model) -> Result<InjectAnswer> {
     })
 }
 
-fn id32(id: i64) -> i32 {
-    i32::try_from(id).unwrap_or(i32::MAX)
-}
-
 impl Store {
     /// Posts an inject (checked by [`gongfang_core::inject::check_inject`]) under the
     /// organiser's account, audited as `inject.post`.
@@ -200,10 +196,16 @@ impl Store {
         rows.into_iter().map(answer_from_row).collect()
     }
 
-    /// A team's one answer to an inject (the caller checks that the inject is for the team),
-    /// marked late when made after its deadline; audited as `inject.answer`.
-    pub async fn answer_inject(&self, id: i64, team: TeamId, text: &str, at: DateTime<Utc>) -> Result<InjectAnswer> {
-        let inject = self.inject(id).await?;
+    /// A team's one answer to an inject the caller read (and checked is for the team), marked
+    /// late when made after its deadline; audited as `inject.answer`.
+    pub async fn answer_inject(
+        &self,
+        inject: &Inject,
+        team: TeamId,
+        text: &str,
+        at: DateTime<Utc>,
+    ) -> Result<InjectAnswer> {
+        let id = inject.id;
         let late = at > inject.task.deadline;
         let txn = self.write_txn().await?;
         let row = inject_answers::ActiveModel {

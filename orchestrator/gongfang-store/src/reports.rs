@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use crate::entity::{audit_log, check_results, drill_state, submissions, teams, ticks};
 use crate::error::{Result, StoreError, corrupt};
 use crate::ops::Account;
-use crate::rows::{check_from_row, de, submission_from_row, tick_i32};
+use crate::rows::{check_from_row, de, id32, submission_from_row, tick_i32};
 use crate::{Store, StoredSubmission};
 
 /// Entities of the report tables (`m20261122_000001_reports`). Private to this module.
@@ -340,10 +340,6 @@ impl ReportRecord {
     pub fn scored_by(&self, judge: i64) -> bool {
         self.scores.iter().any(|s| s.judge_id == judge)
     }
-}
-
-fn id32(id: i64) -> i32 {
-    i32::try_from(id).unwrap_or(i32::MAX)
 }
 
 fn report_from_rows(

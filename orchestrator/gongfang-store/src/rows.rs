@@ -12,6 +12,11 @@ use crate::entity::{check_results, flags, scores, submissions, ticks};
 use crate::error::{Result, corrupt};
 use crate::game::{StoredSubmission, TickRecord};
 
+/// A row id as its column holds it; an id beyond the column's range finds no row.
+pub(crate) fn id32(id: i64) -> i32 {
+    i32::try_from(id).unwrap_or(i32::MAX)
+}
+
 pub(crate) fn tick_i32(t: Tick) -> i32 {
     // Ticks count minutes of a drill at most; 2^31 of them is beyond any drill.
     i32::try_from(t.0).unwrap_or(i32::MAX)

@@ -204,7 +204,7 @@ pub(crate) async fn answer(
         return Err(ReportsError::UnknownInject(format!("no inject {id} for your team")));
     }
     let text = check_answer(&sent.text).map_err(|e| ReportsError::InvalidInject(e.0))?;
-    let answer = state.store().answer_inject(id, team, &text, state.now()).await?;
+    let answer = state.store().answer_inject(&inject, team, &text, state.now()).await?;
     Ok((StatusCode::CREATED, Json(answer_view(&state, &answer, false))))
 }
 

@@ -111,9 +111,8 @@ pub(crate) fn report_stats(s: &Scenario, reports: &[ReportRecord]) -> ReportStat
         if let Some(first) = r.ruling(RulingStage::First) {
             waits.push((first.ruled_at - r.filed_at).num_minutes());
         }
-        if let Some(row) =
-            services.iter_mut().find(|x| s.service(r.report.service).is_some_and(|y| y.slug == x.service))
-        {
+        // The rows are the scenario's services, in its order.
+        if let Some(row) = s.services.iter().position(|x| x.id == r.report.service).map(|i| &mut services[i]) {
             let valid = u32::from(valid == Some(true));
             match kind {
                 ReportKind::Attack => {

@@ -316,8 +316,9 @@ async fn two_judges_score_blind_and_grade_an_inject_in_the_browser() -> anyhow::
         "deadline": at(90),
         "rubric": [{"name": "timeliness", "name_zh": "時效", "max_points": 10}, {"name": "completeness", "max_points": 20}],
     }))?;
-    let inject = app.store.post_inject(&task, &olga, at(60)).await?.id;
-    app.store.answer_inject(inject, DDB, "Notified the office at 01:50.", at(61)).await?;
+    let posted = app.store.post_inject(&task, &olga, at(60)).await?;
+    app.store.answer_inject(&posted, DDB, "Notified the office at 01:50.", at(61)).await?;
+    let inject = posted.id;
     let mut browser = Browser::launch(&chromium).await?;
     let outcome = blind_scores_and_an_inject_grade(&mut browser.cdp, &app, id, inject).await;
     let problems = std::mem::take(&mut browser.cdp.problems);
