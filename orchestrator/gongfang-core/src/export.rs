@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ServiceId, TeamId, Tick};
-use crate::scenario::{PatchRules, PatchScoring, ReportRules, ReportScoring, Role, ScoringFormula};
+use crate::scenario::{PatchRules, PatchScoring, ReportRules, ReportScoring, Role, RulePreset, ScoringFormula};
 use crate::scoring::{
     Adjustments, Award, Capture, ReportPoints, ScoredService, ScoredTeam, ScoringError, ServiceVerdict, Standings,
     TeamScore, TickEvents, recompute_standings,
@@ -58,6 +58,9 @@ pub struct ExportedDrill {
     pub reports_enabled: bool,
     pub report_scoring: ReportScoring,
     pub report_weight: f64,
+    /// With `report_scoring = "rules"`, the preset's tables the findings are scored by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_preset: Option<RulePreset>,
     /// How patching counts, and the points per defended tick.
     pub patch_scoring: PatchScoring,
     pub patch_points: f64,
@@ -177,6 +180,7 @@ impl ExportedDrill {
             enabled: self.reports_enabled,
             scoring: self.report_scoring,
             weight: self.report_weight,
+            preset: self.rule_preset.clone(),
             ..ReportRules::default()
         }
     }
@@ -226,8 +230,11 @@ impl Export {
         // Rulings made after the last scored tick (judges rule after the drill ends) count in
         // the final standings, as on the board.
         let last_tick = self.ticks.last().map(|t| t.tick);
-        let rulings: Vec<Award> =
-            self.rulings.iter().map(|a| Award { tick: last_tick.map_or(a.tick, |l| a.tick.min(l)), ..*a }).collect();
+        let rulings: Vec<Award> = self
+            .rulings
+            .iter()
+            .map(|a| Award { tick: last_tick.map_or(a.tick, |l| a.tick.min(l)), ..a.clone() })
+            .collect();
         let all = recompute_standings(
             self.drill.scoring,
             &teams,
@@ -494,6 +501,7 @@ mod tests {
                 reports_enabled: false,
                 report_scoring: ReportScoring::Formula,
                 report_weight: 1.0,
+                rule_preset: None,
                 patch_scoring: PatchScoring::None,
                 patch_points: 0.0,
             },

@@ -6,6 +6,7 @@
 //! current time and when the drill started, and gets back either a checked report with ids
 //! resolved, or every problem with the field it is about.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -15,7 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ServiceId, TeamId};
-use crate::scenario::{ReportRules, Role, Scenario};
+use crate::scenario::{ReportRules, Role, RulePreset, Scenario};
+use crate::scoring::LinkedEvent;
 
 /// The technique ids a report may name: ids only, one per line, `#` starts a comment.
 const TECHNIQUE_LIST: &str = include_str!("report/enterprise_techniques.txt");
@@ -190,6 +192,29 @@ pub enum ReportError {
     ReasonRequired,
     #[error("appeals of this ruling were due by {deadline}; the ruling is final")]
     AppealClosed { deadline: DateTime<Utc> },
+    #[error("under scoring = \"rules\" a valid {kind} ruling records its finding ({}); the preset's tables give the points", match kind {
+        ReportKind::Attack => "`finding` with `attack_type` and `weakness`",
+        ReportKind::Defence => "`finding` with the `link` to the attack it answers, its `rubric` shares and any `bonus`",
+    })]
+    FindingRequired { kind: ReportKind },
+    #[error("an invalid ruling scores nothing; leave `finding` out")]
+    FindingForInvalid,
+    #[error("a finding is recorded only under scoring = \"rules\"; leave `finding` out and award points")]
+    FindingWithoutRules,
+    #[error("this is {kind} report, so its finding is a {kind} finding; send `kind = \"{kind}\"`")]
+    FindingKind { kind: ReportKind },
+    #[error(
+        "under scoring = \"rules\" the preset's tables give the points; send points = 0 (or leave points out) with the finding"
+    )]
+    PointsUnderRules,
+    #[error("the scenario has no attack type `{got}`; use one of: {known}")]
+    UnknownAttackType { got: String, known: String },
+    #[error("the scenario's rubric has no criterion `{got}`; use one of: {known}")]
+    UnknownCriterion { got: String, known: String },
+    #[error("{share} % on `{criterion}` is above its largest share, {max} %")]
+    ShareAboveMax { criterion: String, share: u32, max: u32 },
+    #[error("a bonus of {bonus} is above the {max} points one team's defence results may earn together")]
+    BonusAboveMax { bonus: u32, max: u32 },
 }
 
 impl ReportError {
@@ -221,6 +246,15 @@ impl ReportError {
             ReportError::PointsForInvalid => "points_for_invalid",
             ReportError::ReasonRequired => "reason_required",
             ReportError::AppealClosed { .. } => "appeal_closed",
+            ReportError::FindingRequired { .. } => "finding_required",
+            ReportError::FindingForInvalid => "finding_for_invalid",
+            ReportError::FindingWithoutRules => "finding_without_rules",
+            ReportError::FindingKind { .. } => "finding_kind",
+            ReportError::PointsUnderRules => "points_under_rules",
+            ReportError::UnknownAttackType { .. } => "unknown_attack_type",
+            ReportError::UnknownCriterion { .. } => "unknown_criterion",
+            ReportError::ShareAboveMax { .. } => "share_above_max",
+            ReportError::BonusAboveMax { .. } => "bonus_above_max",
         }
     }
 }
@@ -548,10 +582,96 @@ pub struct Decision {
     /// Why, from the fixed list; optional, so clients that send none keep working.
     #[serde(default)]
     pub reason_codes: Vec<ReasonCode>,
+    /// What was found, by the rule-based preset's tables: with `scoring = "rules"` a valid
+    /// ruling records one and its points come from the tables; otherwise there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Finding>,
 }
 
-/// Checks a decision against the scenario's maximum for the report's kind.
+/// What judges record with a valid ruling under the rule-based preset (`scoring = "rules"`).
+/// The unit attacked, the stated time and the filing order come from the report itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Finding {
+    Attack {
+        /// The slug of its attack type (`[[reports.attack_type]]`).
+        attack_type: String,
+        /// Which weakness it is, the judges' key for repeats in one unit (compared exactly,
+        /// after trimming).
+        weakness: String,
+    },
+    Defence {
+        /// The attack it answers: a ruled attack result on the filing team, or a recorded
+        /// capture of one of its flags.
+        link: LinkedEvent,
+        /// The share on each criterion of the rubric, in percent; criteria left out score 0.
+        #[serde(default)]
+        rubric: BTreeMap<String, u32>,
+        #[serde(default)]
+        bonus: u32,
+    },
+}
+
+impl Finding {
+    pub fn kind(&self) -> ReportKind {
+        match self {
+            Finding::Attack { .. } => ReportKind::Attack,
+            Finding::Defence { .. } => ReportKind::Defence,
+        }
+    }
+}
+
+/// The longest weakness key a judge may record.
+pub const MAX_WEAKNESS_CHARS: usize = 200;
+
+/// Checks a finding against the preset's tables. What the link points at is the store's to check.
+fn check_finding(kind: ReportKind, f: &Finding, preset: &RulePreset) -> Result<(), ReportError> {
+    if f.kind() != kind {
+        return Err(ReportError::FindingKind { kind });
+    }
+    match f {
+        Finding::Attack { attack_type, weakness } => {
+            if preset.attack_type(attack_type).is_none() {
+                let known = preset.attack_types.iter().map(|t| t.slug.as_str()).collect::<Vec<_>>().join(", ");
+                return Err(ReportError::UnknownAttackType { got: attack_type.clone(), known });
+            }
+            if weakness.trim().is_empty() {
+                return Err(ReportError::Missing("weakness"));
+            }
+            if weakness.chars().count() > MAX_WEAKNESS_CHARS {
+                return Err(ReportError::TooLong { field: "weakness", max: MAX_WEAKNESS_CHARS });
+            }
+        }
+        Finding::Defence { rubric, bonus, .. } => {
+            for (criterion, &share) in rubric {
+                let Some(c) = preset.criterion(criterion) else {
+                    let known = preset.rubric.iter().map(|c| c.slug.as_str()).collect::<Vec<_>>().join(", ");
+                    return Err(ReportError::UnknownCriterion { got: criterion.clone(), known });
+                };
+                if share > c.max_share {
+                    return Err(ReportError::ShareAboveMax { criterion: criterion.clone(), share, max: c.max_share });
+                }
+            }
+            if *bonus > preset.max_bonus {
+                return Err(ReportError::BonusAboveMax { bonus: *bonus, max: preset.max_bonus });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a decision against the scenario's maximum for the report's kind, and under the
+/// rule-based preset its finding against the preset's tables.
 pub fn check_decision(kind: ReportKind, d: &Decision, rules: &ReportRules) -> Result<(), ReportError> {
+    match (rules.rule_preset(), &d.finding) {
+        (None, Some(_)) => return Err(ReportError::FindingWithoutRules),
+        (None, None) => {}
+        (Some(_), _) if d.points != 0 => return Err(ReportError::PointsUnderRules),
+        (Some(_), Some(_)) if !d.valid => return Err(ReportError::FindingForInvalid),
+        (Some(_), None) if d.valid => return Err(ReportError::FindingRequired { kind }),
+        (Some(_), None) => {}
+        (Some(preset), Some(f)) => check_finding(kind, f, preset)?,
+    }
     let max = kind.max_points(rules);
     if !d.valid && d.points != 0 {
         return Err(ReportError::PointsForInvalid);
@@ -588,7 +708,8 @@ pub fn check_appeal(
     Ok(())
 }
 
-/// What two judges' blind scores of one report come to.
+/// What two judges' blind scores of one report come to. Under the rule-based preset they also
+/// agree only when their findings do (see [`combine_scores`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PanelOutcome {
     /// They agree: this is the ruling.
@@ -599,11 +720,16 @@ pub enum PanelOutcome {
 
 /// Two blind scores agree when both are valid, or both invalid, with points at most
 /// `max_difference` apart. Their ruling then awards the mean of their points, rounded down,
-/// with both reasons (once when the same) and every reason code either gave.
+/// with both reasons (once when the same) and every reason code either gave. Under the
+/// rule-based preset both must record the same attack type and weakness, or a defence of the
+/// same attack (whose rubric shares and bonus are then each their mean, rounded down).
 pub fn combine_scores(a: &Decision, b: &Decision, max_difference: u32) -> PanelOutcome {
     if a.valid != b.valid || a.points.abs_diff(b.points) > max_difference {
         return PanelOutcome::Disputed;
     }
+    let Some(finding) = combine_findings(a.finding.as_ref(), b.finding.as_ref()) else {
+        return PanelOutcome::Disputed;
+    };
     let (ra, rb) = (a.reason.trim(), b.reason.trim());
     let reason = match (ra.is_empty(), rb.is_empty()) {
         (_, true) => ra.to_owned(),
@@ -615,7 +741,34 @@ pub fn combine_scores(a: &Decision, b: &Decision, max_difference: u32) -> PanelO
     reason_codes.sort();
     reason_codes.dedup();
     let points = u32::try_from((u64::from(a.points) + u64::from(b.points)) / 2).unwrap_or(u32::MAX);
-    PanelOutcome::Agreed(Decision { valid: a.valid, points, reason, reason_codes })
+    PanelOutcome::Agreed(Decision { valid: a.valid, points, reason, reason_codes, finding })
+}
+
+/// Two judges' findings, if they agree: the same attack type and weakness, or a defence of the
+/// same attack (its rubric shares and bonus are then each the mean, rounded down). `None` when
+/// they differ.
+fn combine_findings(a: Option<&Finding>, b: Option<&Finding>) -> Option<Option<Finding>> {
+    let mean = |x: u32, y: u32| u32::try_from((u64::from(x) + u64::from(y)) / 2).unwrap_or(u32::MAX);
+    match (a, b) {
+        (None, None) => Some(None),
+        (
+            Some(Finding::Attack { attack_type: ta, weakness: wa }),
+            Some(Finding::Attack { attack_type: tb, weakness: wb }),
+        ) => (ta == tb && wa.trim() == wb.trim())
+            .then(|| Some(Finding::Attack { attack_type: ta.clone(), weakness: wa.trim().to_owned() })),
+        (
+            Some(Finding::Defence { link: la, rubric: ra, bonus: ba }),
+            Some(Finding::Defence { link: lb, rubric: rb, bonus: bb }),
+        ) if la == lb => {
+            let rubric = ra
+                .keys()
+                .chain(rb.keys())
+                .map(|c| (c.clone(), mean(ra.get(c).copied().unwrap_or(0), rb.get(c).copied().unwrap_or(0))))
+                .collect();
+            Some(Some(Finding::Defence { link: *la, rubric, bonus: mean(*ba, *bb) }))
+        }
+        _ => None,
+    }
 }
 
 /// When an appeal of a ruling made at `ruled_at` closes.
@@ -667,8 +820,13 @@ mod tests {
     #[test]
     fn decisions_are_bounded() {
         let rules = ReportRules { attack_max_points: 50, ..ReportRules::default() };
-        let d =
-            |valid, points, reason: &str| Decision { valid, points, reason: reason.into(), reason_codes: Vec::new() };
+        let d = |valid, points, reason: &str| Decision {
+            valid,
+            points,
+            reason: reason.into(),
+            reason_codes: Vec::new(),
+            finding: None,
+        };
         assert_eq!(check_decision(ReportKind::Attack, &d(true, 50, ""), &rules), Ok(()));
         assert_eq!(
             check_decision(ReportKind::Attack, &d(true, 51, ""), &rules),
@@ -685,6 +843,7 @@ mod tests {
             points,
             reason: reason.into(),
             reason_codes: codes.to_vec(),
+            finding: None,
         };
         let capture = [ReasonCode::ConfirmedByCapture];
         let logs = [ReasonCode::ConfirmedByLogs, ReasonCode::ConfirmedByCapture];

@@ -243,7 +243,7 @@ fn ticks(n: u32) -> Vec<TickEvents> {
 }
 
 fn award(report: i64, team: TeamId, kind: ReportKind, stage: RulingStage, points: u32, tick: u32) -> Award {
-    Award { report, team, kind, stage, points, tick: Tick(tick) }
+    Award { report, team, kind, stage, points, tick: Tick(tick), finding: None }
 }
 
 /// FAUST, two teams: a capture is worth 1 + 1/1 = 2 to red and costs blue 1^0.75 = 1;

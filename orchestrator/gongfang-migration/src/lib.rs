@@ -34,6 +34,7 @@ mod m20261213_000002_capture_window_index;
 mod m20261214_000001_report_scores;
 mod m20261214_000002_injects;
 mod m20261214_000003_engine_lease;
+mod m20261221_000001_ruling_findings;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -69,6 +70,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261214_000001_report_scores::Migration),
             Box::new(m20261214_000002_injects::Migration),
             Box::new(m20261214_000003_engine_lease::Migration),
+            Box::new(m20261221_000001_ruling_findings::Migration),
         ]
     }
 }

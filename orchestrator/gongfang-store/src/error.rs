@@ -56,6 +56,9 @@ pub enum StoreError {
     /// between their own score and another's, or rule the appeal of their own ruling.
     #[error("judge `{judge}` {did} report {report}; {next}")]
     SameJudge { report: i64, judge: String, did: &'static str, next: &'static str },
+    /// A defence finding answers an attack the drill has no record of, or one on another team.
+    #[error("report {report}: {why}")]
+    BadLink { report: i64, why: String },
     /// Another engine holds the drill's lease: exactly one engine runs a drill.
     #[error(
         "another engine runs this drill ({}); stop it first, or, if it died, start again once its lease is {} seconds old",

@@ -19,13 +19,14 @@
 use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
+use gongfang_core::report::Finding;
 use gongfang_core::report::ReportStatus;
 use gongfang_core::report::{
     CheckedReport, Decision, PanelOutcome, ReasonCode, ReportKind, RulingStage, TechniqueId, TimeWindow, check_appeal,
     check_decision, combine_scores,
 };
 use gongfang_core::scenario::{JudgePanel, ReportRules};
-use gongfang_core::scoring::Award;
+use gongfang_core::scoring::{Award, LinkedEvent, RuledFinding};
 use gongfang_core::{AccountRole, CheckResult, ServiceId, TeamId, Tick};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -156,6 +157,8 @@ mod entity {
             pub reason_codes: String,
             pub tick: i32,
             pub ruled_at: DateTimeUtc,
+            /// The finding as JSON, under the rule-based preset (`m20261221_000001`).
+            pub finding: Option<String>,
         }
 
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -180,6 +183,8 @@ mod entity {
             pub reason: String,
             pub reason_codes: String,
             pub scored_at: DateTimeUtc,
+            /// The finding as JSON, under the rule-based preset (`m20261221_000001`).
+            pub finding: Option<String>,
         }
 
         #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -411,7 +416,8 @@ fn ruling_from_row(r: report_rulings::Model) -> Result<Ruling> {
         stage: RulingStage::from_name(&r.stage).ok_or_else(|| bad(format!("unknown stage `{}`", r.stage)))?,
         judge: r.judge.clone(),
         judge_id: i64::from(r.judge_account),
-        decision: decision_from_row(r.valid, r.points, &r.reason, &r.reason_codes).map_err(bad)?,
+        decision: decision_from_row(r.valid, r.points, &r.reason, &r.reason_codes, r.finding.as_deref())
+            .map_err(bad)?,
         tick: Tick(u32::try_from(r.tick).map_err(|_| bad("negative tick".into()))?),
         ruled_at: r.ruled_at,
     })
@@ -422,19 +428,87 @@ fn score_from_row(r: report_scores::Model) -> Result<Score> {
     Ok(Score {
         judge: r.judge.clone(),
         judge_id: i64::from(r.judge_account),
-        decision: decision_from_row(r.valid, r.points, &r.reason, &r.reason_codes).map_err(bad)?,
+        decision: decision_from_row(r.valid, r.points, &r.reason, &r.reason_codes, r.finding.as_deref())
+            .map_err(bad)?,
         scored_at: r.scored_at,
     })
 }
 
 /// A ruling's or a score's decision from its row's columns.
-fn decision_from_row(valid: bool, points: i32, reason: &str, codes: &str) -> std::result::Result<Decision, String> {
+fn decision_from_row(
+    valid: bool,
+    points: i32,
+    reason: &str,
+    codes: &str,
+    finding: Option<&str>,
+) -> std::result::Result<Decision, String> {
     Ok(Decision {
         valid,
         points: u32::try_from(points).map_err(|_| "negative points".to_owned())?,
         reason: reason.to_owned(),
         reason_codes: reason_codes_from_row(codes)?,
+        finding: finding.map(serde_json::from_str).transpose().map_err(|e| format!("unreadable finding: {e}"))?,
     })
+}
+
+/// An audit entry with a decision's finding added, when it has one.
+trait WithFinding {
+    fn with_finding(self, decision: &Decision) -> Self;
+}
+
+impl WithFinding for serde_json::Value {
+    fn with_finding(mut self, decision: &Decision) -> Self {
+        if let (Some(f), Some(map)) = (&decision.finding, self.as_object_mut()) {
+            map.insert("finding".into(), serde_json::to_value(f).unwrap_or_default());
+        }
+        self
+    }
+}
+
+/// Checks what a defence finding answers against what the drill recorded: an attack report on
+/// the defending team (ruled or not yet), or an accepted capture of one of its flags.
+async fn check_link(db: &impl ConnectionTrait, report: &ReportRecord, decision: &Decision) -> Result<()> {
+    let Some(Finding::Defence { link, .. }) = &decision.finding else { return Ok(()) };
+    let bad = |why: String| Err(StoreError::BadLink { report: report.id, why });
+    match *link {
+        LinkedEvent::Attack { report: linked } => {
+            let Some(attack) = load(db, id32(linked)).await? else {
+                return bad(format!("there is no report {linked}; link a ruled attack report or a capture"));
+            };
+            if attack.report.kind != ReportKind::Attack {
+                return bad(format!("report {linked} is a defence report; link an attack report"));
+            }
+            if attack.report.target_team != Some(report.team) {
+                return bad(format!("attack report {linked} is about another team's systems, not the filing team's"));
+            }
+        }
+        LinkedEvent::Capture(c) => {
+            if c.victim != report.team {
+                return bad(format!("the capture is of team {}'s flag, not the filing team's", c.victim));
+            }
+            let found = submissions::Entity::find()
+                .filter(submissions::Column::Attacker.eq(i32::from(c.attacker.0)))
+                .filter(submissions::Column::Victim.eq(i32::from(c.victim.0)))
+                .filter(submissions::Column::Service.eq(i32::from(c.service.0)))
+                .filter(submissions::Column::Store.eq(i32::from(c.store.0)))
+                .filter(submissions::Column::TickPlanted.eq(tick_i32(c.planted)))
+                .filter(submissions::Column::TickSubmitted.eq(tick_i32(c.submitted)))
+                .count(db)
+                .await?;
+            if found == 0 {
+                return bad(format!(
+                    "no capture of this team's flag by team {} on service {} (store {}, planted in tick {}, submitted in tick {}) was recorded",
+                    c.attacker, c.service, c.store.0, c.planted.0, c.submitted.0
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A decision's finding as its row stores it.
+fn finding_row(decision: &Decision) -> Option<String> {
+    decision.finding.as_ref().map(|f| serde_json::to_value(f).unwrap_or_default().to_string())
 }
 
 /// The codes a ruling row stores, comma-separated.
@@ -912,6 +986,7 @@ impl Store {
         let txn = self.write_txn().await?;
         let before = load(&txn, id32(id)).await?.ok_or(StoreError::UnknownReport(id))?;
         check_decision(before.report.kind, decision, rules)?;
+        check_link(&txn, &before, decision).await?;
         let (from, to, what) = match stage {
             RulingStage::First => {
                 if let (JudgePanel::BlindPair { max_difference }, ReportStatus::Pending) = (rules.panel, before.status)
@@ -996,6 +1071,7 @@ impl Store {
             reason: Set(decision.reason.trim().to_owned()),
             reason_codes: Set(reason_codes_row(&decision.reason_codes)),
             scored_at: Set(at),
+            finding: Set(finding_row(decision)),
             ..Default::default()
         }
         .insert(&txn)
@@ -1014,7 +1090,8 @@ impl Store {
                 "reason": decision.reason.trim(),
                 "reason_codes": reason_code_names(&decision.reason_codes),
                 "judge_account": judge.id,
-            }),
+            })
+            .with_finding(decision),
         )
         .await?;
         let record = if let [first] = before.scores.as_slice() {
@@ -1207,27 +1284,47 @@ impl Store {
         Ok(Some(Evidence { report, info: evidence_info(row)?, data }))
     }
 
-    /// Every ruling as a score award, in the order made: what scoring adds to flag points.
+    /// Every ruling as a score award, in the order made: what scoring adds to flag points
+    /// (under the rule-based preset, each valid ruling's finding with the report's stated time
+    /// and unit).
     pub async fn report_awards(&self) -> Result<Vec<Award>> {
         let rulings = report_rulings::Entity::find().order_by_asc(report_rulings::Column::Id).all(&self.db).await?;
-        let reports: Vec<(i32, i32, String)> = reports::Entity::find()
+        type Row = (i32, i32, String, Option<i32>, DateTime<Utc>);
+        let reports: Vec<Row> = reports::Entity::find()
             .select_only()
-            .columns([reports::Column::Id, reports::Column::Team, reports::Column::Kind])
+            .columns([
+                reports::Column::Id,
+                reports::Column::Team,
+                reports::Column::Kind,
+                reports::Column::TargetTeam,
+                reports::Column::WindowFrom,
+            ])
+            .order_by_asc(reports::Column::Id)
             .into_tuple()
             .all(&self.db)
             .await?;
         rulings
             .into_iter()
             .map(|r| {
-                let (_, team, kind) = reports
-                    .iter()
-                    .find(|(id, _, _)| *id == r.report)
-                    .ok_or_else(|| corrupt("report_rulings", r.id, "ruling of a missing report"))?;
+                let (_, team, kind, target, stated) = reports
+                    .binary_search_by_key(&r.report, |row| row.0)
+                    .map(|i| &reports[i])
+                    .map_err(|_| corrupt("report_rulings", r.id, "ruling of a missing report"))?;
                 let kind = ReportKind::from_name(kind).ok_or_else(|| corrupt("reports", r.report, "unknown kind"))?;
                 let team = TeamId(de("reports", r.report, "team", *team)?);
+                let unit = target.map(|t| de("reports", r.report, "target_team", t).map(TeamId)).transpose()?;
                 let report = i64::from(r.report);
                 let ruling = ruling_from_row(r)?;
-                Ok(Award { report, team, kind, stage: ruling.stage, points: ruling.decision.points, tick: ruling.tick })
+                let finding = ruling.decision.finding.map(|finding| RuledFinding { finding, stated: *stated, unit });
+                Ok(Award {
+                    report,
+                    team,
+                    kind,
+                    stage: ruling.stage,
+                    points: ruling.decision.points,
+                    tick: ruling.tick,
+                    finding,
+                })
             })
             .collect()
     }
@@ -1348,6 +1445,7 @@ async fn record_ruling(
         reason_codes: Set(reason_codes_row(&decision.reason_codes)),
         tick: Set(tick_i32(tick)),
         ruled_at: Set(at),
+        finding: Set(finding_row(decision)),
         ..Default::default()
     }
     .insert(txn)
@@ -1356,7 +1454,7 @@ async fn record_ruling(
         RulingStage::First => "report.rule",
         RulingStage::Appeal => "report.rule-appeal",
     };
-    let mut entry = serde_json::json!({
+    let entry = serde_json::json!({
         "report": id,
         "team": report.team.0,
         "kind": report.report.kind.as_str(),
@@ -1368,6 +1466,7 @@ async fn record_ruling(
         "judge_account": judge.id,
         "tick": tick.0,
     });
+    let mut entry = entry.with_finding(decision);
     if let Some(map) = entry.as_object_mut() {
         map.extend(detail);
     }

@@ -68,7 +68,7 @@ fn attack_on_blue() -> CheckedReport {
 }
 
 fn decision(valid: bool, points: u32, reason: &str) -> Decision {
-    Decision { valid, points, reason: reason.into(), reason_codes: Vec::new() }
+    Decision { valid, points, reason: reason.into(), reason_codes: Vec::new(), finding: None }
 }
 
 async fn ready(db: &TestDb) -> anyhow::Result<()> {
@@ -146,6 +146,7 @@ async fn lifecycle_filed_ruled_appealed_final(db: TestDb) -> anyhow::Result<()> 
             stage: RulingStage::First,
             points: 0,
             tick: Tick(1),
+            finding: None,
         },
         Award {
             report: r.id,
@@ -154,6 +155,7 @@ async fn lifecycle_filed_ruled_appealed_final(db: TestDb) -> anyhow::Result<()> 
             stage: RulingStage::Appeal,
             points: 35,
             tick: Tick(2),
+            finding: None,
         },
     ];
     ensure!(awards == want, "awards {awards:?}");

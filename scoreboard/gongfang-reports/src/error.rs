@@ -173,6 +173,9 @@ pub enum ReportsError {
     UnknownInject(String),
     #[error("{0}")]
     InvalidInject(String),
+    /// A defence finding links an attack the drill has no record of, or one on another team.
+    #[error("{0}")]
+    BadLink(String),
     #[error("{0}")]
     SameJudge(String),
     #[error("storage failed: {0}")]
@@ -243,6 +246,7 @@ impl ReportsError {
             WrongState(_) => (StatusCode::CONFLICT, "wrong_state"),
             UnknownInject(_) => (StatusCode::NOT_FOUND, "unknown_inject"),
             InvalidInject(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_inject"),
+            BadLink(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_link"),
             SameJudge(_) => (StatusCode::CONFLICT, "same_judge"),
             Store(_) | Io(_) | Inconsistent(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -262,6 +266,7 @@ impl From<StoreError> for ReportsError {
             StoreError::EvidenceBudget { limit, left, .. } => ReportsError::EvidenceBudget { limit, left },
             e @ StoreError::ReportState { .. } => ReportsError::WrongState(e.to_string()),
             e @ StoreError::SameJudge { .. } => ReportsError::SameJudge(e.to_string()),
+            e @ StoreError::BadLink { .. } => ReportsError::BadLink(e.to_string()),
             e @ (StoreError::UnknownInject(_) | StoreError::NoInjectAnswer { .. }) => {
                 ReportsError::UnknownInject(e.to_string())
             }

@@ -11,7 +11,9 @@ use gongfang_core::export::{
 };
 use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::Scenario;
-use gongfang_core::scoring::{Adjustments, DefendedTicks, ReportTally, TeamScore, TeamTick, TickScores, standings};
+use gongfang_core::scoring::{
+    Adjustments, DefendedTicks, ReportTally, ScoredTeam, TeamScore, TeamTick, TickScores, standings,
+};
 use gongfang_core::{ServiceId, TeamId, Verdict};
 use gongfang_store::Store;
 
@@ -130,7 +132,9 @@ pub async fn build(store: &Store, scenario: &Scenario) -> Result<Export, Reports
                     })
                     .collect(),
             };
-            let mut tally = ReportTally::new();
+            let scored: Vec<ScoredTeam> =
+                teams.iter().map(|t| ScoredTeam { id: t.id, role: t.role, nop: t.nop }).collect();
+            let mut tally = ReportTally::for_drill(&scenario.reports, &scored);
             for award in &rulings {
                 tally
                     .apply(award)
@@ -163,6 +167,7 @@ pub async fn build(store: &Store, scenario: &Scenario) -> Result<Export, Reports
             reports_enabled: scenario.reports.enabled,
             report_scoring: scenario.reports.scoring,
             report_weight: scenario.reports.weight,
+            rule_preset: scenario.reports.rule_preset().cloned(),
             patch_scoring: scenario.patches.scoring,
             patch_points: scenario.patches.points,
         },

@@ -3,7 +3,7 @@
 //! second blind score, another judge's score).
 
 use chrono::{DateTime, Utc};
-use gongfang_core::report::{ReasonCode, ReportStatus};
+use gongfang_core::report::{Finding, ReasonCode, ReportStatus};
 use gongfang_core::report::{RulingStage, appeal_deadline};
 use gongfang_core::scenario::Scenario;
 use gongfang_core::{ServiceId, TeamId};
@@ -66,6 +66,9 @@ pub struct ScoreView {
     pub reason: String,
     pub reason_codes: Vec<ReasonCode>,
     pub scored_at: DateTime<Utc>,
+    /// Under the rule-based preset, what this judge found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Finding>,
 }
 
 /// An evidence file, without its bytes.
@@ -93,6 +96,10 @@ pub struct RulingView {
     /// The reason codes (`duplicate`, `out-of-scope`, …), each once; empty for older rulings.
     pub reason_codes: Vec<ReasonCode>,
     pub ruled_at: DateTime<Utc>,
+    /// Under the rule-based preset, what was found: the preset's tables score it, given every
+    /// other finding (the board and the export show the points).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<Finding>,
     /// The judge; shown to judges only, so the panel rules without pressure from teams.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub judge: Option<String>,
@@ -170,6 +177,7 @@ fn score_view(s: &Score) -> ScoreView {
         reason: s.decision.reason.clone(),
         reason_codes: s.decision.reason_codes.clone(),
         scored_at: s.scored_at,
+        finding: s.decision.finding.clone(),
     }
 }
 
@@ -199,6 +207,7 @@ fn ruling_view(r: &Ruling, audience: Audience) -> RulingView {
             codes
         },
         ruled_at: r.ruled_at,
+        finding: r.decision.finding.clone(),
         judge: matches!(audience, Audience::Judge(_)).then(|| r.judge.clone()),
     }
 }

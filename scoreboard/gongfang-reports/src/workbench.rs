@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use chrono::Duration;
 use gongfang_core::report::{ReasonCode, ReportKind, ReportStatus};
-use gongfang_core::scenario::{JudgePanel, Names};
+use gongfang_core::scenario::{JudgePanel, Names, RulePreset};
 use gongfang_store::reports::ReportFilter;
 use serde::{Deserialize, Serialize};
 
@@ -129,6 +129,11 @@ pub(crate) struct Setup {
     disagreement_points: Option<u32>,
     /// The logged-in judge's account name.
     judge: String,
+    /// Under the rule-based preset (`scoring = "rules"`), its tables: a valid ruling records a
+    /// finding (an attack type and weakness, or the attack a defence answers, its rubric shares
+    /// and bonus) in place of points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rules: Option<RulePreset>,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,6 +173,7 @@ pub(crate) async fn setup(State(state): State<ReportsState>, headers: HeaderMap)
         judges,
         disagreement_points,
         judge: judge.name,
+        rules: s.reports.rule_preset().cloned(),
     }))
 }
 

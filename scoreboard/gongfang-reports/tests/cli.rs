@@ -62,7 +62,8 @@ async fn report_list_and_show() {
     let report = attack_on_ddb("weak password", "admin/admin", "");
     let filed = store.file_report(RED_FIRM, &report, &[], at(30)).await.unwrap();
     let ana = store.create_account("ana", AccountRole::Judge, "correct horse battery").await.unwrap();
-    let decision = Decision { valid: true, points: 25, reason: "confirmed".into(), reason_codes: Vec::new() };
+    let decision =
+        Decision { valid: true, points: 25, reason: "confirmed".into(), reason_codes: Vec::new(), finding: None };
     store.rule_report(filed.id, &ana, &decision, &s.reports, at(40)).await.unwrap();
     store.file_report(TeamId(2), &report, &[], at(31)).await.unwrap();
 

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use gongfang_core::ScoreRow;
 use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::{PatchScoring, Role, Scenario};
-use gongfang_core::scoring::{DefendedTicks, ReportTally, TeamScore, TeamTick, TickScores, standings};
+use gongfang_core::scoring::{DefendedTicks, ReportTally, ScoredTeam, TeamScore, TeamTick, TickScores, standings};
 use gongfang_core::{Exposure, ServiceId, TeamId, Tick, Verdict};
 use gongfang_store::{BoardFreeze, Store};
 use serde::Serialize;
@@ -352,7 +352,8 @@ pub(crate) async fn load(
         })
         .collect();
     // Report points count from the ruling on, on top of the stored flag scores.
-    let mut tally = ReportTally::new();
+    let scored_teams: Vec<ScoredTeam> = scenario.teams.iter().map(ScoredTeam::from).collect();
+    let mut tally = ReportTally::for_drill(&scenario.reports, &scored_teams);
     if scenario.reports.enabled {
         for award in store.report_awards().await?.into_iter().filter(|a| shown(a.tick)) {
             tally.apply(&award).map_err(|e| WebError::Inconsistent(e.to_string()))?;

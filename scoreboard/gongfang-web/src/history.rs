@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use gongfang_core::plan::tick_verdict;
 use gongfang_core::scenario::{PatchScoring, Role, Scenario};
-use gongfang_core::scoring::{DefendedTicks, ReportTally, TeamScore, TeamTick, TickScores, standings};
+use gongfang_core::scoring::{DefendedTicks, ReportTally, ScoredTeam, TeamScore, TeamTick, TickScores, standings};
 use gongfang_core::{ServiceId, TeamId, Tick, Verdict};
 use gongfang_store::{BoardFreeze, Store};
 use serde::Serialize;
@@ -331,6 +331,10 @@ impl Series {
         let counted = self.ticks.last().map_or(0, |&last| awards.iter().filter(|a| a.tick <= last).count());
         if self.rescores != rescores || counted != self.awarded {
             *self = Series { rescores, ..Series::default() };
+        }
+        if self.ticks.is_empty() {
+            let teams: Vec<ScoredTeam> = scenario.teams.iter().map(ScoredTeam::from).collect();
+            self.tally = ReportTally::for_drill(&scenario.reports, &teams);
         }
         let from = self.ticks.last().map_or(0, |t| t.0 + 1);
         if from > through.0 {

@@ -124,11 +124,17 @@ fn defence(service: ServiceId, traced: Option<TeamId>) -> CheckedReport {
 }
 
 fn valid(points: u32) -> Decision {
-    Decision { valid: true, points, reason: "evidence confirms it".into(), reason_codes: Vec::new() }
+    Decision { valid: true, points, reason: "evidence confirms it".into(), reason_codes: Vec::new(), finding: None }
 }
 
 fn invalid() -> Decision {
-    Decision { valid: false, points: 0, reason: "the evidence does not show access".into(), reason_codes: Vec::new() }
+    Decision {
+        valid: false,
+        points: 0,
+        reason: "the evidence does not show access".into(),
+        reason_codes: Vec::new(),
+        finding: None,
+    }
 }
 
 /// `(slug, rank, reports, total)` of every team, best first.

@@ -141,7 +141,8 @@ async fn the_export_holds_the_whole_game_and_recomputes_to_its_standings() -> Re
     let judge = store.create_account("jude", AccountRole::Judge, "a long passphrase for jude").await?;
     let attack = store.file_report(LION, &report(ReportKind::Attack, Some(HARBOUR)), &[], start()).await?;
     let defence = store.file_report(HARBOUR, &report(ReportKind::Defence, None), &[], start()).await?;
-    let valid = |points| Decision { valid: true, points, reason: String::new(), reason_codes: Vec::new() };
+    let valid =
+        |points| Decision { valid: true, points, reason: String::new(), reason_codes: Vec::new(), finding: None };
     store.rule_report(attack.id, &judge, &valid(40), &scenario.reports, start()).await?;
     store.rule_report(defence.id, &judge, &valid(20), &scenario.reports, start()).await?;
     store.mark_defective(Tick(2), RECORDS, KV, "the checker's network failed", "account olga", Utc::now()).await?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::{ServiceId, TeamId};
 use crate::secret::Secret;
@@ -73,7 +73,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 pub const MIN_DEMO_SECRET_LEN: usize = 16;
 
 /// A name in English and in Traditional Chinese.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Names {
     pub en: String,
     pub zh: String,
@@ -383,6 +383,17 @@ crate::named_enum! {
     }
 }
 
+impl ReportRules {
+    /// The rule-based preset's tables when the drill scores reports by them
+    /// (`scoring = "rules"`): then a valid ruling records a finding and its points come from them.
+    pub fn rule_preset(&self) -> Option<&RulePreset> {
+        match self.scoring {
+            ReportScoring::Rules if self.enabled => self.preset.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 impl ReportScoring {
     /// Whether red teams are ranked among red teams and blue teams among blue teams.
     pub fn ranks_sides(self) -> bool {
@@ -396,7 +407,7 @@ impl ReportScoring {
 /// The tables of the rule-based preset (`scoring = "rules"`), read from `[reports]`; what each
 /// value means for points is [`crate::scoring::score_rules`]'s to say. Every number is a whole
 /// number of points or percent, so scores are exact.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RulePreset {
     /// The kinds of attack result, each with its points and its cap per defending unit
     /// (`[[reports.attack_type]]`).
@@ -427,7 +438,7 @@ pub struct RulePreset {
 }
 
 /// A kind of attack result (`[[reports.attack_type]]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttackType {
     pub slug: String,
     pub name: Names,
@@ -439,7 +450,7 @@ pub struct AttackType {
 }
 
 /// A defending team weighted by a multiplier (`[reports.key_units]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyUnit {
     pub team: TeamId,
     /// In percent: 150 makes the unit's findings, and its caps, worth one and a half times.
@@ -447,7 +458,7 @@ pub struct KeyUnit {
 }
 
 /// One criterion of the defence rubric (`[[reports.rubric]]`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Criterion {
     pub slug: String,
     pub name: Names,

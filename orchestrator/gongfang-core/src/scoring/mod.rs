@@ -33,7 +33,8 @@ use crate::verdict::Verdict;
 
 pub use formulas::{FORCAD_DEFAULT_SCORE, FORCAD_GAME_HARDNESS, FORCAD_INFLATION, RANK_PRECISION};
 pub use reports::{
-    Adjustments, Award, DefendedTicks, ReportPoints, ReportTally, Standing, Standings, recompute_standings, standings,
+    Adjustments, Award, DefendedTicks, ReportPoints, ReportTally, RuledFinding, Standing, Standings,
+    recompute_standings, standings,
 };
 pub use rules::{
     AttackFinding, AttackNote, AttackScore, DefenceFinding, DefenceNote, DefenceScore, LinkedEvent, RulesScores,

@@ -11,34 +11,59 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
+use super::rules::{AttackFinding, DefenceFinding, LinkedEvent, score_rules};
 use super::{ScoredService, ScoredTeam, Scorer, ScoringError, TeamScore, TickEvents, TickScores};
 use crate::ids::{ServiceId, TeamId, Tick};
-use crate::report::{ReportKind, RulingStage};
-use crate::scenario::{PatchRules, PatchScoring, ReportRules, ScoringFormula};
+use crate::report::{Finding, ReportKind, RulingStage};
+use crate::scenario::{PatchRules, PatchScoring, ReportRules, RulePreset, ScoringFormula};
 
 /// A ruling's effect on the score: what the report is worth after it (0 when ruled invalid).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Award {
     pub report: i64,
     /// The filing team.
     pub team: TeamId,
     pub kind: ReportKind,
     pub stage: RulingStage,
+    /// The judges' points; 0 under the rule-based preset, whose tables score the finding.
     pub points: u32,
     /// The tick during which the ruling was made; it counts from that tick's standings on.
     pub tick: Tick,
+    /// Under the rule-based preset, what a valid ruling found, with what the report says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finding: Option<RuledFinding>,
+}
+
+/// A valid ruling's finding under the rule-based preset, with the report's facts it is scored
+/// by.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RuledFinding {
+    pub finding: Finding,
+    /// When the report says the attack happened or the team acted (its window's start).
+    pub stated: DateTime<Utc>,
+    /// The defending unit an attack report names (none for a defence report).
+    pub unit: Option<TeamId>,
 }
 
 /// A team's points from ruled-valid reports, by kind (before the weight).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ReportPoints {
     pub attack: u64,
+    /// Under the rule-based preset, with the bonus of the team's defence results.
     pub defence: u64,
+    /// Under the rule-based preset, what ruled attack results cost the team's systems;
+    /// otherwise 0.
+    #[serde(default)]
+    pub lost: u64,
 }
 
 impl ReportPoints {
-    pub fn total(self) -> u64 {
-        self.attack + self.defence
+    /// attack + defence − lost.
+    pub fn total(self) -> i64 {
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        signed(self.attack).saturating_add(signed(self.defence)).saturating_sub(signed(self.lost))
     }
 
     fn slot(&mut self, kind: ReportKind) -> &mut u64 {
@@ -50,17 +75,101 @@ impl ReportPoints {
 }
 
 /// The latest ruling of every report, and each team's report points. An appeal ruling
-/// replaces the first ruling's points.
+/// replaces the first ruling's points (or finding).
+///
+/// Under the rule-based preset ([`ReportTally::for_drill`]) every ruling scores the valid
+/// findings so far again with [`score_rules`]: a finding whose stated time comes first takes
+/// the first repeat and the caps first, whenever it is ruled. A defence result counts once the
+/// attack result it answers is ruled valid (one that answers an attack ruled invalid never
+/// does); invalid findings score nothing and are left out.
 #[derive(Debug, Clone, Default)]
 pub struct ReportTally {
     /// Per report: filing team, kind, latest stage, points.
     reports: BTreeMap<i64, (TeamId, ReportKind, RulingStage, u32)>,
     teams: BTreeMap<TeamId, ReportPoints>,
+    rules: Option<RulesTally>,
+}
+
+/// The rule-based preset's part of a tally: the tables, the drill's teams and every report's
+/// latest ruling.
+#[derive(Debug, Clone)]
+struct RulesTally {
+    preset: RulePreset,
+    teams: Vec<ScoredTeam>,
+    rulings: BTreeMap<i64, Award>,
+}
+
+impl RulesTally {
+    /// Scores the latest rulings by the tables: each team's points and each report's.
+    fn score(&self) -> Result<(BTreeMap<TeamId, ReportPoints>, BTreeMap<i64, u32>), ScoringError> {
+        let mut attacks = Vec::new();
+        let mut defences = Vec::new();
+        for a in self.rulings.values() {
+            let Some(RuledFinding { finding, stated, unit }) = &a.finding else { continue };
+            let filed = u64::try_from(a.report).unwrap_or(0);
+            match (finding, unit) {
+                (Finding::Attack { attack_type, weakness }, Some(unit)) => attacks.push(AttackFinding {
+                    report: a.report,
+                    team: a.team,
+                    unit: *unit,
+                    attack_type: attack_type.clone(),
+                    weakness: weakness.trim().to_owned(),
+                    stated: *stated,
+                    filed,
+                    valid: true,
+                }),
+                (Finding::Attack { .. }, None) => {
+                    return Err(ScoringError::NotAUnit { report: a.report, team: a.team });
+                }
+                (Finding::Defence { link, rubric, bonus }, _) => defences.push(DefenceFinding {
+                    report: a.report,
+                    team: a.team,
+                    link: *link,
+                    rubric: rubric.clone(),
+                    bonus: *bonus,
+                    stated: *stated,
+                    filed,
+                    valid: true,
+                }),
+            }
+        }
+        // A defence of an attack not (yet) ruled valid has nothing to answer.
+        defences.retain(|d| match d.link {
+            LinkedEvent::Attack { report } => attacks.iter().any(|a| a.report == report),
+            LinkedEvent::Capture(_) => true,
+        });
+        let scored = score_rules(&self.preset, &self.teams, &attacks, &defences)?;
+        let teams = scored
+            .teams
+            .iter()
+            .map(|t| (t.team, ReportPoints { attack: t.attack, defence: t.defence + t.bonus, lost: t.cost }))
+            .collect();
+        let worth = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        let reports = scored
+            .attacks
+            .iter()
+            .map(|a| (a.report, worth(a.points)))
+            .chain(scored.defences.iter().map(|d| (d.report, worth(d.points + d.bonus))))
+            .collect();
+        Ok((teams, reports))
+    }
 }
 
 impl ReportTally {
+    /// A tally of the judges' points.
     pub fn new() -> ReportTally {
         ReportTally::default()
+    }
+
+    /// The tally a drill's rulings are counted in: by the rule-based preset's tables with
+    /// `scoring = "rules"` (`teams` are the drill's), else the judges' points.
+    pub fn for_drill(rules: &ReportRules, teams: &[ScoredTeam]) -> ReportTally {
+        let rules = rules.rule_preset().map(|preset| RulesTally {
+            preset: preset.clone(),
+            teams: teams.to_vec(),
+            rulings: BTreeMap::new(),
+        });
+        ReportTally { rules, ..ReportTally::default() }
     }
 
     /// Applies one ruling. A report's first ruling must come before its appeal ruling, and
@@ -75,6 +184,26 @@ impl ReportTally {
                 return Err(ScoringError::RulingsDisagree { report: a.report });
             }
             (Some(_), _) => return Err(ScoringError::DuplicateRuling { report: a.report }),
+        }
+        if let Some(rules) = &mut self.rules {
+            let before = rules.rulings.insert(a.report, a.clone());
+            let (teams, worth) = match rules.score() {
+                Ok(scored) => scored,
+                Err(e) => {
+                    match before {
+                        Some(b) => rules.rulings.insert(a.report, b),
+                        None => rules.rulings.remove(&a.report),
+                    };
+                    return Err(e);
+                }
+            };
+            self.teams = teams;
+            for (report, entry) in &mut self.reports {
+                entry.3 = worth.get(report).copied().unwrap_or(0);
+            }
+            let points = worth.get(&a.report).copied().unwrap_or(0);
+            self.reports.insert(a.report, (a.team, a.kind, a.stage, points));
+            return Ok(());
         }
         let points = self.teams.entry(a.team).or_default();
         let slot = points.slot(a.kind);
@@ -91,7 +220,9 @@ impl ReportTally {
         self.teams.get(&team).copied().unwrap_or_default()
     }
 
-    /// What a report is worth now, if it has been ruled.
+    /// What a report is worth now, if it has been ruled: its points, or under the rule-based
+    /// preset what its finding scores by the tables (with a defence's bonus) given every
+    /// ruling so far.
     pub fn report_points(&self, report: i64) -> Option<u32> {
         self.reports.get(&report).map(|r| r.3)
     }
@@ -223,7 +354,7 @@ pub fn recompute_standings(
     let mut awards = awards.to_vec();
     awards.sort_by_key(|a| (a.tick, a.report, a.stage));
     let mut pending = awards.iter().peekable();
-    let mut tally = ReportTally::new();
+    let mut tally = ReportTally::for_drill(rules, teams);
     let mut cells = defended_cells.to_vec();
     cells.sort_unstable();
     let mut cells = cells.iter().peekable();
