@@ -7,7 +7,10 @@
 // The appeal deadline of a ruled report is shown. Below, the organisers' injects with every
 // team's answer (late ones marked), each graded once against its rubric. The API audits every
 // score, ruling and grade under the logged-in account. Evidence images are shown only when the
-// server found PNG or JPEG bytes; every other file is a download.
+// server found PNG or JPEG bytes; every other file is a download. In a drill scored by the
+// rule-based preset the form asks, in place of points, for the finding: an attack's type and
+// weakness, or the attack a defence answers (a capture beside the report or an attack report by
+// number), its rubric shares and a bonus.
 'use strict';
 
 (() => {
@@ -103,6 +106,100 @@
     return box;
   }
 
+  function findingText(f) {
+    if (!f) return '';
+    const rules = (state.setup && state.setup.rules) || { attack_types: [], rubric: [] };
+    if (f.kind === 'attack') {
+      const type = rules.attack_types.find((x) => x.slug === f.attack_type);
+      return ' ' + t('judge.finding.attack', { type: type ? Gf.name(type.name) : f.attack_type, weakness: f.weakness });
+    }
+    const link = f.link.kind === 'attack'
+      ? t('judge.finding.of_report', { report: f.link.report })
+      : t('judge.finding.of_capture', { attacker: f.link.attacker, submitted: f.link.submitted });
+    const rubric = Object.entries(f.rubric || {}).map(([slug, share]) => {
+      const c = rules.rubric.find((x) => x.slug === slug);
+      return `${c ? Gf.name(c.name) : slug} ${share}%`;
+    }).join(', ') || '—';
+    return ' ' + t('judge.finding.defence', { link, rubric, bonus: f.bonus || 0 });
+  }
+
+  // The finding's part of the form, under the rule-based preset: filled from the drill's tables
+  // and, for a defence, the captures beside the report; what the judge typed is kept.
+  function renderFinding() {
+    const r = state.current;
+    const rules = state.setup && state.setup.rules;
+    const kind = rules && r ? r.kind : null;
+    $('rule-points').parentElement.hidden = !!rules;
+    document.querySelector('label[for="rule-points"]').hidden = !!rules;
+    $('finding-attack').hidden = kind !== 'attack';
+    $('finding-defence').hidden = kind !== 'defence';
+    if (!kind) return;
+    const types = $('rule-attack-type');
+    const chosen = types.value;
+    types.replaceChildren();
+    for (const x of rules.attack_types) {
+      const option = el('option', `${Gf.name(x.name)} (${x.points})`);
+      option.value = x.slug;
+      types.append(option);
+    }
+    if (chosen) types.value = chosen;
+    const links = $('rule-link');
+    const linked = links.value;
+    links.replaceChildren();
+    const byNumber = el('option', t('judge.finding.link_by_number'));
+    byNumber.value = 'report';
+    links.append(byNumber);
+    const captures = (state.context && state.context.captures) || [];
+    captures.forEach((c, i) => {
+      const option = el('option', t('judge.finding.capture', {
+        attacker: teamName(c.attacker), service: serviceName(c.service), store: c.store, planted: c.tick_planted, submitted: c.tick_submitted,
+      }));
+      option.value = `capture-${i}`;
+      links.append(option);
+    });
+    if (linked && [...links.options].some((o) => o.value === linked)) links.value = linked;
+    else if (captures.some((c) => c.suggested)) links.value = `capture-${captures.findIndex((c) => c.suggested)}`;
+    const rubric = $('rule-rubric');
+    const given = {};
+    rubric.querySelectorAll('input').forEach((i) => {
+      given[i.dataset.criterion] = i.value;
+    });
+    rubric.replaceChildren();
+    for (const c of rules.rubric) {
+      const id = `rule-rubric-${c.slug}`;
+      const label = el('label', t('judge.finding.criterion', { name: Gf.name(c.name), max: c.max_share }));
+      label.htmlFor = id;
+      const input = el('input');
+      input.id = id;
+      input.type = 'number';
+      input.min = '0';
+      input.max = String(c.max_share);
+      input.value = given[c.slug] || '0';
+      input.dataset.criterion = c.slug;
+      rubric.append(label, input);
+    }
+    $('rule-bonus').max = String(rules.max_bonus);
+    $('rule-bonus-max').textContent = t('judge.rule.max', { max: rules.max_bonus });
+  }
+
+  // The finding the form records, or undefined when the drill is not scored by its tables.
+  function formFinding(kind) {
+    if (!(state.setup && state.setup.rules)) return undefined;
+    if (kind === 'attack') {
+      return { kind, attack_type: $('rule-attack-type').value, weakness: $('rule-weakness').value };
+    }
+    const picked = $('rule-link').value;
+    const captures = (state.context && state.context.captures) || [];
+    const link = picked === 'report'
+      ? { kind: 'attack', report: Number($('rule-link-report').value) }
+      : captures[Number(picked.replace('capture-', ''))].link;
+    const rubric = {};
+    $('rule-rubric').querySelectorAll('input').forEach((i) => {
+      if (Number(i.value) > 0) rubric[i.dataset.criterion] = Number(i.value);
+    });
+    return { kind, link, rubric, bonus: Number($('rule-bonus').value) };
+  }
+
   function renderReport() {
     const r = state.current;
     if (!r) return;
@@ -153,7 +250,7 @@
         points: x.points,
         codes: (x.reason_codes || []).map((c) => msg(`judge.code.${c}`)).join(', ') || '—',
         reason: x.reason || '—',
-      });
+      }) + findingText(x.finding);
       scores.append(p);
     }
     const mine = (r.scores || []).some((x) => state.setup && x.judge === state.setup.judge);
@@ -180,7 +277,7 @@
         judge: x.judge || '',
         codes: codes || '—',
         reason: x.reason || '—',
-      });
+      }) + findingText(x.finding);
       rulings.append(p);
     }
     $('report-appeal').hidden = !r.appeal;
@@ -202,6 +299,7 @@
     const max = state.setup ? state.setup.max_points[r.kind] : 0;
     $('rule-points').max = String(max);
     $('rule-max').textContent = t('judge.rule.max', { max });
+    renderFinding();
   }
 
   function renderContext() {
@@ -237,6 +335,7 @@
     $('logs').textContent = c.logs.map((l) => `${l.at} ${l.container} ${l.line}`).join('\n');
     $('logs').hidden = c.logs.length === 0;
     $('logs-note').textContent = c.logs_error || c.logs_notice || (c.logs.length ? '' : t('judge.context.no_logs'));
+    renderFinding();
   }
 
   // One answer: its team, time and text, then its grade or the form to grade it.
@@ -377,6 +476,12 @@
       reason: $('rule-reason').value,
       reason_codes: [...$('rule-codes').querySelectorAll('input:checked')].map((i) => i.value),
     };
+    // Under the preset's tables a valid ruling records its finding, and points are theirs.
+    const finding = valid ? formFinding(r.kind) : undefined;
+    if (finding) {
+      body.finding = finding;
+      body.points = 0;
+    }
     const path = r.status === 'appealed' ? `/api/judge/reports/${r.id}/appeal-ruling` : `/api/judge/reports/${r.id}/ruling`;
     const answer = await api('POST', path, body);
     if (!answer.ok) {
@@ -385,6 +490,10 @@
     }
     state.current = answer.data;
     $('rule-reason').value = '';
+    $('rule-weakness').value = '';
+    $('rule-link-report').value = '';
+    $('rule-bonus').value = '0';
+    $('rule-rubric').replaceChildren();
     $('rule-codes').querySelectorAll('input').forEach((i) => {
       i.checked = false;
     });

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use gongfang_core::plan::tick_verdict;
 use gongfang_core::report::ReportKind;
+use gongfang_core::scoring::LinkedEvent;
 use gongfang_core::{TeamId, Tick, Verdict};
 use gongfang_store::reports::ReportRecord;
 use serde::Serialize;
@@ -53,6 +54,9 @@ pub struct CaptureView {
     pub submitted_at: DateTime<Utc>,
     /// A suggested match: submitted within the report's own window (not only the margin).
     pub suggested: bool,
+    /// The capture as a defence finding links it (`finding.link` of a ruling under the
+    /// rule-based preset).
+    pub link: LinkedEvent,
 }
 
 /// Most captures shown beside one report: enough to judge by, bounded however busy the drill.
@@ -126,6 +130,7 @@ pub(crate) async fn context(state: &ReportsState, r: &ReportRecord) -> Result<Co
                 tick_submitted: x.capture.submitted,
                 submitted_at: x.submitted_at,
                 suggested: c.window.from <= x.submitted_at && x.submitted_at <= c.window.to,
+                link: LinkedEvent::Capture(x.capture),
             }
         })
         .collect();

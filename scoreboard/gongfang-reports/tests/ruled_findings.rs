@@ -4,7 +4,9 @@
 //! weakness found twice), blue teams file defence results linked to them; two judges score each
 //! blind, a third decides where their findings differ, one appeal is ruled; the drill's export
 //! ranks red among red and blue among blue exactly as computed by hand below, and recomputes
-//! to the same standings from its own events. The rulings' errors are checked on the way.
+//! to the same standings from its own events. The rulings' errors are checked on the way. In
+//! headless Chromium, in both languages, judges record an attack's and a defence's finding on
+//! the workbench; screenshots under `target/screenshots/`.
 
 mod common;
 
@@ -13,6 +15,7 @@ use gongfang_core::export::FinalStanding;
 use gongfang_core::scenario::{JudgePanel, KeyUnit, ReportScoring, RulePreset};
 use gongfang_core::{AccountRole, TeamId, Tick};
 use gongfang_test_support::TestDb;
+use gongfang_test_support::browser::{Browser, Cdp, PAGE_READY, chromium_or_skip, click, fill, submit, target_dir};
 use gongfang_test_support::http::Response;
 use serde_json::{Value, json};
 
@@ -245,5 +248,93 @@ async fn bad_findings_are_refused_and_nothing_is_ruled(app: App) -> anyhow::Resu
     let body = json!({"valid": true, "finding": {"kind": "defence", "link": capture}});
     let r = rule(&app, &ana, answer, "ruling", body).await;
     ensure!(r.status == 422 && r.code() == "bad_link" && r.text().contains("no capture"), "{}", r.text());
+    Ok(())
+}
+
+/// Logs `judge` in on a fresh page of the workbench in `lang` and opens report `id`.
+async fn open_as(cdp: &mut Cdp, app: &App, judge: (&str, &str), lang: &str, id: i64) -> anyhow::Result<()> {
+    cdp.open_isolated_page().await?;
+    cdp.navigate(&format!("http://{}/judge?lang={lang}", app.addr)).await?;
+    cdp.wait_for("the page is ready", PAGE_READY).await?;
+    cdp.eval(&fill("login-name", judge.0)).await?;
+    cdp.eval(&fill("login-password", judge.1)).await?;
+    cdp.eval(&submit("login-form")).await?;
+    cdp.wait_for("the report in the queue", &format!("!!document.querySelector('button[data-open=\"{id}\"]')")).await?;
+    cdp.eval(&click(&format!("button[data-open=\"{id}\"]"))).await?;
+    cdp.wait_for("the report", &format!("document.getElementById('report-area').dataset.report === '{id}'")).await?;
+    Ok(())
+}
+
+async fn shot(cdp: &mut Cdp, name: &str) -> anyhow::Result<()> {
+    let file = cdp.screenshot(&target_dir().join("screenshots").join(format!("{name}.png"))).await?;
+    eprintln!("screenshot: {}", file.display());
+    Ok(())
+}
+
+async fn findings_on_the_workbench(cdp: &mut Cdp, app: &App, attack: i64, defence: i64) -> anyhow::Result<()> {
+    // Ana, in English: an attack's form asks for its type and weakness, not for points.
+    open_as(cdp, app, ANA, "en", attack).await?;
+    let shown = cdp
+        .eval("[document.getElementById('finding-attack').hidden, document.getElementById('finding-defence').hidden, document.getElementById('rule-points').parentElement.hidden]")
+        .await?;
+    ensure!(shown == json!([false, true, true]), "the attack's finding replaces points: {shown}");
+    let types = cdp
+        .eval("[...document.querySelectorAll('#rule-attack-type option')].map((o) => o.textContent).join('|')")
+        .await?;
+    ensure!(types.as_str().is_some_and(|t| t.contains("Control of a target system (300)")), "{types}");
+    cdp.eval(&click("#rule-valid")).await?;
+    cdp.eval(&fill("rule-attack-type", "target-control")).await?;
+    cdp.eval(&fill("rule-weakness", "steward-rce")).await?;
+    cdp.eval(&submit("ruling-form")).await?;
+    cdp.wait_for("ana's score shown", "document.querySelectorAll('[data-score]').length === 1").await?;
+    let mine = cdp.eval("document.querySelector('[data-score]').textContent").await?;
+    ensure!(mine.as_str().is_some_and(|t| t.contains("Control of a target system, weakness steward-rce")), "{mine}");
+    shot(cdp, "workbench-finding-attack-en").await?;
+
+    // Bo, in Chinese: the defence answers the attack report by its number, on the rubric.
+    open_as(cdp, app, BO, "zh-HK", defence).await?;
+    let legend = cdp.eval("document.querySelector('#finding-defence legend').textContent").await?;
+    ensure!(legend.as_str().is_some_and(|t| t.contains("評分表")), "{legend}");
+    let criterion = cdp.eval("document.querySelector('label[for=\"rule-rubric-response\"]').textContent").await?;
+    ensure!(criterion == "應變處理（最多 15%）", "{criterion}");
+    cdp.eval(&click("#rule-valid")).await?;
+    cdp.eval(&fill("rule-link", "report")).await?;
+    cdp.eval(&fill("rule-link-report", &attack.to_string())).await?;
+    cdp.eval(&fill("rule-rubric-detection-timeliness", "10")).await?;
+    cdp.eval(&fill("rule-rubric-response", "15")).await?;
+    cdp.eval(&fill("rule-bonus", "5")).await?;
+    cdp.eval(&fill("rule-reason", "及時偵測並隔離受影響伺服器")).await?;
+    cdp.eval(&submit("ruling-form")).await?;
+    cdp.wait_for("bo's score shown", "document.querySelectorAll('[data-score]').length === 1").await?;
+    let his = cdp.eval("document.querySelector('[data-score]').textContent").await?;
+    ensure!(his.as_str().is_some_and(|t| t.contains(&format!("回應攻擊報告 {attack}"))), "{his}");
+    shot(cdp, "workbench-finding-defence-zh-HK").await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judges_record_findings_in_the_browser() -> anyhow::Result<()> {
+    let Some(chromium) = chromium_or_skip()? else { return Ok(()) };
+    let app = rules_drill(TestDb::sqlite().await).await;
+    app.store.open_tick(Tick(0), at(0)).await?;
+    app.set_now(at(100));
+    let attack_id = file(&app, RED_FIRM, attack("ddb", 20, "remote code execution on the data steward")).await?;
+    let defence_id = file(&app, DDB, defence(22, "detected and contained the steward takeover")).await?;
+    let mut browser = Browser::launch(&chromium).await?;
+    let outcome = findings_on_the_workbench(&mut browser.cdp, &app, attack_id, defence_id).await;
+    let problems = std::mem::take(&mut browser.cdp.problems);
+    browser.close().await?;
+    outcome?;
+    ensure!(problems.is_empty(), "the page reported problems: {problems:#?}");
+
+    // The second judges agree over the API: both reports are ruled with the findings typed.
+    let (ana, bo) = (judge_auth(&app, ANA).await, judge_auth(&app, BO).await);
+    let ruled = rule(&app, &bo, attack_id, "ruling", found("target-control", "steward-rce")).await.json()?;
+    ensure!(ruled["status"] == "ruled", "{ruled}");
+    let rubric = json!({"detection-timeliness": 10, "response": 15});
+    let ruled = rule(&app, &ana, defence_id, "ruling", answers(attack_id, rubric.clone(), 5)).await.json()?;
+    ensure!(ruled["status"] == "ruled" && ruled["rulings"][0]["finding"]["rubric"] == rubric, "{ruled}");
+    ensure!(ruled["rulings"][0]["reason"] == "及時偵測並隔離受影響伺服器", "{ruled}");
+    app.stop().await;
     Ok(())
 }
