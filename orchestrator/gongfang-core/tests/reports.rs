@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use gongfang_core::report::{
-    CheckedReport, Filing, ReportDraft, ReportError, ReportKind, ReportProblem, RulingStage, check_appeal, check_report,
+    CheckedReport, Filing, Finding, ReportDraft, ReportError, ReportKind, ReportProblem, RulingStage, check_appeal,
+    check_report,
 };
 use gongfang_core::scenario::{
-    self, PatchRules, PatchScoring, ReportRules, ReportScoring, Role, Scenario, ScoringFormula,
+    self, PatchRules, PatchScoring, ReportRules, ReportScoring, Role, RulePreset, Scenario, ScoringFormula,
 };
 use gongfang_core::scoring::{
-    Award, Capture, DefendedTicks, ReportTally, ScoredService, ScoredTeam, Scorer, ScoringError, ServiceVerdict,
-    Standings, TickEvents, recompute_standings, standings,
+    Award, Capture, DefendedTicks, LinkedEvent, ReportPoints, ReportTally, RuledFinding, ScoredService, ScoredTeam,
+    Scorer, ScoringError, ServiceVerdict, Standings, TickEvents, recompute_standings, standings,
 };
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 
@@ -418,4 +419,106 @@ fn patching_points_count_defended_ticks_from_their_tick_on() {
     .unwrap();
     let blue = unscored[2].team(BLUE).unwrap();
     assert_eq!((blue.defended_ticks, blue.patch_score, blue.total), (2, 0.0, blue.flags.total));
+}
+
+/// Rules scoring over two red teams and one blue unit, with the preset's default tables.
+fn rules() -> (ReportRules, Vec<ScoredTeam>) {
+    let rules = ReportRules {
+        enabled: true,
+        scoring: ReportScoring::Rules,
+        preset: Some(RulePreset::default()),
+        ..ReportRules::default()
+    };
+    let mut teams = teams();
+    teams.push(ScoredTeam { id: RED2, role: Role::Attacker, nop: false });
+    (rules, teams)
+}
+
+const RED2: TeamId = TeamId(2);
+
+/// A valid attack ruling on blue's systems: `weakness` of type `attack_type`, stated at `minute`.
+fn found(report: i64, team: TeamId, stage: RulingStage, attack_type: &str, weakness: &str, minute: i64) -> Award {
+    let finding = Finding::Attack { attack_type: attack_type.into(), weakness: weakness.into() };
+    Award {
+        finding: Some(RuledFinding { finding, stated: at(minute), unit: Some(BLUE) }),
+        ..award(report, team, ReportKind::Attack, stage, 0, 0)
+    }
+}
+
+/// A valid defence ruling answering attack report `attack`.
+fn answered(report: i64, attack: i64, rubric: &[(&str, u32)], bonus: u32) -> Award {
+    let rubric = rubric.iter().map(|(c, s)| ((*c).to_owned(), *s)).collect();
+    let finding = Finding::Defence { link: LinkedEvent::Attack { report: attack }, rubric, bonus };
+    Award {
+        finding: Some(RuledFinding { finding, stated: at(30), unit: None }),
+        ..award(report, BLUE, ReportKind::Defence, RulingStage::First, 0, 0)
+    }
+}
+
+#[test]
+fn a_rules_tally_scores_every_finding_by_the_tables_whenever_it_is_ruled() {
+    let (rules, teams) = rules();
+    let mut tally = ReportTally::for_drill(&rules, &teams);
+    // A defence of an attack not yet ruled answers nothing yet.
+    tally.apply(&answered(3, 1, &[("response", 15), ("analysis", 10)], 20)).unwrap();
+    assert_eq!(tally.points(BLUE), ReportPoints::default());
+    assert_eq!(tally.report_points(3), Some(0));
+    // Red's breach (stated at minute 20) is ruled: 100 points, and the defence its 25 % plus bonus.
+    tally.apply(&found(1, RED, RulingStage::First, "perimeter-breach", "vpn", 20)).unwrap();
+    assert_eq!(tally.points(RED).attack, 100);
+    assert_eq!(tally.points(BLUE), ReportPoints { attack: 0, defence: 25 + 20, lost: 100 });
+    assert_eq!(tally.report_points(3), Some(45));
+    // The second red team's finding of the same weakness is ruled later but stated earlier: it
+    // takes the first finding's 100 % and the first drops to the repeat's 70 %.
+    tally.apply(&found(2, RED2, RulingStage::First, "perimeter-breach", "vpn", 10)).unwrap();
+    assert_eq!((tally.points(RED2).attack, tally.points(RED).attack), (100, 70));
+    assert_eq!(tally.report_points(1), Some(70));
+    assert_eq!(tally.points(BLUE), ReportPoints { attack: 0, defence: 17 + 20, lost: 170 });
+    // An appeal finds red's a control of the target instead: 300, no repeat, and the defence
+    // answers a costlier attack.
+    tally.apply(&found(1, RED, RulingStage::Appeal, "target-control", "steward", 20)).unwrap();
+    assert_eq!((tally.points(RED2).attack, tally.points(RED).attack), (100, 300));
+    assert_eq!(tally.points(BLUE), ReportPoints { attack: 0, defence: 75 + 20, lost: 400 });
+    assert_eq!(tally.points(BLUE).total(), 95 - 400);
+    // A finding the tables cannot score is refused and changes nothing.
+    let unknown = found(4, RED, RulingStage::First, "defacement", "home page", 40);
+    assert_eq!(
+        tally.apply(&unknown),
+        Err(ScoringError::UnknownAttackType { report: 4, attack_type: "defacement".into() })
+    );
+    assert_eq!((tally.points(RED).attack, tally.report_points(4)), (300, None));
+}
+
+#[test]
+fn rules_standings_count_each_ruling_from_its_tick_in_any_order() {
+    let (rules, teams) = rules();
+    let mut awards = vec![
+        Award { tick: Tick(1), ..found(1, RED, RulingStage::First, "data-access", "bucket", 20) },
+        Award { tick: Tick(2), ..found(2, RED2, RulingStage::First, "data-access", "bucket", 10) },
+        Award { tick: Tick(2), ..answered(3, 2, &[("tracing", 15)], 0) },
+    ];
+    let run = |awards: &[Award]| {
+        recompute_standings(
+            ScoringFormula::Faust,
+            &teams,
+            &services(),
+            &ticks(3),
+            &rules,
+            awards,
+            &PatchRules::default(),
+            &[],
+        )
+        .unwrap()
+    };
+    let forward = run(&awards);
+    let reports = |s: &Standings, team: TeamId| s.team(team).unwrap().reports;
+    assert_eq!(reports(&forward[0], RED), ReportPoints::default());
+    assert_eq!(reports(&forward[1], RED).attack, 200);
+    // In tick 2 the earlier-stated finding takes the first 200 and red's drops to 140.
+    assert_eq!((reports(&forward[2], RED).attack, reports(&forward[2], RED2).attack), (140, 200));
+    assert_eq!(reports(&forward[2], BLUE), ReportPoints { attack: 0, defence: 30, lost: 340 });
+    let blue = forward[2].team(BLUE).unwrap();
+    assert_eq!(blue.report_score, -310.0);
+    awards.reverse();
+    assert_eq!(run(&awards), forward, "the order rulings are listed in does not matter");
 }
