@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{ServiceId, TeamId, Tick};
 use crate::scenario::{PatchRules, PatchScoring, ReportRules, ReportScoring, Role, RulePreset, ScoringFormula};
 use crate::scoring::{
-    Adjustments, Award, Capture, ReportPoints, ScoredService, ScoredTeam, ScoringError, ServiceVerdict, Standings,
-    TeamScore, TickEvents, recompute_standings,
+    Adjustments, Award, Capture, ReportPoints, ReportTally, ScoredService, ScoredTeam, ScoringError, ServiceVerdict,
+    Standings, TeamScore, TickEvents, recompute_standings,
 };
 use crate::verdict::Verdict;
 
@@ -191,6 +191,20 @@ impl ExportedDrill {
 }
 
 impl Export {
+    /// What each ruled report is worth after every ruling in the export: the judges' points,
+    /// or under the rule-based preset what its finding scores by the tables.
+    pub fn report_worth(&self) -> Result<BTreeMap<i64, u32>, ExportError> {
+        let teams: Vec<ScoredTeam> =
+            self.teams.iter().map(|t| ScoredTeam { id: t.id, role: t.role, nop: t.nop }).collect();
+        let mut tally = ReportTally::for_drill(&self.drill.report_rules(), &teams);
+        let mut rulings: Vec<&Award> = self.rulings.iter().collect();
+        rulings.sort_by_key(|a| (a.tick, a.report, a.stage));
+        for a in rulings {
+            tally.apply(a)?;
+        }
+        Ok(self.rulings.iter().filter_map(|a| Some((a.report, tally.report_points(a.report)?))).collect())
+    }
+
     /// The standings recomputed from the export's events alone: the flag formula over every
     /// tick's verdicts (defective cells as `checker-error`) and captures, the rulings in the
     /// tick they were made (those made after the last tick in it), the defended cells, then

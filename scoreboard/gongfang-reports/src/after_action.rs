@@ -397,6 +397,10 @@ pub fn assemble(
             exploitable: p.exploit.map(|e| e == gongfang_core::Exposure::Exploitable),
         })
         .collect();
+    // What each report is worth after every ruling: under the rule-based preset its finding's
+    // score by the tables, not the points in the ruling (an export that cannot be scored
+    // again falls back to those).
+    let worth = export.report_worth().unwrap_or_default();
     let reports: Vec<ReportLine> = reports
         .iter()
         .map(|r| ReportLine {
@@ -404,7 +408,9 @@ pub fn assemble(
             kind: r.report.kind,
             service: r.report.service,
             filed_at: r.filed_at,
-            ruling: r.latest_ruling().map(|x| (x.decision.valid, x.decision.points)),
+            ruling: r
+                .latest_ruling()
+                .map(|x| (x.decision.valid, worth.get(&r.id).copied().unwrap_or(x.decision.points))),
         })
         .collect();
 

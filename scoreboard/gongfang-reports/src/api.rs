@@ -20,7 +20,7 @@ use crate::error::ReportsError;
 use crate::matching::{Context, context};
 use crate::state::ReportsState;
 use crate::upload::{self, json_body};
-use crate::view::{Audience, ReportView, report_view};
+use crate::view::{Audience, ReportView, Worth, report_view};
 
 /// The report and judging routes, to be merged into the web application.
 pub fn router(state: ReportsState) -> Router {
@@ -150,7 +150,8 @@ async fn file(State(state): State<ReportsState>, req: Request) -> Reply<(StatusC
     match filed {
         Ok(record) => {
             staged.filed();
-            Ok((StatusCode::CREATED, axum::Json(report_view(s, &record, now, Audience::Team))))
+            // A report just filed is pending: worth nothing yet, whatever counts.
+            Ok((StatusCode::CREATED, axum::Json(report_view(s, &record, &Worth::Judged, now, Audience::Team))))
         }
         Err(e) => {
             // Refused: what the filing wrote is deleted before the answer says so.
@@ -164,7 +165,8 @@ async fn list_own(State(state): State<ReportsState>, headers: HeaderMap) -> Repl
     let team = auth::team(&state, &headers).await?;
     let now = state.now();
     let list = state.store().reports_of_team(team).await?;
-    Ok(axum::Json(list.iter().map(|r| report_view(state.scenario(), r, now, Audience::Team)).collect()))
+    let worth = Worth::read(state.store(), state.scenario()).await?;
+    Ok(axum::Json(list.iter().map(|r| report_view(state.scenario(), r, &worth, now, Audience::Team)).collect()))
 }
 
 /// A report its filing team (or a judge) may see.
@@ -190,7 +192,8 @@ async fn read(
     let id = parse_id(&id, "report")?;
     let caller = auth::caller(&state, &headers).await?;
     let record = visible(&state, &caller, id).await?;
-    Ok(axum::Json(report_view(state.scenario(), &record, state.now(), audience(&caller))))
+    let worth = Worth::read(state.store(), state.scenario()).await?;
+    Ok(axum::Json(report_view(state.scenario(), &record, &worth, state.now(), audience(&caller))))
 }
 
 async fn evidence(
@@ -252,7 +255,8 @@ async fn appeal(
     let body: AppealBody = json_body(&parts.headers, body, state.settings().max_json_body).await?;
     let now = state.now();
     let record = state.store().appeal_report(id, team, &body.reason, &state.scenario().reports, now).await?;
-    Ok(axum::Json(report_view(state.scenario(), &record, now, Audience::Team)))
+    let worth = Worth::read(state.store(), state.scenario()).await?;
+    Ok(axum::Json(report_view(state.scenario(), &record, &worth, now, Audience::Team)))
 }
 
 /// A judge's login.
@@ -357,10 +361,12 @@ async fn queue(State(state): State<ReportsState>, Query(q): Query<PageQuery>, he
     let (after, limit) = q.parse()?;
     let now = state.now();
     let page = state.store().report_queue_page(after, limit).await?;
+    let worth = Worth::read(state.store(), state.scenario()).await?;
     let mut out = Vec::with_capacity(page.reports.len());
     for record in &page.reports {
         let context = context(&state, record).await?;
-        out.push(Judged { report: report_view(state.scenario(), record, now, Audience::Judge(judge.id)), context });
+        let report = report_view(state.scenario(), record, &worth, now, Audience::Judge(judge.id));
+        out.push(Judged { report, context });
     }
     Ok(paged("/api/judge/queue", "", out, page.next, limit))
 }
@@ -387,8 +393,9 @@ async fn list_all(
     };
     let now = state.now();
     let page = state.store().list_reports_page(status, after, limit).await?;
+    let worth = Worth::read(state.store(), state.scenario()).await?;
     let list: Vec<ReportView> =
-        page.reports.iter().map(|r| report_view(state.scenario(), r, now, Audience::Judge(judge.id))).collect();
+        page.reports.iter().map(|r| report_view(state.scenario(), r, &worth, now, Audience::Judge(judge.id))).collect();
     let extra = status.map(|s| format!("status={}&", s.as_str())).unwrap_or_default();
     Ok(paged("/api/judge/reports", &extra, list, page.next, limit))
 }
@@ -402,7 +409,8 @@ async fn judge_read(
     let judge = auth::judge(&state, &headers).await?;
     let record = state.store().report(id).await?.ok_or(ReportsError::UnknownReport(id))?;
     let context = context(&state, &record).await?;
-    let report = report_view(state.scenario(), &record, state.now(), Audience::Judge(judge.id));
+    let worth = Worth::read(state.store(), state.scenario()).await?;
+    let report = report_view(state.scenario(), &record, &worth, state.now(), Audience::Judge(judge.id));
     Ok(axum::Json(Judged { report, context }))
 }
 
@@ -430,6 +438,8 @@ async fn ruling(
         RulingStage::First => state.store().rule_report(id, &judge, &decision, rules, now).await?,
         RulingStage::Appeal => state.store().rule_appeal(id, &judge, &decision, rules, now).await?,
     };
+    let worth = Worth::read(state.store(), state.scenario()).await?;
+    let view = report_view(state.scenario(), &record, &worth, now, Audience::Judge(judge.id));
     // In a two-judge drill a first score rules nothing yet, and a second may dispute the report.
     if let Some(ruling) = record.ruling(stage) {
         state.publish(GameEvent::ReportRuled {
@@ -438,8 +448,8 @@ async fn ruling(
             kind: record.report.kind,
             stage,
             valid: ruling.decision.valid,
-            points: record.points(),
+            points: view.points,
         });
     }
-    Ok(axum::Json(report_view(state.scenario(), &record, now, Audience::Judge(judge.id))))
+    Ok(axum::Json(view))
 }

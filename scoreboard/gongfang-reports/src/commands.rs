@@ -6,13 +6,14 @@ use std::fmt::Write as _;
 
 use chrono::Utc;
 use gongfang_core::AccountRole;
-use gongfang_core::report::ReportStatus;
+use gongfang_core::report::{Decision, ReportStatus};
 use gongfang_core::scenario::Scenario;
 use gongfang_store::Store;
 use gongfang_store::reports::ReportRecord;
+use serde_json::json;
 
 use crate::error::ReportsError;
-use crate::view::{service_slug, team_slug};
+use crate::view::{Worth, service_slug, team_slug};
 
 /// Shortest judge password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -66,13 +67,14 @@ pub async fn list_reports(store: &Store, scenario: &Scenario, status: Option<&st
             ReportsError::BadRequest(format!("unknown status `{s}`; use pending, disputed, ruled, appealed or final"))
         })?),
     };
+    let worth = Worth::read(store, scenario).await?;
     let mut out = table_header();
     let mut count = 0;
     let mut after = None;
     loop {
         let page = store.list_reports_page(status, after, LIST_PAGE).await?;
         count += page.reports.len();
-        table_rows(&mut out, scenario, &page.reports);
+        table_rows(&mut out, scenario, &page.reports, &worth);
         match page.next {
             Some(next) => after = Some(next),
             None => break,
@@ -84,14 +86,8 @@ pub async fn list_reports(store: &Store, scenario: &Scenario, status: Option<&st
 /// Everything about report `id`: evidence, rulings and appeal.
 pub async fn show_report(store: &Store, scenario: &Scenario, id: i64) -> Result<String, ReportsError> {
     let r = store.report(id).await?.ok_or(ReportsError::UnknownReport(id))?;
-    Ok(report_detail(scenario, &r))
-}
-
-/// One line per report.
-pub fn report_table(s: &Scenario, reports: &[ReportRecord]) -> String {
-    let mut out = table_header();
-    table_rows(&mut out, s, reports);
-    table_footer(out, reports.len())
+    let worth = Worth::read(store, scenario).await?;
+    Ok(report_detail(scenario, &r, &worth))
 }
 
 fn table_header() -> String {
@@ -101,7 +97,7 @@ fn table_header() -> String {
     )
 }
 
-fn table_rows(out: &mut String, s: &Scenario, reports: &[ReportRecord]) {
+fn table_rows(out: &mut String, s: &Scenario, reports: &[ReportRecord], worth: &Worth) {
     for r in reports {
         let target = r.report.target_team.map_or_else(|| "-".to_owned(), |t| team_slug(s, t));
         let _ = writeln!(
@@ -113,7 +109,7 @@ fn table_rows(out: &mut String, s: &Scenario, reports: &[ReportRecord]) {
             target,
             service_slug(s, r.report.service),
             r.status.as_str(),
-            r.points(),
+            worth.of(r),
             r.filed_at.to_rfc3339()
         );
     }
@@ -125,8 +121,9 @@ fn table_footer(mut out: String, count: usize) -> String {
     terminal_safe(&out)
 }
 
-/// Everything about one report, for organisers.
-pub fn report_detail(s: &Scenario, r: &ReportRecord) -> String {
+/// Everything about one report, for organisers: with the judges' blind scores and each
+/// ruling's finding, and what it is worth now.
+fn report_detail(s: &Scenario, r: &ReportRecord, worth: &Worth) -> String {
     let c = &r.report;
     let mut out = String::new();
     let _ = writeln!(out, "report {} ({} report by {}), {}", r.id, c.kind, team_slug(s, r.team), r.status.as_str());
@@ -156,18 +153,26 @@ pub fn report_detail(s: &Scenario, r: &ReportRecord) -> String {
         let _ =
             writeln!(out, "file {}: {} ({}, {} bytes, sha256 {})", e.id, e.file_name, e.content_type, e.size, e.sha256);
     }
-    for ruling in &r.rulings {
-        let d = &ruling.decision;
+    let decided = |d: &Decision| {
+        let finding = d.finding.as_ref().map_or(String::new(), |f| format!(", finding {}", json!(f)));
+        let reason = if d.reason.is_empty() { String::new() } else { format!(": {}", d.reason) };
+        format!("{} {} points{finding}{reason}", if d.valid { "valid," } else { "invalid," }, d.points)
+    };
+    for score in &r.scores {
         let _ = writeln!(
             out,
-            "{} ruling by {} at {}: {} {} points{}",
-            ruling.stage.as_str(),
-            ruling.judge,
-            ruling.ruled_at.to_rfc3339(),
-            if d.valid { "valid," } else { "invalid," },
-            d.points,
-            if d.reason.is_empty() { String::new() } else { format!(": {}", d.reason) }
+            "blind score by {} at {}: {}",
+            score.judge,
+            score.scored_at.to_rfc3339(),
+            decided(&score.decision)
         );
+    }
+    for ruling in &r.rulings {
+        let (stage, judge, at) = (ruling.stage.as_str(), &ruling.judge, ruling.ruled_at.to_rfc3339());
+        let _ = writeln!(out, "{stage} ruling by {judge} at {at}: {}", decided(&ruling.decision));
+    }
+    if r.latest_ruling().is_some() {
+        let _ = writeln!(out, "worth now:   {} points", worth.of(r));
     }
     if let Some(a) = &r.appeal {
         let _ = writeln!(out, "appealed at {}: {}", a.at.to_rfc3339(), a.reason);

@@ -18,6 +18,7 @@ use crate::console;
 use crate::error::ReportsError;
 use crate::portal::Names;
 use crate::state::ReportsState;
+use crate::view::Worth;
 
 /// The statistics of one kind of report.
 #[derive(Debug, Default, Serialize)]
@@ -74,7 +75,7 @@ pub(crate) struct ReportStats {
 }
 
 /// Counts `reports` (every report of the drill) for the scenario `s`.
-pub(crate) fn report_stats(s: &Scenario, reports: &[ReportRecord]) -> ReportStats {
+pub(crate) fn report_stats(s: &Scenario, reports: &[ReportRecord], worth: &Worth) -> ReportStats {
     let mut kinds: BTreeMap<ReportKind, (KindStats, BTreeSet<u16>, Vec<i64>)> = BTreeMap::new();
     let mut services: Vec<ServiceStats> = s
         .services
@@ -107,7 +108,7 @@ pub(crate) fn report_stats(s: &Scenario, reports: &[ReportRecord]) -> ReportStat
         if r.ruling(RulingStage::Appeal).is_some() {
             stats.appeals_ruled += 1;
         }
-        stats.points += u64::from(r.points());
+        stats.points += u64::from(worth.of(r));
         if let Some(first) = r.ruling(RulingStage::First) {
             waits.push((first.ruled_at - r.filed_at).num_minutes());
         }
@@ -156,5 +157,6 @@ pub(crate) async fn stats(
 ) -> Result<Json<ReportStats>, ReportsError> {
     console::reader(&state, &headers).await?;
     let reports = state.store().list_reports(None).await?;
-    Ok(Json(report_stats(state.scenario(), &reports)))
+    let worth = Worth::read(state.store(), state.scenario()).await?;
+    Ok(Json(report_stats(state.scenario(), &reports, &worth)))
 }

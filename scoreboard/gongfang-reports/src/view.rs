@@ -6,9 +6,50 @@ use chrono::{DateTime, Utc};
 use gongfang_core::report::{Finding, ReasonCode, ReportStatus};
 use gongfang_core::report::{RulingStage, appeal_deadline};
 use gongfang_core::scenario::Scenario;
+use gongfang_core::scoring::{ReportTally, ScoredTeam};
 use gongfang_core::{ServiceId, TeamId};
 use gongfang_store::reports::{EvidenceInfo, ReportRecord, Ruling, Score};
 use serde::Serialize;
+
+use gongfang_store::Store;
+
+use crate::ReportsError;
+
+/// What ruled reports are worth now: the judges' points, or under the rule-based preset what
+/// each finding scores by the scenario's tables, given every ruling so far (a later ruling of
+/// an earlier-stated finding can change it).
+#[derive(Debug)]
+pub(crate) enum Worth {
+    Judged,
+    Tables(Box<ReportTally>),
+}
+
+impl Worth {
+    /// The judges' points, or every stored ruling scored by the preset's tables.
+    pub(crate) async fn read(store: &Store, s: &Scenario) -> Result<Worth, ReportsError> {
+        if s.reports.rule_preset().is_none() {
+            return Ok(Worth::Judged);
+        }
+        let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
+        let mut tally = ReportTally::for_drill(&s.reports, &teams);
+        let mut awards = store.report_awards().await?;
+        awards.sort_by_key(|a| (a.tick, a.report, a.stage));
+        for award in &awards {
+            tally
+                .apply(award)
+                .map_err(|e| ReportsError::Inconsistent(format!("the stored rulings cannot be scored: {e}")))?;
+        }
+        Ok(Worth::Tables(Box::new(tally)))
+    }
+
+    /// What a drill's report is worth now (0 until ruled valid).
+    pub(crate) fn of(&self, r: &ReportRecord) -> u32 {
+        match self {
+            Worth::Judged => r.points(),
+            Worth::Tables(tally) => tally.report_points(r.id).unwrap_or(0),
+        }
+    }
+}
 
 /// Who a view is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +161,13 @@ pub(crate) fn service_slug(s: &Scenario, id: ServiceId) -> String {
     s.service(id).map_or_else(|| format!("service-{}", id.0), |t| t.slug.clone())
 }
 
-pub(crate) fn report_view(s: &Scenario, r: &ReportRecord, now: DateTime<Utc>, audience: Audience) -> ReportView {
+pub(crate) fn report_view(
+    s: &Scenario,
+    r: &ReportRecord,
+    worth: &Worth,
+    now: DateTime<Utc>,
+    audience: Audience,
+) -> ReportView {
     let deadline = r.ruling(RulingStage::First).map(|f| appeal_deadline(f.ruled_at, &s.reports));
     let window_open = deadline.is_some_and(|d| now <= d);
     let status = match (r.status, audience) {
@@ -130,6 +177,12 @@ pub(crate) fn report_view(s: &Scenario, r: &ReportRecord, now: DateTime<Utc>, au
         (other, _) => other.as_str(),
     };
     let c = &r.report;
+    let points = worth.of(r);
+    let mut rulings: Vec<RulingView> = r.rulings.iter().map(|x| ruling_view(x, audience)).collect();
+    // The ruling in force is worth what the report is; under the tables that is their score.
+    if let (Worth::Tables(_), Some(last)) = (worth, rulings.last_mut()) {
+        last.points = points;
+    }
     ReportView {
         id: r.id,
         team: team_slug(s, r.team),
@@ -146,9 +199,9 @@ pub(crate) fn report_view(s: &Scenario, r: &ReportRecord, now: DateTime<Utc>, au
         traced_team: c.traced_team.map(|t| team_slug(s, t)),
         filed_at: r.filed_at,
         status,
-        points: r.points(),
+        points,
         evidence: r.evidence.iter().map(|e| evidence_view(r.id, e, audience)).collect(),
-        rulings: r.rulings.iter().map(|x| ruling_view(x, audience)).collect(),
+        rulings,
         appeal: r.appeal.as_ref().map(|a| AppealView { reason: a.reason.clone(), at: a.at }),
         appeal_deadline: deadline,
         can_appeal: r.status == ReportStatus::Ruled && window_open,

@@ -17,7 +17,7 @@ use crate::auth;
 use crate::error::ReportsError;
 use crate::matching::{Context, context};
 use crate::state::ReportsState;
-use crate::view::{Audience, ReportView, report_view};
+use crate::view::{Audience, ReportView, Worth, report_view};
 
 type Reply<T> = Result<T, ReportsError>;
 
@@ -109,8 +109,9 @@ pub(crate) async fn queue(
     let filter =
         ReportFilter { statuses, team, kind, filed_from: within.map(|w| now - w), filed_until: older.map(|o| now - o) };
     let page = state.store().filtered_reports_page(&filter, after, limit).await?;
+    let worth = Worth::read(state.store(), state.scenario()).await?;
     let list: Vec<ReportView> =
-        page.reports.iter().map(|r| report_view(s, r, now, Audience::Judge(judge.id))).collect();
+        page.reports.iter().map(|r| report_view(s, r, &worth, now, Audience::Judge(judge.id))).collect();
     Ok(paged("/api/judge/workbench/queue", &extra, list, page.next, limit))
 }
 

@@ -175,7 +175,7 @@ async fn red_and_blue_rank_by_the_preset_tables(app: App) -> anyhow::Result<()> 
     // DDB lost 705 and answered the takeover with (10 + 12 + 10) % of 450 = 144, bonus 15:
     //   159 − 705 = −546. CRD lost 400 and answered the bucket with 20 % then 15 % (coverage
     //   already scored) of 200 = 40 + 30: 70 − 400 = −330. CHRA: 0.
-    let want: [(TeamId, u64, u64, u64, f64, Option<u32>, Option<u32>); 5] = [
+    let want = [
         (RED_FIRM, 1000, 0, 0, 1000.0, Some(1), None),
         (RED_ACADEMY, 105, 0, 0, 105.0, Some(2), None),
         (CHRA, 0, 0, 0, 0.0, None, Some(1)),
@@ -189,6 +189,20 @@ async fn red_and_blue_rank_by_the_preset_tables(app: App) -> anyhow::Result<()> 
         ensure!(points == (attack, defence, lost), "team {id}: {points:?}, want {:?}", (attack, defence, lost));
         ensure!(s.total == total && s.red_rank == red && s.blue_rank == blue, "team {id}: {s:?}");
     }
+    // Each report shows what its finding is worth now, to its team and everywhere else: the
+    // academy's repeat 105, the firm's appealed printer 50, the DDB's defence 159.
+    let auth = team_auth(&app, RED_ACADEMY);
+    let seen = app.request("GET", &format!("/api/reports/{repeat}"), &[(auth.0, &auth.1)], b"").await.json()?;
+    ensure!(seen["points"] == 105 && seen["rulings"][0]["points"] == 105, "{seen}");
+    let shown = gongfang_reports::commands::show_report(&app.store, &app.scenario, other).await?;
+    ensure!(shown.contains("worth now:   50 points") && shown.contains("blind score by ana"), "{shown}");
+    ensure!(shown.contains(r#""attack_type":"other-system""#), "the appeal's finding: {shown}");
+    let listed = gongfang_reports::commands::list_reports(&app.store, &app.scenario, Some("ruled")).await?;
+    ensure!(listed.lines().any(|l| l.starts_with(&format!("{ddb:>5}")) && l.contains(" 159  ")), "{listed}");
+    let debrief = gongfang_reports::after_action::build(&app.store, &app.scenario, &export, "red-firm").await?;
+    let html = debrief.html(gongfang_reports::after_action::Lang::En);
+    ensure!(html.contains("ruled valid, 450 points") && html.contains("ruled valid, 50 points"), "{html}");
+
     // From the export's own events the findings score the same. (The test stored no flag
     // scores for its tick, which the recomputation scores afresh: its SLA differs, not the
     // report points nor the ranks.)

@@ -90,6 +90,9 @@ pub struct ReportTally {
     rules: Option<RulesTally>,
 }
 
+/// What each ruled report is worth, by report id.
+type ReportWorth = BTreeMap<i64, u32>;
+
 /// The rule-based preset's part of a tally: the tables, the drill's teams and every report's
 /// latest ruling.
 #[derive(Debug, Clone)]
@@ -101,7 +104,7 @@ struct RulesTally {
 
 impl RulesTally {
     /// Scores the latest rulings by the tables: each team's points and each report's.
-    fn score(&self) -> Result<(BTreeMap<TeamId, ReportPoints>, BTreeMap<i64, u32>), ScoringError> {
+    fn score(&self) -> Result<(BTreeMap<TeamId, ReportPoints>, ReportWorth), ScoringError> {
         let mut attacks = Vec::new();
         let mut defences = Vec::new();
         for a in self.rulings.values() {
