@@ -57,6 +57,8 @@ pub struct DrillConfig {
     /// Whether browser session cookies say `Secure`: the port speaks HTTPS, itself or behind
     /// a proxy.
     pub secure_cookies: bool,
+    /// Where judges' evidence images are served from, when on a host name of their own.
+    pub evidence_origin: Option<gongfang_reports::EvidenceOrigin>,
     /// Restarts and resets teams' services for the organisers (the container engine, when
     /// the drill runs containers).
     pub service_control: Arc<dyn gongfang_reports::ServiceControl>,
@@ -145,6 +147,7 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
         patch_builds,
         tls,
         secure_cookies,
+        evidence_origin,
         service_control,
         vpn_configs,
         team_admission,
@@ -261,7 +264,8 @@ pub async fn run(cfg: DrillConfig, shutdown: impl Future<Output = ()> + Send + '
     }
     // `/metrics` also says what the flag submission answered and how its commits went.
     web_state = web_state.with_more_metrics(Arc::new(gongfang_submission::metrics::render));
-    let reports_settings = gongfang_reports::Settings { secure_cookies, ..gongfang_reports::Settings::default() };
+    let reports_settings =
+        gongfang_reports::Settings { secure_cookies, evidence_origin, ..gongfang_reports::Settings::default() };
     let mut reports = gongfang_reports::ReportsState::new(store.clone(), scenario.clone(), events.clone())
         .with_settings(reports_settings)
         .with_service_control(service_control)

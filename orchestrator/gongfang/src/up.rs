@@ -62,6 +62,10 @@ pub struct Args {
     /// browsers through a reverse proxy that speaks HTTPS (on by itself with --tls-cert).
     #[arg(long)]
     pub secure_cookies: bool,
+    /// Serve evidence images to judges from this origin of their own (a second host name of
+    /// this server, such as https://evidence.drill.example), through short-lived signed links.
+    #[arg(long, value_name = "URL", value_parser = gongfang_reports::EvidenceOrigin::parse)]
+    pub evidence_origin: Option<gongfang_reports::EvidenceOrigin>,
     /// Where the FAUST-protocol flag submission listens.
     #[arg(long, default_value = "127.0.0.1:31337")]
     pub submit: SocketAddr,
@@ -389,6 +393,7 @@ async fn run_once(
         vpn,
         patch_builds,
         secure_cookies: args.secure_cookies || tls.is_some(),
+        evidence_origin: args.evidence_origin.clone(),
         service_control,
         vpn_configs,
         team_admission,

@@ -89,6 +89,7 @@ pub fn router(state: ReportsState) -> Router {
         .route("/api/judge/reports/{id}", get(judge_read))
         .route("/api/judge/reports/{id}/context", get(crate::workbench::report_context))
         .route("/api/judge/reports/{id}/evidence/{evidence}/view", get(crate::workbench::evidence_view))
+        .route("/evidence/{report}/{evidence}/{expires}/{signature}", get(crate::evidence_origin::serve))
         .route("/api/judge/workbench", get(crate::workbench::setup))
         .route("/api/judge/workbench/queue", get(crate::workbench::queue))
         .route("/judge", get(crate::pages::judge))
@@ -100,6 +101,7 @@ pub fn router(state: ReportsState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::session::csrf_guard))
         .layer(axum::middleware::map_response(nosniff))
         .layer(axum::middleware::from_fn(auth::with_peer))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::evidence_origin::only_evidence))
         .with_state(state)
 }
 

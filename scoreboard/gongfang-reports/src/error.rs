@@ -173,6 +173,9 @@ pub enum ReportsError {
     UnknownInject(String),
     #[error("{0}")]
     InvalidInject(String),
+    /// A signed evidence address past its time.
+    #[error("this evidence link has expired; open the report on the workbench again")]
+    LinkExpired,
     /// A defence finding links an attack the drill has no record of, or one on another team.
     #[error("{0}")]
     BadLink(String),
@@ -247,6 +250,7 @@ impl ReportsError {
             UnknownInject(_) => (StatusCode::NOT_FOUND, "unknown_inject"),
             InvalidInject(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_inject"),
             BadLink(_) => (StatusCode::UNPROCESSABLE_ENTITY, "bad_link"),
+            LinkExpired => (StatusCode::GONE, "link_expired"),
             SameJudge(_) => (StatusCode::CONFLICT, "same_judge"),
             Store(_) | Io(_) | Inconsistent(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

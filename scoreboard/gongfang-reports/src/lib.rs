@@ -39,6 +39,7 @@ pub mod commands;
 mod console;
 mod control;
 mod error;
+mod evidence_origin;
 pub mod export;
 mod injects;
 mod logs;
@@ -62,6 +63,7 @@ pub use admission::{AdmissionFuture, AdmissionRefusal, Admitted, MAX_IMPORT_BYTE
 pub use api::router;
 pub use control::{ControlFuture, NoServiceControl, ServiceControl};
 pub use error::ReportsError;
+pub use evidence_origin::{EvidenceOrigin, LINK_SECONDS as EVIDENCE_LINK_SECONDS};
 pub use logs::{LogFuture, LogLine, LogSource, LogWindow, NoLogs};
 pub use matching::{CaptureView, Context, MAX_CAPTURES, Strength, Suggestion, VerdictChange};
 pub use state::{DEFAULT_EVIDENCE_TYPES, Now, ReportsState, Settings, SystemNow};

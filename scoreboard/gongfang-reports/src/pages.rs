@@ -5,11 +5,12 @@
 //! scoreboard's page speaks too). The pages draw everything with `textContent`
 //! from the JSON API, under a strict content security policy.
 
-use axum::extract::Path;
-use axum::http::header;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ReportsError;
+use crate::state::ReportsState;
 
 /// Every page, script, style and catalogue, by the name it is served under.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -43,13 +44,18 @@ fn find(name: &str) -> Option<(&'static str, &'static str)> {
 }
 
 fn asset(name: &str) -> Response {
+    asset_under(name, CSP)
+}
+
+fn asset_under(name: &str, csp: &str) -> Response {
     let Some((content_type, body)) = find(name) else { return not_found(name) };
+    let csp = HeaderValue::from_str(csp).unwrap_or(HeaderValue::from_static(CSP));
     (
         [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-cache"),
-            (header::CONTENT_SECURITY_POLICY, CSP),
-            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")),
         ],
         body,
     )
@@ -66,9 +72,15 @@ pub(crate) async fn console() -> Response {
     asset("console.html")
 }
 
-/// `GET /judge`: the judges' workbench.
-pub(crate) async fn judge() -> Response {
-    asset("judge.html")
+/// `GET /judge`: the judges' workbench. Its images may come from the evidence origin too.
+pub(crate) async fn judge(State(state): State<ReportsState>) -> Response {
+    match &state.settings().evidence_origin {
+        Some(o) => asset_under(
+            "judge.html",
+            &CSP.replace("img-src 'self' data:", &format!("img-src 'self' data: {}", o.origin())),
+        ),
+        None => asset("judge.html"),
+    }
 }
 
 /// `GET /static/pages/{name}`: a script or a style.

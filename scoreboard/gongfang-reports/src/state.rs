@@ -64,6 +64,10 @@ pub struct Settings {
     pub match_margin_ticks: u32,
     /// Most container log lines shown beside one report.
     pub max_log_lines: usize,
+    /// A host name of its own for evidence images (`--evidence-origin`): the workbench loads
+    /// them from short-lived signed addresses there; `None` serves them from the drill's own
+    /// origin under a CSP sandbox.
+    pub evidence_origin: Option<crate::evidence_origin::EvidenceOrigin>,
 }
 
 impl Default for Settings {
@@ -77,6 +81,7 @@ impl Default for Settings {
             secure_cookies: false,
             match_margin_ticks: 1,
             max_log_lines: 200,
+            evidence_origin: None,
         }
     }
 }
@@ -103,6 +108,9 @@ pub(crate) struct Inner {
     pub patch_builds: bool,
     /// After-action reports are written one at a time: each reads the whole drill.
     pub after_actions: Arc<tokio::sync::Semaphore>,
+    /// Signs evidence addresses on the evidence origin; drawn when the process starts, so a
+    /// restart makes every earlier address useless.
+    pub evidence_key: [u8; 32],
 }
 
 impl std::fmt::Debug for ReportsState {
@@ -131,6 +139,7 @@ impl ReportsState {
                 uploads: Default::default(),
                 patch_builds: false,
                 after_actions: Arc::new(tokio::sync::Semaphore::new(1)),
+                evidence_key: rand::random(),
             }),
         }
     }
@@ -150,6 +159,7 @@ impl ReportsState {
             uploads: Default::default(),
             patch_builds: shared.patch_builds,
             after_actions: shared.after_actions.clone(),
+            evidence_key: shared.evidence_key,
         });
         let mut inner = inner;
         f(&mut inner);
@@ -227,6 +237,10 @@ impl ReportsState {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    pub(crate) fn evidence_key(&self) -> &[u8; 32] {
+        &self.inner.evidence_key
     }
 
     pub(crate) fn now(&self) -> DateTime<Utc> {

@@ -206,7 +206,8 @@ pub fn sniff_image(head: &[u8]) -> Option<&'static str> {
 /// `GET /api/judge/reports/{id}/evidence/{file}/view`: one evidence file for the workbench.
 /// A PNG or JPEG (by its bytes) comes inline with the sniffed type; anything else as an
 /// `application/octet-stream` attachment. Either way under a CSP sandbox with no sources, so
-/// even a file a browser misread could run nothing and load nothing.
+/// even a file a browser misread could run nothing and load nothing. With an evidence origin
+/// configured, a redirect to the file's short-lived signed address there instead.
 pub(crate) async fn evidence_view(
     State(state): State<ReportsState>,
     Path((id, evidence)): Path<(String, String)>,
@@ -214,6 +215,33 @@ pub(crate) async fn evidence_view(
 ) -> Reply<Response> {
     let (id, evidence) = (parse_id(&id, "report")?, parse_id(&evidence, "evidence")?);
     auth::judge(&state, &headers).await?;
+    if let Some(origin) = &state.settings().evidence_origin {
+        state
+            .store()
+            .evidence_info(id, evidence)
+            .await?
+            .ok_or(ReportsError::UnknownEvidence { report: id, evidence })?;
+        let to = crate::evidence_origin::signed_url(&state, origin, id, evidence);
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = axum::http::StatusCode::SEE_OTHER;
+        let h = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&to) {
+            h.insert(header::LOCATION, v);
+        }
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        return Ok(response);
+    }
+    image(&state, id, evidence, "same-origin").await
+}
+
+/// One evidence file as an image when its bytes are a PNG or a JPEG, else as an attachment,
+/// sandboxed; `resource_policy` is its `Cross-Origin-Resource-Policy`.
+pub(crate) async fn image(
+    state: &ReportsState,
+    id: i64,
+    evidence: i64,
+    resource_policy: &'static str,
+) -> Reply<Response> {
     let info = state
         .store()
         .evidence_info(id, evidence)
@@ -247,7 +275,7 @@ pub(crate) async fn evidence_view(
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     h.insert("Content-Security-Policy", HeaderValue::from_static("sandbox; default-src 'none'"));
-    h.insert("Cross-Origin-Resource-Policy", HeaderValue::from_static("same-origin"));
+    h.insert("Cross-Origin-Resource-Policy", HeaderValue::from_static(resource_policy));
     Ok(response)
 }
 

@@ -105,6 +105,16 @@ pub async fn spawn_configured(
     change: impl FnOnce(&mut Scenario),
     configure: impl FnOnce(ReportsState) -> ReportsState,
 ) -> App {
+    spawn_at(db, change, |state, _| configure(state)).await
+}
+
+/// Starts the routes as [`spawn_configured`] does, `configure` told the address they will be
+/// served on.
+pub async fn spawn_at(
+    db: TestDb,
+    change: impl FnOnce(&mut Scenario),
+    configure: impl FnOnce(ReportsState, SocketAddr) -> ReportsState,
+) -> App {
     let store = db.store.clone();
     let mut scenario = redblue();
     change(&mut scenario);
@@ -123,10 +133,10 @@ pub async fn spawn_configured(
         .unwrap();
     let clock = Arc::new(TestClock(Mutex::new(at(60))));
     let (tx, events) = broadcast::channel(64);
-    let state = configure(ReportsState::new(store.clone(), scenario.clone(), tx).with_clock(clock.clone()));
-    let app = gongfang_reports::router(state);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let state = configure(ReportsState::new(store.clone(), scenario.clone(), tx).with_clock(clock.clone()), addr);
+    let app = gongfang_reports::router(state);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         // The peer's address reaches the routes, as the scoreboard's server provides it.
