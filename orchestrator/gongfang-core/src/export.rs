@@ -199,9 +199,7 @@ impl Export {
         let mut tally = ReportTally::for_drill(&self.drill.report_rules(), &teams);
         let mut rulings: Vec<&Award> = self.rulings.iter().collect();
         rulings.sort_by_key(|a| (a.tick, a.report, a.stage));
-        for a in rulings {
-            tally.apply(a)?;
-        }
+        tally.apply_all(rulings)?;
         Ok(self.rulings.iter().filter_map(|a| Some((a.report, tally.report_points(a.report)?))).collect())
     }
 

@@ -522,3 +522,41 @@ fn rules_standings_count_each_ruling_from_its_tick_in_any_order() {
     awards.reverse();
     assert_eq!(run(&awards), forward, "the order rulings are listed in does not matter");
 }
+
+#[test]
+fn a_batch_of_rulings_scores_as_they_do_one_by_one_and_a_refused_batch_changes_nothing() {
+    let (rules, teams) = rules();
+    let awards = [
+        answered(3, 1, &[("response", 15)], 10),
+        found(1, RED, RulingStage::First, "perimeter-breach", "vpn", 20),
+        found(2, RED2, RulingStage::First, "perimeter-breach", "vpn", 10),
+        found(1, RED, RulingStage::Appeal, "data-access", "bucket", 20),
+    ];
+    let mut one_by_one = ReportTally::for_drill(&rules, &teams);
+    for a in &awards {
+        one_by_one.apply(a).unwrap();
+    }
+    let mut batch = ReportTally::for_drill(&rules, &teams);
+    batch.apply_all(&awards).unwrap();
+    for team in [RED, RED2, BLUE] {
+        assert_eq!(batch.points(team), one_by_one.points(team), "team {team}");
+    }
+    for report in 1..=3 {
+        assert_eq!(batch.report_points(report), one_by_one.report_points(report), "report {report}");
+    }
+    assert_eq!(batch.points(BLUE), ReportPoints { attack: 0, defence: 30 + 10, lost: 300 });
+    // A batch whose last ruling is refused leaves the tally as it was, its first rulings too.
+    let refused = [
+        found(4, RED, RulingStage::First, "target-control", "rce", 30),
+        award(9, RED, ReportKind::Attack, RulingStage::Appeal, 0, 0),
+    ];
+    assert_eq!(batch.apply_all(&refused), Err(ScoringError::AppealBeforeRuling { report: 9 }));
+    assert_eq!((batch.points(RED).attack, batch.report_points(4)), (200, None));
+    let mut judged = ReportTally::new();
+    let refused = [
+        award(5, RED, ReportKind::Attack, RulingStage::First, 40, 0),
+        award(5, RED, ReportKind::Attack, RulingStage::First, 40, 0),
+    ];
+    assert_eq!(judged.apply_all(&refused), Err(ScoringError::DuplicateRuling { report: 5 }));
+    assert_eq!(judged.points(RED), ReportPoints::default());
+}

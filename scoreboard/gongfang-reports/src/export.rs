@@ -135,11 +135,9 @@ pub async fn build(store: &Store, scenario: &Scenario) -> Result<Export, Reports
             let scored: Vec<ScoredTeam> =
                 teams.iter().map(|t| ScoredTeam { id: t.id, role: t.role, nop: t.nop }).collect();
             let mut tally = ReportTally::for_drill(&scenario.reports, &scored);
-            for award in &rulings {
-                tally
-                    .apply(award)
-                    .map_err(|e| ReportsError::Inconsistent(format!("the stored rulings cannot be scored: {e}")))?;
-            }
+            tally
+                .apply_all(&rulings)
+                .map_err(|e| ReportsError::Inconsistent(format!("the stored rulings cannot be scored: {e}")))?;
             let mut defended = DefendedTicks::new();
             for cell in ticks.iter().flat_map(|t| &t.defended) {
                 *defended.entry(cell.team).or_default() += 1;

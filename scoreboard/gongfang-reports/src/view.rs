@@ -34,11 +34,9 @@ impl Worth {
         let mut tally = ReportTally::for_drill(&s.reports, &teams);
         let mut awards = store.report_awards().await?;
         awards.sort_by_key(|a| (a.tick, a.report, a.stage));
-        for award in &awards {
-            tally
-                .apply(award)
-                .map_err(|e| ReportsError::Inconsistent(format!("the stored rulings cannot be scored: {e}")))?;
-        }
+        tally
+            .apply_all(&awards)
+            .map_err(|e| ReportsError::Inconsistent(format!("the stored rulings cannot be scored: {e}")))?;
         Ok(Worth::Tables(Box::new(tally)))
     }
 

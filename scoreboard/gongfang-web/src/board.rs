@@ -355,9 +355,8 @@ pub(crate) async fn load(
     let scored_teams: Vec<ScoredTeam> = scenario.teams.iter().map(ScoredTeam::from).collect();
     let mut tally = ReportTally::for_drill(&scenario.reports, &scored_teams);
     if scenario.reports.enabled {
-        for award in store.report_awards().await?.into_iter().filter(|a| shown(a.tick)) {
-            tally.apply(&award).map_err(|e| WebError::Inconsistent(e.to_string()))?;
-        }
+        let awards = store.report_awards().await?;
+        tally.apply_all(awards.iter().filter(|a| shown(a.tick))).map_err(|e| WebError::Inconsistent(e.to_string()))?;
     }
     // Defended ticks count up to the latest scored tick, like the flag scores; a past board
     // counts them afresh (the scan keeps only the latest count).

@@ -350,10 +350,10 @@ impl Series {
         for tick in scored {
             let rows: HashMap<TeamId, TeamScore> =
                 store.scores_for_tick(tick).await?.into_iter().map(|r| (r.team, r.score)).collect();
-            while let Some(award) = awards.get(self.awarded).filter(|a| a.tick <= tick) {
-                self.tally.apply(award).map_err(|e| WebError::Inconsistent(e.to_string()))?;
-                self.awarded += 1;
-            }
+            let due = awards[self.awarded..].iter().take_while(|a| a.tick <= tick).count();
+            let batch = &awards[self.awarded..self.awarded + due];
+            self.tally.apply_all(batch).map_err(|e| WebError::Inconsistent(e.to_string()))?;
+            self.awarded += due;
             if scenario.patches.scoring == PatchScoring::DefendedTicks {
                 for (_, team, _) in store.defended_cells(tick, tick).await? {
                     *self.defended.entry(team).or_default() += 1;

@@ -178,6 +178,28 @@ impl ReportTally {
     /// Applies one ruling. A report's first ruling must come before its appeal ruling, and
     /// each at most once; on error nothing changes.
     pub fn apply(&mut self, a: &Award) -> Result<(), ScoringError> {
+        self.apply_all([a])
+    }
+
+    /// Applies rulings in the order given, as [`ReportTally::apply`] does one by one, but
+    /// scores them by the preset's tables once, after the last: replaying a whole drill's
+    /// rulings costs one scoring, not one per ruling. On error nothing changes.
+    pub fn apply_all<'a>(&mut self, awards: impl IntoIterator<Item = &'a Award>) -> Result<(), ScoringError> {
+        let awards: Vec<&Award> = awards.into_iter().collect();
+        if let ([one], None) = (awards.as_slice(), &self.rules) {
+            // Refused before it changes anything: nothing to put back.
+            return self.record(one);
+        }
+        let before = self.clone();
+        let applied = awards.into_iter().try_for_each(|a| self.record(a)).and_then(|()| self.rescore());
+        if applied.is_err() {
+            *self = before;
+        }
+        applied
+    }
+
+    /// One ruling's place in the tally; under the preset its points wait for [`Self::rescore`].
+    fn record(&mut self, a: &Award) -> Result<(), ScoringError> {
         let old = self.reports.get(&a.report).copied();
         match (old, a.stage) {
             (None, RulingStage::First) => {}
@@ -189,23 +211,8 @@ impl ReportTally {
             (Some(_), _) => return Err(ScoringError::DuplicateRuling { report: a.report }),
         }
         if let Some(rules) = &mut self.rules {
-            let before = rules.rulings.insert(a.report, a.clone());
-            let (teams, worth) = match rules.score() {
-                Ok(scored) => scored,
-                Err(e) => {
-                    match before {
-                        Some(b) => rules.rulings.insert(a.report, b),
-                        None => rules.rulings.remove(&a.report),
-                    };
-                    return Err(e);
-                }
-            };
-            self.teams = teams;
-            for (report, entry) in &mut self.reports {
-                entry.3 = worth.get(report).copied().unwrap_or(0);
-            }
-            let points = worth.get(&a.report).copied().unwrap_or(0);
-            self.reports.insert(a.report, (a.team, a.kind, a.stage, points));
+            rules.rulings.insert(a.report, a.clone());
+            self.reports.insert(a.report, (a.team, a.kind, a.stage, 0));
             return Ok(());
         }
         let points = self.teams.entry(a.team).or_default();
@@ -215,6 +222,18 @@ impl ReportTally {
         }
         *slot += u64::from(a.points);
         self.reports.insert(a.report, (a.team, a.kind, a.stage, a.points));
+        Ok(())
+    }
+
+    /// Under the preset, scores every latest ruling again: each team's points and each
+    /// report's worth.
+    fn rescore(&mut self) -> Result<(), ScoringError> {
+        let Some(rules) = &self.rules else { return Ok(()) };
+        let (teams, worth) = rules.score()?;
+        self.teams = teams;
+        for (report, entry) in &mut self.reports {
+            entry.3 = worth.get(report).copied().unwrap_or(0);
+        }
         Ok(())
     }
 
@@ -365,9 +384,7 @@ pub fn recompute_standings(
     let mut out = Vec::with_capacity(ticks.len());
     for events in ticks {
         let flags = scorer.close_tick(events)?;
-        while let Some(a) = pending.next_if(|a| a.tick <= events.tick) {
-            tally.apply(a)?;
-        }
+        tally.apply_all(std::iter::from_fn(|| pending.next_if(|a| a.tick <= events.tick)))?;
         while let Some((_, team, _)) = cells.next_if(|c| c.0 <= events.tick) {
             *defended.entry(*team).or_default() += 1;
         }
