@@ -10,7 +10,7 @@ mod common;
 use anyhow::{Context as _, ensure};
 use gongfang_reports::{EvidenceOrigin, Settings};
 use gongfang_test_support::TestDb;
-use gongfang_test_support::browser::{Browser, PAGE_READY, chromium_or_skip, click, fill, submit, target_dir};
+use gongfang_test_support::browser::{Browser, chromium_or_skip};
 use gongfang_test_support::http;
 
 use common::*;
@@ -140,21 +140,12 @@ async fn the_workbench_shows_images_from_the_evidence_origin() -> anyhow::Result
     let mut browser = Browser::launch(&chromium).await?;
     let cdp = &mut browser.cdp;
     let outcome = async {
-        cdp.open_isolated_page().await?;
-        cdp.navigate(&format!("http://{}/judge?lang=en", app.addr)).await?;
-        cdp.wait_for("the page is ready", PAGE_READY).await?;
-        cdp.eval(&fill("login-name", ANA.0)).await?;
-        cdp.eval(&fill("login-password", ANA.1)).await?;
-        cdp.eval(&submit("login-form")).await?;
-        cdp.wait_for("the report in the queue", &format!("!!document.querySelector('button[data-open=\"{id}\"]')"))
-            .await?;
-        cdp.eval(&click(&format!("button[data-open=\"{id}\"]"))).await?;
+        open_as(cdp, &app, ANA, "en", id).await?;
         // The image is drawn, 2 × 2 (a broken or refused one has no width).
         let drawn = "(() => { const i = document.querySelector('img[data-inline]'); \
                      return i && i.complete && i.naturalWidth === 2 ? i.currentSrc : ''; })()";
         let src = cdp.wait_for("the image loaded", drawn).await?;
-        let shot = cdp.screenshot(&target_dir().join("screenshots").join("workbench-evidence-origin-en.png")).await?;
-        eprintln!("screenshot: {}", shot.display());
+        shot(cdp, "workbench-evidence-origin-en").await?;
         anyhow::Ok(src)
     }
     .await;

@@ -15,7 +15,7 @@ use gongfang_core::export::FinalStanding;
 use gongfang_core::scenario::{JudgePanel, KeyUnit, ReportScoring, RulePreset};
 use gongfang_core::{AccountRole, TeamId, Tick};
 use gongfang_test_support::TestDb;
-use gongfang_test_support::browser::{Browser, Cdp, PAGE_READY, chromium_or_skip, click, fill, submit, target_dir};
+use gongfang_test_support::browser::{Browser, Cdp, chromium_or_skip, click, fill, submit};
 use gongfang_test_support::http::Response;
 use serde_json::{Value, json};
 
@@ -262,26 +262,6 @@ async fn bad_findings_are_refused_and_nothing_is_ruled(app: App) -> anyhow::Resu
     let body = json!({"valid": true, "finding": {"kind": "defence", "link": capture}});
     let r = rule(&app, &ana, answer, "ruling", body).await;
     ensure!(r.status == 422 && r.code() == "bad_link" && r.text().contains("no capture"), "{}", r.text());
-    Ok(())
-}
-
-/// Logs `judge` in on a fresh page of the workbench in `lang` and opens report `id`.
-async fn open_as(cdp: &mut Cdp, app: &App, judge: (&str, &str), lang: &str, id: i64) -> anyhow::Result<()> {
-    cdp.open_isolated_page().await?;
-    cdp.navigate(&format!("http://{}/judge?lang={lang}", app.addr)).await?;
-    cdp.wait_for("the page is ready", PAGE_READY).await?;
-    cdp.eval(&fill("login-name", judge.0)).await?;
-    cdp.eval(&fill("login-password", judge.1)).await?;
-    cdp.eval(&submit("login-form")).await?;
-    cdp.wait_for("the report in the queue", &format!("!!document.querySelector('button[data-open=\"{id}\"]')")).await?;
-    cdp.eval(&click(&format!("button[data-open=\"{id}\"]"))).await?;
-    cdp.wait_for("the report", &format!("document.getElementById('report-area').dataset.report === '{id}'")).await?;
-    Ok(())
-}
-
-async fn shot(cdp: &mut Cdp, name: &str) -> anyhow::Result<()> {
-    let file = cdp.screenshot(&target_dir().join("screenshots").join(format!("{name}.png"))).await?;
-    eprintln!("screenshot: {}", file.display());
     Ok(())
 }
 

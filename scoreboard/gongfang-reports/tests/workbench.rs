@@ -15,7 +15,7 @@ use gongfang_core::NewSubmission;
 use gongfang_core::scoring::Capture;
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick};
 use gongfang_test_support::TestDb;
-use gongfang_test_support::browser::{Browser, Cdp, PAGE_READY, chromium_or_skip, click, fill, submit, target_dir};
+use gongfang_test_support::browser::{Browser, Cdp, PAGE_READY, chromium_or_skip, click, fill, submit};
 use gongfang_test_support::http::Response;
 use serde_json::{Value, json};
 
@@ -252,12 +252,6 @@ async fn the_queue_filters_and_stays_bounded(app: App) -> anyhow::Result<()> {
     ensure!(setup["reason_codes"].as_array().unwrap().iter().any(|c| c == "out-of-scope"), "{setup}");
     ensure!(setup["max_points"]["attack"].as_u64().unwrap() > 0, "{setup}");
     app.stop().await;
-    Ok(())
-}
-
-async fn shot(cdp: &mut Cdp, name: &str) -> anyhow::Result<()> {
-    let file = cdp.screenshot(&target_dir().join("screenshots").join(format!("{name}.png"))).await?;
-    eprintln!("screenshot: {}", file.display());
     Ok(())
 }
 

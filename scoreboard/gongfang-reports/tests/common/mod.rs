@@ -15,6 +15,7 @@ use gongfang_core::scenario::{self, Scenario};
 use gongfang_reports::{Now, ReportsState};
 use gongfang_store::{DrillState, Store};
 use gongfang_test_support::TestDb;
+use gongfang_test_support::browser::{Cdp, PAGE_READY, click, fill, submit, target_dir};
 use gongfang_test_support::http::Response;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, oneshot};
@@ -191,4 +192,24 @@ pub fn multipart(parts: &[(&str, Option<&str>, &str, &[u8])]) -> (String, Vec<u8
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Logs `judge` in on a fresh page of the workbench in `lang` and opens report `id`.
+pub async fn open_as(cdp: &mut Cdp, app: &App, judge: (&str, &str), lang: &str, id: i64) -> anyhow::Result<()> {
+    cdp.open_isolated_page().await?;
+    cdp.navigate(&format!("http://{}/judge?lang={lang}", app.addr)).await?;
+    cdp.wait_for("the page is ready", PAGE_READY).await?;
+    cdp.eval(&fill("login-name", judge.0)).await?;
+    cdp.eval(&fill("login-password", judge.1)).await?;
+    cdp.eval(&submit("login-form")).await?;
+    cdp.wait_for("the report in the queue", &format!("!!document.querySelector('button[data-open=\"{id}\"]')")).await?;
+    cdp.eval(&click(&format!("button[data-open=\"{id}\"]"))).await?;
+    cdp.wait_for("the report", &format!("document.getElementById('report-area').dataset.report === '{id}'")).await?;
+    Ok(())
+}
+
+pub async fn shot(cdp: &mut Cdp, name: &str) -> anyhow::Result<()> {
+    let file = cdp.screenshot(&target_dir().join("screenshots").join(format!("{name}.png"))).await?;
+    eprintln!("screenshot: {}", file.display());
+    Ok(())
 }
