@@ -7,11 +7,10 @@
 //! flag score, in a fixed order. A ruling counts from the tick it was made in, so replaying the
 //! stored ticks and rulings gives every tick's standings bit for bit.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::rules::{AttackFinding, DefenceFinding, LinkedEvent, score_rules};
 use super::{ScoredService, ScoredTeam, Scorer, ScoringError, TeamScore, TickEvents, TickScores};
@@ -77,8 +76,8 @@ impl ReportPoints {
 /// The latest ruling of every report, and each team's report points. An appeal ruling
 /// replaces the first ruling's points (or finding).
 ///
-/// Under the rule-based preset ([`ReportTally::for_drill`]) every ruling scores the valid
-/// findings so far again with [`score_rules`]: a finding whose stated time comes first takes
+/// Under the rule-based preset ([`ReportTally::for_drill`]) every ruling (or batch of them,
+/// [`ReportTally::apply_all`]) scores the valid findings so far again with [`score_rules`]: a finding whose stated time comes first takes
 /// the first repeat and the caps first, whenever it is ruled. A defence result counts once the
 /// attack result it answers is ruled valid (one that answers an attack ruled invalid never
 /// does); invalid findings score nothing and are left out.
@@ -137,8 +136,9 @@ impl RulesTally {
             }
         }
         // A defence of an attack not (yet) ruled valid has nothing to answer.
+        let ruled: BTreeSet<i64> = attacks.iter().map(|a| a.report).collect();
         defences.retain(|d| match d.link {
-            LinkedEvent::Attack { report } => attacks.iter().any(|a| a.report == report),
+            LinkedEvent::Attack { report } => ruled.contains(&report),
             LinkedEvent::Capture(_) => true,
         });
         let scored = score_rules(&self.preset, &self.teams, &attacks, &defences)?;
