@@ -1,5 +1,7 @@
 //! How long scoring takes at scale: one tick of 500 teams × 10 services with ~20 captures per
-//! team, per formula, next to recomputing a whole 100-tick drill from its events.
+//! team, per formula, by the engine's scorer (which forgets flags once they expire) and by one
+//! that keeps every flag, next to recomputing a whole 100-tick drill from its events; then one
+//! tick of 100 to 1,000 teams, to show how the cost grows with the field.
 //!
 //! Run with `cargo bench -p gongfang-core --bench scoring`. Prints medians; no assertions.
 //! Times are the thread's CPU time (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, which resolves
@@ -14,6 +16,7 @@ use gongfang_core::scoring::{Capture, ScoredService, ScoredTeam, Scorer, Service
 use gongfang_core::{ServiceId, StoreIdx, TeamId, Tick, Verdict};
 
 const TEAMS: u16 = 500;
+const FIELDS: [u16; 4] = [100, 250, 500, 1_000];
 const SERVICES: u8 = 10;
 const STORES: u8 = 2;
 const CAPTURES_PER_TEAM: u64 = 20;
@@ -34,14 +37,14 @@ impl Rng {
     }
 }
 
-fn game() -> (Vec<ScoredTeam>, Vec<ScoredService>, Vec<TickEvents>) {
+fn game(n_teams: u16, n_ticks: u32) -> (Vec<ScoredTeam>, Vec<ScoredService>, Vec<TickEvents>) {
     let teams: Vec<ScoredTeam> =
-        (1..=TEAMS).map(|id| ScoredTeam { id: TeamId(id), role: Role::Both, nop: id == TEAMS }).collect();
+        (1..=n_teams).map(|id| ScoredTeam { id: TeamId(id), role: Role::Both, nop: id == n_teams }).collect();
     let services: Vec<ScoredService> =
         (1..=SERVICES).map(|id| ScoredService { id: ServiceId(id), flag_stores: STORES }).collect();
     let mut rng = Rng(42);
     let mut seen = std::collections::HashSet::new();
-    let ticks = (0..TICKS)
+    let ticks = (0..n_ticks)
         .map(|t| {
             let mut verdicts = Vec::new();
             for team in &teams {
@@ -54,7 +57,7 @@ fn game() -> (Vec<ScoredTeam>, Vec<ScoredService>, Vec<TickEvents>) {
             // Attacks concentrate on the weaker half of the field, so flags get many captures.
             for a in teams.iter().filter(|t| !t.nop) {
                 for _ in 0..CAPTURES_PER_TEAM {
-                    let victim = TeamId(1 + (TEAMS / 2) + rng.below(u64::from(TEAMS / 2)) as u16);
+                    let victim = TeamId(1 + (n_teams / 2) + rng.below(u64::from(n_teams / 2)) as u16);
                     let c = Capture {
                         attacker: a.id,
                         victim,
@@ -107,41 +110,73 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The median time `scorer` takes to close `tick`, each run on a fresh copy.
+fn one_tick(scorer: &Scorer, tick: &TickEvents) -> Duration {
+    median(
+        (0..RUNS)
+            .map(|_| {
+                let mut s = scorer.clone();
+                let start = Stopwatch::start();
+                black_box(s.close_tick(tick).unwrap());
+                start.elapsed()
+            })
+            .collect(),
+    )
+}
+
+/// A scorer that has closed the first `warm` ticks.
+fn warmed(
+    formula: ScoringFormula,
+    game: &(Vec<ScoredTeam>, Vec<ScoredService>, Vec<TickEvents>),
+    warm: usize,
+    forget: bool,
+) -> Scorer {
+    let (teams, services, ticks) = game;
+    let mut scorer = Scorer::new(formula, teams, services).unwrap();
+    if forget {
+        scorer = scorer.with_flag_lifetime(LIFETIME);
+    }
+    for t in &ticks[..warm] {
+        scorer.close_tick(t).unwrap();
+    }
+    scorer
+}
+
 fn main() {
-    let (teams, services, ticks) = game();
-    let captures: usize = ticks.iter().map(|t| t.captures.len()).sum();
+    let full = game(TEAMS, TICKS);
+    let captures: usize = full.2.iter().map(|t| t.captures.len()).sum();
     println!(
-        "game: {TEAMS} teams × {SERVICES} services, {TICKS} ticks, {} captures/tick on average",
-        captures / ticks.len()
+        "game: {TEAMS} teams × {SERVICES} services, {TICKS} ticks, {} captures/tick on average, flags live {LIFETIME} ticks",
+        captures / full.2.len()
     );
     // Score tick 50 of a drill already 50 ticks in: flags have history, captures move buckets.
     let warm = 50usize;
     for formula in [ScoringFormula::Faust, ScoringFormula::Forcad, ScoringFormula::Saarctf] {
-        let mut base = Scorer::new(formula, &teams, &services).unwrap();
-        for t in &ticks[..warm] {
-            base.close_tick(t).unwrap();
-        }
-        let one_tick: Vec<Duration> = (0..RUNS)
-            .map(|_| {
-                let mut s = base.clone();
-                let start = Stopwatch::start();
-                black_box(s.close_tick(&ticks[warm]).unwrap());
-                start.elapsed()
-            })
-            .collect();
-        let full: Vec<Duration> = (0..5)
-            .map(|_| {
-                let start = Stopwatch::start();
-                black_box(recompute(formula, &teams, &services, &ticks).unwrap());
-                start.elapsed()
-            })
-            .collect();
-        let (one, all) = (median(one_tick), median(full));
-        println!(
-            "{formula:?}: one tick {:.2} ms (target ≤ 20 ms); recompute {TICKS} ticks {:.1} ms = {:.1}× one tick",
-            ms(one),
-            ms(all),
-            all.as_secs_f64() / one.as_secs_f64()
+        let forgets = one_tick(&warmed(formula, &full, warm, true), &full.2[warm]);
+        let keeps = one_tick(&warmed(formula, &full, warm, false), &full.2[warm]);
+        let all = median(
+            (0..5)
+                .map(|_| {
+                    let start = Stopwatch::start();
+                    black_box(recompute(formula, &full.0, &full.1, &full.2).unwrap());
+                    start.elapsed()
+                })
+                .collect(),
         );
+        println!(
+            "{formula:?}: one tick {:.2} ms (target ≤ 5 ms); keeping every flag {:.2} ms = {:.2}×; \
+             recompute {TICKS} ticks {:.1} ms = {:.1}× one tick",
+            ms(forgets),
+            ms(keeps),
+            keeps.as_secs_f64() / forgets.as_secs_f64(),
+            ms(all),
+            all.as_secs_f64() / forgets.as_secs_f64()
+        );
+    }
+    println!("FAUST, one tick by the size of the field ({SERVICES} services, ~{CAPTURES_PER_TEAM} captures per team):");
+    for n in FIELDS {
+        let g = game(n, warm as u32 + 1);
+        let t = one_tick(&warmed(ScoringFormula::Faust, &g, warm, true), &g.2[warm]);
+        println!("  {n:>5} teams: {:.2} ms, {:.2} µs per team", ms(t), t.as_secs_f64() * 1e6 / f64::from(n));
     }
 }

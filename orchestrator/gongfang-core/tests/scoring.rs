@@ -540,6 +540,134 @@ proptest! {
     }
 }
 
+fn all_bits(s: &TickScores) -> Vec<[u64; 4]> {
+    s.teams
+        .iter()
+        .flat_map(|t| std::iter::once(bits(&t.score)).chain(t.services.iter().map(|s| bits(&s.score))))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A scorer that forgets expired flags scores exactly as one that keeps them all, and a
+    /// scorer restored from a snapshot taken after any tick continues exactly as the one that
+    /// never stopped.
+    #[test]
+    fn forgetting_expired_flags_and_restoring_snapshots_change_no_score(
+        seed in any::<u64>(),
+        n_teams in 2u16..7,
+        n_services in 1u8..4,
+        n_ticks in 1u32..12,
+        lifetime in 1u32..5,
+        at in 0u32..12,
+        formula in prop::sample::select(vec![ScoringFormula::Faust, ScoringFormula::Forcad, ScoringFormula::Saarctf]),
+    ) {
+        let game = random_game(seed, n_teams, n_services, n_ticks, lifetime);
+        let live = play(formula, &game.teams, &game.services, &game.ticks);
+        let fresh = || Scorer::new(formula, &game.teams, &game.services).unwrap().with_flag_lifetime(lifetime);
+
+        let mut windowed = fresh();
+        let mut restored = None;
+        let at = at.min(n_ticks - 1) as usize;
+        for (i, (t, want)) in game.ticks.iter().zip(&live).enumerate() {
+            let got = windowed.close_tick(t).unwrap();
+            prop_assert_eq!(all_bits(&got), all_bits(want), "tick {} with flags forgotten", i);
+            if let Some(r) = &mut restored {
+                let r: &mut Scorer = r;
+                let got = r.close_tick(t).unwrap();
+                prop_assert_eq!(all_bits(&got), all_bits(want), "tick {} after a restore", i);
+            }
+            if i == at {
+                let bytes = windowed.snapshot();
+                let back = fresh().restore(&bytes).unwrap();
+                prop_assert_eq!(back.next_tick(), Tick(i as u32 + 1));
+                prop_assert_eq!(back.snapshot(), bytes, "a restored scorer snapshots to the same bytes");
+                restored = Some(back);
+            }
+        }
+        let unbounded = Scorer::new(formula, &game.teams, &game.services).unwrap();
+        let mut unbounded_after = unbounded.clone();
+        for t in &game.ticks {
+            unbounded_after.close_tick(t).unwrap();
+        }
+        let back = unbounded.restore(&unbounded_after.snapshot()).unwrap();
+        prop_assert_eq!(back.snapshot(), unbounded_after.snapshot());
+    }
+}
+
+#[test]
+fn a_scorer_that_knows_the_flag_lifetime_refuses_expired_flags() {
+    use Verdict::Ok;
+    let teams = [team(1, Role::Both), team(2, Role::Both)];
+    let up = |t| tick(t, vec![verdict(1, 1, Ok), verdict(2, 1, Ok)], vec![]);
+    let mut scorer = Scorer::new(ScoringFormula::Faust, &teams, &[svc(1, 1)]).unwrap().with_flag_lifetime(2);
+    scorer.close_tick(&up(0)).unwrap();
+    scorer.close_tick(&up(1)).unwrap();
+    // Planted in tick 0, lifetime 2: valid in ticks 0 and 1 only.
+    let late = tick(2, vec![verdict(1, 1, Ok), verdict(2, 1, Ok)], vec![cap(1, 2, 1, 0, 2)]);
+    assert_eq!(
+        scorer.close_tick(&late).unwrap_err(),
+        ScoringError::Expired { tick: Tick(2), planted: Tick(0), lifetime: 2 }
+    );
+    assert_eq!(scorer.next_tick(), Tick(2), "nothing of the refused tick was applied");
+    let in_time = tick(2, vec![verdict(1, 1, Ok), verdict(2, 1, Ok)], vec![cap(1, 2, 1, 1, 2)]);
+    assert_eq!(scorer.close_tick(&in_time).unwrap().team(TeamId(1)).unwrap().score.attack, 2.0);
+    let after = tick(3, vec![verdict(1, 1, Ok), verdict(2, 1, Ok)], vec![cap(2, 1, 1, 1, 3)]);
+    assert!(matches!(scorer.close_tick(&after), Err(ScoringError::Expired { .. })), "tick 1's flags expired in tick 3");
+    // A scorer told no lifetime takes every capture, as before.
+    let mut unbounded = Scorer::new(ScoringFormula::Faust, &teams, &[svc(1, 1)]).unwrap();
+    for t in [up(0), up(1), late] {
+        unbounded.close_tick(&t).unwrap();
+    }
+}
+
+#[test]
+fn snapshots_of_another_drill_or_garbage_are_refused() {
+    use gongfang_core::scoring::SnapshotError;
+    let teams = [team(1, Role::Both), team(2, Role::Both)];
+    let services = [svc(1, 1)];
+    let new = |f| Scorer::new(f, &teams, &services).unwrap().with_flag_lifetime(3);
+    let mut scorer = new(ScoringFormula::Faust);
+    scorer
+        .close_tick(&tick(
+            0,
+            vec![verdict(1, 1, Verdict::Ok), verdict(2, 1, Verdict::Mumble)],
+            vec![cap(1, 2, 1, 0, 0)],
+        ))
+        .unwrap();
+    let bytes = scorer.snapshot();
+    assert_eq!(new(ScoringFormula::Saarctf).restore(&bytes).unwrap_err(), SnapshotError::OtherDrill("scoring formula"));
+    assert_eq!(
+        Scorer::new(ScoringFormula::Faust, &teams, &services).unwrap().restore(&bytes).unwrap_err(),
+        SnapshotError::OtherDrill("flag lifetime")
+    );
+    let three = [team(1, Role::Both), team(2, Role::Both), team(3, Role::Both)];
+    assert_eq!(
+        Scorer::new(ScoringFormula::Faust, &three, &services)
+            .unwrap()
+            .with_flag_lifetime(3)
+            .restore(&bytes)
+            .unwrap_err(),
+        SnapshotError::OtherDrill("set of teams")
+    );
+    assert_eq!(
+        Scorer::new(ScoringFormula::Faust, &teams, &[svc(1, 2)])
+            .unwrap()
+            .with_flag_lifetime(3)
+            .restore(&bytes)
+            .unwrap_err(),
+        SnapshotError::OtherDrill("set of services")
+    );
+    assert!(matches!(new(ScoringFormula::Faust).restore(&bytes[..bytes.len() / 2]), Err(SnapshotError::Unreadable(_))));
+    assert!(matches!(
+        new(ScoringFormula::Faust).restore(b"not a snapshot"),
+        Err(SnapshotError::Unreadable(_) | SnapshotError::Version { .. })
+    ));
+    let back = new(ScoringFormula::Faust).restore(&bytes).unwrap();
+    assert_eq!(back.next_tick(), Tick(1));
+}
+
 /// A mid-size drill's per-tick table, for review when a formula changes on purpose.
 fn table(formula: ScoringFormula) -> String {
     let game = random_game(7, 6, 2, 6, 3);

@@ -15,7 +15,7 @@ use gongfang_core::{
     Action, ActionCtx, ActionOutcome, CheckResult, CheckerFault, ExploitReplay, Exposure, FlagCodec, FlagInfo, FlagRef,
     PlantedFlag, ScoreRow, ServiceId, Target, TeamId, Tick, Verdict,
 };
-use gongfang_store::{DefectiveCells, Store, StoreError};
+use gongfang_store::{DefectiveCells, ScorerSnapshot, Store, StoreError, marks_digest};
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{info, instrument, warn};
@@ -156,8 +156,10 @@ impl<C: Clock, R: CheckerRunner> std::fmt::Debug for Engine<C, R> {
 }
 
 impl<C: Clock, R: CheckerRunner> Engine<C, R> {
-    /// An engine that continues the drill the store holds: every tick already scored is
-    /// replayed into the scorer, so scoring continues exactly where it stopped.
+    /// An engine that continues the drill the store holds, scoring exactly where it stopped:
+    /// from the scorer's stored snapshot when it was taken with the results marked defective
+    /// as they are now, replaying only the ticks scored after it; otherwise by replaying
+    /// every scored tick.
     pub async fn resume(
         cfg: EngineConfig,
         clock: C,
@@ -172,11 +174,13 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let mut marks = store.defective_watch();
         marks.mark_unchanged();
         let defective = store.defective_cells().await?;
+        let snapshot = usable_snapshot(&store, s, &defective).await?;
         // Marks made while no engine ran (after the drill's end, or while it was stopped)
         // are applied now: the stored scores become what the replay computed. Without marks
-        // the stored rows are already those, and none are kept.
-        let keep_rows = !defective.is_empty();
-        let (scorer, last_verdicts, rows) = replay_scored(&store, s, &defective, keep_rows).await?;
+        // the stored rows are already those, and none are kept. The ticks replayed after a
+        // snapshot are few; their rows are written again whatever the marks.
+        let keep_rows = snapshot.is_some() || !defective.is_empty();
+        let (scorer, last_verdicts, rows) = replay_scored(&store, s, &defective, keep_rows, snapshot).await?;
         if keep_rows {
             store.upsert_scores(&rows).await?;
         }
@@ -289,9 +293,10 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
     pub async fn rescore(&mut self) -> Result<(), EngineError> {
         let s = self.cfg.scenario.clone();
         self.defective = self.store.defective_cells().await?;
-        let (scorer, _, rows) = replay_scored(&self.store, &s, &self.defective, true).await?;
+        let (scorer, _, rows) = replay_scored(&self.store, &s, &self.defective, true, None).await?;
         self.store.upsert_scores(&rows).await?;
         self.scorer = scorer;
+        self.save_snapshot().await;
         if let Some(last) = rows.last() {
             info!(through = last.tick.0, defective = self.defective.len(), "scores recomputed");
             let _ = self.events.send(GameEvent::Rescored { through: last.tick });
@@ -478,7 +483,66 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         self.cfg.hook.notify(Step::ScoresStored { tick });
         self.store.mark_tick_scored(tick, self.clock.now()).await?;
         let _ = self.events.send(GameEvent::ScoresUpdated { tick });
+        self.save_snapshot().await;
         Ok(TickReport { tick, verdicts, scores })
+    }
+
+    /// Stores the scorer's state after its latest tick. A failure costs only time at the next
+    /// restart (more ticks to replay), so the drill plays on.
+    async fn save_snapshot(&self) {
+        let Some(tick) = self.scorer.next_tick().0.checked_sub(1) else { return };
+        let snapshot = ScorerSnapshot {
+            tick: Tick(tick),
+            marks: marks_digest(&self.defective),
+            state: self.scorer.snapshot(),
+            taken_at: self.clock.now(),
+        };
+        if let Err(error) = self.store.save_scorer_snapshot(&snapshot).await {
+            warn!(%error, tick, "storing the scorer's snapshot failed; a restart will replay more ticks");
+        }
+    }
+}
+
+/// A fresh scorer for the drill.
+fn new_scorer(s: &Scenario) -> Result<Scorer, ScoringError> {
+    let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
+    let services: Vec<ScoredService> = s.services.iter().map(ScoredService::from).collect();
+    Ok(Scorer::new(s.drill.scoring, &teams, &services)?.with_flag_lifetime(s.drill.flag_lifetime))
+}
+
+/// The scorer of the stored snapshot, if there is one the drill can continue from: taken with
+/// the results marked defective as they are now, for the drill's teams, services and scoring,
+/// and no later than the last scored tick.
+async fn usable_snapshot(
+    store: &Store,
+    s: &Scenario,
+    defective: &DefectiveCells,
+) -> Result<Option<Scorer>, EngineError> {
+    let Some(snapshot) = store.scorer_snapshot().await? else { return Ok(None) };
+    if snapshot.marks != marks_digest(defective) {
+        info!(
+            tick = snapshot.tick.0,
+            "results were marked defective since the scorer's snapshot: every tick is scored again"
+        );
+        return Ok(None);
+    }
+    let scored = store.list_ticks().await?.iter().take_while(|t| t.is_scored()).count();
+    if snapshot.tick.0 as usize >= scored {
+        warn!(
+            tick = snapshot.tick.0,
+            scored, "the scorer's snapshot is past the scored ticks; every tick is scored again"
+        );
+        return Ok(None);
+    }
+    match new_scorer(s)?.restore(&snapshot.state) {
+        Ok(scorer) => {
+            info!(tick = snapshot.tick.0, "continuing from the scorer's snapshot");
+            Ok(Some(scorer))
+        }
+        Err(error) => {
+            warn!(%error, tick = snapshot.tick.0, "the scorer's snapshot cannot be used; every tick is scored again");
+            Ok(None)
+        }
     }
 }
 
@@ -506,15 +570,22 @@ async fn replay_scored(
     s: &Scenario,
     defective: &DefectiveCells,
     keep_rows: bool,
+    from: Option<Scorer>,
 ) -> Result<(Scorer, HashMap<(TeamId, ServiceId), Verdict>, Vec<ScoreRow>), EngineError> {
-    let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
-    let services: Vec<ScoredService> = s.services.iter().map(ScoredService::from).collect();
-    let mut scorer = Scorer::new(s.drill.scoring, &teams, &services)?;
+    let mut scorer = match from {
+        Some(scorer) => scorer,
+        None => new_scorer(s)?,
+    };
     let mut last_verdicts = HashMap::new();
     let mut rows = Vec::new();
+    let mut last_scored = None;
     for record in store.list_ticks().await? {
         if !record.is_scored() {
             break;
+        }
+        last_scored = Some(record.tick);
+        if record.tick < scorer.next_tick() {
+            continue;
         }
         let (events, _) = stored_events(store, s, record.tick, defective).await?;
         for v in &events.verdicts {
@@ -524,6 +595,14 @@ async fn replay_scored(
         if keep_rows {
             rows.extend(scores.teams.iter().map(|t| ScoreRow { tick: record.tick, team: t.team, score: t.score }));
         }
+    }
+    // Continued from a snapshot of the last scored tick: its verdicts are the latest. (Every
+    // scored tick has one for each defending team's service.)
+    if let Some(tick) = last_scored
+        && last_verdicts.is_empty()
+    {
+        let (events, _) = stored_events(store, s, tick, defective).await?;
+        last_verdicts.extend(events.verdicts.iter().map(|v| ((v.team, v.service), v.verdict)));
     }
     Ok((scorer, last_verdicts, rows))
 }

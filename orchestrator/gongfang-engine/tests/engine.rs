@@ -326,6 +326,63 @@ async fn a_restarted_engine_continues_and_scores_like_an_uninterrupted_one() {
     assert_eq!(a, b);
 }
 
+/// After every scored tick the scorer's state is stored; a restarted engine continues from it
+/// rather than scoring the stored ticks again, unless it was taken with other results marked
+/// defective or cannot be read.
+#[tokio::test]
+async fn a_restarted_engine_continues_from_the_scorers_snapshot_when_it_fits() {
+    let drill = |down: &[(u16, u32)]| SimulatedServices {
+        faults: Arc::new(Faults { down: down.iter().copied().collect(), ..Default::default() }),
+        ..Default::default()
+    };
+    let sla =
+        |rows: &[gongfang_core::ScoreRow], team: u16| rows.iter().find(|r| r.team == TeamId(team)).unwrap().score.sla;
+    // Four ticks of three drills: alpha is down in tick 2 of `downed` only.
+    let (downed_db, plain_db, stale_db) = (TestDb::sqlite().await, TestDb::sqlite().await, TestDb::sqlite().await);
+    let mut runs = Vec::new();
+    for (db, down) in [(&downed_db, &[(1u16, 2u32)][..]), (&plain_db, &[]), (&stale_db, &[])] {
+        let services = drill(down);
+        let mut e = engine(&db.store, services.clone()).await;
+        for t in 0..4 {
+            e.play_tick(Tick(t)).await.unwrap();
+        }
+        runs.push(services);
+    }
+    let downed = downed_db.store.scorer_snapshot().await.unwrap().expect("a snapshot after every scored tick");
+    assert_eq!(downed.tick, Tick(3));
+    assert_eq!(downed.marks, gongfang_store::marks_digest(&Default::default()));
+
+    // `plain` given `downed`'s snapshot: the restarted engine takes alpha's lost SLA from it,
+    // which none of `plain`'s stored ticks hold.
+    plain_db.store.save_scorer_snapshot(&downed).await.unwrap();
+    let mut e = engine(&plain_db.store, runs[1].clone()).await;
+    assert_eq!(e.next_tick(), Tick(4));
+    e.play_tick(Tick(4)).await.unwrap();
+    let continued = plain_db.store.scores_for_tick(Tick(4)).await.unwrap();
+    let mut straight = engine(&downed_db.store, runs[0].clone()).await;
+    straight.play_tick(Tick(4)).await.unwrap();
+    assert_eq!(continued, downed_db.store.scores_for_tick(Tick(4)).await.unwrap(), "continued from the snapshot");
+    assert!(sla(&continued, 1) < sla(&continued, 2));
+
+    // Taken with other marks, or unreadable: passed over, and every stored tick is scored.
+    for state in [downed.state.clone(), b"no scorer here".to_vec()] {
+        let marks = if state == downed.state { "marks of another time".to_owned() } else { downed.marks.clone() };
+        stale_db
+            .store
+            .save_scorer_snapshot(&gongfang_store::ScorerSnapshot { marks, state, ..downed.clone() })
+            .await
+            .unwrap();
+        let e = engine(&stale_db.store, runs[2].clone()).await;
+        assert_eq!(e.next_tick(), Tick(4));
+        drop(e);
+    }
+    let mut e = engine(&stale_db.store, runs[2].clone()).await;
+    e.play_tick(Tick(4)).await.unwrap();
+    let rescored = stale_db.store.scores_for_tick(Tick(4)).await.unwrap();
+    assert_eq!(sla(&rescored, 1), sla(&rescored, 2), "scored from its own stored ticks: {rescored:?}");
+    assert_eq!(stale_db.store.scorer_snapshot().await.unwrap().unwrap().tick, Tick(4), "and snapshotted again");
+}
+
 /// The simulated services, with an organiser who extends the drill by three minutes while
 /// tick 8 runs.
 #[derive(Clone)]

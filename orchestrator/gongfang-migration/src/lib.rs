@@ -35,6 +35,7 @@ mod m20261214_000001_report_scores;
 mod m20261214_000002_injects;
 mod m20261214_000003_engine_lease;
 mod m20261221_000001_ruling_findings;
+mod m20261222_000001_scorer_snapshot;
 
 /// Every migration of the schema, oldest first.
 #[derive(Debug)]
@@ -71,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261214_000002_injects::Migration),
             Box::new(m20261214_000003_engine_lease::Migration),
             Box::new(m20261221_000001_ruling_findings::Migration),
+            Box::new(m20261222_000001_scorer_snapshot::Migration),
         ]
     }
 }

@@ -18,6 +18,7 @@ mod patches;
 mod replay;
 pub mod reports;
 mod rows;
+mod scorer_snapshot;
 mod secret;
 mod sessions;
 mod shell;
@@ -41,6 +42,7 @@ pub use ops::{
     Account, AccountSummary, Announcement, AnnouncementText, AuditEntry, AuditFilter, BoardFreeze, DrillState,
 };
 pub use patches::{PatchOutcome, PatchRefused};
+pub use scorer_snapshot::{ScorerSnapshot, marks_digest};
 pub use secret::{ARGON2_WAIT, TOKEN_LEN, argon2_runs, generate_token};
 pub use sessions::SessionHolder;
 pub use shell::{ShellKey, ShellKeyAdded};

@@ -20,8 +20,9 @@
 mod formulas;
 mod reports;
 mod rules;
+mod snapshot;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -40,9 +41,10 @@ pub use rules::{
     AttackFinding, AttackNote, AttackScore, DefenceFinding, DefenceNote, DefenceScore, LinkedEvent, RulesScores,
     RulesTeam, score_rules,
 };
+pub use snapshot::SnapshotError;
 
 /// What scoring needs to know about a team.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ScoredTeam {
     pub id: TeamId,
     pub role: Role,
@@ -188,6 +190,8 @@ pub enum ScoringError {
     WrongTick { tick: Tick, submitted: Tick },
     #[error("tick {tick}: a flag planted in tick {planted} cannot be captured yet")]
     PlantedLater { tick: Tick, planted: Tick },
+    #[error("tick {tick}: a flag planted in tick {planted} had expired (flags live {lifetime} ticks)")]
+    Expired { tick: Tick, planted: Tick, lifetime: u32 },
     #[error("tick {tick}: team {attacker} captured the same flag of team {victim} twice")]
     DuplicateCapture { tick: Tick, attacker: TeamId, victim: TeamId },
     #[error("report {report}: an appeal ruling comes before the report's first ruling")]
@@ -228,7 +232,7 @@ struct FlagKey {
     planted: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct FlagState {
     /// Team indices, in the order the captures were applied.
     capturers: Vec<u32>,
@@ -284,12 +288,12 @@ impl<K: Ord + Copy> Histogram<K> {
         }
     }
 
+    /// Takes one item off `key`. A key whose count drops to 0 keeps its entry: it adds +0.0 to
+    /// the sum, which changes no bit of it, and counts move back and forth between the same
+    /// few keys, so removing and inserting again would only shift the entries each time.
     fn unbump(&mut self, key: K) {
         if let Ok(i) = self.entries.binary_search_by(|e| e.0.cmp(&key)) {
             self.entries[i].1 -= 1;
-            if self.entries[i].1 == 0 {
-                self.entries.remove(i);
-            }
         }
     }
 
@@ -338,7 +342,28 @@ impl Hasher for FlagHasher {
     }
 }
 
-type FlagMap = HashMap<FlagKey, FlagState, BuildHasherDefault<FlagHasher>>;
+impl FlagKey {
+    /// Where the flag sits among the flags of its planting tick.
+    fn slot(self) -> u64 {
+        (u64::from(self.victim) << 16) | (u64::from(self.service) << 8) | u64::from(self.store)
+    }
+}
+
+/// The flags planted in one tick and captured so far, by [`FlagKey::slot`].
+type FlagMap = HashMap<u64, FlagState, BuildHasherDefault<FlagHasher>>;
+
+/// What scoring remembers of a closed tick while the flags planted in it can be captured.
+#[derive(Debug, Clone)]
+struct TickFacts {
+    /// Which cells were up.
+    ok: Vec<bool>,
+    /// saarCTF: the number of active teams.
+    active: u32,
+    /// Ranks (1 = best) before the tick, by team index: saarCTF values a flag by its victim's
+    /// rank before it was planted.
+    ranks_before: Vec<u32>,
+    flags: FlagMap,
+}
 
 /// Scores a drill tick by tick. Pure: the engine owns the clock and the store.
 #[derive(Debug, Clone)]
@@ -346,19 +371,21 @@ pub struct Scorer {
     formula: ScoringFormula,
     teams: Vec<ScoredTeam>,
     services: Vec<ScoredService>,
-    team_index: HashMap<TeamId, u32>,
-    service_index: HashMap<ServiceId, u32>,
+    /// Index into `teams` by team id; [`NO_INDEX`] for ids the drill does not have.
+    team_index: Vec<u32>,
+    /// Index into `services` by service id; [`NO_INDEX`] likewise.
+    service_index: Vec<u32>,
     next_tick: Tick,
     cells: Vec<Cell>,
-    flags: FlagMap,
-    /// Per closed tick: which cells were up.
-    ok_history: Vec<Vec<bool>>,
-    /// Per closed tick: saarCTF's number of active teams.
-    active_history: Vec<u32>,
-    /// Ranks (1 = best) after the latest closed tick, by team index.
+    /// How many ticks a flag can be captured in, from its planting tick on; `None`: forever.
+    flag_lifetime: Option<u32>,
+    /// The closed ticks whose flags can still be captured, oldest first; the first is
+    /// `window_start`. Older ticks are dropped: what their flags earned is in the cells.
+    window: VecDeque<TickFacts>,
+    window_start: u32,
+    /// Ranks (1 = best) after the latest closed tick, by team index; before the first tick
+    /// every team is last.
     ranks: Vec<u32>,
-    /// Ranks after each closed tick (saarCTF values flags by the victim's rank at planting).
-    rank_history: Vec<Vec<u32>>,
 }
 
 impl Scorer {
@@ -378,8 +405,8 @@ impl Scorer {
         if let Some(w) = services.windows(2).find(|w| w[0].id == w[1].id) {
             return Err(ScoringError::DuplicateService(w[0].id));
         }
-        let team_index = teams.iter().enumerate().map(|(i, t)| (t.id, i as u32)).collect();
-        let service_index = services.iter().enumerate().map(|(i, s)| (s.id, i as u32)).collect();
+        let team_index = dense_index(teams.iter().map(|t| usize::from(t.id.0)));
+        let service_index = dense_index(services.iter().map(|s| usize::from(s.id.0)));
         let start = Cell::new(formula);
         let n = teams.len();
         Ok(Scorer {
@@ -390,12 +417,20 @@ impl Scorer {
             team_index,
             service_index,
             next_tick: Tick(0),
-            flags: FlagMap::default(),
-            ok_history: Vec::new(),
-            active_history: Vec::new(),
-            ranks: vec![1; n],
-            rank_history: Vec::new(),
+            flag_lifetime: None,
+            window: VecDeque::new(),
+            window_start: 0,
+            ranks: vec![n as u32; n],
         })
+    }
+
+    /// A scorer for a drill whose flags can be submitted for `ticks` ticks from their planting
+    /// tick on (the scenario's `flag_lifetime`): it forgets flags once they expire, so its
+    /// memory and time per tick stay flat over a long drill, and refuses captures of expired
+    /// flags ([`ScoringError::Expired`]). The scores are the same as without it.
+    pub fn with_flag_lifetime(mut self, ticks: u32) -> Scorer {
+        self.flag_lifetime = Some(ticks.max(1));
+        self
     }
 
     pub fn formula(&self) -> ScoringFormula {
@@ -419,11 +454,26 @@ impl Scorer {
         let tick = events.tick;
         self.next_tick = tick.next();
         self.apply_verdicts(&verdicts);
-        self.apply_captures(tick, &captures);
+        self.apply_captures(&captures);
         let scores = self.scores(tick);
         self.ranks = formulas::ranks(&scores);
-        self.rank_history.push(self.ranks.clone());
+        self.forget_expired();
         Ok(scores)
+    }
+
+    /// The facts of a closed tick still in the window.
+    fn facts(&self, tick: u32) -> Option<&TickFacts> {
+        self.window.get(tick.checked_sub(self.window_start)? as usize)
+    }
+
+    /// Drops the ticks whose flags can no longer be captured from the next tick on.
+    fn forget_expired(&mut self) {
+        let Some(lifetime) = self.flag_lifetime else { return };
+        // A flag planted in tick p can be captured in ticks p ..= p + lifetime - 1.
+        let oldest = (self.next_tick.0 + 1).saturating_sub(lifetime);
+        while self.window_start < oldest && self.window.pop_front().is_some() {
+            self.window_start += 1;
+        }
     }
 
     /// Checks a tick against the scenario and the flags already captured, and returns its
@@ -434,9 +484,11 @@ impl Scorer {
         if tick != self.next_tick {
             return Err(ScoringError::TickOutOfOrder { expected: self.next_tick, got: tick });
         }
-        let team = |id: TeamId| self.team_index.get(&id).copied().ok_or(ScoringError::UnknownTeam { tick, team: id });
+        let known = |index: &[u32], id: usize| index.get(id).copied().filter(|&i| i != NO_INDEX);
+        let team =
+            |id: TeamId| known(&self.team_index, usize::from(id.0)).ok_or(ScoringError::UnknownTeam { tick, team: id });
         let service = |id: ServiceId| {
-            self.service_index.get(&id).copied().ok_or(ScoringError::UnknownService { tick, service: id })
+            known(&self.service_index, usize::from(id.0)).ok_or(ScoringError::UnknownService { tick, service: id })
         };
 
         let mut verdicts = Vec::with_capacity(ev.verdicts.len());
@@ -478,10 +530,17 @@ impl Scorer {
             if c.planted > tick {
                 return Err(ScoringError::PlantedLater { tick, planted: c.planted });
             }
+            if let Some(lifetime) = self.flag_lifetime
+                && u64::from(tick.0) >= u64::from(c.planted.0) + u64::from(lifetime)
+            {
+                return Err(ScoringError::Expired { tick, planted: c.planted, lifetime });
+            }
             let key = FlagKey { victim: v, service: s, store: c.store.0, planted: c.planted.0 };
-            let dup = ScoringError::DuplicateCapture { tick, attacker: c.attacker, victim: c.victim };
-            if self.flags.get(&key).is_some_and(|f| f.capturers.contains(&a)) {
-                return Err(dup);
+            // The current tick's facts are added when it is applied: none of its flags is
+            // captured yet.
+            let known = self.facts(key.planted).and_then(|f| f.flags.get(&key.slot()));
+            if known.is_some_and(|f| f.capturers.contains(&a)) {
+                return Err(ScoringError::DuplicateCapture { tick, attacker: c.attacker, victim: c.victim });
             }
             captures.push((key, a));
         }
@@ -522,11 +581,12 @@ impl Scorer {
                 }
             }
         }
-        self.ok_history.push(ok);
-        self.active_history.push(active);
+        self.window.push_back(TickFacts { ok, active, ranks_before: self.ranks.clone(), flags: FlagMap::default() });
     }
 
-    fn apply_captures(&mut self, tick: Tick, captures: &[(FlagKey, u32)]) {
+    fn apply_captures(&mut self, captures: &[(FlagKey, u32)]) {
+        let Scorer { formula, teams, services, cells, window, window_start, .. } = self;
+        let n_services = services.len();
         let mut i = 0;
         let mut new = Vec::new();
         while i < captures.len() {
@@ -536,13 +596,14 @@ impl Scorer {
             new.extend(captures[i..end].iter().map(|c| c.1));
             i = end;
 
-            if !self.flags.contains_key(&key) {
-                let flag = self.new_flag(key, tick);
-                self.flags.insert(key, flag);
-            }
-            let Scorer { formula, flags, cells, services, .. } = self;
-            let flag = flags.get_mut(&key).expect("inserted above");
-            let n_services = services.len();
+            // Validation kept every capture inside the window.
+            let TickFacts { ok, active, ranks_before, flags } = &mut window[(key.planted - *window_start) as usize];
+            let flag = flags.entry(key.slot()).or_insert_with(|| FlagState {
+                capturers: Vec::new(),
+                victim_nop: teams[key.victim as usize].nop,
+                victim_rank: ranks_before[key.victim as usize],
+                plant_active: ok[cell_at(n_services, key.victim, key.service)].then_some(*active),
+            });
             match formula {
                 ScoringFormula::Faust | ScoringFormula::Saarctf => {
                     count_captures(cells, n_services, *formula == ScoringFormula::Saarctf, key, flag, &new)
@@ -556,20 +617,6 @@ impl Scorer {
                 }
             }
             flag.capturers.extend_from_slice(&new);
-        }
-    }
-
-    fn new_flag(&self, key: FlagKey, tick: Tick) -> FlagState {
-        let planted = key.planted as usize;
-        let victim_rank =
-            if planted == 0 { self.teams.len() as u32 } else { self.rank_history[planted - 1][key.victim as usize] };
-        let up = self.ok_history[planted][self.cell_index(key.victim, key.service)];
-        debug_assert!(planted <= tick.0 as usize);
-        FlagState {
-            capturers: Vec::new(),
-            victim_nop: self.teams[key.victim as usize].nop,
-            victim_rank,
-            plant_active: up.then_some(self.active_history[planted]),
         }
     }
 
@@ -619,6 +666,18 @@ impl Cell {
             passed: 0,
         }
     }
+}
+
+/// Marks an id no team or service has in [`dense_index`]'s table.
+const NO_INDEX: u32 = u32::MAX;
+
+/// A table from ids (small integers) to their position in `ids`' order.
+fn dense_index(ids: impl Iterator<Item = usize> + Clone) -> Vec<u32> {
+    let mut index = vec![NO_INDEX; ids.clone().max().map_or(0, |m| m + 1)];
+    for (i, id) in ids.enumerate() {
+        index[id] = i as u32;
+    }
+    index
 }
 
 fn cell_at(n_services: usize, team: u32, service: u32) -> usize {
