@@ -3,7 +3,8 @@
 //! that keeps every flag, next to recomputing a whole 100-tick drill from its events; then one
 //! tick of 100 to 1,000 teams, to show how the cost grows with the field.
 //!
-//! Run with `cargo bench -p gongfang-core --bench scoring`. Prints medians; no assertions.
+//! Run with `cargo bench -p gongfang-core --bench scoring`. Prints the median over the timed
+//! ticks, each closed by a scorer that lives through the drill as the engine's does; no assertions.
 //! Times are the thread's CPU time (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`, which resolves
 //! nanoseconds, where `/proc/thread-self/schedstat` advances in scheduler ticks), so a busy
 //! machine does not inflate them; where that clock is missing, wall-clock time.
@@ -22,6 +23,7 @@ const STORES: u8 = 2;
 const CAPTURES_PER_TEAM: u64 = 20;
 const LIFETIME: u32 = 5;
 const TICKS: u32 = 100;
+/// Ticks timed in the scaling table, after the same 50 warm-up ticks.
 const RUNS: usize = 21;
 
 /// splitmix64: reproducible games without a dependency.
@@ -37,7 +39,9 @@ impl Rng {
     }
 }
 
-fn game(n_teams: u16, n_ticks: u32) -> (Vec<ScoredTeam>, Vec<ScoredService>, Vec<TickEvents>) {
+type Game = (Vec<ScoredTeam>, Vec<ScoredService>, Vec<TickEvents>);
+
+fn game(n_teams: u16, n_ticks: u32) -> Game {
     let teams: Vec<ScoredTeam> =
         (1..=n_teams).map(|id| ScoredTeam { id: TeamId(id), role: Role::Both, nop: id == n_teams }).collect();
     let services: Vec<ScoredService> =
@@ -110,27 +114,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// The median time `scorer` takes to close `tick`, each run on a fresh copy.
-fn one_tick(scorer: &Scorer, tick: &TickEvents) -> Duration {
-    median(
-        (0..RUNS)
-            .map(|_| {
-                let mut s = scorer.clone();
-                let start = Stopwatch::start();
-                black_box(s.close_tick(tick).unwrap());
-                start.elapsed()
-            })
-            .collect(),
-    )
-}
-
-/// A scorer that has closed the first `warm` ticks.
-fn warmed(
-    formula: ScoringFormula,
-    game: &(Vec<ScoredTeam>, Vec<ScoredService>, Vec<TickEvents>),
-    warm: usize,
-    forget: bool,
-) -> Scorer {
+/// What one tick costs a long-lived scorer, as in the engine: each of the ticks after the first
+/// `warm` closed and timed one after the other; their median.
+fn per_tick(formula: ScoringFormula, game: &Game, warm: usize, forget: bool) -> Duration {
     let (teams, services, ticks) = game;
     let mut scorer = Scorer::new(formula, teams, services).unwrap();
     if forget {
@@ -139,7 +125,16 @@ fn warmed(
     for t in &ticks[..warm] {
         scorer.close_tick(t).unwrap();
     }
-    scorer
+    median(
+        ticks[warm..]
+            .iter()
+            .map(|t| {
+                let start = Stopwatch::start();
+                black_box(scorer.close_tick(t).unwrap());
+                start.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn main() {
@@ -149,11 +144,11 @@ fn main() {
         "game: {TEAMS} teams × {SERVICES} services, {TICKS} ticks, {} captures/tick on average, flags live {LIFETIME} ticks",
         captures / full.2.len()
     );
-    // Score tick 50 of a drill already 50 ticks in: flags have history, captures move buckets.
+    // Ticks 50 to 99 of a drill: flags have history, captures move buckets.
     let warm = 50usize;
     for formula in [ScoringFormula::Faust, ScoringFormula::Forcad, ScoringFormula::Saarctf] {
-        let forgets = one_tick(&warmed(formula, &full, warm, true), &full.2[warm]);
-        let keeps = one_tick(&warmed(formula, &full, warm, false), &full.2[warm]);
+        let forgets = per_tick(formula, &full, warm, true);
+        let keeps = per_tick(formula, &full, warm, false);
         let all = median(
             (0..5)
                 .map(|_| {
@@ -175,8 +170,8 @@ fn main() {
     }
     println!("FAUST, one tick by the size of the field ({SERVICES} services, ~{CAPTURES_PER_TEAM} captures per team):");
     for n in FIELDS {
-        let g = game(n, warm as u32 + 1);
-        let t = one_tick(&warmed(ScoringFormula::Faust, &g, warm, true), &g.2[warm]);
+        let g = game(n, (warm + RUNS) as u32);
+        let t = per_tick(ScoringFormula::Faust, &g, warm, true);
         println!("  {n:>5} teams: {:.2} ms, {:.2} µs per team", ms(t), t.as_secs_f64() * 1e6 / f64::from(n));
     }
 }
