@@ -26,6 +26,8 @@ use gongfang_engine::{ActionRequest, CheckerRunner, Engine, EngineConfig, Manual
 use gongfang_store::{ScorerSnapshot, Store, SubmissionOutcome, marks_digest};
 use gongfang_test_support::TestDb;
 use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::broadcast;
 
 const TEAMS: u16 = 500;
@@ -41,19 +43,6 @@ struct NoChecks;
 impl CheckerRunner for NoChecks {
     async fn run(&self, r: ActionRequest) -> ActionOutcome {
         unreachable!("resuming ran an action: {:?}", r.action)
-    }
-}
-
-/// splitmix64: a reproducible drill without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % n
     }
 }
 
@@ -88,7 +77,7 @@ async fn bench() -> anyhow::Result<()> {
     let teams: Vec<ScoredTeam> = scenario.teams.iter().map(ScoredTeam::from).collect();
     let services: Vec<ScoredService> = scenario.services.iter().map(ScoredService::from).collect();
     let mut scorer = Scorer::new(scenario.drill.scoring, &teams, &services)?.with_flag_lifetime(LIFETIME);
-    let mut rng = Rng(7);
+    let mut rng = StdRng::seed_from_u64(7);
     for t in 0..ticks {
         fill_tick(&store, &mut scorer, &mut rng, t).await?;
     }
@@ -143,13 +132,13 @@ async fn bench() -> anyhow::Result<()> {
 }
 
 /// Stores tick `t` as the engine would and scores it.
-async fn fill_tick(store: &Store, scorer: &mut Scorer, rng: &mut Rng, t: u32) -> anyhow::Result<()> {
+async fn fill_tick(store: &Store, scorer: &mut Scorer, rng: &mut StdRng, t: u32) -> anyhow::Result<()> {
     store.open_tick(Tick(t), at(t)).await?;
     let mut results = Vec::with_capacity(usize::from(TEAMS) * usize::from(SERVICES));
     let mut verdicts = Vec::with_capacity(results.capacity());
     for team in 1..=TEAMS {
         for service in 1..=SERVICES {
-            let verdict = if rng.below(10) < 8 { Verdict::Ok } else { Verdict::ALL[rng.below(5) as usize] };
+            let verdict = if rng.random_ratio(8, 10) { Verdict::Ok } else { Verdict::ALL[rng.random_range(0..5)] };
             results.push(CheckResult {
                 tick: Tick(t),
                 team: TeamId(team),
@@ -171,14 +160,14 @@ async fn fill_tick(store: &Store, scorer: &mut Scorer, rng: &mut Rng, t: u32) ->
     let mut captures = Vec::with_capacity(CAPTURES);
     let mut seen = std::collections::HashSet::new();
     while captures.len() < CAPTURES {
-        let attacker = TeamId(1 + rng.below(u64::from(TEAMS)) as u16);
-        let victim = TeamId(1 + rng.below(u64::from(TEAMS)) as u16);
+        let attacker = TeamId(rng.random_range(1..=TEAMS));
+        let victim = TeamId(rng.random_range(1..=TEAMS));
         let capture = Capture {
             attacker,
             victim,
-            service: ServiceId(1 + rng.below(u64::from(SERVICES)) as u8),
-            store: StoreIdx(rng.below(2) as u8),
-            planted: Tick(t.saturating_sub(rng.below(u64::from(LIFETIME)) as u32)),
+            service: ServiceId(rng.random_range(1..=SERVICES)),
+            store: StoreIdx(rng.random_range(0..2)),
+            planted: Tick(t.saturating_sub(rng.random_range(0..LIFETIME))),
             submitted: Tick(t),
         };
         // Each flag once per attacker, ever: the ones of earlier ticks are told apart by tick.
