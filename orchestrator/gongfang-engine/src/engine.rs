@@ -503,11 +503,18 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
     }
 }
 
-/// A fresh scorer for the drill.
+fn scored_teams(s: &Scenario) -> Vec<ScoredTeam> {
+    s.teams.iter().map(ScoredTeam::from).collect()
+}
+
+fn scored_services(s: &Scenario) -> Vec<ScoredService> {
+    s.services.iter().map(ScoredService::from).collect()
+}
+
+/// A fresh scorer for the drill, forgetting flags once the scenario's lifetime is over.
 fn new_scorer(s: &Scenario) -> Result<Scorer, ScoringError> {
-    let teams: Vec<ScoredTeam> = s.teams.iter().map(ScoredTeam::from).collect();
-    let services: Vec<ScoredService> = s.services.iter().map(ScoredService::from).collect();
-    Ok(Scorer::new(s.drill.scoring, &teams, &services)?.with_flag_lifetime(s.drill.flag_lifetime))
+    let scorer = Scorer::new(s.drill.scoring, &scored_teams(s), &scored_services(s))?;
+    Ok(scorer.with_flag_lifetime(s.drill.flag_lifetime))
 }
 
 /// The scorer of the stored snapshot, if there is one the drill can continue from: taken with
@@ -562,20 +569,48 @@ struct ResultBatch {
 /// Final verdict and public message per defending team × service.
 type Verdicts = HashMap<(TeamId, ServiceId), (Verdict, String)>;
 
-/// Every scored tick replayed from the store into a new scorer: the scorer ready for the next
-/// tick, the last verdict of each team × service, and (when `keep_rows`) every tick's score
-/// rows, which for a long drill of many teams are many.
+/// The scored ticks replayed from the store into `from` (a restored snapshot), or into a new
+/// scorer when there is none: the scorer ready for the next tick, the last verdict of each
+/// team × service, and (when `keep_rows`) the replayed ticks' score rows, which for a long
+/// drill of many teams are many.
 async fn replay_scored(
     store: &Store,
     s: &Scenario,
     defective: &DefectiveCells,
     keep_rows: bool,
     from: Option<Scorer>,
-) -> Result<(Scorer, HashMap<(TeamId, ServiceId), Verdict>, Vec<ScoreRow>), EngineError> {
-    let mut scorer = match from {
-        Some(scorer) => scorer,
-        None => new_scorer(s)?,
+) -> Result<Replayed, EngineError> {
+    let Some(scorer) = from else {
+        return match replay_into(store, s, defective, keep_rows, new_scorer(s)?).await {
+            // Accepted while the scenario gave flags a longer life: score as before lifetimes.
+            Err(EngineError::Scoring(ScoringError::Expired { tick, planted, lifetime })) => {
+                warn!(
+                    tick = tick.0,
+                    planted = planted.0,
+                    lifetime,
+                    "a stored capture is older than the scenario's flag lifetime (was it shortened?); \
+                     the scorer keeps every flag from now on"
+                );
+                let unbounded = Scorer::new(s.drill.scoring, &scored_teams(s), &scored_services(s))?;
+                replay_into(store, s, defective, keep_rows, unbounded).await
+            }
+            other => other,
+        };
     };
+    replay_into(store, s, defective, keep_rows, scorer).await
+}
+
+/// A scorer, its last verdicts and, when asked for, the score rows of the ticks it replayed.
+type Replayed = (Scorer, HashMap<(TeamId, ServiceId), Verdict>, Vec<ScoreRow>);
+
+/// Feeds `scorer` every scored tick it has not closed yet.
+async fn replay_into(
+    store: &Store,
+    s: &Scenario,
+    defective: &DefectiveCells,
+    keep_rows: bool,
+    mut scorer: Scorer,
+) -> Result<Replayed, EngineError> {
     let mut last_verdicts = HashMap::new();
     let mut rows = Vec::new();
     let mut last_scored = None;

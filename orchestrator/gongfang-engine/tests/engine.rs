@@ -383,6 +383,43 @@ async fn a_restarted_engine_continues_from_the_scorers_snapshot_when_it_fits() {
     assert_eq!(stale_db.store.scorer_snapshot().await.unwrap().unwrap().tick, Tick(4), "and snapshotted again");
 }
 
+/// A capture older than the scenario's flag lifetime (stored while the scenario gave flags a
+/// longer life) does not stop the drill: the engine scores with every flag kept, as before.
+#[tokio::test]
+async fn a_capture_older_than_the_flag_lifetime_is_scored_without_forgetting_flags() {
+    let db = TestDb::sqlite().await;
+    let services = SimulatedServices::default();
+    let mut e = engine(&db.store, services.clone()).await;
+    for t in 0..6 {
+        e.play_tick(Tick(t)).await.unwrap();
+    }
+    drop(e);
+    // Bravo's tick-1 flag, captured by alpha in tick 5: four ticks old, the lifetime is 3.
+    let old = gongfang_core::NewSubmission {
+        capture: gongfang_core::scoring::Capture {
+            attacker: TeamId(1),
+            victim: TeamId(2),
+            service: ServiceId(1),
+            store: gongfang_core::StoreIdx(0),
+            planted: Tick(1),
+            submitted: Tick(5),
+        },
+        flag: "FLAG_of_a_longer_life".into(),
+        submitted_at: start(),
+    };
+    db.store.insert_submissions(&[old]).await.unwrap();
+    // Every stored tick is scored again (the snapshot was taken before the capture was stored).
+    let stale = db.store.scorer_snapshot().await.unwrap().unwrap();
+    let other = gongfang_store::ScorerSnapshot { marks: "marks of another time".into(), ..stale };
+    db.store.save_scorer_snapshot(&other).await.unwrap();
+    let mut e = engine(&db.store, services).await;
+    assert_eq!(e.next_tick(), Tick(6));
+    let report = e.play_tick(Tick(6)).await.unwrap();
+    let alpha = report.scores.team(TeamId(1)).unwrap().score;
+    let bravo = report.scores.team(TeamId(2)).unwrap().score;
+    assert!(alpha.attack > 0.0 && bravo.defence < 0.0, "the old capture counts: {alpha:?} {bravo:?}");
+}
+
 /// The simulated services, with an organiser who extends the drill by three minutes while
 /// tick 8 runs.
 #[derive(Clone)]
