@@ -15,7 +15,7 @@ use gongfang_core::{
     Action, ActionCtx, ActionOutcome, CheckResult, CheckerFault, ExploitReplay, Exposure, FlagCodec, FlagInfo, FlagRef,
     PlantedFlag, ScoreRow, ServiceId, Target, TeamId, Tick, Verdict,
 };
-use gongfang_store::{DefectiveCells, ScorerSnapshot, Store, StoreError, marks_digest};
+use gongfang_store::{DefectiveCells, ScorerSnapshot, Store, StoreError, TickRecord, marks_digest};
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinSet;
 use tracing::{info, instrument, warn};
@@ -139,6 +139,8 @@ pub struct Engine<C: Clock, R: CheckerRunner> {
     last_verdicts: HashMap<(TeamId, ServiceId), Verdict>,
     /// Results organisers marked defective: scored as `checker-error`.
     defective: DefectiveCells,
+    /// [`marks_digest`] of `defective`, stored with every scorer snapshot.
+    defective_digest: String,
     /// Changes when an organiser marks a result defective: every tick is scored again.
     marks: watch::Receiver<u64>,
     /// The paused flag as last announced on the event feed, to announce each pause and resume
@@ -174,13 +176,16 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let mut marks = store.defective_watch();
         marks.mark_unchanged();
         let defective = store.defective_cells().await?;
-        let snapshot = usable_snapshot(&store, s, &defective).await?;
+        let defective_digest = marks_digest(&defective);
+        let ticks = store.list_ticks().await?;
+        let snapshot = usable_snapshot(&store, s, &ticks, &defective_digest).await?;
         // Marks made while no engine ran (after the drill's end, or while it was stopped)
         // are applied now: the stored scores become what the replay computed. Without marks
         // the stored rows are already those, and none are kept. The ticks replayed after a
         // snapshot are few; their rows are written again whatever the marks.
         let keep_rows = snapshot.is_some() || !defective.is_empty();
-        let (scorer, last_verdicts, rows) = replay_scored(&store, s, &defective, keep_rows, snapshot).await?;
+        let (scorer, last_verdicts, rows) =
+            replay_scored(&store, s, &ticks, &defective, keep_rows, snapshot).await?;
         if keep_rows {
             store.upsert_scores(&rows).await?;
         }
@@ -199,6 +204,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
             scorer,
             last_verdicts,
             defective,
+            defective_digest,
             marks,
             announced_paused: Arc::new(AtomicBool::new(false)),
         })
@@ -293,7 +299,9 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
     pub async fn rescore(&mut self) -> Result<(), EngineError> {
         let s = self.cfg.scenario.clone();
         self.defective = self.store.defective_cells().await?;
-        let (scorer, _, rows) = replay_scored(&self.store, &s, &self.defective, true, None).await?;
+        self.defective_digest = marks_digest(&self.defective);
+        let ticks = self.store.list_ticks().await?;
+        let (scorer, _, rows) = replay_scored(&self.store, &s, &ticks, &self.defective, true, None).await?;
         self.store.upsert_scores(&rows).await?;
         self.scorer = scorer;
         self.save_snapshot().await;
@@ -493,7 +501,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         let Some(tick) = self.scorer.next_tick().0.checked_sub(1) else { return };
         let snapshot = ScorerSnapshot {
             tick: Tick(tick),
-            marks: marks_digest(&self.defective),
+            marks: self.defective_digest.clone(),
             state: self.scorer.snapshot(),
             taken_at: self.clock.now(),
         };
@@ -523,17 +531,18 @@ fn new_scorer(s: &Scenario) -> Result<Scorer, ScoringError> {
 async fn usable_snapshot(
     store: &Store,
     s: &Scenario,
-    defective: &DefectiveCells,
+    ticks: &[TickRecord],
+    marks: &str,
 ) -> Result<Option<Scorer>, EngineError> {
     let Some(snapshot) = store.scorer_snapshot().await? else { return Ok(None) };
-    if snapshot.marks != marks_digest(defective) {
+    if snapshot.marks != marks {
         info!(
             tick = snapshot.tick.0,
             "results were marked defective since the scorer's snapshot: every tick is scored again"
         );
         return Ok(None);
     }
-    let scored = store.list_ticks().await?.iter().take_while(|t| t.is_scored()).count();
+    let scored = ticks.iter().take_while(|t| t.is_scored()).count();
     if snapshot.tick.0 as usize >= scored {
         warn!(
             tick = snapshot.tick.0,
@@ -576,12 +585,13 @@ type Verdicts = HashMap<(TeamId, ServiceId), (Verdict, String)>;
 async fn replay_scored(
     store: &Store,
     s: &Scenario,
+    ticks: &[TickRecord],
     defective: &DefectiveCells,
     keep_rows: bool,
     from: Option<Scorer>,
 ) -> Result<Replayed, EngineError> {
     let Some(scorer) = from else {
-        return match replay_into(store, s, defective, keep_rows, new_scorer(s)?).await {
+        return match replay_into(store, s, ticks, defective, keep_rows, new_scorer(s)?).await {
             // Accepted while the scenario gave flags a longer life: score as before lifetimes.
             Err(EngineError::Scoring(ScoringError::Expired { tick, planted, lifetime })) => {
                 warn!(
@@ -592,21 +602,22 @@ async fn replay_scored(
                      the scorer keeps every flag from now on"
                 );
                 let unbounded = Scorer::new(s.drill.scoring, &scored_teams(s), &scored_services(s))?;
-                replay_into(store, s, defective, keep_rows, unbounded).await
+                replay_into(store, s, ticks, defective, keep_rows, unbounded).await
             }
             other => other,
         };
     };
-    replay_into(store, s, defective, keep_rows, scorer).await
+    replay_into(store, s, ticks, defective, keep_rows, scorer).await
 }
 
 /// A scorer, its last verdicts and, when asked for, the score rows of the ticks it replayed.
 type Replayed = (Scorer, HashMap<(TeamId, ServiceId), Verdict>, Vec<ScoreRow>);
 
-/// Feeds `scorer` every scored tick it has not closed yet.
+/// Feeds `scorer` every scored tick of `ticks` it has not closed yet.
 async fn replay_into(
     store: &Store,
     s: &Scenario,
+    ticks: &[TickRecord],
     defective: &DefectiveCells,
     keep_rows: bool,
     mut scorer: Scorer,
@@ -614,7 +625,7 @@ async fn replay_into(
     let mut last_verdicts = HashMap::new();
     let mut rows = Vec::new();
     let mut last_scored = None;
-    for record in store.list_ticks().await? {
+    for record in ticks {
         if !record.is_scored() {
             break;
         }
@@ -636,8 +647,8 @@ async fn replay_into(
     if let Some(tick) = last_scored
         && last_verdicts.is_empty()
     {
-        let (events, _) = stored_events(store, s, tick, defective).await?;
-        last_verdicts.extend(events.verdicts.iter().map(|v| ((v.team, v.service), v.verdict)));
+        let (verdicts, _) = stored_verdicts(store, s, tick, defective).await?;
+        last_verdicts.extend(verdicts.iter().map(|v| ((v.team, v.service), v.verdict)));
     }
     Ok((scorer, last_verdicts, rows))
 }
@@ -651,6 +662,19 @@ async fn stored_events(
     tick: Tick,
     defective: &DefectiveCells,
 ) -> Result<(TickEvents, Verdicts), EngineError> {
+    let (verdicts, judged) = stored_verdicts(store, s, tick, defective).await?;
+    let captures = store.submissions_in_tick(tick).await?.into_iter().map(|s| s.submission.capture).collect();
+    Ok((TickEvents { tick, verdicts, captures }, judged))
+}
+
+/// A tick's verdict for every defending team × service, from its stored results, with the
+/// public message that goes with each.
+async fn stored_verdicts(
+    store: &Store,
+    s: &Scenario,
+    tick: Tick,
+    defective: &DefectiveCells,
+) -> Result<(Vec<ServiceVerdict>, Verdicts), EngineError> {
     let results = store.check_results(tick, None).await?;
     let mut by_cell: HashMap<(TeamId, ServiceId), Vec<(Verdict, &str)>> = HashMap::new();
     for r in &results {
@@ -669,8 +693,7 @@ async fn stored_events(
             judged.insert(cell, (verdict, message));
         }
     }
-    let captures = store.submissions_in_tick(tick).await?.into_iter().map(|s| s.submission.capture).collect();
-    Ok((TickEvents { tick, verdicts, captures }, judged))
+    Ok((verdicts, judged))
 }
 
 /// What one finished action gives: a checker result (with the flag a successful `put`

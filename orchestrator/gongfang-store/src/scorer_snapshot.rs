@@ -9,6 +9,7 @@ use sea_orm::{ActiveValue::Set, EntityTrait, sea_query::OnConflict};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, corrupt};
+use crate::rows::tick_i32;
 use crate::{DefectiveCells, Store};
 
 /// Entity of `scorer_snapshot` (`m20261222_000001_scorer_snapshot`). Private to this module.
@@ -68,7 +69,7 @@ impl Store {
     pub async fn save_scorer_snapshot(&self, snapshot: &ScorerSnapshot) -> Result<()> {
         let row = entity::ActiveModel {
             id: Set(SNAPSHOT_ROW),
-            tick: Set(i32::try_from(snapshot.tick.0).unwrap_or(i32::MAX)),
+            tick: Set(tick_i32(snapshot.tick)),
             marks: Set(snapshot.marks.clone()),
             state: Set(snapshot.state.clone()),
             taken_at: Set(snapshot.taken_at),
