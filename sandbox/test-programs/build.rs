@@ -23,6 +23,7 @@ const FIXTURES: &[&str] = &[
     "flaky",
     "socket-flood",
     "socket-storm",
+    "residue",
 ];
 
 /// Challenges whose checker is a member of the guests workspace (`challenges/NAME/checker`,

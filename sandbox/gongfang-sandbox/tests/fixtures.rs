@@ -376,3 +376,29 @@ async fn a_file_that_is_not_a_component_is_refused() {
     let err = sandbox().load(&path).expect_err("garbage is not a component");
     assert!(err.to_string().contains("not a valid checker component"), "{err}");
 }
+
+/// A pool slot's memory is reset between actions, whether its pages go back to the kernel or
+/// are kept resident and reset in place: with one slot, every action of the `residue` checker
+/// runs in the memory the one before wrote (a static flag, a static buffer, 3 MiB of heap) and
+/// must find none of it.
+#[tokio::test]
+async fn an_action_finds_nothing_an_earlier_action_left_in_memory() {
+    let sandbox = Sandbox::new(SandboxConfig {
+        cache_dir: None,
+        max_concurrent_actions: 1,
+        epoch_tick: Duration::from_millis(10),
+        limits: LIMITS,
+    })
+    .expect("sandbox");
+    let checker = sandbox.load(components::RESIDUE).expect("load the residue checker");
+    let target = Target { address: LOCALHOST, ports: vec![9] };
+    for tick in 0..6 {
+        let ctx = ActionCtx { team: TeamId(1), tick: Tick(tick), seed: u64::from(tick) };
+        let outcome = match tick % 3 {
+            0 => checker.check(&target, &ctx).await,
+            1 => checker.put(&target, &ctx, StoreIdx(0), "FLAG{residue}").await,
+            _ => checker.get(&target, &ctx, StoreIdx(0), "FLAG{residue}", b"FLAG{residue}").await,
+        };
+        assert_eq!(outcome.verdict, Verdict::Ok, "action {tick}: {outcome:#?}");
+    }
+}
