@@ -85,7 +85,20 @@ enum Command {
     Export(export_cli::Args),
 }
 
+/// Errors capture no backtrace, even when `RUST_BACKTRACE` asks for one on panics: wasmtime
+/// builds an error each time it disposes of a checker's store, and a backtrace there would cost
+/// every checker action more than the rest of its teardown. Panics keep theirs, and
+/// `RUST_LIB_BACKTRACE=1` turns errors' back on.
+#[allow(unsafe_code)]
+fn errors_without_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called first thing in `main`, before any other thread exists.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 fn main() -> ExitCode {
+    errors_without_backtraces();
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GONGFANG_LOG").unwrap_or_else(|_| "info".into()))

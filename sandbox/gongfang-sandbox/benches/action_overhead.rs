@@ -23,6 +23,14 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 }
 
 fn main() -> anyhow::Result<()> {
+    // As `gongfang` does: errors capture no backtrace unless `RUST_LIB_BACKTRACE` says so.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("RUST_LIB_BACKTRACE", "0");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: 16, ..Default::default() })?;
     let checker = sandbox.load(components::TRIVIAL)?;
