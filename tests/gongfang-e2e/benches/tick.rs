@@ -6,7 +6,9 @@
 //! the same parallelism; and the same ticks again with every service's reference exploit
 //! replayed against every team (the exploit replay), to show what it adds.
 //!
-//! Run with `cargo bench -p gongfang-e2e --bench tick`.
+//! Run with `cargo bench -p gongfang-e2e --bench tick`. With `TICK_BENCH_SCALING=1` it then
+//! plays the same three ticks (no replay) with 100, 250, 500 and 1,000 teams × 10 services and
+//! prints how the time per action grows with the drill.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -27,13 +29,15 @@ use gongfang_test_support::scenario::{ScenarioBuilder, service, team};
 use tokio::sync::broadcast;
 
 const TEAMS: u16 = 500;
+/// Field sizes of the scaling table (`TICK_BENCH_SCALING=1`).
+const SCALING_TEAMS: [u16; 4] = [100, 250, 500, 1000];
 const SERVICES: u8 = 10;
 const PYTHON_SAMPLE: usize = 200;
 const CONCURRENCY: usize = 64;
 
-fn scenario() -> Scenario {
+fn scenario(teams: u16) -> Scenario {
     let mut scenario = ScenarioBuilder::new("bench").secret("tick-benchmark-secret-0123456789");
-    for i in 1..=TEAMS {
+    for i in 1..=teams {
         let (a, b) = (100 + i / 250, i % 250);
         scenario = scenario.team(team(i, &format!("t{i}")).network(&format!("10.{a}.{b}.0/24")));
     }
@@ -83,14 +87,14 @@ async fn play(
         let results = store.check_results(Tick(t), None).await?;
         if let Some(bad) = results.iter().find(|r| r.verdict != Verdict::Ok) {
             let count = results.iter().filter(|r| r.verdict != Verdict::Ok).count();
-            anyhow::bail!("tick {t}: {count} actions not ok, e.g. {bad:?}");
+            anyhow::bail!("tick {t}: {count} actions not ok, e.g. {bad:?}{}", conntrack_hint());
         }
         anyhow::ensure!(report.verdicts.values().all(|(v, _)| *v == Verdict::Ok), "every service ok in tick {t}");
         let replays = store.exploit_replays(Tick(t), Tick(t), None).await?;
         if replay && t > 0 {
             // The stub keeps every flag: the reference exploit must find each one.
             anyhow::ensure!(
-                replays.len() == usize::from(TEAMS) * usize::from(SERVICES)
+                replays.len() == s.teams.len() * usize::from(SERVICES)
                     && replays.iter().all(|r| r.exposure == Exposure::Exploitable),
                 "tick {t}: {} replays, not all exploitable",
                 replays.len()
@@ -107,19 +111,82 @@ async fn play(
     Ok((times, actions))
 }
 
+/// Where Docker's firewall rules track connections, every loopback connection of the
+/// benchmark takes a place in the kernel's conntrack table for two minutes after it closes; a
+/// full table drops new connections, which the checkers report as `down`. Says so when full.
+fn conntrack_hint() -> String {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/netfilter/{name}")).ok()?.trim().parse::<u64>().ok()
+    };
+    match (read("nf_conntrack_count"), read("nf_conntrack_max")) {
+        (Some(count), Some(max)) if count * 10 >= max * 9 => format!(
+            "\nthe kernel's conntrack table is full ({count} of {max}): wait two minutes between runs, \
+             or raise it with `sysctl -w net.netfilter.nf_conntrack_max=2097152`"
+        ),
+        _ => String::new(),
+    }
+}
+
+/// One stub service per team × service, as in a drill (5,000 listeners on loopback for 500
+/// teams).
+async fn start_stubs(teams: u16) -> anyhow::Result<HashMap<(TeamId, ServiceId), KvService>> {
+    let mut stubs = HashMap::new();
+    for team in 1..=teams {
+        for service in 1..=SERVICES {
+            let stub = KvService::start(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
+            stubs.insert((TeamId(team), ServiceId(service)), stub);
+        }
+    }
+    Ok(stubs)
+}
+
+fn addresses(stubs: &HashMap<(TeamId, ServiceId), KvService>) -> HashMap<(TeamId, ServiceId), SocketAddr> {
+    stubs.iter().map(|(k, v)| (*k, v.addr())).collect()
+}
+
+/// Ticks 0–2 (no replay) at each size of [`SCALING_TEAMS`]: the last tick's time and its time
+/// per action.
+fn scaling(runtime: &tokio::runtime::Runtime) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    for teams in SCALING_TEAMS {
+        let (tick, actions) = runtime.block_on(async {
+            let stubs = start_stubs(teams).await?;
+            let s = Arc::new(scenario(teams));
+            let sandbox =
+                Sandbox::new(SandboxConfig { max_concurrent_actions: CONCURRENCY as u32, ..Default::default() })?;
+            let runner = SandboxRunner::load(&sandbox, &s)?;
+            let (times, actions) = play(&s, runner, &addresses(&stubs), false).await?;
+            anyhow::Ok((*times.last().expect("three ticks"), actions))
+        })?;
+        rows.push((teams, actions, tick));
+    }
+    println!();
+    println!("how the tick grows with the drill (tick 2: put, two gets and a check per team x service)");
+    println!("  {:>6} {:>9} {:>9} {:>13}", "teams", "actions", "tick", "per action");
+    for (teams, actions, tick) in rows {
+        println!(
+            "  {teams:>6} {actions:>9} {:>7.2} s {:>10.1} µs",
+            tick.as_secs_f64(),
+            tick.as_secs_f64() * 1e6 / actions as f64
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
+    // As `gongfang` does: errors capture no backtrace unless `RUST_LIB_BACKTRACE` says so.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var("RUST_LIB_BACKTRACE", "0");
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (wasm_times, actions, replay_times, replay_actions, stubs) = runtime.block_on(async {
-        // One stub service per team × service, as in a drill: 5,000 listeners on loopback.
-        let mut stubs = HashMap::new();
-        for team in 1..=TEAMS {
-            for service in 1..=SERVICES {
-                let stub = KvService::start(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0)).await?;
-                stubs.insert((TeamId(team), ServiceId(service)), stub);
-            }
-        }
-        let addrs: HashMap<(TeamId, ServiceId), SocketAddr> = stubs.iter().map(|(k, v)| (*k, v.addr())).collect();
-        let s = Arc::new(scenario());
+        let stubs = start_stubs(TEAMS).await?;
+        let addrs = addresses(&stubs);
+        let s = Arc::new(scenario(TEAMS));
         let sandbox = Sandbox::new(SandboxConfig { max_concurrent_actions: CONCURRENCY as u32, ..Default::default() })?;
         let runner = SandboxRunner::load(&sandbox, &s)?;
         let (times, actions) = play(&s, runner.clone(), &addrs, false).await?;
@@ -172,6 +239,10 @@ fn main() -> anyhow::Result<()> {
         "  replay adds {:+.1} % to the tick; target ≤ 30 %",
         (replay_tick.as_secs_f64() / wasm_tick.as_secs_f64() - 1.0) * 100.0
     );
+    drop(stubs);
+    if std::env::var_os("TICK_BENCH_SCALING").is_some_and(|v| v == "1") {
+        scaling(&runtime)?;
+    }
     drop(runtime);
     Ok(())
 }
