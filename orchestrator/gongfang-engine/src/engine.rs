@@ -184,8 +184,7 @@ impl<C: Clock, R: CheckerRunner> Engine<C, R> {
         // the stored rows are already those, and none are kept. The ticks replayed after a
         // snapshot are few; their rows are written again whatever the marks.
         let keep_rows = snapshot.is_some() || !defective.is_empty();
-        let (scorer, last_verdicts, rows) =
-            replay_scored(&store, s, &ticks, &defective, keep_rows, snapshot).await?;
+        let (scorer, last_verdicts, rows) = replay_scored(&store, s, &ticks, &defective, keep_rows, snapshot).await?;
         if keep_rows {
             store.upsert_scores(&rows).await?;
         }
