@@ -379,8 +379,9 @@ async fn a_file_that_is_not_a_component_is_refused() {
 
 /// A pool slot's memory is reset between actions, whether its pages go back to the kernel or
 /// are kept resident and reset in place: with one slot, every action of the `residue` checker
-/// runs in the memory the one before wrote (a static flag, a static buffer, 3 MiB of heap) and
-/// must find none of it.
+/// runs in the memory the one before wrote (a static flag, a static buffer, 3 MiB grown with
+/// `memory.grow`) and must find none of it. Its `check` also proves, within one action, that
+/// each probe sees what was written.
 #[tokio::test]
 async fn an_action_finds_nothing_an_earlier_action_left_in_memory() {
     let sandbox = Sandbox::new(SandboxConfig {
